@@ -1,0 +1,68 @@
+/**
+ * Benchmarks of the local backend, printed as comparisons measured side by side in one run:
+ *   - `alekseylearn --help` start-up against a bare `node -e 0` (target ≤ 1.5 ×);
+ *   - `alekseylearn fit examples/iris/train.py` with its environment cached, against the same
+ *     script run directly by that environment's Python (target: ≤ 0.3 s over).
+ * Run with `npm run bench`. Nothing here asserts: it measures and prints.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const cli = path.join(repo, "dist", "src", "cli", "main.js");
+const runs = Number(process.env.BENCH_RUNS ?? 7);
+
+function time(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): number {
+  const start = process.hrtime.bigint();
+  const result = spawnSync(command, args, { ...options, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr}`);
+  return seconds;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Run `a` and `b` alternately `runs` times (so drift hits both alike); return their medians. */
+function compare(a: () => number, b: () => number): [number, number] {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    as.push(a());
+    bs.push(b());
+  }
+  return [median(as), median(bs)];
+}
+
+const ms = (seconds: number): string => `${(seconds * 1000).toFixed(0)} ms`;
+
+// Start-up.
+const [help, bare] = compare(() => time(process.execPath, [cli, "--help"]), () => time(process.execPath, ["-e", "0"]));
+
+// Local backend overhead, environment cached.
+const project = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-"));
+fs.cpSync(path.join(repo, "examples", "iris"), project, { recursive: true });
+const state = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-state-"));
+const env = { ...process.env, XDG_STATE_HOME: state, XDG_CACHE_HOME: process.env.ALEKSEYLEARN_BENCH_CACHE ?? path.join(repo, ".cache", "bench") };
+const warm = spawnSync(process.execPath, [cli, "fit", "train.py", "--json"], { cwd: project, env, encoding: "utf8" });
+if (warm.status !== 0) throw new Error(`warm-up run failed: ${warm.stderr}`);
+const python = path.join(JSON.parse(warm.stdout).provider.environment, "bin", "python");
+const modelDir = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-model-"));
+const [fit, direct] = compare(
+  () => time(process.execPath, [cli, "fit", "train.py"], { cwd: project, env }),
+  () => time(python, ["train.py"], { cwd: project, env: { ...process.env, SM_MODEL_DIR: modelDir } }),
+);
+
+console.log(`alekseylearn local benchmarks (median of ${runs} alternating runs, ${os.cpus().length} cores)`);
+console.log("");
+console.log("what                                   alekseylearn   baseline       result      target");
+console.log(`--help start-up vs node -e 0           ${ms(help).padEnd(15)}${ms(bare).padEnd(15)}${(help / bare).toFixed(2)} ×      ≤ 1.5 ×`);
+console.log(`fit iris (env cached) vs direct python ${ms(fit).padEnd(15)}${ms(direct).padEnd(15)}+${ms(fit - direct).padEnd(10)} ≤ +300 ms`);
+fs.rmSync(project, { recursive: true, force: true });
+fs.rmSync(state, { recursive: true, force: true });
+fs.rmSync(modelDir, { recursive: true, force: true });

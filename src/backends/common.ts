@@ -1,0 +1,8 @@
+/** Settings every backend shares. */
+import type { Schema } from "../spec/schema.js";
+
+/** `output_path` and `instance_count`, the keys every backend understands (each may add a default). */
+export const commonSchema = {
+  output_path: { type: { kind: "string" }, doc: "Where model.tar.gz and output.tar.gz go, under OUTPUT_PATH/JOB/output/." },
+  instance_count: { type: { kind: "integer", min: 1 }, default: 1, doc: "How many machines run the job.", aliases: ["train_instance_count"] },
+} satisfies Schema;

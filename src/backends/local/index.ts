@@ -1,0 +1,159 @@
+/**
+ * The local backend: runs the training artifact on this machine, in a cached
+ * virtual environment, with SageMaker's /opt/ml layout made private to the job.
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import { StringDecoder } from "node:string_decoder";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Context } from "../../context.js";
+import { failure } from "../../errors.js";
+import { isFinal, JobStore, type JobRecord } from "../../jobs/records.js";
+import { ensureEnvironment } from "../../package/environment.js";
+import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
+import { schemeOf } from "../../storage/location.js";
+import type { Backend } from "../types.js";
+import { runLocalJob, runPaths, type RunSetup } from "./run.js";
+import { chooseSandbox } from "./sandbox.js";
+import { localSchema } from "./schema.js";
+
+/** Runs started by this process, so `stop` can reach them without a signal. */
+const active = new Map<string, AbortController>();
+
+/** How often a follower looks for new log lines and a changed state. */
+const POLL_MS = 50;
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Read what `file` holds past `offset` (nothing when it does not exist yet). */
+function readFrom(file: string, offset: number): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size <= offset) return Buffer.alloc(0);
+    const buffer = Buffer.alloc(size - offset);
+    const read = fs.readSync(fd, buffer, 0, buffer.length, offset);
+    return buffer.subarray(0, read);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Start the run in a detached supervisor process that outlives this one. */
+function startSupervisor(job: JobRecord, setup: RunSetup, ctx: Context): number {
+  const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
+  const child = spawn(process.execPath, [script, JSON.stringify({ stateDir: ctx.stateDir, cacheDir: ctx.cacheDir, name: job.name, setup })], {
+    cwd: ctx.cwd,
+    env: ctx.env as NodeJS.ProcessEnv,
+    detached: true,
+    stdio: "ignore",
+  });
+  child.unref();
+  return child.pid!;
+}
+
+/** The local backend. */
+export const localBackend = {
+  name: "local",
+  summary: "this machine, in a cached Python environment with a private /opt/ml (the default)",
+  schema: localSchema,
+  onInterrupt: "stop",
+
+  check(spec) {
+    const problems: string[] = [];
+    if (Number(spec.settings.instance_count) > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
+    if (schemeOf(spec.outputPath)) problems.push(`the local backend writes to a local folder, not ${spec.outputPath}; drop --backend local to use the backend for that scheme`);
+    for (const [channel, location] of Object.entries(spec.inputs)) {
+      if (schemeOf(location)) problems.push(`input ${channel}: the local backend reads local files and folders, not ${location}`);
+      else if (!fs.existsSync(location)) problems.push(`input ${channel}: ${location} does not exist`);
+    }
+    return problems;
+  },
+
+  async submit(job, ctx, options) {
+    const { spec } = job;
+    const sandbox = chooseSandbox(String(spec.settings.sandbox), ctx.env.PATH);
+    if (!sandbox.bwrap) {
+      if (spec.settings.sandbox === "bwrap") throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
+      if (spec.settings.sandbox === "auto") {
+        ctx.reporter.warn(`${sandbox.reason}: the job finds its folders through SM_MODEL_DIR and the other SM_* variables only; a script that writes to /opt/ml directly will fail. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml.`);
+      }
+    }
+    const environment = await ensureEnvironment(
+      { file: spec.environment, python: String(spec.settings.python), extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
+      ctx,
+    );
+    ctx.reporter.info(environment.created ? `Environment ready: ${environment.dir}` : `Using the cached environment ${environment.dir}`);
+    const setup: RunSetup = { python: environment.python, ...(sandbox.bwrap ? { bwrap: sandbox.bwrap } : {}) };
+    const store = new JobStore(ctx.stateDir);
+    const logFile = runPaths(ctx.stateDir, job.name).log;
+    fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
+    const provider = { sandbox: setup.bwrap ? "bwrap" : "none", environment: environment.dir };
+    if (options.detach) {
+      return store.update(job.name, { pid: startSupervisor(job, setup, ctx), logFile, provider });
+    }
+    const controller = new AbortController();
+    active.set(job.name, controller);
+    const record = store.update(job.name, { pid: process.pid, logFile, provider });
+    void runLocalJob(record, setup, ctx, controller.signal).finally(() => active.delete(job.name));
+    return record;
+  },
+
+  async describe(job, ctx) {
+    const store = new JobStore(ctx.stateDir);
+    const record = store.get(job.name);
+    if (!isFinal(record.state) && record.pid && !active.has(record.name) && !alive(record.pid)) {
+      return store.update(record.name, { state: "failed", endedAt: new Date().toISOString(), reason: "the process running the job ended before the job did" });
+    }
+    return record;
+  },
+
+  async *logs(job, ctx, options) {
+    const store = new JobStore(ctx.stateDir);
+    const file = job.logFile ?? runPaths(ctx.stateDir, job.name).log;
+    const decoder = new StringDecoder("utf8");
+    let offset = 0;
+    let partial = "";
+    for (;;) {
+      // The state is read before the bytes: once it is final, the log is already complete.
+      const record = options.follow ? await this.describe(job, ctx) : undefined;
+      const chunk = readFrom(file, offset);
+      offset += chunk.length;
+      const lines = (partial + decoder.write(chunk)).split(/\r?\n/);
+      partial = lines.pop() ?? "";
+      yield* lines;
+      if (!record || isFinal(record.state)) {
+        if (partial) yield partial;
+        return;
+      }
+      try {
+        await sleep(POLL_MS, undefined, { signal: options.signal });
+      } catch {
+        return; // the reader stopped following
+      }
+    }
+  },
+
+  async stop(job, ctx) {
+    const controller = active.get(job.name);
+    if (controller) return controller.abort();
+    const record = await this.describe(job, ctx);
+    if (isFinal(record.state)) return;
+    if (record.pid && alive(record.pid)) process.kill(record.pid, "SIGTERM");
+    else new JobStore(ctx.stateDir).update(job.name, { state: "stopped", endedAt: new Date().toISOString(), reason: "stopped by request" });
+  },
+} satisfies Backend;

@@ -1,0 +1,53 @@
+/**
+ * Making /opt/ml private to one job with bubblewrap: the whole file system is
+ * shared as it is, except that /opt is a fresh tmpfs holding the host's /opt
+ * entries again plus this job's folder at /opt/ml. Two jobs never share a
+ * folder, and nothing is created on the host's /opt.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import { ML_ROOT } from "../../package/contract.js";
+import { which } from "../../package/which.js";
+
+/** A host path made visible to the job at a path of its own. */
+export interface Mount {
+  host: string;
+  inside: string;
+  readOnly: boolean;
+}
+
+/** The bwrap arguments that run `command` with `mlDir` at /opt/ml; `optEntries` are the host's /opt entries to keep. */
+export function bwrapArgs(mlDir: string, mounts: readonly Mount[], optEntries: readonly string[], command: readonly string[]): string[] {
+  return [
+    "--dev-bind", "/", "/",
+    "--tmpfs", "/opt",
+    ...optEntries.filter((entry) => entry !== "ml").flatMap((entry) => ["--dev-bind", `/opt/${entry}`, `/opt/${entry}`]),
+    "--bind", mlDir, ML_ROOT,
+    ...mounts.flatMap((mount) => [mount.readOnly ? "--ro-bind" : "--bind", mount.host, mount.inside]),
+    "--die-with-parent",
+    "--",
+    ...command,
+  ];
+}
+
+/** The host's /opt entries (none when it has no /opt). */
+export function hostOptEntries(): string[] {
+  try {
+    return fs.readdirSync("/opt").sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Which sandbox a job gets: bwrap's path, or the reason there is none. */
+export type SandboxChoice = { bwrap: string; reason?: undefined } | { bwrap?: undefined; reason: string };
+
+/** Pick the sandbox for the `sandbox` setting: find bwrap and check that it can make namespaces here. */
+export function chooseSandbox(setting: string, pathVar: string | undefined): SandboxChoice {
+  if (setting === "none") return { reason: "config.sandbox=none" };
+  const bwrap = which("bwrap", pathVar);
+  if (!bwrap) return { reason: "bubblewrap (bwrap) is not installed" };
+  const probe = spawnSync(bwrap, ["--dev-bind", "/", "/", "--tmpfs", "/opt", "true"], { encoding: "utf8", timeout: 10_000 });
+  if (probe.status !== 0) return { reason: `bwrap cannot create a sandbox here (${(probe.stderr || probe.error?.message || "").trim()})` };
+  return { bwrap };
+}

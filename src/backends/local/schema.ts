@@ -1,0 +1,16 @@
+/** Settings of the local backend. */
+import type { Schema } from "../../spec/schema.js";
+import { commonSchema } from "../common.js";
+
+/** `--config.KEY` for `--backend local`. */
+export const localSchema = {
+  ...commonSchema,
+  output_path: { ...commonSchema.output_path, default: "./alekseylearn-output" },
+  python: { type: { kind: "string" }, default: "python3", doc: "Interpreter the job's virtual environment is created from." },
+  sandbox: {
+    type: { kind: "enum", values: ["auto", "bwrap", "none"] },
+    default: "auto",
+    doc: "How /opt/ml is made private: bwrap (bubblewrap) mounts it; none only sets SM_* variables; auto uses bwrap when it works.",
+  },
+  stop_timeout: { type: { kind: "duration" }, default: 10, doc: "After Ctrl-C or `stop`, how long the job has to exit before it is killed." },
+} satisfies Schema;

@@ -1,0 +1,40 @@
+/** The one small interface every backend implements. */
+import type { Context } from "../context.js";
+import type { JobRecord } from "../jobs/records.js";
+import type { Schema } from "../spec/schema.js";
+import type { BackendName, JobSpec } from "../spec/types.js";
+
+/** Options of a submission that are not part of the job itself. */
+export interface SubmitOptions {
+  /** Return once the job is running, leaving it to run on its own. */
+  detach: boolean;
+}
+
+/** How to read a job's log. */
+export interface LogOptions {
+  /** Keep reading until the job ends. */
+  follow: boolean;
+  /** Stop following early. */
+  signal?: AbortSignal;
+}
+
+/** A place jobs run. Backends talk to their provider; the core owns the lifecycle (progress, Ctrl-C, following). */
+export interface Backend {
+  readonly name: BackendName;
+  /** One line for help: what this backend is. */
+  readonly summary: string;
+  /** Its settings (`--config.KEY=VALUE`), with types, defaults and docs. */
+  readonly schema: Schema;
+  /** What Ctrl-C does while following a job: stop it (local), or leave it running (clouds). */
+  readonly onInterrupt: "stop" | "detach";
+  /** Every reason this backend cannot run `spec`, all at once; empty when it can. Runs before anything is uploaded. */
+  check(spec: JobSpec): string[];
+  /** Start the job described by `job` (saved, state "preparing"); returns the record as it is once the job is running. */
+  submit(job: JobRecord, ctx: Context, options: SubmitOptions): Promise<JobRecord>;
+  /** The job's current record, refreshed from the provider. */
+  describe(job: JobRecord, ctx: Context): Promise<JobRecord>;
+  /** The job's log lines; with `follow`, keeps yielding until the job ends or `signal` aborts. */
+  logs(job: JobRecord, ctx: Context, options: LogOptions): AsyncIterable<string>;
+  /** Ask the job to stop; returns once the request is made. */
+  stop(job: JobRecord, ctx: Context): Promise<void>;
+}

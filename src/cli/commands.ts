@@ -1,0 +1,106 @@
+/** The table of commands: what each accepts (for parsing and help) and where its code is, loaded only when run. */
+import type { CommandSpec, ParsedArgs } from "./args.js";
+import type { Context } from "../context.js";
+
+/** What a command writes to: results on `out`, progress on `err`. */
+export interface Output {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** True when stderr is a terminal (progress may redraw, colours allowed). */
+  tty: boolean;
+}
+
+/** A command's code: returns the process exit code. */
+export type CommandRun = (args: ParsedArgs, ctx: Context, output: Output) => Promise<number>;
+
+/** A command: its declaration and a loader for its code. */
+export interface Command extends CommandSpec {
+  load: () => Promise<{ run: CommandRun }>;
+  /** Extra help sections, computed only for `--help`. */
+  helpSections?: () => Promise<string[]>;
+}
+
+
+export const commands: readonly Command[] = [
+  {
+    name: "fit",
+    summary: "Run a training job and follow it to the end.",
+    usage: "alekseylearn fit ARTIFACT [--entry FILE] [--envfile FILE] [--backend NAME] [--config.KEY=VALUE ...]",
+    description: [
+      "ARTIFACT is a Python script (.py), a Jupyter notebook (.ipynb, executed headless cell by cell), or a folder with --entry FILE. Its environment is --envfile, else requirements.txt or environment.yml beside it.",
+      "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
+      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job.",
+    ],
+    positionals: [{ name: "ARTIFACT", required: true }],
+    options: [
+      { name: "entry", value: "FILE", doc: "The file to run when ARTIFACT is a folder." },
+      { name: "envfile", value: "FILE", doc: "The environment file (requirements.txt or environment.yml) to use." },
+      { name: "backend", aliases: ["driver"], value: "NAME", doc: "Where to run: local, sagemaker, vertex or kaggle." },
+      { name: "name", value: "JOB", doc: "Name the job instead of ARTIFACT-STEM-yyyymmdd-hhmmss-xxxx." },
+      { name: "detach", doc: "Return once the job is submitted; follow it later with `alekseylearn logs JOB --follow`." },
+    ],
+    families: [
+      { prefix: "config", usage: "--config.KEY=VALUE", doc: "A backend setting (see below). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list." },
+      { prefix: "hyperparameter", usage: "--hyperparameter.KEY=VALUE", doc: "A hyperparameter, passed as SageMaker passes them (hyperparameters.json, SM_HPS, SM_HP_KEY)." },
+      { prefix: "input", usage: "--input.CHANNEL=LOCATION", doc: "An input channel, seen by the job at /opt/ml/input/data/CHANNEL ($SM_CHANNEL_CHANNEL)." },
+    ],
+    examples: [
+      "alekseylearn fit examples/iris/train.py",
+      "alekseylearn fit train.py --hyperparameter.epochs=10 --input.train=./data",
+      "alekseylearn fit project/ --entry src/train.py --config.output_path=./runs",
+      "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs",
+    ],
+    load: () => import("./commands/fit.js"),
+    helpSections: async () => (await import("./commands/fit.js")).settingsHelp(),
+  },
+  {
+    name: "fetch",
+    summary: "Download a job's model and unpack it.",
+    usage: "alekseylearn fetch LOCATION [--to DIR] [--no-extract] [--overwrite]",
+    description: [
+      "LOCATION is a job name, an output path (its newest job is fetched), or the location of a model.tar.gz. The model's files land in --to (default: the current folder); the job's output data, when it left any (an executed notebook, say), in DIR/output/.",
+      "Archives are checked before anything is written: an entry that would land outside DIR (.., absolute paths, links pointing out, devices) refuses the whole archive. A file that exists with other content is not replaced without --overwrite.",
+    ],
+    positionals: [{ name: "LOCATION", required: true }],
+    options: [
+      { name: "to", value: "DIR", doc: "Where the files go (created if missing). Default: the current folder." },
+      { name: "no-extract", doc: "Keep model.tar.gz (and output.tar.gz) as archives instead of unpacking them." },
+      { name: "overwrite", doc: "Replace existing files whose content differs." },
+    ],
+    examples: ["alekseylearn fetch iris-20261126-184214-x7k2 --to model/", "alekseylearn fetch ./alekseylearn-output", "alekseylearn fetch s3://bucket/sagemaker/runs"],
+    load: () => import("./commands/fetch.js"),
+  },
+  {
+    name: "status",
+    summary: "Show a job's state, times and outputs (the newest job when none is named).",
+    usage: "alekseylearn status [JOB]",
+    positionals: [{ name: "JOB", required: false }],
+    options: [],
+    load: () => import("./commands/status.js"),
+  },
+  {
+    name: "jobs",
+    summary: "List the jobs this machine has started, newest first.",
+    usage: "alekseylearn jobs",
+    positionals: [],
+    options: [],
+    load: () => import("./commands/jobs.js"),
+  },
+  {
+    name: "logs",
+    summary: "Print a job's log; with --follow, keep printing until it ends.",
+    usage: "alekseylearn logs JOB [--follow]",
+    positionals: [{ name: "JOB", required: true }],
+    options: [{ name: "follow", aliases: ["f"], doc: "Keep printing new lines until the job ends." }],
+    load: () => import("./commands/logs.js"),
+  },
+  {
+    name: "stop",
+    summary: "Stop a running job.",
+    usage: "alekseylearn stop JOB",
+    positionals: [{ name: "JOB", required: true }],
+    options: [],
+    load: () => import("./commands/stop.js"),
+  },
+];
+

@@ -1,0 +1,51 @@
+/** `alekseylearn fit`: validate, submit, follow, summarise. */
+import { backends } from "../../backends/registry.js";
+import { describeType } from "../../spec/schema.js";
+import { fit } from "../../jobs/lifecycle.js";
+import { parseValue, type ConfigValue } from "../../spec/values.js";
+import type { FitRequest } from "../../spec/build.js";
+import type { CommandRun } from "../commands.js";
+import { describeJob, jobDuration } from "../render.js";
+
+/** The settings of every built backend, for `fit --help`. */
+export async function settingsHelp(): Promise<string[]> {
+  return Object.values(backends).map((backend) => {
+    const rows = Object.entries(backend.schema).map(([key, field]) => {
+      const fallback = field.default === undefined ? "" : ` Default: ${JSON.stringify(field.default)}.`;
+      const aliases = field.aliases?.length ? ` (also ${field.aliases.join(", ")})` : "";
+      return `  config.${key}${aliases}: ${describeType(field.type)}. ${field.doc}${fallback}`;
+    });
+    return [`Settings of the ${backend.name} backend (${backend.summary}):`, ...rows].join("\n");
+  });
+}
+
+export const run: CommandRun = async (args, ctx, output) => {
+  const { options, families } = args;
+  const hyperparameters: Record<string, ConfigValue> = {};
+  for (const [key, value] of Object.entries(families.hyperparameter ?? {})) hyperparameters[key] = parseValue(value);
+  const request: FitRequest = {
+    artifact: args.positionals[0]!,
+    config: families.config ?? {},
+    hyperparameters,
+    inputs: families.input ?? {},
+  };
+  if (typeof options.entry === "string") request.entry = options.entry;
+  if (typeof options.envfile === "string") request.envfile = options.envfile;
+  if (typeof options.backend === "string") request.backend = options.backend;
+
+  const result = await fit(request, ctx, { detach: options.detach === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
+  const { job } = result;
+  if (options.json) {
+    output.out(JSON.stringify(job, null, 2) + "\n");
+    return 0;
+  }
+  if (result.detached) {
+    output.out(`${describeJob(job)}\nFollow it:  alekseylearn logs ${job.name} --follow\nStop it:    alekseylearn stop ${job.name}\n`);
+    return 0;
+  }
+  output.out(`Job ${job.name} completed in ${jobDuration(job)}.\n`);
+  if (job.model) output.out(`Model: ${job.model}\nFetch it: alekseylearn fetch ${job.name} --to model/\n`);
+  else output.out("It wrote nothing to /opt/ml/model, so there is no model to fetch.\n");
+  if (job.output) output.out(`Output data: ${job.output}\n`);
+  return 0;
+};

@@ -1,0 +1,19 @@
+/** `alekseylearn jobs`: a table of every job, newest first. */
+import { jobs } from "../../jobs/lifecycle.js";
+import type { CommandRun } from "../commands.js";
+import { jobDuration, table } from "../render.js";
+
+export const run: CommandRun = async (args, ctx, output) => {
+  const records = await jobs(ctx);
+  if (args.options.json) {
+    output.out(JSON.stringify(records, null, 2) + "\n");
+    return 0;
+  }
+  if (!records.length) {
+    output.out("No jobs yet. Start one with `alekseylearn fit ARTIFACT`.\n");
+    return 0;
+  }
+  const rows = records.map((job) => [job.name, job.backend, job.state, job.createdAt.replace("T", " ").slice(0, 19), jobDuration(job), job.model ?? job.jobOutput]);
+  output.out(table(["NAME", "BACKEND", "STATE", "CREATED (UTC)", "DURATION", "MODEL"], rows));
+  return 0;
+};

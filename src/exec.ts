@@ -1,0 +1,61 @@
+/** Running helper programs (pip, python -m venv, conda) with their output kept in a log file. */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+
+/** How a helper program ended, with the last lines it printed. */
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The last lines of its combined output, for error messages. */
+  tail: string[];
+}
+
+/** Keeps the last `max` lines of a stream of text chunks. */
+export class LineTail {
+  private lines: string[] = [];
+  private partial = "";
+  constructor(private readonly max: number) {}
+
+  /** Add a chunk; returns the complete lines it finished. */
+  push(chunk: string): string[] {
+    const parts = (this.partial + chunk).split(/\r?\n/);
+    this.partial = parts.pop() ?? "";
+    this.lines.push(...parts);
+    if (this.lines.length > this.max) this.lines.splice(0, this.lines.length - this.max);
+    return parts;
+  }
+
+  /** The kept lines, with any unfinished last line. */
+  get(): string[] {
+    return this.partial ? [...this.lines, this.partial].slice(-this.max) : [...this.lines];
+  }
+}
+
+/** Run `command args`, appending its stdout and stderr to `logFile`; a killed or aborted run resolves with its signal. */
+export function execLogged(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; env: Readonly<Record<string, string | undefined>>; logFile: string; signal?: AbortSignal },
+): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const log = fs.createWriteStream(options.logFile, { flags: "a" });
+    log.write(`$ ${[command, ...args].join(" ")}\n`);
+    const tail = new LineTail(20);
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv, stdio: ["ignore", "pipe", "pipe"], signal: options.signal });
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.setEncoding("utf8");
+      stream.on("data", (chunk: string) => {
+        log.write(chunk);
+        tail.push(chunk);
+      });
+    }
+    child.on("error", (err) => {
+      if ((err as NodeJS.ErrnoException).name === "AbortError") return; // 'close' follows with the signal
+      log.end();
+      reject(err);
+    });
+    child.on("close", (code, signal) => {
+      log.end(() => resolve({ code, signal, tail: tail.get() }));
+    });
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * `fetch`: bring a job's model back and unpack it. LOCATION is a job name, an
+ * output path (its newest job), or the location of an archive.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Context } from "./context.js";
+import { failure, UserError } from "./errors.js";
+import { isFinal, JobStore, type JobRecord } from "./jobs/records.js";
+import { nearest } from "./spec/nearest.js";
+import { extractArchive } from "./storage/archive.js";
+import { storageFor } from "./storage/index.js";
+import { normalizeLocation, schemeOf } from "./storage/location.js";
+import type { ProgressListener } from "./storage/types.js";
+
+/** Options of `fetch`. */
+export interface FetchOptions {
+  /** Folder the model's files land in (relative to the context's folder); default: the context's folder. */
+  to?: string;
+  /** False: keep the archives as they are instead of unpacking them. Default true. */
+  extract?: boolean;
+  /** Replace files in `to` that differ from the archive's; by default such a conflict is an error. */
+  overwrite?: boolean;
+  /** Hears about bytes downloaded, per archive. */
+  onProgress?: (archive: string) => ProgressListener | undefined;
+}
+
+/** What `fetch` brought back. */
+export interface FetchResult {
+  /** The job the model came from, when known. */
+  job?: string;
+  /** The model archive's location. */
+  model: string;
+  /** The archive of /opt/ml/output/data, when the job left one. */
+  output?: string;
+  /** The folder the files landed in. */
+  to: string;
+  /** Files written, relative to `to` (archives themselves with extract: false). */
+  files: string[];
+}
+
+const ARCHIVE = /\.(tar\.gz|tgz|tar)$/i;
+const MODEL_SUFFIX = "/output/model.tar.gz";
+
+function modelOfJob(job: JobRecord): { model: string; output?: string } {
+  if (!isFinal(job.state)) {
+    throw failure(`Job ${job.name} is still ${job.state}; it has no model yet.`, `Wait for it with \`alekseylearn logs ${job.name} --follow\`, then fetch again.`);
+  }
+  if (!job.model) {
+    const why = job.state === "completed" ? "it wrote nothing to /opt/ml/model (SM_MODEL_DIR)" : `it ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
+    throw failure(`Job ${job.name} has no model: ${why}.`, job.state === "completed" ? "Make the training artifact save its model under /opt/ml/model." : `See why with \`alekseylearn logs ${job.name}\`.`);
+  }
+  return { model: job.model, ...(job.output ? { output: job.output } : {}) };
+}
+
+/** The newest job's model under an output path, found by listing storage. */
+async function newestUnder(outputPath: string, store: JobStore): Promise<{ job?: string; model: string }> {
+  const models = (await storageFor(outputPath).list(outputPath)).filter((object) => object.location.replace(/\\/g, "/").endsWith(MODEL_SUFFIX));
+  models.sort((a, b) => b.modified.getTime() - a.modified.getTime());
+  const newest = models[0];
+  if (!newest) {
+    const recorded = store.list().find((job) => job.spec.outputPath === outputPath || job.jobOutput === outputPath);
+    if (recorded) modelOfJob(recorded); // explains why the newest recorded job has none
+    throw failure(`No model.tar.gz under ${outputPath}.`, "Pass a job name (`alekseylearn jobs` lists them) or the output path a job wrote to.");
+  }
+  const jobDir = newest.location.slice(0, -MODEL_SUFFIX.length);
+  return { job: path.basename(jobDir), model: newest.location };
+}
+
+/** Where LOCATION points: a job's archives, or one archive. */
+async function resolve(location: string, ctx: Context): Promise<{ job?: string; model: string; output?: string }> {
+  const store = new JobStore(ctx.stateDir);
+  const job = !schemeOf(location) && !location.includes("/") ? store.find(location) : undefined;
+  if (job) return { job: job.name, ...modelOfJob(job) };
+
+  const normalized = normalizeLocation(location, ctx.cwd, "fetch location");
+  if (ARCHIVE.test(normalized)) return { model: normalized };
+  const storage = storageFor(normalized);
+  if (!schemeOf(normalized) && !fs.existsSync(normalized)) {
+    const guess = nearest(location, store.list().map((record) => record.name));
+    throw new UserError(`${location} is neither a job name nor an existing path.`, guess ? `Did you mean the job ${guess}?` : "`alekseylearn jobs` lists the jobs; an output path or an archive's path works too.");
+  }
+  const found = await newestUnder(normalized, store);
+  const output = found.model.replace(/model\.tar\.gz$/, "output.tar.gz");
+  return { ...found, ...((await storage.stat(output)) ? { output } : {}) };
+}
+
+/** Bring `archive` to a local file we can read: itself when local, else a download into `scratch`. */
+async function localCopy(archive: string, scratch: string, options: FetchOptions): Promise<string> {
+  const storage = storageFor(archive);
+  if (storage.localPath) {
+    const local = storage.localPath(archive);
+    if (!fs.existsSync(local)) throw failure(`${archive} does not exist.`);
+    return local;
+  }
+  const file = path.join(scratch, path.basename(archive));
+  await storage.download(archive, file, options.onProgress?.(archive));
+  return file;
+}
+
+/** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */
+export async function fetch(location: string, ctx: Context, options: FetchOptions = {}): Promise<FetchResult> {
+  const source = await resolve(location, ctx);
+  const to = path.resolve(ctx.cwd, options.to ?? ".");
+  fs.mkdirSync(to, { recursive: true });
+  const scratch = fs.mkdtempSync(path.join(to, ".alekseylearn-fetch-"));
+  try {
+    const files: string[] = [];
+    const archives: Array<[string, string]> = [[source.model, "."]];
+    if (source.output) archives.push([source.output, "output"]);
+    for (const [archive, into] of archives) {
+      const local = await localCopy(archive, scratch, options);
+      if (options.extract === false) {
+        const target = path.join(to, path.basename(archive));
+        if (fs.existsSync(target) && !options.overwrite) throw failure(`${target} already exists.`, "Pass --overwrite to replace it, or --to another folder.");
+        fs.copyFileSync(local, target);
+        files.push(path.relative(to, target));
+      } else {
+        const extracted = await extractArchive(local, path.join(to, into), { overwrite: options.overwrite ?? false });
+        files.push(...extracted.map((file) => (into === "." ? file : `${into}/${file}`)));
+      }
+    }
+    return { ...(source.job ? { job: source.job } : {}), model: source.model, ...(source.output ? { output: source.output } : {}), to, files };
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The lifecycle every backend shares: name the job, record it, submit it,
+ * follow it (logs live, Ctrl-C handled), and turn its end into a result or a
+ * UserError. Backends only talk to their provider.
+ */
+import path from "node:path";
+import type { Context } from "../context.js";
+import { EXIT_INTERRUPTED, failure, UserError } from "../errors.js";
+import { getBackend } from "../backends/registry.js";
+import type { Backend, LogOptions } from "../backends/types.js";
+import { buildSpec, type FitRequest } from "../spec/build.js";
+import { joinLocation } from "../storage/location.js";
+import { makeJobName } from "./names.js";
+import { isFinal, JobStore, type JobRecord } from "./records.js";
+
+/** How many of a failed job's last log lines an error shows. */
+const FAILURE_LINES = 15;
+
+/** The outcome of following a job: its record, and whether we stopped watching while it still ran. */
+export interface FollowResult {
+  job: JobRecord;
+  /** True when Ctrl-C detached from a job that goes on running (cloud backends). */
+  detached: boolean;
+}
+
+/** The last `count` lines of a job's log. */
+export async function lastLogLines(backend: Backend, job: JobRecord, ctx: Context, count: number): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const line of backend.logs(job, ctx, { follow: false })) {
+    lines.push(line);
+    if (lines.length > count) lines.shift();
+  }
+  return lines;
+}
+
+/** Turn a finished job into an error when it did not complete. */
+async function checkEnded(backend: Backend, job: JobRecord, ctx: Context): Promise<void> {
+  if (job.state === "failed") {
+    throw failure(`Job ${job.name} failed: ${job.reason ?? "no reason was given"}.`, `Its whole log: alekseylearn logs ${job.name}`, await lastLogLines(backend, job, ctx, FAILURE_LINES));
+  }
+  if (job.state === "stopped") throw new UserError(`Job ${job.name} was stopped.`, undefined, EXIT_INTERRUPTED);
+}
+
+/**
+ * Follow a submitted job until it ends, passing its log lines to the
+ * reporter. When `ctx.signal` aborts, the job is stopped (local) or left
+ * running (clouds), as its backend says.
+ */
+export async function follow(job: JobRecord, ctx: Context): Promise<FollowResult> {
+  const backend = getBackend(job.backend);
+  const watching = new AbortController();
+  const onAbort = (): void => {
+    if (backend.onInterrupt === "stop") {
+      ctx.reporter.info(`Stopping ${job.name}…`);
+      void backend.stop(job, ctx);
+    } else {
+      watching.abort();
+    }
+  };
+  if (ctx.signal?.aborted) onAbort();
+  else ctx.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    for await (const line of backend.logs(job, ctx, { follow: true, signal: watching.signal })) ctx.reporter.jobLine(line);
+  } finally {
+    ctx.signal?.removeEventListener("abort", onAbort);
+  }
+  const latest = await backend.describe(job, ctx);
+  if (watching.signal.aborted && !isFinal(latest.state)) return { job: latest, detached: true };
+  await checkEnded(backend, latest, ctx);
+  return { job: latest, detached: false };
+}
+
+/** Options of `fit` that are not part of the job. */
+export interface FitOptions {
+  /** Return once the job is submitted instead of following it. */
+  detach?: boolean;
+  /** Use this job name instead of a generated one (it must not exist yet). */
+  name?: string;
+}
+
+/**
+ * Run a training job: validate, submit, and (unless detached) follow it to the
+ * end. Resolves with the job's record; a failed or stopped job is a UserError.
+ */
+export async function fit(request: FitRequest, ctx: Context, options: FitOptions = {}): Promise<FollowResult> {
+  const spec = buildSpec(request, ctx.cwd);
+  const backend = getBackend(spec.backend);
+  const store = new JobStore(ctx.stateDir);
+  if (!spec.environment) {
+    ctx.reporter.warn(`No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`);
+  }
+  const stem = spec.artifact.isFolder ? path.basename(spec.artifact.dir) : path.parse(spec.artifact.entry).name;
+  const name = options.name ?? makeJobName(stem);
+  if (store.find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
+  const job = store.save({ name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: joinLocation(spec.outputPath, name) });
+  ctx.reporter.info(`Job ${name} (${backend.name} backend)`);
+
+  let submitted: JobRecord;
+  try {
+    submitted = await backend.submit(job, ctx, { detach: options.detach ?? false });
+  } catch (err) {
+    const stopped = ctx.signal?.aborted;
+    store.update(name, { state: stopped ? "stopped" : "failed", endedAt: new Date().toISOString(), reason: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
+  if (options.detach) return { job: submitted, detached: true };
+  return follow(submitted, ctx);
+}
+
+/** The record of a job, refreshed from its backend; with no name, the newest job. */
+export async function status(name: string | undefined, ctx: Context): Promise<JobRecord> {
+  const store = new JobStore(ctx.stateDir);
+  const job = name ? store.get(name) : store.list()[0];
+  if (!job) throw new UserError("No jobs yet.", "Start one with `alekseylearn fit ARTIFACT`.");
+  return getBackend(job.backend).describe(job, ctx);
+}
+
+/** Every job this machine has a record of, newest first, refreshed where it may still change. */
+export async function jobs(ctx: Context): Promise<JobRecord[]> {
+  const records = new JobStore(ctx.stateDir).list();
+  return Promise.all(records.map((job) => (isFinal(job.state) ? job : getBackend(job.backend).describe(job, ctx))));
+}
+
+/** A job's log lines; with `follow`, until it ends. */
+export function logs(name: string, ctx: Context, options: LogOptions): AsyncIterable<string> {
+  const job = new JobStore(ctx.stateDir).get(name);
+  return getBackend(job.backend).logs(job, ctx, options);
+}
+
+/** Ask a job to stop; resolves with its record once the request is made. */
+export async function stop(name: string, ctx: Context): Promise<JobRecord> {
+  const job = new JobStore(ctx.stateDir).get(name);
+  const backend = getBackend(job.backend);
+  if (isFinal(job.state)) throw new UserError(`Job ${name} has already ended (${job.state}).`, undefined, 1);
+  await backend.stop(job, ctx);
+  return backend.describe(job, ctx);
+}

@@ -1,0 +1,127 @@
+/**
+ * Python environments for local runs: one virtual environment per
+ * environment-file content (and interpreter, and extra packages), cached under
+ * the user's cache folder, so a second run with the same requirements installs
+ * nothing.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { failure, UserError } from "../errors.js";
+import { execLogged } from "../exec.js";
+import type { Context } from "../context.js";
+import type { EnvironmentFile } from "../spec/types.js";
+import { which } from "./which.js";
+
+/** A ready environment: run `python` to use it. */
+export interface PythonEnvironment {
+  dir: string;
+  python: string;
+  /** True when this call created it; false when it came from the cache. */
+  created: boolean;
+}
+
+/** What decides an environment's identity. */
+export interface EnvironmentRequest {
+  file?: EnvironmentFile;
+  /** The interpreter to build a venv from (a name on PATH or a path). */
+  python: string;
+  /** Packages the runner itself needs on top of the user's (nbclient for notebooks). */
+  extras: readonly string[];
+}
+
+const READY = ".alekseylearn-ready";
+const CONDA_TOOLS = ["micromamba", "mamba", "conda"];
+
+/** The cache key of a request: a hash of the file's kind and content, the interpreter, and the extras. */
+export function environmentKey(request: EnvironmentRequest, interpreter: string): string {
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify({ kind: request.file?.kind ?? "none", content: request.file?.content ?? "", interpreter, extras: [...request.extras].sort() }));
+  return hash.digest("hex").slice(0, 16);
+}
+
+function resolveInterpreter(request: EnvironmentRequest, ctx: Context): string {
+  if (request.file?.kind === "conda") {
+    const tool = CONDA_TOOLS.map((name) => which(name, ctx.env.PATH)).find(Boolean);
+    if (!tool) {
+      throw new UserError(
+        `${path.basename(request.file.path)} needs conda to build, and none of micromamba, mamba or conda is on PATH.`,
+        "Install micromamba (https://mamba.readthedocs.io), or pass a requirements.txt with --envfile.",
+      );
+    }
+    return tool;
+  }
+  const python = which(request.python, ctx.env.PATH);
+  if (!python) throw new UserError(`Python interpreter ${request.python} is not on PATH.`, "Install Python 3, or name one with --config.python=/path/to/python3.");
+  return fs.realpathSync(python);
+}
+
+/** Wait for, then take, a lock folder; returns its release. Another process creating the same environment holds it. */
+async function lock(dir: string, signal?: AbortSignal): Promise<() => void> {
+  const lockDir = `${dir}.lock`;
+  for (;;) {
+    try {
+      fs.mkdirSync(lockDir);
+      return () => fs.rmSync(lockDir, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      // A lock older than an hour belongs to a process that died mid-install.
+      if (Date.now() - fs.statSync(lockDir).mtimeMs > 3600_000) fs.rmSync(lockDir, { recursive: true, force: true });
+      await sleep(500, undefined, { signal });
+    }
+  }
+}
+
+/** Return the cached environment for `request`, creating it first when it is not there. */
+export async function ensureEnvironment(request: EnvironmentRequest, ctx: Context): Promise<PythonEnvironment> {
+  const interpreter = resolveInterpreter(request, ctx);
+  const dir = path.join(ctx.cacheDir, "envs", environmentKey(request, interpreter));
+  const python = path.join(dir, "bin", "python");
+  if (fs.existsSync(path.join(dir, READY))) return { dir, python, created: false };
+
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const release = await lock(dir, ctx.signal);
+  try {
+    if (fs.existsSync(path.join(dir, READY))) return { dir, python, created: false };
+    fs.rmSync(dir, { recursive: true, force: true }); // a half-made environment from an interrupted run
+    await build(request, interpreter, dir, ctx);
+    fs.writeFileSync(path.join(dir, READY), JSON.stringify({ file: request.file?.path, extras: request.extras, createdAt: new Date().toISOString() }) + "\n");
+    return { dir, python, created: true };
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  } finally {
+    release();
+  }
+}
+
+async function build(request: EnvironmentRequest, interpreter: string, dir: string, ctx: Context): Promise<void> {
+  const logFile = `${dir}.install.log`;
+  fs.writeFileSync(logFile, "");
+  const env = { ...ctx.env, PIP_DISABLE_PIP_VERSION_CHECK: "1" };
+  const cwd = request.file ? path.dirname(request.file.path) : ctx.cwd;
+  const step = async (what: string, command: string, args: string[]): Promise<void> => {
+    ctx.reporter.info(what);
+    const result = await execLogged(command, args, { cwd, env, logFile, signal: ctx.signal });
+    if (ctx.signal?.aborted) throw new UserError("Stopped while creating the environment; nothing was kept.", undefined, 130);
+    if (result.code !== 0) {
+      throw failure(`Creating the environment failed: \`${path.basename(command)} ${args.slice(0, 3).join(" ")}…\` exited with ${result.code ?? result.signal}.`, `The full output is in ${logFile}.`, result.tail);
+    }
+  };
+
+  const file = request.file;
+  if (file?.kind === "conda") {
+    const tool = path.basename(interpreter);
+    const args = tool === "conda" ? ["env", "create", "--yes", "--prefix", dir, "--file", file.path] : ["create", "--yes", "--prefix", dir, "--file", file.path];
+    await step(`Creating the conda environment from ${path.basename(file.path)} with ${tool}…`, interpreter, args);
+    if (!fs.existsSync(path.join(dir, "bin", "python"))) throw failure(`${path.basename(file.path)} does not install python, so the job cannot run.`, "Add `python` to its dependencies.");
+  } else {
+    await step("Creating a Python virtual environment…", interpreter, ["-m", "venv", dir]);
+  }
+  const packages = [...(file?.kind === "requirements" ? ["-r", file.path] : []), ...request.extras];
+  if (packages.length) {
+    const what = file?.kind === "requirements" ? `Installing ${path.basename(file.path)}` : `Installing ${request.extras.join(", ")}`;
+    await step(`${what} (pip)…`, path.join(dir, "bin", "python"), ["-m", "pip", "install", "--no-input", ...packages]);
+  }
+}

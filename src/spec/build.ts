@@ -1,0 +1,111 @@
+/**
+ * From what the user said (flags, and the project config file) to a validated
+ * JobSpec. Everything that can be wrong with the input is found here, before
+ * anything is created, uploaded or run.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { UserError } from "../errors.js";
+import { findEnvironmentFile, resolveArtifact } from "../package/artifact.js";
+import { getBackend } from "../backends/registry.js";
+import { normalizeLocation, schemeOf } from "../storage/location.js";
+import { loadProjectConfig } from "./config-file.js";
+import { validateSettings } from "./schema.js";
+import type { BackendName, JobSpec } from "./types.js";
+import type { ConfigValue } from "./values.js";
+
+/** What the user asked for, as the CLI or a library caller gives it. Relative paths are relative to the context's folder. */
+export interface FitRequest {
+  /** The training artifact: a .py file, an .ipynb file, or a folder (with `entry`). */
+  artifact: string;
+  /** The file to run inside a folder artifact. */
+  entry?: string;
+  /** The environment file, when not the requirements.txt or environment.yml beside the artifact. */
+  envfile?: string;
+  /** The backend; by default chosen from `config.output_path` (s3:// → sagemaker, gs:// → vertex, else local). */
+  backend?: string;
+  /** Backend settings: text as typed on the command line, or typed values. */
+  config?: Readonly<Record<string, unknown>>;
+  hyperparameters?: Readonly<Record<string, ConfigValue>>;
+  /** Input channels: name → location. */
+  inputs?: Readonly<Record<string, string>>;
+}
+
+const CHANNEL = /^[A-Za-z0-9._-]+$/;
+
+/** The backend implied by an output path's scheme. */
+export function backendForOutputPath(outputPath: unknown): BackendName {
+  const scheme = typeof outputPath === "string" ? schemeOf(outputPath) : undefined;
+  return scheme === "s3" ? "sagemaker" : scheme === "gs" ? "vertex" : "local";
+}
+
+function problemsError(problems: string[], owner: string): UserError {
+  if (problems.length === 1) return new UserError(problems[0]! + ".", `\`alekseylearn fit --help\` lists the settings of ${owner}.`);
+  return new UserError(`${problems.length} problems with the job's settings:`, `\`alekseylearn fit --help\` lists the settings of ${owner}.`, 2, problems.map((p) => `- ${p}`));
+}
+
+/** Validate a request into a JobSpec, or throw one UserError that names every problem. */
+export function buildSpec(request: FitRequest, cwd: string): JobSpec {
+  const artifactDir = path.resolve(cwd, request.artifact);
+  const provisional = resolveArtifactFolder(artifactDir);
+  const project = loadProjectConfig(provisional);
+  const artifact = resolveArtifact(cwd, request.artifact, request.entry ?? project?.entry);
+
+  const config: Record<string, unknown> = { ...project?.config, ...request.config };
+  const backendName = request.backend ?? project?.backend ?? backendForOutputPath(config.output_path);
+  const backend = getBackend(backendName);
+  const owner = `the ${backend.name} backend`;
+  const { settings, problems } = validateSettings(backend.schema, config, owner);
+
+  let outputPath = "";
+  try {
+    outputPath = normalizeLocation(String(settings.output_path ?? ""), cwd, "output path");
+    if (settings.output_path === undefined) problems.push(`config.output_path is required by ${owner}`);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    problems.push(err.message.replace(/\.$/, "") + (err.hint ? ` (${err.hint.replace(/\.$/, "")})` : ""));
+  }
+
+  const inputs: Record<string, string> = {};
+  for (const [channel, location] of Object.entries({ ...project?.inputs, ...request.inputs })) {
+    if (!CHANNEL.test(channel)) {
+      problems.push(`input channel name ${JSON.stringify(channel)} may hold only letters, digits, '.', '_' and '-'`);
+      continue;
+    }
+    try {
+      inputs[channel] = normalizeLocation(location, cwd, `input ${channel}`);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      problems.push(err.message.replace(/\.$/, ""));
+    }
+  }
+  for (const [key, value] of Object.entries(project?.hyperparameters ?? {})) {
+    if (!isConfigValue(value)) problems.push(`hyperparameter ${key} in ${project!.file} must be text, a number, a boolean or a list`);
+  }
+  if (problems.length) throw problemsError(problems, owner);
+
+  const envfile = request.envfile !== undefined ? path.resolve(cwd, request.envfile) : project?.envfile;
+  const environment = findEnvironmentFile(artifact, envfile);
+  const spec: JobSpec = {
+    artifact,
+    backend: backend.name,
+    settings,
+    hyperparameters: { ...(project?.hyperparameters as Record<string, ConfigValue> | undefined), ...request.hyperparameters },
+    inputs,
+    outputPath,
+  };
+  if (environment) spec.environment = environment;
+  if (project) spec.configFile = project.file;
+  const unsupported = backend.check(spec);
+  if (unsupported.length) throw problemsError(unsupported, owner);
+  return spec;
+}
+
+/** The folder a project config would sit in: the folder itself, or a file's folder. */
+function resolveArtifactFolder(full: string): string {
+  return fs.statSync(full, { throwIfNoEntry: false })?.isDirectory() ? full : path.dirname(full);
+}
+
+function isConfigValue(value: unknown): value is ConfigValue {
+  return ["string", "number", "boolean"].includes(typeof value) || (Array.isArray(value) && value.every(isConfigValue));
+}

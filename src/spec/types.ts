@@ -1,0 +1,48 @@
+/** The nouns of a job: what runs, in which environment, where, and with which settings. */
+import type { Settings } from "./schema.js";
+import type { ConfigValue } from "./values.js";
+
+/** Every backend the tool knows of, built or not. */
+export const BACKEND_NAMES = ["local", "sagemaker", "vertex", "kaggle"] as const;
+/** The name of a place a job runs. */
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** The file that, run correctly, produces a model. */
+export interface TrainingArtifact {
+  /** How it runs: a script with python, a notebook cell by cell. */
+  kind: "script" | "notebook";
+  /** Absolute folder holding the code; the job runs with this as its working folder. */
+  dir: string;
+  /** Path of the file to run, relative to `dir`, with forward slashes. */
+  entry: string;
+  /** True when the user passed a folder (with --entry) rather than a file. */
+  isFolder: boolean;
+}
+
+/** The file describing the Python environment the artifact needs. */
+export interface EnvironmentFile {
+  /** requirements.txt for pip, environment.yml for conda. */
+  kind: "requirements" | "conda";
+  /** Absolute path. */
+  path: string;
+  /** The file's text when the job was specified (it decides the environment's identity). */
+  content: string;
+}
+
+/** A validated, ready-to-run description of a training job. Plain data: it is saved in the job record. */
+export interface JobSpec {
+  artifact: TrainingArtifact;
+  /** Absent when no environment file was given or found. */
+  environment?: EnvironmentFile;
+  backend: BackendName;
+  /** The backend's settings after validation and defaults (see each backend's schema). */
+  settings: Settings;
+  /** Passed to the job as SageMaker passes them (hyperparameters.json, SM_HPS, SM_HP_*). */
+  hyperparameters: Record<string, ConfigValue>;
+  /** Input channels: channel name → location (a local folder or file, or a URL). */
+  inputs: Record<string, string>;
+  /** Where outputs go: an absolute local folder, or a URL such as s3://bucket/prefix. */
+  outputPath: string;
+  /** The project config file that supplied defaults, if one did. */
+  configFile?: string;
+}

@@ -1,0 +1,28 @@
+/** Storage: where job outputs live, behind one small interface per scheme. */
+
+/** One stored object. */
+export interface ObjectInfo {
+  /** Its full location (path or URL). */
+  location: string;
+  /** Size in bytes. */
+  size: number;
+  /** Last modification time. */
+  modified: Date;
+}
+
+/** Progress of a transfer, in bytes. */
+export type ProgressListener = (done: number, total: number) => void;
+
+/** A place that holds objects: a local folder, a bucket. */
+export interface Storage {
+  /** Copy a local file to `location`, replacing what is there. */
+  upload(file: string, location: string): Promise<void>;
+  /** Copy `location` to the local `file`, atomically; `onProgress` hears about the bytes moved. */
+  download(location: string, file: string, onProgress?: ProgressListener): Promise<void>;
+  /** Every object whose location starts with `prefix` (recursively). */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** The object at `location`, or undefined when there is none. */
+  stat(location: string): Promise<ObjectInfo | undefined>;
+  /** A local path at which the object can be read without copying, when the storage is local. */
+  localPath?(location: string): string;
+}

@@ -1,0 +1,307 @@
+/**
+ * End to end through the CLI, on the local backend, with real Python, real
+ * virtual environments (from the machine's wheel index) and real bubblewrap.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import * as tar from "tar";
+import { copyExample, cliEnv, runCli, startCli, TEST_CACHE, waitFor } from "../helpers/cli.js";
+import { listTree, writeTree } from "../helpers/tree.js";
+
+/** Entry names in a .tar.gz. */
+async function archiveEntries(file: string): Promise<string[]> {
+  const names: string[] = [];
+  await tar.t({ file, onReadEntry: (entry) => void names.push(entry.path) });
+  return names.sort();
+}
+
+function jobName(stdout: string): string {
+  const match = /Job (\S+) completed/.exec(stdout) ?? /"name": "([^"]+)"/.exec(stdout);
+  assert.ok(match, `a job name in: ${stdout}`);
+  return match[1]!;
+}
+
+function envCount(): number {
+  const dir = path.join(TEST_CACHE, "alekseylearn", "envs");
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => !name.includes(".")).length : 0;
+}
+
+test("iris: fit leaves model.tar.gz where SageMaker would, fetch unpacks a model that loads, a rerun reuses the environment", async () => {
+  const project = copyExample("iris");
+  const { env } = cliEnv();
+
+  const first = await runCli(["fit", "train.py"], { cwd: project, env });
+  assert.equal(first.code, 0, first.stderr);
+  const name = jobName(first.stdout);
+  assert.match(name, /^train-\d{8}-\d{6}-[a-z0-9]{4}$/);
+  assert.match(first.stderr, /test accuracy: 0\.\d+/, "the job's output is streamed live");
+  const archive = path.join(project, "alekseylearn-output", name, "output", "model.tar.gz");
+  assert.deepEqual(await archiveEntries(archive), ["metrics.json", "model.joblib"]);
+
+  const fetched = await runCli(["fetch", name, "--to", "m/"], { cwd: project, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.deepEqual(listTree(path.join(project, "m")), ["metrics.json", "model.joblib"]);
+  const status = JSON.parse((await runCli(["status", name, "--json"], { cwd: project, env })).stdout);
+  assert.equal(status.state, "completed");
+  // The fetched model is a real, working model: load it with the job's own environment and predict.
+  const python = path.join(status.provider.environment, "bin", "python");
+  const predicted = execFileSync(python, ["-c", "import joblib; print(joblib.load('m/model.joblib').predict([[5.1, 3.5, 1.4, 0.2]])[0])"], { cwd: project, encoding: "utf8" });
+  assert.equal(predicted.trim(), "0", "a setosa flower is classified as class 0");
+
+  const envs = envCount();
+  const second = await runCli(["fit", "train.py", "--hyperparameter.C=0.5"], { cwd: project, env });
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /Using the cached environment/);
+  assert.doesNotMatch(second.stderr, /Installing/);
+  assert.match(second.stderr, /with C=0\.5/, "hyperparameters reach the script through SM_HPS");
+  assert.equal(envCount(), envs, "the second run creates no new environment");
+});
+
+/** A script that checks the contract from inside the job: hard-coded /opt/ml paths, hyperparameters, inputs, SM_* variables. */
+const CONTRACT_SCRIPT = `
+import json, os, sys, time
+hps = json.load(open("/opt/ml/input/config/hyperparameters.json"))
+data = open("/opt/ml/input/data/train/rows.csv").read()
+assert os.environ["SM_MODEL_DIR"] == "/opt/ml/model", os.environ["SM_MODEL_DIR"]
+assert os.environ["SM_CHANNEL_TRAIN"] == "/opt/ml/input/data/train"
+assert json.loads(os.environ["SM_CHANNELS"]) == ["train"]
+assert json.loads(os.environ["SM_HPS"])["epochs"] == 3
+assert os.environ["SM_HP_TAG"] == hps["tag"]
+try:
+    open("/opt/ml/input/data/train/new.csv", "w")
+    sys.exit("inputs must be read-only")
+except OSError:
+    pass
+print("contract ok for", hps["tag"], "epochs", hps["epochs"], flush=True)
+time.sleep(float(hps.get("sleep", "0")))
+assert os.listdir("/opt/ml/model") == [], "another job's files are in this job's model folder"
+with open("/opt/ml/model/" + hps["tag"] + ".txt", "w") as f:
+    f.write(hps["tag"])
+with open("/opt/ml/output/data/report.txt", "w") as f:
+    f.write("rows: " + data)
+`;
+
+test("contract: a script hard-coding /opt/ml sees SageMaker's layout, and two jobs at once never share a folder", async () => {
+  const project = writeTree({ "train.py": CONTRACT_SCRIPT, "requirements.txt": "", "data/rows.csv": "1,2\n" });
+  const { env } = cliEnv();
+  const jobs = ["alpha", "beta"].map((tag) =>
+    runCli(["fit", "train.py", "--input.train=data", "--hyperparameter.epochs=3", `--hyperparameter.tag=${tag}`, "--hyperparameter.sleep=1", "--json"], { cwd: project, env }),
+  );
+  const results = await Promise.all(jobs);
+  for (const [i, tag] of ["alpha", "beta"].entries()) {
+    const result = results[i]!;
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, new RegExp(`contract ok for ${tag} epochs 3`));
+    const job = JSON.parse(result.stdout);
+    assert.equal(job.state, "completed");
+    assert.equal(job.provider.sandbox, "bwrap");
+    assert.deepEqual(await archiveEntries(job.model), [`${tag}.txt`]);
+    assert.deepEqual(await archiveEntries(job.output), ["report.txt"]);
+  }
+  assert.ok(!fs.existsSync("/opt/ml/model"), "nothing is created on the host's /opt/ml");
+  assert.deepEqual(listTree(path.join(project, "data")), ["rows.csv"], "the input folder is unchanged");
+});
+
+test("sandbox=none: the job finds its folders through SM_* variables alone", async () => {
+  const project = writeTree({
+    "train.py": "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write(open(os.path.join(os.environ['SM_CHANNEL_TRAIN'], 'x.txt')).read())\n",
+    "requirements.txt": "",
+    "x.txt": "hello",
+  });
+  const { env } = cliEnv();
+  const result = await runCli(["fit", "train.py", "--config.sandbox=none", "--input.train=x.txt", "--json"], { cwd: project, env });
+  assert.equal(result.code, 0, result.stderr);
+  const job = JSON.parse(result.stdout);
+  assert.equal(job.provider.sandbox, "none");
+  const to = path.join(project, "fetched");
+  assert.equal((await runCli(["fetch", job.name, "--to", to], { cwd: project, env })).code, 0);
+  assert.equal(fs.readFileSync(path.join(to, "m.txt"), "utf8"), "hello");
+});
+
+test("notebook: executed headless cell by cell, model packed, executed copy with outputs kept beside it", async () => {
+  const project = copyExample("notebook");
+  const { env } = cliEnv();
+  const result = await runCli(["fit", "train.ipynb", "--json"], { cwd: project, env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /\[alekseylearn\] cell 2\/4/);
+  assert.match(result.stderr, /training on 112 samples/, "cell output is streamed live");
+  const job = JSON.parse(result.stdout);
+  assert.deepEqual(await archiveEntries(job.model), ["model.joblib"]);
+
+  const fetched = await runCli(["fetch", job.name, "--to", "out"], { cwd: project, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.deepEqual(listTree(path.join(project, "out")), ["model.joblib", "output/train.ipynb"]);
+  const executed = JSON.parse(fs.readFileSync(path.join(project, "out", "output", "train.ipynb"), "utf8"));
+  const outputs = executed.cells.flatMap((cell: { outputs?: Array<{ text?: string[] | string }> }) => cell.outputs ?? []);
+  assert.ok(outputs.some((o: { text?: string[] | string }) => [o.text ?? ""].flat().join("").includes("training on 112 samples")), "the executed notebook holds its outputs");
+  const original = JSON.parse(fs.readFileSync(path.join(project, "train.ipynb"), "utf8"));
+  assert.ok(original.cells.every((cell: { outputs?: unknown[] }) => !cell.outputs?.length), "the user's notebook is not modified");
+});
+
+test("a notebook whose cell fails: exit 1, the error shown, the executed copy kept up to the failure", async () => {
+  const cells = [
+    { cell_type: "code", metadata: {}, execution_count: null, outputs: [], source: ["print('first cell ran')"] },
+    { cell_type: "code", metadata: {}, execution_count: null, outputs: [], source: ["raise ValueError('bad data in cell two')"] },
+  ];
+  const project = writeTree({ "nb.ipynb": JSON.stringify({ cells, metadata: {}, nbformat: 4, nbformat_minor: 5 }), "requirements.txt": "" });
+  const { env } = cliEnv();
+  const result = await runCli(["fit", "nb.ipynb"], { cwd: project, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /error: Job nb-\S+ failed: Notebook cell failed: ValueError: bad data in cell two/);
+  const name = /Job (nb-\S+) failed/.exec(result.stderr)![1]!;
+  const fetched = await runCli(["fetch", path.join(project, "alekseylearn-output", name, "output", "output.tar.gz"), "--to", "out"], { cwd: project, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.match(fs.readFileSync(path.join(project, "out", "nb.ipynb"), "utf8"), /first cell ran/);
+});
+
+test("a training script that exits non-zero: exit 1, its last log lines shown, the job marked failed", async () => {
+  const project = writeTree({ "train.py": "import sys\nfor i in range(30):\n    print('step', i)\nprint('loss is nan, giving up', file=sys.stderr)\nsys.exit(3)\n", "requirements.txt": "" });
+  const { env } = cliEnv();
+  const result = await runCli(["fit", "train.py"], { cwd: project, env });
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /error: Job train-\S+ failed: the training process exited with code 3\./);
+  assert.match(result.stderr, /\n {2}step 29\n {2}loss is nan, giving up\n/, "the last lines of the log follow the error");
+  assert.match(result.stderr, /hint: Its whole log: alekseylearn logs train-/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+  const name = /Job (train-\S+) failed/.exec(result.stderr)![1]!;
+  const status = JSON.parse((await runCli(["status", name, "--json"], { cwd: project, env })).stdout);
+  assert.equal(status.state, "failed");
+  assert.equal(status.exitCode, 3);
+  const logs = await runCli(["logs", name], { cwd: project, env });
+  assert.match(logs.stdout, /^step 0\n[\s\S]*step 29\nloss is nan, giving up\n$/);
+  const fetched = await runCli(["fetch", name], { cwd: project, env });
+  assert.equal(fetched.code, 1);
+  assert.match(fetched.stderr, /Job train-\S+ has no model: it failed \(the training process exited with code 3\)/);
+});
+
+test("Ctrl-C stops the job cleanly and marks it stopped", async () => {
+  const project = writeTree({ "train.py": "import time\nprint('started', flush=True)\ntime.sleep(120)\nprint('never')\n", "requirements.txt": "" });
+  const { env, stateDir } = cliEnv();
+  const run = startCli(["fit", "train.py", "--config.stop_timeout=5"], { cwd: project, env });
+  await waitFor(() => run.output().includes("started"), "the job to start");
+  run.child.kill("SIGINT");
+  const result = await run.done;
+  assert.equal(result.code, 130, result.stderr);
+  assert.match(result.stderr, /Stopping train-/);
+  assert.match(result.stderr, /Job train-\S+ was stopped/);
+  const [record] = fs.readdirSync(path.join(stateDir, "jobs"));
+  const job = JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", record!), "utf8"));
+  assert.equal(job.state, "stopped");
+  const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
+  assert.ok(!ps.split("\n").some((line) => line.includes(path.join(project, "train.py")) || (line.includes("train.py") && line.includes(job.provider.environment))), "the training process is gone");
+});
+
+test("--detach returns at once; logs --follow streams to the end; stop ends a running job", async () => {
+  const project = writeTree({
+    "train.py": "import sys, time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.3)\nopen('/opt/ml/model/done', 'w').write(sys.argv[0])\n",
+    "sleepy.py": "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n",
+    "requirements.txt": "",
+  });
+  const { env } = cliEnv();
+  const detached = await runCli(["fit", "train.py", "--detach", "--json"], { cwd: project, env });
+  assert.equal(detached.code, 0, detached.stderr);
+  const name = JSON.parse(detached.stdout).name;
+  const followed = await runCli(["logs", name, "--follow"], { cwd: project, env });
+  assert.equal(followed.stdout, "tick 0\ntick 1\ntick 2\n");
+  const status = JSON.parse((await runCli(["status", name, "--json"], { cwd: project, env })).stdout);
+  assert.equal(status.state, "completed");
+  assert.ok(fs.existsSync(status.model));
+
+  const sleepy = JSON.parse((await runCli(["fit", "sleepy.py", "--detach", "--json"], { cwd: project, env })).stdout).name;
+  await waitFor(() => fs.existsSync(path.join(env.XDG_STATE_HOME!, "alekseylearn", "runs", sleepy, "job.log")) && fs.readFileSync(path.join(env.XDG_STATE_HOME!, "alekseylearn", "runs", sleepy, "job.log"), "utf8").includes("sleeping"), "the detached job to start");
+  const stopped = await runCli(["stop", sleepy], { cwd: project, env });
+  assert.equal(stopped.code, 0, stopped.stderr);
+  await waitFor(() => JSON.parse(execFileSync(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), "..", "..", "src", "cli", "main.js"), "status", sleepy, "--json"], { cwd: project, env, encoding: "utf8" })).state === "stopped", "the job to stop", 30_000);
+
+  const table = await runCli(["jobs"], { cwd: project, env });
+  assert.match(table.stdout, /^NAME\s+BACKEND\s+STATE/);
+  assert.match(table.stdout, new RegExp(`${sleepy}\\s+local\\s+stopped`));
+  assert.match(table.stdout, new RegExp(`${name}\\s+local\\s+completed`));
+});
+
+test("fetch: an output path gives its newest job; a job with no model, and a malicious archive, are clear errors that change nothing", async () => {
+  const project = writeTree({ "empty.py": "print('no model here')\n", "requirements.txt": "" });
+  const { env } = cliEnv();
+  const result = await runCli(["fit", "empty.py", "--json"], { cwd: project, env });
+  assert.equal(result.code, 0, result.stderr);
+  const name = JSON.parse(result.stdout).name;
+  const noModel = await runCli(["fetch", name], { cwd: project, env });
+  assert.equal(noModel.code, 1);
+  assert.match(noModel.stderr, /error: Job empty-\S+ has no model: it wrote nothing to \/opt\/ml\/model \(SM_MODEL_DIR\)\./);
+
+  // A hand-made archive whose entry climbs out of the target folder.
+  const evil = path.join(project, "evil.tar");
+  const header = Buffer.alloc(512);
+  header.write("../escaped.txt", 0);
+  header.write("0000644\0", 100);
+  header.write("0000000\0", 108);
+  header.write("0000000\0", 116);
+  header.write("00000000005\0", 124);
+  header.write("00000000000\0", 136);
+  header.write("        ", 148);
+  header.write("0", 156);
+  header.write("ustar\u000000", 257);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(sum.toString(8).padStart(6, "0") + "\0 ", 148);
+  fs.writeFileSync(evil, Buffer.concat([header, Buffer.from("owned"), Buffer.alloc(507), Buffer.alloc(1024)]));
+  fs.mkdirSync(path.join(project, "dest"));
+  const refused = await runCli(["fetch", evil, "--to", "dest"], { cwd: project, env });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /Refusing to extract .*evil\.tar.*\.\.\/escaped\.txt/);
+  assert.deepEqual(listTree(path.join(project, "dest")), []);
+  assert.ok(!fs.existsSync(path.join(project, "escaped.txt")));
+
+  const iris = writeTree({ "train.py": "open('/opt/ml/model/w.txt', 'w').write('v2')\n", "requirements.txt": "" });
+  const older = await runCli(["fit", "train.py", "--config.output_path=runs", "--hyperparameter.v=1"], { cwd: iris, env });
+  assert.equal(older.code, 0, older.stderr);
+  const newer = await runCli(["fit", "train.py", "--config.output_path=runs", "--json"], { cwd: iris, env });
+  const newest = JSON.parse(newer.stdout).name;
+  const fromPath = await runCli(["fetch", "runs", "--to", "m", "--json"], { cwd: iris, env });
+  assert.equal(fromPath.code, 0, fromPath.stderr);
+  assert.equal(JSON.parse(fromPath.stdout).job, newest);
+  // Fetching again into the same folder is fine (same bytes); a changed file there is not overwritten.
+  assert.equal((await runCli(["fetch", "runs", "--to", "m"], { cwd: iris, env })).code, 0);
+  fs.writeFileSync(path.join(iris, "m", "w.txt"), "my edits");
+  const conflict = await runCli(["fetch", "runs", "--to", "m"], { cwd: iris, env });
+  assert.equal(conflict.code, 1);
+  assert.match(conflict.stderr, /w\.txt/);
+  assert.equal(fs.readFileSync(path.join(iris, "m", "w.txt"), "utf8"), "my edits");
+  assert.equal((await runCli(["fetch", "runs", "--to", "m", "--overwrite"], { cwd: iris, env })).code, 0);
+  assert.equal(fs.readFileSync(path.join(iris, "m", "w.txt"), "utf8"), "v2");
+});
+
+test("usage errors: exit 2, one or two lines, no stack trace, nothing created", async () => {
+  const project = writeTree({ "train.py": "print(1)\n" });
+  const { env, stateDir } = cliEnv();
+  const cases: Array<[string[], RegExp]> = [
+    [["fit", "missing.py"], /^error: Training artifact missing\.py does not exist\.\nhint: /],
+    [["fit", "train.py", "--config.ouput_path=x"], /^error: config\.ouput_path is not a setting of the local backend; did you mean config\.output_path\?\.\nhint: /],
+    [["fti", "train.py"], /^error: Unknown command fti\.\nhint: Did you mean `alekseylearn fit`\?/],
+    [["fit", "train.py", "--envfil=x"], /^error: Unknown option --envfil for `fit`\. Did you mean --envfile\?/],
+    [["fit", "train.py", "--config.output_path=ftp://h/x"], /unknown scheme ftp:\/\//],
+  ];
+  for (const [args, expected] of cases) {
+    const result = await runCli(args, { cwd: project, env });
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, expected);
+    assert.ok(result.stderr.trim().split("\n").length <= 3, `short: ${result.stderr}`);
+    assert.equal(result.stdout, "");
+  }
+  assert.ok(!fs.existsSync(path.join(stateDir, "jobs")), "no job was recorded");
+  assert.ok(!fs.existsSync(path.join(project, "alekseylearn-output")));
+});
+
+test("--help teaches: the overview, fit's options, every local setting with its default", async () => {
+  const { env } = cliEnv();
+  const overview = await runCli(["--help"], { cwd: "/", env });
+  assert.equal(overview.code, 0);
+  for (const command of ["fit", "fetch", "status", "jobs", "logs", "stop"]) assert.match(overview.stdout, new RegExp(`\\n  ${command} `));
+  const fit = await runCli(["fit", "--help"], { cwd: "/", env });
+  assert.match(fit.stdout, /config\.output_path: text\. .* Default: "\.\/alekseylearn-output"\./);
+  assert.match(fit.stdout, /config\.sandbox: one of auto, bwrap, none\./);
+  assert.match(fit.stdout, /config\.instance_count \(also train_instance_count\)/);
+});

@@ -1,0 +1,24 @@
+/** Fixture projects written inline as file trees, each in a fresh temporary folder. */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+/** Write `files` (relative path → content) under a new temporary folder and return the folder. */
+export function writeTree(files: Record<string, string | Buffer>, prefix = "alekseylearn-test-"): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  for (const [file, content] of Object.entries(files)) {
+    const full = path.join(root, file);
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    fs.writeFileSync(full, content);
+  }
+  return root;
+}
+
+/** Every file under `dir`, relative, sorted, with forward slashes (folders are implied by their files). */
+export function listTree(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return (fs.readdirSync(dir, { recursive: true }) as string[])
+    .filter((entry) => !fs.statSync(path.join(dir, entry)).isDirectory())
+    .map((entry) => entry.split(path.sep).join("/"))
+    .sort();
+}

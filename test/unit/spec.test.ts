@@ -1,0 +1,202 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { parseDuration, parseValue } from "../../src/spec/values.js";
+import { nearest } from "../../src/spec/nearest.js";
+import { validateSettings } from "../../src/spec/schema.js";
+import { buildSpec, backendForOutputPath } from "../../src/spec/build.js";
+import { localSchema } from "../../src/backends/local/schema.js";
+import { UserError } from "../../src/errors.js";
+import { writeTree } from "../helpers/tree.js";
+
+const SCRIPT = "print('hi')\n";
+
+function userError(fn: () => unknown): UserError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof UserError) return err;
+    throw err;
+  }
+  assert.fail("expected a UserError");
+}
+
+/** Everything a UserError says, as a user reads it. */
+function said(err: UserError): string {
+  return [err.message, ...err.details, err.hint ?? ""].join("\n");
+}
+
+test("values are typed: numbers, booleans, lists, and text that keeps '='", () => {
+  assert.equal(parseValue("2"), 2);
+  assert.equal(parseValue("0.001"), 0.001);
+  assert.equal(parseValue("1e-3"), 0.001);
+  assert.equal(parseValue("true"), true);
+  assert.equal(parseValue("false"), false);
+  assert.deepEqual(parseValue("[a,b]"), ["a", "b"]);
+  assert.deepEqual(parseValue("1,2,3"), [1, 2, 3]);
+  assert.deepEqual(parseValue("[]"), []);
+  assert.equal(parseValue("a=b=c"), "a=b=c");
+  assert.equal(parseValue("adam"), "adam");
+});
+
+test("durations read as seconds", () => {
+  assert.equal(parseDuration("90"), 90);
+  assert.equal(parseDuration("2h"), 7200);
+  assert.equal(parseDuration("1h30m"), 5400);
+  assert.equal(parseDuration("1d"), 86400);
+  assert.equal(parseDuration("soon"), undefined);
+  assert.equal(parseDuration(""), undefined);
+});
+
+test("nearest names a plausible typo and nothing for unrelated words", () => {
+  assert.equal(nearest("ouput_path", ["output_path", "python", "sandbox"]), "output_path");
+  assert.equal(nearest("pyhton", ["output_path", "python", "sandbox"]), "python");
+  assert.equal(nearest("zzzzzz", ["output_path", "python", "sandbox"]), undefined);
+});
+
+test("settings: flag text is typed by the schema, defaults fill in, aliases map", () => {
+  const { settings, problems } = validateSettings(localSchema, { train_instance_count: "1", stop_timeout: "2m", python: "3" }, "the local backend");
+  assert.deepEqual(problems, []);
+  assert.equal(settings.instance_count, 1);
+  assert.equal(settings.stop_timeout, 120);
+  assert.equal(settings.python, "3", "a text setting keeps digits as text");
+  assert.equal(settings.output_path, "./alekseylearn-output");
+  assert.equal(settings.sandbox, "auto");
+});
+
+test("settings: every problem is reported at once, with the nearest key", () => {
+  const { problems } = validateSettings(localSchema, { ouput_path: "x", instance_count: "two", sandbox: "docker" }, "the local backend");
+  assert.equal(problems.length, 3);
+  assert.match(problems[0]!, /config\.ouput_path is not a setting of the local backend; did you mean config\.output_path\?/);
+  assert.match(problems[1]!, /config\.instance_count must be a whole number ≥ 1, got "two"/);
+  assert.match(problems[2]!, /config\.sandbox must be one of auto, bwrap, none/);
+});
+
+test("the backend follows the output path's scheme", () => {
+  assert.equal(backendForOutputPath("s3://bucket/sagemaker/runs"), "sagemaker");
+  assert.equal(backendForOutputPath("gs://bucket/runs"), "vertex");
+  assert.equal(backendForOutputPath("./runs"), "local");
+  assert.equal(backendForOutputPath(undefined), "local");
+});
+
+test("a script with requirements.txt becomes a local job spec with defaults", () => {
+  const dir = writeTree({ "train.py": SCRIPT, "requirements.txt": "joblib\n" });
+  const spec = buildSpec({ artifact: "train.py", hyperparameters: { epochs: 3 } }, dir);
+  assert.equal(spec.backend, "local");
+  assert.deepEqual(spec.artifact, { kind: "script", dir, entry: "train.py", isFolder: false });
+  assert.equal(spec.environment?.kind, "requirements");
+  assert.equal(spec.environment?.content, "joblib\n");
+  assert.equal(spec.outputPath, path.join(dir, "alekseylearn-output"));
+  assert.deepEqual(spec.hyperparameters, { epochs: 3 });
+});
+
+test("a folder with --entry runs the entry inside it", () => {
+  const dir = writeTree({ "project/src/train.py": SCRIPT, "project/requirements.txt": "" });
+  const spec = buildSpec({ artifact: "project", entry: "src/train.py" }, dir);
+  assert.equal(spec.artifact.dir, path.join(fs.realpathSync(dir), "project"));
+  assert.equal(spec.artifact.entry, "src/train.py");
+  assert.equal(spec.artifact.isFolder, true);
+});
+
+test("the project config file supplies defaults and flags win", () => {
+  const dir = writeTree({
+    "train.py": SCRIPT,
+    "alekseylearn.yml": "config:\n  output_path: runs\n  stop_timeout: 30s\nhyperparameters:\n  epochs: 5\n  lr: 0.1\ninputs:\n  train: data\n",
+    "data/x.csv": "1,2\n",
+  });
+  const spec = buildSpec({ artifact: "train.py", config: { stop_timeout: "5" }, hyperparameters: { epochs: 7 } }, dir);
+  assert.equal(spec.outputPath, path.join(dir, "runs"), "a relative path in the file is relative to the file");
+  assert.equal(spec.settings.stop_timeout, 5);
+  assert.deepEqual(spec.hyperparameters, { epochs: 7, lr: 0.1 });
+  assert.deepEqual(spec.inputs, { train: path.join(dir, "data") });
+  assert.equal(spec.configFile, path.join(dir, "alekseylearn.yml"));
+});
+
+test("[tool.alekseylearn] in pyproject.toml is read too", () => {
+  const dir = writeTree({ "train.py": SCRIPT, "pyproject.toml": '[project]\nname = "x"\n\n[tool.alekseylearn.config]\noutput_path = "out"\n' });
+  assert.equal(buildSpec({ artifact: "train.py" }, dir).outputPath, path.join(dir, "out"));
+});
+
+test("an unknown key in the project config names the nearest valid one", () => {
+  const dir = writeTree({ "train.py": SCRIPT, "alekseylearn.yml": "hyperparameter:\n  epochs: 5\n" });
+  assert.match(said(userError(() => buildSpec({ artifact: "train.py" }, dir))), /unknown key `hyperparameter`; did you mean `hyperparameters`\?/);
+});
+
+test("error: missing artifact", () => {
+  const err = userError(() => buildSpec({ artifact: "nope.py" }, writeTree({})));
+  assert.match(err.message, /Training artifact nope\.py does not exist/);
+  assert.equal(err.exitCode, 2);
+});
+
+test("error: unsupported extension", () => {
+  const dir = writeTree({ "train.R": "x <- 1\n" });
+  const err = userError(() => buildSpec({ artifact: "train.R" }, dir));
+  assert.match(err.message, /Cannot run .*train\.R: alekseylearn runs Python scripts \(\.py\) and Jupyter notebooks \(\.ipynb\)/);
+});
+
+test("error: both environment files, without --envfile", () => {
+  const dir = writeTree({ "train.py": SCRIPT, "requirements.txt": "", "environment.yml": "dependencies: [python]\n" });
+  const err = userError(() => buildSpec({ artifact: "train.py" }, dir));
+  assert.match(err.message, /Both requirements\.txt and environment\.yml are in .*: which one describes the environment\?/);
+  assert.match(err.hint!, /--envfile/);
+  // and --envfile settles it
+  assert.equal(buildSpec({ artifact: "train.py", envfile: "environment.yml" }, dir).environment?.kind, "conda");
+});
+
+test("error: unparseable environment.yml", () => {
+  const dir = writeTree({ "train.py": SCRIPT, "environment.yml": "name: x\ndependencies:\n  - python\n - [oops\n" });
+  const err = userError(() => buildSpec({ artifact: "train.py" }, dir));
+  assert.match(err.message, /environment\.yml is not valid YAML/);
+});
+
+test("error: unknown config key names the nearest one", () => {
+  const dir = writeTree({ "train.py": SCRIPT });
+  const err = userError(() => buildSpec({ artifact: "train.py", config: { ouput_path: "x" } }, dir));
+  assert.match(err.message, /config\.ouput_path is not a setting of the local backend; did you mean config\.output_path\?/);
+  assert.equal(err.exitCode, 2);
+});
+
+test("error: non-numeric count", () => {
+  const dir = writeTree({ "train.py": SCRIPT });
+  const err = userError(() => buildSpec({ artifact: "train.py", config: { instance_count: "two" } }, dir));
+  assert.match(err.message, /config\.instance_count must be a whole number ≥ 1, got "two"/);
+});
+
+test("error: output path of an unknown scheme", () => {
+  const dir = writeTree({ "train.py": SCRIPT });
+  const err = userError(() => buildSpec({ artifact: "train.py", config: { output_path: "ftp://host/runs" } }, dir));
+  assert.match(err.message, /The output path ftp:\/\/host\/runs has an unknown scheme ftp:\/\//);
+  assert.match(err.message, /local folder, file:\/\/, s3:\/\/ .*gs:\/\//);
+});
+
+test("error: --entry outside the folder", () => {
+  const dir = writeTree({ "project/train.py": SCRIPT, "elsewhere.py": SCRIPT });
+  const err = userError(() => buildSpec({ artifact: "project", entry: "../elsewhere.py" }, dir));
+  assert.match(err.message, /--entry \.\.\/elsewhere\.py is outside the folder project/);
+  const viaLink = writeTree({ "project/train.py": SCRIPT, "secret.py": SCRIPT });
+  fs.symlinkSync(path.join(viaLink, "secret.py"), path.join(viaLink, "project", "link.py"));
+  assert.match(userError(() => buildSpec({ artifact: "project", entry: "link.py" }, viaLink)).message, /is outside the folder/);
+});
+
+test("error: a folder without --entry lists what it could run", () => {
+  const dir = writeTree({ "project/train.py": SCRIPT, "project/eval.py": SCRIPT });
+  const err = userError(() => buildSpec({ artifact: "project" }, dir));
+  assert.match(err.message, /project is a folder: say which file in it to run with --entry FILE/);
+  assert.match(err.hint!, /eval\.py, train\.py/);
+});
+
+test("error: more than one instance on the local backend, and inputs that do not exist, reported together", () => {
+  const dir = writeTree({ "train.py": SCRIPT });
+  const err = userError(() => buildSpec({ artifact: "train.py", config: { instance_count: "2" }, inputs: { train: "missing-data" } }, dir));
+  assert.match(err.message, /2 problems/);
+  assert.match(said(err), /runs one instance/);
+  assert.match(said(err), /input train: .*missing-data does not exist/);
+});
+
+test("error: backends that are not built yet say so, and a typo names the nearest", () => {
+  const dir = writeTree({ "train.py": SCRIPT });
+  assert.match(userError(() => buildSpec({ artifact: "train.py", backend: "kaggle" }, dir)).message, /kaggle backend is not available in this version/);
+  assert.match(userError(() => buildSpec({ artifact: "train.py", config: { output_path: "s3://b/sagemaker" } }, dir)).message, /sagemaker backend is not available/);
+  assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "locl" }, dir))), /Did you mean local\?/);
+});
