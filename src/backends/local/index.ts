@@ -93,11 +93,13 @@ export const localBackend = {
         ctx.reporter.warn(`${sandbox.reason}: the job finds its folders through SM_MODEL_DIR and the other SM_* variables only; a script that writes to /opt/ml directly will fail. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml.`);
       }
     }
+    const started = Date.now();
     const environment = await ensureEnvironment(
       { file: spec.environment, python: String(spec.settings.python), extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
       ctx,
     );
-    ctx.reporter.info(environment.created ? `Environment ready: ${environment.dir}` : `Using the cached environment ${environment.dir}`);
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    ctx.reporter.info(environment.created ? `Environment ready in ${seconds}s: ${environment.dir}` : `Using the cached environment ${environment.dir}`);
     const setup: RunSetup = { python: environment.python, ...(sandbox.bwrap ? { bwrap: sandbox.bwrap } : {}) };
     const store = new JobStore(ctx.stateDir);
     const logFile = runPaths(ctx.stateDir, job.name).log;
@@ -123,7 +125,6 @@ export const localBackend = {
   },
 
   async *logs(job, ctx, options) {
-    const store = new JobStore(ctx.stateDir);
     const file = job.logFile ?? runPaths(ctx.stateDir, job.name).log;
     const decoder = new StringDecoder("utf8");
     let offset = 0;
