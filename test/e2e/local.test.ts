@@ -305,3 +305,25 @@ test("--help teaches: the overview, fit's options, every local setting with its 
   assert.match(fit.stdout, /config\.sandbox: one of auto, bwrap, none\./);
   assert.match(fit.stdout, /config\.instance_count \(also train_instance_count\)/);
 });
+
+test("an environment that cannot be built: exit 1 with pip's own words, the job marked failed, no half-made environment kept", async () => {
+  const project = writeTree({ "train.py": "print(1)\n", "requirements.txt": "surely-no-such-package-alekseylearn==9.9\n" });
+  const { env, stateDir } = cliEnv();
+  const before = envCount();
+  const result = await runCli(["fit", "train.py"], { cwd: project, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /error: Creating the environment failed: `python -m pip install…` exited with 1\./);
+  assert.match(result.stderr, /surely-no-such-package-alekseylearn/, "pip's last lines say which package");
+  assert.match(result.stderr, /hint: The full output is in .*\.install\.log/);
+  assert.equal(envCount(), before, "the broken environment was removed");
+  const [record] = fs.readdirSync(path.join(stateDir, "jobs"));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", record!), "utf8")).state, "failed");
+});
+
+test("environment.yml without conda on PATH: a clear error that names what to install", async () => {
+  const project = writeTree({ "train.py": "print(1)\n", "environment.yml": "name: x\ndependencies:\n  - python=3.11\n  - scikit-learn\n" });
+  const { env } = cliEnv({ PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin` });
+  const result = await runCli(["fit", "train.py"], { cwd: project, env });
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /error: environment\.yml needs conda to build, and none of micromamba, mamba or conda is on PATH\.\nhint: Install micromamba .*or pass a requirements\.txt with --envfile\./);
+});
