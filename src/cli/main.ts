@@ -32,12 +32,42 @@ function overview(): string {
   ].join("\n");
 }
 
-function cliReporter(output: Output, quiet: boolean): Reporter {
+/**
+ * Progress on stderr. On a terminal, a step that ends in "…" keeps a spinner
+ * with its elapsed seconds until the next line, so a long pip install is
+ * visibly alive; elsewhere every message is one plain line.
+ */
+function cliReporter(output: Output): Reporter & { clear(): void } {
   const dim = (text: string): string => (output.tty ? `\x1b[2m${text}\x1b[0m` : text);
+  let spinner: NodeJS.Timeout | undefined;
+  let step = "";
+  let stepStarted = 0;
+  // A finished step stays on screen as a plain line with the time it took.
+  const clear = (): void => {
+    if (!spinner) return;
+    clearInterval(spinner);
+    spinner = undefined;
+    output.err(`\r\x1b[K${dim(`› ${step} ${((Date.now() - stepStarted) / 1000).toFixed(1)}s`)}\n`);
+  };
+  const line = (text: string): void => {
+    clear();
+    output.err(text + "\n");
+  };
   return {
-    info: (message) => !quiet && output.err(dim(`› ${message}`) + "\n"),
-    warn: (message) => output.err(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${message}\n`),
-    jobLine: (line) => output.err(line + "\n"),
+    info: (message) => {
+      if (!output.tty || !message.endsWith("…")) return line(dim(`› ${message}`));
+      clear();
+      step = message;
+      stepStarted = Date.now();
+      let frame = 0;
+      const draw = (): void => output.err(`\r\x1b[K${"⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"[frame++ % 10]} ${message} ${dim(`${Math.floor((Date.now() - stepStarted) / 1000)}s`)}`);
+      draw();
+      spinner = setInterval(draw, 100);
+      spinner.unref();
+    },
+    warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${message}`),
+    jobLine: (text) => line(text),
+    clear,
   };
 }
 
@@ -56,6 +86,7 @@ function printError(err: unknown, output: Output, debug: boolean): number {
 /** Run the CLI with `argv` (without node and the script); returns the exit code. */
 async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Output, signal?: AbortSignal): Promise<number> {
   const debug = argv.includes("--debug");
+  const reporter = cliReporter(output);
   try {
     const [name, ...rest] = argv;
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
@@ -81,13 +112,16 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Out
       cwd: process.cwd(),
       env,
       ...defaultDirs(env),
-      reporter: cliReporter(output, false),
+      reporter,
       ...(signal ? { signal } : {}),
     };
     const { run } = await command.load();
     return await run(args, ctx, output);
   } catch (err) {
+    reporter.clear();
     return printError(err, output, debug);
+  } finally {
+    reporter.clear();
   }
 }
 

@@ -4,6 +4,7 @@
  * the user's cache folder, so a second run with the same requirements installs
  * nothing.
  */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { createHash } from "node:crypto";
@@ -54,7 +55,28 @@ function resolveInterpreter(request: EnvironmentRequest, ctx: Context): string {
   }
   const python = which(request.python, ctx.env.PATH);
   if (!python) throw new UserError(`Python interpreter ${request.python} is not on PATH.`, "Install Python 3, or name one with --config.python=/path/to/python3.");
-  return fs.realpathSync(python);
+  return realInterpreter(python, ctx);
+}
+
+/**
+ * The interpreter a name really runs. A launcher script (a pyenv or asdf shim)
+ * picks a different Python by folder or setting, so it is asked; a binary is
+ * itself. The answer is part of the cache key, so a new Python gets a new environment.
+ */
+function realInterpreter(python: string, ctx: Context): string {
+  const real = fs.realpathSync(python);
+  const head = Buffer.alloc(2);
+  const fd = fs.openSync(real, "r");
+  try {
+    fs.readSync(fd, head, 0, 2, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (head.toString() !== "#!") return real;
+  const asked = spawnSync(real, ["-I", "-S", "-c", "import sys; print(sys.executable)"], { cwd: ctx.cwd, env: ctx.env as NodeJS.ProcessEnv, encoding: "utf8", timeout: 30_000 });
+  const executable = asked.stdout?.trim();
+  if (asked.status !== 0 || !executable) throw new UserError(`${python} does not run: ${(asked.stderr || asked.error?.message || "").trim().split("\n").pop()}`, "Name a working interpreter with --config.python=/path/to/python3.");
+  return fs.realpathSync(executable);
 }
 
 /** Wait for, then take, a lock folder; returns its release. Another process creating the same environment holds it. */

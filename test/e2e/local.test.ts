@@ -327,3 +327,17 @@ test("environment.yml without conda on PATH: a clear error that names what to in
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /error: environment\.yml needs conda to build, and none of micromamba, mamba or conda is on PATH\.\nhint: Install micromamba .*or pass a requirements\.txt with --envfile\./);
 });
+
+test("without bubblewrap on PATH: one warning, and the job still runs through the SM_* variables", async () => {
+  const python = execFileSync("python3", ["-c", "import os, sys; print(os.path.realpath(sys.executable))"], { encoding: "utf8" }).trim();
+  const project = writeTree({ "train.py": "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'w.txt'), 'w').write('ok')\n", "requirements.txt": "" });
+  // A PATH with only Python's folder: no bwrap (the CLI itself is started by its absolute path).
+  const { env } = cliEnv({ PATH: path.dirname(python) });
+  const result = await runCli(["fit", "train.py", `--config.python=${python}`, "--json"], { cwd: project, env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stderr.match(/warning: bubblewrap \(bwrap\) is not installed/g)?.length, 1, result.stderr);
+  assert.match(result.stderr, /a script that writes to \/opt\/ml directly will fail/);
+  const job = JSON.parse(result.stdout);
+  assert.equal(job.provider.sandbox, "none");
+  assert.deepEqual(await archiveEntries(job.model), ["w.txt"]);
+});
