@@ -10,7 +10,7 @@ import { getBackend } from "../backends/registry.js";
 import type { Backend, LogOptions } from "../backends/types.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
 import { joinLocation } from "../storage/location.js";
-import { makeJobName } from "./names.js";
+import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, type JobRecord } from "./records.js";
 
 /** How many of a failed job's last log lines an error shows. */
@@ -86,12 +86,15 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   const spec = buildSpec(request, ctx.cwd);
   const backend = getBackend(spec.backend);
   const store = new JobStore(ctx.stateDir);
+  const stem = spec.artifact.isFolder ? path.basename(spec.artifact.dir) : path.parse(spec.artifact.entry).name;
+  const name = options.name ?? makeJobName(stem);
+  if (!isValidJobName(name)) {
+    throw new UserError(`Job name ${name} is not valid on every backend.`, "Use 2 to 63 characters of a-z, 0-9 and -, starting with a letter and not ending with -.");
+  }
+  if (store.find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
   if (!spec.environment) {
     ctx.reporter.warn(`No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`);
   }
-  const stem = spec.artifact.isFolder ? path.basename(spec.artifact.dir) : path.parse(spec.artifact.entry).name;
-  const name = options.name ?? makeJobName(stem);
-  if (store.find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
   const job = store.save({ name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: joinLocation(spec.outputPath, name) });
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);
 

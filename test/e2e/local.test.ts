@@ -283,6 +283,7 @@ test("usage errors: exit 2, one or two lines, no stack trace, nothing created", 
     [["fti", "train.py"], /^error: Unknown command fti\.\nhint: Did you mean `alekseylearn fit`\?/],
     [["fit", "train.py", "--envfil=x"], /^error: Unknown option --envfil for `fit`\. Did you mean --envfile\?/],
     [["fit", "train.py", "--config.output_path=ftp://h/x"], /unknown scheme ftp:\/\//],
+    [["fit", "train.py", "--name", "My_Job"], /^error: Job name My_Job is not valid on every backend\.\nhint: Use 2 to 63 characters/],
   ];
   for (const [args, expected] of cases) {
     const result = await runCli(args, { cwd: project, env });
