@@ -342,3 +342,52 @@ test("without bubblewrap on PATH: one warning, and the job still runs through th
   assert.equal(job.provider.sandbox, "none");
   assert.deepEqual(await archiveEntries(job.model), ["w.txt"]);
 });
+
+test("Ctrl-C while the environment is being built: exit 130, the job marked stopped, no half-made environment or lock left", async () => {
+  // A requirements file no other test uses, so this run really builds (a comment changes the content hash).
+  const project = writeTree({ "train.py": "print(1)\n", "requirements.txt": `# interrupted ${Date.now()}\nscipy\n` });
+  const { env, stateDir } = cliEnv();
+  const envs = path.join(TEST_CACHE, "alekseylearn", "envs");
+  const before = fs.existsSync(envs) ? fs.readdirSync(envs).filter((name) => !name.endsWith(".install.log")).sort() : [];
+  const run = startCli(["fit", "train.py"], { cwd: project, env });
+  await waitFor(() => run.output().includes("Installing requirements.txt"), "pip to start");
+  run.child.kill("SIGINT");
+  const result = await run.done;
+  assert.equal(result.code, 130, result.stderr);
+  assert.match(result.stderr, /Stopped while creating the environment; nothing was kept\./);
+  const after = fs.readdirSync(envs).filter((name) => !name.endsWith(".install.log")).sort();
+  assert.deepEqual(after, before, "neither the environment nor its lock is left");
+  const [record] = fs.readdirSync(path.join(stateDir, "jobs"));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", record!), "utf8")).state, "stopped");
+});
+
+test("two jobs needing the same new environment at once: one builds it, the other waits and reuses it", async () => {
+  const requirements = `# shared ${Date.now()}\n`;
+  const projects = [1, 2].map((i) => writeTree({ "train.py": `print('job ${i} ran')\n`, "requirements.txt": requirements }));
+  const { env } = cliEnv();
+  const before = envCount();
+  const results = await Promise.all(projects.map((cwd) => runCli(["fit", "train.py"], { cwd, env })));
+  for (const [i, result] of results.entries()) {
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, new RegExp(`job ${i + 1} ran`));
+  }
+  assert.equal(envCount(), before + 1, "one environment for both");
+  assert.equal(results.filter((r) => /Environment ready/.test(r.stderr)).length, 1, "built once");
+  assert.equal(results.filter((r) => /Using the cached environment/.test(r.stderr)).length, 1, "reused once");
+});
+
+test("fetch takes a file:// URL of an archive, and status and jobs speak plainly with no jobs yet", async () => {
+  const project = writeTree({ "train.py": "open('/opt/ml/model/w.txt', 'w').write('w')\n", "requirements.txt": "" });
+  const { env } = cliEnv();
+  const none = await runCli(["jobs"], { cwd: project, env });
+  assert.equal(none.stdout, "No jobs yet. Start one with `alekseylearn fit ARTIFACT`.\n");
+  const status = await runCli(["status"], { cwd: project, env });
+  assert.match(status.stderr, /^error: No jobs yet\.\nhint: Start one with `alekseylearn fit ARTIFACT`\./);
+  const job = JSON.parse((await runCli(["fit", "train.py", "--json"], { cwd: project, env })).stdout);
+  const fetched = await runCli(["fetch", `file://${job.model}`, "--to", "out", "--json"], { cwd: project, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.deepEqual(JSON.parse(fetched.stdout).files, ["w.txt"]);
+  const kept = await runCli(["fetch", job.name, "--to", "archives", "--no-extract"], { cwd: project, env });
+  assert.equal(kept.code, 0, kept.stderr);
+  assert.deepEqual(listTree(path.join(project, "archives")), ["model.tar.gz"]);
+});
