@@ -3,7 +3,7 @@
  * model. Every function takes a Context (folder, environment, state and cache
  * folders, reporter); nothing here reads argv, the environment or the console.
  */
-export { fit, follow, status, jobs, logs, stop, type FitOptions, type FollowResult } from "./jobs/lifecycle.js";
+export { fit, follow, status, jobs, logs, stop, JobEndedError, type FitOptions, type FollowResult } from "./jobs/lifecycle.js";
 export { fetch, type FetchOptions, type FetchResult } from "./fetch.js";
 export { buildSpec, type FitRequest } from "./spec/build.js";
 export { makeContext, defaultDirs, silentReporter, type Context, type Reporter } from "./context.js";

@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import type { Context } from "../context.js";
-import { EXIT_INTERRUPTED, failure, UserError } from "../errors.js";
+import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
 import { getBackend } from "../backends/registry.js";
 import type { Backend, LogOptions } from "../backends/types.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
@@ -33,12 +33,26 @@ export async function lastLogLines(backend: Backend, job: JobRecord, ctx: Contex
   return lines;
 }
 
+/** A job that ended without completing: a UserError that carries the job's final record. */
+export class JobEndedError extends UserError {
+  constructor(
+    readonly job: JobRecord,
+    message: string,
+    hint: string | undefined,
+    exitCode: number,
+    details: readonly string[] = [],
+  ) {
+    super(message, hint, exitCode, details);
+  }
+}
+
 /** Turn a finished job into an error when it did not complete. */
 async function checkEnded(backend: Backend, job: JobRecord, ctx: Context): Promise<void> {
   if (job.state === "failed") {
-    throw failure(`Job ${job.name} failed: ${job.reason ?? "no reason was given"}.`, `Its whole log: alekseylearn logs ${job.name}`, await lastLogLines(backend, job, ctx, FAILURE_LINES));
+    const lines = await lastLogLines(backend, job, ctx, FAILURE_LINES);
+    throw new JobEndedError(job, `Job ${job.name} failed: ${job.reason ?? "no reason was given"}.`, `Its whole log: alekseylearn logs ${job.name}`, EXIT_FAILURE, lines);
   }
-  if (job.state === "stopped") throw new UserError(`Job ${job.name} was stopped.`, undefined, EXIT_INTERRUPTED);
+  if (job.state === "stopped") throw new JobEndedError(job, `Job ${job.name} was stopped.`, undefined, EXIT_INTERRUPTED);
 }
 
 /**
@@ -52,7 +66,7 @@ export async function follow(job: JobRecord, ctx: Context): Promise<FollowResult
   const onAbort = (): void => {
     if (backend.onInterrupt === "stop") {
       ctx.reporter.info(`Stopping ${job.name}…`);
-      void backend.stop(job, ctx);
+      backend.stop(job, ctx).catch((err: unknown) => ctx.reporter.warn(`Could not stop ${job.name}: ${err instanceof Error ? err.message : String(err)}`));
     } else {
       watching.abort();
     }

@@ -170,6 +170,9 @@ test("a training script that exits non-zero: exit 1, its last log lines shown, t
   const status = JSON.parse((await runCli(["status", name, "--json"], { cwd: project, env })).stdout);
   assert.equal(status.state, "failed");
   assert.equal(status.exitCode, 3);
+  const scripted = await runCli(["fit", "train.py", "--json"], { cwd: project, env });
+  assert.equal(scripted.code, 1);
+  assert.equal(JSON.parse(scripted.stdout).state, "failed", "--json prints the failed job's record too");
   const logs = await runCli(["logs", name], { cwd: project, env });
   assert.match(logs.stdout, /^step 0\n[\s\S]*step 29\nloss is nan, giving up\n$/);
   const fetched = await runCli(["fetch", name], { cwd: project, env });

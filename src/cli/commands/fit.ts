@@ -1,7 +1,7 @@
 /** `alekseylearn fit`: validate, submit, follow, summarise. */
 import { backends } from "../../backends/registry.js";
 import { describeType } from "../../spec/schema.js";
-import { fit } from "../../jobs/lifecycle.js";
+import { fit, JobEndedError, type FollowResult } from "../../jobs/lifecycle.js";
 import { parseValue, type ConfigValue } from "../../spec/values.js";
 import type { FitRequest } from "../../spec/build.js";
 import type { CommandRun } from "../commands.js";
@@ -33,7 +33,14 @@ export const run: CommandRun = async (args, ctx, output) => {
   if (typeof options.envfile === "string") request.envfile = options.envfile;
   if (typeof options.backend === "string") request.backend = options.backend;
 
-  const result = await fit(request, ctx, { detach: options.detach === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
+  let result: FollowResult;
+  try {
+    result = await fit(request, ctx, { detach: options.detach === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
+  } catch (err) {
+    // Scripts get the failed or stopped job's record too; the error still goes to stderr with its exit code.
+    if (options.json && err instanceof JobEndedError) output.out(JSON.stringify(err.job, null, 2) + "\n");
+    throw err;
+  }
   const { job } = result;
   if (options.json) {
     output.out(JSON.stringify(job, null, 2) + "\n");
