@@ -12,6 +12,8 @@ import { extractArchive } from "./storage/archive.js";
 import { storageFor } from "./storage/index.js";
 import { normalizeLocation, schemeOf } from "./storage/location.js";
 import type { ProgressListener } from "./storage/types.js";
+import { getBackend } from "./backends/registry.js";
+import type { Backend } from "./backends/types.js";
 
 /** Options of `fetch`. */
 export interface FetchOptions {
@@ -74,7 +76,7 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
   if (job) return { job: job.name, ...modelOfJob(job) };
 
   const normalized = normalizeLocation(location, ctx.cwd, "fetch location");
-  if (ARCHIVE.test(normalized)) return { model: normalized };
+  if (ARCHIVE.test(normalized) || schemeOf(normalized) === "kaggle") return { model: normalized };
   const storage = storageFor(normalized);
   if (!schemeOf(normalized) && !fs.existsSync(normalized)) {
     const guess = nearest(location, store.list().map((record) => record.name));
@@ -98,10 +100,21 @@ async function localCopy(archive: string, scratch: string, options: FetchOptions
   return file;
 }
 
+/** The backend that keeps the outputs at `model` itself (kaggle://), if one does. */
+function providerOutputs(model: string): Backend | undefined {
+  const scheme = schemeOf(model);
+  return scheme === "kaggle" ? getBackend("kaggle") : undefined;
+}
+
 /** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */
 export async function fetch(location: string, ctx: Context, options: FetchOptions = {}): Promise<FetchResult> {
   const source = await resolve(location, ctx);
   const to = path.resolve(ctx.cwd, options.to ?? ".");
+  const provider = providerOutputs(source.model);
+  if (provider?.fetchOutputs) {
+    const files = await provider.fetchOutputs(source.model, to, { overwrite: options.overwrite ?? false }, ctx);
+    return { ...(source.job ? { job: source.job } : {}), model: source.model, to, files };
+  }
   fs.mkdirSync(to, { recursive: true });
   const scratch = fs.mkdtempSync(path.join(to, ".alekseylearn-fetch-"));
   try {

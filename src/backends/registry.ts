@@ -4,10 +4,12 @@ import { nearest } from "../spec/nearest.js";
 import { BACKEND_NAMES, type BackendName } from "../spec/types.js";
 import type { Backend } from "./types.js";
 import { localBackend } from "./local/index.js";
+import { kaggleBackend } from "./kaggle/index.js";
 
 /** Every backend that is built, by name. */
 export const backends: Partial<Record<BackendName, Backend>> = {
   local: localBackend,
+  kaggle: kaggleBackend,
 };
 
 /** The backend called `name`; a UserError for an unknown or not-yet-built one. */

@@ -37,4 +37,10 @@ export interface Backend {
   logs(job: JobRecord, ctx: Context, options: LogOptions): AsyncIterable<string>;
   /** Ask the job to stop; returns once the request is made. */
   stop(job: JobRecord, ctx: Context): Promise<void>;
+  /**
+   * For a backend that keeps outputs itself (Kaggle): download the outputs at
+   * `location` (its own URL scheme) into `to`, model files at the top and the
+   * rest under `output/`, as every backend lays them out. Returns the files written.
+   */
+  fetchOutputs?(location: string, to: string, options: { overwrite: boolean }, ctx: Context): Promise<string[]>;
 }

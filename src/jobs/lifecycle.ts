@@ -109,7 +109,7 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   if (!spec.environment) {
     ctx.reporter.warn(`No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`);
   }
-  const job = store.save({ name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: joinLocation(spec.outputPath, name) });
+  const job = store.save({ name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "" });
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);
 
   let submitted: JobRecord;

@@ -57,13 +57,16 @@ export function buildSpec(request: FitRequest, cwd: string): JobSpec {
   const owner = `the ${backend.name} backend`;
   const { settings, problems } = validateSettings(backend.schema, config, owner);
 
+  // A backend that keeps outputs itself (Kaggle) has no output_path; the job's outputs are named at submission.
   let outputPath = "";
-  try {
-    outputPath = normalizeLocation(String(settings.output_path ?? ""), cwd, "output path");
-    if (settings.output_path === undefined) problems.push(`config.output_path is required by ${owner}`);
-  } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    problems.push(err.message.replace(/\.$/, "") + (err.hint ? ` (${err.hint.replace(/\.$/, "")})` : ""));
+  if ("output_path" in backend.schema) {
+    try {
+      outputPath = normalizeLocation(String(settings.output_path ?? ""), cwd, "output path");
+      if (settings.output_path === undefined) problems.push(`config.output_path is required by ${owner}`);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      problems.push(err.message.replace(/\.$/, "") + (err.hint ? ` (${err.hint.replace(/\.$/, "")})` : ""));
+    }
   }
 
   const inputs: Record<string, string> = {};

@@ -41,7 +41,7 @@ export interface JobSpec {
   hyperparameters: Record<string, ConfigValue>;
   /** Input channels: channel name → location (a local folder or file, or a URL). */
   inputs: Record<string, string>;
-  /** Where outputs go: an absolute local folder, or a URL such as s3://bucket/prefix. */
+  /** Where outputs go: an absolute local folder, or a URL such as s3://bucket/prefix; empty for a backend that keeps them itself (Kaggle). */
   outputPath: string;
   /** The project config file that supplied defaults, if one did. */
   configFile?: string;

@@ -9,20 +9,32 @@ import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar";
-import { failure } from "../errors.js";
+import { failure, isErrnoError } from "../errors.js";
 
-/** Tar entry types that extraction accepts; everything else (devices, FIFOs) refuses the archive. Pax headers are metadata. */
+/** Tar entry types that extraction accepts; everything else (devices, FIFOs, vendor types) refuses the archive. */
 const ALLOWED_TYPES = new Set(["File", "OldFile", "ContiguousFile", "Directory", "SymbolicLink", "Link"]);
 
 /**
- * Pack the contents of `dir` (entries named relative to it, no leading `./`)
- * as a gzip tar at `archive`, atomically. Returns the number of files packed;
- * an empty folder writes nothing and returns 0.
+ * gzip cannot compress better than about 1032:1, so node-tar's default cap of
+ * 1000 refuses real models that are mostly zeros; this still stops zstd bombs.
  */
+const MAX_DECOMPRESSION_RATIO = 1100;
+
+/** Every entry under `dir` (files, links and folders), relative, with forward slashes, sorted. Links are not followed. */
+function walk(dir: string, under = ""): string[] {
+  const names: string[] = [];
+  for (const dirent of fs.readdirSync(path.join(dir, under), { withFileTypes: true })) {
+    const name = under ? `${under}/${dirent.name}` : dirent.name;
+    names.push(name);
+    if (dirent.isDirectory()) names.push(...walk(dir, name));
+  }
+  return names.sort();
+}
+
+/** Pack the contents of `dir` (entries named relative to it, no `./`) as a gzip tar at `archive`, atomically; returns the number of regular files packed, and an empty folder writes nothing. */
 export async function packFolder(dir: string, archive: string): Promise<number> {
   const entries = fs.readdirSync(dir).sort();
   if (entries.length === 0) return 0;
-  const files = (fs.readdirSync(dir, { recursive: true }) as string[]).filter((entry) => !fs.lstatSync(path.join(dir, entry)).isDirectory()).length;
   const tmp = `${archive}.partial-${randomBytes(4).toString("hex")}`;
   try {
     await tar.c({ gzip: true, cwd: dir, portable: true, file: tmp }, entries);
@@ -31,32 +43,129 @@ export async function packFolder(dir: string, archive: string): Promise<number> 
     fs.rmSync(tmp, { force: true });
     throw err;
   }
-  return files;
+  return walk(dir).filter((entry) => fs.lstatSync(path.join(dir, entry)).isFile()).length;
 }
 
-/** Why an entry may not be extracted, or undefined when it may. `symlinks` holds the link entries seen so far. */
-function refusal(entry: tar.ReadEntry, symlinks: Set<string>): string | undefined {
-  const name = entry.path.replace(/\\/g, "/");
-  if (entry.type.endsWith("Header") || entry.type === "ExtendedHeader" || entry.type === "GlobalExtendedHeader") return undefined;
-  if (!ALLOWED_TYPES.has(entry.type)) return `entry "${name}" is a ${entry.type}, which a model archive has no business holding`;
-  if (name.startsWith("/") || /^[a-zA-Z]:/.test(name)) return `entry "${name}" has an absolute path`;
-  const segments = name.split("/").filter((segment) => segment !== "" && segment !== ".");
-  if (segments.includes("..")) return `entry "${name}" would land outside the target folder`;
+/** A tar path as segments, without empty and `.` segments. Backslashes count as separators, as on Windows. */
+function segmentsOf(name: string): string[] {
+  return name.replace(/\\/g, "/").split("/").filter((segment) => segment !== "" && segment !== ".");
+}
+
+function isAbsolute(name: string): boolean {
+  return /^[\\/]/.test(name) || /^[a-zA-Z]:/.test(name);
+}
+
+/** How a path is compared with the links seen so far: case and Unicode form ignored, as some file systems do. */
+function linkKey(segments: readonly string[]): string {
+  return segments.join("/").normalize("NFC").toLowerCase();
+}
+
+/** The earlier symlink that `segments` would pass through (any segment but the last), if any. */
+function throughLink(segments: readonly string[], symlinks: ReadonlySet<string>): string | undefined {
   for (let i = 1; i < segments.length; i++) {
-    if (symlinks.has(segments.slice(0, i).join("/"))) return `entry "${name}" goes through the link ${segments.slice(0, i).join("/")}`;
+    if (symlinks.has(linkKey(segments.slice(0, i)))) return segments.slice(0, i).join("/");
   }
-  const link = (entry.linkpath ?? "").replace(/\\/g, "/");
-  if (entry.type === "SymbolicLink") {
-    const target = path.posix.normalize(path.posix.join(path.posix.dirname(segments.join("/")), link));
-    if (link.startsWith("/") || target === ".." || target.startsWith("../")) return `entry "${name}" is a link pointing outside the target folder (${link})`;
-    symlinks.add(segments.join("/"));
-  }
-  if (entry.type === "Link" && (link.startsWith("/") || link.split("/").includes(".."))) return `entry "${name}" is a hard link to ${link}, outside the target folder`;
   return undefined;
 }
 
-async function sameBytes(a: string, b: string): Promise<boolean> {
-  if (fs.statSync(a).size !== fs.statSync(b).size) return false;
+/**
+ * Why a symlink at `segments` pointing to `target` is unsafe, or undefined.
+ * `..` is allowed only at the start of the target: there it climbs through
+ * the link's own folders, which are real ones, while after a name it could
+ * climb out of a folder reached through another link (`s -> .`, `t -> s/..`).
+ */
+function symlinkRefusal(segments: readonly string[], target: string): string | undefined {
+  if (isAbsolute(target)) return `is a link pointing outside the target folder (${target})`;
+  const parts = segmentsOf(target);
+  const firstName = parts.findIndex((part) => part !== "..");
+  if (firstName >= 0 && parts.slice(firstName).includes("..")) return `is a link whose target climbs out of a folder (${target}), which could lead outside the target folder through another link`;
+  const climbs = firstName < 0 ? parts.length : firstName;
+  if (climbs > segments.length - 1) return `is a link pointing outside the target folder (${target})`;
+  return undefined;
+}
+
+/** Why an entry may not be extracted, or undefined when it may. `symlinks` holds the keys of the link entries seen so far. */
+function refusal(entry: tar.ReadEntry, symlinks: Set<string>): string | undefined {
+  const name = entry.path;
+  if (!ALLOWED_TYPES.has(entry.type)) return `entry "${name}" is a ${entry.type}, which a model archive has no business holding`;
+  if (isAbsolute(name)) return `entry "${name}" has an absolute path`;
+  const segments = segmentsOf(name);
+  if (segments.includes("..")) return `entry "${name}" would land outside the target folder`;
+  if (segments.length === 0 && entry.type !== "Directory") return `entry "${name}" has no file name`;
+  const via = throughLink(segments, symlinks);
+  if (via) return `entry "${name}" goes through the link ${via}`;
+
+  const link = entry.linkpath ?? "";
+  if (entry.type === "SymbolicLink") {
+    const why = symlinkRefusal(segments, link);
+    if (why) return `entry "${name}" ${why}`;
+    symlinks.add(linkKey(segments));
+  }
+  if (entry.type === "Link") {
+    const target = segmentsOf(link);
+    if (isAbsolute(link) || target.includes("..")) return `entry "${name}" is a hard link to ${link}, outside the target folder`;
+    const linkVia = throughLink(target, symlinks);
+    if (linkVia) return `entry "${name}" is a hard link through the link ${linkVia}`;
+  }
+  return undefined;
+}
+
+/** Drop setuid, setgid and sticky bits, and keep what is extracted readable and writable by the user. */
+function tameMode(entry: tar.ReadEntry): void {
+  if (entry.mode === undefined) return;
+  entry.mode = (entry.mode & 0o777) | (entry.type === "Directory" ? 0o700 : 0o600);
+}
+
+/** Unpack `archive` into the empty folder `staging`; throws a refusal naming the first unsafe entry, or the reason the archive cannot be read. */
+async function unpackChecked(archive: string, staging: string): Promise<void> {
+  const refusals: string[] = [];
+  const symlinks = new Set<string>();
+  const checked = new WeakSet<object>();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const unpack = new tar.Unpack({
+        cwd: staging,
+        strict: true,
+        preserveOwner: false,
+        maxDecompressionRatio: MAX_DECOMPRESSION_RATIO,
+        filter: (_path, entry) => {
+          checked.add(entry);
+          if (refusals.length) return false;
+          const why = refusal(entry as tar.ReadEntry, symlinks);
+          if (why) refusals.push(why);
+          else tameMode(entry as tar.ReadEntry);
+          return why === undefined;
+        },
+        onwarn: (_code, message) => refusals.push(String(message)),
+      });
+      // node-tar skips entries of unknown types without calling `filter`; a model archive has none.
+      unpack.on("ignoredEntry", (entry: tar.ReadEntry) => {
+        if (!checked.has(entry)) refusals.push(`entry "${entry.path}" is of an unknown type (${entry.type})`);
+      });
+      unpack.on("error", reject);
+      unpack.on("close", resolve);
+      fs.createReadStream(archive).on("error", reject).pipe(unpack);
+    });
+  } catch (err) {
+    // A refusal found before the error explains it better than the error does.
+    if (!refusals.length) throw unreadable(archive, staging, err);
+  }
+  if (refusals.length) throw failure(`Refusing to extract ${archive}: ${refusals[0]}.`, "The archive may be malicious; nothing was extracted.");
+}
+
+/** The failure for an extraction error: the archive's fault, unless the file system failed while writing. */
+function unreadable(archive: string, staging: string, err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  if (isErrnoError(err) && err.syscall && err.path !== archive) {
+    return failure(`Could not extract ${archive} into ${path.dirname(staging)}: ${message}.`, "Nothing was extracted.");
+  }
+  return failure(`${archive} is not a readable .tar.gz archive: ${message}.`, "Fetch it again; nothing was extracted.");
+}
+
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const [statA, statB] = [fs.lstatSync(a), fs.lstatSync(b)];
+  if (statA.isSymbolicLink() && statB.isSymbolicLink()) return fs.readlinkSync(a) === fs.readlinkSync(b);
+  if (!statA.isFile() || !statB.isFile() || statA.size !== statB.size) return false;
   const digest = async (file: string): Promise<string> => {
     const hash = createHash("sha256");
     await pipeline(fs.createReadStream(file), hash);
@@ -65,91 +174,76 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
   return (await digest(a)) === (await digest(b));
 }
 
-/** Every non-folder entry under `dir`, relative, with forward slashes, sorted. */
-function walk(dir: string): string[] {
-  return (fs.readdirSync(dir, { recursive: true }) as string[])
-    .filter((entry) => !fs.lstatSync(path.join(dir, entry)).isDirectory())
-    .map((entry) => entry.split(path.sep).join("/"))
-    .sort();
-}
-
-function listSome(names: string[]): string {
+function listSome(names: readonly string[]): string {
   return names.length > 5 ? `${names.slice(0, 5).join(", ")} and ${names.length - 5} more` : names.join(", ");
 }
 
-/**
- * Extract the .tar.gz (or .tar) `archive` into `toDir` and return the files
- * written (relative, sorted). Nothing is written when any entry is unsafe, the
- * archive is unreadable, or a file in `toDir` would be replaced by different
- * content (unless `overwrite`).
- */
-export async function extractArchive(archive: string, toDir: string, options: { overwrite?: boolean } = {}): Promise<string[]> {
-  const existed = fs.existsSync(toDir);
-  fs.mkdirSync(toDir, { recursive: true });
-  const staging = fs.mkdtempSync(path.join(toDir, ".alekseylearn-extract-"));
-  const undo = (): void => {
-    fs.rmSync(staging, { recursive: true, force: true });
-    if (!existed) fs.rmSync(toDir, { recursive: true, force: true });
-  };
-  try {
-    const refusals: string[] = [];
-    const warnings: string[] = [];
-    const symlinks = new Set<string>();
-    try {
-      await tar.x({
-        file: archive,
-        cwd: staging,
-        strict: true,
-        preserveOwner: false,
-        filter: (_path, entry) => {
-          const why = refusal(entry as tar.ReadEntry, symlinks);
-          if (why) refusals.push(why);
-          return why === undefined && refusals.length === 0;
-        },
-        onwarn: (_code, message) => warnings.push(String(message)),
-      });
-    } catch (err) {
-      throw failure(`${archive} is not a readable .tar.gz archive: ${(err as Error).message}.`, "Fetch it again; nothing was extracted.");
-    }
-    if (refusals.length) throw failure(`Refusing to extract ${archive}: ${refusals[0]}.`, "The archive may be malicious; nothing was extracted.");
-    if (warnings.length) throw failure(`Refusing to extract ${archive}: ${warnings[0]}.`, "Nothing was extracted.");
+/** What to do with `entry` of `staging`: move it into `toDir`, leave what is there (the same content, or a folder to merge into), or stop. */
+async function placement(staging: string, toDir: string, entry: string, overwrite: boolean): Promise<"move" | "skip" | "conflict"> {
+  const from = fs.lstatSync(path.join(staging, entry));
+  const existing = fs.lstatSync(path.join(toDir, entry), { throwIfNoEntry: false });
+  if (!existing) return "move";
+  // A folder merges into a folder; a folder and anything else (a link to a folder included) cannot be reconciled.
+  if (from.isDirectory() || existing.isDirectory()) return from.isDirectory() && existing.isDirectory() ? "skip" : "conflict";
+  if (await sameContent(path.join(staging, entry), path.join(toDir, entry))) return "skip";
+  return overwrite ? "move" : "conflict";
+}
 
-    const entries = walk(staging);
-    const conflicts: string[] = [];
-    const moves: string[] = [];
-    for (const entry of entries) {
-      const from = path.join(staging, entry);
-      const to = path.join(toDir, entry);
-      const existing = fs.lstatSync(to, { throwIfNoEntry: false });
-      if (!existing) moves.push(entry);
-      else if (existing.isFile() && fs.lstatSync(from).isFile() && (await sameBytes(from, to))) continue;
-      else if (options.overwrite && !existing.isDirectory()) moves.push(entry);
-      else conflicts.push(entry);
-    }
-    // A folder in the archive where the target has a file (or the reverse) is a conflict too.
-    for (const entry of entries) {
-      const parts = entry.split("/");
-      for (let i = 1; i < parts.length; i++) {
-        const stat = fs.lstatSync(path.join(toDir, ...parts.slice(0, i)), { throwIfNoEntry: false });
-        if (stat && !stat.isDirectory()) conflicts.push(parts.slice(0, i).join("/"));
-      }
-    }
-    if (conflicts.length) {
-      const names = [...new Set(conflicts)];
-      throw failure(`Extracting ${path.basename(archive)} would replace ${names.length === 1 ? "a file" : "files"} in ${toDir} that differ${names.length === 1 ? "s" : ""}: ${listSome(names)}.`, "Pass --overwrite to replace them, or --to another folder.");
-    }
-    for (const entry of moves) {
-      const to = path.join(toDir, entry);
-      fs.mkdirSync(path.dirname(to), { recursive: true });
-      fs.renameSync(path.join(staging, entry), to);
-    }
-    for (const dir of (fs.readdirSync(staging, { recursive: true }) as string[]).filter((e) => fs.lstatSync(path.join(staging, e)).isDirectory())) {
-      fs.mkdirSync(path.join(toDir, dir), { recursive: true }); // empty folders the archive holds
-    }
-    fs.rmSync(staging, { recursive: true, force: true });
-    return entries.filter((entry) => fs.lstatSync(path.join(toDir, entry)).isFile());
+/**
+ * Move everything under `staging` into `toDir`, keeping relative paths, once
+ * it is certain nothing will be lost: a file in `toDir` with other content is
+ * a conflict (unless `overwrite`), and so is a file where a folder must go or
+ * the other way round. Identical files are left as they are. Returns the
+ * regular files placed (relative, sorted). `what` starts the conflict message
+ * ("Extracting x").
+ */
+export async function placeFiles(staging: string, toDir: string, what: string, overwrite: boolean): Promise<string[]> {
+  const entries = walk(staging);
+  const conflicts: string[] = [];
+  const moves: string[] = [];
+  for (const entry of entries) {
+    // Below a conflicting folder, `toDir` holds a file or a link, and looking inside it would fail or follow the link.
+    if (conflicts.some((conflict) => entry.startsWith(`${conflict}/`))) continue;
+    const verdict = await placement(staging, toDir, entry, overwrite);
+    if (verdict === "conflict") conflicts.push(entry);
+    if (verdict === "move") moves.push(entry);
+  }
+  if (conflicts.length) {
+    throw failure(`${what} would replace ${conflicts.length === 1 ? "a file" : "files"} in ${toDir} that differ${conflicts.length === 1 ? "s" : ""}: ${listSome(conflicts)}.`, "Pass --overwrite to replace them, or --to another folder.");
+  }
+  const files = entries.filter((entry) => fs.lstatSync(path.join(staging, entry)).isFile());
+  for (const entry of moves) {
+    const from = path.join(staging, entry);
+    const to = path.join(toDir, entry);
+    // Folders are made rather than moved, so that their contents go through the same checks; parents come first in `entries`.
+    if (fs.lstatSync(from).isDirectory()) fs.mkdirSync(to, { recursive: true });
+    else fs.renameSync(from, to);
+  }
+  return files;
+}
+
+/** Make `toDir` and return the first folder this created (to remove on failure), or undefined when it existed. */
+function makeTarget(toDir: string): string | undefined {
+  try {
+    return fs.mkdirSync(toDir, { recursive: true });
   } catch (err) {
-    undo();
+    if (isErrnoError(err, "EEXIST") || isErrnoError(err, "ENOTDIR")) throw failure(`Cannot extract into ${toDir}: it is not a folder.`, "Pass --to another folder.");
     throw err;
+  }
+}
+
+/** Safely extract the .tar.gz (or .tar) `archive` into `toDir` and return the regular files placed (relative, sorted); nothing is written when an entry is unsafe, the archive is unreadable, or a file in `toDir` would get other content without `overwrite`. */
+export async function extractArchive(archive: string, toDir: string, options: { overwrite?: boolean } = {}): Promise<string[]> {
+  const created = makeTarget(toDir);
+  // Staging inside the target keeps the final renames on one file system.
+  const staging = fs.mkdtempSync(path.join(toDir, ".alekseylearn-extract-"));
+  try {
+    await unpackChecked(archive, staging);
+    return await placeFiles(staging, toDir, `Extracting ${path.basename(archive)}`, options.overwrite ?? false);
+  } catch (err) {
+    if (created) fs.rmSync(created, { recursive: true, force: true });
+    throw err;
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
   }
 }

@@ -53,9 +53,9 @@ export async function waitFor(predicate: () => boolean, what: string, timeoutMs 
   }
 }
 
-/** Copy an example folder into a fresh temporary project folder and return it. */
+/** Copy an example folder into a fresh temporary folder, keeping its name (backends name kernels after it), and return the copy. */
 export function copyExample(name: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `alekseylearn-${name}-`));
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-example-")), name);
   fs.cpSync(path.join(REPO, "examples", name), dir, { recursive: true });
   return dir;
 }

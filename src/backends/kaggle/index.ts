@@ -1,0 +1,164 @@
+/**
+ * The Kaggle backend: the artifact runs as a Kaggle kernel (a script or a
+ * notebook, with a preamble that provides the /opt/ml contract), followed by
+ * polling its session status; its output is fetched from Kaggle.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Context } from "../../context.js";
+import { failure, UserError } from "../../errors.js";
+import { isFinal, JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
+import type { Backend } from "../types.js";
+import { DEFAULT_ENDPOINT, KaggleApi, parseStatus, type KernelWorkerStatus } from "./api.js";
+import { uploadCode } from "./code.js";
+import { findCredentials } from "./credentials.js";
+import { kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
+import { kaggleSchema } from "./schema.js";
+
+/** A client for the credentials and endpoint in the context's environment. */
+export function connect(ctx: Context): KaggleApi {
+  return new KaggleApi(findCredentials(ctx.env, (message) => ctx.reporter.warn(message)), ctx.env.KAGGLE_API_ENDPOINT || DEFAULT_ENDPOINT);
+}
+
+const STATES: Record<KernelWorkerStatus, JobState> = {
+  NEW_SCRIPT: "queued",
+  QUEUED: "queued",
+  RUNNING: "running",
+  CANCEL_REQUESTED: "running",
+  COMPLETE: "completed",
+  ERROR: "failed",
+  CANCEL_ACKNOWLEDGED: "stopped",
+};
+
+/** Right after a push, Kaggle may still report the previous version's end; an end is believed once the new run was seen, or after this long. */
+const NEW_RUN_GRACE_MS = 60_000;
+
+/** The lines of a Kaggle session log: a JSON list of {stream_name, time, data}, or plain text from older servers. */
+export function logLines(log: string | undefined): string[] {
+  if (!log) return [];
+  let text = log;
+  try {
+    const entries = JSON.parse(log) as Array<{ data?: string }>;
+    if (Array.isArray(entries)) text = entries.map((entry) => entry.data ?? "").join("");
+  } catch {
+    // plain text
+  }
+  return text.replace(/\n$/, "").split(/\r?\n/);
+}
+
+function refOf(job: JobRecord): { owner: string; slug: string } {
+  const { owner, slug } = job.provider ?? {};
+  if (!owner || !slug) throw failure(`Job ${job.name} was never pushed to Kaggle.`, job.reason ? `It failed before: ${job.reason}` : undefined);
+  return { owner, slug };
+}
+
+/** The Kaggle backend. */
+export const kaggleBackend = {
+  name: "kaggle",
+  summary: "Kaggle Kernels: free GPU and TPU hours; the artifact runs as a kernel",
+  schema: kaggleSchema,
+  onInterrupt: "detach",
+
+  check: kaggleProblems,
+
+  async submit(job, ctx) {
+    const { spec } = job;
+    const api = connect(ctx);
+    const owner = await api.username();
+    const { slug } = kernelName(spec);
+    const store = new JobStore(ctx.stateDir);
+    const codeDataset = spec.artifact.isFolder ? await uploadCode(api, owner, slug, spec.artifact.dir, ctx) : undefined;
+    const text = fs.readFileSync(path.join(spec.artifact.dir, spec.artifact.entry), "utf8");
+    const request = saveKernelRequest(spec, owner, { text, ...(codeDataset ? { codeDataset } : {}) });
+    if (spec.environment?.kind === "requirements" && !request.enableInternet) {
+      ctx.reporter.warn("config.enable_internet=false: the kernel cannot pip install requirements.txt, so it runs with Kaggle's preinstalled packages only.");
+    }
+    ctx.reporter.info(`Pushing the ${request.kernelType} kernel ${owner}/${slug} to Kaggle…`);
+    const response = await api.saveKernel(request);
+    if (response.error) {
+      const quota = /quota|gpu|tpu|accelerator/i.test(response.error);
+      throw failure(`Kaggle refused the kernel ${owner}/${slug}: ${response.error}`, quota ? "Check your weekly GPU/TPU quota and phone verification at https://www.kaggle.com/settings, or run with --config.accelerator=none." : undefined);
+    }
+    const invalid = [
+      ...(response.invalidDatasetSources ?? []).map((s) => `dataset ${s}`),
+      ...(response.invalidCompetitionSources ?? []).map((s) => `competition ${s}`),
+      ...(response.invalidKernelSources ?? []).map((s) => `kernel ${s}`),
+      ...(response.invalidModelSources ?? []).map((s) => `model ${s}`),
+    ];
+    const provider = { owner, slug, url: response.url ?? "", version: String(response.versionNumber ?? ""), pushedAt: new Date().toISOString() };
+    if (invalid.length) {
+      store.update(job.name, { provider });
+      throw failure(`Kaggle does not know ${invalid.length === 1 ? "this source" : "these sources"} of ${owner}/${slug}:`, "Fix the names (OWNER/SLUG, as in the source's URL) and run again; the kernel version was pushed without them.", invalid.map((s) => `- ${s}`));
+    }
+    ctx.reporter.info(`Kernel ${owner}/${slug} version ${response.versionNumber ?? "?"}: ${response.url ?? ""}`);
+    return store.update(job.name, { state: "queued", jobOutput: `kaggle://${owner}/${slug}`, provider });
+  },
+
+  async describe(job, ctx) {
+    const store = new JobStore(ctx.stateDir);
+    const record = store.get(job.name);
+    if (isFinal(record.state) || !record.provider?.owner) return record;
+    const { owner, slug } = refOf(record);
+    const answer = await connect(ctx).sessionStatus(owner, slug);
+    const status = parseStatus(answer.status);
+    if (!status) return record;
+    const state = STATES[status];
+    const seen = record.provider.seen === "1" || !isFinal(state);
+    const pushedAt = Date.parse(record.provider.pushedAt ?? record.createdAt);
+    if (isFinal(state) && !seen && Date.now() - pushedAt < NEW_RUN_GRACE_MS) return record; // likely the previous version's end
+    if (state === record.state && seen === (record.provider.seen === "1")) return record;
+    const now = new Date().toISOString();
+    const changes: Partial<JobRecord> = { state, provider: { ...record.provider, seen: seen ? "1" : "0" } };
+    if (state === "running" && !record.startedAt) changes.startedAt = now;
+    if (isFinal(state)) {
+      changes.endedAt = now;
+      if (state === "completed") changes.model = `kaggle://${owner}/${slug}`;
+      if (state === "failed") changes.reason = answer.failureMessage || "the kernel ended with an error";
+      if (state === "stopped") changes.reason = "the session was cancelled";
+    }
+    return store.update(record.name, changes);
+  },
+
+  async *logs(job, ctx, options) {
+    let record = job;
+    let interval = Number(job.spec.settings.poll_interval ?? 10) * 1000;
+    let last: JobState | undefined;
+    while (options.follow) {
+      record = await this.describe(record, ctx);
+      if (record.state !== last) {
+        yield `[kaggle] ${record.state}${record.provider?.url && last === undefined ? ` (${record.provider.url})` : ""}`;
+        last = record.state;
+      } else {
+        interval = Math.min(interval * 1.5, 60_000);
+      }
+      if (isFinal(record.state)) break;
+      try {
+        await sleep(interval, undefined, { signal: options.signal });
+      } catch {
+        return; // the reader stopped following; the kernel goes on
+      }
+    }
+    const current = options.follow ? record : await this.describe(record, ctx);
+    if (!isFinal(current.state) || !current.provider?.owner) return;
+    const { owner, slug } = refOf(current);
+    // Kaggle hands out a session's log only with its output, once the session has ended.
+    yield* logLines((await connect(ctx).sessionOutput(owner, slug, undefined, 1)).log);
+  },
+
+  async fetchOutputs(location, to, options, ctx) {
+    const match = /^kaggle:\/\/([^/]+)\/([^/]+)$/.exec(location);
+    if (!match) throw new UserError(`${location} is not a kernel: write it as kaggle://OWNER/SLUG.`);
+    const { fetchKernelOutput } = await import("./outputs.js");
+    return fetchKernelOutput(connect(ctx), match[1]!, match[2]!, to, options.overwrite, ctx);
+  },
+
+  async stop(job) {
+    const url = job.provider?.url;
+    throw new UserError(
+      `Kaggle's API cannot stop ${job.name}: cancelling needs the kernel session's id, which Kaggle does not give out.`,
+      url ? `Stop it from the kernel's page: ${url} (Edit → Stop session).` : "Stop it from the kernel's page on kaggle.com.",
+      1,
+    );
+  },
+} satisfies Backend;

@@ -1,0 +1,20 @@
+/** Settings of the Kaggle backend. */
+import type { Schema } from "../../spec/schema.js";
+import { commonSchema } from "../common.js";
+
+/** `--config.KEY` for `--backend kaggle`. Kaggle keeps a kernel's outputs itself, so there is no output_path. */
+export const kaggleSchema = {
+  instance_count: commonSchema.instance_count,
+  slug: { type: { kind: "string" }, doc: "The kernel's slug (its URL name); default: the slugified title." },
+  title: { type: { kind: "string" }, doc: "The kernel's title, 5 to 50 characters; default: from the artifact's folder and name." },
+  is_private: { type: { kind: "boolean" }, default: true, doc: "Keep the kernel private." },
+  accelerator: { type: { kind: "string" }, default: "none", doc: "none, gpu, tpu, or a Kaggle machine shape such as NvidiaTeslaT4." },
+  enable_internet: { type: { kind: "boolean" }, default: true, doc: "Give the kernel internet access (needed to pip install requirements.txt)." },
+  dataset_sources: { type: { kind: "list" }, default: [], doc: "Datasets (OWNER/SLUG) attached at /kaggle/input." },
+  competition_sources: { type: { kind: "list" }, default: [], doc: "Competitions whose data is attached." },
+  kernel_sources: { type: { kind: "list" }, default: [], doc: "Other kernels (OWNER/SLUG) whose output is attached." },
+  model_sources: { type: { kind: "list" }, default: [], doc: "Models (OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]) attached." },
+  docker_image_pinning: { type: { kind: "enum", values: ["original", "latest"] }, doc: "Run on the kernel's original Docker image or the latest one." },
+  max_runtime: { type: { kind: "duration" }, doc: "Stop the session after this long (sessionTimeoutSeconds)." },
+  poll_interval: { type: { kind: "number", min: 0.05 }, default: 10, doc: "Seconds between status checks while following; grows to 60." },
+} satisfies Schema;

@@ -1,0 +1,326 @@
+/**
+ * A Kaggle API test server (there is no Kaggle emulator). It accepts exactly
+ * the request fields of the official API definitions (kagglesdk's
+ * FieldMetadata: names and JSON types), rejects unknown or mistyped fields and
+ * bad credentials, keeps kernels, sessions, blobs and datasets, and really
+ * runs a pushed kernel: in bubblewrap, with /kaggle/working and /kaggle/input
+ * mapped, on a "Kaggle image" Python environment built for the tests.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import type { AddressInfo } from "node:net";
+import { NOTEBOOK_RUNNER } from "../../src/package/notebook.js";
+
+type Type = "str" | "int" | "bool" | "enum" | "str[]" | Shape | [Shape];
+interface Shape {
+  [field: string]: Type;
+}
+
+const NEW_FILE: Shape = { token: "str", description: "str", columns: [{ order: "int", name: "str", type: "str", originalType: "str", description: "str" }] };
+const DIRECTORY: Shape = { name: "str", directories: "str[]", files: [NEW_FILE] };
+
+/** Request shapes, from kagglesdk's *_api_service.py FieldMetadata (JSON names and types). */
+export const SHAPES: Record<string, Shape> = {
+  "kernels.KernelsApiService/SaveKernel": {
+    id: "int", slug: "str", newTitle: "str", text: "str", language: "str", kernelType: "str", datasetDataSources: "str[]", kernelDataSources: "str[]",
+    competitionDataSources: "str[]", categoryIds: "str[]", isPrivate: "bool", enableGpu: "bool", enableInternet: "bool", dockerImagePinningType: "str",
+    modelDataSources: "str[]", enableTpu: "bool", sessionTimeoutSeconds: "int", priority: "int", dockerImage: "str", kernelExecutionType: "enum", machineShape: "str",
+  },
+  "kernels.KernelsApiService/GetKernelSessionStatus": { userName: "str", kernelSlug: "str" },
+  "kernels.KernelsApiService/ListKernelSessionOutput": { userName: "str", kernelSlug: "str", pageSize: "int", pageToken: "str" },
+  "kernels.KernelsApiService/CancelKernelSession": { kernelSessionId: "int" },
+  "kernels.KernelsApiService/GetKernel": { userName: "str", kernelSlug: "str" },
+  "security.OAuthService/IntrospectToken": { token: "str" },
+  "blobs.BlobApiService/StartBlobUpload": { type: "enum", name: "str", contentType: "str", contentLength: "int", lastModifiedEpochSeconds: "int" },
+  "datasets.DatasetApiService/CreateDataset": {
+    id: "int", ownerSlug: "str", slug: "str", title: "str", licenseName: "str", isPrivate: "bool", files: [NEW_FILE], subtitle: "str", description: "str", categoryIds: "str[]", directories: [DIRECTORY],
+  },
+  "datasets.DatasetApiService/CreateDatasetVersion": {
+    ownerSlug: "str", datasetSlug: "str",
+    body: { versionNotes: "str", deleteOldVersions: "bool", files: [NEW_FILE], subtitle: "str", description: "str", categoryIds: "str[]", directories: [DIRECTORY] },
+  },
+  "datasets.DatasetApiService/GetDatasetStatus": { ownerSlug: "str", datasetSlug: "str" },
+};
+
+/** Every problem with `value` against `shape`, as "field: why". */
+export function checkShape(value: unknown, shape: Shape, where = ""): string[] {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return [`${where || "body"}: expected an object`];
+  const problems: string[] = [];
+  const scalar: Record<string, [(item: unknown) => boolean, string]> = {
+    str: [(item) => typeof item === "string", "a string"],
+    enum: [(item) => typeof item === "string", "an enum name"],
+    int: [(item) => Number.isInteger(item), "an integer"],
+    bool: [(item) => typeof item === "boolean", "a boolean"],
+    "str[]": [(item) => Array.isArray(item) && item.every((x) => typeof x === "string"), "a list of strings"],
+  };
+  for (const [field, item] of Object.entries(value)) {
+    const type = shape[field];
+    const name = where ? `${where}.${field}` : field;
+    if (!type) {
+      problems.push(`${name}: unknown field`);
+    } else if (typeof type === "string") {
+      const [accepts, expected] = scalar[type]!;
+      if (!accepts(item)) problems.push(`${name}: expected ${expected}`);
+    } else if (Array.isArray(type)) {
+      if (!Array.isArray(item)) problems.push(`${name}: expected a list`);
+      else item.forEach((x, i) => problems.push(...checkShape(x, type[0]!, `${name}[${i}]`)));
+    } else {
+      problems.push(...checkShape(item, type, name));
+    }
+  }
+  return problems;
+}
+
+interface Session {
+  id: number;
+  owner: string;
+  slug: string;
+  status: string;
+  failureMessage?: string;
+  work: string;
+  log: Array<{ stream_name: string; time: number; data: string }>;
+  process?: ChildProcess;
+  request: Record<string, unknown>;
+}
+
+/** What a test can see and steer. */
+export interface KaggleTestServer {
+  url: string;
+  /** Every accepted request, in order: method name and body. */
+  requests: Array<{ method: string; body: Record<string, unknown> }>;
+  /** The latest session of OWNER/SLUG. */
+  session(ref: string): Session | undefined;
+  /** Cancel a session as the kernel page's "Stop session" does. */
+  cancel(ref: string): void;
+  /** Answer the next SaveKernel with this error (a quota problem, say). */
+  failNextSave?: string;
+  /** Spell statuses as the older API did (lower case). */
+  lowercaseStatus: boolean;
+  /** Datasets the server knows (OWNER/SLUG → folder mounted at /kaggle/input/SLUG). */
+  datasets: Map<string, string>;
+  close(): Promise<void>;
+}
+
+/** Users the server accepts: a legacy key pair and an API token, both for `tester`. */
+export const USER = { username: "tester", key: "key-0123456789abcdef", token: "KGAT_0123456789abcdef" };
+
+function hostRootArgs(): string[] {
+  const args = ["--tmpfs", "/"];
+  for (const entry of fs.readdirSync("/")) {
+    if (["proc", "dev", "tmp", "opt", "kaggle"].includes(entry)) continue;
+    const full = `/${entry}`;
+    const stat = fs.lstatSync(full);
+    if (stat.isSymbolicLink()) args.push("--symlink", fs.readlinkSync(full), full);
+    else if (stat.isDirectory()) args.push("--dev-bind", full, full);
+  }
+  args.push("--dev-bind", "/dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/opt");
+  for (const entry of fs.existsSync("/opt") ? fs.readdirSync("/opt") : []) args.push("--dev-bind", `/opt/${entry}`, `/opt/${entry}`);
+  return args;
+}
+
+/** Start the server on loopback; kernels run with `python` (an environment with Kaggle's usual packages). */
+export async function startKaggleServer(python: string, options: { queueMs?: number } = {}): Promise<KaggleTestServer> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "kaggle-server-"));
+  const sessions = new Map<string, Session>();
+  const blobs = new Map<string, string>();
+  const datasetStatus = new Map<string, string>();
+  let nextId = 1000;
+  const state: KaggleTestServer = {
+    url: "",
+    requests: [],
+    session: (ref) => sessions.get(ref),
+    cancel: (ref) => {
+      const session = sessions.get(ref);
+      if (!session) return;
+      session.status = "CANCEL_ACKNOWLEDGED";
+      session.process?.kill("SIGKILL");
+    },
+    lowercaseStatus: false,
+    datasets: new Map(),
+    close: async () => {
+      for (const session of sessions.values()) session.process?.kill("SIGKILL");
+      await new Promise((resolve) => server.close(resolve));
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+
+  const run = (session: Session): void => {
+    const kernelDir = fs.mkdtempSync(path.join(root, "kernel-"));
+    const notebook = session.request.kernelType === "notebook";
+    const file = path.join(kernelDir, notebook ? "kernel.ipynb" : "kernel.py");
+    fs.writeFileSync(file, String(session.request.text));
+    const input = fs.mkdtempSync(path.join(root, "input-"));
+    const mounts: string[] = [];
+    for (const ref of (session.request.datasetDataSources as string[] | undefined) ?? []) {
+      const dir = state.datasets.get(ref);
+      if (dir) mounts.push("--ro-bind", dir, `/kaggle/input/${ref.split("/")[1]}`);
+    }
+    // Inside, the kernel's own file is at /kaggle/src (the host's /tmp is not visible there).
+    const inside = `/kaggle/src/${path.basename(file)}`;
+    let command = [python, "-u", inside];
+    if (notebook) {
+      fs.writeFileSync(path.join(kernelDir, "runner.py"), NOTEBOOK_RUNNER);
+      command = [python, "-u", "/kaggle/src/runner.py", inside, "/tmp/executed.ipynb"];
+    }
+    const args = [
+      ...hostRootArgs(),
+      "--dir", "/kaggle", "--ro-bind", kernelDir, "/kaggle/src", "--bind", session.work, "/kaggle/working", "--bind", input, "/kaggle/input", ...mounts,
+      ...(session.request.enableInternet === false ? ["--unshare-net"] : []),
+      "--chdir", "/kaggle/working", "--die-with-parent", "--", ...command,
+    ];
+    session.status = "RUNNING";
+    const child = spawn("bwrap", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KAGGLE_KERNEL_RUN_TYPE: "Batch", PYTHONUNBUFFERED: "1" } });
+    session.process = child;
+    const started = Date.now();
+    for (const [stream, name] of [[child.stdout!, "stdout"], [child.stderr!, "stderr"]] as const) {
+      stream.on("data", (chunk: Buffer) => session.log.push({ stream_name: name, time: (Date.now() - started) / 1000, data: chunk.toString() }));
+    }
+    child.on("close", (code) => {
+      if (session.status === "CANCEL_ACKNOWLEDGED") return;
+      session.status = code === 0 ? "COMPLETE" : "ERROR";
+      if (code !== 0) session.failureMessage = `Your notebook tried to run but exited with code ${code}`;
+    });
+  };
+
+  const handle = (method: string, body: Record<string, unknown>, user: string): [number, unknown] => {
+    switch (method) {
+      case "security.OAuthService/IntrospectToken":
+        return [200, body.token === USER.token ? { active: true, username: USER.username, clientId: "kaggle-cli", scope: "resources.admin:*" } : { active: false }];
+      case "kernels.KernelsApiService/SaveKernel": {
+        const [owner, slug] = String(body.slug ?? "").split("/");
+        if (owner !== user) return [403, { code: 403, message: `Permission denied on kernel ${body.slug}` }];
+        if (String(body.newTitle ?? "").length < 5) return [400, { code: 400, message: "Title must be at least five characters" }];
+        if (!["script", "notebook"].includes(String(body.kernelType)) || body.language !== "python") return [400, { code: 400, message: "Invalid kernel type or language" }];
+        if (state.failNextSave) {
+          const error = state.failNextSave;
+          state.failNextSave = undefined;
+          return [200, { error }];
+        }
+        const invalidDatasetSources = ((body.datasetDataSources as string[] | undefined) ?? []).filter((ref) => !state.datasets.has(ref));
+        const ref = `${owner}/${slug}`;
+        const previous = sessions.get(ref);
+        previous?.process?.kill("SIGKILL");
+        const work = fs.mkdtempSync(path.join(root, "working-"));
+        const session: Session = { id: nextId++, owner: owner!, slug: slug!, status: "QUEUED", work, log: [], request: body };
+        sessions.set(ref, session);
+        setTimeout(() => session.status === "QUEUED" && run(session), options.queueMs ?? 200);
+        const versionNumber = (previous ? (previous.request.__version as number) : 0) + 1;
+        body.__version = versionNumber;
+        return [200, { ref: `/code/${ref}`, url: `https://www.kaggle.com/code/${ref}`, versionNumber, kernelId: 77, invalidDatasetSources }];
+      }
+      case "kernels.KernelsApiService/GetKernelSessionStatus": {
+        const session = sessions.get(`${body.userName}/${body.kernelSlug}`);
+        if (!session) return [404, { code: 404, message: "Kernel not found" }];
+        const status = state.lowercaseStatus ? session.status.toLowerCase() : session.status;
+        return [200, { status, ...(session.failureMessage ? { failureMessage: session.failureMessage } : {}) }];
+      }
+      case "kernels.KernelsApiService/ListKernelSessionOutput": {
+        const session = sessions.get(`${body.userName}/${body.kernelSlug}`);
+        if (!session) return [404, { code: 404, message: "Kernel not found" }];
+        const files = (fs.readdirSync(session.work, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(session.work, f)).isFile()).sort();
+        const size = Math.min(Number(body.pageSize ?? 20), 500); // the real service caps a page
+        const start = Number(body.pageToken ?? 0);
+        const page = files.slice(start, start + size).map((fileName) => ({ fileName, url: `${state.url}/outputs/${session.id}/${fileName.split("/").map(encodeURIComponent).join("/")}` }));
+        const next = start + size < files.length ? String(start + size) : undefined;
+        return [200, { files: page, log: JSON.stringify(session.log), ...(next ? { nextPageToken: next } : {}) }];
+      }
+      case "kernels.KernelsApiService/CancelKernelSession": {
+        const session = [...sessions.values()].find((s) => s.id === body.kernelSessionId);
+        if (!session) return [404, { code: 404, message: "Session not found" }];
+        state.cancel(`${session.owner}/${session.slug}`);
+        return [200, {}];
+      }
+      case "blobs.BlobApiService/StartBlobUpload": {
+        if (body.type !== "DATASET") return [400, { code: 400, message: "Unsupported blob type" }];
+        const token = `blob-${nextId++}`;
+        blobs.set(token, path.join(root, token));
+        return [200, { token, createUrl: `${state.url}/upload/${token}` }];
+      }
+      case "datasets.DatasetApiService/CreateDataset":
+      case "datasets.DatasetApiService/CreateDatasetVersion": {
+        const owner = String(body.ownerSlug);
+        const slug = String(body.slug ?? body.datasetSlug);
+        if (owner !== user) return [403, { code: 403, message: "Permission denied" }];
+        const exists = state.datasets.has(`${owner}/${slug}`);
+        if (method.endsWith("CreateDataset") && exists) return [200, { error: "A dataset with this slug already exists" }];
+        if (method.endsWith("Version") && !exists) return [404, { code: 404, message: "Dataset not found" }];
+        const files = ((method.endsWith("Version") ? (body.body as { files?: Array<{ token?: string }> }).files : (body.files as Array<{ token?: string }>)) ?? []);
+        const dir = fs.mkdtempSync(path.join(root, "dataset-"));
+        for (const file of files) {
+          const blob = blobs.get(file.token ?? "");
+          if (!blob || !fs.existsSync(blob)) return [400, { code: 400, message: `Unknown blob token ${file.token}` }];
+          fs.copyFileSync(blob, path.join(dir, "code.tar.gz"));
+        }
+        state.datasets.set(`${owner}/${slug}`, dir);
+        datasetStatus.set(`${owner}/${slug}`, "BLOBS_RECEIVED");
+        setTimeout(() => datasetStatus.set(`${owner}/${slug}`, "READY"), 300);
+        return [200, { ref: `${owner}/${slug}`, url: `https://www.kaggle.com/datasets/${owner}/${slug}`, status: "ok" }];
+      }
+      case "datasets.DatasetApiService/GetDatasetStatus": {
+        const status = datasetStatus.get(`${body.ownerSlug}/${body.datasetSlug}`);
+        return status ? [200, { status }] : [404, { code: 404, message: "Dataset not found" }];
+      }
+      default:
+        return [404, { code: 404, message: `No method ${method}` }];
+    }
+  };
+
+  const authenticate = (header: string | undefined): string | undefined => {
+    if (header === `Bearer ${USER.token}`) return USER.username;
+    if (header === `Basic ${Buffer.from(`${USER.username}:${USER.key}`).toString("base64")}`) return USER.username;
+    return undefined;
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      const reply = (status: number, body: unknown): void => {
+        res.writeHead(status, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(body));
+      };
+      const url = new URL(req.url ?? "/", "http://localhost");
+      if (req.method === "PUT" && url.pathname.startsWith("/upload/")) {
+        const blob = blobs.get(url.pathname.slice("/upload/".length));
+        if (!blob) return reply(404, { message: "no such upload" });
+        if (req.headers.authorization) return reply(400, { message: "credentials must not be sent to the upload address" });
+        fs.writeFileSync(blob, Buffer.concat(chunks));
+        return reply(200, {});
+      }
+      if (req.method === "GET" && url.pathname.startsWith("/outputs/")) {
+        if (req.headers.authorization) return reply(400, { message: "credentials must not be sent to the download address" });
+        const [, , id, ...rest] = url.pathname.split("/");
+        const session = [...sessions.values()].find((s) => String(s.id) === id);
+        const file = session && path.join(session.work, ...rest.map(decodeURIComponent));
+        if (!file || !file.startsWith(session.work + path.sep) || !fs.existsSync(file)) return reply(404, { message: "not found" });
+        res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": fs.statSync(file).size });
+        return void fs.createReadStream(file).pipe(res);
+      }
+      const match = /^\/v1\/([\w.]+\/\w+)$/.exec(url.pathname);
+      if (req.method !== "POST" || !match) return reply(404, { code: 404, message: "Not found" });
+      const method = match[1]!;
+      const shape = SHAPES[method];
+      if (!shape) return reply(404, { code: 404, message: `Unknown method ${method}` });
+      const user = authenticate(req.headers.authorization);
+      if (!user && method !== "security.OAuthService/IntrospectToken") return reply(401, { code: 401, message: "Unauthenticated" });
+      if (!String(req.headers["content-type"]).startsWith("application/json")) return reply(400, { code: 400, message: "Content-Type must be application/json" });
+      let body: Record<string, unknown>;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString() || "{}");
+      } catch {
+        return reply(400, { code: 400, message: "Body is not JSON" });
+      }
+      const problems = checkShape(body, shape);
+      if (problems.length) return reply(400, { code: 400, message: `Invalid ${method}: ${problems.join("; ")}` });
+      state.requests.push({ method: method.split("/")[1]!, body: structuredClone(body) });
+      const [status, answer] = handle(method, body, user ?? "");
+      reply(status, answer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return state;
+}
