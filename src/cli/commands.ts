@@ -29,7 +29,7 @@ export const commands: readonly Command[] = [
     description: [
       "ARTIFACT is a Python script (.py), a Jupyter notebook (.ipynb, executed headless cell by cell), or a folder with --entry FILE. Its environment is --envfile, else requirements.txt or environment.yml beside it.",
       "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
-      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job.",
+      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on Kaggle it stops following and the kernel goes on.",
     ],
     positionals: [{ name: "ARTIFACT", required: true }],
     options: [
@@ -48,7 +48,7 @@ export const commands: readonly Command[] = [
       "alekseylearn fit examples/iris/train.py",
       "alekseylearn fit train.py --hyperparameter.epochs=10 --input.train=./data",
       "alekseylearn fit project/ --entry src/train.py --config.output_path=./runs",
-      "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs",
+      "alekseylearn fit train.py --backend kaggle --config.accelerator=gpu",
     ],
     load: () => import("./commands/fit.js"),
     helpSections: async () => (await import("./commands/fit.js")).settingsHelp(),
@@ -58,7 +58,7 @@ export const commands: readonly Command[] = [
     summary: "Download a job's model and unpack it.",
     usage: "alekseylearn fetch LOCATION [--to DIR] [--no-extract] [--overwrite]",
     description: [
-      "LOCATION is a job name, an output path (its newest job is fetched), or the location of a model.tar.gz. The model's files land in --to (default: the current folder); the job's output data, when it left any (an executed notebook, say), in DIR/output/.",
+      "LOCATION is a job name, an output path (its newest job is fetched), the location of a model.tar.gz, or a Kaggle kernel as kaggle://USER/SLUG. The model's files land in --to (default: the current folder); the job's output data, when it left any (an executed notebook, say), in DIR/output/.",
       "Archives are checked before anything is written: an entry that would land outside DIR (.., absolute paths, links pointing out, devices) refuses the whole archive. A file that exists with other content is not replaced without --overwrite.",
     ],
     positionals: [{ name: "LOCATION", required: true }],
@@ -67,7 +67,7 @@ export const commands: readonly Command[] = [
       { name: "no-extract", doc: "Keep model.tar.gz (and output.tar.gz) as archives instead of unpacking them." },
       { name: "overwrite", doc: "Replace existing files whose content differs." },
     ],
-    examples: ["alekseylearn fetch iris-20261126-184214-x7k2 --to model/", "alekseylearn fetch ./alekseylearn-output", "alekseylearn fetch s3://bucket/sagemaker/runs"],
+    examples: ["alekseylearn fetch iris-20261126-184214-x7k2 --to model/", "alekseylearn fetch ./alekseylearn-output", "alekseylearn fetch kaggle://USER/iris-train --to model/"],
     load: () => import("./commands/fetch.js"),
   },
   {

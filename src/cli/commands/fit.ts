@@ -11,7 +11,8 @@ import { describeJob, jobDuration } from "../render.js";
 export async function settingsHelp(): Promise<string[]> {
   return Object.values(backends).map((backend) => {
     const rows = Object.entries(backend.schema).map(([key, field]) => {
-      const fallback = field.default === undefined ? "" : ` Default: ${JSON.stringify(field.default)}.`;
+      const shown = field.type.kind === "duration" ? `${field.default}s` : JSON.stringify(field.default);
+      const fallback = field.default === undefined ? "" : ` Default: ${shown}.`;
       const aliases = field.aliases?.length ? ` (also ${field.aliases.join(", ")})` : "";
       return `  config.${key}${aliases}: ${describeType(field.type)}. ${field.doc}${fallback}`;
     });
