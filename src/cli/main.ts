@@ -67,6 +67,13 @@ function cliReporter(output: Output): Reporter & { clear(): void } {
     },
     warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${message}`),
     jobLine: (text) => line(text),
+    progress: (label, done, total) => {
+      if (!output.tty) return;
+      clear();
+      const width = 30;
+      const filled = total ? Math.round((done / total) * width) : width;
+      output.err(`\r\x1b[K${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}${done >= total ? "\n" : ""}`);
+    },
     clear,
   };
 }

@@ -39,6 +39,7 @@ export function describeJob(job: JobRecord): string {
     ["Model", job.model],
     ["Output data", job.output],
     ["Log", job.logFile],
+    ["Page", job.provider?.url],
   ];
   return fields.filter(([, value]) => value).map(([key, value]) => `${(key + ":").padEnd(13)}${value}`).join("\n") + "\n";
 }

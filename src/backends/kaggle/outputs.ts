@@ -46,12 +46,15 @@ export async function fetchKernelOutput(api: KaggleApi, owner: string, slug: str
   fs.mkdirSync(to, { recursive: true });
   const staging = fs.mkdtempSync(path.join(to, ".alekseylearn-fetch-"));
   try {
-    ctx.reporter.info(`Downloading ${files.length} file${files.length === 1 ? "" : "s"} from ${owner}/${slug}…`);
+    const label = `Downloading ${files.length} file${files.length === 1 ? "" : "s"} from ${owner}/${slug}`;
+    ctx.reporter.info(label);
     let next = 0;
+    let done = 0;
     const worker = async (): Promise<void> => {
       while (next < files.length) {
         const file = files[next++]!;
         await download(file.url, path.join(staging, outputDestination(file.fileName)!));
+        ctx.reporter.progress?.(label, ++done, files.length);
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL, files.length) }, worker));
