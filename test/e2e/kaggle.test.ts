@@ -156,6 +156,8 @@ test("a session cancelled on Kaggle ends the job as stopped; `stop` explains why
   const stop = await runCli(["stop", name], { cwd: dir, env });
   assert.equal(stop.code, 1);
   assert.match(stop.stderr, /Kaggle's API cannot stop slow-\S+: cancelling needs the kernel session's id, which Kaggle does not give out\.\nhint: Stop it from the kernel's page: https:\/\/www\.kaggle\.com\/code\/tester\/cancel-slow/);
+  const early = await runCli(["logs", name], { cwd: dir, env });
+  assert.match(early.stdout, /^\[kaggle\] running: Kaggle hands out a session's log once it ends/);
   server.cancel("tester/cancel-slow");
   const result = await run.done;
   assert.equal(result.code, 130, result.stderr);

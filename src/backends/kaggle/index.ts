@@ -140,7 +140,11 @@ export const kaggleBackend = {
       }
     }
     const current = options.follow ? record : await this.describe(record, ctx);
-    if (!isFinal(current.state) || !current.provider?.owner) return;
+    if (!current.provider?.owner) return;
+    if (!isFinal(current.state)) {
+      yield `[kaggle] ${current.state}: Kaggle hands out a session's log once it ends; \`alekseylearn logs ${current.name} --follow\` waits for it.`;
+      return;
+    }
     const { owner, slug } = refOf(current);
     // Kaggle hands out a session's log only with its output, once the session has ended.
     yield* logLines((await connect(ctx).sessionOutput(owner, slug, undefined, 1)).log);
