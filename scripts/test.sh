@@ -12,7 +12,9 @@ fi
 # What the local backend needs from the system (bubblewrap for a private /opt/ml).
 bash scripts/test-services.sh install
 
+rm -rf dist   # no stale test files from deleted sources
 npx tsc -p .
+chmod +x dist/src/cli/main.js
 npx eslint .
 
 # pip must not wait on an index it cannot reach: use the machine's local index when there is one.

@@ -10,6 +10,7 @@ import path from "node:path";
 import * as tar from "tar";
 import { copyExample, cliEnv, runCli, startCli, TEST_CACHE, waitFor } from "../helpers/cli.js";
 import { listTree, writeTree } from "../helpers/tree.js";
+import { rawTar } from "../helpers/rawtar.js";
 
 /** Entry names in a .tar.gz. */
 async function archiveEntries(file: string): Promise<string[]> {
@@ -237,20 +238,7 @@ test("fetch: an output path gives its newest job; a job with no model, and a mal
 
   // A hand-made archive whose entry climbs out of the target folder.
   const evil = path.join(project, "evil.tar");
-  const header = Buffer.alloc(512);
-  header.write("../escaped.txt", 0);
-  header.write("0000644\0", 100);
-  header.write("0000000\0", 108);
-  header.write("0000000\0", 116);
-  header.write("00000000005\0", 124);
-  header.write("00000000000\0", 136);
-  header.write("        ", 148);
-  header.write("0", 156);
-  header.write("ustar\u000000", 257);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(sum.toString(8).padStart(6, "0") + "\0 ", 148);
-  fs.writeFileSync(evil, Buffer.concat([header, Buffer.from("owned"), Buffer.alloc(507), Buffer.alloc(1024)]));
+  fs.writeFileSync(evil, rawTar([{ name: "../escaped.txt", content: "owned" }], false));
   fs.mkdirSync(path.join(project, "dest"));
   const refused = await runCli(["fetch", evil, "--to", "dest"], { cwd: project, env });
   assert.equal(refused.code, 1);

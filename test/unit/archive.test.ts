@@ -5,53 +5,10 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import zlib from "node:zlib";
 import * as tar from "tar";
 import { extractArchive, packFolder } from "../../src/storage/archive.js";
 import { UserError } from "../../src/errors.js";
-
-/** One hand-made tar entry. Type flags: "0" file, "1" hard link, "2" symlink, "3" char device, "4" block device, "5" folder, "6" FIFO, "A" a vendor type. */
-interface Entry {
-  name: string;
-  type?: "0" | "1" | "2" | "3" | "4" | "5" | "6" | "A";
-  content?: string | Buffer;
-  linkname?: string;
-  mode?: number;
-}
-
-function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, "0") + "\0";
-}
-
-/** A 512-byte ustar header; node-tar's own writer would refuse most of the names used here. */
-function header(entry: Entry, size: number): Buffer {
-  const block = Buffer.alloc(512);
-  block.write(entry.name, 0, 100);
-  block.write(octal(entry.mode ?? (entry.type === "5" ? 0o755 : 0o644), 8), 100);
-  block.write(octal(1000, 8), 108);
-  block.write(octal(1000, 8), 116);
-  block.write(octal(size, 12), 124);
-  block.write(octal(Math.floor(Date.now() / 1000), 12), 136);
-  block.write(" ".repeat(8), 148); // the checksum is computed with its own field as spaces
-  block.write(entry.type ?? "0", 156);
-  block.write(entry.linkname ?? "", 157, 100);
-  block.write("ustar\u000000", 257);
-  const sum = block.reduce((total, byte) => total + byte, 0);
-  block.write(octal(sum, 7) + " ", 148);
-  return block;
-}
-
-/** The bytes of a tar archive of `entries`, in order, gzipped unless `gzip` is false. */
-function rawTar(entries: readonly Entry[], gzip = true): Buffer {
-  const blocks: Buffer[] = [];
-  for (const entry of entries) {
-    const content = Buffer.from(entry.content ?? "");
-    blocks.push(header(entry, content.length), content, Buffer.alloc((512 - (content.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  const bytes = Buffer.concat(blocks);
-  return gzip ? zlib.gzipSync(bytes) : bytes;
-}
+import { rawTar, type RawEntry as Entry } from "../helpers/rawtar.js";
 
 /** A fresh temporary folder, removed when the test ends. */
 function tempDir(t: TestContext): string {
@@ -90,10 +47,10 @@ function setup(t: TestContext, entries: readonly Entry[] | Buffer): { root: stri
 }
 
 /** Extracting `archive` into `dest` fails with exit code 1 and a message matching every pattern; `root` is exactly as before. */
-async function assertRefused(root: string, archive: string, dest: string, patterns: readonly (string | RegExp)[]): Promise<UserError> {
+async function assertRefused(root: string, archive: string, dest: string, patterns: readonly (string | RegExp)[], overwrite = false): Promise<UserError> {
   const before = snapshot(root);
   let caught: unknown;
-  await extractArchive(archive, dest).catch((err: unknown) => (caught = err));
+  await extractArchive(archive, dest, { overwrite }).catch((err: unknown) => (caught = err));
   assert.ok(caught instanceof UserError, `a UserError, got ${String(caught)}`);
   assert.equal(caught.exitCode, 1);
   for (const pattern of patterns) {
@@ -258,6 +215,12 @@ test("a differing file is not replaced without overwrite; with it, it is; identi
   assert.deepEqual(fs.readdirSync(dest).sort(), ["keep.txt", "model.joblib", "new.txt"]);
 });
 
+test("the files placed are listed sorted, whatever the archive's order", async (t) => {
+  // "m.bin" sorts before "m/y.bin" although a walk of the folders would give m/y.bin first.
+  const { dest, archive } = setup(t, [{ name: "z.bin", content: "z" }, { name: "m/y.bin", content: "y" }, { name: "m.bin", content: "m" }, { name: "a.bin", content: "a" }]);
+  assert.deepEqual(await extractArchive(archive, dest), ["a.bin", "m.bin", "m/y.bin", "z.bin"]);
+});
+
 test("a conflict message names five files and counts the rest", async (t) => {
   const names = ["a", "b", "c", "d", "e", "f", "g"];
   const { root, dest, archive } = setup(t, names.map((name) => ({ name, content: "theirs" })));
@@ -270,9 +233,9 @@ test("a file where the target has a folder, or a folder where it has a file, is 
   fs.mkdirSync(path.join(dest, "model.joblib"));
   fs.writeFileSync(path.join(dest, "model.joblib", "inner"), "mine");
   await assertRefused(root, archive, dest, [/differs: model\.joblib\./]);
-  await assert.rejects(extractArchive(archive, dest, { overwrite: true }), /model\.joblib/);
+  await assertRefused(root, archive, dest, [/differs: model\.joblib\./], true);
 
   fs.writeFileSync(archive, rawTar([{ name: "keep.txt/inner", content: "x" }]));
-  await assertRefused(root, archive, dest, [/differs: keep\.txt\./]);
+  await assertRefused(root, archive, dest, [/differs: keep\.txt\./], true);
   assert.equal(fs.readFileSync(path.join(dest, "keep.txt"), "utf8"), "mine");
 });
