@@ -21,6 +21,8 @@ npx eslint .
 if [ -z "${PIP_INDEX_URL:-}" ] && [ -d /opt/pypi/simple ]; then
   export PIP_INDEX_URL=file:///opt/pypi/simple
 fi
+# The AWS SDK must never look for instance credentials at the link-local metadata address from a test.
+export AWS_EC2_METADATA_DISABLED=true
 # Environments built by the tests are cached here between runs (and thrown away with the clone).
 export ALEKSEYLEARN_TEST_CACHE="${ALEKSEYLEARN_TEST_CACHE:-$PWD/.cache/test}"
 mkdir -p "$ALEKSEYLEARN_TEST_CACHE"

@@ -14,8 +14,8 @@ export interface Reporter {
   warn(message: string): void;
   /** A line the training job itself printed. */
   jobLine(line: string): void;
-  /** How far a counted piece of work is (files or bytes); called again as it moves, last with done === total. */
-  progress?(label: string, done: number, total: number): void;
+  /** How far a counted piece of work is; called again as it moves, last with done === total. */
+  progress?(label: string, done: number, total: number, unit?: "files" | "bytes"): void;
 }
 
 /** A reporter that says nothing, for library callers who do not want progress. */

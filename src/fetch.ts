@@ -2,6 +2,7 @@
  * `fetch`: bring a job's model back and unpack it. LOCATION is a job name, an
  * output path (its newest job), or the location of an archive.
  */
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "./context.js";
@@ -56,8 +57,8 @@ function modelOfJob(job: JobRecord): { model: string; output?: string } {
 }
 
 /** The newest job's model under an output path, found by listing storage. */
-async function newestUnder(outputPath: string, store: JobStore): Promise<{ job?: string; model: string }> {
-  const models = (await storageFor(outputPath).list(outputPath)).filter((object) => object.location.replace(/\\/g, "/").endsWith(MODEL_SUFFIX));
+async function newestUnder(outputPath: string, store: JobStore, ctx: Context): Promise<{ job?: string; model: string }> {
+  const models = (await (await storageFor(outputPath, ctx)).list(outputPath)).filter((object) => object.location.replace(/\\/g, "/").endsWith(MODEL_SUFFIX));
   models.sort((a, b) => b.modified.getTime() - a.modified.getTime());
   const newest = models[0];
   if (!newest) {
@@ -77,26 +78,28 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
 
   const normalized = normalizeLocation(location, ctx.cwd, "fetch location");
   if (ARCHIVE.test(normalized) || schemeOf(normalized) === "kaggle") return { model: normalized };
-  const storage = storageFor(normalized);
+  const storage = await storageFor(normalized, ctx);
   if (!schemeOf(normalized) && !fs.existsSync(normalized)) {
     const guess = nearest(location, store.list().map((record) => record.name));
     throw new UserError(`${location} is neither a job name nor an existing path.`, guess ? `Did you mean the job ${guess}?` : "`alekseylearn jobs` lists the jobs; an output path or an archive's path works too.");
   }
-  const found = await newestUnder(normalized, store);
+  const found = await newestUnder(normalized, store, ctx);
   const output = found.model.replace(/model\.tar\.gz$/, "output.tar.gz");
   return { ...found, ...((await storage.stat(output)) ? { output } : {}) };
 }
 
-/** Bring `archive` to a local file we can read: itself when local, else a download into `scratch`. */
-async function localCopy(archive: string, scratch: string, options: FetchOptions): Promise<string> {
-  const storage = storageFor(archive);
+/** Bring `archive` to a local file we can read: itself when local, else a download into `scratch` (which an interrupted download resumes from). */
+async function localCopy(archive: string, scratch: string, options: FetchOptions, ctx: Context): Promise<string> {
+  const storage = await storageFor(archive, ctx);
   if (storage.localPath) {
     const local = storage.localPath(archive);
     if (!fs.existsSync(local)) throw failure(`${archive} does not exist.`);
     return local;
   }
   const file = path.join(scratch, path.basename(archive));
-  await storage.download(archive, file, options.onProgress?.(archive));
+  const label = `Downloading ${archive}`;
+  ctx.reporter.info(label);
+  await storage.download(archive, file, options.onProgress?.(archive) ?? ((done, total) => ctx.reporter.progress?.(label, done, total, "bytes")));
   return file;
 }
 
@@ -116,13 +119,16 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
     return { ...(source.job ? { job: source.job } : {}), model: source.model, to, files };
   }
   fs.mkdirSync(to, { recursive: true });
-  const scratch = fs.mkdtempSync(path.join(to, ".alekseylearn-fetch-"));
+  // The same scratch folder for the same model, so that fetching again after an interruption resumes the download.
+  const scratch = path.join(to, `.alekseylearn-fetch-${createHash("sha256").update(source.model).digest("hex").slice(0, 12)}`);
+  fs.mkdirSync(scratch, { recursive: true });
+  let finished = false;
   try {
     const files: string[] = [];
     const archives: Array<[string, string]> = [[source.model, "."]];
     if (source.output) archives.push([source.output, "output"]);
     for (const [archive, into] of archives) {
-      const local = await localCopy(archive, scratch, options);
+      const local = await localCopy(archive, scratch, options, ctx);
       if (options.extract === false) {
         const target = path.join(to, path.basename(archive));
         if (fs.existsSync(target) && !options.overwrite) throw failure(`${target} already exists.`, "Pass --overwrite to replace it, or --to another folder.");
@@ -133,8 +139,11 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
         files.push(...extracted.map((file) => (into === "." ? file : `${into}/${file}`)));
       }
     }
+    finished = true;
     return { ...(source.job ? { job: source.job } : {}), model: source.model, ...(source.output ? { output: source.output } : {}), to, files };
   } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
+    // A partial download stays for the next try; everything else goes.
+    const keep = !finished && fs.readdirSync(scratch).some((name) => name.endsWith(".partial"));
+    if (!keep) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }

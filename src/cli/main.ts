@@ -40,6 +40,7 @@ function overview(): string {
 function cliReporter(output: Output): Reporter & { clear(): void } {
   const dim = (text: string): string => (output.tty ? `\x1b[2m${text}\x1b[0m` : text);
   let spinner: NodeJS.Timeout | undefined;
+  let lastDraw = 0;
   let step = "";
   let stepStarted = 0;
   // A finished step stays on screen as a plain line with the time it took.
@@ -67,15 +68,29 @@ function cliReporter(output: Output): Reporter & { clear(): void } {
     },
     warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${message}`),
     jobLine: (text) => line(text),
-    progress: (label, done, total) => {
-      if (!output.tty) return;
+    progress: (label, done, total, unit) => {
+      // Redraw at most ten times a second, and always the last time.
+      if (!output.tty || (done < total && Date.now() - lastDraw < 100)) return;
+      lastDraw = Date.now();
       clear();
       const width = 30;
       const filled = total ? Math.round((done / total) * width) : width;
-      output.err(`\r\x1b[K${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}${done >= total ? "\n" : ""}`);
+      const amount = unit === "bytes" ? `${formatBytes(done)} / ${formatBytes(total)}` : `${done}/${total}`;
+      output.err(`\r\x1b[K${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${amount}${done >= total ? "\n" : ""}`);
     },
     clear,
   };
+}
+
+function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 function printError(err: unknown, output: Output, debug: boolean): number {

@@ -8,6 +8,8 @@ export interface ObjectInfo {
   size: number;
   /** Last modification time. */
   modified: Date;
+  /** The store's checksum tag, where it keeps one (S3's ETag, without quotes). */
+  etag?: string;
 }
 
 /** Progress of a transfer, in bytes. */

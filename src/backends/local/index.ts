@@ -76,7 +76,7 @@ export const localBackend = {
   check(spec) {
     const problems: string[] = [];
     if (Number(spec.settings.instance_count) > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
-    if (schemeOf(spec.outputPath)) problems.push(`the local backend writes to a local folder, not ${spec.outputPath}; drop --backend local to use the backend for that scheme`);
+    if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3") problems.push(`the local backend writes to a local folder or s3://, not ${spec.outputPath}`);
     for (const [channel, location] of Object.entries(spec.inputs)) {
       if (schemeOf(location)) problems.push(`input ${channel}: the local backend reads local files and folders, not ${location}`);
       else if (!fs.existsSync(location)) problems.push(`input ${channel}: ${location} does not exist`);

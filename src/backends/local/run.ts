@@ -157,7 +157,7 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
 
     const changes: Partial<JobRecord> = { state, endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason };
     const outputs = joinLocation(job.jobOutput, "output");
-    const storage = storageFor(outputs);
+    const storage = await storageFor(outputs, ctx);
     const pack = async (folder: string, name: string): Promise<string | undefined> => {
       const archive = path.join(paths.dir, name);
       if ((await packFolder(folder, archive)) === 0) return undefined;

@@ -1,0 +1,296 @@
+/**
+ * S3 storage: list, stat, upload and a fast download. The download fetches
+ * ranges in parallel straight into the target file (memory stays flat however
+ * large the object), resumes from where an interrupted one stopped, and checks
+ * the result against the object's ETag (the MD5 of a single-part upload, or the
+ * MD5 of part MD5s of a multipart one). AWS settings come from the context's
+ * environment as the AWS CLI reads them: credentials, AWS_PROFILE, region,
+ * AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createHash, type Hash } from "node:crypto";
+import { Readable } from "node:stream";
+import type { Context } from "../context.js";
+import { failure, UserError } from "../errors.js";
+import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
+
+type S3Module = typeof import("@aws-sdk/client-s3");
+type S3Client = import("@aws-sdk/client-s3").S3Client;
+
+const MiB = 1024 * 1024;
+/** Range size when the ETag does not tell the upload's part size. */
+const DEFAULT_PART = 16 * MiB;
+/** Ranges in flight at once. */
+const PARALLEL = 8;
+/** Above this, uploads go in parts. */
+const MULTIPART_THRESHOLD = 64 * MiB;
+
+/** Bucket and key of an s3:// location. */
+export function parseS3(location: string): { bucket: string; key: string } {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(location);
+  if (!match) throw new UserError(`${location} is not an s3:// location.`, "Write it as s3://BUCKET/KEY.");
+  return { bucket: match[1]!, key: match[2]! };
+}
+
+/** The region of a profile in ~/.aws/config (or AWS_CONFIG_FILE), if it names one. */
+function profileRegion(env: Context["env"]): string | undefined {
+  const file = env.AWS_CONFIG_FILE || path.join(env.HOME || os.homedir(), ".aws", "config");
+  const profile = env.AWS_PROFILE || "default";
+  let section = "";
+  try {
+    for (const raw of fs.readFileSync(file, "utf8").split(/\r?\n/)) {
+      const line = raw.trim();
+      const header = /^\[(?:profile\s+)?([^\]]+)\]$/.exec(line);
+      if (header) section = header[1]!.trim();
+      else if (section === profile && /^region\s*=/.test(line)) return line.split("=")[1]!.trim();
+    }
+  } catch {
+    // no config file
+  }
+  return undefined;
+}
+
+/** Part sizes uploaders use (the AWS CLI and SDKs: 8 MiB, then powers of two), tried first when guessing. */
+const COMMON_PARTS = [8, 16, 32, 64, 128, 256, 512, 1024, 5, 10, 15, 25, 50, 100].map((mib) => mib * MiB);
+
+/** A likely part size for a multipart ETag ("md5-N") on an object of `size` bytes: a common one that gives N parts, else the smallest whole MiB that does. */
+export function guessPartSize(size: number, parts: number): number | undefined {
+  const fits = (partSize: number): boolean => Math.ceil(size / partSize) === parts;
+  const common = COMMON_PARTS.find(fits);
+  if (common) return common;
+  for (let mib = Math.max(1, Math.ceil(size / parts / MiB)); mib <= 5 * 1024; mib++) if (fits(mib * MiB)) return mib * MiB;
+  return undefined;
+}
+
+/** Turn an SDK error into the user's terms; credentials never appear in it. */
+function explain(err: unknown, what: string): Error {
+  const name = (err as { name?: string }).name ?? "";
+  const message = (err as Error).message ?? String(err);
+  if (name === "CredentialsProviderError" || /Could not load credentials/i.test(message)) {
+    return new UserError("No AWS credentials found.", "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE (`aws configure`, or `aws sso login`), or run where an instance role is available.", 1);
+  }
+  if (["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"].includes(name)) {
+    return new UserError(`AWS refused the credentials while ${what} (${name}).`, "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile in AWS_PROFILE; `aws sts get-caller-identity` shows who you are.", 1);
+  }
+  if (name === "AccessDenied" || name === "Forbidden") return failure(`Access denied while ${what}.`, "The identity in use needs s3:GetObject and s3:ListBucket on it.");
+  if (name === "NoSuchBucket") return failure(`No such bucket while ${what}.`);
+  if (name === "NoSuchKey" || name === "NotFound") return failure(`Nothing there while ${what}.`);
+  if (name === "AbortError") return new UserError(`Stopped while ${what}; what was downloaded is kept, and fetching again resumes.`, undefined, 130);
+  return err instanceof Error ? err : new Error(message);
+}
+
+/** One range of the download, and the part it is of the upload when the ETag says so. */
+interface Range {
+  index: number;
+  start: number;
+  end: number; // inclusive
+}
+
+/** What an interrupted download leaves beside its partial file, to resume. */
+interface ResumeState {
+  etag: string;
+  size: number;
+  partSize: number;
+  done: number[];
+  md5s: Record<number, string>;
+}
+
+/** An S3 Storage for the context's AWS settings. */
+export async function s3Storage(ctx: Context): Promise<Storage> {
+  const sdk: S3Module = await import("@aws-sdk/client-s3");
+  const env = ctx.env;
+  const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+  const credentials = env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+    ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
+    : (await import("@aws-sdk/credential-providers")).fromNodeProviderChain(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {});
+  const client: S3Client = new sdk.S3Client({
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || profileRegion(env) || "us-east-1",
+    credentials,
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    maxAttempts: 5,
+  });
+
+  const stat = async (location: string): Promise<ObjectInfo | undefined> => {
+    const { bucket, key } = parseS3(location);
+    try {
+      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: ctx.signal });
+      return { location, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), ...(head.ETag ? { etag: head.ETag.replace(/"/g, "") } : {}) };
+    } catch (err) {
+      const name = (err as { name?: string }).name;
+      if (name === "NotFound" || name === "NoSuchKey") return undefined;
+      throw explain(err, `looking at ${location}`);
+    }
+  };
+
+  const getRange = async (bucket: string, key: string, range: Range, fd: number, hash: Hash | undefined, onBytes: (n: number) => void): Promise<void> => {
+    const response = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${range.start}-${range.end}` }), { abortSignal: ctx.signal });
+    let position = range.start;
+    for await (const chunk of response.Body as Readable) {
+      if (ctx.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
+      const buffer = chunk as Buffer;
+      hash?.update(buffer);
+      let written = 0;
+      while (written < buffer.length) written += fs.writeSync(fd, buffer, written, buffer.length - written, position + written);
+      position += buffer.length;
+      onBytes(buffer.length);
+    }
+    if (position !== range.end + 1) throw failure(`The download of s3://${bucket}/${key} was cut short at byte ${position}.`, "Fetch again; it resumes.");
+  };
+
+  return {
+    stat,
+
+    async list(prefix) {
+      const { bucket, key } = parseS3(prefix);
+      const found: ObjectInfo[] = [];
+      let token: string | undefined;
+      try {
+        do {
+          const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: key ? `${key.replace(/\/+$/, "")}/` : undefined, ContinuationToken: token }), { abortSignal: ctx.signal });
+          for (const object of page.Contents ?? []) found.push({ location: `s3://${bucket}/${object.Key}`, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0) });
+          token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+      } catch (err) {
+        throw explain(err, `listing ${prefix}`);
+      }
+      return found;
+    },
+
+    async upload(file, location) {
+      const { bucket, key } = parseS3(location);
+      const size = fs.statSync(file).size;
+      try {
+        if (size <= MULTIPART_THRESHOLD) {
+          await client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: fs.createReadStream(file), ContentLength: size }), { abortSignal: ctx.signal });
+          return;
+        }
+        const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+        try {
+          const count = Math.ceil(size / DEFAULT_PART);
+          const parts: Array<{ ETag?: string; PartNumber: number }> = [];
+          let next = 0;
+          const worker = async (): Promise<void> => {
+            while (next < count) {
+              const i = next++;
+              const start = i * DEFAULT_PART;
+              const body = fs.createReadStream(file, { start, end: Math.min(size, start + DEFAULT_PART) - 1 });
+              const part = await client.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body, ContentLength: Math.min(DEFAULT_PART, size - start) }), { abortSignal: ctx.signal });
+              parts[i] = { ETag: part.ETag, PartNumber: i + 1 };
+            }
+          };
+          await Promise.all(Array.from({ length: Math.min(PARALLEL, count) }, worker));
+          await client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+        } catch (err) {
+          await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
+          throw err;
+        }
+      } catch (err) {
+        throw explain(err, `uploading to ${location}`);
+      }
+    },
+
+    async download(location, file, onProgress?: ProgressListener) {
+      const { bucket, key } = parseS3(location);
+      const head = await stat(location);
+      if (!head) throw failure(`${location} does not exist.`);
+      const etag = head.etag ?? "";
+      const multipart = /^([0-9a-f]{32})-(\d+)$/.exec(etag);
+      // Ranges that match the upload's parts let each range's MD5 check that part; S3 tells part 1's size.
+      let partSize = DEFAULT_PART;
+      let partSizeKnown = false;
+      if (multipart) {
+        try {
+          const first = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key, PartNumber: 1 }), { abortSignal: ctx.signal });
+          if (first.ContentLength && Math.ceil(head.size / first.ContentLength) === Number(multipart[2])) {
+            partSize = first.ContentLength;
+            partSizeKnown = true;
+          }
+        } catch {
+          // a store without part lookups: guess below
+        }
+        if (!partSizeKnown) partSize = guessPartSize(head.size, Number(multipart[2])) ?? DEFAULT_PART;
+      }
+      if (head.size === 0) {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, "");
+        return;
+      }
+      const partial = `${file}.partial`;
+      const stateFile = `${partial}.json`;
+
+      let state: ResumeState = { etag, size: head.size, partSize, done: [], md5s: {} };
+      try {
+        const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as ResumeState;
+        if (saved.etag === etag && saved.size === head.size && saved.partSize === partSize && fs.existsSync(partial)) state = saved;
+      } catch {
+        // nothing to resume
+      }
+      if (!state.done.length) {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(partial, "");
+        fs.truncateSync(partial, head.size);
+      }
+      const ranges: Range[] = [];
+      for (let i = 0, start = 0; start < head.size; i++, start += partSize) ranges.push({ index: i, start, end: Math.min(head.size, start + partSize) - 1 });
+      const done = new Set(state.done);
+      if (multipart && done.size) {
+        // What is on disk decides, not what was true when the range came down: rehash the resumed ranges.
+        for (const range of ranges.filter((r) => done.has(r.index))) {
+          const hash = createHash("md5");
+          for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end })) hash.update(chunk as Buffer);
+          state.md5s[range.index] = hash.digest("hex");
+        }
+      }
+      let moved = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      onProgress?.(moved, head.size);
+      const saveState = (): void => fs.writeFileSync(stateFile, JSON.stringify({ ...state, done: [...done] }));
+
+      const fd = fs.openSync(partial, "r+");
+      try {
+        const todo = ranges.filter((r) => !done.has(r.index));
+        let next = 0;
+        const worker = async (): Promise<void> => {
+          while (next < todo.length) {
+            if (ctx.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
+            const range = todo[next++]!;
+            const hash = multipart ? createHash("md5") : undefined;
+            await getRange(bucket, key, range, fd, hash, (n) => onProgress?.((moved += n), head.size));
+            if (hash) state.md5s[range.index] = hash.digest("hex");
+            done.add(range.index);
+            saveState();
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(PARALLEL, todo.length) }, worker));
+      } catch (err) {
+        throw explain(err, `downloading ${location}`);
+      } finally {
+        fs.closeSync(fd);
+      }
+
+      // The ETag is the check a plain GET would give: the MD5 of the bytes, or of the parts' MD5s.
+      let actual: string | undefined;
+      if (multipart && ranges.length === Number(multipart[2])) {
+        const digests = ranges.map((r) => Buffer.from(state.md5s[r.index] ?? "", "hex"));
+        actual = `${createHash("md5").update(Buffer.concat(digests)).digest("hex")}-${ranges.length}`;
+        // With a guessed part size a mismatch proves nothing; say so rather than call good bytes damaged.
+        if (actual !== etag && !partSizeKnown) {
+          ctx.reporter.warn(`Could not check ${location} against its ETag (its part size is not known); its size matches.`);
+          actual = undefined;
+        }
+      } else if (/^[0-9a-f]{32}$/.test(etag)) {
+        const hash = createHash("md5");
+        for await (const chunk of fs.createReadStream(partial)) hash.update(chunk as Buffer);
+        actual = hash.digest("hex");
+      }
+      if (fs.statSync(partial).size !== head.size || (actual !== undefined && actual !== etag)) {
+        fs.rmSync(partial, { force: true });
+        fs.rmSync(stateFile, { force: true });
+        throw failure(`${location} arrived damaged (its checksum does not match the object's ETag); the download was thrown away.`, "Fetch again.");
+      }
+      fs.renameSync(partial, file);
+      fs.rmSync(stateFile, { force: true });
+    },
+  };
+}
