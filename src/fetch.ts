@@ -132,7 +132,9 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
       if (options.extract === false) {
         const target = path.join(to, path.basename(archive));
         if (fs.existsSync(target) && !options.overwrite) throw failure(`${target} already exists.`, "Pass --overwrite to replace it, or --to another folder.");
-        fs.copyFileSync(local, target);
+        // A download already sits in the scratch folder inside `to`: move it; a local archive is copied.
+        if (local.startsWith(scratch + path.sep)) fs.renameSync(local, target);
+        else fs.copyFileSync(local, target);
         files.push(path.relative(to, target));
       } else {
         const extracted = await extractArchive(local, path.join(to, into), { overwrite: options.overwrite ?? false });

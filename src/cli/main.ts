@@ -147,6 +147,9 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Out
   }
 }
 
+// The pinned AWS SDK runs on Node 20; its notice about future releases needing Node 22 is not the user's concern.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 const output: Output = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),

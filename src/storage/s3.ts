@@ -11,7 +11,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createHash, type Hash } from "node:crypto";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Worker } from "node:worker_threads";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
@@ -124,19 +126,21 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
     }
   };
 
-  const getRange = async (bucket: string, key: string, range: Range, fd: number, hash: Hash | undefined, onBytes: (n: number) => void): Promise<void> => {
+  /** Stream one range into the partial file at its offset, hashing it on the way; memory stays at a few buffers. */
+  const getRange = async (bucket: string, key: string, range: Range, partial: string, hash: Hash | undefined, onBytes: (n: number) => void): Promise<void> => {
     const response = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${range.start}-${range.end}` }), { abortSignal: ctx.signal });
-    let position = range.start;
-    for await (const chunk of response.Body as Readable) {
-      if (ctx.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
-      const buffer = chunk as Buffer;
-      hash?.update(buffer);
-      let written = 0;
-      while (written < buffer.length) written += fs.writeSync(fd, buffer, written, buffer.length - written, position + written);
-      position += buffer.length;
-      onBytes(buffer.length);
-    }
-    if (position !== range.end + 1) throw failure(`The download of s3://${bucket}/${key} was cut short at byte ${position}.`, "Fetch again; it resumes.");
+    let received = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        if (ctx.signal?.aborted) return done(Object.assign(new Error("aborted"), { name: "AbortError" }));
+        hash?.update(chunk);
+        received += chunk.length;
+        onBytes(chunk.length);
+        done(null, chunk);
+      },
+    });
+    await pipeline(response.Body as Readable, count, fs.createWriteStream(partial, { flags: "r+", start: range.start, highWaterMark: MiB }));
+    if (received !== range.end - range.start + 1) throw failure(`The download of s3://${bucket}/${key} was cut short at byte ${range.start + received}.`, "Fetch again; it resumes.");
   };
 
   return {
@@ -247,7 +251,16 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
       onProgress?.(moved, head.size);
       const saveState = (): void => fs.writeFileSync(stateFile, JSON.stringify({ ...state, done: [...done] }));
 
-      const fd = fs.openSync(partial, "r+");
+      // A single-part ETag is the MD5 of the whole object: a worker on another core hashes the finished prefix of the file while later ranges still download.
+      const whole = !multipart && /^[0-9a-f]{32}$/.test(etag) ? new Worker(new URL("./md5-worker.js", import.meta.url)) : undefined;
+      let hashed = 0;
+      const advanceHash = (): void => {
+        while (whole && hashed < ranges.length && done.has(ranges[hashed]!.index)) {
+          const range = ranges[hashed++]!;
+          whole.postMessage({ file: partial, start: range.start, end: range.end });
+        }
+      };
+      advanceHash();
       try {
         const todo = ranges.filter((r) => !done.has(r.index));
         let next = 0;
@@ -256,17 +269,17 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
             if (ctx.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
             const range = todo[next++]!;
             const hash = multipart ? createHash("md5") : undefined;
-            await getRange(bucket, key, range, fd, hash, (n) => onProgress?.((moved += n), head.size));
+            await getRange(bucket, key, range, partial, hash, (n) => onProgress?.((moved += n), head.size));
             if (hash) state.md5s[range.index] = hash.digest("hex");
             done.add(range.index);
             saveState();
+            advanceHash();
           }
         };
         await Promise.all(Array.from({ length: Math.min(PARALLEL, todo.length) }, worker));
       } catch (err) {
+        await whole?.terminate();
         throw explain(err, `downloading ${location}`);
-      } finally {
-        fs.closeSync(fd);
       }
 
       // The ETag is the check a plain GET would give: the MD5 of the bytes, or of the parts' MD5s.
@@ -279,10 +292,13 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
           ctx.reporter.warn(`Could not check ${location} against its ETag (its part size is not known); its size matches.`);
           actual = undefined;
         }
-      } else if (/^[0-9a-f]{32}$/.test(etag)) {
-        const hash = createHash("md5");
-        for await (const chunk of fs.createReadStream(partial)) hash.update(chunk as Buffer);
-        actual = hash.digest("hex");
+      } else if (whole) {
+        actual = await new Promise<string>((resolve, reject) => {
+          whole.once("message", resolve);
+          whole.once("error", reject);
+          whole.postMessage({ digest: true });
+        });
+        await whole.terminate();
       }
       if (fs.statSync(partial).size !== head.size || (actual !== undefined && actual !== etag)) {
         fs.rmSync(partial, { force: true });
