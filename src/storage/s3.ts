@@ -99,8 +99,16 @@ interface ResumeState {
   md5s: Record<number, string>;
 }
 
+/** Tuning of transfers: ranges in flight at once, and the range size when the ETag does not imply one. */
+export interface TransferOptions {
+  parallel?: number;
+  partSize?: number;
+}
+
 /** An S3 Storage for the context's AWS settings. */
-export async function s3Storage(ctx: Context): Promise<Storage> {
+export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Promise<Storage> {
+  const parallel = tuning.parallel ?? PARALLEL;
+  const defaultPart = tuning.partSize ?? DEFAULT_PART;
   const sdk: S3Module = await import("@aws-sdk/client-s3");
   const env = ctx.env;
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
@@ -172,19 +180,19 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
         }
         const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
         try {
-          const count = Math.ceil(size / DEFAULT_PART);
+          const count = Math.ceil(size / defaultPart);
           const parts: Array<{ ETag?: string; PartNumber: number }> = [];
           let next = 0;
           const worker = async (): Promise<void> => {
             while (next < count) {
               const i = next++;
-              const start = i * DEFAULT_PART;
-              const body = fs.createReadStream(file, { start, end: Math.min(size, start + DEFAULT_PART) - 1 });
-              const part = await client.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body, ContentLength: Math.min(DEFAULT_PART, size - start) }), { abortSignal: ctx.signal });
+              const start = i * defaultPart;
+              const body = fs.createReadStream(file, { start, end: Math.min(size, start + defaultPart) - 1 });
+              const part = await client.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body, ContentLength: Math.min(defaultPart, size - start) }), { abortSignal: ctx.signal });
               parts[i] = { ETag: part.ETag, PartNumber: i + 1 };
             }
           };
-          await Promise.all(Array.from({ length: Math.min(PARALLEL, count) }, worker));
+          await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
           await client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
         } catch (err) {
           await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
@@ -202,7 +210,7 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
       const etag = head.etag ?? "";
       const multipart = /^([0-9a-f]{32})-(\d+)$/.exec(etag);
       // Ranges that match the upload's parts let each range's MD5 check that part; S3 tells part 1's size.
-      let partSize = DEFAULT_PART;
+      let partSize = defaultPart;
       let partSizeKnown = false;
       if (multipart) {
         try {
@@ -214,7 +222,7 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
         } catch {
           // a store without part lookups: guess below
         }
-        if (!partSizeKnown) partSize = guessPartSize(head.size, Number(multipart[2])) ?? DEFAULT_PART;
+        if (!partSizeKnown) partSize = guessPartSize(head.size, Number(multipart[2])) ?? defaultPart;
       }
       if (head.size === 0) {
         fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -276,10 +284,11 @@ export async function s3Storage(ctx: Context): Promise<Storage> {
             advanceHash();
           }
         };
-        await Promise.all(Array.from({ length: Math.min(PARALLEL, todo.length) }, worker));
+        await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, worker));
       } catch (err) {
         await whole?.terminate();
-        throw explain(err, `downloading ${location}`);
+        // However the abort surfaced (ours, the SDK's, or the socket's "aborted"), it is a stop, and the parts kept resume.
+        throw explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`);
       }
 
       // The ETag is the check a plain GET would give: the MD5 of the bytes, or of the parts' MD5s.
