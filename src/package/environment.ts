@@ -79,18 +79,42 @@ function realInterpreter(python: string, ctx: Context): string {
   return fs.realpathSync(executable);
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Whether the lock folder's owner is gone: its pid file names a dead process, or it has no pid file after a minute. */
+function abandoned(lockDir: string): boolean {
+  try {
+    const pid = Number(fs.readFileSync(path.join(lockDir, "pid"), "utf8"));
+    return Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+  } catch {
+    try {
+      return Date.now() - fs.statSync(lockDir).mtimeMs > 60_000;
+    } catch {
+      return false; // released meanwhile
+    }
+  }
+}
+
 /** Wait for, then take, a lock folder; returns its release. Another process creating the same environment holds it. */
 async function lock(dir: string, signal?: AbortSignal): Promise<() => void> {
   const lockDir = `${dir}.lock`;
   for (;;) {
     try {
       fs.mkdirSync(lockDir);
+      fs.writeFileSync(path.join(lockDir, "pid"), String(process.pid));
       return () => fs.rmSync(lockDir, { recursive: true, force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      // A lock older than an hour belongs to a process that died mid-install.
-      if (Date.now() - fs.statSync(lockDir).mtimeMs > 3600_000) fs.rmSync(lockDir, { recursive: true, force: true });
-      await sleep(500, undefined, { signal });
+      // A process killed mid-install (kill -9, a crash) leaves its lock behind.
+      if (abandoned(lockDir)) fs.rmSync(lockDir, { recursive: true, force: true });
+      else await sleep(500, undefined, { signal });
     }
   }
 }

@@ -382,3 +382,19 @@ test("fetch takes a file:// URL of an archive, and status and jobs speak plainly
   assert.equal(kept.code, 0, kept.stderr);
   assert.deepEqual(listTree(path.join(project, "archives")), ["model.tar.gz"]);
 });
+
+test("a fit killed outright while pip runs: status says so, and the next fit is not stuck behind its lock", async () => {
+  const project = writeTree({ "train.py": "print('ran after all')\n", "requirements.txt": `# killed ${Date.now()}\nscipy\n` });
+  const { env } = cliEnv();
+  const run = startCli(["fit", "train.py", "--json"], { cwd: project, env });
+  await waitFor(() => run.output().includes("Installing requirements.txt"), "pip to start");
+  const name = /Job (\S+) \(local backend\)/.exec(run.output())![1]!;
+  run.child.kill("SIGKILL");
+  await run.done;
+  const status = JSON.parse((await runCli(["status", name, "--json"], { cwd: project, env })).stdout);
+  assert.equal(status.state, "failed");
+  assert.equal(status.reason, "the process running the job ended before the job did");
+  const again = await runCli(["fit", "train.py"], { cwd: project, env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /ran after all/);
+});

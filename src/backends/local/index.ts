@@ -86,6 +86,9 @@ export const localBackend = {
 
   async submit(job, ctx, options) {
     const { spec } = job;
+    const store = new JobStore(ctx.stateDir);
+    // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so.
+    store.update(job.name, { pid: process.pid });
     const sandbox = chooseSandbox(String(spec.settings.sandbox), ctx.env.PATH);
     if (!sandbox.bwrap) {
       if (spec.settings.sandbox === "bwrap") throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
@@ -101,7 +104,6 @@ export const localBackend = {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     ctx.reporter.info(environment.created ? `Environment ready in ${seconds}s: ${environment.dir}` : `Using the cached environment ${environment.dir}`);
     const setup: RunSetup = { python: environment.python, ...(sandbox.bwrap ? { bwrap: sandbox.bwrap } : {}) };
-    const store = new JobStore(ctx.stateDir);
     const logFile = runPaths(ctx.stateDir, job.name).log;
     fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
     const provider = { sandbox: setup.bwrap ? "bwrap" : "none", environment: environment.dir };
