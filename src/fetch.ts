@@ -13,7 +13,7 @@ import { extractArchive } from "./storage/archive.js";
 import { storageFor } from "./storage/index.js";
 import { normalizeLocation, schemeOf } from "./storage/location.js";
 import type { ProgressListener } from "./storage/types.js";
-import { getBackend } from "./backends/registry.js";
+import { backends } from "./backends/registry.js";
 import type { Backend } from "./backends/types.js";
 
 /** Options of `fetch`. */
@@ -77,7 +77,7 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
   if (job) return { job: job.name, ...modelOfJob(job) };
 
   const normalized = normalizeLocation(location, ctx.cwd, "fetch location");
-  if (ARCHIVE.test(normalized) || schemeOf(normalized) === "kaggle") return { model: normalized };
+  if (ARCHIVE.test(normalized) || providerOutputs(normalized)) return { model: normalized };
   const storage = await storageFor(normalized, ctx);
   if (!schemeOf(normalized) && !fs.existsSync(normalized)) {
     const guess = nearest(location, store.list().map((record) => record.name));
@@ -106,7 +106,7 @@ async function localCopy(archive: string, scratch: string, options: FetchOptions
 /** The backend that keeps the outputs at `model` itself (kaggle://), if one does. */
 function providerOutputs(model: string): Backend | undefined {
   const scheme = schemeOf(model);
-  return scheme === "kaggle" ? getBackend("kaggle") : undefined;
+  return scheme ? Object.values(backends).find((backend) => backend.outputScheme === scheme) : undefined;
 }
 
 /** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */

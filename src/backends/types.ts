@@ -37,6 +37,8 @@ export interface Backend {
   logs(job: JobRecord, ctx: Context, options: LogOptions): AsyncIterable<string>;
   /** Ask the job to stop; returns once the request is made. */
   stop(job: JobRecord, ctx: Context): Promise<void>;
+  /** The URL scheme of the outputs this backend keeps itself (kaggle), fetched with `fetchOutputs`. */
+  readonly outputScheme?: string;
   /**
    * For a backend that keeps outputs itself (Kaggle): download the outputs at
    * `location` (its own URL scheme) into `to`, model files at the top and the

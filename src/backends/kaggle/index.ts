@@ -16,9 +16,16 @@ import { findCredentials } from "./credentials.js";
 import { kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
 import { kaggleSchema } from "./schema.js";
 
-/** A client for the credentials and endpoint in the context's environment. */
+const clients = new WeakMap<Context, KaggleApi>();
+
+/** The client for the credentials and endpoint in the context's environment, found once per context (so a warning about them is said once). */
 export function connect(ctx: Context): KaggleApi {
-  return new KaggleApi(findCredentials(ctx.env, (message) => ctx.reporter.warn(message)), ctx.env.KAGGLE_API_ENDPOINT || DEFAULT_ENDPOINT);
+  let client = clients.get(ctx);
+  if (!client) {
+    client = new KaggleApi(findCredentials(ctx.env, (message) => ctx.reporter.warn(message)), ctx.env.KAGGLE_API_ENDPOINT || DEFAULT_ENDPOINT);
+    clients.set(ctx, client);
+  }
+  return client;
 }
 
 const STATES: Record<KernelWorkerStatus, JobState> = {
@@ -59,6 +66,7 @@ export const kaggleBackend = {
   summary: "Kaggle Kernels: free GPU and TPU hours; the artifact runs as a kernel",
   schema: kaggleSchema,
   onInterrupt: "detach",
+  outputScheme: "kaggle",
 
   check: kaggleProblems,
 
