@@ -111,8 +111,9 @@ function providerOutputs(model: string): Backend | undefined {
 
 /** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */
 export async function fetch(location: string, ctx: Context, options: FetchOptions = {}): Promise<FetchResult> {
-  const source = await resolve(location, ctx);
   const to = path.resolve(ctx.cwd, options.to ?? ".");
+  if (fs.existsSync(to) && !fs.statSync(to).isDirectory()) throw new UserError(`${options.to ?? to} is a file, not a folder to fetch into.`, "Pass --to a folder (it is created when missing).");
+  const source = await resolve(location, ctx);
   const provider = providerOutputs(source.model);
   if (provider?.fetchOutputs) {
     const files = await provider.fetchOutputs(source.model, to, { overwrite: options.overwrite ?? false }, ctx);

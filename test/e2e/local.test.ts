@@ -378,6 +378,11 @@ test("fetch takes a file:// URL of an archive, and status and jobs speak plainly
   const fetched = await runCli(["fetch", `file://${job.model}`, "--to", "out", "--json"], { cwd: project, env });
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.deepEqual(JSON.parse(fetched.stdout).files, ["w.txt"]);
+  fs.writeFileSync(path.join(project, "a-file"), "mine");
+  const intoFile = await runCli(["fetch", job.name, "--to", "a-file"], { cwd: project, env });
+  assert.equal(intoFile.code, 2);
+  assert.match(intoFile.stderr, /^error: a-file is a file, not a folder to fetch into\.\nhint: Pass --to a folder/);
+  assert.equal(fs.readFileSync(path.join(project, "a-file"), "utf8"), "mine");
   const kept = await runCli(["fetch", job.name, "--to", "archives", "--no-extract"], { cwd: project, env });
   assert.equal(kept.code, 0, kept.stderr);
   assert.deepEqual(listTree(path.join(project, "archives")), ["model.tar.gz"]);
