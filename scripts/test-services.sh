@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Installs (as root, when missing) the system packages the test suite needs.
-# Later backends add their servers here (start/stop); the local backend needs
-# only bubblewrap and Python's venv module.
+# Installs (as root, when missing) the system packages the test suite needs:
+# bubblewrap (the local backend's private /opt/ml and the Kaggle test server's
+# kernels) and the AWS CLI (the S3 tests put objects with it). moto comes with
+# the machine and is never reinstalled; the servers themselves (moto, s3rver,
+# the Kaggle API test server) are started and stopped by the tests, on loopback.
 set -euo pipefail
 
 need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v aws >/dev/null 2>&1 || need+=(awscli)
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "test-services: moto_server is missing; this machine kind ships it (pip package moto)" >&2
+  exit 1
+fi
 
 case "${1:-install}" in
   install)
