@@ -235,7 +235,12 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       let state: ResumeState = { etag, size: head.size, partSize, done: [], md5s: {} };
       try {
         const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as ResumeState;
-        if (saved.etag === etag && saved.size === head.size && saved.partSize === partSize && fs.existsSync(partial)) state = saved;
+        // The same object resumes with the ranges it was started with, whatever the range size is now;
+        // for a multipart ETag the size is the parts' own, so it cannot differ there.
+        if (saved.etag === etag && saved.size === head.size && (!multipart || saved.partSize === partSize) && fs.existsSync(partial)) {
+          state = saved;
+          partSize = saved.partSize;
+        }
       } catch {
         // nothing to resume
       }
