@@ -6,6 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -73,10 +74,45 @@ function realInterpreter(python: string, ctx: Context): string {
     fs.closeSync(fd);
   }
   if (head.toString() !== "#!") return real;
+  // Asking costs a launcher start (~80 ms with pyenv), so the answer is remembered for the inputs a launcher decides by.
+  const memo = path.join(ctx.cacheDir, "interpreters", createHash("sha256").update(launcherInputs(real, ctx)).digest("hex").slice(0, 16));
+  try {
+    const remembered = fs.readFileSync(memo, "utf8").trim();
+    if (remembered && fs.existsSync(remembered)) return remembered;
+  } catch {
+    // not asked yet
+  }
   const asked = spawnSync(real, ["-I", "-S", "-c", "import sys; print(sys.executable)"], { cwd: ctx.cwd, env: ctx.env as NodeJS.ProcessEnv, encoding: "utf8", timeout: 30_000 });
   const executable = asked.stdout?.trim();
   if (asked.status !== 0 || !executable) throw new UserError(`${python} does not run: ${(asked.stderr || asked.error?.message || "").trim().split("\n").pop()}`, "Name a working interpreter with --config.python=/path/to/python3.");
-  return fs.realpathSync(executable);
+  const answer = fs.realpathSync(executable);
+  fs.mkdirSync(path.dirname(memo), { recursive: true });
+  fs.writeFileSync(memo, answer + "\n");
+  return answer;
+}
+
+/**
+ * What a version manager's launcher (pyenv, asdf) picks a Python by: its
+ * variables, and the version files from the current folder up, and the global one.
+ */
+function launcherInputs(launcher: string, ctx: Context): string {
+  const home = ctx.env.HOME || os.homedir();
+  const parts = [launcher, ...Object.entries(ctx.env).filter(([key]) => /^(PYENV|ASDF)_/.test(key)).sort().map(([key, value]) => `${key}=${value}`)];
+  const read = (file: string): void => {
+    try {
+      parts.push(`${file}:${fs.readFileSync(file, "utf8")}`);
+    } catch {
+      // absent
+    }
+  };
+  for (let dir = ctx.cwd; ; dir = path.dirname(dir)) {
+    read(path.join(dir, ".python-version"));
+    read(path.join(dir, ".tool-versions"));
+    if (path.dirname(dir) === dir) break;
+  }
+  read(path.join(ctx.env.PYENV_ROOT || path.join(home, ".pyenv"), "version"));
+  read(path.join(home, ".tool-versions"));
+  return parts.join("\n");
 }
 
 function processAlive(pid: number): boolean {

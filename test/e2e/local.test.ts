@@ -403,3 +403,21 @@ test("a fit killed outright while pip runs: status says so, and the next fit is 
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /ran after all/);
 });
+
+test("a launcher (pyenv-style shim) is asked for its real Python once, and again when a version file changes", async () => {
+  const python = execFileSync("python3", ["-c", "import os, sys; print(os.path.realpath(sys.executable))"], { encoding: "utf8" }).trim();
+  const tools = writeTree({});
+  const calls = path.join(tools, "calls.log");
+  const launcher = path.join(tools, "python3-shim");
+  fs.writeFileSync(launcher, `#!/bin/sh\necho asked >> "${calls}"\nexec "${python}" "$@"\n`, { mode: 0o755 });
+  const project = writeTree({ "train.py": "print('ok')\n", "requirements.txt": "" });
+  const { env } = cliEnv();
+  const fit = (): Promise<{ code: number | null; stderr: string }> => runCli(["fit", "train.py", `--config.python=${launcher}`], { cwd: project, env });
+  const asked = (): number => (fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n").length : 0);
+  assert.equal((await fit()).code, 0);
+  assert.equal((await fit()).code, 0);
+  assert.equal(asked(), 1, "asked once for two runs");
+  fs.writeFileSync(path.join(project, ".python-version"), "3.11\n");
+  assert.equal((await fit()).code, 0);
+  assert.equal(asked(), 2, "asked again once the version file changed");
+});
