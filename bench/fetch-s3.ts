@@ -55,8 +55,9 @@ function makeModel(mib: number, key: string): number {
   return size;
 }
 
-/** Wall seconds and peak resident memory (MiB) of a command, measured by GNU time. */
+/** Wall seconds and peak resident memory (MiB) of a command, measured by GNU time. Dirty pages of earlier runs are flushed first, so no run pays for another's writes. */
 function measure(command: string, args: string[], cwd: string): { seconds: number; peakMiB: number } {
+  execFileSync("sync");
   const start = process.hrtime.bigint();
   const result = spawnSync("/usr/bin/time", ["-f", "%M", command, ...args], { cwd, env, encoding: "utf8" });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -77,15 +78,26 @@ try {
   const small = makeModel(Math.max(16, sizeMiB / 8), "small");
   const url = `s3://bench/large/model.tar.gz`;
 
-  const awsCli = measure("aws", ["--endpoint-url", endpoint, "s3", "cp", url, "model.tar.gz", "--only-show-errors"], fresh("aws"));
   const presigned = execFileSync("aws", ["--endpoint-url", endpoint, "s3", "presign", url], { env, encoding: "utf8" }).trim();
-  const curl = measure("curl", ["-sS", "-f", "-o", "model.tar.gz", presigned], fresh("curl"));
-  const download = measure(process.execPath, [cli, "fetch", url, "--no-extract"], fresh("download"));
-  const extracted = measure(process.execPath, [cli, "fetch", url], fresh("extract"));
-  const smallFetch = measure(process.execPath, [cli, "fetch", "s3://bench/small/model.tar.gz"], fresh("small"));
+  const runs = {
+    awsCli: () => measure("aws", ["--endpoint-url", endpoint, "s3", "cp", url, "model.tar.gz", "--only-show-errors"], fresh("aws")),
+    curl: () => measure("curl", ["-sS", "-f", "-o", "model.tar.gz", presigned], fresh("curl")),
+    download: () => measure(process.execPath, [cli, "fetch", url, "--no-extract"], fresh("download")),
+    extracted: () => measure(process.execPath, [cli, "fetch", url], fresh("extract")),
+    smallFetch: () => measure(process.execPath, [cli, "fetch", "s3://bench/small/model.tar.gz"], fresh("small")),
+  };
+  // Two rounds, the tools taking turns; each tool's faster run counts.
+  const best: Partial<Record<keyof typeof runs, { seconds: number; peakMiB: number }>> = {};
+  for (let round = 0; round < 2; round++) {
+    for (const [name, run] of Object.entries(runs) as Array<[keyof typeof runs, () => { seconds: number; peakMiB: number }]>) {
+      const result = run();
+      if (!best[name] || result.seconds < best[name]!.seconds) best[name] = result;
+    }
+  }
+  const { awsCli, curl, download, extracted, smallFetch } = best as Required<typeof best>;
 
   const mibps = (seconds: number): string => `${(bytes / 1024 / 1024 / seconds).toFixed(0)} MiB/s`;
-  console.log(`fetch from s3rver (loopback), ${(bytes / 1024 / 1024).toFixed(0)} MiB model.tar.gz, ${os.cpus().length} cores`);
+  console.log(`fetch from s3rver (loopback), ${(bytes / 1024 / 1024).toFixed(0)} MiB model.tar.gz, ${os.cpus().length} cores, best of 2 alternating rounds`);
   console.log("");
   console.log("what                                       time      throughput   peak memory");
   console.log(`aws s3 cp                                  ${awsCli.seconds.toFixed(2).padStart(6)} s  ${mibps(awsCli.seconds).padStart(11)}  ${awsCli.peakMiB.toFixed(0)} MiB`);
