@@ -165,8 +165,11 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
       fs.writeFileSync(path.join(kernelDir, "runner.py"), NOTEBOOK_RUNNER);
       command = [python, "-u", "/kaggle/src/runner.py", inside, "/tmp/executed.ipynb"];
     }
+    // The image's environment may live under /tmp (a checkout there), which the kernel otherwise sees as an empty tmpfs.
+    const image = path.dirname(path.dirname(python));
     const args = [
       ...hostRootArgs(),
+      "--bind", image, image,
       "--dir", "/kaggle", "--ro-bind", kernelDir, "/kaggle/src", "--bind", session.work, "/kaggle/working", "--bind", input, "/kaggle/input", ...mounts,
       ...(session.request.enableInternet === false ? ["--unshare-net"] : []),
       "--chdir", "/kaggle/working", "--die-with-parent", "--", ...command,
