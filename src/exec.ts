@@ -2,6 +2,16 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 
+/** True while process `pid` exists (also when it belongs to another user). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** How a helper program ended, with the last lines it printed. */
 export interface ExecResult {
   code: number | null;

@@ -11,7 +11,7 @@ import path from "node:path";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { failure, UserError } from "../errors.js";
-import { execLogged } from "../exec.js";
+import { execLogged, isProcessAlive } from "../exec.js";
 import type { Context } from "../context.js";
 import type { EnvironmentFile } from "../spec/types.js";
 import { which } from "./which.js";
@@ -115,20 +115,11 @@ function launcherInputs(launcher: string, ctx: Context): string {
   return parts.join("\n");
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Whether the lock folder's owner is gone: its pid file names a dead process, or it has no pid file after a minute. */
 function abandoned(lockDir: string): boolean {
   try {
     const pid = Number(fs.readFileSync(path.join(lockDir, "pid"), "utf8"));
-    return Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+    return Number.isInteger(pid) && pid > 0 && !isProcessAlive(pid);
   } catch {
     try {
       return Date.now() - fs.statSync(lockDir).mtimeMs > 60_000;

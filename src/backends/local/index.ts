@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
+import { isProcessAlive } from "../../exec.js";
 import { isFinal, JobStore, type JobRecord } from "../../jobs/records.js";
 import { ensureEnvironment } from "../../package/environment.js";
 import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
@@ -23,16 +24,6 @@ const active = new Map<string, AbortController>();
 
 /** How often a follower looks for new log lines and a changed state. */
 const POLL_MS = 50;
-
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Read what `file` holds past `offset` (nothing when it does not exist yet). */
 function readFrom(file: string, offset: number): Buffer {
@@ -120,7 +111,7 @@ export const localBackend = {
   async describe(job, ctx) {
     const store = new JobStore(ctx.stateDir);
     const record = store.get(job.name);
-    if (!isFinal(record.state) && record.pid && !active.has(record.name) && !alive(record.pid)) {
+    if (!isFinal(record.state) && record.pid && !active.has(record.name) && !isProcessAlive(record.pid)) {
       return store.update(record.name, { state: "failed", endedAt: new Date().toISOString(), reason: "the process running the job ended before the job did" });
     }
     return record;
@@ -156,7 +147,7 @@ export const localBackend = {
     if (controller) return controller.abort();
     const record = await this.describe(job, ctx);
     if (isFinal(record.state)) return;
-    if (record.pid && alive(record.pid)) process.kill(record.pid, "SIGTERM");
+    if (record.pid && isProcessAlive(record.pid)) process.kill(record.pid, "SIGTERM");
     else new JobStore(ctx.stateDir).update(job.name, { state: "stopped", endedAt: new Date().toISOString(), reason: "stopped by request" });
   },
 } satisfies Backend;
