@@ -86,7 +86,7 @@ export function readEnvironmentFile(file: string): EnvironmentFile {
     try {
       doc = parseYaml(content);
     } catch (err) {
-      const reason = (err as Error).message.split("\n")[0];
+      const reason = (err as Error).message.split("\n")[0]!.replace(/:\s*$/, "");
       throw new UserError(`${file} is not valid YAML: ${reason}`, "Fix the file, or pass a requirements.txt with --envfile.");
     }
     const deps = (doc as { dependencies?: unknown } | null)?.dependencies;

@@ -82,7 +82,7 @@ export function loadProjectConfig(dir: string): ProjectConfig | undefined {
     try {
       doc = parseYaml(fs.readFileSync(file, "utf8"));
     } catch (err) {
-      throw new UserError(`${file} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+      throw new UserError(`${file} is not valid YAML: ${(err as Error).message.split("\n")[0]!.replace(/:\s*$/, "")}`);
     }
     return interpretProjectConfig(file, doc ?? {});
   }
