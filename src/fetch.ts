@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import { PassThrough } from "node:stream";
 import path from "node:path";
 import type { Context } from "./context.js";
 import { failure, UserError } from "./errors.js";
@@ -88,19 +89,35 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
   return { ...found, ...((await storage.stat(output)) ? { output } : {}) };
 }
 
-/** Bring `archive` to a local file we can read: itself when local, else a download into `scratch` (which an interrupted download resumes from). */
-async function localCopy(archive: string, scratch: string, options: FetchOptions, ctx: Context): Promise<string> {
+/**
+ * Bring `archive` to a local file we can read: itself when local, else a
+ * download into `scratch` (which an interrupted download resumes from). When
+ * `extractTo` is given, a download is unpacked while it comes down, and
+ * nothing is placed there until the download has passed its checks.
+ */
+async function bring(archive: string, scratch: string, options: FetchOptions, ctx: Context, extractTo?: string): Promise<{ local: string; extracted?: string[] }> {
   const storage = await storageFor(archive, ctx);
   if (storage.localPath) {
     const local = storage.localPath(archive);
     if (!fs.existsSync(local)) throw failure(`${archive} does not exist.`);
-    return local;
+    return { local };
   }
-  const file = path.join(scratch, path.basename(archive));
+  const local = path.join(scratch, path.basename(archive));
   const label = `Downloading ${archive}`;
   ctx.reporter.info(label);
-  await storage.download(archive, file, options.onProgress?.(archive) ?? ((done, total) => ctx.reporter.progress?.(label, done, total, "bytes")));
-  return file;
+  const progress = options.onProgress?.(archive) ?? ((done: number, total: number) => ctx.reporter.progress?.(label, done, total, "bytes"));
+  if (!extractTo) {
+    await storage.download(archive, local, progress);
+    return { local };
+  }
+  const stream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+  const downloading = storage.download(archive, local, progress, stream);
+  const extracting = extractArchive(archive, extractTo, { overwrite: options.overwrite ?? false, from: stream, ready: downloading });
+  const [download, extraction] = await Promise.allSettled([downloading, extracting]);
+  // The download's own failure (a stop, a damaged object) explains more than the unpacking that it cut short.
+  if (download.status === "rejected") throw download.reason;
+  if (extraction.status === "rejected") throw extraction.reason;
+  return { local, extracted: extraction.value };
 }
 
 /** The backend that keeps the outputs at `model` itself (kaggle://), if one does. */
@@ -129,7 +146,8 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
     const archives: Array<[string, string]> = [[source.model, "."]];
     if (source.output) archives.push([source.output, "output"]);
     for (const [archive, into] of archives) {
-      const local = await localCopy(archive, scratch, options, ctx);
+      const extractTo = options.extract === false ? undefined : path.join(to, into);
+      const { local, extracted: alreadyExtracted } = await bring(archive, scratch, options, ctx, extractTo);
       if (options.extract === false) {
         const target = path.join(to, path.basename(archive));
         if (fs.existsSync(target) && !options.overwrite) throw failure(`${target} already exists.`, "Pass --overwrite to replace it, or --to another folder.");
@@ -138,7 +156,7 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
         else fs.copyFileSync(local, target);
         files.push(path.relative(to, target));
       } else {
-        const extracted = await extractArchive(local, path.join(to, into), { overwrite: options.overwrite ?? false });
+        const extracted = alreadyExtracted ?? (await extractArchive(local, extractTo!, { overwrite: options.overwrite ?? false }));
         files.push(...extracted.map((file) => (into === "." ? file : `${into}/${file}`)));
       }
     }

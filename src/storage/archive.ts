@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar";
 import { failure, isErrnoError } from "../errors.js";
@@ -117,7 +118,7 @@ function tameMode(entry: tar.ReadEntry): void {
 }
 
 /** Unpack `archive` into the empty folder `staging`; throws a refusal naming the first unsafe entry, or the reason the archive cannot be read. */
-async function unpackChecked(archive: string, staging: string): Promise<void> {
+async function unpackChecked(archive: string, staging: string, from?: Readable): Promise<void> {
   const refusals: string[] = [];
   const symlinks = new Set<string>();
   const checked = new WeakSet<object>();
@@ -144,7 +145,7 @@ async function unpackChecked(archive: string, staging: string): Promise<void> {
       });
       unpack.on("error", reject);
       unpack.on("close", resolve);
-      fs.createReadStream(archive).on("error", reject).pipe(unpack);
+      (from ?? fs.createReadStream(archive)).on("error", reject).pipe(unpack);
     });
   } catch (err) {
     // A refusal found before the error explains it better than the error does.
@@ -232,15 +233,27 @@ function makeTarget(toDir: string): string | undefined {
   }
 }
 
+/** How to extract. */
+export interface ExtractOptions {
+  /** Replace files in the target whose content differs. */
+  overwrite?: boolean;
+  /** Read the archive from this stream (a download in progress) instead of from the file `archive` names. */
+  from?: Readable;
+  /** Nothing is placed in the target until this settles fine (the download's own check). */
+  ready?: Promise<unknown>;
+}
+
 /** Safely extract the .tar.gz (or .tar) `archive` into `toDir` and return the regular files placed (relative, sorted); nothing is written when an entry is unsafe, the archive is unreadable, or a file in `toDir` would get other content without `overwrite`. */
-export async function extractArchive(archive: string, toDir: string, options: { overwrite?: boolean } = {}): Promise<string[]> {
+export async function extractArchive(archive: string, toDir: string, options: ExtractOptions = {}): Promise<string[]> {
   const created = makeTarget(toDir);
   // Staging inside the target keeps the final renames on one file system.
   const staging = fs.mkdtempSync(path.join(toDir, ".alekseylearn-extract-"));
   try {
-    await unpackChecked(archive, staging);
+    await unpackChecked(archive, staging, options.from);
+    await options.ready;
     return await placeFiles(staging, toDir, `Extracting ${path.basename(archive)}`, options.overwrite ?? false);
   } catch (err) {
+    options.from?.destroy(); // a download feeding us stops waiting for a reader that is gone
     if (created) fs.rmSync(created, { recursive: true, force: true });
     throw err;
   } finally {

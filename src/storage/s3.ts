@@ -11,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createHash, type Hash } from "node:crypto";
-import { Readable, Transform } from "node:stream";
+import { Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
 import type { Context } from "../context.js";
@@ -88,6 +88,19 @@ interface Range {
   index: number;
   start: number;
   end: number; // inclusive
+}
+
+/** Wait until `stream` takes more, or is gone. */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.once("drain", done);
+    stream.once("close", done);
+  });
 }
 
 /** What an interrupted download leaves beside its partial file, to resume. */
@@ -203,7 +216,7 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       }
     },
 
-    async download(location, file, onProgress?: ProgressListener) {
+    async download(location, file, onProgress?: ProgressListener, inOrder?: Writable) {
       const { bucket, key } = parseS3(location);
       const head = await stat(location);
       if (!head) throw failure(`${location} does not exist.`);
@@ -274,6 +287,26 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
         }
       };
       advanceHash();
+      // The finished prefix, in order, to whoever reads along (extraction while later ranges still come down).
+      let streamed = 0;
+      let streaming: Promise<void> = Promise.resolve();
+      const advanceStream = (): void => {
+        if (!inOrder) return;
+        streaming = streaming.then(async () => {
+          while (streamed < ranges.length && done.has(ranges[streamed]!.index) && !inOrder.destroyed) {
+            const range = ranges[streamed++]!;
+            for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end, highWaterMark: MiB })) {
+              if (inOrder.destroyed) return;
+              if (!inOrder.write(chunk)) await drained(inOrder);
+            }
+          }
+        });
+      };
+      advanceStream();
+      const fail = (err: Error): Error => {
+        inOrder?.destroy(err);
+        return err;
+      };
       try {
         const todo = ranges.filter((r) => !done.has(r.index));
         let next = 0;
@@ -287,13 +320,14 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
             done.add(range.index);
             saveState();
             advanceHash();
+            advanceStream();
           }
         };
         await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, worker));
       } catch (err) {
         await whole?.terminate();
         // However the abort surfaced (ours, the SDK's, or the socket's "aborted"), it is a stop, and the parts kept resume.
-        throw explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`);
+        throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
 
       // The ETag is the check a plain GET would give: the MD5 of the bytes, or of the parts' MD5s.
@@ -314,11 +348,13 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
         });
         await whole.terminate();
       }
+      await streaming;
       if (fs.statSync(partial).size !== head.size || (actual !== undefined && actual !== etag)) {
         fs.rmSync(partial, { force: true });
         fs.rmSync(stateFile, { force: true });
-        throw failure(`${location} arrived damaged (its checksum does not match the object's ETag); the download was thrown away.`, "Fetch again.");
+        throw fail(failure(`${location} arrived damaged (its checksum does not match the object's ETag); the download was thrown away.`, "Fetch again."));
       }
+      inOrder?.end();
       fs.renameSync(partial, file);
       fs.rmSync(stateFile, { force: true });
     },

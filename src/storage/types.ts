@@ -1,4 +1,5 @@
 /** Storage: where job outputs live, behind one small interface per scheme. */
+import type { Writable } from "node:stream";
 
 /** One stored object. */
 export interface ObjectInfo {
@@ -19,8 +20,12 @@ export type ProgressListener = (done: number, total: number) => void;
 export interface Storage {
   /** Copy a local file to `location`, replacing what is there. */
   upload(file: string, location: string): Promise<void>;
-  /** Copy `location` to the local `file`, atomically; `onProgress` hears about the bytes moved. */
-  download(location: string, file: string, onProgress?: ProgressListener): Promise<void>;
+  /**
+   * Copy `location` to the local `file`, atomically; `onProgress` hears about the bytes moved.
+   * `inOrder`, when given, receives the bytes in order while the download goes on (so they can be
+   * unpacked meanwhile); it is ended once the download is complete and checked, destroyed if it fails.
+   */
+  download(location: string, file: string, onProgress?: ProgressListener, inOrder?: Writable): Promise<void>;
   /** Every object whose location starts with `prefix` (recursively). */
   list(prefix: string): Promise<ObjectInfo[]>;
   /** The object at `location`, or undefined when there is none. */

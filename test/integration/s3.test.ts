@@ -152,3 +152,39 @@ test("no AWS credentials at all: a message that names the usual ways to provide 
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /error: No AWS credentials found\.\nhint: Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE/);
 });
+
+test("an archive is unpacked while it downloads, yet a malicious one is refused and nothing is written", async () => {
+  const env = awsEnv(moto.url);
+  const { rawTar } = await import("../helpers/rawtar.js");
+  const evil = path.join(writeTree({}), "model.tar.gz");
+  fs.writeFileSync(evil, rawTar([{ name: "fine.txt", content: "x".repeat(1000) }, { name: "../../escape.txt", content: "owned" }]));
+  await aws(env, "s3", "cp", evil, "s3://bucket/evil/job/output/model.tar.gz");
+  const cwd = writeTree({ "keep.txt": "mine" });
+  const result = await runCli(["fetch", "s3://bucket/evil/job/output/model.tar.gz", "--to", "dest"], { cwd, env: cliEnv(env).env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /Refusing to extract s3:\/\/bucket\/evil\/job\/output\/model\.tar\.gz: entry "\.\.\/\.\.\/escape\.txt"/);
+  assert.deepEqual(listTree(cwd), ["keep.txt"], "nothing extracted, nothing left behind");
+});
+
+test("a download damaged on disk is refused after streaming extraction, and nothing is placed", async () => {
+  const env = awsEnv(moto.url);
+  const weights = path.join(writeTree({ "weights.bin": randomBytes(40 * 1024 * 1024) }), "weights.bin");
+  const archive = await modelArchive({ "weights.bin": fs.readFileSync(weights) });
+  await aws(env, "s3", "cp", archive, "s3://bucket/damaged/model.tar.gz");
+  const cwd = writeTree({});
+  const to = path.join(cwd, "m");
+  // Where `fetch` keeps a partial download of this object, to resume it.
+  const { createHash } = await import("node:crypto");
+  const scratch = path.join(to, `.alekseylearn-fetch-${createHash("sha256").update("s3://bucket/damaged/model.tar.gz").digest("hex").slice(0, 12)}`);
+  const target = path.join(scratch, "model.tar.gz");
+  const controller = new AbortController();
+  const storage = await s3Storage(makeContext({ cwd, env: { ...process.env, ...env }, signal: controller.signal }), { parallel: 1 });
+  await assert.rejects(storage.download("s3://bucket/damaged/model.tar.gz", target, () => fs.existsSync(`${target}.partial.json`) && controller.abort()));
+  const fd = fs.openSync(`${target}.partial`, "r+");
+  fs.writeSync(fd, Buffer.from("damage!"), 0, 7, 4096);
+  fs.closeSync(fd);
+  const result = await runCli(["fetch", "s3://bucket/damaged/model.tar.gz", "--to", "m"], { cwd, env: cliEnv(env).env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /arrived damaged \(its checksum does not match the object's ETag\)/);
+  assert.deepEqual(listTree(to), [], "no file was placed");
+});
