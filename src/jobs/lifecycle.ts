@@ -132,10 +132,10 @@ export async function status(name: string | undefined, ctx: Context): Promise<Jo
   return getBackend(job.backend).describe(job, ctx);
 }
 
-/** Every job this machine has a record of, newest first, refreshed where it may still change. */
+/** Every job this machine has a record of, newest first, refreshed where it may still change (a provider that cannot be asked leaves the record as it was). */
 export async function jobs(ctx: Context): Promise<JobRecord[]> {
   const records = new JobStore(ctx.stateDir).list();
-  return Promise.all(records.map((job) => (isFinal(job.state) ? job : getBackend(job.backend).describe(job, ctx))));
+  return Promise.all(records.map((job) => (isFinal(job.state) ? job : getBackend(job.backend).describe(job, ctx).catch(() => job))));
 }
 
 /** A job's log lines; with `follow`, until it ends. */

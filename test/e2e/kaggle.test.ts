@@ -259,3 +259,17 @@ test("the test server holds the client to the published request shapes", async (
   const stranger = new KaggleApi({ kind: "token", token: "KGAT_stolen", source: "KAGGLE_API_TOKEN" }, server.url, 0);
   await assert.rejects(stranger.username(), /The Kaggle token from KAGGLE_API_TOKEN is not active/);
 });
+
+test("jobs still lists a running Kaggle job when Kaggle cannot be asked (no credentials here)", async () => {
+  const dir = project("offline", { "slow.py": "import time\ntime.sleep(60)\n", "requirements.txt": "" });
+  const { env } = kaggleEnv();
+  const detached = await runCli(["fit", "slow.py", ...FAST, "--detach", "--json"], { cwd: dir, env });
+  assert.equal(detached.code, 0, detached.stderr);
+  const name = JSON.parse(detached.stdout).name;
+  const withoutCredentials = { ...env };
+  delete withoutCredentials.KAGGLE_API_TOKEN;
+  const listed = await runCli(["jobs"], { cwd: dir, env: withoutCredentials });
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(listed.stdout, new RegExp(`${name}\\s+kaggle\\s+queued`));
+  server.cancel("tester/offline-slow");
+});
