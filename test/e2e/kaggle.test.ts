@@ -46,7 +46,7 @@ function lastSave(): Record<string, unknown> {
   return server.requests.filter((r) => r.method === "SaveKernel").at(-1)!.body;
 }
 
-test("iris on Kaggle: pushed as a script kernel, followed to the end, fetched with the same files as the local backend", async () => {
+test("Kaggle API test server: iris on Kaggle: pushed as a script kernel, followed to the end, fetched with the same files as the local backend", async () => {
   const dir = copyExample("iris");
   const { env } = kaggleEnv();
   const result = await runCli(["fit", "train.py", ...FAST, "--hyperparameter.C=0.5", "--json"], { cwd: dir, env });
@@ -80,7 +80,7 @@ test("iris on Kaggle: pushed as a script kernel, followed to the end, fetched wi
   assert.match(logs.stdout, /test accuracy: 0\.\d+/);
 });
 
-test("a notebook goes up as a notebook kernel, outputs stripped, the preamble as its first cell", async () => {
+test("Kaggle API test server: a notebook goes up as a notebook kernel, outputs stripped, the preamble as its first cell", async () => {
   const dir = copyExample("notebook");
   const { env } = kaggleEnv();
   const result = await runCli(["fit", "train.ipynb", ...FAST, "--json"], { cwd: dir, env });
@@ -95,7 +95,7 @@ test("a notebook goes up as a notebook kernel, outputs stripped, the preamble as
   assert.deepEqual(listTree(path.join(dir, "m")), ["model.joblib"]);
 });
 
-test("a folder goes up as a private code dataset attached to the kernel, so its modules import", async () => {
+test("Kaggle API test server: a folder goes up as a private code dataset attached to the kernel, so its modules import", async () => {
   const folder = project("mlproj", {
     "src/train.py": "import os\nfrom helpers import weights\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'w.txt'), 'w').write(weights())\n",
     "src/helpers.py": "def weights():\n    return 'from a helper module'\n",
@@ -120,7 +120,7 @@ test("a folder goes up as a private code dataset attached to the kernel, so its 
   assert.ok(server.requests.some((r) => r.method === "CreateDatasetVersion" && r.body.datasetSlug === "mlproj-code"));
 });
 
-test("fetch follows pagination past the 500-file page limit and downloads every output file", async () => {
+test("Kaggle API test server: fetch follows pagination past the 500-file page limit and downloads every output file", async () => {
   const dir = project("bulk", {
     "many.py": "import os\nfor i in range(620):\n    open(os.path.join('/opt/ml/model', 'part-%04d.bin' % i), 'w').write(str(i))\nopen('/opt/ml/output/data/report.txt', 'w').write('ok')\n",
     "requirements.txt": "",
@@ -138,7 +138,7 @@ test("fetch follows pagination past the 500-file page limit and downloads every 
   assert.ok(pages.some((r) => r.body.pageToken === "500"), "the second page was asked for");
 });
 
-test("a kernel that errors: exit 1, Kaggle's failure message and the last log lines shown", async () => {
+test("Kaggle API test server: a kernel that errors: exit 1, Kaggle's failure message and the last log lines shown", async () => {
   const dir = project("crash", { "boom.py": "print('loading data')\nraise ValueError('corrupt shard 7')\n", "requirements.txt": "" });
   const { env } = kaggleEnv();
   const result = await runCli(["fit", "boom.py", ...FAST], { cwd: dir, env });
@@ -147,7 +147,7 @@ test("a kernel that errors: exit 1, Kaggle's failure message and the last log li
   assert.match(result.stderr, /ValueError: corrupt shard 7/);
 });
 
-test("a session cancelled on Kaggle ends the job as stopped; `stop` explains why the API cannot cancel", async () => {
+test("Kaggle API test server: a session cancelled on Kaggle ends the job as stopped; `stop` explains why the API cannot cancel", async () => {
   const dir = project("cancel", { "slow.py": "import time\nprint('working', flush=True)\ntime.sleep(120)\n", "requirements.txt": "" });
   const { env } = kaggleEnv();
   const run = startCli(["fit", "slow.py", ...FAST], { cwd: dir, env });
@@ -165,7 +165,7 @@ test("a session cancelled on Kaggle ends the job as stopped; `stop` explains why
   assert.match(result.stderr, /Job slow-\S+ was stopped/);
 });
 
-test("statuses are read in either spelling (COMPLETE, complete)", async () => {
+test("Kaggle API test server: statuses are read in either spelling (COMPLETE, complete)", async () => {
   const dir = project("spelling", { "tiny.py": "open('/opt/ml/model/a.txt', 'w').write('a')\n", "requirements.txt": "" });
   const { env } = kaggleEnv();
   server.lowercaseStatus = true;
@@ -178,7 +178,7 @@ test("statuses are read in either spelling (COMPLETE, complete)", async () => {
   }
 });
 
-test("Kaggle's answers: a quota error says what to do, unknown sources are named one by one", async () => {
+test("Kaggle API test server: Kaggle's answers: a quota error says what to do, unknown sources are named one by one", async () => {
   const dir = project("exp", { "tiny.py": "print(1)\n", "requirements.txt": "" });
   const { env } = kaggleEnv();
   server.failNextSave = "Maximum weekly GPU quota of 30.00 hours reached.";
@@ -190,7 +190,7 @@ test("Kaggle's answers: a quota error says what to do, unknown sources are named
   assert.match(sources.stderr, /Kaggle does not know these sources of tester\/exp-tiny:\n {2}- dataset tester\/no-such-data\n {2}- dataset tester\/gone\n/);
 });
 
-test("settings become the kernel's: accelerator, privacy, internet, sources, runtime", async () => {
+test("Kaggle API test server: settings become the kernel's: accelerator, privacy, internet, sources, runtime", async () => {
   const dir = project("exp", { "tiny.py": "print(1)\n", "requirements.txt": "numpy\n" });
   const { env } = kaggleEnv();
   server.datasets.set("tester/iris-data", writeTree({ "iris.csv": "5.1,3.5\n" }));
@@ -218,7 +218,7 @@ function writeSecret(file: string, text: string): void {
   fs.writeFileSync(file, text, { mode: 0o600 });
 }
 
-test("credentials, in the official order: token, token file, username and key, kaggle.json; never printed", async () => {
+test("Kaggle API test server: credentials, in the official order: token, token file, username and key, kaggle.json; never printed", async () => {
   const dir = project("exp", { "tiny.py": "print(1)\n", "requirements.txt": "" });
   const tokenFile = path.join(writeTree({ token: `${USER.token}\n` }), "token");
   const configDir = writeTree({ "kaggle.json": JSON.stringify({ username: USER.username, key: USER.key }) });
@@ -252,7 +252,7 @@ test("credentials, in the official order: token, token file, username and key, k
   assert.ok(!wrong.stderr.includes("not-the-key-42"), "the rejected key is not printed");
 });
 
-test("the test server holds the client to the published request shapes", async () => {
+test("Kaggle API test server: the test server holds the client to the published request shapes", async () => {
   const api = new KaggleApi({ kind: "token", token: USER.token, source: "test" }, server.url, 0);
   await assert.rejects(api.call("kernels.KernelsApiService", "GetKernelSessionStatus", { userName: "tester", kernelSlug: "x", kernelSlugs: "typo" }), /kernelSlugs: unknown field/);
   await assert.rejects(api.call("kernels.KernelsApiService", "ListKernelSessionOutput", { userName: "tester", kernelSlug: "x", pageSize: "20" }), /pageSize: expected an integer/);
@@ -260,7 +260,7 @@ test("the test server holds the client to the published request shapes", async (
   await assert.rejects(stranger.username(), /The Kaggle token from KAGGLE_API_TOKEN is not active/);
 });
 
-test("jobs still lists a running Kaggle job when Kaggle cannot be asked (no credentials here)", async () => {
+test("Kaggle API test server: jobs still lists a running Kaggle job when Kaggle cannot be asked (no credentials here)", async () => {
   const dir = project("offline", { "slow.py": "import time\ntime.sleep(60)\n", "requirements.txt": "" });
   const { env } = kaggleEnv();
   const detached = await runCli(["fit", "slow.py", ...FAST, "--detach", "--json"], { cwd: dir, env });
