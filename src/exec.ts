@@ -12,6 +12,21 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Run `work` on every item, at most `limit` at a time, in order of start. The
+ * first failure rejects the whole (items not yet started are not started).
+ */
+export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      await work(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
 /** How a helper program ended, with the last lines it printed. */
 export interface ExecResult {
   code: number | null;

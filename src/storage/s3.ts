@@ -16,6 +16,7 @@ import { pipeline } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
+import { eachLimited } from "../exec.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 
 type S3Module = typeof import("@aws-sdk/client-s3");
@@ -193,19 +194,13 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
         }
         const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
         try {
-          const count = Math.ceil(size / defaultPart);
+          const starts = Array.from({ length: Math.ceil(size / defaultPart) }, (_, i) => i * defaultPart);
           const parts: Array<{ ETag?: string; PartNumber: number }> = [];
-          let next = 0;
-          const worker = async (): Promise<void> => {
-            while (next < count) {
-              const i = next++;
-              const start = i * defaultPart;
-              const body = fs.createReadStream(file, { start, end: Math.min(size, start + defaultPart) - 1 });
-              const part = await client.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body, ContentLength: Math.min(defaultPart, size - start) }), { abortSignal: ctx.signal });
-              parts[i] = { ETag: part.ETag, PartNumber: i + 1 };
-            }
-          };
-          await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
+          await eachLimited(starts, parallel, async (start, i) => {
+            const body = fs.createReadStream(file, { start, end: Math.min(size, start + defaultPart) - 1 });
+            const part = await client.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body, ContentLength: Math.min(defaultPart, size - start) }), { abortSignal: ctx.signal });
+            parts[i] = { ETag: part.ETag, PartNumber: i + 1 };
+          });
           await client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
         } catch (err) {
           await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
@@ -308,22 +303,16 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
         return err;
       };
       try {
-        const todo = ranges.filter((r) => !done.has(r.index));
-        let next = 0;
-        const worker = async (): Promise<void> => {
-          while (next < todo.length) {
-            if (ctx.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
-            const range = todo[next++]!;
-            const hash = multipart ? createHash("md5") : undefined;
-            await getRange(bucket, key, range, partial, hash, (n) => onProgress?.((moved += n), head.size));
-            if (hash) state.md5s[range.index] = hash.digest("hex");
-            done.add(range.index);
-            saveState();
-            advanceHash();
-            advanceStream();
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, worker));
+        await eachLimited(ranges.filter((r) => !done.has(r.index)), parallel, async (range) => {
+          if (ctx.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
+          const hash = multipart ? createHash("md5") : undefined;
+          await getRange(bucket, key, range, partial, hash, (n) => onProgress?.((moved += n), head.size));
+          if (hash) state.md5s[range.index] = hash.digest("hex");
+          done.add(range.index);
+          saveState();
+          advanceHash();
+          advanceStream();
+        });
       } catch (err) {
         await whole?.terminate();
         // However the abort surfaced (ours, the SDK's, or the socket's "aborted"), it is a stop, and the parts kept resume.

@@ -10,6 +10,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
+import { eachLimited } from "../../exec.js";
 import { placeFiles } from "../../storage/archive.js";
 import type { KaggleApi } from "./api.js";
 
@@ -48,16 +49,11 @@ export async function fetchKernelOutput(api: KaggleApi, owner: string, slug: str
   try {
     const label = `Downloading ${files.length} file${files.length === 1 ? "" : "s"} from ${owner}/${slug}`;
     ctx.reporter.info(label);
-    let next = 0;
     let done = 0;
-    const worker = async (): Promise<void> => {
-      while (next < files.length) {
-        const file = files[next++]!;
-        await download(file.url, path.join(staging, outputDestination(file.fileName)!));
-        ctx.reporter.progress?.(label, ++done, files.length);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, files.length) }, worker));
+    await eachLimited(files, PARALLEL, async (file) => {
+      await download(file.url, path.join(staging, outputDestination(file.fileName)!));
+      ctx.reporter.progress?.(label, ++done, files.length);
+    });
     return await placeFiles(staging, to, `Fetching ${owner}/${slug}`, overwrite);
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
