@@ -5,10 +5,20 @@ import { fileStorage } from "./file.js";
 import { schemeOf } from "./location.js";
 import type { Storage } from "./types.js";
 
+/** Cloud storages made for a context, by scheme: one client (and one credential lookup) per command. */
+const made = new WeakMap<Context, Map<string, Promise<Storage>>>();
+
 /** The Storage that holds `location` (already normalised), set up from the context (credentials, endpoints). */
 export async function storageFor(location: string, ctx: Context): Promise<Storage> {
   const scheme = schemeOf(location);
   if (scheme === undefined) return fileStorage;
-  if (scheme === "s3") return (await import("./s3.js")).s3Storage(ctx);
-  throw new UserError(`${scheme}:// locations are not supported yet (${location}).`, "This version reads and writes local folders and s3://; gs:// arrives with Vertex AI.");
+  if (scheme !== "s3") throw new UserError(`${scheme}:// locations are not supported yet (${location}).`, "This version reads and writes local folders and s3://; gs:// arrives with Vertex AI.");
+  const byScheme = made.get(ctx) ?? new Map<string, Promise<Storage>>();
+  made.set(ctx, byScheme);
+  let storage = byScheme.get(scheme);
+  if (!storage) {
+    storage = import("./s3.js").then((module) => module.s3Storage(ctx));
+    byScheme.set(scheme, storage);
+  }
+  return storage;
 }
