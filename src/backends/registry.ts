@@ -5,10 +5,12 @@ import { BACKEND_NAMES, type BackendName } from "../spec/types.js";
 import type { Backend } from "./types.js";
 import { localBackend } from "./local/index.js";
 import { kaggleBackend } from "./kaggle/index.js";
+import { sagemakerBackend } from "./sagemaker/index.js";
 
 /** Every backend that is built, by name. */
 export const backends: Partial<Record<BackendName, Backend>> = {
   local: localBackend,
+  sagemaker: sagemakerBackend,
   kaggle: kaggleBackend,
 };
 

@@ -54,6 +54,29 @@ export const commands: readonly Command[] = [
     helpSections: async () => (await import("./commands/fit.js")).settingsHelp(),
   },
   {
+    name: "init",
+    summary: "Write the Dockerfile and entrypoint of an artifact's image; with --create-role, make the SageMaker role.",
+    usage: "alekseylearn init ARTIFACT [--entry FILE] [--envfile FILE] [--overwrite] [--create-role --config.output_path=s3://...]",
+    description: [
+      "Writes Dockerfile and alekseylearn_entrypoint.py beside the artifact (and alekseylearn_run_notebook.py for a notebook): the image that SageMaker and --config.runner=docker run as `docker run IMAGE train`. `fit` builds from them as they are, so edit them freely; without them it builds from the same files, generated. Existing files with other content are kept unless --overwrite.",
+      "--create-role creates the IAM role SageMaker jobs run as (config.role_name, default alekseylearn_sagemaker_role), trusted by SageMaker and allowed exactly this: the S3 output path (and inputs and checkpoints), pulling alekseylearn/* images from ECR, and writing the job's CloudWatch logs. When the role exists, its policy is brought up to date.",
+    ],
+    positionals: [{ name: "ARTIFACT", required: true }],
+    options: [
+      { name: "entry", value: "FILE", doc: "The file to run when ARTIFACT is a folder." },
+      { name: "envfile", value: "FILE", doc: "The environment file (requirements.txt or environment.yml) to use." },
+      { name: "backend", value: "NAME", doc: "The backend whose settings apply (sagemaker with --create-role)." },
+      { name: "overwrite", doc: "Replace an existing Dockerfile or entrypoint." },
+      { name: "create-role", doc: "Create (or update) the IAM role SageMaker jobs run as." },
+    ],
+    families: [{ prefix: "config", usage: "--config.KEY=VALUE", doc: "base_image, instance_type (a GPU type picks a CUDA base image), and for --create-role output_path, role_name." }],
+    examples: [
+      "alekseylearn init examples/iris/train.py",
+      "alekseylearn init train.py --backend sagemaker --create-role --config.output_path=s3://bucket/sagemaker/runs",
+    ],
+    load: () => import("./commands/init.js"),
+  },
+  {
     name: "fetch",
     summary: "Download a job's model and unpack it.",
     usage: "alekseylearn fetch LOCATION [--to DIR] [--no-extract] [--overwrite]",

@@ -10,7 +10,7 @@ import { defaultDirs, type Context, type Reporter } from "../context.js";
 import { UserError, EXIT_INTERRUPTED, EXIT_USAGE } from "../errors.js";
 import { nearest } from "../spec/nearest.js";
 
-const VERSION = "0.1.0";
+import { VERSION } from "../version.js";
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -16,6 +16,7 @@ import { pipeline } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
+import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 
@@ -37,24 +38,6 @@ export function parseS3(location: string): { bucket: string; key: string } {
   return { bucket: match[1]!, key: match[2]! };
 }
 
-/** The region of a profile in ~/.aws/config (or AWS_CONFIG_FILE), if it names one. */
-function profileRegion(env: Context["env"]): string | undefined {
-  const file = env.AWS_CONFIG_FILE || path.join(env.HOME || os.homedir(), ".aws", "config");
-  const profile = env.AWS_PROFILE || "default";
-  let section = "";
-  try {
-    for (const raw of fs.readFileSync(file, "utf8").split(/\r?\n/)) {
-      const line = raw.trim();
-      const header = /^\[(?:profile\s+)?([^\]]+)\]$/.exec(line);
-      if (header) section = header[1]!.trim();
-      else if (section === profile && /^region\s*=/.test(line)) return line.split("=")[1]!.trim();
-    }
-  } catch {
-    // no config file
-  }
-  return undefined;
-}
-
 /** Part sizes uploaders use (the AWS CLI and SDKs: 8 MiB, then powers of two), tried first when guessing. */
 const COMMON_PARTS = [8, 16, 32, 64, 128, 256, 512, 1024, 5, 10, 15, 25, 50, 100].map((mib) => mib * MiB);
 
@@ -71,12 +54,8 @@ export function guessPartSize(size: number, parts: number): number | undefined {
 function explain(err: unknown, what: string): Error {
   const name = (err as { name?: string }).name ?? "";
   const message = (err as Error).message ?? String(err);
-  if (name === "CredentialsProviderError" || /Could not load credentials/i.test(message)) {
-    return new UserError("No AWS credentials found.", "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE (`aws configure`, or `aws sso login`), or run where an instance role is available.", 1);
-  }
-  if (["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"].includes(name)) {
-    return new UserError(`AWS refused the credentials while ${what} (${name}).`, "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile in AWS_PROFILE; `aws sts get-caller-identity` shows who you are.", 1);
-  }
+  const credentials = credentialError(err, what);
+  if (credentials) return credentials;
   if (name === "AccessDenied" || name === "Forbidden") return failure(`Access denied while ${what}.`, "The identity in use needs s3:GetObject and s3:ListBucket on it.");
   if (name === "NoSuchBucket") return failure(`No such bucket while ${what}.`);
   if (name === "NoSuchKey" || name === "NotFound") return failure(`Nothing there while ${what}.`);
@@ -124,17 +103,8 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
   const parallel = tuning.parallel ?? PARALLEL;
   const defaultPart = tuning.partSize ?? DEFAULT_PART;
   const sdk: S3Module = await import("@aws-sdk/client-s3");
-  const env = ctx.env;
-  const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
-  const credentials = env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-    ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
-    : (await import("@aws-sdk/credential-providers")).fromNodeProviderChain(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {});
-  const client: S3Client = new sdk.S3Client({
-    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || profileRegion(env) || "us-east-1",
-    credentials,
-    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
-    maxAttempts: 5,
-  });
+  const config = await awsClientConfig(ctx.env, "S3");
+  const client: S3Client = new sdk.S3Client({ ...config, ...(config.endpoint ? { forcePathStyle: true } : {}) });
 
   const stat = async (location: string): Promise<ObjectInfo | undefined> => {
     const { bucket, key } = parseS3(location);

@@ -10,16 +10,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import * as tar from "tar";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
+import { codeEntries, isCode } from "../../package/bundle.js";
 import type { KaggleApi } from "./api.js";
 
-/** Folders that are never code: version control, caches, outputs, environments. */
-const SKIP = new Set([".git", "__pycache__", ".ipynb_checkpoints", "alekseylearn-output", "node_modules", ".venv", "venv", ".mypy_cache", ".pytest_cache"]);
 const READY_TIMEOUT_MS = 10 * 60_000;
 
 /** Pack the folder's code as a gzip tar (skipping caches and outputs) at `archive`. */
 export async function packCode(dir: string, archive: string): Promise<void> {
-  const entries = fs.readdirSync(dir).filter((name) => !SKIP.has(name)).sort();
-  await tar.c({ gzip: true, cwd: dir, portable: true, file: archive, filter: (file) => !file.split("/").some((part) => SKIP.has(part)) }, entries);
+  await tar.c({ gzip: true, cwd: dir, portable: true, file: archive, filter: (file) => isCode(file) }, codeEntries(dir));
 }
 
 /** Upload the folder as the private dataset OWNER/SLUG-code (a new version when it exists) and wait until Kaggle has it ready; returns its reference. */

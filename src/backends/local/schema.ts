@@ -12,5 +12,11 @@ export const localSchema = {
     default: "auto",
     doc: "How /opt/ml is made private: bwrap (bubblewrap) mounts it; none only sets SM_* variables; auto uses bwrap when it works.",
   },
+  runner: {
+    type: { kind: "enum", values: ["process", "docker"] },
+    default: "process",
+    doc: "process: run with this machine's Python; docker: build the image SageMaker would run and run it with `train`, /opt/ml mounted from the job's folder.",
+  },
+  base_image: { type: { kind: "string" }, default: "auto", doc: "With runner=docker: the image the job's image is built on (auto: python:3.11-slim, micromamba for environment.yml)." },
   stop_timeout: { type: { kind: "duration" }, default: 10, doc: "After Ctrl-C or `stop`, how long the job has to exit before it is killed." },
 } satisfies Schema;

@@ -1,0 +1,144 @@
+/**
+ * The job's image in ECR: built with the local Docker, its repository created
+ * when missing, pushed with a login that never touches a command line, a log
+ * or the user's Docker config, and referred to by digest. An image already in
+ * the registry (same image ID, its manifest still there) is not pushed again.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Context } from "../../context.js";
+import { failure } from "../../errors.js";
+import { buildTrainingImage } from "../../package/container.js";
+import { docker, login, privateDockerConfig, pushImage } from "../../package/docker.js";
+import type { JobSpec } from "../../spec/types.js";
+import { awsError, awsFor, errorName } from "./aws.js";
+import { isGpuInstance, repositoryName } from "./plan.js";
+
+/** What submitting the image did, for the job record and the benchmarks. */
+export interface PushedImage {
+  /** REGISTRY/REPOSITORY@sha256:… */
+  image: string;
+  stepsRun: number;
+  layersPushed: number;
+  /** True when the registry already had this very image, so nothing was pushed. */
+  reused: boolean;
+}
+
+/** The registry host of a repository URI (`123.dkr.ecr.REGION.amazonaws.com/name` → its host). */
+function hostOf(uri: string): string {
+  return uri.split("/")[0]!;
+}
+
+/**
+ * ALEKSEYLEARN_REGISTRY (host:port) stands in for ECR's registry host: for a
+ * registry mirror or proxy, and in tests, where the ECR API is moto's and the
+ * registry a local one.
+ */
+function registryOverride(uri: string, env: Context["env"]): string {
+  const override = env.ALEKSEYLEARN_REGISTRY;
+  return override ? `${override}/${uri.split("/").slice(1).join("/")}` : uri;
+}
+
+/** Is `digest` of `repository` in the registry? (HEAD of its manifest with ECR's token.) */
+async function registryHas(host: string, repository: string, digest: string, token: string): Promise<boolean> {
+  const scheme = /^(localhost|127\.\d+\.\d+\.\d+)(:\d+)?$/.test(host) ? "http" : "https";
+  try {
+    const response = await fetch(`${scheme}://${host}/v2/${repository}/manifests/${digest}`, {
+      method: "HEAD",
+      headers: {
+        Authorization: `Basic ${token}`,
+        Accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json",
+      },
+    });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Images pushed from this machine: repository URI → image ID → digest. */
+function pushedFile(ctx: Context): string {
+  return path.join(ctx.cacheDir, "sagemaker", "pushed-images.json");
+}
+
+function readPushed(ctx: Context): Record<string, Record<string, string>> {
+  try {
+    return JSON.parse(fs.readFileSync(pushedFile(ctx), "utf8")) as Record<string, Record<string, string>>;
+  } catch {
+    return {};
+  }
+}
+
+function rememberPushed(ctx: Context, uri: string, imageId: string, digest: string): void {
+  const pushed = readPushed(ctx);
+  pushed[uri] = { ...pushed[uri], [imageId]: digest };
+  fs.mkdirSync(path.dirname(pushedFile(ctx)), { recursive: true });
+  const tmp = `${pushedFile(ctx)}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(pushed, null, 2) + "\n");
+  fs.renameSync(tmp, pushedFile(ctx));
+}
+
+/** The repository's URI, creating the repository when it is missing (and saying so). */
+async function ensureRepository(name: string, ctx: Context): Promise<string> {
+  const { client, sdk } = await (await awsFor(ctx)).ecr();
+  try {
+    const found = await client.send(new sdk.DescribeRepositoriesCommand({ repositoryNames: [name] }), { abortSignal: ctx.signal });
+    const uri = found.repositories?.[0]?.repositoryUri;
+    if (uri) return uri;
+  } catch (err) {
+    if (errorName(err) !== "RepositoryNotFoundException") throw awsError(err, `looking up the ECR repository ${name}`);
+  }
+  ctx.reporter.info(`Creating the ECR repository ${name}: this artifact has not been pushed from this account and region before.`);
+  try {
+    const made = await client.send(new sdk.CreateRepositoryCommand({ repositoryName: name, imageScanningConfiguration: { scanOnPush: false }, tags: [{ Key: "alekseylearn:repository", Value: "training-images" }] }), { abortSignal: ctx.signal });
+    if (!made.repository?.repositoryUri) throw failure(`ECR created ${name} but gave no URI for it.`);
+    return made.repository.repositoryUri;
+  } catch (err) {
+    throw awsError(err, `creating the ECR repository ${name}`);
+  }
+}
+
+/** ECR's registry token, as `AWS:password` in base64, and the password alone. */
+async function authorization(ctx: Context): Promise<{ token: string; user: string; password: string }> {
+  const { client, sdk } = await (await awsFor(ctx)).ecr();
+  try {
+    const answer = await client.send(new sdk.GetAuthorizationTokenCommand({}), { abortSignal: ctx.signal });
+    const token = answer.authorizationData?.[0]?.authorizationToken;
+    if (!token) throw failure("ECR gave no authorization token.");
+    const decoded = Buffer.from(token, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    return { token, user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  } catch (err) {
+    throw awsError(err, "asking ECR for a registry login (ecr:GetAuthorizationToken)");
+  }
+}
+
+/** Build the job's image and put it in ECR; returns it by digest. */
+export async function pushTrainingImage(spec: JobSpec, ctx: Context): Promise<PushedImage> {
+  const repository = repositoryName(spec);
+  const local = `${repository}:latest`;
+  // The build comes first: a Dockerfile or environment that does not build leaves nothing behind in AWS.
+  const built = await buildTrainingImage(spec, { tag: local, gpu: isGpuInstance(String(spec.settings.instance_type)) }, ctx);
+  const uri = registryOverride(await ensureRepository(repository, ctx), ctx.env);
+  const auth = await authorization(ctx);
+  const host = hostOf(uri);
+  const known = readPushed(ctx)[uri]?.[built.imageId];
+  if (known && (await registryHas(host, repository, known, auth.token))) {
+    ctx.reporter.info(`Image unchanged and already in ${uri}: nothing to push.`);
+    return { image: `${uri}@${known}`, stepsRun: built.stepsRun, layersPushed: 0, reused: true };
+  }
+  const tagged = `${uri}:latest`;
+  const tag = await docker(["tag", built.imageId, tagged], { env: ctx.env });
+  if (tag.code !== 0) throw failure(`docker tag ${tagged} failed.`, undefined, tag.tail.slice(-3));
+  const config = privateDockerConfig(ctx.env);
+  try {
+    await login(host, auth.user, auth.password, config.env);
+    ctx.reporter.info(`Pushing ${tagged}…`);
+    const pushed = await pushImage(tagged, config.env);
+    ctx.reporter.info(`Pushed ${uri}@${pushed.digest}: ${pushed.layersPushed} layer(s) sent, ${pushed.layersExisting} already there.`);
+    rememberPushed(ctx, uri, built.imageId, pushed.digest);
+    return { image: `${uri}@${pushed.digest}`, stepsRun: built.stepsRun, layersPushed: pushed.layersPushed, reused: false };
+  } finally {
+    config.dispose();
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The SageMaker backend: the artifact's image is built with the local Docker
+ * and pushed to ECR, the job is created with CreateTrainingJob, followed
+ * through DescribeTrainingJob (its SecondaryStatus transitions) and CloudWatch
+ * Logs, and its model is fetched from S3 where SageMaker writes it.
+ */
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { DescribeTrainingJobResponse } from "@aws-sdk/client-sagemaker";
+import type { Context } from "../../context.js";
+import { failure } from "../../errors.js";
+import { isFinal, JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
+import { storageFor } from "../../storage/index.js";
+import { joinLocation } from "../../storage/location.js";
+import { VERSION } from "../../version.js";
+import type { Backend } from "../types.js";
+import { awsError, awsFor, errorName } from "./aws.js";
+import { pushTrainingImage } from "./image.js";
+import { TrainingLog } from "./logs.js";
+import { planProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
+import { resolveRole } from "./role.js";
+import { sagemakerSchema } from "./schema.js";
+
+/** SageMaker's secondary statuses before the training code runs. */
+const WAITING = new Set(["Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading", "DownloadingTrainingImage"]);
+
+/** The unified state of a SageMaker job. */
+export function stateOf(status: string | undefined, secondary: string | undefined): JobState {
+  switch (status) {
+    case "Completed": return "completed";
+    case "Failed": return "failed";
+    case "Stopped": return "stopped";
+    default: return secondary && WAITING.has(secondary) ? "queued" : "running";
+  }
+}
+
+/** Create the job; a retried request whose first try did reach SageMaker finds its own job instead of launching a second. */
+async function createJob(request: ReturnType<typeof trainingJobRequest>, submissionId: string, ctx: Context): Promise<string> {
+  const aws = await awsFor(ctx);
+  const { sagemaker, sdk } = aws;
+  try {
+    const created = await sagemaker.send(new sdk.CreateTrainingJobCommand(request), { abortSignal: ctx.signal });
+    return created.TrainingJobArn ?? "";
+  } catch (err) {
+    if (errorName(err) !== "ResourceInUse") throw awsError(err, `creating the training job ${request.TrainingJobName}`);
+    // The name is taken: by this very submission when its tag says so (an earlier try got through), else by another job.
+    const existing = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: request.TrainingJobName }), { abortSignal: ctx.signal });
+    const arn = existing.TrainingJobArn ?? "";
+    const tags = await sagemaker.send(new sdk.ListTagsCommand({ ResourceArn: arn }), { abortSignal: ctx.signal });
+    if (tags.Tags?.some((tag) => tag.Key === SUBMISSION_TAG && tag.Value === submissionId)) return arn;
+    throw failure(`SageMaker already has a training job named ${request.TrainingJobName}.`, "Training job names are unique per account and region; pick another with --name.");
+  }
+}
+
+/** The record's changes for what DescribeTrainingJob said. */
+function changesFrom(answer: DescribeTrainingJobResponse, record: JobRecord): Partial<JobRecord> {
+  const state = stateOf(answer.TrainingJobStatus, answer.SecondaryStatus);
+  const transitions = answer.SecondaryStatusTransitions ?? [];
+  const last = transitions[transitions.length - 1];
+  const changes: Partial<JobRecord> = {
+    state,
+    provider: {
+      ...record.provider,
+      status: answer.TrainingJobStatus ?? "",
+      secondary: answer.SecondaryStatus ?? "",
+      message: last?.StatusMessage ?? "",
+      ...(answer.BillableTimeInSeconds !== undefined ? { billableSeconds: String(answer.BillableTimeInSeconds) } : {}),
+    },
+  };
+  if (answer.TrainingStartTime) changes.startedAt = new Date(answer.TrainingStartTime).toISOString();
+  if (isFinal(state)) changes.endedAt = new Date(answer.TrainingEndTime ?? answer.LastModifiedTime ?? Date.now()).toISOString();
+  if (answer.ModelArtifacts?.S3ModelArtifacts && state === "completed") changes.model = answer.ModelArtifacts.S3ModelArtifacts;
+  if (answer.FailureReason) changes.reason = answer.FailureReason;
+  else if (state === "stopped") changes.reason = "stopped by request";
+  return changes;
+}
+
+/** A status line for the log: SageMaker's secondary status and its message. */
+function statusLine(record: JobRecord): string {
+  const { secondary, message } = record.provider ?? {};
+  return `[sagemaker] ${secondary || record.state}${message ? `: ${message}` : ""}`;
+}
+
+/** The SageMaker backend. */
+export const sagemakerBackend = {
+  name: "sagemaker",
+  summary: "AWS SageMaker training jobs: the image is built with Docker and pushed to ECR; the model lands in S3",
+  schema: sagemakerSchema,
+  onInterrupt: "detach",
+
+  check: planProblems,
+
+  async submit(job, ctx, options) {
+    const { spec } = job;
+    const store = new JobStore(ctx.stateDir);
+    // Who and which role come first: they need no build, and their errors say exactly what to do.
+    const aws = await awsFor(ctx);
+    await aws.identity();
+    const roleArn = await resolveRole(spec, ctx);
+    if (/AmazonSageMaker-ExecutionRole/.test(roleArn) && !spec.outputPath.includes("sagemaker")) {
+      ctx.reporter.warn(`${roleArn} is a role SageMaker created, which may only write to S3 keys containing "sagemaker"; ${spec.outputPath} has no such part, so the model upload may be denied.`);
+    }
+    const pushed = await pushTrainingImage(spec, ctx);
+    const submission = randomUUID();
+    const request = trainingJobRequest(spec, { name: job.name, image: pushed.image, roleArn, submissionId: submission, version: VERSION });
+    ctx.reporter.info(`Creating the training job ${job.name} on ${request.ResourceConfig?.InstanceCount} × ${request.ResourceConfig?.InstanceType} in ${aws.region}…`);
+    const arn = await createJob(request, submission, ctx);
+    const provider = { arn, region: aws.region, image: pushed.image, role: roleArn, submission, layersPushed: String(pushed.layersPushed), stepsRun: String(pushed.stepsRun) };
+    const record = store.update(job.name, { state: "queued", provider });
+    if (options.detach) ctx.reporter.info(`Submitted ${arn}`);
+    return record;
+  },
+
+  async describe(job, ctx) {
+    const store = new JobStore(ctx.stateDir);
+    const record = store.find(job.name) ?? job;
+    if (isFinal(record.state) || !record.provider?.arn) return record;
+    const { sagemaker, sdk } = await awsFor(ctx);
+    let answer: DescribeTrainingJobResponse;
+    try {
+      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: record.name }), { abortSignal: ctx.signal });
+    } catch (err) {
+      throw awsError(err, `asking SageMaker about ${record.name}`);
+    }
+    const changes = changesFrom(answer, record);
+    if (changes.state === "completed" || changes.state === "failed") {
+      // output.tar.gz (what the job left in /opt/ml/output/data) is written only when there was something.
+      const output = joinLocation(record.jobOutput, "output/output.tar.gz");
+      const storage = await storageFor(output, ctx);
+      if (await storage.stat(output)) changes.output = output;
+    }
+    return store.find(record.name) ? store.update(record.name, changes) : { ...record, ...changes };
+  },
+
+  async *logs(job, ctx, options) {
+    const log = new TrainingLog(job.name, ctx);
+    const base = Number(job.spec.settings.poll_interval ?? 5) * 1000;
+    let interval = base;
+    let said = "";
+    for (;;) {
+      const record = await this.describe(job, ctx);
+      if (options.follow) {
+        const line = statusLine(record);
+        if (record.provider?.arn && line !== said) {
+          yield line;
+          said = line;
+          interval = base;
+        }
+      }
+      const lines = await log.read();
+      yield* lines;
+      if (lines.length) interval = base;
+      if (!options.follow) return;
+      if (isFinal(record.state)) {
+        yield* await log.read(); // what the last instant wrote
+        const billable = record.provider?.billableSeconds;
+        if (billable !== undefined) yield `[sagemaker] ${record.state}; billable time ${billable} s${record.spec.settings.use_spot ? " (managed spot)" : ""}`;
+        return;
+      }
+      try {
+        await sleep(interval, undefined, { signal: options.signal });
+      } catch {
+        return; // the reader stopped following; the job goes on
+      }
+      interval = Math.min(interval * 1.5, 30_000);
+    }
+  },
+
+  async stop(job, ctx) {
+    const { sagemaker, sdk } = await awsFor(ctx);
+    try {
+      await sagemaker.send(new sdk.StopTrainingJobCommand({ TrainingJobName: job.name }), { abortSignal: ctx.signal });
+    } catch (err) {
+      throw awsError(err, `stopping ${job.name}`);
+    }
+  },
+} satisfies Backend;

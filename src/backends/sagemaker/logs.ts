@@ -1,0 +1,92 @@
+/**
+ * A training job's CloudWatch log: every stream of the job (one per instance,
+ * `<job>/algo-N-<epoch>` in /aws/sagemaker/TrainingJobs), read from the head
+ * and then from where the last read stopped, slowing down when CloudWatch
+ * says it is asked too often.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Context } from "../../context.js";
+import { awsError, awsFor, errorName } from "./aws.js";
+
+/** The log group SageMaker writes training jobs' logs to. */
+export const LOG_GROUP = "/aws/sagemaker/TrainingJobs";
+
+/** CloudWatch's answer when it is asked too often. */
+function isThrottle(err: unknown): boolean {
+  return ["ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "LimitExceededException"].includes(errorName(err));
+}
+
+/** Reads the new lines of every stream of one job, each call after the last. */
+export class TrainingLog {
+  /** Stream name → the token to read on from. */
+  private readonly streams = new Map<string, string | undefined>();
+  private calls = 0;
+  /** Extra wait after CloudWatch throttled us, doubled each time, reset on success. */
+  private backoffMs = 0;
+
+  constructor(
+    private readonly jobName: string,
+    private readonly ctx: Context,
+  ) {}
+
+  /** Call `request`, waiting and retrying while CloudWatch throttles. */
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        const result = await request();
+        this.backoffMs = 0;
+        return result;
+      } catch (err) {
+        if (!isThrottle(err)) throw err;
+        this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 500), 30_000);
+        await sleep(this.backoffMs, undefined, { signal: this.ctx.signal });
+      }
+    }
+  }
+
+  /** Find streams of the job not seen before (CloudWatch limits DescribeLogStreams to a few calls a second, so this runs only now and then). */
+  private async discover(): Promise<void> {
+    const { client, sdk } = await (await awsFor(this.ctx)).logs();
+    let nextToken: string | undefined;
+    do {
+      const page = await this.call(() => client.send(new sdk.DescribeLogStreamsCommand({ logGroupName: LOG_GROUP, logStreamNamePrefix: `${this.jobName}/`, nextToken }), { abortSignal: this.ctx.signal }));
+      for (const stream of page.logStreams ?? []) if (stream.logStreamName && !this.streams.has(stream.logStreamName)) this.streams.set(stream.logStreamName, undefined);
+      nextToken = page.nextToken;
+    } while (nextToken);
+  }
+
+  /** The lines written since the last call, stream by stream; each prefixed with its instance when there are several. */
+  async read(): Promise<string[]> {
+    const { client, sdk } = await (await awsFor(this.ctx)).logs();
+    try {
+      if (this.streams.size === 0 || this.calls % 5 === 0) await this.discover();
+    } catch (err) {
+      if (errorName(err) === "ResourceNotFoundException") return []; // no log group yet: the job has not started writing
+      throw awsError(err, `reading the log of ${this.jobName}`);
+    }
+    this.calls++;
+    const lines: string[] = [];
+    const several = this.streams.size > 1;
+    for (const [stream, token] of [...this.streams].sort(([a], [b]) => a.localeCompare(b))) {
+      const host = stream.split("/")[1]?.replace(/-\d+$/, "") ?? stream;
+      let next = token;
+      for (;;) {
+        let page;
+        try {
+          page = await this.call(() => client.send(new sdk.GetLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, startFromHead: true, ...(next ? { nextToken: next } : {}) }), { abortSignal: this.ctx.signal }));
+        } catch (err) {
+          throw awsError(err, `reading the log of ${this.jobName}`);
+        }
+        for (const event of page.events ?? []) {
+          for (const line of (event.message ?? "").replace(/\n$/, "").split("\n")) lines.push(several ? `[${host}] ${line}` : line);
+        }
+        // The forward token stays the same once the stream's end is reached.
+        if (!page.nextForwardToken || page.nextForwardToken === next) break;
+        next = page.nextForwardToken;
+        if (!page.events?.length) break;
+      }
+      this.streams.set(stream, next);
+    }
+    return lines;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Pure functions from a validated JobSpec to what SageMaker is asked: the
+ * problems that stop a spec before anything is built, the ECR repository's
+ * name, and the CreateTrainingJob request, field by field.
+ */
+import type { CreateTrainingJobRequest } from "@aws-sdk/client-sagemaker";
+import { hyperparameterStrings } from "../../package/contract.js";
+import { schemeOf } from "../../storage/location.js";
+import type { JobSpec } from "../../spec/types.js";
+import { DEFAULT_ROLE_NAME } from "./schema.js";
+
+/** The tag that marks a job as made by alekseylearn; its value is the submission's id, so a retried submission finds its own job. */
+export const SUBMISSION_TAG = "alekseylearn:submission";
+
+/** True for instance types with GPUs (P and G families). */
+export function isGpuInstance(instanceType: string): boolean {
+  return /^ml\.(p|g)\d/.test(instanceType);
+}
+
+/** `KEY=VALUE` items as a record; `problems` gets one line per bad item. */
+export function parsePairs(items: readonly string[], what: string, problems: string[]): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const item of items) {
+    const at = item.indexOf("=");
+    if (at <= 0) problems.push(`config.${what}: ${JSON.stringify(item)} is not KEY=VALUE`);
+    else pairs[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return pairs;
+}
+
+/** Every reason `spec` cannot run on SageMaker, all at once (empty when it can). */
+export function planProblems(spec: JobSpec): string[] {
+  const problems: string[] = [];
+  const { settings } = spec;
+  if (!spec.outputPath) problems.push("config.output_path is required on SageMaker: an s3://BUCKET/PREFIX where the model is written");
+  else if (schemeOf(spec.outputPath) !== "s3") problems.push(`config.output_path must be an s3:// location on SageMaker, not ${spec.outputPath}`);
+  if (!/^ml\.[a-z0-9]+\.[a-z0-9]+$/.test(String(settings.instance_type))) problems.push(`config.instance_type ${settings.instance_type} is not a SageMaker instance type (like ml.c4.2xlarge or ml.g5.xlarge)`);
+  if (settings.checkpoint_s3_uri !== undefined && schemeOf(String(settings.checkpoint_s3_uri)) !== "s3") problems.push(`config.checkpoint_s3_uri must be an s3:// location, not ${settings.checkpoint_s3_uri}`);
+  if (settings.max_wait !== undefined && !settings.use_spot) problems.push("config.max_wait applies to spot training only: add --config.use_spot=true, or drop it");
+  if (settings.use_spot && settings.max_wait !== undefined && Number(settings.max_wait) < Number(settings.max_runtime)) {
+    problems.push(`config.max_wait (${settings.max_wait}s) must be at least config.max_runtime (${settings.max_runtime}s)`);
+  }
+  if (settings.role_arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(String(settings.role_arn))) problems.push(`config.role_arn ${settings.role_arn} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)`);
+  for (const [channel, location] of Object.entries(spec.inputs)) {
+    if (schemeOf(location) !== "s3") problems.push(`input ${channel}: SageMaker reads inputs from S3; upload it (aws s3 cp --recursive ${location} s3://BUCKET/PREFIX) and pass --input.${channel}=s3://BUCKET/PREFIX`);
+    else if (!/^[A-Za-z0-9.\-_]+$/.test(channel)) problems.push(`input ${channel}: channel names are letters, digits, ., - and _`);
+  }
+  parsePairs(settings.environment as string[], "environment", problems);
+  parsePairs(settings.tags as string[], "tags", problems);
+  return problems;
+}
+
+/** The ECR repository for `spec`: config.repository, else alekseylearn/ and the artifact's name in ECR's alphabet. */
+export function repositoryName(spec: JobSpec): string {
+  if (spec.settings.repository) return String(spec.settings.repository);
+  const stem = spec.artifact.isFolder ? spec.artifact.dir.split("/").pop()! : spec.artifact.entry.replace(/\.(py|ipynb)$/, "").split("/").pop()!;
+  const name = stem.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "job";
+  return `alekseylearn/${name}`;
+}
+
+/** The role's ARN: config.role_arn, or the named role in `account`. */
+export function roleArnFor(spec: JobSpec, account: string, partition = "aws"): string {
+  return spec.settings.role_arn ? String(spec.settings.role_arn) : `arn:${partition}:iam::${account}:role/${String(spec.settings.role_name ?? DEFAULT_ROLE_NAME)}`;
+}
+
+/** What CreateTrainingJob needs beyond the spec. */
+export interface TrainingJobInputs {
+  name: string;
+  /** The image, by digest (REGISTRY/REPO@sha256:…), so the job runs exactly what was pushed. */
+  image: string;
+  roleArn: string;
+  /** This submission's id, tagged on the job. */
+  submissionId: string;
+  /** alekseylearn's version, tagged on the job. */
+  version: string;
+}
+
+/** The CreateTrainingJob request for `spec` (pure). */
+export function trainingJobRequest(spec: JobSpec, inputs: TrainingJobInputs): CreateTrainingJobRequest {
+  const { settings } = spec;
+  const ignored: string[] = [];
+  const spot = settings.use_spot === true;
+  const maxRuntime = Number(settings.max_runtime);
+  const request: CreateTrainingJobRequest = {
+    TrainingJobName: inputs.name,
+    AlgorithmSpecification: { TrainingImage: inputs.image, TrainingInputMode: "File" },
+    RoleArn: inputs.roleArn,
+    OutputDataConfig: { S3OutputPath: spec.outputPath.replace(/\/+$/, "") },
+    ResourceConfig: { InstanceType: String(settings.instance_type) as never, InstanceCount: Number(settings.instance_count), VolumeSizeInGB: Number(settings.volume_size_gb) },
+    StoppingCondition: { MaxRuntimeInSeconds: maxRuntime, ...(spot ? { MaxWaitTimeInSeconds: Number(settings.max_wait ?? maxRuntime) } : {}) },
+    HyperParameters: hyperparameterStrings(spec.hyperparameters),
+    EnableManagedSpotTraining: spot,
+    Tags: [
+      { Key: SUBMISSION_TAG, Value: inputs.submissionId },
+      { Key: "alekseylearn:version", Value: inputs.version },
+      ...Object.entries(parsePairs(settings.tags as string[], "tags", ignored)).map(([Key, Value]) => ({ Key, Value })),
+    ],
+  };
+  const environment = parsePairs(settings.environment as string[], "environment", ignored);
+  if (Object.keys(environment).length) request.Environment = environment;
+  const channels = Object.entries(spec.inputs).sort(([a], [b]) => a.localeCompare(b));
+  if (channels.length) {
+    request.InputDataConfig = channels.map(([ChannelName, S3Uri]) => ({
+      ChannelName,
+      DataSource: { S3DataSource: { S3DataType: "S3Prefix", S3Uri, S3DataDistributionType: "FullyReplicated" } },
+    }));
+  }
+  if (settings.checkpoint_s3_uri) request.CheckpointConfig = { S3Uri: String(settings.checkpoint_s3_uri), LocalPath: "/opt/ml/checkpoints" };
+  return request;
+}

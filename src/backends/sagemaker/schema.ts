@@ -1,0 +1,25 @@
+/** Settings of the SageMaker backend. */
+import type { Schema } from "../../spec/schema.js";
+import { commonSchema } from "../common.js";
+
+/** The role `fit` uses when none is named, and `init --backend sagemaker --create-role` creates. */
+export const DEFAULT_ROLE_NAME = "alekseylearn_sagemaker_role";
+
+/** `--config.KEY` for `--backend sagemaker`. */
+export const sagemakerSchema = {
+  output_path: { ...commonSchema.output_path, doc: "s3://BUCKET/PREFIX where SageMaker writes OUTPUT_PATH/JOB/output/model.tar.gz (required)." },
+  instance_type: { type: { kind: "string" }, default: "ml.c4.2xlarge", doc: "The machine type (8 vCPUs, 15 GiB, no GPU by default; see SageMaker's pricing page).", aliases: ["train_instance_type"] },
+  instance_count: commonSchema.instance_count,
+  volume_size_gb: { type: { kind: "integer", min: 1, max: 16384 }, default: 30, doc: "Size of each instance's storage volume, in GB." },
+  max_runtime: { type: { kind: "duration" }, default: 86400, doc: "Stop the job after this long (StoppingCondition.MaxRuntimeInSeconds)." },
+  use_spot: { type: { kind: "boolean" }, default: false, doc: "Use managed spot capacity (cheaper, may be interrupted; set checkpoint_s3_uri to resume)." },
+  max_wait: { type: { kind: "duration" }, doc: "With use_spot: how long to wait for spot capacity and run, in all (≥ max_runtime; default max_runtime)." },
+  checkpoint_s3_uri: { type: { kind: "string" }, doc: "s3:// location that /opt/ml/checkpoints is synced to and restored from." },
+  role_name: { type: { kind: "string" }, default: DEFAULT_ROLE_NAME, doc: "The IAM role SageMaker assumes to run the job." },
+  role_arn: { type: { kind: "string" }, doc: "The role's full ARN (instead of role_name)." },
+  base_image: { type: { kind: "string" }, default: "auto", doc: "The image the job's image is built on; auto: python:3.11-slim, a PyTorch CUDA image on GPU instances, micromamba for environment.yml." },
+  repository: { type: { kind: "string" }, doc: "The ECR repository to push to; default: alekseylearn/ and the artifact's name (created when missing)." },
+  environment: { type: { kind: "list" }, default: [], doc: "Environment variables of the job, as KEY=VALUE items." },
+  tags: { type: { kind: "list" }, default: [], doc: "Tags on the job, as KEY=VALUE items (alekseylearn adds its own)." },
+  poll_interval: { type: { kind: "number", min: 0.05 }, default: 5, doc: "Seconds between status checks while following; grows to 30 while nothing changes." },
+} satisfies Schema;

@@ -1,0 +1,60 @@
+/**
+ * `init`: write the image definition of a training artifact (Dockerfile and
+ * entrypoint) into its folder for the user to read or edit, and, for
+ * SageMaker, create the IAM role its jobs run as.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Context } from "../context.js";
+import { UserError } from "../errors.js";
+import { baseImageFor, imageFiles } from "../package/image.js";
+import { buildSpec, type FitRequest } from "../spec/build.js";
+import { isGpuInstance } from "../backends/sagemaker/plan.js";
+
+/** What `init` did. */
+export interface InitResult {
+  /** Files written (absolute paths). */
+  written: string[];
+  /** Files left as they were because they already held the same text. */
+  unchanged: string[];
+  /** The role's ARN, when one was created or updated. */
+  roleArn?: string;
+  roleCreated?: boolean;
+}
+
+/** Write the image files for `request` (refusing to replace different ones unless `overwrite`); with `createRole`, make the SageMaker role. */
+export async function init(request: FitRequest, ctx: Context, options: { overwrite?: boolean; createRole?: boolean } = {}): Promise<InitResult> {
+  const config = request.config ?? {};
+  // The image only needs the artifact and its environment; the role needs the SageMaker settings (its output path scopes the role's S3 access).
+  const spec = options.createRole
+    ? buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
+    : buildSpec({ ...request, backend: "local", config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
+  if (options.createRole && spec.backend !== "sagemaker") throw new UserError("--create-role makes the IAM role of SageMaker jobs: use it with --backend sagemaker.");
+  const files = imageFiles(spec, baseImageFor(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? ""))));
+  const result: InitResult = { written: [], unchanged: [] };
+  const clashes = Object.entries(files)
+    .map(([name, text]) => ({ file: path.join(spec.artifact.dir, name), text }))
+    .filter(({ file, text }) => fs.existsSync(file) && fs.readFileSync(file, "utf8") !== text);
+  if (clashes.length && !options.overwrite) {
+    throw new UserError(
+      `${clashes.map(({ file }) => path.relative(ctx.cwd, file) || file).join(" and ")} already exist${clashes.length === 1 ? "s" : ""} with other content.`,
+      "`fit` builds with them as they are; pass --overwrite to replace them with freshly generated ones.",
+    );
+  }
+  for (const [name, text] of Object.entries(files)) {
+    const file = path.join(spec.artifact.dir, name);
+    if (fs.existsSync(file) && fs.readFileSync(file, "utf8") === text) {
+      result.unchanged.push(file);
+      continue;
+    }
+    fs.writeFileSync(file, text);
+    result.written.push(file);
+  }
+  if (options.createRole) {
+    const { createRole } = await import("../backends/sagemaker/role.js");
+    const role = await createRole(spec, ctx);
+    result.roleArn = role.arn;
+    result.roleCreated = role.created;
+  }
+  return result;
+}

@@ -1,0 +1,206 @@
+/**
+ * The local Docker CLI, as the SageMaker backend and the local container
+ * runner use it: is a daemon there, build an image, log in to a registry,
+ * push, and the arguments of `docker run` for a training container.
+ * Every call goes through the `docker` program (honouring DOCKER_HOST and the
+ * user's Docker settings), never through the daemon's socket directly.
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { failure } from "../errors.js";
+import { LineTail } from "../exec.js";
+import { ML_ROOT } from "./contract.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** What a finished `docker` call printed. */
+export interface DockerResult {
+  code: number | null;
+  stdout: string;
+  /** The last lines of stderr, for error messages. */
+  tail: string[];
+}
+
+/** Run `docker ARGS`, feeding `input` on stdin; `onLine` sees each line of stdout and stderr as it comes. */
+export function docker(
+  args: readonly string[],
+  options: { env: Env; cwd?: string; input?: string | Readable; onLine?: (line: string) => void; signal?: AbortSignal },
+): Promise<DockerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("docker", args, { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv, stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
+    let stdout = "";
+    const tail = new LineTail(20);
+    const lines = new LineTail(1);
+    const see = (chunk: string): void => {
+      for (const line of lines.push(chunk)) options.onLine?.(line);
+    };
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      see(chunk);
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      tail.push(chunk);
+      see(chunk);
+    });
+    child.on("error", (err) => {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        reject(failure("Docker is not installed (no `docker` program on PATH).", "Install Docker (https://docs.docker.com/engine/install/), or use a backend that needs no image."));
+      } else if ((err as NodeJS.ErrnoException).name !== "AbortError") {
+        reject(err);
+      }
+    });
+    child.on("close", (code) => {
+      const rest = lines.get();
+      if (rest.length) options.onLine?.(rest[0]!);
+      resolve({ code, stdout, tail: tail.get() });
+    });
+    child.stdin.on("error", () => {}); // docker may exit before reading stdin
+    if (options.input instanceof Readable) options.input.pipe(child.stdin);
+    else child.stdin.end(options.input ?? "");
+  });
+}
+
+/** Fail with a clear message unless a Docker daemon answers. */
+export async function requireDaemon(env: Env): Promise<void> {
+  const result = await docker(["version", "--format", "{{.Server.Version}}"], { env });
+  if (result.code === 0 && result.stdout.trim()) return;
+  const said = result.tail.filter((line) => line.trim()).slice(-1)[0] ?? "";
+  throw failure(
+    `No Docker daemon answers${env.DOCKER_HOST ? ` at ${env.DOCKER_HOST}` : ""}${said ? ` (docker said: ${said.trim()})` : ""}.`,
+    "Start Docker (e.g. `sudo systemctl start docker`, or Docker Desktop) and try again; building without a daemon is planned as config.builder=oci.",
+  );
+}
+
+/** What a build did: the image's ID, and how many steps ran rather than came from the cache. */
+export interface BuildResult {
+  imageId: string;
+  /** Steps that ran (a step taken from the build cache does not count). */
+  stepsRun: number;
+  stepsCached: number;
+}
+
+/** Build the image from the build context in the tar file `contextTar` (its Dockerfile at the top) as `tag`; build log lines go to `onLine`. */
+export async function buildImage(
+  options: { contextTar: string; tag: string; buildArgs?: Record<string, string>; env: Env; onLine?: (line: string) => void; signal?: AbortSignal },
+): Promise<BuildResult> {
+  const args = ["build", "--network", "host", "--tag", options.tag];
+  // Build args are passed by name only, their values through the environment, so none shows in a process list.
+  const env: Record<string, string | undefined> = { ...options.env, DOCKER_BUILDKIT: options.env.DOCKER_BUILDKIT ?? "0" };
+  for (const [key, value] of Object.entries(options.buildArgs ?? {})) {
+    args.push("--build-arg", key);
+    env[key] = value;
+  }
+  args.push("-");
+  let stepsRun = 0;
+  let stepsCached = 0;
+  // The classic builder prints "Step N/M : INSTRUCTION", then " ---> Using cache" when the step came from the cache.
+  let step: { from: boolean; cached: boolean } | undefined;
+  const endStep = (): void => {
+    if (step && !step.from) {
+      if (step.cached) stepsCached++;
+      else stepsRun++;
+    }
+    step = undefined;
+  };
+  const result = await docker(args, {
+    env,
+    input: fs.createReadStream(options.contextTar),
+    signal: options.signal,
+    onLine: (line) => {
+      const header = /^Step \d+\/\d+ : (\S+)/.exec(line);
+      if (header) {
+        endStep();
+        step = { from: header[1]!.toUpperCase() === "FROM", cached: false };
+      } else if (step && /---> Using cache/.test(line)) {
+        step.cached = true;
+      }
+      options.onLine?.(line);
+    },
+  });
+  endStep();
+  if (result.code !== 0) {
+    throw failure(`docker build failed (exit ${result.code ?? "killed"}).`, "Its last lines are above; fix the Dockerfile or the environment file and run fit again.", result.tail.slice(-10));
+  }
+  const inspect = await docker(["image", "inspect", "--format", "{{.Id}}", options.tag], { env: options.env });
+  return { imageId: inspect.stdout.trim(), stepsRun, stepsCached };
+}
+
+/** A private Docker client config folder, so a registry login never lands in the user's ~/.docker/config.json. */
+export function privateDockerConfig(env: Env): { env: Record<string, string | undefined>; dispose(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-docker-"));
+  fs.chmodSync(dir, 0o700);
+  return { env: { ...env, DOCKER_CONFIG: dir }, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** `docker login` with the password on stdin (never on a command line or in a log). */
+export async function login(registry: string, user: string, password: string, env: Env): Promise<void> {
+  const result = await docker(["login", "--username", user, "--password-stdin", registry], { env, input: password });
+  if (result.code !== 0) {
+    throw failure(`docker login to ${registry} failed.`, "Check that your AWS credentials may call ecr:GetAuthorizationToken.", result.tail.filter((line) => !line.includes(password)).slice(-3));
+  }
+}
+
+/** What a push did: the image's digest in the registry, and how many layers went up or were there already. */
+export interface PushResult {
+  digest: string;
+  layersPushed: number;
+  layersExisting: number;
+}
+
+/** Push `tag`, failing clearly when the push does; returns the pushed manifest's digest. */
+export async function pushImage(tag: string, env: Env, onLine?: (line: string) => void): Promise<PushResult> {
+  let layersPushed = 0;
+  let layersExisting = 0;
+  let digest = "";
+  const result = await docker(["push", tag], {
+    env,
+    onLine: (line) => {
+      if (/: Pushed$/.test(line)) layersPushed++;
+      else if (/: Layer already exists$/.test(line)) layersExisting++;
+      const found = /digest: (sha256:[0-9a-f]{64})/.exec(line);
+      if (found) digest = found[1]!;
+      onLine?.(line);
+    },
+  });
+  if (result.code !== 0 || !digest) {
+    throw failure(`docker push ${tag} failed${result.code === 0 ? " (no digest was reported)" : ""}.`, "Check the registry address and that your credentials may push to it.", result.tail.slice(-5));
+  }
+  return { digest, layersPushed, layersExisting };
+}
+
+/** A host folder or file seen inside the container. */
+export interface ContainerMount {
+  host: string;
+  inside: string;
+  readOnly: boolean;
+}
+
+/** How a training container runs: SageMaker's way, with `train` as its command and /opt/ml from the host. */
+export interface TrainingContainer {
+  image: string;
+  /** The container's name, so it can be stopped by name. */
+  name: string;
+  /** Host folder mounted at /opt/ml. */
+  ml: string;
+  /** Extra mounts (input channels, read-only). */
+  mounts?: readonly ContainerMount[];
+  /** Environment variables set in the container (SageMaker's `Environment`). */
+  env?: Readonly<Record<string, string>>;
+  /** Give the container every GPU. */
+  gpus?: boolean;
+}
+
+/** The arguments of `docker run` for a training container (pure). */
+export function trainingRunArgs(container: TrainingContainer): string[] {
+  // Host networking: the job reaches what this machine reaches, as it does on the local backend.
+  const args = ["run", "--rm", "--name", container.name, "--network", "host", "--volume", `${container.ml}:${ML_ROOT}`];
+  for (const mount of container.mounts ?? []) args.push("--volume", `${mount.host}:${mount.inside}${mount.readOnly ? ":ro" : ""}`);
+  // Values go through the environment of `docker` itself (`--env NAME`), so none shows in a process list.
+  for (const key of Object.keys(container.env ?? {}).sort()) args.push("--env", key);
+  if (container.gpus) args.push("--gpus", "all");
+  args.push(container.image, "train");
+  return args;
+}

@@ -1,0 +1,238 @@
+/**
+ * The container image of a training artifact, as SageMaker runs it: a
+ * Dockerfile and an entrypoint (generated here, or the user's own from
+ * `alekseylearn init`), and the build context sent to Docker. SageMaker starts
+ * the container with the argument `train`; the entrypoint sets up the SM_*
+ * variables from /opt/ml/input/config and runs the script, or executes the
+ * notebook headless and keeps the executed copy in /opt/ml/output/data.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import * as tar from "tar";
+import type { JobSpec } from "../spec/types.js";
+import { codeEntries, isCode } from "./bundle.js";
+import { NOTEBOOK_PACKAGES, NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "./notebook.js";
+
+/** File names of the image definition in a project folder (`alekseylearn init` writes them). */
+export const DOCKERFILE = "Dockerfile";
+export const ENTRYPOINT = "alekseylearn_entrypoint.py";
+
+/** Default base images: Python for pip environments, micromamba for conda ones; a CUDA one for GPU instances. */
+export const BASE_IMAGES = {
+  cpu: "python:3.11-slim",
+  gpu: "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
+  conda: "mambaorg/micromamba:1.5.10",
+} as const;
+
+/** The base image for `spec`: config.base_image when set, else the default for its environment and its instance type. */
+export function baseImageFor(spec: JobSpec, gpu: boolean): string {
+  const chosen = String(spec.settings.base_image ?? "auto");
+  if (chosen !== "auto") return chosen;
+  if (spec.environment?.kind === "conda") return BASE_IMAGES.conda;
+  return gpu ? BASE_IMAGES.gpu : BASE_IMAGES.cpu;
+}
+
+/** Where the environment file sits in the build context: its own path when it lies in the project folder, else beside the Dockerfile under .alekseylearn/. */
+export function environmentInContext(spec: JobSpec): string | undefined {
+  const file = spec.environment?.path;
+  if (!file) return undefined;
+  const relative = path.relative(spec.artifact.dir, file);
+  if (!relative.startsWith("..") && !path.isAbsolute(relative)) return relative.split(path.sep).join("/");
+  return `.alekseylearn/${path.basename(file)}`;
+}
+
+/** The Dockerfile for `spec` on `baseImage` (pure). Layers go from what changes least to what changes most, so a code change rebuilds only the last ones. */
+export function dockerfileFor(spec: JobSpec, baseImage: string): string {
+  const envFile = environmentInContext(spec);
+  const notebook = spec.artifact.kind === "notebook";
+  const extras = notebook ? ` ${NOTEBOOK_PACKAGES.join(" ")}` : "";
+  const lines = [
+    "# The image alekseylearn builds for this training artifact. Edit it freely: `alekseylearn fit` uses it",
+    "# as it is (`alekseylearn init --overwrite` writes it anew). SageMaker runs it as `docker run IMAGE train`.",
+    `FROM ${baseImage}`,
+    "",
+    "# The environment first: a change to the code alone does not reinstall it.",
+    "ARG PIP_INDEX_URL",
+    "ARG PIP_EXTRA_INDEX_URL",
+  ];
+  if (spec.environment?.kind === "conda") {
+    lines.push(
+      "USER root",
+      `COPY ${envFile} /opt/alekseylearn/environment.yml`,
+      `RUN micromamba install --yes --name base --file /opt/alekseylearn/environment.yml${extras ? ` &&\\\n    micromamba run -n base pip install --no-cache-dir${extras}` : ""} && micromamba clean --all --yes`,
+      "ENV PATH=/opt/conda/bin:$PATH",
+    );
+  } else {
+    // --system-site-packages: what the base image already has (CUDA builds of torch, say) stays visible.
+    const install = envFile ? ` -r /opt/alekseylearn/requirements.txt` : "";
+    if (envFile) lines.push(`COPY ${envFile} /opt/alekseylearn/requirements.txt`);
+    lines.push(
+      "RUN python3 -m venv --system-site-packages /opt/venv" + (install || extras ? ` && \\\n    /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check${install}${extras}` : ""),
+      "ENV PATH=/opt/venv/bin:$PATH",
+    );
+  }
+  lines.push(
+    "",
+    "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
+    `COPY ${ENTRYPOINT}${notebook ? ` ${NOTEBOOK_RUNNER_NAME}` : ""} /opt/alekseylearn/`,
+    "# The code last.",
+    "COPY . /opt/program",
+    "WORKDIR /opt/program",
+    `ENV ALEKSEYLEARN_ENTRY=${JSON.stringify(spec.artifact.entry)} ALEKSEYLEARN_KIND=${spec.artifact.kind}`,
+    `ENTRYPOINT ["python3", "/opt/alekseylearn/${ENTRYPOINT}"]`,
+    "",
+  );
+  return lines.join("\n");
+}
+
+/** The entrypoint: SageMaker's training toolkit in miniature (the SM_* variables, then the artifact), in Python so any base image with Python runs it. */
+export const ENTRYPOINT_SOURCE = String.raw`"""Entrypoint of an alekseylearn training image: ` + "`docker run IMAGE train`" + String.raw`."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+ML = "/opt/ml"
+
+
+def read_json(name, default):
+    try:
+        with open(os.path.join(ML, "input", "config", name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def env_key(key):
+    return re.sub(r"[^A-Z0-9_]", "_", key.upper())
+
+
+def count_gpus():
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def contract_env():
+    """The SM_* variables, as SageMaker's training toolkit sets them."""
+    hps = read_json("hyperparameters.json", {})
+    channels = sorted(read_json("inputdataconfig.json", {}).keys())
+    resources = read_json("resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
+    parsed = {}
+    for key, value in hps.items():
+        try:
+            parsed[key] = json.loads(value)
+        except (TypeError, ValueError):
+            parsed[key] = value
+    env = {
+        "SM_MODEL_DIR": ML + "/model",
+        "SM_OUTPUT_DIR": ML + "/output",
+        "SM_OUTPUT_DATA_DIR": ML + "/output/data",
+        "SM_INPUT_DIR": ML + "/input",
+        "SM_INPUT_CONFIG_DIR": ML + "/input/config",
+        "SM_CHANNELS": json.dumps(channels),
+        "SM_HPS": json.dumps(parsed),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_NUM_GPUS": str(count_gpus()),
+        "SM_CURRENT_HOST": resources.get("current_host", "algo-1"),
+        "SM_HOSTS": json.dumps(resources.get("hosts", ["algo-1"])),
+    }
+    for channel in channels:
+        env["SM_CHANNEL_" + env_key(channel)] = ML + "/input/data/" + channel
+    for key, value in hps.items():
+        env["SM_HP_" + env_key(key)] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def main():
+    if sys.argv[1:2] != ["train"]:
+        print("usage: IMAGE train  (this image runs a training job, as SageMaker starts it)", file=sys.stderr)
+        return 2
+    for sub in ("model", "output/data", "input/config", "checkpoints"):
+        os.makedirs(os.path.join(ML, sub), exist_ok=True)
+    entry = os.environ["ALEKSEYLEARN_ENTRY"]
+    if os.environ.get("ALEKSEYLEARN_KIND") == "notebook":
+        executed = os.path.join(ML, "output", "data", os.path.basename(entry))
+        command = [sys.executable, "-u", "/opt/alekseylearn/alekseylearn_run_notebook.py", entry, executed]
+    else:
+        command = [sys.executable, "-u", entry]
+    child = subprocess.Popen(command, env={**os.environ, **contract_env()}, stderr=subprocess.PIPE, text=True, errors="replace")
+    # SageMaker stops a job with SIGTERM; the job gets it too, and its time to save a checkpoint.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+    tail = []
+    for line in child.stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        tail = (tail + [line.rstrip("\n")])[-10:]
+    code = child.wait()
+    if code != 0:
+        # SageMaker shows this file's text as the job's FailureReason.
+        reason = next((line for line in reversed(tail) if line.strip()), "exit code %d" % code)
+        try:
+            with open(os.path.join(ML, "output", "failure"), "w") as f:
+                f.write(reason.strip()[:1000] + "\n")
+        except OSError:
+            pass
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+`;
+
+/** The generated files of the image definition, by name (pure). */
+export function imageFiles(spec: JobSpec, baseImage: string): Record<string, string> {
+  const files: Record<string, string> = { [DOCKERFILE]: dockerfileFor(spec, baseImage), [ENTRYPOINT]: ENTRYPOINT_SOURCE };
+  if (spec.artifact.kind === "notebook") files[NOTEBOOK_RUNNER_NAME] = NOTEBOOK_RUNNER;
+  return files;
+}
+
+/** True when the project folder has its own image definition (from `alekseylearn init`, maybe edited). */
+export function hasOwnDockerfile(spec: JobSpec): boolean {
+  return fs.existsSync(path.join(spec.artifact.dir, DOCKERFILE));
+}
+
+/**
+ * Write the build context for `spec` as a tar file at `file`: the project
+ * folder's code, the environment file where the Dockerfile expects it, and the
+ * generated files unless the folder has its own. Entries are sorted and carry
+ * no times or owners, so unchanged code gives the same context and Docker's
+ * cache is used.
+ */
+export async function writeBuildContext(spec: JobSpec, baseImage: string, file: string): Promise<void> {
+  const staging = fs.mkdtempSync(`${file}.d-`);
+  try {
+    const generated = hasOwnDockerfile(spec) ? {} : imageFiles(spec, baseImage);
+    const extra: string[] = [];
+    const envFile = environmentInContext(spec);
+    if (spec.environment && envFile?.startsWith(".alekseylearn/")) {
+      fs.mkdirSync(path.join(staging, ".alekseylearn"));
+      fs.copyFileSync(spec.environment.path, path.join(staging, envFile));
+      extra.push(".alekseylearn");
+    }
+    for (const [name, text] of Object.entries(generated)) {
+      if (fs.existsSync(path.join(spec.artifact.dir, name)) && name !== DOCKERFILE) continue; // the user's own copy wins
+      fs.writeFileSync(path.join(staging, name), text);
+      extra.push(name);
+    }
+    const options = { portable: true, mtime: new Date(0), filter: (entry: string) => isCode(entry) };
+    const entries = codeEntries(spec.artifact.dir).filter((name) => !extra.includes(name));
+    if (extra.length) {
+      // The generated files are packed apart (they live in the staging folder) and included whole: `@ARCHIVE` adds an archive's entries.
+      const generatedTar = path.join(staging, "generated.tar");
+      await tar.c({ ...options, cwd: staging, file: generatedTar }, extra.sort());
+      entries.push(`@${generatedTar}`);
+    }
+    await tar.c({ ...options, cwd: spec.artifact.dir, file }, entries);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
