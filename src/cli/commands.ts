@@ -38,6 +38,7 @@ export const commands: readonly Command[] = [
       { name: "backend", aliases: ["driver"], value: "NAME", doc: "Where to run: local, sagemaker, vertex or kaggle." },
       { name: "name", value: "JOB", doc: "Name the job instead of ARTIFACT-STEM-yyyymmdd-hhmmss-xxxx." },
       { name: "detach", doc: "Return once the job is submitted; follow it later with `alekseylearn logs JOB --follow`." },
+      { name: "overwrite", doc: "Image backends: write the folder's Dockerfile and entrypoint anew (as `init --overwrite`) instead of building with them as they are." },
     ],
     families: [
       { prefix: "config", usage: "--config.KEY=VALUE", doc: "A backend setting (see below). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list." },

@@ -9,6 +9,7 @@ import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
 import { baseImageFor, imageFiles } from "../package/image.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
+import type { JobSpec } from "../spec/types.js";
 import { isGpuInstance } from "../backends/sagemaker/plan.js";
 
 /** What `init` did. */
@@ -22,22 +23,16 @@ export interface InitResult {
   roleCreated?: boolean;
 }
 
-/** Write the image files for `request` (refusing to replace different ones unless `overwrite`); with `createRole`, make the SageMaker role. */
-export async function init(request: FitRequest, ctx: Context, options: { overwrite?: boolean; createRole?: boolean } = {}): Promise<InitResult> {
-  const config = request.config ?? {};
-  // The image only needs the artifact and its environment; the role needs the SageMaker settings (its output path scopes the role's S3 access).
-  const spec = options.createRole
-    ? buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
-    : buildSpec({ ...request, backend: "local", config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
-  if (options.createRole && spec.backend !== "sagemaker") throw new UserError("--create-role makes the IAM role of SageMaker jobs: use it with --backend sagemaker.");
-  const files = imageFiles(spec, baseImageFor(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? ""))));
+/** Write the image files of `spec` into its folder, refusing to replace files with other content unless `overwrite`. */
+export function writeImageFiles(spec: JobSpec, gpu: boolean, overwrite: boolean, cwd: string): InitResult {
+  const files = imageFiles(spec, baseImageFor(spec, gpu));
   const result: InitResult = { written: [], unchanged: [] };
   const clashes = Object.entries(files)
     .map(([name, text]) => ({ file: path.join(spec.artifact.dir, name), text }))
     .filter(({ file, text }) => fs.existsSync(file) && fs.readFileSync(file, "utf8") !== text);
-  if (clashes.length && !options.overwrite) {
+  if (clashes.length && !overwrite) {
     throw new UserError(
-      `${clashes.map(({ file }) => path.relative(ctx.cwd, file) || file).join(" and ")} already exist${clashes.length === 1 ? "s" : ""} with other content.`,
+      `${clashes.map(({ file }) => path.relative(cwd, file) || file).join(" and ")} already exist${clashes.length === 1 ? "s" : ""} with other content.`,
       "`fit` builds with them as they are; pass --overwrite to replace them with freshly generated ones.",
     );
   }
@@ -50,6 +45,18 @@ export async function init(request: FitRequest, ctx: Context, options: { overwri
     fs.writeFileSync(file, text);
     result.written.push(file);
   }
+  return result;
+}
+
+/** Write the image files for `request` (refusing to replace different ones unless `overwrite`); with `createRole`, make the SageMaker role. */
+export async function init(request: FitRequest, ctx: Context, options: { overwrite?: boolean; createRole?: boolean } = {}): Promise<InitResult> {
+  const config = request.config ?? {};
+  // The image only needs the artifact and its environment; the role needs the SageMaker settings (its output path scopes the role's S3 access).
+  const spec = options.createRole
+    ? buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
+    : buildSpec({ ...request, backend: "local", config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
+  if (options.createRole && spec.backend !== "sagemaker") throw new UserError("--create-role makes the IAM role of SageMaker jobs: use it with --backend sagemaker.");
+  const result: InitResult = { ...writeImageFiles(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? "")), options.overwrite ?? false, ctx.cwd) };
   if (options.createRole) {
     const { createRole } = await import("../backends/sagemaker/role.js");
     const role = await createRole(spec, ctx);

@@ -10,6 +10,8 @@ import { getBackend } from "../backends/registry.js";
 import type { Backend, LogOptions } from "../backends/types.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
 import { joinLocation } from "../storage/location.js";
+import { hasOwnDockerfile } from "../package/image.js";
+import { isGpuInstance } from "../backends/sagemaker/plan.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, type JobRecord } from "./records.js";
 
@@ -90,6 +92,8 @@ export interface FitOptions {
   detach?: boolean;
   /** Use this job name instead of a generated one (it must not exist yet). */
   name?: string;
+  /** Write the artifact's Dockerfile and entrypoint anew (image backends), replacing the folder's own. */
+  overwriteImage?: boolean;
 }
 
 /**
@@ -108,6 +112,10 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   if (store.find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
   if (!spec.environment) {
     ctx.reporter.warn(`No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`);
+  }
+  if (options.overwriteImage && hasOwnDockerfile(spec)) {
+    const { writeImageFiles } = await import("./init.js");
+    for (const file of writeImageFiles(spec, isGpuInstance(String(spec.settings.instance_type ?? "")), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
   }
   const job = store.save({ name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "" });
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);

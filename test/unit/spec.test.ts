@@ -197,6 +197,7 @@ test("error: more than one instance on the local backend, and inputs that do not
 test("error: backends that are not built yet say so, and a typo names the nearest", () => {
   const dir = writeTree({ "train.py": SCRIPT });
   assert.match(userError(() => buildSpec({ artifact: "train.py", backend: "vertex" }, dir)).message, /vertex backend is not available in this version/);
-  assert.match(userError(() => buildSpec({ artifact: "train.py", config: { output_path: "s3://b/sagemaker" } }, dir)).message, /sagemaker backend is not available/);
+  assert.match(userError(() => buildSpec({ artifact: "train.py", config: { output_path: "gs://b/runs" } }, dir)).message, /vertex backend is not available/);
+  assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "s3://b/sagemaker" } }, dir).backend, "sagemaker");
   assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "locl" }, dir))), /Did you mean local\?/);
 });

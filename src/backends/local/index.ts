@@ -57,6 +57,28 @@ function startSupervisor(job: JobRecord, setup: RunSetup, ctx: Context): number 
   return child.pid!;
 }
 
+/** Build the image SageMaker would run (runner=docker); the run then starts it with `train`. */
+async function containerSetup(job: JobRecord, ctx: Context): Promise<{ setup: RunSetup; provider: Record<string, string> }> {
+  const { buildTrainingImage } = await import("../../package/container.js");
+  const { repositoryName } = await import("../sagemaker/plan.js");
+  const tag = `${repositoryName(job.spec)}:local`;
+  const built = await buildTrainingImage(job.spec, { tag, gpu: false }, ctx);
+  return { setup: { python: "python3", image: built.imageId }, provider: { runner: "docker", image: tag, imageId: built.imageId } };
+}
+
+/** Start the run here, or under a detached supervisor; returns the record once it is under way. */
+function submitRun(job: JobRecord, how: { setup: RunSetup; provider: Record<string, string> }, ctx: Context, detach: boolean): JobRecord {
+  const store = new JobStore(ctx.stateDir);
+  const logFile = runPaths(ctx.stateDir, job.name).log;
+  fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
+  if (detach) return store.update(job.name, { pid: startSupervisor(job, how.setup, ctx), logFile, provider: how.provider });
+  const controller = new AbortController();
+  active.set(job.name, controller);
+  const record = store.update(job.name, { pid: process.pid, logFile, provider: how.provider });
+  void runLocalJob(record, how.setup, ctx, controller.signal).finally(() => active.delete(job.name));
+  return record;
+}
+
 /** The local backend. */
 export const localBackend = {
   name: "local",
@@ -80,6 +102,7 @@ export const localBackend = {
     const store = new JobStore(ctx.stateDir);
     // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so.
     store.update(job.name, { pid: process.pid });
+    if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options.detach);
     const sandbox = chooseSandbox(String(spec.settings.sandbox), ctx.env.PATH);
     if (!sandbox.bwrap) {
       if (spec.settings.sandbox === "bwrap") throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
@@ -95,17 +118,7 @@ export const localBackend = {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     ctx.reporter.info(environment.created ? `Environment ready in ${seconds}s: ${environment.dir}` : `Using the cached environment ${environment.dir}`);
     const setup: RunSetup = { python: environment.python, ...(sandbox.bwrap ? { bwrap: sandbox.bwrap } : {}) };
-    const logFile = runPaths(ctx.stateDir, job.name).log;
-    fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
-    const provider = { sandbox: setup.bwrap ? "bwrap" : "none", environment: environment.dir };
-    if (options.detach) {
-      return store.update(job.name, { pid: startSupervisor(job, setup, ctx), logFile, provider });
-    }
-    const controller = new AbortController();
-    active.set(job.name, controller);
-    const record = store.update(job.name, { pid: process.pid, logFile, provider });
-    void runLocalJob(record, setup, ctx, controller.signal).finally(() => active.delete(job.name));
-    return record;
+    return submitRun(job, { setup, provider: { sandbox: setup.bwrap ? "bwrap" : "none", environment: environment.dir } }, ctx, options.detach);
   },
 
   async describe(job, ctx) {

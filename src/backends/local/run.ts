@@ -12,6 +12,7 @@ import type { Context } from "../../context.js";
 import { JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
 import { contractConfigFiles, contractEnv, ML_ROOT } from "../../package/contract.js";
 import { NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "../../package/notebook.js";
+import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
 import { packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
@@ -75,10 +76,17 @@ function readFailureFile(ml: string): string | undefined {
   }
 }
 
-/** How the run is carried out: the environment's python, and bwrap's path when sandboxed. */
+/** How the run is carried out: the environment's python, and bwrap's path when sandboxed; or a container image (runner=docker). */
 export interface RunSetup {
   python: string;
   bwrap?: string;
+  /** The image to run as SageMaker runs it (`docker run IMAGE train`); python and bwrap are then unused. */
+  image?: string;
+}
+
+/** The name of a local job's container, so it can be stopped by name. */
+export function containerName(job: JobRecord): string {
+  return `alekseylearn-${job.name}`;
 }
 
 /**
@@ -95,18 +103,27 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
   const closeLog = (): Promise<unknown> => (logOpen ? ((logOpen = false), new Promise((resolve) => log.end(resolve))) : Promise.resolve());
   try {
     fs.rmSync(paths.ml, { recursive: true, force: true });
-    const sandboxed = setup.bwrap !== undefined;
+    const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
     const root = sandboxed ? ML_ROOT : paths.ml;
     const mounts = layout(job, paths.ml, sandboxed);
-    const command = artifactCommand(job, setup.python, paths.dir, root);
-    const env = {
-      ...ctx.env,
-      ...contractEnv({ root, hyperparameters: job.spec.hyperparameters, channels: Object.keys(job.spec.inputs), numCpus: os.availableParallelism(), numGpus: countGpus(ctx.env.PATH) }),
-      PYTHONUNBUFFERED: "1",
-    };
-    const [program, ...args] = setup.bwrap ? [setup.bwrap, ...bwrapArgs(paths.ml, mounts, hostOptEntries(), command)] : command;
+    const numGpus = countGpus(ctx.env.PATH);
+    let program: string;
+    let args: string[];
+    let env: Record<string, string | undefined>;
+    if (setup.image) {
+      // The image's entrypoint sets the SM_* variables itself, as it does on SageMaker.
+      [program, args, env] = ["docker", trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, gpus: numGpus > 0 }), { ...ctx.env }];
+    } else {
+      const command = artifactCommand(job, setup.python, paths.dir, root);
+      env = {
+        ...ctx.env,
+        ...contractEnv({ root, hyperparameters: job.spec.hyperparameters, channels: Object.keys(job.spec.inputs), numCpus: os.availableParallelism(), numGpus }),
+        PYTHONUNBUFFERED: "1",
+      };
+      [program, ...args] = setup.bwrap ? [setup.bwrap, ...bwrapArgs(paths.ml, mounts, hostOptEntries(), command)] : (command as [string, ...string[]]);
+    }
 
-    const child = spawn(program!, args, { cwd: job.spec.artifact.dir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(program, args, { cwd: job.spec.artifact.dir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
       child.on("error", (error) => resolve({ code: null, signal: null, error }));
       child.on("close", (code, sig) => resolve({ code, signal: sig }));
@@ -123,6 +140,12 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
     let killTimer: NodeJS.Timeout | undefined;
     const stop = (): void => {
       stopping = true;
+      const grace = Number(job.spec.settings.stop_timeout ?? 10);
+      if (setup.image) {
+        // docker stop sends SIGTERM to the container's first process and SIGKILL after the grace time.
+        spawn("docker", ["stop", "--time", String(grace), containerName(job)], { env: ctx.env as NodeJS.ProcessEnv, stdio: "ignore" }).on("error", () => {});
+        return;
+      }
       const group = (sig: NodeJS.Signals): void => {
         try {
           process.kill(-child.pid!, sig);
@@ -131,7 +154,7 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
         }
       };
       group("SIGTERM");
-      killTimer = setTimeout(() => group("SIGKILL"), Number(job.spec.settings.stop_timeout ?? 10) * 1000);
+      killTimer = setTimeout(() => group("SIGKILL"), grace * 1000);
     };
     if (signal.aborted) stop();
     else signal.addEventListener("abort", stop, { once: true });

@@ -36,7 +36,7 @@ export const run: CommandRun = async (args, ctx, output) => {
 
   let result: FollowResult;
   try {
-    result = await fit(request, ctx, { detach: options.detach === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
+    result = await fit(request, ctx, { detach: options.detach === true, overwriteImage: options.overwrite === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
   } catch (err) {
     // Scripts get the failed or stopped job's record too; the error still goes to stderr with its exit code.
     if (options.json && err instanceof JobEndedError) output.out(JSON.stringify(err.job, null, 2) + "\n");
