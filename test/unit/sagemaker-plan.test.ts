@@ -1,0 +1,149 @@
+/** The SageMaker backend's pure parts: what a spec becomes in CreateTrainingJob, the image's Dockerfile and build context, and the role's policy. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as tar from "tar";
+import { buildSpec } from "../../src/spec/build.js";
+import { repositoryName, SUBMISSION_TAG, trainingJobRequest } from "../../src/backends/sagemaker/plan.js";
+import { rolePolicy, TRUST_POLICY } from "../../src/backends/sagemaker/role.js";
+import { stateOf } from "../../src/backends/sagemaker/index.js";
+import { dockerfileFor, baseImageFor, writeBuildContext, BASE_IMAGES } from "../../src/package/image.js";
+import { pipBuildArgs } from "../../src/package/container.js";
+import { trainingRunArgs } from "../../src/package/docker.js";
+import { UserError } from "../../src/errors.js";
+import { writeTree } from "../helpers/tree.js";
+
+const OUT = "s3://bucket/sagemaker/runs";
+
+function spec(config: Record<string, unknown>, files: Record<string, string> = { "train.py": "print('hi')\n", "requirements.txt": "scikit-learn\n" }, extra: { inputs?: Record<string, string>; hyperparameters?: Record<string, string | number> } = {}) {
+  const dir = writeTree(files);
+  return buildSpec({ artifact: Object.keys(files)[0]!, config: { output_path: OUT, ...config }, ...extra }, dir);
+}
+
+function problemsOf(config: Record<string, unknown>, inputs: Record<string, string> = {}): string[] {
+  try {
+    spec(config, undefined, { inputs });
+  } catch (err) {
+    if (err instanceof UserError) return [err.message, ...err.details];
+    throw err;
+  }
+  return [];
+}
+
+test("CreateTrainingJob carries every setting, field by field", () => {
+  const s = spec(
+    { train_instance_type: "ml.g5.xlarge", train_instance_count: 2, volume_size_gb: 50, max_runtime: "2h", use_spot: true, max_wait: "3h", checkpoint_s3_uri: "s3://bucket/ckpt", environment: "MODE=fast,SEED=1", tags: "team=ml" },
+    undefined,
+    { inputs: { train: "s3://bucket/data/train" }, hyperparameters: { epochs: 10, lr: "0.1" } },
+  );
+  const request = trainingJobRequest(s, { name: "train-1", image: "123.dkr.ecr.us-east-1.amazonaws.com/alekseylearn/train@sha256:" + "a".repeat(64), roleArn: "arn:aws:iam::123456789012:role/r", submissionId: "sub-1", version: "0.1.0" });
+  assert.deepEqual(request, {
+    TrainingJobName: "train-1",
+    AlgorithmSpecification: { TrainingImage: "123.dkr.ecr.us-east-1.amazonaws.com/alekseylearn/train@sha256:" + "a".repeat(64), TrainingInputMode: "File" },
+    RoleArn: "arn:aws:iam::123456789012:role/r",
+    OutputDataConfig: { S3OutputPath: OUT },
+    ResourceConfig: { InstanceType: "ml.g5.xlarge", InstanceCount: 2, VolumeSizeInGB: 50 },
+    StoppingCondition: { MaxRuntimeInSeconds: 7200, MaxWaitTimeInSeconds: 10800 },
+    HyperParameters: { epochs: "10", lr: "0.1" },
+    EnableManagedSpotTraining: true,
+    Tags: [{ Key: SUBMISSION_TAG, Value: "sub-1" }, { Key: "alekseylearn:version", Value: "0.1.0" }, { Key: "team", Value: "ml" }],
+    Environment: { MODE: "fast", SEED: "1" },
+    InputDataConfig: [{ ChannelName: "train", DataSource: { S3DataSource: { S3DataType: "S3Prefix", S3Uri: "s3://bucket/data/train", S3DataDistributionType: "FullyReplicated" } } }],
+    CheckpointConfig: { S3Uri: "s3://bucket/ckpt", LocalPath: "/opt/ml/checkpoints" },
+  });
+});
+
+test("defaults: the original tool's instance type, one instance, 30 GB, a day, no spot", () => {
+  const request = trainingJobRequest(spec({}), { name: "j", image: "i", roleArn: "r", submissionId: "s", version: "v" });
+  assert.deepEqual(request.ResourceConfig, { InstanceType: "ml.c4.2xlarge", InstanceCount: 1, VolumeSizeInGB: 30 });
+  assert.deepEqual(request.StoppingCondition, { MaxRuntimeInSeconds: 86400 });
+  assert.equal(request.EnableManagedSpotTraining, false);
+  assert.equal(request.InputDataConfig, undefined);
+  assert.equal(request.CheckpointConfig, undefined);
+});
+
+test("bad input: every problem is named at once", () => {
+  const said = problemsOf({ instance_type: "c4.2xlarge", max_wait: "1h", checkpoint_s3_uri: "/tmp/ckpt", environment: "NOEQUALS", role_arn: "role/x" }, { train: "/tmp" }).join("\n");
+  for (const expected of [/instance_type c4\.2xlarge is not a SageMaker instance type/, /max_wait applies to spot training only/, /checkpoint_s3_uri must be an s3:\/\//, /environment: "NOEQUALS" is not KEY=VALUE/, /role_arn role\/x is not an IAM role ARN/, /input train: SageMaker reads inputs from S3/]) {
+    assert.match(said, expected);
+  }
+  assert.match(problemsOf({ use_spot: true, max_runtime: "2h", max_wait: "1h" }).join("\n"), /max_wait \(3600s\) must be at least config.max_runtime \(7200s\)/);
+});
+
+test("bad input: an output path that is not s3:// is refused on sagemaker", () => {
+  const dir = writeTree({ "train.py": "" });
+  assert.throws(() => buildSpec({ artifact: "train.py", backend: "sagemaker", config: { output_path: "./out" } }, dir), (err: UserError) => /must be an s3:\/\/ location on SageMaker/.test(err.message));
+  assert.throws(() => buildSpec({ artifact: "train.py", backend: "sagemaker" }, dir), (err: UserError) => /output_path is required/.test([err.message, ...err.details].join("\n")));
+});
+
+test("repository names come from the artifact, in ECR's alphabet", () => {
+  assert.equal(repositoryName(spec({}, { "My Train.py": "" })), "alekseylearn/my-train");
+  assert.equal(repositoryName(spec({ repository: "team/model" })), "team/model");
+});
+
+test("job states follow TrainingJobStatus and SecondaryStatus", () => {
+  assert.equal(stateOf("InProgress", "Starting"), "queued");
+  assert.equal(stateOf("InProgress", "Downloading"), "queued");
+  assert.equal(stateOf("InProgress", "Training"), "running");
+  assert.equal(stateOf("Stopping", "Stopping"), "running");
+  assert.equal(stateOf("Completed", "Completed"), "completed");
+  assert.equal(stateOf("Failed", "Failed"), "failed");
+  assert.equal(stateOf("Stopped", "Stopped"), "stopped");
+});
+
+test("Dockerfile: environment before code, so a code change reinstalls nothing; notebooks get their runner", () => {
+  const script = dockerfileFor(spec({}), "python:3.11-slim");
+  const order = ["FROM python:3.11-slim", "COPY requirements.txt", "pip install", "COPY alekseylearn_entrypoint.py", "COPY . /opt/program", "ENTRYPOINT"].map((part) => script.indexOf(part));
+  assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), script);
+  assert.match(script, /ALEKSEYLEARN_ENTRY="train.py" ALEKSEYLEARN_KIND=script/);
+  const notebook = dockerfileFor(spec({}, { "nb.ipynb": "{}", "requirements.txt": "" }), "python:3.11-slim");
+  assert.match(notebook, /pip install .* nbclient ipykernel/);
+  assert.match(notebook, /COPY alekseylearn_entrypoint.py alekseylearn_run_notebook.py/);
+  const conda = spec({}, { "train.py": "", "environment.yml": "dependencies: [python=3.11]\n" });
+  assert.equal(baseImageFor(conda, false), BASE_IMAGES.conda);
+  assert.match(dockerfileFor(conda, BASE_IMAGES.conda), /micromamba install --yes --name base --file/);
+  assert.equal(baseImageFor(spec({}), true), BASE_IMAGES.gpu);
+  assert.equal(baseImageFor(spec({ base_image: "my/base:1" }), true), "my/base:1");
+});
+
+test("build context: sorted, timeless, no caches; generated files added; an environment file outside the folder comes along", async () => {
+  const root = writeTree({ "proj/train.py": "", "proj/lib/util.py": "", "proj/__pycache__/x.pyc": "", "proj/.git/HEAD": "", "reqs.txt": "joblib\n" });
+  const s = buildSpec({ artifact: "proj", entry: "train.py", envfile: "reqs.txt", config: { output_path: OUT } }, root);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
+  await writeBuildContext(s, "python:3.11-slim", file);
+  const entries: { path: string; mtime: number }[] = [];
+  await tar.t({ file, onReadEntry: (entry) => entries.push({ path: entry.path, mtime: entry.mtime?.getTime() ?? 0 }) });
+  const names = entries.map((entry) => entry.path.replace(/\/$/, ""));
+  assert.deepEqual(names.filter((name) => !name.includes("/") || name.startsWith(".alekseylearn/") || name.startsWith("lib/")).sort(), [".alekseylearn", ".alekseylearn/reqs.txt", "Dockerfile", "alekseylearn_entrypoint.py", "lib", "lib/util.py", "train.py"]);
+  assert.ok(entries.every((entry) => entry.mtime === 0));
+  assert.ok(!names.some((name) => name.includes("__pycache__") || name.includes(".git")));
+  const again = `${file}.2`;
+  await writeBuildContext(s, "python:3.11-slim", again);
+  assert.deepEqual(fs.readFileSync(again), fs.readFileSync(file), "the same code gives the same context");
+});
+
+test("pip index settings reach the build only over http(s) and without credentials", () => {
+  const warnings: string[] = [];
+  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "http://127.0.0.1:9/simple", PIP_EXTRA_INDEX_URL: "file:///opt/pypi" }, (m) => warnings.push(m)), { PIP_INDEX_URL: "http://127.0.0.1:9/simple" });
+  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "https://user:secret@pypi.example/simple" }, (m) => warnings.push(m)), {});
+  assert.ok(warnings.length === 1 && !warnings[0]!.includes("secret"));
+});
+
+test("docker run for a training container: train, /opt/ml mounted, env values never on the command line", () => {
+  const args = trainingRunArgs({ image: "img@sha256:1", name: "alekseylearn-j", ml: "/tmp/ml", mounts: [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }], env: { TOKEN: "secret" } });
+  assert.deepEqual(args, ["run", "--rm", "--name", "alekseylearn-j", "--network", "host", "--volume", "/tmp/ml:/opt/ml", "--volume", "/data:/opt/ml/input/data/train:ro", "--env", "TOKEN", "img@sha256:1", "train"]);
+});
+
+test("the role: trusted by SageMaker only, allowed the job's S3 paths, alekseylearn images and its logs", () => {
+  assert.deepEqual(TRUST_POLICY.Statement[0]!.Principal, { Service: "sagemaker.amazonaws.com" });
+  const s = spec({ checkpoint_s3_uri: "s3://other/ckpt/" }, undefined, { inputs: { train: "s3://data/train" } });
+  const policy = rolePolicy(s, { account: "123456789012", region: "eu-west-1", partition: "aws" }) as { Statement: { Sid: string; Resource: string | string[]; Action: string | string[] }[] };
+  const by = Object.fromEntries(policy.Statement.map((statement) => [statement.Sid, statement]));
+  assert.deepEqual(by.JobData!.Resource, ["arn:aws:s3:::bucket/sagemaker/runs/*", "arn:aws:s3:::data/train/*", "arn:aws:s3:::other/ckpt/*"]);
+  assert.deepEqual(by.JobBuckets!.Resource, ["arn:aws:s3:::bucket", "arn:aws:s3:::data", "arn:aws:s3:::other"]);
+  assert.equal(by.ImagePull!.Resource, "arn:aws:ecr:eu-west-1:123456789012:repository/alekseylearn/*");
+  assert.equal(by.Logs!.Resource, "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs:*");
+  assert.ok(!JSON.stringify(policy).includes('"*:*"') && !JSON.stringify(policy).includes('"s3:*"'));
+});
