@@ -52,6 +52,13 @@ export async function awsCredentials(env: Env): Promise<Credentials> {
   return (await import("@aws-sdk/credential-providers")).fromNodeProviderChain(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {});
 }
 
+/** True when this environment shows any sign of an AWS setup (keys, a profile, a config or credentials file, SSO, a container or web identity role), so an optional lookup does not wait on the instance metadata address for nothing. */
+export function awsConfigured(env: Env): boolean {
+  if (env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE || env.AWS_WEB_IDENTITY_TOKEN_FILE || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return true;
+  const home = env.HOME || os.homedir();
+  return [env.AWS_CONFIG_FILE || path.join(home, ".aws", "config"), env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, ".aws", "credentials")].some((file) => fs.existsSync(file));
+}
+
 /** The settings every AWS SDK client is made with, for `service` (its endpoint variable's suffix). */
 export async function awsClientConfig(env: Env, service: string): Promise<{ region: string; credentials: Credentials; endpoint?: string; maxAttempts: number }> {
   const endpoint = awsEndpoint(env, service);

@@ -9,6 +9,7 @@ import path from "node:path";
 import type { Context } from "./context.js";
 import { failure, UserError } from "./errors.js";
 import { isFinal, JobStore, type JobRecord } from "./jobs/records.js";
+import { lookupElsewhere } from "./jobs/lifecycle.js";
 import { nearest } from "./spec/nearest.js";
 import { extractArchive } from "./storage/archive.js";
 import { storageFor } from "./storage/index.js";
@@ -77,6 +78,11 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
   const job = !schemeOf(location) && !location.includes("/") ? store.find(location) : undefined;
   if (job) return { job: job.name, ...modelOfJob(job) };
 
+  // A job this machine did not start, known to a provider by name (SageMaker).
+  if (!schemeOf(location) && !location.includes("/") && !fs.existsSync(path.resolve(ctx.cwd, location))) {
+    const found = await lookupElsewhere(location, ctx);
+    if (found) return { job: found.name, ...modelOfJob(found) };
+  }
   const normalized = normalizeLocation(location, ctx.cwd, "fetch location");
   if (ARCHIVE.test(normalized) || providerOutputs(normalized)) return { model: normalized };
   const storage = await storageFor(normalized, ctx);

@@ -37,6 +37,8 @@ export interface Backend {
   logs(job: JobRecord, ctx: Context, options: LogOptions): AsyncIterable<string>;
   /** Ask the job to stop; returns once the request is made. */
   stop(job: JobRecord, ctx: Context): Promise<void>;
+  /** A job this machine has no record of, found by name at the provider (jobs started elsewhere); undefined when there is none. */
+  lookup?(name: string, ctx: Context): Promise<JobRecord | undefined>;
   /** The URL scheme of the outputs this backend keeps itself (kaggle), fetched with `fetchOutputs`. */
   readonly outputScheme?: string;
   /**

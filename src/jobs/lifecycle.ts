@@ -6,7 +6,7 @@
 import path from "node:path";
 import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
-import { getBackend } from "../backends/registry.js";
+import { backends, getBackend } from "../backends/registry.js";
 import type { Backend, LogOptions } from "../backends/types.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
 import { joinLocation } from "../storage/location.js";
@@ -132,10 +132,28 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   return follow(submitted, ctx);
 }
 
+/** The record of job `name`: this machine's, else one a provider knows by that name (a job started elsewhere); a UserError naming the closest known job when neither has it. */
+export async function findJob(name: string, ctx: Context): Promise<JobRecord> {
+  const store = new JobStore(ctx.stateDir);
+  const local = store.find(name);
+  if (local) return local;
+  return (await lookupElsewhere(name, ctx)) ?? store.get(name); // get throws, naming the nearest job
+}
+
+/** A job this machine has no record of, from the first provider that knows `name`. */
+export async function lookupElsewhere(name: string, ctx: Context): Promise<JobRecord | undefined> {
+  if (!isValidJobName(name)) return undefined;
+  for (const backend of Object.values(backends)) {
+    const found = await backend.lookup?.(name, ctx);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** The record of a job, refreshed from its backend; with no name, the newest job. */
 export async function status(name: string | undefined, ctx: Context): Promise<JobRecord> {
   const store = new JobStore(ctx.stateDir);
-  const job = name ? store.get(name) : store.list()[0];
+  const job = name ? await findJob(name, ctx) : store.list()[0];
   if (!job) throw new UserError("No jobs yet.", "Start one with `alekseylearn fit ARTIFACT`.");
   return getBackend(job.backend).describe(job, ctx);
 }
@@ -147,14 +165,14 @@ export async function jobs(ctx: Context): Promise<JobRecord[]> {
 }
 
 /** A job's log lines; with `follow`, until it ends. */
-export function logs(name: string, ctx: Context, options: LogOptions): AsyncIterable<string> {
-  const job = new JobStore(ctx.stateDir).get(name);
-  return getBackend(job.backend).logs(job, ctx, options);
+export async function* logs(name: string, ctx: Context, options: LogOptions): AsyncIterable<string> {
+  const job = await findJob(name, ctx);
+  yield* getBackend(job.backend).logs(job, ctx, options);
 }
 
 /** Ask a job to stop; resolves with its record once the request is made. */
 export async function stop(name: string, ctx: Context): Promise<JobRecord> {
-  const job = new JobStore(ctx.stateDir).get(name);
+  const job = await findJob(name, ctx);
   const backend = getBackend(job.backend);
   if (isFinal(job.state)) throw new UserError(`Job ${name} has already ended (${job.state}).`, undefined, 1);
   await backend.stop(job, ctx);

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DescribeTrainingJobResponse } from "@aws-sdk/client-sagemaker";
+import { awsConfigured } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { isFinal, JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
@@ -164,6 +165,37 @@ export const sagemakerBackend = {
       }
       interval = Math.min(interval * 1.5, 30_000);
     }
+  },
+
+  async lookup(name, ctx) {
+    if (!awsConfigured(ctx.env)) return undefined;
+    let answer: DescribeTrainingJobResponse;
+    try {
+      const { sagemaker, sdk } = await awsFor(ctx);
+      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: name }), { abortSignal: ctx.signal });
+    } catch {
+      return undefined; // no such job, or no AWS to ask: the caller says the name is unknown
+    }
+    const outputPath = answer.OutputDataConfig?.S3OutputPath?.replace(/\/+$/, "") ?? "";
+    const created = new Date(answer.CreationTime ?? Date.now()).toISOString();
+    // What is known of a job started elsewhere: its settings as SageMaker reports them; its code is not here.
+    const record: JobRecord = {
+      name,
+      backend: "sagemaker",
+      state: "queued",
+      spec: {
+        artifact: { kind: "script", dir: "", entry: "", isFolder: false },
+        backend: "sagemaker",
+        settings: { instance_type: answer.ResourceConfig?.InstanceType ?? "", instance_count: answer.ResourceConfig?.InstanceCount ?? 1, use_spot: answer.EnableManagedSpotTraining ?? false, poll_interval: 5 },
+        hyperparameters: { ...answer.HyperParameters },
+        inputs: Object.fromEntries((answer.InputDataConfig ?? []).map((channel) => [channel.ChannelName ?? "", channel.DataSource?.S3DataSource?.S3Uri ?? ""])),
+        outputPath,
+      },
+      createdAt: created,
+      jobOutput: outputPath ? joinLocation(outputPath, name) : "",
+      provider: { arn: answer.TrainingJobArn ?? "", region: (await awsFor(ctx)).region, image: answer.AlgorithmSpecification?.TrainingImage ?? "", role: answer.RoleArn ?? "" },
+    };
+    return new JobStore(ctx.stateDir).save({ ...record, ...changesFrom(answer, record) });
   },
 
   async stop(job, ctx) {

@@ -4,6 +4,7 @@
  * with exactly what a job needs: its output path (and inputs and checkpoints)
  * in S3, reading its image from ECR, and writing its logs.
  */
+import path from "node:path";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { parseS3 } from "../../storage/s3.js";
@@ -47,9 +48,10 @@ export function rolePolicy(spec: JobSpec, where: { account: string; region: stri
 }
 
 /** The command that creates the default role, as `fit` suggests it. */
-export function createRoleCommand(spec: JobSpec): string {
-  const artifact = spec.artifact.isFolder ? spec.artifact.dir : `${spec.artifact.dir}/${spec.artifact.entry}`;
-  return `alekseylearn init ${artifact} --backend sagemaker --create-role --config.output_path=${spec.outputPath}`;
+export function createRoleCommand(spec: JobSpec, cwd: string): string {
+  const full = spec.artifact.isFolder ? spec.artifact.dir : path.join(spec.artifact.dir, spec.artifact.entry);
+  const artifact = path.relative(cwd, full) || ".";
+  return `alekseylearn init ${artifact.startsWith("..") ? full : artifact}${spec.artifact.isFolder ? ` --entry ${spec.artifact.entry}` : ""} --backend sagemaker --create-role --config.output_path=${spec.outputPath}`;
 }
 
 /** The role ARN the job runs as; a UserError naming the command that creates it when the named role is missing. */
@@ -64,7 +66,7 @@ export async function resolveRole(spec: JobSpec, ctx: Context): Promise<string> 
     return found.Role?.Arn ?? roleArnFor(spec, account, partition);
   } catch (err) {
     if (errorName(err) === "NoSuchEntityException" || errorName(err) === "NoSuchEntity") {
-      throw failure(`The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`, `Create it with: ${createRoleCommand(spec)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`);
+      throw failure(`The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`, `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`);
     }
     throw awsError(err, `looking up the IAM role ${name}`);
   }
