@@ -32,7 +32,7 @@ export function pipBuildArgs(env: Context["env"], warn: (message: string) => voi
 }
 
 /** Build the training image of `spec` as `tag`; progress goes to the reporter and the whole build log to a file under the cache. */
-export async function buildTrainingImage(spec: JobSpec, options: { tag: string; gpu: boolean }, ctx: Context): Promise<BuildResult & { baseImage: string }> {
+export async function buildTrainingImage(spec: JobSpec, options: { tag: string; gpu: boolean; onStarted?: () => void }, ctx: Context): Promise<BuildResult & { baseImage: string }> {
   await requireDaemon(ctx.env);
   const baseImage = baseImageFor(spec, options.gpu);
   const dir = path.join(ctx.cacheDir, "build");
@@ -50,6 +50,7 @@ export async function buildTrainingImage(spec: JobSpec, options: { tag: string; 
       buildArgs: pipBuildArgs(ctx.env, (message) => ctx.reporter.warn(message)),
       env: ctx.env,
       signal: ctx.signal,
+      ...(options.onStarted ? { onStarted: options.onStarted } : {}),
       onLine: (line) => {
         log.write(line + "\n");
         if (/^Step \d+\/\d+ : /.test(line)) ctx.reporter.info(line.length > 120 ? line.slice(0, 119) + "…" : line);

@@ -27,10 +27,11 @@ export interface DockerResult {
 /** Run `docker ARGS`, feeding `input` on stdin; `onLine` sees each line of stdout and stderr as it comes. */
 export function docker(
   args: readonly string[],
-  options: { env: Env; cwd?: string; input?: string | Readable; onLine?: (line: string) => void; signal?: AbortSignal },
+  options: { env: Env; cwd?: string; input?: string | Readable; onLine?: (line: string) => void; signal?: AbortSignal; onStarted?: () => void },
 ): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn("docker", args, { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv, stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
+    child.once("spawn", () => options.onStarted?.());
     let stdout = "";
     const tail = new LineTail(20);
     const lines = new LineTail(1);
@@ -84,7 +85,7 @@ export interface BuildResult {
 
 /** Build the image from the build context in the tar file `contextTar` (its Dockerfile at the top) as `tag`; build log lines go to `onLine`. */
 export async function buildImage(
-  options: { contextTar: string; tag: string; buildArgs?: Record<string, string>; env: Env; onLine?: (line: string) => void; signal?: AbortSignal },
+  options: { contextTar: string; tag: string; buildArgs?: Record<string, string>; env: Env; onLine?: (line: string) => void; signal?: AbortSignal; onStarted?: () => void },
 ): Promise<BuildResult> {
   const args = ["build", "--network", "host", "--tag", options.tag];
   // Build args are passed by name only, their values through the environment, so none shows in a process list.
@@ -109,6 +110,7 @@ export async function buildImage(
     env,
     input: fs.createReadStream(options.contextTar),
     signal: options.signal,
+    ...(options.onStarted ? { onStarted: options.onStarted } : {}),
     onLine: (line) => {
       const header = /^Step \d+\/\d+ : (\S+)/.exec(line);
       if (header) {

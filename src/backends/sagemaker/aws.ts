@@ -14,8 +14,7 @@ import { failure } from "../../errors.js";
 /** The clients of one context, and who the caller is. */
 export interface Aws {
   region: string;
-  sagemaker: SageMakerClient;
-  sdk: typeof import("@aws-sdk/client-sagemaker");
+  sagemaker: () => Promise<{ client: SageMakerClient; sdk: typeof import("@aws-sdk/client-sagemaker") }>;
   ecr: () => Promise<{ client: ECRClient; sdk: typeof import("@aws-sdk/client-ecr") }>;
   iam: () => Promise<{ client: IAMClient; sdk: typeof import("@aws-sdk/client-iam") }>;
   logs: () => Promise<{ client: CloudWatchLogsClient; sdk: typeof import("@aws-sdk/client-cloudwatch-logs") }>;
@@ -32,12 +31,13 @@ function once<T>(make: () => Promise<T>): () => Promise<T> {
 
 async function makeAws(ctx: Context): Promise<Aws> {
   const env = ctx.env;
-  const sdk = await import("@aws-sdk/client-sagemaker");
-  const sagemaker = new sdk.SageMakerClient(await awsClientConfig(env, "SAGEMAKER"));
+  // Each SDK module loads only when its service is first used: they are large, and loading them all would slow every command.
   return {
     region: awsRegion(env),
-    sagemaker,
-    sdk,
+    sagemaker: once(async () => {
+      const sdk = await import("@aws-sdk/client-sagemaker");
+      return { client: new sdk.SageMakerClient(await awsClientConfig(env, "SAGEMAKER")), sdk };
+    }),
     ecr: once(async () => {
       const ecr = await import("@aws-sdk/client-ecr");
       return { client: new ecr.ECRClient(await awsClientConfig(env, "ECR")), sdk: ecr };

@@ -78,16 +78,21 @@ function rememberPushed(ctx: Context, uri: string, imageId: string, digest: stri
   fs.renameSync(tmp, pushedFile(ctx));
 }
 
-/** The repository's URI, creating the repository when it is missing (and saying so). */
-async function ensureRepository(name: string, ctx: Context): Promise<string> {
+/** The repository's URI, or undefined when there is no such repository. */
+async function findRepository(name: string, ctx: Context): Promise<string | undefined> {
   const { client, sdk } = await (await awsFor(ctx)).ecr();
   try {
     const found = await client.send(new sdk.DescribeRepositoriesCommand({ repositoryNames: [name] }), { abortSignal: ctx.signal });
-    const uri = found.repositories?.[0]?.repositoryUri;
-    if (uri) return uri;
+    return found.repositories?.[0]?.repositoryUri;
   } catch (err) {
-    if (errorName(err) !== "RepositoryNotFoundException") throw awsError(err, `looking up the ECR repository ${name}`);
+    if (errorName(err) === "RepositoryNotFoundException") return undefined;
+    throw awsError(err, `looking up the ECR repository ${name}`);
   }
+}
+
+/** Create the repository (and say so); returns its URI. */
+async function createRepository(name: string, ctx: Context): Promise<string> {
+  const { client, sdk } = await (await awsFor(ctx)).ecr();
   ctx.reporter.info(`Creating the ECR repository ${name}: this artifact has not been pushed from this account and region before.`);
   try {
     const made = await client.send(new sdk.CreateRepositoryCommand({ repositoryName: name, imageScanningConfiguration: { scanOnPush: false }, tags: [{ Key: "alekseylearn:repository", Value: "training-images" }] }), { abortSignal: ctx.signal });
@@ -113,14 +118,30 @@ async function authorization(ctx: Context): Promise<{ token: string; user: strin
   }
 }
 
-/** Build the job's image and put it in ECR; returns it by digest. */
-export async function pushTrainingImage(spec: JobSpec, ctx: Context): Promise<PushedImage> {
+/**
+ * Build the job's image and put it in ECR; returns it by digest. ECR is asked
+ * its read-only questions while Docker builds, but nothing is created or pushed
+ * until the build has succeeded and `gate` (the caller's own checks) has
+ * resolved true: a Dockerfile that does not build, or a missing role, leaves
+ * nothing behind in AWS.
+ */
+export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { gate?: Promise<boolean>; onBuildStarted?: () => void } = {}): Promise<PushedImage> {
   const repository = repositoryName(spec);
   const local = `${repository}:latest`;
-  // The build comes first: a Dockerfile or environment that does not build leaves nothing behind in AWS.
-  const built = await buildTrainingImage(spec, { tag: local, gpu: isGpuInstance(String(spec.settings.instance_type)) }, ctx);
-  const uri = registryOverride(await ensureRepository(repository, ctx), ctx.env);
-  const auth = await authorization(ctx);
+  let found: Promise<string | undefined> | undefined;
+  let authorized: Promise<{ token: string; user: string; password: string }> | undefined;
+  // Loading an SDK module holds the one JavaScript thread, so ECR is asked only once Docker runs on its own.
+  const askEcr = (): void => {
+    found = findRepository(repository, ctx);
+    authorized = authorization(ctx);
+    for (const pending of [found, authorized]) pending.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
+    options.onBuildStarted?.();
+  };
+  const built = await buildTrainingImage(spec, { tag: local, gpu: isGpuInstance(String(spec.settings.instance_type)), onStarted: askEcr }, ctx);
+  const gate = options.gate ?? Promise.resolve(true);
+  if (!(await gate)) throw failure("Stopped before pushing: the checks before it failed.");
+  const uri = registryOverride((await found!) ?? (await createRepository(repository, ctx)), ctx.env);
+  const auth = await authorized!;
   const host = hostOf(uri);
   const known = readPushed(ctx)[uri]?.[built.imageId];
   if (known && (await registryHas(host, repository, known, auth.token))) {

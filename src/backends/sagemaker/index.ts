@@ -37,8 +37,7 @@ export function stateOf(status: string | undefined, secondary: string | undefine
 
 /** Create the job; a retried request whose first try did reach SageMaker finds its own job instead of launching a second. */
 async function createJob(request: ReturnType<typeof trainingJobRequest>, submissionId: string, ctx: Context): Promise<string> {
-  const aws = await awsFor(ctx);
-  const { sagemaker, sdk } = aws;
+  const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
   try {
     const created = await sagemaker.send(new sdk.CreateTrainingJobCommand(request), { abortSignal: ctx.signal });
     return created.TrainingJobArn ?? "";
@@ -94,14 +93,34 @@ export const sagemakerBackend = {
   async submit(job, ctx, options) {
     const { spec } = job;
     const store = new JobStore(ctx.stateDir);
-    // Who and which role come first: they need no build, and their errors say exactly what to do.
     const aws = await awsFor(ctx);
-    await aws.identity();
-    const roleArn = await resolveRole(spec, ctx);
+    // Who you are and the role are checked while Docker builds; the image goes to ECR only once both have passed.
+    const checks = new AbortController();
+    const signal = ctx.signal ? AbortSignal.any([ctx.signal, checks.signal]) : checks.signal;
+    let roleChecked!: (ok: boolean) => void;
+    const gate = new Promise<boolean>((resolve) => (roleChecked = resolve));
+    let buildStarted!: () => void;
+    const started = new Promise<void>((resolve) => (buildStarted = resolve));
+    const pushing = pushTrainingImage(spec, { ...ctx, signal }, { gate, onBuildStarted: buildStarted });
+    pushing.catch(() => {}); // awaited below, after the role
+    // Loading the SDK modules holds the JavaScript thread: they load once Docker is building (or could not start).
+    await Promise.race([started, pushing.then(() => {}, () => {})]);
+    const role = aws.identity().then(() => resolveRole(spec, ctx));
+    void aws.sagemaker().catch(() => {});
+    let roleArn: string;
+    try {
+      roleArn = await role;
+      roleChecked(true);
+    } catch (err) {
+      checks.abort();
+      roleChecked(false);
+      await pushing.catch(() => {});
+      throw err;
+    }
     if (/AmazonSageMaker-ExecutionRole/.test(roleArn) && !spec.outputPath.includes("sagemaker")) {
       ctx.reporter.warn(`${roleArn} is a role SageMaker created, which may only write to S3 keys containing "sagemaker"; ${spec.outputPath} has no such part, so the model upload may be denied.`);
     }
-    const pushed = await pushTrainingImage(spec, ctx);
+    const pushed = await pushing;
     const submission = randomUUID();
     const request = trainingJobRequest(spec, { name: job.name, image: pushed.image, roleArn, submissionId: submission, version: VERSION });
     ctx.reporter.info(`Creating the training job ${job.name} on ${request.ResourceConfig?.InstanceCount} × ${request.ResourceConfig?.InstanceType} in ${aws.region}…`);
@@ -116,7 +135,7 @@ export const sagemakerBackend = {
     const store = new JobStore(ctx.stateDir);
     const record = store.find(job.name) ?? job;
     if (isFinal(record.state) || !record.provider?.arn) return record;
-    const { sagemaker, sdk } = await awsFor(ctx);
+    const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
     let answer: DescribeTrainingJobResponse;
     try {
       answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: record.name }), { abortSignal: ctx.signal });
@@ -171,7 +190,7 @@ export const sagemakerBackend = {
     if (!awsConfigured(ctx.env)) return undefined;
     let answer: DescribeTrainingJobResponse;
     try {
-      const { sagemaker, sdk } = await awsFor(ctx);
+      const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
       answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: name }), { abortSignal: ctx.signal });
     } catch {
       return undefined; // no such job, or no AWS to ask: the caller says the name is unknown
@@ -199,7 +218,7 @@ export const sagemakerBackend = {
   },
 
   async stop(job, ctx) {
-    const { sagemaker, sdk } = await awsFor(ctx);
+    const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
     try {
       await sagemaker.send(new sdk.StopTrainingJobCommand({ TrainingJobName: job.name }), { abortSignal: ctx.signal });
     } catch (err) {
