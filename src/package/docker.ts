@@ -141,7 +141,7 @@ export function privateDockerConfig(env: Env): { env: Record<string, string | un
 export async function login(registry: string, user: string, password: string, env: Env): Promise<void> {
   const result = await docker(["login", "--username", user, "--password-stdin", registry], { env, input: password });
   if (result.code !== 0) {
-    throw failure(`docker login to ${registry} failed.`, "Check that your AWS credentials may call ecr:GetAuthorizationToken.", result.tail.filter((line) => !line.includes(password)).slice(-3));
+    throw failure(`docker login to ${registry} failed.`, "Check that the registry answers (ECR's, or ALEKSEYLEARN_REGISTRY when set) and that your AWS identity may call ecr:GetAuthorizationToken.", result.tail.filter((line) => !line.includes(password)).slice(-3));
   }
 }
 

@@ -103,6 +103,17 @@ async function createRepository(name: string, ctx: Context): Promise<string> {
   }
 }
 
+/** Remove a repository this run created (and left empty), saying so; a failure to do so is only reported. */
+async function deleteRepository(name: string, ctx: Context): Promise<void> {
+  const { client, sdk } = await (await awsFor(ctx)).ecr();
+  try {
+    await client.send(new sdk.DeleteRepositoryCommand({ repositoryName: name, force: true }));
+    ctx.reporter.info(`Removed the ECR repository ${name} again: nothing was pushed to it.`);
+  } catch (err) {
+    ctx.reporter.warn(`Could not remove the empty ECR repository ${name}: ${(err as Error).message}`);
+  }
+}
+
 /** ECR's registry token, as `AWS:password` in base64, and the password alone. */
 async function authorization(ctx: Context): Promise<{ token: string; user: string; password: string }> {
   const { client, sdk } = await (await awsFor(ctx)).ecr();
@@ -140,7 +151,8 @@ export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { 
   const built = await buildTrainingImage(spec, { tag: local, gpu: isGpuInstance(String(spec.settings.instance_type)), onStarted: askEcr }, ctx);
   const gate = options.gate ?? Promise.resolve(true);
   if (!(await gate)) throw failure("Stopped before pushing: the checks before it failed.");
-  const uri = registryOverride((await found!) ?? (await createRepository(repository, ctx)), ctx.env);
+  const existing = await found!;
+  const uri = registryOverride(existing ?? (await createRepository(repository, ctx)), ctx.env);
   const auth = await authorized!;
   const host = hostOf(uri);
   const known = readPushed(ctx)[uri]?.[built.imageId];
@@ -159,6 +171,10 @@ export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { 
     ctx.reporter.info(`Pushed ${uri}@${pushed.digest}: ${pushed.layersPushed} layer(s) sent, ${pushed.layersExisting} already there.`);
     rememberPushed(ctx, uri, built.imageId, pushed.digest);
     return { image: `${uri}@${pushed.digest}`, stepsRun: built.stepsRun, layersPushed: pushed.layersPushed, reused: false };
+  } catch (err) {
+    // A repository made for this push and left empty would be half-made remote state: remove it.
+    if (!existing) await deleteRepository(repository, ctx);
+    throw err;
   } finally {
     config.dispose();
   }
