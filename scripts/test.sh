@@ -9,7 +9,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-# What the local backend needs from the system (bubblewrap for a private /opt/ml).
+# What the tests need from the system (bubblewrap, the AWS CLI, Docker, a registry, debootstrap).
 bash scripts/test-services.sh install
 
 rm -rf dist   # no stale test files from deleted sources
@@ -23,9 +23,20 @@ if [ -z "${PIP_INDEX_URL:-}" ] && [ -d /opt/pypi/simple ]; then
 fi
 # The AWS SDK must never look for instance credentials at the link-local metadata address from a test.
 export AWS_EC2_METADATA_DISABLED=true
+# The pinned AWS SDK runs on Node 20; its notice about future releases is noise in test output.
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 # Environments built by the tests are cached here between runs (and thrown away with the clone).
 export ALEKSEYLEARN_TEST_CACHE="${ALEKSEYLEARN_TEST_CACHE:-$PWD/.cache/test}"
 mkdir -p "$ALEKSEYLEARN_TEST_CACHE"
+
+# The Docker-side servers (dockerd, a registry, the wheel index over http, a base image), on
+# loopback, stopped however the run ends.
+services=$(mktemp -d /tmp/alekseylearn-services-XXXXXX)
+trap 'bash scripts/test-services.sh stop "$services"; rm -rf "$services"' EXIT
+trap 'exit 130' INT TERM
+bash scripts/test-services.sh start "$services"
+# shellcheck disable=SC1091
+source "$services/env"
 
 mapfile -t tests < <(find dist/test -name '*.test.js' | sort)
 node --test --test-reporter=spec "${tests[@]}"

@@ -39,14 +39,14 @@ export function stateOf(status: string | undefined, secondary: string | undefine
 async function createJob(request: ReturnType<typeof trainingJobRequest>, submissionId: string, ctx: Context): Promise<string> {
   const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
   try {
-    const created = await sagemaker.send(new sdk.CreateTrainingJobCommand(request), { abortSignal: ctx.signal });
+    const created = await sagemaker.send(new sdk.CreateTrainingJobCommand(request));
     return created.TrainingJobArn ?? "";
   } catch (err) {
     if (errorName(err) !== "ResourceInUse") throw awsError(err, `creating the training job ${request.TrainingJobName}`);
     // The name is taken: by this very submission when its tag says so (an earlier try got through), else by another job.
-    const existing = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: request.TrainingJobName }), { abortSignal: ctx.signal });
+    const existing = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: request.TrainingJobName }));
     const arn = existing.TrainingJobArn ?? "";
-    const tags = await sagemaker.send(new sdk.ListTagsCommand({ ResourceArn: arn }), { abortSignal: ctx.signal });
+    const tags = await sagemaker.send(new sdk.ListTagsCommand({ ResourceArn: arn }));
     if (tags.Tags?.some((tag) => tag.Key === SUBMISSION_TAG && tag.Value === submissionId)) return arn;
     throw failure(`SageMaker already has a training job named ${request.TrainingJobName}.`, "Training job names are unique per account and region; pick another with --name.");
   }
@@ -138,7 +138,7 @@ export const sagemakerBackend = {
     const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
     let answer: DescribeTrainingJobResponse;
     try {
-      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: record.name }), { abortSignal: ctx.signal });
+      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: record.name }));
     } catch (err) {
       throw awsError(err, `asking SageMaker about ${record.name}`);
     }
@@ -153,7 +153,7 @@ export const sagemakerBackend = {
   },
 
   async *logs(job, ctx, options) {
-    const log = new TrainingLog(job.name, ctx);
+    const log = new TrainingLog(job.name, ctx, options.signal);
     const base = Number(job.spec.settings.poll_interval ?? 5) * 1000;
     let interval = base;
     let said = "";
@@ -167,7 +167,13 @@ export const sagemakerBackend = {
           interval = base;
         }
       }
-      const lines = await log.read();
+      let lines: string[];
+      try {
+        lines = await log.read();
+      } catch (err) {
+        if (options.signal?.aborted) return; // stopped following while CloudWatch made us wait
+        throw err;
+      }
       yield* lines;
       if (lines.length) interval = base;
       if (!options.follow) return;
@@ -191,7 +197,7 @@ export const sagemakerBackend = {
     let answer: DescribeTrainingJobResponse;
     try {
       const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
-      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: name }), { abortSignal: ctx.signal });
+      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: name }));
     } catch {
       return undefined; // no such job, or no AWS to ask: the caller says the name is unknown
     }
@@ -220,7 +226,7 @@ export const sagemakerBackend = {
   async stop(job, ctx) {
     const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
     try {
-      await sagemaker.send(new sdk.StopTrainingJobCommand({ TrainingJobName: job.name }), { abortSignal: ctx.signal });
+      await sagemaker.send(new sdk.StopTrainingJobCommand({ TrainingJobName: job.name }));
     } catch (err) {
       throw awsError(err, `stopping ${job.name}`);
     }

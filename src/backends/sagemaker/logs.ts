@@ -24,9 +24,11 @@ export class TrainingLog {
   /** Extra wait after CloudWatch throttled us, doubled each time, reset on success. */
   private backoffMs = 0;
 
+  /** `signal` (the reader's, not the command's) ends a wait for CloudWatch's throttling. */
   constructor(
     private readonly jobName: string,
     private readonly ctx: Context,
+    private readonly signal?: AbortSignal,
   ) {}
 
   /** Call `request`, waiting and retrying while CloudWatch throttles. */
@@ -39,7 +41,7 @@ export class TrainingLog {
       } catch (err) {
         if (!isThrottle(err)) throw err;
         this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 500), 30_000);
-        await sleep(this.backoffMs, undefined, { signal: this.ctx.signal });
+        await sleep(this.backoffMs, undefined, { signal: this.signal });
       }
     }
   }
@@ -49,7 +51,7 @@ export class TrainingLog {
     const { client, sdk } = await (await awsFor(this.ctx)).logs();
     let nextToken: string | undefined;
     do {
-      const page = await this.call(() => client.send(new sdk.DescribeLogStreamsCommand({ logGroupName: LOG_GROUP, logStreamNamePrefix: `${this.jobName}/`, nextToken }), { abortSignal: this.ctx.signal }));
+      const page = await this.call(() => client.send(new sdk.DescribeLogStreamsCommand({ logGroupName: LOG_GROUP, logStreamNamePrefix: `${this.jobName}/`, nextToken })));
       for (const stream of page.logStreams ?? []) if (stream.logStreamName && !this.streams.has(stream.logStreamName)) this.streams.set(stream.logStreamName, undefined);
       nextToken = page.nextToken;
     } while (nextToken);
@@ -73,7 +75,7 @@ export class TrainingLog {
       for (;;) {
         let page;
         try {
-          page = await this.call(() => client.send(new sdk.GetLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, startFromHead: true, ...(next ? { nextToken: next } : {}) }), { abortSignal: this.ctx.signal }));
+          page = await this.call(() => client.send(new sdk.GetLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, startFromHead: true, ...(next ? { nextToken: next } : {}) })));
         } catch (err) {
           throw awsError(err, `reading the log of ${this.jobName}`);
         }

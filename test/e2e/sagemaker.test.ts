@@ -1,0 +1,269 @@
+/**
+ * The SageMaker backend end to end through the CLI. What stands in for AWS,
+ * named in each test: moto (STS, IAM, ECR's API, S3, CloudWatch Logs), a real
+ * docker-registry for ECR's registry, the real dockerd that builds and pushes,
+ * and a fake SageMaker (test/servers/sagemaker-fake.ts: checks every request
+ * against botocore's published SageMaker model and steps each job through its
+ * lifecycle by running the pushed image with the local container runner),
+ * because moto reports every job Completed at once and writes no model.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { copyExample, cliEnv, runCli, startCli, waitFor } from "../helpers/cli.js";
+import { dockerTestEnv, registryHas } from "../helpers/docker.js";
+import { freePort, startMoto, type Moto } from "../helpers/servers.js";
+import { listTree, writeTree } from "../helpers/tree.js";
+import { startFakeSageMaker } from "../servers/sagemaker-fake.js";
+
+const OUTPUT = "s3://bucket/sagemaker/runs";
+const ROLE = "alekseylearn_sagemaker_role";
+const docker = dockerTestEnv();
+let moto: Moto;
+let fake: Awaited<ReturnType<typeof startFakeSageMaker>>;
+
+/** The AWS CLI against moto (the test's own hands, not the product's). */
+function aws(args: string[]): string {
+  const result = spawnSync("aws", [...args, "--endpoint-url", moto.url, "--output", "json"], { env: { ...process.env, ...awsKeys() }, encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`aws ${args.join(" ")}: ${result.stderr}`);
+  return result.stdout;
+}
+
+function awsKeys(): Record<string, string> {
+  return { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_REGION: "us-east-1", AWS_DEFAULT_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" };
+}
+
+/** The CLI's environment: moto for AWS, the fake for SageMaker, the local registry for ECR's, a home without ~/.aws. */
+function sagemakerEnv(extra: Record<string, string> = {}): ReturnType<typeof cliEnv> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "aws-home-"));
+  return cliEnv({
+    ...awsKeys(),
+    HOME: home,
+    AWS_ENDPOINT_URL: moto.url,
+    AWS_ENDPOINT_URL_SAGEMAKER: fake.url,
+    ALEKSEYLEARN_REGISTRY: docker.registry,
+    DOCKER_HOST: docker.DOCKER_HOST,
+    PIP_INDEX_URL: docker.pipIndex,
+    ...extra,
+  });
+}
+
+const FAST = ["--config.poll_interval=0.2"];
+
+before(async () => {
+  moto = await startMoto();
+  fake = await startFakeSageMaker({ moto: moto.url, dockerEnv: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST } });
+  aws(["s3", "mb", "s3://bucket"]);
+  const trust = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }] });
+  aws(["iam", "create-role", "--role-name", ROLE, "--assume-role-policy-document", trust]);
+});
+
+after(async () => {
+  await fake?.stop();
+  await moto?.stop();
+});
+
+/** The training jobs the fake SageMaker was asked to create. */
+function trainingJobs(): string[] {
+  return fake.requests.filter((r) => r.target === "CreateTrainingJob").map((r) => String(r.body.TrainingJobName));
+}
+
+function created(name: string): Record<string, unknown> {
+  const request = fake.requests.find((r) => r.target === "CreateTrainingJob" && (r.body as { TrainingJobName: string }).TrainingJobName === name);
+  assert.ok(request, `CreateTrainingJob for ${name} reached the fake SageMaker`);
+  return request.body as Record<string, unknown>;
+}
+
+test("moto + registry + fake SageMaker: the seed's two commands on examples/iris leave the model's files in the current folder", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.equal(job.state, "completed");
+  assert.equal(job.model, `${OUTPUT}/${job.name}/output/model.tar.gz`);
+  assert.match(fit.stderr, /\[sagemaker\] Training: /, "SecondaryStatus transitions are printed with their messages");
+  assert.match(fit.stderr, /training on 112 samples/, "the job's CloudWatch log is streamed");
+  assert.match(fit.stderr, /\[sagemaker\] completed; billable time \d+ s/);
+
+  // The request, field by field where the seed's command decides it.
+  const request = created(job.name);
+  const image = (request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+  assert.match(image, new RegExp(`^${docker.registry.replace(/\./g, "\\.")}/alekseylearn/train@sha256:[0-9a-f]{64}$`));
+  assert.ok(await registryHas("alekseylearn/train", image.split("@")[1]!), "the job's image, by digest, is in the registry");
+  assert.equal(request.RoleArn, `arn:aws:iam::123456789012:role/${ROLE}`);
+  assert.deepEqual(request.ResourceConfig, { InstanceType: "ml.c4.2xlarge", InstanceCount: 1, VolumeSizeInGB: 30 });
+  assert.deepEqual(request.OutputDataConfig, { S3OutputPath: OUTPUT });
+  assert.ok((request.Tags as { Key: string }[]).some((tag) => tag.Key === "alekseylearn:submission"));
+
+  const fetch = await runCli(["fetch", OUTPUT], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.ok(fs.existsSync(path.join(dir, "model.joblib")), `model.joblib in the current folder; it has ${listTree(dir).join(", ")}`);
+  assert.ok(!listTree(dir).includes("Dockerfile"), "fit wrote nothing into the project folder");
+});
+
+test("moto + registry + fake SageMaker: a resubmission of unchanged code builds and pushes nothing; settings reach CreateTrainingJob", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const args = ["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST, "--json", "--detach"];
+  const first = await runCli(args, { cwd: dir, env });
+  assert.equal(first.code, 0, first.stderr);
+  const again = await runCli([...args, "--config.train_instance_type=ml.g5.xlarge", "--config.use_spot=true", "--config.max_runtime=2h", "--config.checkpoint_s3_uri=s3://bucket/ckpt", "--hyperparameter.C=0.5", "--input.train=s3://bucket/data", "--config.base_image=python:3.11-slim", "--config.tags=team=ml"], { cwd: dir, env });
+  assert.equal(again.code, 0, again.stderr);
+  const job = JSON.parse(again.stdout);
+  assert.equal(job.provider.stepsRun, "0", "no build step ran");
+  assert.equal(job.provider.layersPushed, "0", "no layer was pushed");
+  assert.match(again.stderr, /nothing to push/);
+  const request = created(job.name);
+  assert.deepEqual(request.ResourceConfig, { InstanceType: "ml.g5.xlarge", InstanceCount: 1, VolumeSizeInGB: 30 });
+  assert.deepEqual(request.StoppingCondition, { MaxRuntimeInSeconds: 7200, MaxWaitTimeInSeconds: 7200 });
+  assert.equal(request.EnableManagedSpotTraining, true);
+  assert.deepEqual(request.CheckpointConfig, { S3Uri: "s3://bucket/ckpt", LocalPath: "/opt/ml/checkpoints" });
+  assert.deepEqual(request.HyperParameters, { C: "0.5" });
+  assert.deepEqual((request.InputDataConfig as { ChannelName: string }[]).map((channel) => channel.ChannelName), ["train"]);
+  assert.ok((request.Tags as { Key: string; Value: string }[]).some((tag) => tag.Key === "team" && tag.Value === "ml"));
+  await runCli(["stop", job.name], { cwd: dir, env });
+});
+
+test("fake SageMaker: a job that fails remotely shows its failure reason and last log lines, and exits 1", async () => {
+  const dir = path.join(writeTree({ "broken/train.py": "print('loading data')\nraise ValueError('no data in /opt/ml/input')\n", "broken/requirements.txt": "" }), "broken");
+  const { env } = sagemakerEnv();
+  const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST], { cwd: dir, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /failed: AlgorithmError: .*ValueError: no data in \/opt\/ml\/input/);
+  assert.match(result.stderr, /loading data/, "the last lines of the job's log are shown");
+});
+
+test("fake SageMaker: Ctrl-C detaches and says how to reattach; logs, status and stop work on the job", async () => {
+  const dir = path.join(writeTree({ "slow/train.py": "import time\nprint('started', flush=True)\ntime.sleep(120)\n", "slow/requirements.txt": "" }), "slow");
+  const { env } = sagemakerEnv();
+  const run = startCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST], { cwd: dir, env });
+  await waitFor(() => run.output().includes("started"), "the job to start", 180_000);
+  run.child.kill("SIGINT");
+  const result = await run.done;
+  assert.equal(result.code, 0, result.stderr);
+  const name = /Job (\S+) \(sagemaker backend\)/.exec(result.stderr)![1]!;
+  assert.match(result.stdout, new RegExp(`alekseylearn logs ${name} --follow`));
+  assert.match(result.stdout, new RegExp(`alekseylearn stop ${name}`));
+  const status = await runCli(["status", name, "--json"], { cwd: dir, env });
+  assert.equal(JSON.parse(status.stdout).state, "running", "the job goes on after Ctrl-C");
+  const logs = await runCli(["logs", name], { cwd: dir, env });
+  assert.match(logs.stdout, /started/);
+  const stop = await runCli(["stop", name], { cwd: dir, env });
+  assert.equal(stop.code, 0, stop.stderr);
+  const followed = await runCli(["logs", name, "--follow"], { cwd: dir, env });
+  assert.match(followed.stdout + followed.stderr, /Stopped/);
+  assert.equal(JSON.parse((await runCli(["status", name, "--json"], { cwd: dir, env })).stdout).state, "stopped");
+});
+
+test("fake SageMaker: status, logs and fetch by name for a job this machine has no record of", async () => {
+  const dir = copyExample("iris");
+  const first = sagemakerEnv();
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST, "--json"], { cwd: dir, env: first.env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const name = JSON.parse(fit.stdout).name as string;
+  const elsewhere = sagemakerEnv(); // a fresh state folder: another machine
+  const status = await runCli(["status", name, "--json"], { cwd: dir, env: elsewhere.env });
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(JSON.parse(status.stdout).state, "completed");
+  const logs = await runCli(["logs", name], { cwd: dir, env: elsewhere.env });
+  assert.match(logs.stdout, /training on 112 samples/);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", name, "--to", to], { cwd: dir, env: sagemakerEnv().env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.ok(fs.existsSync(path.join(to, "model.joblib")));
+});
+
+test("moto: a missing role names the command that creates it, and nothing is built, created or pushed", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const before = trainingJobs().length;
+  const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.role_name=missing_role"], { cwd: dir, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /The IAM role missing_role does not exist/);
+  assert.match(result.stderr, /alekseylearn init train\.py --backend sagemaker --create-role --config\.output_path=s3:\/\/bucket\/sagemaker\/runs/);
+  assert.equal(trainingJobs().length, before);
+  assert.equal(fake.requests.filter((r) => r.target === "CreateTrainingJob" && JSON.stringify(r.body).includes("missing_role")).length, 0);
+});
+
+test("moto: init --create-role makes a role SageMaker may assume, allowed the output path, alekseylearn images and its logs", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const result = await runCli(["init", "train.py", "--backend", "sagemaker", "--create-role", "--config.output_path=s3://models/sagemaker/x", "--config.role_name=made_by_init"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /Created the role arn:aws:iam::123456789012:role\/made_by_init/);
+  assert.ok(fs.existsSync(path.join(dir, "Dockerfile")) && fs.existsSync(path.join(dir, "alekseylearn_entrypoint.py")));
+  const role = JSON.parse(aws(["iam", "get-role", "--role-name", "made_by_init"])) as { Role: { AssumeRolePolicyDocument: { Statement: { Principal: unknown }[] } } };
+  assert.deepEqual(role.Role.AssumeRolePolicyDocument.Statement[0]!.Principal, { Service: "sagemaker.amazonaws.com" });
+  const policy = JSON.parse(aws(["iam", "get-role-policy", "--role-name", "made_by_init", "--policy-name", "alekseylearn-training"])) as { PolicyDocument: unknown };
+  const text = JSON.stringify(policy.PolicyDocument);
+  assert.match(text, /arn:aws:s3:::models\/sagemaker\/x\/\*/);
+  assert.match(text, /repository\/alekseylearn\/\*/);
+  assert.match(text, /log-group:\/aws\/sagemaker\/TrainingJobs/);
+  // The Dockerfile is the user's now: fit builds with it, and init refuses to replace an edited one.
+  fs.appendFileSync(path.join(dir, "Dockerfile"), "# edited\n");
+  const again = await runCli(["init", "train.py"], { cwd: dir, env });
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /Dockerfile already exists with other content/);
+  assert.match(fs.readFileSync(path.join(dir, "Dockerfile"), "utf8"), /# edited/);
+});
+
+test("bad input: no AWS credentials names the usual ways to provide them", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  delete env.AWS_ACCESS_KEY_ID;
+  delete env.AWS_SECRET_ACCESS_KEY;
+  const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`], { cwd: dir, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /No AWS credentials found/);
+  assert.match(result.stderr, /AWS_ACCESS_KEY_ID.*AWS_PROFILE/s);
+});
+
+test("bad input: an output path that is not s3:// is refused before anything runs", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const result = await runCli(["fit", "train.py", "--backend", "sagemaker", "--config.output_path=./runs"], { cwd: dir, env });
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /output_path must be an s3:\/\/ location on SageMaker/);
+});
+
+test("registry that refuses pushes: the push failure is shown, no job is created and the new repository is removed", async () => {
+  // A registry that answers the login check and refuses everything else.
+  const server = http.createServer((request, response) => {
+    response.writeHead(request.url === "/v2/" ? 200 : 500, { "Docker-Distribution-API-Version": "registry/2.0" });
+    response.end();
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  try {
+    const dir = copyExample("iris");
+    const { env } = sagemakerEnv({ ALEKSEYLEARN_REGISTRY: `127.0.0.1:${port}` });
+    const before = trainingJobs().length;
+    const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.repository=alekseylearn/refused"], { cwd: dir, env });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /docker push .* failed/);
+    assert.equal(trainingJobs().length, before);
+    const repositories = JSON.parse(aws(["ecr", "describe-repositories"])) as { repositories: { repositoryName: string }[] };
+    assert.ok(!repositories.repositories.some((repository) => repository.repositoryName === "alekseylearn/refused"));
+  } finally {
+    server.close();
+  }
+});
+
+test("local container runner: --config.runner=docker runs the very image SageMaker would, with the same files as the local backend", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const result = await runCli(["fit", "train.py", "--config.runner=docker", "--hyperparameter.C=0.5", "--json"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  const job = JSON.parse(result.stdout);
+  assert.equal(job.provider.runner, "docker");
+  assert.match(result.stderr, /training on 112 samples with C=0\.5/);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.deepEqual(listTree(to), ["metrics.json", "model.joblib"]);
+});

@@ -1,0 +1,44 @@
+/** The Docker-side test services (`scripts/test-services.sh start`, run by `npm test`): where they are, and what the registry holds. */
+import fs from "node:fs";
+import path from "node:path";
+
+/** Where the services are, from the environment `npm test` exports. */
+export interface DockerTestEnv {
+  DOCKER_HOST: string;
+  /** host:port of the docker-registry standing in for ECR's registry. */
+  registry: string;
+  /** The registry's storage folder. */
+  registryData: string;
+  /** The machine's wheel index over http, for pip inside image builds. */
+  pipIndex: string;
+  baseImage: string;
+}
+
+/** The services' settings; an Error (never a skip) when the suite was not started by `npm test`. */
+export function dockerTestEnv(): DockerTestEnv {
+  const env = process.env;
+  const missing = ["DOCKER_HOST", "ALEKSEYLEARN_TEST_REGISTRY", "ALEKSEYLEARN_TEST_REGISTRY_DATA", "ALEKSEYLEARN_TEST_PIP_INDEX", "ALEKSEYLEARN_TEST_BASE_IMAGE"].filter((name) => !env[name]);
+  if (missing.length) throw new Error(`${missing.join(", ")} not set: run the suite with \`npm test\`, which starts the Docker test services (scripts/test-services.sh start DIR).`);
+  return { DOCKER_HOST: env.DOCKER_HOST!, registry: env.ALEKSEYLEARN_TEST_REGISTRY!, registryData: env.ALEKSEYLEARN_TEST_REGISTRY_DATA!, pipIndex: env.ALEKSEYLEARN_TEST_PIP_INDEX!, baseImage: env.ALEKSEYLEARN_TEST_BASE_IMAGE! };
+}
+
+/** Total bytes of the blobs the registry stores. */
+export function registryBytes(): number {
+  const blobs = path.join(dockerTestEnv().registryData, "docker", "registry", "v2", "blobs");
+  if (!fs.existsSync(blobs)) return 0;
+  let total = 0;
+  for (const entry of fs.readdirSync(blobs, { recursive: true }) as string[]) {
+    const stat = fs.statSync(path.join(blobs, entry));
+    if (stat.isFile()) total += stat.size;
+  }
+  return total;
+}
+
+/** Does the registry hold `digest` of `repository`? */
+export async function registryHas(repository: string, digest: string): Promise<boolean> {
+  const response = await fetch(`http://${dockerTestEnv().registry}/v2/${repository}/manifests/${digest}`, {
+    method: "HEAD",
+    headers: { Accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+  });
+  return response.ok;
+}
