@@ -14,6 +14,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { registryBytes } from "../test/helpers/docker.js";
 import { startMoto } from "../test/helpers/servers.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -24,17 +25,6 @@ const pipIndex = process.env.ALEKSEYLEARN_TEST_PIP_INDEX;
 if (!process.env.DOCKER_HOST || !registry || !registryData || !pipIndex) {
   console.error("bench/resubmit: the Docker test services are not running; `npm run bench` starts them (scripts/test-services.sh start DIR).");
   process.exit(1);
-}
-
-/** Total size of the files under `dir` (the registry's blobs). */
-function bytesUnder(dir: string): number {
-  if (!fs.existsSync(dir)) return 0;
-  let total = 0;
-  for (const entry of fs.readdirSync(dir, { recursive: true }) as string[]) {
-    const stat = fs.statSync(path.join(dir, entry));
-    if (stat.isFile()) total += stat.size;
-  }
-  return total;
 }
 
 function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): { seconds: number; stdout: string } {
@@ -68,10 +58,10 @@ try {
   run(process.execPath, [cli, "init", "train.py", "--backend", "sagemaker", "--create-role", `--config.output_path=${output}`], { cwd: project, env });
 
   const fit = (): { seconds: number; bytes: number; steps: number; layers: number; image: string } => {
-    const before = bytesUnder(registryData);
+    const before = registryBytes();
     const { seconds, stdout } = run(process.execPath, [cli, "fit", "train.py", `--config.output_path=${output}`, "--detach", "--json"], { cwd: project, env });
     const record = JSON.parse(stdout) as { provider: Record<string, string> };
-    return { seconds, bytes: bytesUnder(registryData) - before, steps: Number(record.provider.stepsRun), layers: Number(record.provider.layersPushed), image: record.provider.image! };
+    return { seconds, bytes: registryBytes() - before, steps: Number(record.provider.stepsRun), layers: Number(record.provider.layersPushed), image: record.provider.image! };
   };
   /** The image's manifest as the registry serves it: its own size, its config's, and its layers' (compressed, as pushed). */
   const manifest = async (image: string): Promise<{ bytes: number; config: number; layers: number[] }> => {

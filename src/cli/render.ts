@@ -30,7 +30,8 @@ export function describeJob(job: JobRecord): string {
     ["Backend", job.backend],
     ["State", job.state],
     ["Reason", job.reason],
-    ["Artifact", `${job.spec.artifact.dir}/${job.spec.artifact.entry}`],
+    ["Artifact", job.spec.artifact.dir ? `${job.spec.artifact.dir}/${job.spec.artifact.entry}` : undefined],
+    ["Status", job.provider?.secondary ? `${job.provider.secondary}${job.provider.message ? ` (${job.provider.message})` : ""}` : undefined],
     ["Created", job.createdAt],
     ["Started", job.startedAt],
     ["Ended", job.endedAt],
@@ -39,6 +40,9 @@ export function describeJob(job: JobRecord): string {
     ["Model", job.model],
     ["Output data", job.output],
     ["Log", job.logFile],
+    ["Billable", job.provider?.billableSeconds ? `${job.provider.billableSeconds} s` : undefined],
+    ["Image", job.provider?.image],
+    ["ARN", job.provider?.arn],
     ["Page", job.provider?.url],
   ];
   return fields.filter(([, value]) => value).map(([key, value]) => `${(key + ":").padEnd(13)}${value}`).join("\n") + "\n";

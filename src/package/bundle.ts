@@ -1,5 +1,6 @@
 /** Which files of a project folder are its code: everything but version control, caches, outputs and environments. */
 import fs from "node:fs";
+import path from "node:path";
 
 /** Folders that are never code. */
 export const NOT_CODE = new Set([".git", "__pycache__", ".ipynb_checkpoints", "alekseylearn-output", "node_modules", ".venv", "venv", ".mypy_cache", ".pytest_cache"]);
@@ -12,4 +13,16 @@ export function codeEntries(dir: string): string[] {
 /** True for a path (relative, with /) that lies in no skipped folder and is no compiled file. */
 export function isCode(relative: string): boolean {
   return !relative.split("/").some((part) => NOT_CODE.has(part)) && !relative.endsWith(".pyc");
+}
+
+/** Every folder and file of `dir` that is code, relative with /, depth first in sorted order: the same tree always gives the same list. */
+export function codePaths(dir: string, prefix = ""): string[] {
+  const paths: string[] = [];
+  for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (!isCode(relative)) continue;
+    paths.push(relative);
+    if (entry.isDirectory()) paths.push(...codePaths(dir, relative));
+  }
+  return paths;
 }

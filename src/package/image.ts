@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as tar from "tar";
 import type { JobSpec } from "../spec/types.js";
-import { codeEntries, isCode } from "./bundle.js";
+import { codePaths } from "./bundle.js";
 import { NOTEBOOK_PACKAGES, NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "./notebook.js";
 
 /** File names of the image definition in a project folder (`alekseylearn init` writes them). */
@@ -223,15 +223,10 @@ export async function writeBuildContext(spec: JobSpec, baseImage: string, file: 
       fs.writeFileSync(path.join(staging, name), text);
       extra.push(name);
     }
-    const options = { portable: true, mtime: new Date(0), filter: (entry: string) => isCode(entry) };
-    const entries = codeEntries(spec.artifact.dir).filter((name) => !extra.includes(name));
-    if (extra.length) {
-      // The generated files are packed apart (they live in the staging folder) and included whole: `@ARCHIVE` adds an archive's entries.
-      const generatedTar = path.join(staging, "generated.tar");
-      await tar.c({ ...options, cwd: staging, file: generatedTar }, extra.sort());
-      entries.push(`@${generatedTar}`);
-    }
-    await tar.c({ ...options, cwd: spec.artifact.dir, file }, entries);
+    // Explicit sorted paths, written one after the other (no folder walking, no concurrency), so the bytes never vary.
+    const options = { portable: true, mtime: new Date(0), noDirRecurse: true, sync: true as const, file };
+    tar.c({ ...options, cwd: spec.artifact.dir }, codePaths(spec.artifact.dir).filter((name) => !extra.includes(name.split("/")[0]!)));
+    if (extra.length) tar.r({ ...options, cwd: staging }, extra.sort().flatMap((name) => (name === ".alekseylearn" ? [name, ...codePaths(staging, name)] : [name])));
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }

@@ -33,8 +33,11 @@ function aws(args: string[]): string {
   return result.stdout;
 }
 
+/** A secret key that must never be seen again: not in output, records, logs or images. */
+const SECRET = "never-printed-s3cr3t-K3y";
+
 function awsKeys(): Record<string, string> {
-  return { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_REGION: "us-east-1", AWS_DEFAULT_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" };
+  return { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: "us-east-1", AWS_DEFAULT_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" };
 }
 
 /** The CLI's environment: moto for AWS, the fake for SageMaker, the local registry for ECR's, a home without ~/.aws. */
@@ -104,6 +107,39 @@ test("moto + registry + fake SageMaker: the seed's two commands on examples/iris
   assert.equal(fetch.code, 0, fetch.stderr);
   assert.ok(fs.existsSync(path.join(dir, "model.joblib")), `model.joblib in the current folder; it has ${listTree(dir).join(", ")}`);
   assert.ok(!listTree(dir).includes("Dockerfile"), "fit wrote nothing into the project folder");
+
+  // No credential anywhere: not the AWS secret key, not ECR's registry password.
+  const token = JSON.parse(aws(["ecr", "get-authorization-token"])) as { authorizationData: { authorizationToken: string }[] };
+  const password = Buffer.from(token.authorizationData[0]!.authorizationToken, "base64").toString().split(":")[1]!;
+  const history = spawnSync("docker", ["history", "--no-trunc", image], { env: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST }, encoding: "utf8" }).stdout;
+  const written = [env.XDG_STATE_HOME!, path.join(env.XDG_CACHE_HOME!, "alekseylearn", "build"), path.join(env.XDG_CACHE_HOME!, "alekseylearn", "sagemaker")].flatMap((root) => listTree(root).filter((file) => /\.(json|log)$/.test(file)).map((file) => fs.readFileSync(path.join(root, file), "utf8")));
+  for (const [where, text] of [["fit's output", fit.stdout + fit.stderr], ["fetch's output", fetch.stdout + fetch.stderr], ["the image's history", history], ["records and build logs", written.join("\n")]] as const) {
+    assert.ok(!text.includes(SECRET), `the AWS secret key is not in ${where}`);
+    assert.ok(!text.includes(password), `ECR's registry password is not in ${where}`);
+  }
+  assert.ok(!fs.existsSync(path.join(env.HOME!, ".docker")), "the registry login did not land in the user's Docker config");
+});
+
+test("fake SageMaker: a submission retried after its first try got through finds its own job instead of launching a second", async () => {
+  const { createJob } = await import("../../src/backends/sagemaker/index.js");
+  const { makeContext } = await import("../../src/context.js");
+  const { UserError } = await import("../../src/errors.js");
+  const ctx = makeContext({ cwd: os.tmpdir(), env: sagemakerEnv().env });
+  fake.script("retried-job", { trainSeconds: 0 });
+  const request = { TrainingJobName: "retried-job", AlgorithmSpecification: { TrainingImage: `${docker.registry}/alekseylearn/x@sha256:${"0".repeat(64)}`, TrainingInputMode: "File" as const }, RoleArn: `arn:aws:iam::123456789012:role/${ROLE}`, OutputDataConfig: { S3OutputPath: OUTPUT }, ResourceConfig: { InstanceType: "ml.c4.2xlarge" as const, InstanceCount: 1, VolumeSizeInGB: 30 }, StoppingCondition: { MaxRuntimeInSeconds: 60 }, Tags: [{ Key: "alekseylearn:submission", Value: "first-try" }] };
+  const arn = await createJob(request, "first-try", ctx);
+  assert.equal(await createJob(request, "first-try", ctx), arn, "the retry finds the job its first try created");
+  await assert.rejects(createJob(request, "another-submission", ctx), (err: Error) => err instanceof UserError && /already has a training job named retried-job/.test(err.message));
+  assert.equal(trainingJobs().filter((name) => name === "retried-job").length, 1);
+});
+
+test("real dockerd absent: runner=docker says no Docker daemon answers, and what to do", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv({ DOCKER_HOST: "unix:///nonexistent/docker.sock" });
+  const result = await runCli(["fit", "train.py", "--config.runner=docker"], { cwd: dir, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /No Docker daemon answers at unix:\/\/\/nonexistent\/docker\.sock/);
+  assert.match(result.stderr, /Start Docker/);
 });
 
 test("moto + registry + fake SageMaker: a resubmission of unchanged code builds and pushes nothing; settings reach CreateTrainingJob", async () => {
@@ -232,10 +268,13 @@ test("bad input: an output path that is not s3:// is refused before anything run
 });
 
 test("registry that refuses pushes: the push failure is shown, no job is created and the new repository is removed", async () => {
-  // A registry that answers the login check and refuses everything else.
+  // A registry that answers the login check, has no blobs, and refuses every upload with an
+  // answer Docker does not retry (it retries a well-formed refusal for 50 seconds first).
   const server = http.createServer((request, response) => {
-    response.writeHead(request.url === "/v2/" ? 200 : 500, { "Docker-Distribution-API-Version": "registry/2.0" });
-    response.end();
+    const headers = { "Docker-Distribution-API-Version": "registry/2.0", "Content-Type": "application/json" };
+    if (request.url === "/v2/") response.writeHead(200, headers).end("{}");
+    else if (request.method === "HEAD" || request.method === "GET") response.writeHead(404, headers).end();
+    else response.writeHead(400, { "Content-Type": "text/plain" }).end("push refused by this registry");
   });
   const port = await freePort();
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));

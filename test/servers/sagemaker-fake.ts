@@ -1,151 +1,261 @@
 /**
- * A fake SageMaker for tests, because moto reports every training job
- * Completed at once, writes no model and cannot stop a job.
+ * A fake SageMaker for tests (moto's SageMaker reports every training job
+ * Completed at once, writes no model and has no StopTrainingJob).
  *
- * It speaks SageMaker's wire protocol (awsJson1_1: POST / with
- * `X-Amz-Target: SageMaker.<Operation>`) and checks every request body against
- * botocore's published SageMaker model (service-2.json, read from this
- * machine's botocore): required members, unknown members, types, enums,
- * lengths, ranges and patterns, so a client that drifts from the real API
- * fails here as it would there. Requests without SigV4 authorization are refused.
+ * Why it can be trusted: it speaks SageMaker's own wire protocol (awsJson1_1:
+ * `POST /`, `X-Amz-Target: SageMaker.<Operation>`, Content-Type
+ * `application/x-amz-json-1.1`, errors as `{"__type", "message"}`), refuses
+ * unsigned requests and ones signed for another key, region or service, and
+ * checks every request body against botocore's published SageMaker model
+ * (data/sagemaker/2017-07-24/service-2.json.gz, read at start from this
+ * machine's botocore, never copied here): required members, unknown members,
+ * types, enums, unions, list/map/string lengths, numeric ranges and string
+ * patterns (with SageMaker's whole-value Java matching, the Java-only pieces
+ * of a few patterns rewritten for JavaScript). A client that drifts from the
+ * real API is refused here as it would be there, with the offending path
+ * named (`ResourceConfig.InstanceType: "ml.nope" is not one of [...]`).
  *
- * Each job steps through SageMaker's lifecycle (InProgress: Starting →
- * Downloading → Training → Uploading; then Completed, Failed or Stopped) by
- * really running the pushed image with the local container runner's
- * `docker run IMAGE train` and an /opt/ml laid out as SageMaker lays it out:
- * input channels are downloaded from S3, the container's output goes to
- * CloudWatch Logs (/aws/sagemaker/TrainingJobs, JOB/algo-1-EPOCH), and
- * model.tar.gz and output.tar.gz are uploaded where S3ModelArtifacts points.
- * S3 and CloudWatch Logs are moto's.
+ * Each job steps through SageMaker's lifecycle on its own after
+ * CreateTrainingJob returns: InProgress (Starting → Downloading → Training →
+ * Uploading), then Completed, Failed, or Stopping → Stopped (also for
+ * MaxRuntimeExceeded), every step in SecondaryStatusTransitions with the
+ * messages the real service writes. It lays out /opt/ml in a temporary
+ * folder as SageMaker does (input/config/*.json, S3 channels downloaded into
+ * input/data/CHANNEL), runs the pushed image with the local container
+ * runner's `docker run ... IMAGE train`, sends every line the container
+ * prints to CloudWatch Logs (/aws/sagemaker/TrainingJobs, JOB/algo-1-EPOCH),
+ * and uploads model.tar.gz (and output.tar.gz when /opt/ml/output/data holds
+ * something) to S3ModelArtifacts' place. S3 and CloudWatch Logs are moto's.
+ * `script()` forces a job's outcome without Docker, for quick tests of the
+ * Failed and Stopped paths.
  */
 import { spawnSync } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { gunzipSync } from "node:zlib";
 import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { contractConfigFiles } from "../../src/package/contract.js";
-import { docker, trainingRunArgs } from "../../src/package/docker.js";
+import { contractConfigFiles, ML_ROOT } from "../../src/package/contract.js";
+import { docker, trainingRunArgs, type ContainerMount } from "../../src/package/docker.js";
 import { packFolder } from "../../src/storage/archive.js";
 
-type Json = unknown;
-interface Shape {
+// ---------------------------------------------------------------- botocore's model
+
+/** A reference to a shape, as botocore writes it. */
+interface Ref {
+  shape: string;
+}
+
+/** One shape of botocore's model (the parts that constrain a value). */
+export interface Shape {
   type: string;
-  members?: Record<string, { shape: string }>;
+  members?: Record<string, Ref>;
   required?: string[];
-  member?: { shape: string };
-  key?: { shape: string };
-  value?: { shape: string };
+  union?: boolean;
+  member?: Ref;
+  key?: Ref;
+  value?: Ref;
   enum?: string[];
   min?: number;
   max?: number;
   pattern?: string;
 }
-interface Model {
+
+/** botocore's service model: shapes and operations. */
+export interface Model {
+  metadata: { apiVersion: string; targetPrefix: string; jsonVersion: string };
   shapes: Record<string, Shape>;
-  operations: Record<string, { input?: { shape: string } }>;
+  operations: Record<string, { input?: Ref; output?: Ref }>;
 }
 
-/** botocore's SageMaker model, from this machine's botocore. */
-function loadModel(): Model {
+let loaded: Model | undefined;
+
+/** botocore's SageMaker model, from this machine's botocore (loaded once per process). */
+export function sagemakerModel(): Model {
+  if (loaded) return loaded;
   const found = spawnSync("python3", ["-c", "import botocore, os; print(os.path.dirname(botocore.__file__))"], { encoding: "utf8" });
-  if (found.status !== 0) throw new Error(`botocore is needed for the SageMaker model: ${found.stderr}`);
+  if (found.status !== 0) throw new Error(`the fake SageMaker needs botocore (pip install botocore) for SageMaker's published model: ${found.stderr || found.error?.message}`);
   const dir = path.join(found.stdout.trim(), "data", "sagemaker");
   const version = fs.readdirSync(dir).sort().at(-1)!;
   const file = path.join(dir, version, "service-2.json");
   const text = fs.existsSync(file) ? fs.readFileSync(file) : gunzipSync(fs.readFileSync(`${file}.gz`));
-  return JSON.parse(text.toString("utf8")) as Model;
+  loaded = JSON.parse(text.toString("utf8")) as Model;
+  return loaded;
 }
 
-const patterns = new Map<string, RegExp | null>();
-/** A botocore pattern as a whole-value RegExp, or null when JavaScript cannot read it. */
-function patternOf(pattern: string): RegExp | null {
-  if (!patterns.has(pattern)) {
+/** Java's POSIX classes (`\p{Alnum}`), which JavaScript does not know, as class contents. */
+const POSIX_CLASSES: Record<string, string> = {
+  Alnum: "A-Za-z0-9",
+  Alpha: "A-Za-z",
+  Digit: "0-9",
+  Lower: "a-z",
+  Upper: "A-Z",
+  XDigit: "0-9A-Fa-f",
+  Space: " \\t\\n\\x0B\\f\\r",
+  Punct: "!-\\/:-@\\[-`{-~",
+};
+/** Characters that keep their backslash in a JavaScript `u` pattern. */
+const KEEPS_ESCAPE = /[A-Za-z0-9^$\\.*+?()[\]{}|/]/;
+
+/**
+ * A botocore pattern (SageMaker's server-side Java regular expression) in
+ * JavaScript's `u` dialect: `\p{Alnum}`-style POSIX classes spelled out,
+ * needless escapes (`\_`, `\ `, `\-` outside a class) dropped, and a
+ * quantifier on `$` (`...${1,128}`, which Java accepts and ignores) removed.
+ */
+export function javaPatternToJs(pattern: string): string {
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === "\\") {
+      const next = pattern[i + 1] ?? "";
+      const posix = /^p\{(\w+)\}/.exec(pattern.slice(i + 1));
+      const set = posix ? POSIX_CLASSES[posix[1]!] : undefined;
+      if (posix && set) {
+        out += inClass ? set : `[${set}]`;
+        i += posix[0].length;
+      } else {
+        out += KEEPS_ESCAPE.test(next) || (inClass && next === "-") ? c + next : next;
+        i++;
+      }
+      continue;
+    }
+    if (c === "[" && !inClass) inClass = true;
+    else if (c === "]" && inClass) inClass = false;
+    out += c;
+    if (c === "$" && !inClass) {
+      const quantifier = /^\{\d+(,\d*)?\}/.exec(pattern.slice(i + 1));
+      if (quantifier) i += quantifier[0].length;
+    }
+  }
+  return out;
+}
+
+const compiled = new Map<string, RegExp | null>();
+
+/** A botocore pattern as a whole-value RegExp (SageMaker matches the whole value, as Java's `matches` does), or null when JavaScript cannot read it even rewritten. */
+export function patternOf(pattern: string): RegExp | null {
+  if (!compiled.has(pattern)) {
+    let regexp: RegExp | null;
     try {
-      patterns.set(pattern, new RegExp(`^(?:${pattern})$`, "u"));
+      regexp = new RegExp(`^(?:${javaPatternToJs(pattern)})$`, "u");
     } catch {
-      patterns.set(pattern, null);
+      regexp = null;
     }
+    compiled.set(pattern, regexp);
   }
-  return patterns.get(pattern)!;
+  return compiled.get(pattern)!;
 }
 
-/** Every way `value` breaks shape `name`, with its path. */
-export function validate(model: Model, name: string, value: Json, where: string, problems: string[]): void {
-  const shape = model.shapes[name];
-  if (!shape) return void problems.push(`${where}: unknown shape ${name}`);
-  const at = where || "(request)";
-  switch (shape.type) {
-    case "structure": {
-      if (typeof value !== "object" || value === null || Array.isArray(value)) return void problems.push(`${at}: expected an object`);
-      const object = value as Record<string, Json>;
-      for (const required of shape.required ?? []) if (!(required in object)) problems.push(`${where ? where + "." : ""}${required}: required`);
-      for (const [key, member] of Object.entries(object)) {
-        const spec = shape.members?.[key];
-        if (!spec) problems.push(`${where ? where + "." : ""}${key}: not a member of ${name}`);
-        else validate(model, spec.shape, member, `${where ? where + "." : ""}${key}`, problems);
-      }
-      return;
-    }
-    case "list": {
-      if (!Array.isArray(value)) return void problems.push(`${at}: expected a list`);
-      if (shape.min !== undefined && value.length < shape.min) problems.push(`${at}: at least ${shape.min} items`);
-      if (shape.max !== undefined && value.length > shape.max) problems.push(`${at}: at most ${shape.max} items`);
-      value.forEach((item, index) => validate(model, shape.member!.shape, item, `${at}[${index}]`, problems));
-      return;
-    }
-    case "map": {
-      if (typeof value !== "object" || value === null || Array.isArray(value)) return void problems.push(`${at}: expected a map`);
-      const entries = Object.entries(value as Record<string, Json>);
-      if (shape.max !== undefined && entries.length > shape.max) problems.push(`${at}: at most ${shape.max} entries`);
-      for (const [key, item] of entries) {
-        validate(model, shape.key!.shape, key, `${at}{key ${key}}`, problems);
-        validate(model, shape.value!.shape, item, `${at}.${key}`, problems);
-      }
-      return;
-    }
-    case "string": {
-      if (typeof value !== "string") return void problems.push(`${at}: expected text`);
-      if (shape.enum && !shape.enum.includes(value)) return void problems.push(`${at}: ${JSON.stringify(value)} is not one of ${shape.enum.length > 12 ? `the ${shape.enum.length} values of ${name}` : shape.enum.join(", ")}`);
-      if (shape.min !== undefined && value.length < shape.min) problems.push(`${at}: at least ${shape.min} characters`);
-      if (shape.max !== undefined && value.length > shape.max) problems.push(`${at}: at most ${shape.max} characters`);
-      const pattern = shape.pattern ? patternOf(shape.pattern) : null;
-      if (pattern && !pattern.test(value)) problems.push(`${at}: ${JSON.stringify(value)} does not match ${shape.pattern}`);
-      return;
-    }
-    case "integer":
-    case "long": {
-      if (typeof value !== "number" || !Number.isInteger(value)) return void problems.push(`${at}: expected a whole number`);
-      if (shape.min !== undefined && value < shape.min) problems.push(`${at}: at least ${shape.min}`);
-      if (shape.max !== undefined && value > shape.max) problems.push(`${at}: at most ${shape.max}`);
-      return;
-    }
-    case "float":
-    case "double":
-      if (typeof value !== "number") problems.push(`${at}: expected a number`);
-      return;
-    case "boolean":
-      if (typeof value !== "boolean") problems.push(`${at}: expected true or false`);
-      return;
-    case "timestamp":
-      if (typeof value !== "number" && typeof value !== "string") problems.push(`${at}: expected a timestamp`);
-      return;
-    default:
-      return;
-  }
+type Json = unknown;
+
+function shown(value: Json): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
-/** An error as SageMaker's JSON protocol sends it. */
+function isObject(value: Json): value is Record<string, Json> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Every way `value` breaks shape `name` of `model`, each as "PATH: why" (PATH like `ResourceConfig.InstanceType`, `InputDataConfig[0].ChannelName`). */
+export function validate(model: Model, name: string, value: Json, where = ""): string[] {
+  const problems: string[] = [];
+  const walk = (shapeName: string, item: Json, at: string): void => {
+    const shape = model.shapes[shapeName];
+    const label = at || "(body)";
+    const child = (key: string): string => (at ? `${at}.${key}` : key);
+    if (!shape) return void problems.push(`${label}: shape ${shapeName} is not in the model`);
+    const range = (size: number, unit: string): void => {
+      if (shape.min !== undefined && size < shape.min) problems.push(`${label}: at least ${shape.min}${unit}`);
+      if (shape.max !== undefined && size > shape.max) problems.push(`${label}: at most ${shape.max}${unit}`);
+    };
+    switch (shape.type) {
+      case "structure": {
+        if (!isObject(item)) return void problems.push(`${label}: expected an object, got ${shown(item)}`);
+        for (const required of shape.required ?? []) if (!(required in item)) problems.push(`${child(required)}: required`);
+        for (const [key, member] of Object.entries(item)) {
+          const ref = shape.members?.[key];
+          if (!ref) problems.push(`${child(key)}: not a member of ${shapeName}`);
+          else walk(ref.shape, member, child(key));
+        }
+        if (shape.union && Object.keys(item).length !== 1) problems.push(`${label}: exactly one member of ${shapeName} must be set, not ${Object.keys(item).length}`);
+        return;
+      }
+      case "list":
+        if (!Array.isArray(item)) return void problems.push(`${label}: expected a list, got ${shown(item)}`);
+        range(item.length, " items");
+        item.forEach((element, index) => walk(shape.member!.shape, element, `${label}[${index}]`));
+        return;
+      case "map":
+        if (!isObject(item)) return void problems.push(`${label}: expected a map, got ${shown(item)}`);
+        range(Object.keys(item).length, " entries");
+        for (const [key, element] of Object.entries(item)) {
+          walk(shape.key!.shape, key, `${label}{key ${shown(key)}}`);
+          walk(shape.value!.shape, element, `${label}.${key}`);
+        }
+        return;
+      case "string": {
+        if (typeof item !== "string") return void problems.push(`${label}: expected text, got ${shown(item)}`);
+        if (shape.enum) {
+          if (!shape.enum.includes(item)) problems.push(`${label}: ${shown(item)} is not one of [${shape.enum.join(", ")}]`);
+          return;
+        }
+        range(item.length, " characters");
+        const regexp = shape.pattern === undefined ? null : patternOf(shape.pattern);
+        if (regexp && !regexp.test(item)) problems.push(`${label}: ${shown(item)} does not match ${shape.pattern}`);
+        return;
+      }
+      case "integer":
+      case "long":
+        if (typeof item !== "number" || !Number.isInteger(item)) return void problems.push(`${label}: expected a whole number, got ${shown(item)}`);
+        if (shape.min !== undefined && item < shape.min) problems.push(`${label}: ${item} is less than ${shape.min}`);
+        if (shape.max !== undefined && item > shape.max) problems.push(`${label}: ${item} is more than ${shape.max}`);
+        return;
+      case "float":
+      case "double":
+        if (typeof item !== "number" || !Number.isFinite(item)) return void problems.push(`${label}: expected a number, got ${shown(item)}`);
+        if (shape.min !== undefined && item < shape.min) problems.push(`${label}: ${item} is less than ${shape.min}`);
+        if (shape.max !== undefined && item > shape.max) problems.push(`${label}: ${item} is more than ${shape.max}`);
+        return;
+      case "boolean":
+        if (typeof item !== "boolean") problems.push(`${label}: expected true or false, got ${shown(item)}`);
+        return;
+      case "timestamp":
+        // The JSON protocol sends a timestamp as epoch seconds, a number.
+        if (typeof item !== "number" || !Number.isFinite(item)) problems.push(`${label}: expected a timestamp (epoch seconds), got ${shown(item)}`);
+        return;
+      case "blob":
+        if (typeof item !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(item)) problems.push(`${label}: expected base64 text, got ${shown(item)}`);
+        return;
+      default:
+        return void problems.push(`${label}: shape ${shapeName} has type ${shape.type}, which the fake cannot check`);
+    }
+  };
+  walk(name, value, where);
+  return problems;
+}
+
+// ---------------------------------------------------------------- the service
+
+/** An error as SageMaker's JSON protocol sends it: HTTP `status`, body `{"__type": type, "message": message}`. */
 class ApiError extends Error {
   constructor(
     readonly type: string,
     message: string,
+    readonly status = 400,
   ) {
     super(message);
   }
 }
+
+type TrainingJobStatus = "InProgress" | "Completed" | "Failed" | "Stopping" | "Stopped";
 
 interface Transition {
   Status: string;
@@ -154,272 +264,586 @@ interface Transition {
   StatusMessage: string;
 }
 
+interface Tag {
+  Key: string;
+  Value: string;
+}
+
+interface Channel {
+  ChannelName: string;
+  DataSource: { S3DataSource?: { S3DataType: string; S3Uri: string; S3DataDistributionType?: string }; [other: string]: Json };
+  ContentType?: string;
+  InputMode?: string;
+  RecordWrapperType?: string;
+}
+
 interface Job {
+  name: string;
   request: Record<string, Json>;
   arn: string;
-  status: "InProgress" | "Completed" | "Failed" | "Stopping" | "Stopped";
+  status: TrainingJobStatus;
   secondary: string;
   transitions: Transition[];
   created: number;
   modified: number;
   trainingStart?: number;
   trainingEnd?: number;
-  billable?: number;
   failureReason?: string;
-  model?: string;
-  stopRequested: boolean;
-  container: string;
+  /** Where model.tar.gz goes (ModelArtifacts.S3ModelArtifacts, reported from the start as SageMaker does). */
+  model: string;
+  tags: Tag[];
+  /** Why the job is stopping, once it is. */
+  stop?: "requested" | "maxRuntime";
+  /** The training container, once `docker run` has been started. */
+  container?: { name: string; running: boolean };
+  scripted?: Scripted;
 }
 
-/** A forced outcome for one job name, so a test need not run a container. */
+/** A forced outcome for one job, so a test need not run a container (set with `script()` before the job is created). */
 export interface Scripted {
-  /** Fail at this secondary status with this reason. */
+  /** Fail at this secondary status. At Training the FailureReason reads `AlgorithmError: REASON, exit code: 1`, as a container's would. */
   failAt?: "Starting" | "Downloading" | "Training";
+  /** The failure's reason (a SageMaker-like default otherwise). */
   reason?: string;
-  /** Stay in Training this long (or until stopped) before completing with no model. */
+  /** Stay in Training this long (or until stopped, or MaxRuntimeInSeconds passes); 0 when not set. */
   trainSeconds?: number;
+  /** Lines the job "prints", sent to CloudWatch Logs as a container's are. */
+  logLines?: string[];
+  /** Files (path relative to /opt/ml/model → content) the job "writes", uploaded as model.tar.gz. */
+  model?: Record<string, string>;
+}
+
+/** What `startFakeSageMaker` needs. */
+export interface FakeSageMakerOptions {
+  /** moto's URL: the fake reads input channels from and writes models to its S3, and logs to its CloudWatch Logs. */
+  moto: string;
+  /** The environment of the `docker` program that pulls and runs training images (DOCKER_HOST). */
+  dockerEnv: Record<string, string | undefined>;
+  /** The region in ARNs and in the credential scope requests must be signed for (us-east-1). */
+  region?: string;
+  /** The access key ID requests must be signed with (testing). */
+  accessKeyId?: string;
+  /** Seconds `docker stop` gives a stopped container after SIGTERM (SageMaker gives 120; 5 here). */
+  stopGraceSeconds?: number;
 }
 
 /** A running fake SageMaker. */
 export interface FakeSageMaker {
+  /** Its endpoint: set AWS_ENDPOINT_URL_SAGEMAKER to it. */
   url: string;
-  /** Every accepted request, in order: the operation and its JSON body. */
-  requests: { target: string; body: Record<string, Json> }[];
-  /** Force the outcome of the job named `name` (set before it is created). */
-  script(name: string, outcome: Scripted): void;
+  /** Every request that was answered with success, in order: the operation (`CreateTrainingJob`) and its JSON body. */
+  requests: Array<{ target: string; body: Record<string, Json> }>;
+  /** Force the outcome of the job that will be created as `jobName` (no container runs for it). */
+  script(jobName: string, outcome: Scripted): void;
+  /** Stop every job's container, close the server, remove its temporary folders. */
   stop(): Promise<void>;
 }
 
 const ACCOUNT = "123456789012";
+const LOG_GROUP = "/aws/sagemaker/TrainingJobs";
+const FAILURE_REASON_MAX = 1024;
 const now = (): number => Date.now() / 1000;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Start the fake on a free loopback port; S3 and CloudWatch Logs go to the moto at `options.moto`. */
-export async function startFakeSageMaker(options: { moto: string; dockerEnv: Record<string, string | undefined>; region?: string; accessKeyId?: string }): Promise<FakeSageMaker> {
-  const model = loadModel();
+function parseS3(uri: string): { Bucket: string; Key: string } {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
+  if (!match) throw new ApiError("ValidationException", `${uri} is not an s3:// URI the fake can read`);
+  return { Bucket: match[1]!, Key: match[2]! };
+}
+
+function joinS3(uri: string, ...parts: string[]): string {
+  return [uri.replace(/\/+$/, ""), ...parts].join("/");
+}
+
+/** Regular files under `dir`, relative, with forward slashes. */
+function filesUnder(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((entry) => fs.lstatSync(path.join(dir, entry)).isFile()).map((entry) => entry.split(path.sep).join("/")).sort();
+}
+
+/** Start the fake on a free loopback port. */
+export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise<FakeSageMaker> {
+  const model = sagemakerModel();
   const region = options.region ?? "us-east-1";
   const accessKeyId = options.accessKeyId ?? "testing";
-  const clientConfig = { region, endpoint: options.moto, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } };
-  const s3 = new S3Client({ ...clientConfig, forcePathStyle: true });
-  const logs = new CloudWatchLogsClient(clientConfig);
+  const grace = options.stopGraceSeconds ?? 5;
+  const client = { region, endpoint: options.moto, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } };
+  const s3 = new S3Client({ ...client, forcePathStyle: true });
+  const logs = new CloudWatchLogsClient(client);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "fake-sagemaker-"));
+  const closing = new AbortController();
   const jobs = new Map<string, Job>();
   const scripts = new Map<string, Scripted>();
   const requests: FakeSageMaker["requests"] = [];
   const running = new Set<Promise<void>>();
 
+  // -------------------------------------------------------------- lifecycle steps
+
   const step = (job: Job, secondary: string, message: string): void => {
     const at = now();
     const last = job.transitions.at(-1);
-    if (last) last.EndTime = at;
+    if (last && last.EndTime === undefined) last.EndTime = at;
     job.transitions.push({ Status: secondary, StartTime: at, StatusMessage: message });
     job.secondary = secondary;
     job.modified = at;
   };
-  const end = (job: Job, status: Job["status"], secondary: string, message: string): void => {
+  /** The job's last transition: `status` with `secondary`. */
+  const finish = (job: Job, status: TrainingJobStatus, secondary: string, message: string): void => {
+    if (job.trainingStart !== undefined) job.trainingEnd ??= now();
     step(job, secondary, message);
-    job.transitions.at(-1)!.EndTime = now();
+    job.transitions.at(-1)!.EndTime = job.modified;
     job.status = status;
-    job.trainingEnd ??= now();
+  };
+  const fail = (job: Job, reason: string): void => {
+    job.failureReason = reason.length > FAILURE_REASON_MAX ? reason.slice(0, FAILURE_REASON_MAX) : reason;
+    finish(job, "Failed", "Failed", job.failureReason);
+  };
+  /** Stop a job: Stopping now, its container (once there is one) sent SIGTERM, then SIGKILL after the grace period. */
+  const requestStop = (job: Job, why: NonNullable<Job["stop"]>): void => {
+    if (job.stop || job.status !== "InProgress") return;
+    job.stop = why;
+    job.status = "Stopping";
+    step(job, "Stopping", "Stopping the training job");
+    void stopContainer(job);
+  };
+  const stopContainer = async (job: Job): Promise<void> => {
+    // `docker run` may not have created the container yet: try until the run has ended.
+    while (job.container?.running) {
+      await docker(["stop", "--time", String(grace), job.container.name], { env: options.dockerEnv }).catch(() => undefined);
+      await sleep(200);
+    }
+  };
+  const halted = (job: Job): boolean => job.stop !== undefined || closing.signal.aborted;
+
+  // -------------------------------------------------------------- /opt/ml
+
+  const channelsOf = (job: Job): Channel[] => (job.request.InputDataConfig as Channel[] | undefined) ?? [];
+
+  /** input/config as SageMaker writes it; model, output/data, input/data and checkpoints made. */
+  const layout = (job: Job, ml: string): void => {
+    for (const sub of ["model", "output/data", "input/config", "input/data", "checkpoints"]) fs.mkdirSync(path.join(ml, sub), { recursive: true });
+    const channels = channelsOf(job);
+    const base = contractConfigFiles({ hyperparameters: {}, channels: channels.map((channel) => channel.ChannelName) });
+    const instanceType = (job.request.ResourceConfig as { InstanceType?: string } | undefined)?.InstanceType ?? "";
+    const inputMode = (job.request.AlgorithmSpecification as { TrainingInputMode?: string } | undefined)?.TrainingInputMode ?? "File";
+    const files: Record<string, Json> = {
+      // The request's HyperParameters as given: SageMaker's are strings already.
+      "hyperparameters.json": job.request.HyperParameters ?? {},
+      "resourceconfig.json": {
+        ...(base["resourceconfig.json"] as object),
+        current_instance_type: instanceType,
+        current_group_name: "homogeneousCluster",
+        instance_groups: [{ instance_group_name: "homogeneousCluster", instance_type: instanceType, hosts: ["algo-1"] }],
+        network_interface_name: "eth0",
+      },
+      "inputdataconfig.json": Object.fromEntries(channels.map((channel) => [channel.ChannelName, {
+        ...((base["inputdataconfig.json"] as Record<string, object>)[channel.ChannelName]),
+        TrainingInputMode: channel.InputMode ?? inputMode,
+        S3DistributionType: channel.DataSource.S3DataSource?.S3DataDistributionType ?? "FullyReplicated",
+        RecordWrapperType: channel.RecordWrapperType ?? "None",
+        ...(channel.ContentType ? { ContentType: channel.ContentType } : {}),
+      }])),
+    };
+    for (const [file, content] of Object.entries(files)) fs.writeFileSync(path.join(ml, "input", "config", file), JSON.stringify(content));
   };
 
-  const parseS3 = (uri: string): { Bucket: string; Key: string } => {
-    const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri)!;
-    return { Bucket: match[1]!, Key: match[2]! };
-  };
-
-  /** Download every object under each S3 channel into input/data/CHANNEL. */
-  const download = async (job: Job, ml: string): Promise<void> => {
-    for (const channel of (job.request.InputDataConfig as { ChannelName: string; DataSource: { S3DataSource?: { S3Uri: string } } }[] | undefined) ?? []) {
-      const source = channel.DataSource.S3DataSource;
-      if (!source) continue;
-      const { Bucket, Key } = parseS3(source.S3Uri);
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: Key }));
-      for (const object of listed.Contents ?? []) {
-        const relative = object.Key!.slice(Key.length).replace(/^\//, "") || path.basename(object.Key!);
-        const target = path.join(ml, "input", "data", channel.ChannelName, relative);
+  /** Copy every object under `uri` into `dir` (names relative to the prefix); how many were copied, or undefined when the bucket does not exist. */
+  const downloadPrefix = async (uri: string, dir: string): Promise<number | undefined> => {
+    const { Bucket, Key } = parseS3(uri);
+    let count = 0;
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: Key, ContinuationToken: token }), { abortSignal: closing.signal });
+      } catch (err) {
+        if ((err as Error).name === "NoSuchBucket") return undefined;
+        throw err;
+      }
+      for (const object of page.Contents ?? []) {
+        if (!object.Key || object.Key.endsWith("/")) continue;
+        const relative = object.Key.slice(Key.length).replace(/^\/+/, "") || path.posix.basename(object.Key);
+        const target = path.resolve(dir, relative);
+        if (!target.startsWith(dir + path.sep)) continue; // a key with `..` stays out of /opt/ml, as it would on SageMaker's volume
         fs.mkdirSync(path.dirname(target), { recursive: true });
-        const body = await s3.send(new GetObjectCommand({ Bucket, Key: object.Key! }));
-        fs.writeFileSync(target, Buffer.from(await body.Body!.transformToByteArray()));
+        const got = await s3.send(new GetObjectCommand({ Bucket, Key: object.Key }), { abortSignal: closing.signal });
+        await pipeline(got.Body as Readable, fs.createWriteStream(target));
+        count++;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return count;
+  };
+
+  /** Download the S3 channels into input/data/CHANNEL; the failure reason SageMaker would give, if any. */
+  const downloadChannels = async (job: Job, ml: string): Promise<string | undefined> => {
+    for (const channel of channelsOf(job)) {
+      const source = channel.DataSource.S3DataSource;
+      if (!source) return `ClientError: the fake SageMaker reads S3 channels only, and channel ${channel.ChannelName} has ${Object.keys(channel.DataSource).join(", ")}`;
+      if (source.S3DataType !== "S3Prefix") return `ClientError: the fake SageMaker reads S3DataType S3Prefix only, not ${source.S3DataType} (channel ${channel.ChannelName})`;
+      const count = await downloadPrefix(source.S3Uri, path.join(ml, "input", "data", channel.ChannelName));
+      if (!count) {
+        const { Bucket } = parseS3(source.S3Uri);
+        return `ClientError: No S3 objects found under S3 URL "${source.S3Uri}" given in input data source. Please ensure that the bucket exists in the selected region (${region}), that objects exist under that S3 prefix, and that the role ${String(job.request.RoleArn)} has "s3:ListBucket" permissions on bucket "${Bucket}".`;
       }
     }
+    return undefined;
   };
 
-  /** Run the image; its lines go to CloudWatch Logs as they come. Returns the exit code. */
-  const train = async (job: Job, ml: string): Promise<number | null> => {
-    const name = job.request.TrainingJobName as string;
-    const group = "/aws/sagemaker/TrainingJobs";
-    const stream = `${name}/algo-1-${Math.floor(now())}`;
-    await logs.send(new CreateLogGroupCommand({ logGroupName: group })).catch(() => {});
-    await logs.send(new CreateLogStreamCommand({ logGroupName: group, logStreamName: stream }));
-    let pending: { timestamp: number; message: string }[] = [];
-    let flushing = Promise.resolve();
-    const flush = (): Promise<void> => {
-      const events = pending;
-      pending = [];
-      if (events.length) flushing = flushing.then(() => logs.send(new PutLogEventsCommand({ logGroupName: group, logStreamName: stream, logEvents: events })).then(() => {}));
-      return flushing;
-    };
-    const timer = setInterval(() => void flush(), 200);
-    const env = (job.request.Environment as Record<string, string> | undefined) ?? {};
-    const args = trainingRunArgs({ image: (job.request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage, name: job.container, ml, env });
-    const maxRuntime = (job.request.StoppingCondition as { MaxRuntimeInSeconds?: number } | undefined)?.MaxRuntimeInSeconds ?? 86400;
-    const deadline = setTimeout(() => {
-      job.failureReason = "MaxRuntimeExceeded";
-      void docker(["stop", "--time", "5", job.container], { env: options.dockerEnv });
-    }, maxRuntime * 1000);
+  const upload = async (file: string, uri: string): Promise<void> => {
+    await s3.send(new PutObjectCommand({ ...parseS3(uri), Body: fs.createReadStream(file), ContentLength: fs.statSync(file).size }), { abortSignal: closing.signal });
+  };
+  /** Pack `folder` to `uri` as a gzip tar (as SageMaker packs /opt/ml/model); false when the folder is empty (nothing is written). */
+  const uploadPacked = async (folder: string, uri: string): Promise<boolean> => {
+    const archive = path.join(scratch, `${randomUUID()}.tar.gz`);
     try {
-      const result = await docker(args, { env: { ...options.dockerEnv, ...env }, onLine: (line) => pending.push({ timestamp: Date.now(), message: line }) });
-      return result.code;
+      await packFolder(folder, archive);
+      if (!fs.existsSync(archive)) return false;
+      await upload(archive, uri);
+      return true;
     } finally {
-      clearTimeout(deadline);
-      clearInterval(timer);
-      await flush();
+      fs.rmSync(archive, { force: true });
+    }
+  };
+  const checkpointUri = (job: Job): string | undefined => (job.request.CheckpointConfig as { S3Uri: string } | undefined)?.S3Uri;
+  /** SageMaker syncs /opt/ml/checkpoints to CheckpointConfig.S3Uri while the job runs; here, once it ends. */
+  const uploadCheckpoints = async (job: Job, ml: string): Promise<void> => {
+    const uri = checkpointUri(job);
+    if (!uri || closing.signal.aborted) return;
+    for (const file of filesUnder(path.join(ml, "checkpoints"))) await upload(path.join(ml, "checkpoints", file), joinS3(uri, file));
+  };
+
+  // -------------------------------------------------------------- CloudWatch Logs
+
+  /** A log stream for the job's container; lines go to CloudWatch Logs in batches, every 200 ms. */
+  const openLog = async (job: Job): Promise<{ push(line: string): void; close(): Promise<void> }> => {
+    const stream = `${job.name}/algo-1-${Math.floor(now())}`;
+    await logs.send(new CreateLogGroupCommand({ logGroupName: LOG_GROUP })).catch((err: Error) => {
+      if (err.name !== "ResourceAlreadyExistsException") throw err;
+    });
+    await logs.send(new CreateLogStreamCommand({ logGroupName: LOG_GROUP, logStreamName: stream }));
+    const pending: Array<{ timestamp: number; message: string }> = [];
+    let sending = Promise.resolve();
+    const flush = (): void => {
+      while (pending.length) {
+        const logEvents = pending.splice(0, 10_000); // PutLogEvents takes at most 10,000 events
+        sending = sending.then(() => logs.send(new PutLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, logEvents }))).then(
+          () => undefined,
+          (err: Error) => void process.stderr.write(`fake SageMaker: PutLogEvents for ${stream} failed: ${err.message}\n`),
+        );
+      }
+    };
+    const timer = setInterval(flush, 200);
+    return {
+      push: (line) => {
+        // CloudWatch keeps no empty event, and at most 256 KiB of one.
+        if (line) pending.push({ timestamp: Date.now(), message: line.slice(0, 200_000) });
+      },
+      close: async () => {
+        clearInterval(timer);
+        flush();
+        await sending;
+      },
+    };
+  };
+
+  // -------------------------------------------------------------- Training
+
+  /** Run the job's image as SageMaker does (`IMAGE train`, /opt/ml mounted); its exit code and last line of output. */
+  const train = async (job: Job, ml: string): Promise<{ code: number | null; last: string }> => {
+    const env = (job.request.Environment as Record<string, string> | undefined) ?? {};
+    const mounts: ContainerMount[] = [];
+    const localPath = (job.request.CheckpointConfig as { LocalPath?: string } | undefined)?.LocalPath;
+    if (localPath && path.posix.normalize(localPath) !== `${ML_ROOT}/checkpoints`) mounts.push({ host: path.join(ml, "checkpoints"), inside: localPath, readOnly: false });
+    const image = (job.request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+    const name = `fake-sagemaker-${job.name}-${randomBytes(3).toString("hex")}`;
+    const args = trainingRunArgs({ image, name, ml, env, mounts });
+    const log = await openLog(job);
+    let last = "";
+    job.container = { name, running: true };
+    if (job.stop) void stopContainer(job);
+    try {
+      // Environment values reach the container through the docker program's own environment (`--env NAME`).
+      const result = await docker(args, {
+        env: { ...options.dockerEnv, ...env },
+        signal: closing.signal,
+        onLine: (line) => {
+          if (line.trim()) last = line.trim();
+          log.push(line);
+        },
+      });
+      return { code: result.code, last };
+    } finally {
+      job.container.running = false;
+      await log.close();
     }
   };
 
-  const upload = async (folder: string, uri: string, scratchDir: string): Promise<boolean> => {
-    const archive = path.join(scratchDir, path.basename(uri));
-    if ((await packFolder(folder, archive)) === 0) return false;
-    await s3.send(new PutObjectCommand({ ...parseS3(uri), Body: fs.readFileSync(archive) }));
-    return true;
+  /** A scripted job's Training: its model files and log lines, then a wait. */
+  const pretend = async (job: Job, ml: string, scripted: Scripted): Promise<{ code: number; last: string }> => {
+    for (const [file, content] of Object.entries(scripted.model ?? {})) {
+      const target = path.join(ml, "model", file);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, content);
+    }
+    if (scripted.logLines?.length) {
+      const log = await openLog(job);
+      for (const line of scripted.logLines) log.push(line);
+      await log.close();
+    }
+    const until = Date.now() + (scripted.trainSeconds ?? 0) * 1000;
+    while (Date.now() < until && !halted(job)) await sleep(50);
+    return { code: scripted.failAt === "Training" ? 1 : 0, last: scripted.reason ?? scripted.logLines?.at(-1) ?? "" };
+  };
+
+  /** Stopped (or MaxRuntimeExceeded): what the job left in /opt/ml/model in its grace period is still uploaded, as SageMaker does. */
+  const stopped = async (job: Job, ml: string): Promise<void> => {
+    if (job.trainingStart !== undefined && !closing.signal.aborted) {
+      await uploadCheckpoints(job, ml);
+      await uploadPacked(path.join(ml, "model"), job.model);
+    }
+    if (job.stop === "maxRuntime") finish(job, "Stopped", "MaxRuntimeExceeded", "Training job stopped because it exceeded the maximum allowed runtime (StoppingCondition.MaxRuntimeInSeconds).");
+    else finish(job, "Stopped", "Stopped", "Training job stopped");
   };
 
   const lifecycle = async (job: Job): Promise<void> => {
-    const name = job.request.TrainingJobName as string;
-    const scripted = scripts.get(name);
-    const ml = fs.mkdtempSync(path.join(scratch, `${name}-`));
+    const scripted = job.scripted;
+    const ml = fs.mkdtempSync(path.join(scratch, "ml-"));
+    let deadline: NodeJS.Timeout | undefined;
     try {
       step(job, "Starting", "Preparing the instances for training");
       await sleep(100);
-      if (scripted?.failAt === "Starting") return end(job, "Failed", "Failed", (job.failureReason = scripted.reason ?? "CapacityError: Unable to provision requested ML compute capacity."));
+      if (scripted?.failAt === "Starting") return fail(job, scripted.reason ?? "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.");
+      if (halted(job)) return await stopped(job, ml);
+
       step(job, "Downloading", "Downloading input data");
-      for (const sub of ["model", "output/data", "input/config", "checkpoints"]) fs.mkdirSync(path.join(ml, sub), { recursive: true });
-      const channels = ((job.request.InputDataConfig as { ChannelName: string }[] | undefined) ?? []).map((channel) => channel.ChannelName);
-      for (const [file, content] of Object.entries(contractConfigFiles({ hyperparameters: {}, channels }))) fs.writeFileSync(path.join(ml, "input", "config", file), JSON.stringify(content));
-      fs.writeFileSync(path.join(ml, "input", "config", "hyperparameters.json"), JSON.stringify(job.request.HyperParameters ?? {}));
-      await download(job, ml);
-      if (scripted?.failAt === "Downloading") return end(job, "Failed", "Failed", (job.failureReason = scripted.reason ?? "ClientError: Data download failed."));
+      layout(job, ml);
+      const problem = await downloadChannels(job, ml);
+      if (problem) return fail(job, problem);
+      const checkpoints = checkpointUri(job);
+      if (checkpoints) await downloadPrefix(checkpoints, path.join(ml, "checkpoints"));
+      if (scripted?.failAt === "Downloading") return fail(job, scripted.reason ?? "ClientError: Data download failed.");
+      if (!scripted) {
+        // The image is pulled before Training starts ("Training image download completed").
+        const image = (job.request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+        const pulled = await docker(["pull", image], { env: options.dockerEnv, signal: closing.signal });
+        if (pulled.code !== 0 && !halted(job)) return fail(job, `ClientError: Cannot pull the training image ${image}: ${pulled.tail.filter((line) => line.trim()).at(-1)?.trim() ?? `docker pull exited with ${pulled.code}`}`);
+      }
+      if (halted(job)) return await stopped(job, ml);
+
       step(job, "Training", "Training image download completed. Training in progress.");
       job.trainingStart = now();
-      let code: number | null;
-      if (scripted) {
-        const until = Date.now() + (scripted.trainSeconds ?? 0) * 1000;
-        while (Date.now() < until && !job.stopRequested) await sleep(50);
-        code = scripted.failAt === "Training" ? 1 : 0;
-      } else {
-        code = await train(job, ml);
-      }
+      const maxRuntime = (job.request.StoppingCondition as { MaxRuntimeInSeconds?: number } | undefined)?.MaxRuntimeInSeconds ?? 86_400;
+      deadline = setTimeout(() => requestStop(job, "maxRuntime"), maxRuntime * 1000);
+      const result = scripted ? await pretend(job, ml, scripted) : await train(job, ml);
+      clearTimeout(deadline);
       job.trainingEnd = now();
-      job.billable = Math.max(1, Math.round(job.trainingEnd - job.trainingStart));
-      if (job.request.EnableManagedSpotTraining) job.billable = Math.max(1, Math.round(job.billable * 0.3));
-      if (job.stopRequested) return end(job, "Stopped", "Stopped", "Training job stopped");
-      if (job.failureReason === "MaxRuntimeExceeded") return end(job, "Stopped", "MaxRuntimeExceeded", "Job stopped because it exceeded the maximum allowed runtime");
-      if (code !== 0) {
-        let said = scripted?.reason;
+      if (closing.signal.aborted) return;
+      if (job.stop) return await stopped(job, ml);
+      if (result.code !== 0) {
+        await uploadCheckpoints(job, ml);
+        let said = "";
         try {
-          said ??= fs.readFileSync(path.join(ml, "output", "failure"), "utf8").trim();
+          said = fs.readFileSync(path.join(ml, "output", "failure"), "utf8").trim();
         } catch {
-          said ??= "the training process failed";
+          said = "";
         }
-        return end(job, "Failed", "Failed", (job.failureReason = `AlgorithmError: ${said}, exit code: ${code}`));
+        return fail(job, `AlgorithmError: ${said || result.last || "See job logs for more information"}, exit code: ${result.code}`);
       }
+
       step(job, "Uploading", "Uploading generated training model");
-      const output = `${(job.request.OutputDataConfig as { S3OutputPath: string }).S3OutputPath.replace(/\/+$/, "")}/${name}/output`;
-      await upload(path.join(ml, "model"), `${output}/model.tar.gz`, scratch);
-      job.model = `${output}/model.tar.gz`;
-      await upload(path.join(ml, "output", "data"), `${output}/output.tar.gz`, scratch);
-      const checkpoint = job.request.CheckpointConfig as { S3Uri: string } | undefined;
-      if (checkpoint) {
-        for (const file of fs.readdirSync(path.join(ml, "checkpoints"))) {
-          await s3.send(new PutObjectCommand({ ...parseS3(`${checkpoint.S3Uri.replace(/\/+$/, "")}/${file}`), Body: fs.readFileSync(path.join(ml, "checkpoints", file)) }));
-        }
-      }
-      end(job, "Completed", "Completed", "Training job completed");
+      await uploadCheckpoints(job, ml);
+      await uploadPacked(path.join(ml, "model"), job.model);
+      await uploadPacked(path.join(ml, "output", "data"), joinS3(job.model.replace(/\/model\.tar\.gz$/, ""), "output.tar.gz"));
+      finish(job, "Completed", "Completed", "Training job completed");
     } catch (err) {
-      end(job, "Failed", "Failed", (job.failureReason = `InternalServerError: ${(err as Error).message}`));
+      if (!closing.signal.aborted) fail(job, `InternalServerError: We encountered an internal error. Please try again. (fake SageMaker: ${(err as Error).message})`);
     } finally {
+      clearTimeout(deadline);
       fs.rmSync(ml, { recursive: true, force: true });
     }
   };
 
+  // -------------------------------------------------------------- operations
+
   const describe = (job: Job): Record<string, Json> => {
-    const request = job.request;
-    const answer: Record<string, Json> = {
-      TrainingJobName: request.TrainingJobName,
+    const members = model.shapes.DescribeTrainingJobResponse?.members ?? {};
+    // What the request set comes back as set (Tags excepted: DescribeTrainingJob has none).
+    const answer: Record<string, Json> = Object.fromEntries(Object.entries(job.request).filter(([key]) => key in members));
+    Object.assign(answer, {
+      TrainingJobName: job.name,
       TrainingJobArn: job.arn,
+      ModelArtifacts: { S3ModelArtifacts: job.model },
       TrainingJobStatus: job.status,
       SecondaryStatus: job.secondary,
-      SecondaryStatusTransitions: job.transitions,
-      AlgorithmSpecification: request.AlgorithmSpecification,
-      RoleArn: request.RoleArn,
-      OutputDataConfig: request.OutputDataConfig,
-      ResourceConfig: request.ResourceConfig,
-      StoppingCondition: request.StoppingCondition,
-      HyperParameters: request.HyperParameters ?? {},
-      EnableManagedSpotTraining: request.EnableManagedSpotTraining ?? false,
+      SecondaryStatusTransitions: job.transitions.map((transition) => ({ ...transition })),
+      StoppingCondition: job.request.StoppingCondition ?? { MaxRuntimeInSeconds: 86_400 },
+      EnableNetworkIsolation: job.request.EnableNetworkIsolation ?? false,
+      EnableInterContainerTrafficEncryption: job.request.EnableInterContainerTrafficEncryption ?? false,
+      EnableManagedSpotTraining: job.request.EnableManagedSpotTraining ?? false,
       CreationTime: job.created,
       LastModifiedTime: job.modified,
-      ModelArtifacts: { S3ModelArtifacts: job.model ?? "" },
-    };
-    for (const key of ["InputDataConfig", "Environment", "CheckpointConfig"]) if (request[key] !== undefined) answer[key] = request[key];
-    if (job.failureReason && job.status === "Failed") answer.FailureReason = job.failureReason;
-    if (job.trainingStart) answer.TrainingStartTime = job.trainingStart;
-    if (job.trainingEnd && job.status !== "InProgress") answer.TrainingEndTime = job.trainingEnd;
-    if (job.billable !== undefined && job.status !== "InProgress") {
-      answer.BillableTimeInSeconds = job.billable;
-      answer.TrainingTimeInSeconds = Math.max(1, Math.round((job.trainingEnd ?? now()) - (job.trainingStart ?? now())));
+    });
+    if (job.status === "Failed" && job.failureReason) answer.FailureReason = job.failureReason;
+    if (job.trainingStart !== undefined) answer.TrainingStartTime = job.trainingStart;
+    if (job.trainingStart !== undefined && job.trainingEnd !== undefined && ["Completed", "Failed", "Stopped"].includes(job.status)) {
+      answer.TrainingEndTime = job.trainingEnd;
+      const seconds = Math.max(1, Math.round(job.trainingEnd - job.trainingStart));
+      answer.TrainingTimeInSeconds = seconds;
+      // Managed spot bills less than the time trained.
+      answer.BillableTimeInSeconds = job.request.EnableManagedSpotTraining ? Math.max(1, Math.round(seconds * 0.3)) : seconds;
     }
     return answer;
   };
 
-  const find = (name: unknown): Job => {
+  const find = (name: Json): Job => {
     const job = jobs.get(String(name));
     if (!job) throw new ApiError("ValidationException", "Requested resource not found.");
     return job;
   };
+  const byArn = (arn: Json): Job => {
+    const job = [...jobs.values()].find((candidate) => candidate.arn === arn);
+    if (!job) throw new ApiError("ValidationException", "Requested resource not found.");
+    return job;
+  };
+  /** A page of `items` from NextToken (an offset this fake issued). */
+  const page = <T>(items: T[], body: Record<string, Json>, size: number): { items: T[]; next?: string } => {
+    const token = body.NextToken as string | undefined;
+    if (token !== undefined && !/^\d+$/.test(token)) throw new ApiError("ValidationException", "Invalid pagination token.");
+    const start = Number(token ?? 0);
+    return { items: items.slice(start, start + size), ...(start + size < items.length ? { next: String(start + size) } : {}) };
+  };
+
+  /** What SageMaker checks beyond the model, for what this fake runs. */
+  const checkCreate = (body: Record<string, Json>): void => {
+    const problems: string[] = [];
+    const algorithm = body.AlgorithmSpecification as { TrainingImage?: string } | undefined;
+    if (!algorithm?.TrainingImage) problems.push("AlgorithmSpecification.TrainingImage: required by the fake SageMaker (it runs images; AlgorithmName is not supported)");
+    const resources = body.ResourceConfig as { InstanceType?: string; InstanceCount?: number } | undefined;
+    if (!resources?.InstanceType) problems.push("ResourceConfig.InstanceType: required");
+    if (resources && (resources.InstanceCount ?? 0) < 1) problems.push("ResourceConfig.InstanceCount: at least 1");
+    const stopping = body.StoppingCondition as { MaxRuntimeInSeconds?: number; MaxWaitTimeInSeconds?: number } | undefined;
+    if (body.EnableManagedSpotTraining === true && !((stopping?.MaxWaitTimeInSeconds ?? 0) >= (stopping?.MaxRuntimeInSeconds ?? 86_400))) {
+      problems.push("Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal to MaxRuntimeInSeconds");
+    }
+    if (body.EnableManagedSpotTraining !== true && stopping?.MaxWaitTimeInSeconds !== undefined) problems.push("StoppingCondition.MaxWaitTimeInSeconds: only for managed spot training (EnableManagedSpotTraining)");
+    const names = ((body.InputDataConfig as Channel[] | undefined) ?? []).map((channel) => channel.ChannelName);
+    if (new Set(names).size !== names.length) problems.push("InputDataConfig: channel names must be unique");
+    if (problems.length) throw new ApiError("ValidationException", problems.join("; "));
+  };
 
   const operations: Record<string, (body: Record<string, Json>) => Json> = {
     CreateTrainingJob: (body) => {
+      checkCreate(body);
       const name = body.TrainingJobName as string;
-      if (jobs.has(name)) throw new ApiError("ResourceInUse", `Training job names must be unique within an AWS account and region, and a training job with this name already exists (arn:aws:sagemaker:${region}:${ACCOUNT}:training-job/${name})`);
+      const arn = `arn:aws:sagemaker:${region}:${ACCOUNT}:training-job/${name}`;
+      if (jobs.has(name)) throw new ApiError("ResourceInUse", `Training job names must be unique within an AWS account and region, and a training job with this name already exists (${arn})`);
       const created = now();
-      const job: Job = { request: body, arn: `arn:aws:sagemaker:${region}:${ACCOUNT}:training-job/${name}`, status: "InProgress", secondary: "Starting", transitions: [], created, modified: created, stopRequested: false, container: `fake-sagemaker-${name}` };
+      const job: Job = {
+        name,
+        request: structuredClone(body),
+        arn,
+        status: "InProgress",
+        secondary: "Starting",
+        transitions: [],
+        created,
+        modified: created,
+        model: joinS3((body.OutputDataConfig as { S3OutputPath: string }).S3OutputPath, name, "output", "model.tar.gz"),
+        tags: [...((body.Tags as Tag[] | undefined) ?? [])],
+        scripted: scripts.get(name),
+      };
       jobs.set(name, job);
       const run = lifecycle(job);
       running.add(run);
       void run.finally(() => running.delete(run));
-      return { TrainingJobArn: job.arn };
+      return { TrainingJobArn: arn };
     },
     DescribeTrainingJob: (body) => describe(find(body.TrainingJobName)),
     StopTrainingJob: (body) => {
       const job = find(body.TrainingJobName);
       if (job.status !== "InProgress") throw new ApiError("ValidationException", `The request was rejected because the training job is in status ${job.status}.`);
-      job.stopRequested = true;
-      job.status = "Stopping";
-      step(job, "Stopping", "Stopping the training job");
-      void docker(["stop", "--time", "5", job.container], { env: options.dockerEnv });
+      requestStop(job, "requested");
       return {};
     },
     ListTrainingJobs: (body) => {
-      let list = [...jobs.values()];
-      if (body.NameContains) list = list.filter((job) => String(job.request.TrainingJobName).includes(String(body.NameContains)));
-      if (body.StatusEquals) list = list.filter((job) => job.status === body.StatusEquals);
-      const key = body.SortBy === "Name" ? (job: Job) => String(job.request.TrainingJobName) : (job: Job) => job.created;
-      list.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (body.SortOrder === "Ascending" ? 1 : -1));
-      const start = Number(body.NextToken ?? 0);
-      const size = Number(body.MaxResults ?? 10);
-      const page = list.slice(start, start + size);
+      const after = (value: Json, than: number): boolean => value === undefined || than > Number(value);
+      const before = (value: Json, than: number): boolean => value === undefined || than < Number(value);
+      let list = [...jobs.values()].filter((job) =>
+        (body.NameContains === undefined || job.name.includes(String(body.NameContains))) &&
+        after(body.CreationTimeAfter, job.created) && before(body.CreationTimeBefore, job.created) &&
+        after(body.LastModifiedTimeAfter, job.modified) && before(body.LastModifiedTimeBefore, job.modified));
+      const key = body.SortBy === "Name" ? (job: Job) => job.name : body.SortBy === "Status" ? (job: Job) => job.status : (job: Job) => job.created;
+      // SortOrder's documented default is Ascending, but the service lists newest first, as its own ListTrainingJobs example says.
+      const order = body.SortOrder === "Ascending" ? 1 : -1;
+      list.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * order);
+      const { items, next } = page(list, body, Number(body.MaxResults ?? 10));
+      // As SageMaker documents: a page of MaxResults jobs is taken first, then filtered by StatusEquals.
+      list = body.StatusEquals === undefined ? items : items.filter((job) => job.status === body.StatusEquals);
       return {
-        TrainingJobSummaries: page.map((job) => ({ TrainingJobName: job.request.TrainingJobName, TrainingJobArn: job.arn, CreationTime: job.created, LastModifiedTime: job.modified, TrainingJobStatus: job.status, ...(job.trainingEnd && job.status !== "InProgress" ? { TrainingEndTime: job.trainingEnd } : {}) })),
-        ...(start + size < list.length ? { NextToken: String(start + size) } : {}),
+        TrainingJobSummaries: list.map((job) => ({
+          TrainingJobName: job.name,
+          TrainingJobArn: job.arn,
+          CreationTime: job.created,
+          LastModifiedTime: job.modified,
+          TrainingJobStatus: job.status,
+          SecondaryStatus: job.secondary,
+          ...(job.trainingEnd !== undefined && ["Completed", "Failed", "Stopped"].includes(job.status) ? { TrainingEndTime: job.trainingEnd } : {}),
+        })),
+        ...(next ? { NextToken: next } : {}),
       };
     },
     ListTags: (body) => {
-      const job = [...jobs.values()].find((candidate) => candidate.arn === body.ResourceArn);
-      if (!job) throw new ApiError("ValidationException", "Requested resource not found.");
-      return { Tags: job.request.Tags ?? [] };
+      const { items, next } = page(byArn(body.ResourceArn).tags, body, Number(body.MaxResults ?? 50));
+      return { Tags: items, ...(next ? { NextToken: next } : {}) };
     },
+    AddTags: (body) => {
+      const job = byArn(body.ResourceArn);
+      for (const tag of body.Tags as Tag[]) {
+        const existing = job.tags.find((candidate) => candidate.Key === tag.Key);
+        if (existing) existing.Value = tag.Value;
+        else job.tags.push({ Key: tag.Key, Value: tag.Value });
+      }
+      if (job.tags.length > 50) throw new ApiError("ValidationException", "A resource can have at most 50 tags.");
+      return { Tags: body.Tags };
+    },
+  };
+
+  // -------------------------------------------------------------- the wire
+
+  /** Refuse a request that is not SigV4-signed with our key, for our region and for sagemaker (the signature itself is not checked). */
+  const authorize = (header: string | undefined): void => {
+    if (!header) throw new ApiError("MissingAuthenticationTokenException", "Missing Authentication Token", 403);
+    const scope = /^AWS4-HMAC-SHA256 .*Credential=([^/,\s]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request/.exec(header);
+    if (!scope) throw new ApiError("IncompleteSignatureException", `Authorization header requires a SigV4 Credential, SignedHeaders and Signature: ${header.split(" ")[0]}`, 403);
+    const [, key, , scopeRegion, service] = scope;
+    if (key !== accessKeyId) throw new ApiError("UnrecognizedClientException", "The security token included in the request is invalid.");
+    if (scopeRegion !== region) throw new ApiError("InvalidSignatureException", `Credential should be scoped to a valid region, not '${scopeRegion}'. `, 403);
+    if (service !== "sagemaker") throw new ApiError("InvalidSignatureException", `Credential should be scoped to correct service: 'sagemaker'. `, 403);
+  };
+
+  const handle = (request: http.IncomingMessage, raw: string): Json => {
+    const target = String(request.headers["x-amz-target"] ?? "");
+    const prefix = `${model.metadata.targetPrefix}.`;
+    if (request.method !== "POST" || request.url?.split("?")[0] !== "/" || !target.startsWith(prefix)) throw new ApiError("UnknownOperationException", `not a SageMaker call: ${request.method} ${request.url} X-Amz-Target ${target || "(none)"}`);
+    authorize(request.headers.authorization);
+    const contentType = String(request.headers["content-type"] ?? "");
+    if (!contentType.startsWith(`application/x-amz-json-${model.metadata.jsonVersion}`)) throw new ApiError("SerializationException", `Content-Type must be application/x-amz-json-${model.metadata.jsonVersion}, not ${contentType || "(none)"}`);
+    const operation = target.slice(prefix.length);
+    const definition = model.operations[operation];
+    if (!definition) throw new ApiError("UnknownOperationException", `SageMaker has no operation ${operation}`);
+    const handler = operations[operation];
+    if (!handler) throw new ApiError("UnknownOperationException", `the fake SageMaker does not do ${operation} (it does ${Object.keys(operations).join(", ")})`);
+    let body: Json;
+    try {
+      body = JSON.parse(raw || "{}");
+    } catch {
+      throw new ApiError("SerializationException", "The request body is not JSON.");
+    }
+    const problems = definition.input ? validate(model, definition.input.shape, body) : [];
+    if (problems.length) throw new ApiError("ValidationException", `${problems.length} validation error${problems.length === 1 ? "" : "s"} detected: ${problems.join("; ")}`);
+    const answer = handler(body as Record<string, Json>);
+    requests.push({ target: operation, body: body as Record<string, Json> });
+    return answer;
   };
 
   const server = http.createServer((request, response) => {
@@ -427,27 +851,14 @@ export async function startFakeSageMaker(options: { moto: string; dockerEnv: Rec
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
       const send = (status: number, body: Json): void => {
-        response.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": `fake-${Date.now()}` });
+        response.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": randomUUID() });
         response.end(JSON.stringify(body));
       };
       try {
-        const target = String(request.headers["x-amz-target"] ?? "");
-        if (request.method !== "POST" || !target.startsWith("SageMaker.")) throw new ApiError("UnknownOperationException", `not a SageMaker request: ${request.method} ${target}`);
-        const authorization = String(request.headers.authorization ?? "");
-        if (!authorization.startsWith("AWS4-HMAC-SHA256 ") || !authorization.includes(`Credential=${accessKeyId}/`)) throw new ApiError("UnrecognizedClientException", "The security token included in the request is invalid.");
-        const operation = target.slice("SageMaker.".length);
-        const handler = operations[operation];
-        const definition = model.operations[operation];
-        if (!handler || !definition) throw new ApiError("UnknownOperationException", `the fake does not do ${operation}`);
-        const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<string, Json>;
-        const problems: string[] = [];
-        if (definition.input) validate(model, definition.input.shape, body, "", problems);
-        if (problems.length) throw new ApiError("ValidationException", `${problems.length} validation error(s) detected: ${problems.join("; ")}`);
-        requests.push({ target: operation, body });
-        send(200, handler(body));
+        send(200, handle(request, Buffer.concat(chunks).toString("utf8")));
       } catch (err) {
-        if (err instanceof ApiError) send(400, { __type: err.type, message: err.message });
-        else send(500, { __type: "InternalFailure", message: (err as Error).message });
+        if (err instanceof ApiError) send(err.status, { __type: err.type, message: err.message });
+        else send(500, { __type: "InternalFailure", message: `fake SageMaker: ${(err as Error).stack ?? String(err)}` });
       }
     });
   });
@@ -457,15 +868,13 @@ export async function startFakeSageMaker(options: { moto: string; dockerEnv: Rec
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    script: (name, outcome) => void scripts.set(name, outcome),
+    script: (jobName, outcome) => void scripts.set(jobName, outcome),
     stop: async () => {
-      for (const job of jobs.values()) {
-        if (job.status === "InProgress" || job.status === "Stopping") {
-          job.stopRequested = true;
-          await docker(["rm", "--force", job.container], { env: options.dockerEnv }).catch(() => {});
-        }
-      }
+      const containers = [...jobs.values()].filter((job) => job.container?.running).map((job) => job.container!.name);
+      closing.abort();
+      await Promise.all(containers.map((name) => docker(["rm", "--force", name], { env: options.dockerEnv }).catch(() => undefined)));
       await Promise.allSettled([...running]);
+      server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       s3.destroy();
       logs.destroy();

@@ -36,7 +36,7 @@ export function stateOf(status: string | undefined, secondary: string | undefine
 }
 
 /** Create the job; a retried request whose first try did reach SageMaker finds its own job instead of launching a second. */
-async function createJob(request: ReturnType<typeof trainingJobRequest>, submissionId: string, ctx: Context): Promise<string> {
+export async function createJob(request: ReturnType<typeof trainingJobRequest>, submissionId: string, ctx: Context): Promise<string> {
   const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
   try {
     const created = await sagemaker.send(new sdk.CreateTrainingJobCommand(request));
