@@ -34,17 +34,20 @@ export function docker(
     child.once("spawn", () => options.onStarted?.());
     let stdout = "";
     const tail = new LineTail(20);
-    const lines = new LineTail(1);
-    const see = (chunk: string): void => {
-      for (const line of lines.push(chunk)) options.onLine?.(line);
+    // Each stream is cut into lines on its own, so a half line of one never joins a half line of the other.
+    const partial = { stdout: "", stderr: "" };
+    const see = (stream: keyof typeof partial, chunk: string): void => {
+      const parts = (partial[stream] + chunk).split(/\r?\n/);
+      partial[stream] = parts.pop() ?? "";
+      for (const line of parts) options.onLine?.(line);
     };
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk;
-      see(chunk);
+      see("stdout", chunk);
     });
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
       tail.push(chunk);
-      see(chunk);
+      see("stderr", chunk);
     });
     child.on("error", (err) => {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
@@ -54,8 +57,7 @@ export function docker(
       }
     });
     child.on("close", (code) => {
-      const rest = lines.get();
-      if (rest.length) options.onLine?.(rest[0]!);
+      for (const rest of [partial.stdout, partial.stderr]) if (rest) options.onLine?.(rest);
       resolve({ code, stdout, tail: tail.get() });
     });
     child.stdin.on("error", () => {}); // docker may exit before reading stdin

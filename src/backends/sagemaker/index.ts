@@ -153,7 +153,7 @@ export const sagemakerBackend = {
   },
 
   async *logs(job, ctx, options) {
-    const log = new TrainingLog(job.name, ctx, options.signal);
+    const log = new TrainingLog(job.name, ctx, options.signal, Number(job.spec.settings.instance_count ?? 1));
     const base = Number(job.spec.settings.poll_interval ?? 5) * 1000;
     let interval = base;
     let said = "";

@@ -20,15 +20,15 @@ function isThrottle(err: unknown): boolean {
 export class TrainingLog {
   /** Stream name → the token to read on from. */
   private readonly streams = new Map<string, string | undefined>();
-  private calls = 0;
   /** Extra wait after CloudWatch throttled us, doubled each time, reset on success. */
   private backoffMs = 0;
 
-  /** `signal` (the reader's, not the command's) ends a wait for CloudWatch's throttling. */
+  /** `signal` (the reader's, not the command's) ends a wait for CloudWatch's throttling; `instances` > 1 prefixes every line with its instance. */
   constructor(
     private readonly jobName: string,
     private readonly ctx: Context,
     private readonly signal?: AbortSignal,
+    private readonly instances = 1,
   ) {}
 
   /** Call `request`, waiting and retrying while CloudWatch throttles. */
@@ -46,7 +46,7 @@ export class TrainingLog {
     }
   }
 
-  /** Find streams of the job not seen before (CloudWatch limits DescribeLogStreams to a few calls a second, so this runs only now and then). */
+  /** Find streams of the job not seen before (once per read: far below DescribeLogStreams' few calls a second, as reads are seconds apart). */
   private async discover(): Promise<void> {
     const { client, sdk } = await (await awsFor(this.ctx)).logs();
     let nextToken: string | undefined;
@@ -61,14 +61,13 @@ export class TrainingLog {
   async read(): Promise<string[]> {
     const { client, sdk } = await (await awsFor(this.ctx)).logs();
     try {
-      if (this.streams.size === 0 || this.calls % 5 === 0) await this.discover();
+      await this.discover();
     } catch (err) {
       if (errorName(err) === "ResourceNotFoundException") return []; // no log group yet: the job has not started writing
       throw awsError(err, `reading the log of ${this.jobName}`);
     }
-    this.calls++;
     const lines: string[] = [];
-    const several = this.streams.size > 1;
+    const several = this.instances > 1 || this.streams.size > 1;
     for (const [stream, token] of [...this.streams].sort(([a], [b]) => a.localeCompare(b))) {
       const host = stream.split("/")[1]?.replace(/-\d+$/, "") ?? stream;
       let next = token;
