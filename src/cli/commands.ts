@@ -29,7 +29,7 @@ export const commands: readonly Command[] = [
     description: [
       "ARTIFACT is a Python script (.py), a Jupyter notebook (.ipynb, executed headless cell by cell), or a folder with --entry FILE. Its environment is --envfile, else requirements.txt or environment.yml beside it.",
       "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
-      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on Kaggle it stops following and the kernel goes on.",
+      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on SageMaker and Kaggle it stops following and the job goes on (`alekseylearn logs JOB --follow` re-attaches).",
     ],
     positionals: [{ name: "ARTIFACT", required: true }],
     options: [
@@ -49,6 +49,8 @@ export const commands: readonly Command[] = [
       "alekseylearn fit examples/iris/train.py",
       "alekseylearn fit train.py --hyperparameter.epochs=10 --input.train=./data",
       "alekseylearn fit project/ --entry src/train.py --config.output_path=./runs",
+      "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs",
+      "alekseylearn fit train.py --config.runner=docker",
       "alekseylearn fit train.py --backend kaggle --config.accelerator=gpu",
     ],
     load: () => import("./commands/fit.js"),
@@ -91,7 +93,7 @@ export const commands: readonly Command[] = [
       { name: "no-extract", doc: "Keep model.tar.gz (and output.tar.gz) as archives instead of unpacking them." },
       { name: "overwrite", doc: "Replace existing files whose content differs." },
     ],
-    examples: ["alekseylearn fetch iris-20261126-184214-x7k2 --to model/", "alekseylearn fetch ./alekseylearn-output", "alekseylearn fetch kaggle://USER/iris-train --to model/"],
+    examples: ["alekseylearn fetch iris-20261126-184214-x7k2 --to model/", "alekseylearn fetch ./alekseylearn-output", "alekseylearn fetch s3://bucket/sagemaker/runs", "alekseylearn fetch kaggle://USER/iris-train --to model/"],
     load: () => import("./commands/fetch.js"),
   },
   {
