@@ -15,14 +15,22 @@ export function isCode(relative: string): boolean {
   return !relative.split("/").some((part) => NOT_CODE.has(part)) && !relative.endsWith(".pyc");
 }
 
-/** Every folder and file of `dir` that is code, relative with /, depth first in sorted order: the same tree always gives the same list. */
-export function codePaths(dir: string, prefix = ""): string[] {
+/**
+ * Every folder and file of `dir` that is code and not `excluded`, relative
+ * with /, depth first in sorted order: the same tree always gives the same list.
+ * A folder that is excluded is still walked, since an exception may bring back something inside it.
+ */
+export function codePaths(dir: string, excluded: (relative: string) => boolean = () => false, prefix = ""): string[] {
   const paths: string[] = [];
   for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (!isCode(relative)) continue;
-    paths.push(relative);
-    if (entry.isDirectory()) paths.push(...codePaths(dir, relative));
+    if (entry.isDirectory()) {
+      const inside = codePaths(dir, excluded, relative);
+      if (!excluded(relative) || inside.length) paths.push(relative, ...inside);
+    } else if (!excluded(relative)) {
+      paths.push(relative);
+    }
   }
   return paths;
 }

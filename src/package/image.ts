@@ -11,6 +11,7 @@ import path from "node:path";
 import * as tar from "tar";
 import type { JobSpec } from "../spec/types.js";
 import { codePaths } from "./bundle.js";
+import { isIgnored, parseDockerignore } from "./dockerignore.js";
 import { NOTEBOOK_PACKAGES, NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "./notebook.js";
 
 /** File names of the image definition in a project folder (`alekseylearn init` writes them). */
@@ -225,8 +226,11 @@ export async function writeBuildContext(spec: JobSpec, baseImage: string, file: 
     }
     // Explicit sorted paths, written one after the other (no folder walking, no concurrency), so the bytes never vary.
     const options = { portable: true, mtime: new Date(0), noDirRecurse: true, sync: true as const, file };
-    tar.c({ ...options, cwd: spec.artifact.dir }, codePaths(spec.artifact.dir).filter((name) => !extra.includes(name.split("/")[0]!)));
-    if (extra.length) tar.r({ ...options, cwd: staging }, extra.sort().flatMap((name) => (name === ".alekseylearn" ? [name, ...codePaths(staging, name)] : [name])));
+    // What .dockerignore excludes is not even packed (Docker would drop it only after receiving it); Docker always reads the Dockerfile itself.
+    const ignore = fs.existsSync(path.join(spec.artifact.dir, ".dockerignore")) ? parseDockerignore(fs.readFileSync(path.join(spec.artifact.dir, ".dockerignore"), "utf8")) : [];
+    const excluded = (relative: string): boolean => relative !== DOCKERFILE && isIgnored(ignore, relative);
+    tar.c({ ...options, cwd: spec.artifact.dir }, codePaths(spec.artifact.dir, excluded).filter((name) => !extra.includes(name.split("/")[0]!)));
+    if (extra.length) tar.r({ ...options, cwd: staging }, extra.sort().flatMap((name) => (name === ".alekseylearn" ? [name, ...codePaths(staging, undefined, name)] : [name])));
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@ import { repositoryName, SUBMISSION_TAG, trainingJobRequest } from "../../src/ba
 import { rolePolicy, TRUST_POLICY } from "../../src/backends/sagemaker/role.js";
 import { stateOf } from "../../src/backends/sagemaker/index.js";
 import { dockerfileFor, baseImageFor, writeBuildContext, BASE_IMAGES } from "../../src/package/image.js";
+import { isIgnored, parseDockerignore } from "../../src/package/dockerignore.js";
 import { pipBuildArgs } from "../../src/package/container.js";
 import { trainingRunArgs } from "../../src/package/docker.js";
 import { UserError } from "../../src/errors.js";
@@ -146,4 +147,24 @@ test("the role: trusted by SageMaker only, allowed the job's S3 paths, alekseyle
   assert.equal(by.ImagePull!.Resource, "arn:aws:ecr:eu-west-1:123456789012:repository/alekseylearn/*");
   assert.equal(by.Logs!.Resource, "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs:*");
   assert.ok(!JSON.stringify(policy).includes('"*:*"') && !JSON.stringify(policy).includes('"s3:*"'));
+});
+
+test(".dockerignore is read as Docker reads it: excluded files are not packed, exceptions come back, the last matching line decides", async () => {
+  const rules = parseDockerignore("# data stays home\ndata/\n*.csv\n!keep.csv\n**/*.tmp\n/build\n");
+  assert.equal(isIgnored(rules, "data"), true);
+  assert.equal(isIgnored(rules, "data/big.bin"), true, "inside an excluded folder");
+  assert.equal(isIgnored(rules, "train.csv"), true);
+  assert.equal(isIgnored(rules, "keep.csv"), false, "an exception");
+  assert.equal(isIgnored(rules, "sub/train.csv"), false, "* does not cross folders");
+  assert.equal(isIgnored(rules, "a/b/c.tmp"), true, "** crosses folders");
+  assert.equal(isIgnored(rules, "build/out.o"), true);
+  assert.equal(isIgnored(rules, "train.py"), false);
+
+  const root = writeTree({ "proj/train.py": "", "proj/data/big.bin": "x".repeat(1000), "proj/train.csv": "", "proj/keep.csv": "", "proj/.dockerignore": "data\n*.csv\n!keep.csv\nDockerfile\n" });
+  const s = buildSpec({ artifact: "proj/train.py", config: { output_path: OUT } }, root);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
+  await writeBuildContext(s, "python:3.11-slim", file);
+  const names: string[] = [];
+  await tar.t({ file, onReadEntry: (entry) => names.push(entry.path.replace(/\/$/, "")) });
+  assert.deepEqual(names.sort(), [".dockerignore", "Dockerfile", "alekseylearn_entrypoint.py", "keep.csv", "train.py"]);
 });
