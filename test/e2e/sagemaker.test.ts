@@ -306,3 +306,20 @@ test("local container runner: --config.runner=docker runs the very image SageMak
   assert.equal(fetch.code, 0, fetch.stderr);
   assert.deepEqual(listTree(to), ["metrics.json", "model.joblib"]);
 });
+
+test("moto + registry + fake SageMaker: a notebook runs headless in the image; fetch gives its model and the executed notebook in output/", async () => {
+  const dir = copyExample("notebook");
+  const { env } = sagemakerEnv();
+  const fit = await runCli(["fit", "train.ipynb", `--config.output_path=${OUTPUT}`, ...FAST, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.match(fit.stderr, /training on 112 samples/, "cell output is streamed from CloudWatch");
+  assert.equal(job.output, `${OUTPUT}/${job.name}/output/output.tar.gz`);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.ok(listTree(to).includes("model.joblib"), listTree(to).join(", "));
+  const executed = JSON.parse(fs.readFileSync(path.join(to, "output", "train.ipynb"), "utf8")) as { cells: { outputs?: { text?: string | string[] }[] }[] };
+  const outputs = executed.cells.flatMap((cell) => cell.outputs ?? []);
+  assert.ok(outputs.some((output) => [output.text ?? ""].flat().join("").includes("training on 112 samples")), "the executed notebook holds its outputs");
+});
