@@ -214,7 +214,7 @@ test("fake SageMaker: status, logs and fetch by name for a job this machine has 
   assert.ok(fs.existsSync(path.join(to, "model.joblib")));
 });
 
-test("moto: a missing role names the command that creates it, and nothing is built, created or pushed", async () => {
+test("moto: a missing role names the command that creates it, and nothing is created or pushed", async () => {
   const dir = copyExample("iris");
   const { env } = sagemakerEnv();
   const before = trainingJobs().length;
@@ -224,6 +224,19 @@ test("moto: a missing role names the command that creates it, and nothing is bui
   assert.match(result.stderr, /alekseylearn init train\.py --backend sagemaker --create-role --config\.output_path=s3:\/\/bucket\/sagemaker\/runs/);
   assert.equal(trainingJobs().length, before);
   assert.equal(fake.requests.filter((r) => r.target === "CreateTrainingJob" && JSON.stringify(r.body).includes("missing_role")).length, 0);
+});
+
+test("moto: an output bucket that does not exist is named before anything is created or pushed", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const before = trainingJobs().length;
+  const result = await runCli(["fit", "train.py", "--config.output_path=s3://no-such-bucket/sagemaker/runs", "--config.repository=alekseylearn/no-bucket"], { cwd: dir, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /The bucket no-such-bucket of config\.output_path does not exist/);
+  assert.match(result.stderr, /aws s3 mb s3:\/\/no-such-bucket/);
+  assert.equal(trainingJobs().length, before);
+  const repositories = JSON.parse(aws(["ecr", "describe-repositories"])) as { repositories: { repositoryName: string }[] };
+  assert.ok(!repositories.repositories.some((repository) => repository.repositoryName === "alekseylearn/no-bucket"));
 });
 
 test("moto: init --create-role makes a role SageMaker may assume, allowed the output path, alekseylearn images and its logs", async () => {

@@ -16,6 +16,7 @@ import { joinLocation } from "../../storage/location.js";
 import { VERSION } from "../../version.js";
 import type { Backend } from "../types.js";
 import { awsError, awsFor, errorName } from "./aws.js";
+import { checkBucket } from "./bucket.js";
 import { pushTrainingImage } from "./image.js";
 import { TrainingLog } from "./logs.js";
 import { planProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
@@ -94,7 +95,7 @@ export const sagemakerBackend = {
     const { spec } = job;
     const store = new JobStore(ctx.stateDir);
     const aws = await awsFor(ctx);
-    // Who you are and the role are checked while Docker builds; the image goes to ECR only once both have passed.
+    // Who you are, the role and the output bucket are checked while Docker builds; the image goes to ECR only once all have passed.
     const checks = new AbortController();
     const signal = ctx.signal ? AbortSignal.any([ctx.signal, checks.signal]) : checks.signal;
     let roleChecked!: (ok: boolean) => void;
@@ -105,11 +106,14 @@ export const sagemakerBackend = {
     pushing.catch(() => {}); // awaited below, after the role
     // Loading the SDK modules holds the JavaScript thread: they load once Docker is building (or could not start).
     await Promise.race([started, pushing.then(() => {}, () => {})]);
-    const role = aws.identity().then(() => resolveRole(spec, ctx));
+    const verified = aws.identity().then(async () => {
+      const [arn] = await Promise.all([resolveRole(spec, ctx), checkBucket(spec.outputPath, "config.output_path", ctx)]);
+      return arn;
+    });
     void aws.sagemaker().catch(() => {});
     let roleArn: string;
     try {
-      roleArn = await role;
+      roleArn = await verified;
       roleChecked(true);
     } catch (err) {
       checks.abort();
