@@ -71,6 +71,9 @@ export async function requireDaemon(env: Env): Promise<void> {
   const result = await docker(["version", "--format", "{{.Server.Version}}"], { env });
   if (result.code === 0 && result.stdout.trim()) return;
   const said = result.tail.filter((line) => line.trim()).slice(-1)[0] ?? "";
+  if (/permission denied/i.test(said)) {
+    throw failure(`Docker answers, but you may not use it (docker said: ${said.trim()}).`, "Add yourself to the docker group (sudo usermod -aG docker $USER, then log in again), or use rootless Docker.");
+  }
   throw failure(
     `No Docker daemon answers${env.DOCKER_HOST ? ` at ${env.DOCKER_HOST}` : ""}${said ? ` (docker said: ${said.trim()})` : ""}.`,
     "Start Docker (e.g. `sudo systemctl start docker`, or Docker Desktop) and try again; building without a daemon is planned as config.builder=oci.",
