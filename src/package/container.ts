@@ -42,6 +42,7 @@ export async function buildTrainingImage(spec: JobSpec, options: { tag: string; 
   const logFile = path.join(dir, `${stem}.log`);
   await writeBuildContext(spec, baseImage, contextTar);
   const log = fs.createWriteStream(logFile);
+  let steps = 0;
   ctx.reporter.info(`Building the image ${options.tag} on ${hasOwnDockerfile(spec) ? `${spec.artifact.dir}/Dockerfile` : baseImage} (log: ${logFile})…`);
   try {
     const built = await buildImage({
@@ -53,9 +54,15 @@ export async function buildTrainingImage(spec: JobSpec, options: { tag: string; 
       ...(options.onStarted ? { onStarted: options.onStarted } : {}),
       onLine: (line) => {
         log.write(line + "\n");
-        if (/^Step \d+\/\d+ : /.test(line)) ctx.reporter.info(line.length > 120 ? line.slice(0, 119) + "…" : line);
+        // Steps show as a progress bar on a terminal; the full build output is in the log file.
+        const step = /^Step (\d+)\/(\d+) : /.exec(line);
+        if (step) {
+          steps = Number(step[2]);
+          ctx.reporter.progress?.(`Building ${options.tag}`, Number(step[1]) - 1, steps, "files");
+        }
       },
     });
+    if (steps) ctx.reporter.progress?.(`Building ${options.tag}`, steps, steps, "files");
     ctx.reporter.info(built.stepsRun === 0 ? "Image unchanged: every step came from Docker's cache." : `Image built: ${built.stepsRun} step(s) ran, ${built.stepsCached} from the cache.`);
     return { ...built, baseImage };
   } finally {
