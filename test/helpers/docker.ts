@@ -38,7 +38,15 @@ export function registryBytes(): number {
 export async function registryHas(repository: string, digest: string): Promise<boolean> {
   const response = await fetch(`http://${dockerTestEnv().registry}/v2/${repository}/manifests/${digest}`, {
     method: "HEAD",
-    headers: { Accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+    // Every manifest type docker may push: an image (Docker or OCI) or a multi-platform index.
+    headers: {
+      Accept: [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+      ].join(", "),
+    },
   });
   return response.ok;
 }
