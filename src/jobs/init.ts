@@ -7,10 +7,9 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
-import { baseImageFor, imageFiles } from "../package/image.js";
+import { baseImageFor, imageFiles, isGpuInstance } from "../package/image.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
 import type { JobSpec } from "../spec/types.js";
-import { isGpuInstance } from "../backends/sagemaker/plan.js";
 
 /** What `init` did. */
 export interface InitResult {

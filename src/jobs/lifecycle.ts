@@ -3,15 +3,14 @@
  * follow it (logs live, Ctrl-C handled), and turn its end into a result or a
  * UserError. Backends only talk to their provider.
  */
-import path from "node:path";
 import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
 import { backends, getBackend } from "../backends/registry.js";
 import type { Backend, LogOptions } from "../backends/types.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
 import { joinLocation } from "../storage/location.js";
-import { hasOwnDockerfile } from "../package/image.js";
-import { isGpuInstance } from "../backends/sagemaker/plan.js";
+import { artifactStem } from "../package/artifact.js";
+import { hasOwnDockerfile, isGpuInstance } from "../package/image.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, type JobRecord } from "./records.js";
 
@@ -104,8 +103,7 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   const spec = buildSpec(request, ctx.cwd);
   const backend = getBackend(spec.backend);
   const store = new JobStore(ctx.stateDir);
-  const stem = spec.artifact.isFolder ? path.basename(spec.artifact.dir) : path.parse(spec.artifact.entry).name;
-  const name = options.name ?? makeJobName(stem);
+  const name = options.name ?? makeJobName(artifactStem(spec.artifact));
   if (!isValidJobName(name)) {
     throw new UserError(`Job name ${name} is not valid on every backend.`, "Use 2 to 63 characters of a-z, 0-9 and -, starting with a letter and not ending with -.");
   }

@@ -29,6 +29,11 @@ function statOrNull(file: string): fs.Stats | null {
   }
 }
 
+/** The artifact's name: the folder's for a folder, the file's without its extension for a file. */
+export function artifactStem(artifact: TrainingArtifact): string {
+  return artifact.isFolder ? path.basename(artifact.dir) : path.parse(artifact.entry).name;
+}
+
 /** Resolve the artifact the user named (relative to `cwd`), with `entry` when it is a folder. */
 export function resolveArtifact(cwd: string, artifact: string, entry?: string): TrainingArtifact {
   const full = path.resolve(cwd, artifact);

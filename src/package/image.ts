@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as tar from "tar";
 import type { JobSpec } from "../spec/types.js";
+import { artifactStem } from "./artifact.js";
 import { codePaths } from "./bundle.js";
 import { isIgnored, parseDockerignore } from "./dockerignore.js";
 import { NOTEBOOK_PACKAGES, NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "./notebook.js";
@@ -24,6 +25,17 @@ export const BASE_IMAGES = {
   gpu: "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
   conda: "mambaorg/micromamba:1.5.10",
 } as const;
+
+/** True for SageMaker instance types with GPUs (P and G families), whose default base image has CUDA. */
+export function isGpuInstance(instanceType: string): boolean {
+  return /^ml\.(p|g)\d/.test(instanceType);
+}
+
+/** The artifact's image name, `alekseylearn/` and its name in a registry's alphabet (an ECR repository, or a local tag). */
+export function imageName(spec: JobSpec): string {
+  const name = artifactStem(spec.artifact).toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "job";
+  return `alekseylearn/${name}`;
+}
 
 /** The base image for `spec`: config.base_image when set, else the default for its environment and its instance type. */
 export function baseImageFor(spec: JobSpec, gpu: boolean): string {

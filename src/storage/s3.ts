@@ -63,6 +63,13 @@ function explain(err: unknown, what: string): Error {
   return err instanceof Error ? err : new Error(message);
 }
 
+/** An S3 client for this environment's AWS setup; a custom endpoint (moto, s3rver, MinIO) is addressed path-style. */
+export async function s3Client(env: Context["env"]): Promise<{ client: S3Client; sdk: S3Module }> {
+  const sdk: S3Module = await import("@aws-sdk/client-s3");
+  const config = await awsClientConfig(env, "S3");
+  return { client: new sdk.S3Client({ ...config, ...(config.endpoint ? { forcePathStyle: true } : {}) }), sdk };
+}
+
 /** One range of the download, and the part it is of the upload when the ETag says so. */
 interface Range {
   index: number;
@@ -102,9 +109,7 @@ export interface TransferOptions {
 export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Promise<Storage> {
   const parallel = tuning.parallel ?? PARALLEL;
   const defaultPart = tuning.partSize ?? DEFAULT_PART;
-  const sdk: S3Module = await import("@aws-sdk/client-s3");
-  const config = await awsClientConfig(ctx.env, "S3");
-  const client: S3Client = new sdk.S3Client({ ...config, ...(config.endpoint ? { forcePathStyle: true } : {}) });
+  const { client, sdk } = await s3Client(ctx.env);
 
   const stat = async (location: string): Promise<ObjectInfo | undefined> => {
     const { bucket, key } = parseS3(location);

@@ -60,8 +60,8 @@ function startSupervisor(job: JobRecord, setup: RunSetup, ctx: Context): number 
 /** Build the image SageMaker would run (runner=docker); the run then starts it with `train`. */
 async function containerSetup(job: JobRecord, ctx: Context): Promise<{ setup: RunSetup; provider: Record<string, string> }> {
   const { buildTrainingImage } = await import("../../package/container.js");
-  const { repositoryName } = await import("../sagemaker/plan.js");
-  const tag = `${repositoryName(job.spec)}:local`;
+  const { imageName } = await import("../../package/image.js");
+  const tag = `${imageName(job.spec)}:local`;
   const built = await buildTrainingImage(job.spec, { tag, gpu: false }, ctx);
   return { setup: { python: "python3", image: built.imageId }, provider: { runner: "docker", image: tag, imageId: built.imageId } };
 }

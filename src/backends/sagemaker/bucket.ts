@@ -2,18 +2,15 @@
  * The output path's bucket, checked before a job is launched: SageMaker itself
  * finds out only when it uploads the model, after the whole training run.
  */
-import { awsClientConfig } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
-import { parseS3 } from "../../storage/s3.js";
+import { parseS3, s3Client } from "../../storage/s3.js";
 import { awsError } from "./aws.js";
 
 /** Fail when the bucket of `location` does not exist; warn when it cannot be looked at. */
 export async function checkBucket(location: string, what: string, ctx: Context): Promise<void> {
   const { bucket } = parseS3(location);
-  const sdk = await import("@aws-sdk/client-s3");
-  const config = await awsClientConfig(ctx.env, "S3");
-  const client = new sdk.S3Client({ ...config, ...(config.endpoint ? { forcePathStyle: true } : {}) });
+  const { client, sdk } = await s3Client(ctx.env);
   try {
     await client.send(new sdk.HeadBucketCommand({ Bucket: bucket }));
   } catch (err) {

@@ -12,7 +12,8 @@ import { buildTrainingImage } from "../../package/container.js";
 import { docker, login, privateDockerConfig, pushImage } from "../../package/docker.js";
 import type { JobSpec } from "../../spec/types.js";
 import { awsError, awsFor, errorName } from "./aws.js";
-import { isGpuInstance, repositoryName } from "./plan.js";
+import { isGpuInstance } from "../../package/image.js";
+import { repositoryName } from "./plan.js";
 
 /** What submitting the image did, for the job record and the benchmarks. */
 export interface PushedImage {

@@ -5,17 +5,13 @@
  */
 import type { CreateTrainingJobRequest } from "@aws-sdk/client-sagemaker";
 import { hyperparameterStrings } from "../../package/contract.js";
+import { imageName } from "../../package/image.js";
 import { schemeOf } from "../../storage/location.js";
 import type { JobSpec } from "../../spec/types.js";
 import { DEFAULT_ROLE_NAME } from "./schema.js";
 
 /** The tag that marks a job as made by alekseylearn; its value is the submission's id, so a retried submission finds its own job. */
 export const SUBMISSION_TAG = "alekseylearn:submission";
-
-/** True for instance types with GPUs (P and G families). */
-export function isGpuInstance(instanceType: string): boolean {
-  return /^ml\.(p|g)\d/.test(instanceType);
-}
 
 /** `KEY=VALUE` items as a record; `problems` gets one line per bad item. */
 export function parsePairs(items: readonly string[], what: string, problems: string[]): Record<string, string> {
@@ -50,12 +46,9 @@ export function planProblems(spec: JobSpec): string[] {
   return problems;
 }
 
-/** The ECR repository for `spec`: config.repository, else alekseylearn/ and the artifact's name in ECR's alphabet. */
+/** The ECR repository for `spec`: config.repository, else the artifact's image name. */
 export function repositoryName(spec: JobSpec): string {
-  if (spec.settings.repository) return String(spec.settings.repository);
-  const stem = spec.artifact.isFolder ? spec.artifact.dir.split("/").pop()! : spec.artifact.entry.replace(/\.(py|ipynb)$/, "").split("/").pop()!;
-  const name = stem.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "job";
-  return `alekseylearn/${name}`;
+  return spec.settings.repository ? String(spec.settings.repository) : imageName(spec);
 }
 
 /** The role's ARN: config.role_arn, or the named role in `account`. */

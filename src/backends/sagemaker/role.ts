@@ -54,22 +54,27 @@ export function createRoleCommand(spec: JobSpec, cwd: string): string {
   return `alekseylearn init ${artifact.startsWith("..") ? full : artifact}${spec.artifact.isFolder ? ` --entry ${spec.artifact.entry}` : ""} --backend sagemaker --create-role --config.output_path=${spec.outputPath}`;
 }
 
+/** The ARN of the role called `name`, or undefined when there is no such role. */
+async function findRoleArn(name: string, ctx: Context): Promise<string | undefined> {
+  const { client, sdk } = await (await awsFor(ctx)).iam();
+  try {
+    const found = await client.send(new sdk.GetRoleCommand({ RoleName: name }), { abortSignal: ctx.signal });
+    return found.Role?.Arn;
+  } catch (err) {
+    if (errorName(err) === "NoSuchEntityException" || errorName(err) === "NoSuchEntity") return undefined;
+    throw awsError(err, `looking up the IAM role ${name}`);
+  }
+}
+
 /** The role ARN the job runs as; a UserError naming the command that creates it when the named role is missing. */
 export async function resolveRole(spec: JobSpec, ctx: Context): Promise<string> {
   const aws = await awsFor(ctx);
   const { account, partition } = await aws.identity();
   if (spec.settings.role_arn) return roleArnFor(spec, account, partition);
-  const { client, sdk } = await aws.iam();
   const name = String(spec.settings.role_name);
-  try {
-    const found = await client.send(new sdk.GetRoleCommand({ RoleName: name }), { abortSignal: ctx.signal });
-    return found.Role?.Arn ?? roleArnFor(spec, account, partition);
-  } catch (err) {
-    if (errorName(err) === "NoSuchEntityException" || errorName(err) === "NoSuchEntity") {
-      throw failure(`The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`, `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`);
-    }
-    throw awsError(err, `looking up the IAM role ${name}`);
-  }
+  const arn = await findRoleArn(name, ctx);
+  if (arn) return arn;
+  throw failure(`The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`, `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`);
 }
 
 /** Create the role (or, when it exists, bring its policy up to date) for `spec`; returns its ARN and whether it was made now. */
@@ -78,13 +83,8 @@ export async function createRole(spec: JobSpec, ctx: Context): Promise<{ arn: st
   const where = { ...(await aws.identity()), region: aws.region };
   const { client, sdk } = await aws.iam();
   const name = String(spec.settings.role_name);
-  let arn: string | undefined;
+  let arn = await findRoleArn(name, ctx);
   let created = false;
-  try {
-    arn = (await client.send(new sdk.GetRoleCommand({ RoleName: name }), { abortSignal: ctx.signal })).Role?.Arn;
-  } catch (err) {
-    if (errorName(err) !== "NoSuchEntityException" && errorName(err) !== "NoSuchEntity") throw awsError(err, `looking up the IAM role ${name}`);
-  }
   try {
     if (!arn) {
       const made = await client.send(new sdk.CreateRoleCommand({
