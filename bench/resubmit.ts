@@ -83,7 +83,7 @@ try {
   const plainChanged = plain();
   fs.appendFileSync(path.join(project, "train.py"), "# another one-line change\n");
   const changed = fit();
-  // The code is the image's last layer (COPY . /opt/program; what follows it makes no layer).
+  // The code is the image's last layer (COPY . /opt/ml/code; what follows it makes no layer).
   const shape = await manifest(changed.image);
   const codeLayer = shape.layers[shape.layers.length - 1]!;
   const layerBytesMoved = changed.bytes - shape.bytes - shape.config;

@@ -1,8 +1,13 @@
 /** Settings every backend shares. */
 import type { Schema } from "../spec/schema.js";
 
-/** `output_path` and `instance_count`, the keys every backend understands (each may add a default). */
+/** `output_path`, `instance_count` and `hyperparameter_args`, the keys every backend understands (each may add a default). */
 export const commonSchema = {
   output_path: { type: { kind: "string" }, doc: "Where model.tar.gz and output.tar.gz go, under OUTPUT_PATH/JOB/output/." },
   instance_count: { type: { kind: "integer", min: 1 }, default: 1, doc: "How many machines run the job.", aliases: ["train_instance_count"] },
+  hyperparameter_args: {
+    type: { kind: "boolean" },
+    default: true,
+    doc: "Pass the hyperparameters to a script as command-line arguments (--KEY VALUE, sorted), as SageMaker's training toolkit does; false for a script that rejects unknown arguments. Notebooks never get arguments.",
+  },
 } satisfies Schema;

@@ -18,6 +18,33 @@ export interface LogOptions {
   signal?: AbortSignal;
 }
 
+/** One provider request exactly as a submission would send it. */
+export interface ProviderRequest {
+  /** The provider's API (`sagemaker`, `ecr`, `kaggle`; `local` for this machine's own run). */
+  api: string;
+  /** The operation, as the provider names it (`CreateTrainingJob`, `SaveKernel`). */
+  operation: string;
+  /** Its body; values known only after building (an image digest) are placeholders of the right form. */
+  request: unknown;
+}
+
+/** Everything a submission would do, found without creating anything: what `fit --dry-run` prints. */
+export interface SubmissionPlan {
+  backend: BackendName;
+  /** The job's name. */
+  job: string;
+  /** Paths, relative to the artifact's folder, of the files the job would ship (or, on this machine, see). */
+  files: string[];
+  /** The training image, for backends that build one: its base, its platform, and the Dockerfile steps that make its layers. */
+  image?: { base: string; platform: string; layers: string[] };
+  /** Each request the submission would send, in order. */
+  requests: ProviderRequest[];
+  /** Read-only checks made (`done`), and those not made, with why (`skipped`). */
+  checks: { done: string[]; skipped: string[] };
+  /** What in `requests` stands for a value known only at submission. */
+  placeholders: string[];
+}
+
 /** A place jobs run. Backends talk to their provider; the core owns the lifecycle (progress, Ctrl-C, following). */
 export interface Backend {
   readonly name: BackendName;
@@ -29,6 +56,8 @@ export interface Backend {
   readonly onInterrupt: "stop" | "detach";
   /** Every reason this backend cannot run `spec`, all at once; empty when it can. Runs before anything is uploaded. */
   check(spec: JobSpec): string[];
+  /** What `submit` would do for `job` (not saved), found by pure functions of its spec and read-only checks; creates nothing. */
+  plan(job: JobRecord, ctx: Context): Promise<SubmissionPlan>;
   /** Start the job described by `job` (saved, state "preparing"); returns the record as it is once the job is running. */
   submit(job: JobRecord, ctx: Context, options: SubmitOptions): Promise<JobRecord>;
   /** The job's current record, refreshed from the provider. */

@@ -28,7 +28,7 @@ export const commands: readonly Command[] = [
     usage: "alekseylearn fit ARTIFACT [--entry FILE] [--envfile FILE] [--backend NAME] [--config.KEY=VALUE ...]",
     description: [
       "ARTIFACT is a Python script (.py), a Jupyter notebook (.ipynb, executed headless cell by cell), or a folder with --entry FILE. Its environment is --envfile, else requirements.txt or environment.yml beside it.",
-      "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
+      "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. A script gets its hyperparameters as command-line arguments too, as SageMaker's training toolkit passes them (--KEY VALUE, sorted; --config.hyperparameter_args=false turns that off), so argparse scripts written for SageMaker run unchanged. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
       "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on SageMaker and Kaggle it stops following and the job goes on (`alekseylearn logs JOB --follow` re-attaches).",
     ],
     positionals: [{ name: "ARTIFACT", required: true }],
@@ -39,10 +39,11 @@ export const commands: readonly Command[] = [
       { name: "name", value: "JOB", doc: "Name the job instead of ARTIFACT-STEM-yyyymmdd-hhmmss-xxxx." },
       { name: "detach", doc: "Return once the job is submitted; follow it later with `alekseylearn logs JOB --follow`." },
       { name: "overwrite", doc: "Image backends: write the folder's Dockerfile and entrypoint anew (as `init --overwrite`) instead of building with them as they are." },
+      { name: "dry-run", doc: "Check everything that can be checked without creating anything, print the plan (the files that would ship, the image, each provider request as it would be sent) and exit. Needs no Docker; with --json, the plan as JSON." },
     ],
     families: [
       { prefix: "config", usage: "--config.KEY=VALUE", doc: "A backend setting (see below). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list." },
-      { prefix: "hyperparameter", usage: "--hyperparameter.KEY=VALUE", doc: "A hyperparameter, passed as SageMaker passes them (hyperparameters.json, SM_HPS, SM_HP_KEY)." },
+      { prefix: "hyperparameter", usage: "--hyperparameter.KEY=VALUE", doc: "A hyperparameter, kept as the text typed (as SageMaker keeps them) and passed as SageMaker's toolkit passes them: --KEY VALUE arguments to a script, hyperparameters.json, SM_HPS, SM_HP_KEY." },
       { prefix: "input", usage: "--input.CHANNEL=LOCATION", doc: "An input channel, seen by the job at /opt/ml/input/data/CHANNEL ($SM_CHANNEL_CHANNEL)." },
     ],
     examples: [
@@ -50,6 +51,7 @@ export const commands: readonly Command[] = [
       "alekseylearn fit train.py --hyperparameter.epochs=10 --input.train=./data",
       "alekseylearn fit project/ --entry src/train.py --config.output_path=./runs",
       "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs",
+      "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs --dry-run --json",
       "alekseylearn fit train.py --config.runner=docker",
       "alekseylearn fit train.py --backend kaggle --config.accelerator=gpu",
     ],

@@ -1,4 +1,5 @@
 /** Turning records into text for people: durations, tables, job summaries. */
+import type { SubmissionPlan } from "../backends/types.js";
 import type { JobRecord } from "../jobs/records.js";
 
 /** Seconds as `4.2s`, `3m 05s` or `2h 07m`. */
@@ -46,4 +47,35 @@ export function describeJob(job: JobRecord): string {
     ["Page", job.provider?.url],
   ];
   return fields.filter(([, value]) => value).map(([key, value]) => `${(key + ":").padEnd(13)}${value}`).join("\n") + "\n";
+}
+
+/** A plan (`fit --dry-run`) for people: what would ship, the image, each request, and what was and was not checked. Long text values are cut; `--json` shows them whole. */
+export function describePlan(plan: SubmissionPlan): string {
+  const lines = [`Dry run of job ${plan.job} on the ${plan.backend} backend: nothing was created, built, uploaded or run.`, ""];
+  const shown = plan.files.slice(0, 30);
+  lines.push(`Files (${plan.files.length}):`, ...shown.map((file) => `  ${file}`));
+  if (plan.files.length > shown.length) lines.push(`  … and ${plan.files.length - shown.length} more (--json lists them all)`);
+  if (plan.image) lines.push("", `Image: on ${plan.image.base}, for ${plan.image.platform}`, ...plan.image.layers.map((layer) => `  ${layer}`));
+  lines.push("", "Requests:");
+  for (const { api, operation, request } of plan.requests) {
+    lines.push(`  ${api} ${operation}`, ...compactJson(request, "    ").split("\n"));
+  }
+  if (plan.checks.done.length) lines.push("", "Checked:", ...plan.checks.done.map((check) => `  - ${check}`));
+  if (plan.checks.skipped.length) lines.push("", "Not checked:", ...plan.checks.skipped.map((check) => `  - ${check}`));
+  if (plan.placeholders.length) lines.push("", "Placeholders:", ...plan.placeholders.map((value) => `  - ${value}`));
+  return lines.join("\n") + "\n";
+}
+
+/** JSON for reading: a list or object on one line when that line is short, else one member a line; long text cut. */
+function compactJson(value: unknown, indent: string): string {
+  const cut = (item: unknown): unknown => (typeof item === "string" && item.length > 200 ? `${item.slice(0, 120)}… (${item.length} characters; --json shows all)` : item);
+  const render = (item: unknown, at: string): string => {
+    const flat = JSON.stringify(item, (_key, inner: unknown) => cut(inner));
+    if (flat === undefined || typeof item !== "object" || item === null || at.length + flat.length <= 100) return flat ?? "null";
+    const inner = `${at}  `;
+    if (Array.isArray(item)) return `[\n${item.map((element) => inner + render(element, inner)).join(",\n")}\n${at}]`;
+    const entries = Object.entries(item as Record<string, unknown>).filter(([, member]) => member !== undefined);
+    return `{\n${entries.map(([key, member]) => `${inner}${JSON.stringify(key)}: ${render(member, inner)}`).join(",\n")}\n${at}}`;
+  };
+  return indent + render(value, indent);
 }

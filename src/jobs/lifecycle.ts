@@ -6,8 +6,9 @@
 import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
 import { backends, getBackend } from "../backends/registry.js";
-import type { Backend, LogOptions } from "../backends/types.js";
+import type { Backend, LogOptions, SubmissionPlan } from "../backends/types.js";
 import { buildSpec, type FitRequest } from "../spec/build.js";
+import type { JobSpec } from "../spec/types.js";
 import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";
 import { hasOwnDockerfile, isGpuInstance } from "../package/image.js";
@@ -95,19 +96,37 @@ export interface FitOptions {
   overwriteImage?: boolean;
 }
 
+/** The validated spec, its backend and the job's name (given or made), as `fit` and `planFit` both start. */
+function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec: JobSpec; backend: Backend; name: string } {
+  const spec = buildSpec(request, ctx.cwd);
+  const backend = getBackend(spec.backend);
+  const name = options.name ?? makeJobName(artifactStem(spec.artifact));
+  if (!isValidJobName(name)) {
+    throw new UserError(`Job name ${name} is not valid on every backend.`, "Use 2 to 63 characters of a-z, 0-9 and -, starting with a letter and not ending with -.");
+  }
+  if (new JobStore(ctx.stateDir).find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
+  return { spec, backend, name };
+}
+
+/**
+ * What `fit` would do, without doing it (`fit --dry-run`): everything that can
+ * be checked without creating anything is checked, and the plan returned —
+ * the files that would ship, the image, and each provider request as it
+ * would be sent. No job record, repository, role, object or job is created.
+ */
+export async function planFit(request: FitRequest, ctx: Context, options: Pick<FitOptions, "name"> = {}): Promise<SubmissionPlan> {
+  const { spec, backend, name } = prepare(request, ctx, options);
+  const job: JobRecord = { name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "" };
+  return backend.plan(job, ctx);
+}
+
 /**
  * Run a training job: validate, submit, and (unless detached) follow it to the
  * end. Resolves with the job's record; a failed or stopped job is a UserError.
  */
 export async function fit(request: FitRequest, ctx: Context, options: FitOptions = {}): Promise<FollowResult> {
-  const spec = buildSpec(request, ctx.cwd);
-  const backend = getBackend(spec.backend);
+  const { spec, backend, name } = prepare(request, ctx, options);
   const store = new JobStore(ctx.stateDir);
-  const name = options.name ?? makeJobName(artifactStem(spec.artifact));
-  if (!isValidJobName(name)) {
-    throw new UserError(`Job name ${name} is not valid on every backend.`, "Use 2 to 63 characters of a-z, 0-9 and -, starting with a letter and not ending with -.");
-  }
-  if (store.find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
   if (!spec.environment) {
     ctx.reporter.warn(`No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`);
   }

@@ -178,6 +178,9 @@ export async function pushImage(tag: string, env: Env, onLine?: (line: string) =
   return { digest, layersPushed, layersExisting };
 }
 
+/** The folders of /opt/ml that SageMaker provides from outside the image (the code under /opt/ml/code comes with the image). */
+export const ML_SUBFOLDERS = ["checkpoints", "input", "model", "output"] as const;
+
 /** A host folder or file seen inside the container. */
 export interface ContainerMount {
   host: string;
@@ -190,7 +193,7 @@ export interface TrainingContainer {
   image: string;
   /** The container's name, so it can be stopped by name. */
   name: string;
-  /** Host folder mounted at /opt/ml. */
+  /** Host folder whose input, model, output and checkpoints folders are mounted under /opt/ml (the image's /opt/ml/code stays visible, as on SageMaker). */
   ml: string;
   /** Extra mounts (input channels, read-only). */
   mounts?: readonly ContainerMount[];
@@ -203,7 +206,8 @@ export interface TrainingContainer {
 /** The arguments of `docker run` for a training container (pure). */
 export function trainingRunArgs(container: TrainingContainer): string[] {
   // Host networking: the job reaches what this machine reaches, as it does on the local backend.
-  const args = ["run", "--rm", "--name", container.name, "--network", "host", "--volume", `${container.ml}:${ML_ROOT}`];
+  const args = ["run", "--rm", "--name", container.name, "--network", "host"];
+  for (const sub of ML_SUBFOLDERS) args.push("--volume", `${container.ml}/${sub}:${ML_ROOT}/${sub}`);
   for (const mount of container.mounts ?? []) args.push("--volume", `${mount.host}:${mount.inside}${mount.readOnly ? ":ro" : ""}`);
   // Values go through the environment of `docker` itself (`--env NAME`), so none shows in a process list.
   for (const key of Object.keys(container.env ?? {}).sort()) args.push("--env", key);

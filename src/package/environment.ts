@@ -146,6 +146,12 @@ async function lock(dir: string, signal?: AbortSignal): Promise<() => void> {
   }
 }
 
+/** Where the environment for `request` is cached and whether it is ready there; builds nothing (a UserError when the interpreter is missing, as for a build). */
+export function environmentLocation(request: EnvironmentRequest, ctx: Context): { dir: string; ready: boolean } {
+  const dir = path.join(ctx.cacheDir, "envs", environmentKey(request, resolveInterpreter(request, ctx)));
+  return { dir, ready: fs.existsSync(path.join(dir, READY)) };
+}
+
 /** Return the cached environment for `request`, creating it first when it is not there. */
 export async function ensureEnvironment(request: EnvironmentRequest, ctx: Context): Promise<PythonEnvironment> {
   const interpreter = resolveInterpreter(request, ctx);

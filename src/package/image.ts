@@ -90,13 +90,18 @@ export function dockerfileFor(spec: JobSpec, baseImage: string): string {
     "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
     `COPY ${ENTRYPOINT}${notebook ? ` ${NOTEBOOK_RUNNER_NAME}` : ""} /opt/alekseylearn/`,
     "# The code last.",
-    "COPY . /opt/program",
-    "WORKDIR /opt/program",
+    "COPY . /opt/ml/code",
+    "WORKDIR /opt/ml/code",
     `ENV ALEKSEYLEARN_ENTRY=${JSON.stringify(spec.artifact.entry)} ALEKSEYLEARN_KIND=${spec.artifact.kind}`,
     `ENTRYPOINT ["python3", "/opt/alekseylearn/${ENTRYPOINT}"]`,
     "",
   );
   return lines.join("\n");
+}
+
+/** Variables the entrypoint reads for settings of the job, only those that differ from its defaults (SageMaker passes them in the job's Environment). */
+export function jobSettingsEnv(settings: JobSpec["settings"]): Record<string, string> {
+  return settings.hyperparameter_args === false ? { ALEKSEYLEARN_HYPERPARAMETER_ARGS: "false" } : {};
 }
 
 /** The generated files of the image definition, by name (pure). */

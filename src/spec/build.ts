@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { UserError } from "../errors.js";
 import { findEnvironmentFile, resolveArtifact } from "../package/artifact.js";
+import { hyperparameterStrings } from "../package/contract.js";
 import { getBackend } from "../backends/registry.js";
 import { normalizeLocation, schemeOf } from "../storage/location.js";
 import { loadProjectConfig } from "./config-file.js";
@@ -26,6 +27,7 @@ export interface FitRequest {
   backend?: string;
   /** Backend settings: text as typed on the command line, or typed values. */
   config?: Readonly<Record<string, unknown>>;
+  /** Hyperparameters: text is passed exactly as given (as the CLI gives it); other values as JSON. */
   hyperparameters?: Readonly<Record<string, ConfigValue>>;
   /** Input channels: name → location. */
   inputs?: Readonly<Record<string, string>>;
@@ -93,7 +95,7 @@ export function buildSpec(request: FitRequest, cwd: string): JobSpec {
     artifact,
     backend: backend.name,
     settings,
-    hyperparameters: { ...(project?.hyperparameters as Record<string, ConfigValue> | undefined), ...request.hyperparameters },
+    hyperparameters: hyperparameterStrings({ ...(project?.hyperparameters as Record<string, ConfigValue> | undefined), ...request.hyperparameters }),
     inputs,
     outputPath,
   };

@@ -1,6 +1,5 @@
 /** The nouns of a job: what runs, in which environment, where, and with which settings. */
 import type { Settings } from "./schema.js";
-import type { ConfigValue } from "./values.js";
 
 /** Every backend the tool knows of, built or not. */
 export const BACKEND_NAMES = ["local", "sagemaker", "vertex", "kaggle"] as const;
@@ -37,8 +36,8 @@ export interface JobSpec {
   backend: BackendName;
   /** The backend's settings after validation and defaults (see each backend's schema). */
   settings: Settings;
-  /** Passed to the job as SageMaker passes them (hyperparameters.json, SM_HPS, SM_HP_*). */
-  hyperparameters: Record<string, ConfigValue>;
+  /** Every value the text the user gave (as CreateTrainingJob takes them); the job sees them as SageMaker's toolkit passes them (hyperparameters.json, arguments, SM_HPS, SM_HP_*). */
+  hyperparameters: Record<string, string>;
   /** Input channels: channel name → location (a local folder or file, or a URL). */
   inputs: Record<string, string>;
   /** Where outputs go: an absolute local folder, or a URL such as s3://bucket/prefix; empty for a backend that keeps them itself (Kaggle). */

@@ -96,7 +96,7 @@ test("job states follow TrainingJobStatus and SecondaryStatus", () => {
 
 test("Dockerfile: environment before code, so a code change reinstalls nothing; notebooks get their runner", () => {
   const script = dockerfileFor(spec({}), "python:3.11-slim");
-  const order = ["FROM python:3.11-slim", "COPY requirements.txt", "pip install", "COPY alekseylearn_entrypoint.py", "COPY . /opt/program", "ENTRYPOINT"].map((part) => script.indexOf(part));
+  const order = ["FROM python:3.11-slim", "COPY requirements.txt", "pip install", "COPY alekseylearn_entrypoint.py", "COPY . /opt/ml/code", "ENTRYPOINT"].map((part) => script.indexOf(part));
   assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), script);
   assert.match(script, /ALEKSEYLEARN_ENTRY="train.py" ALEKSEYLEARN_KIND=script/);
   const notebook = dockerfileFor(spec({}, { "nb.ipynb": "{}", "requirements.txt": "" }), "python:3.11-slim");
@@ -134,7 +134,7 @@ test("pip index settings reach the build only over http(s) and without credentia
 
 test("docker run for a training container: train, /opt/ml mounted, env values never on the command line", () => {
   const args = trainingRunArgs({ image: "img@sha256:1", name: "alekseylearn-j", ml: "/tmp/ml", mounts: [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }], env: { TOKEN: "secret" } });
-  assert.deepEqual(args, ["run", "--rm", "--name", "alekseylearn-j", "--network", "host", "--volume", "/tmp/ml:/opt/ml", "--volume", "/data:/opt/ml/input/data/train:ro", "--env", "TOKEN", "img@sha256:1", "train"]);
+  assert.deepEqual(args, ["run", "--rm", "--name", "alekseylearn-j", "--network", "host", "--volume", "/tmp/ml/checkpoints:/opt/ml/checkpoints", "--volume", "/tmp/ml/input:/opt/ml/input", "--volume", "/tmp/ml/model:/opt/ml/model", "--volume", "/tmp/ml/output:/opt/ml/output", "--volume", "/data:/opt/ml/input/data/train:ro", "--env", "TOKEN", "img@sha256:1", "train"]);
 });
 
 test("the role: trusted by SageMaker only, allowed the job's S3 paths, alekseylearn images and its logs", () => {

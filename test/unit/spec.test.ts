@@ -88,7 +88,7 @@ test("a script with requirements.txt becomes a local job spec with defaults", ()
   assert.equal(spec.environment?.kind, "requirements");
   assert.equal(spec.environment?.content, "joblib\n");
   assert.equal(spec.outputPath, path.join(dir, "alekseylearn-output"));
-  assert.deepEqual(spec.hyperparameters, { epochs: 3 });
+  assert.deepEqual(spec.hyperparameters, { epochs: "3" });
 });
 
 test("a folder with --entry runs the entry inside it", () => {
@@ -108,7 +108,7 @@ test("the project config file supplies defaults and flags win", () => {
   const spec = buildSpec({ artifact: "train.py", config: { stop_timeout: "5" }, hyperparameters: { epochs: 7 } }, dir);
   assert.equal(spec.outputPath, path.join(dir, "runs"), "a relative path in the file is relative to the file");
   assert.equal(spec.settings.stop_timeout, 5);
-  assert.deepEqual(spec.hyperparameters, { epochs: 7, lr: 0.1 });
+  assert.deepEqual(spec.hyperparameters, { epochs: "7", lr: "0.1" });
   assert.deepEqual(spec.inputs, { train: path.join(dir, "data") });
   assert.equal(spec.configFile, path.join(dir, "alekseylearn.yml"));
 });

@@ -179,8 +179,8 @@ export class KaggleApi {
     return this.call("blobs.BlobApiService", "StartBlobUpload", { type: "DATASET", name, contentLength, lastModifiedEpochSeconds });
   }
 
-  createDataset(ownerSlug: string, slug: string, title: string, fileToken: string): Promise<CreateDatasetResponse> {
-    return this.call("datasets.DatasetApiService", "CreateDataset", { ownerSlug, slug, title, isPrivate: true, licenseName: "unknown", files: [{ token: fileToken }] });
+  createDataset(request: { ownerSlug: string; slug: string; title: string; isPrivate: boolean; licenseName: string; files: Array<{ token: string }> }): Promise<CreateDatasetResponse> {
+    return this.call("datasets.DatasetApiService", "CreateDataset", request);
   }
 
   createDatasetVersion(ownerSlug: string, datasetSlug: string, fileToken: string, versionNotes: string): Promise<CreateDatasetResponse> {

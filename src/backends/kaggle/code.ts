@@ -12,6 +12,7 @@ import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { codeEntries, isCode } from "../../package/bundle.js";
 import type { KaggleApi } from "./api.js";
+import { codeDatasetSlug, createCodeDatasetRequest } from "./plan.js";
 
 const READY_TIMEOUT_MS = 10 * 60_000;
 
@@ -22,7 +23,7 @@ export async function packCode(dir: string, archive: string): Promise<void> {
 
 /** Upload the folder as the private dataset OWNER/SLUG-code (a new version when it exists) and wait until Kaggle has it ready; returns its reference. */
 export async function uploadCode(api: KaggleApi, owner: string, slug: string, dir: string, ctx: Context): Promise<string> {
-  const datasetSlug = `${slug}-code`.slice(0, 50);
+  const datasetSlug = codeDatasetSlug(slug);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-kaggle-"));
   try {
     const archive = path.join(scratch, "code.tar.gz");
@@ -43,7 +44,7 @@ export async function uploadCode(api: KaggleApi, owner: string, slug: string, di
     }
     const created = exists
       ? await api.createDatasetVersion(owner, datasetSlug, blob.token, "code for an alekseylearn run")
-      : await api.createDataset(owner, datasetSlug, `${slug} code`.slice(0, 50), blob.token);
+      : await api.createDataset(createCodeDatasetRequest(owner, slug, blob.token));
     if (created.error) throw failure(`Kaggle refused the code dataset ${owner}/${datasetSlug}: ${created.error}`);
 
     const started = Date.now();

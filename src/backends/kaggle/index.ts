@@ -13,6 +13,7 @@ import type { Backend } from "../types.js";
 import { DEFAULT_ENDPOINT, KaggleApi, parseStatus, type KernelWorkerStatus } from "./api.js";
 import { uploadCode } from "./code.js";
 import { findCredentials } from "./credentials.js";
+import { planKaggle } from "./dry-run.js";
 import { kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
 import { kaggleSchema } from "./schema.js";
 
@@ -69,6 +70,7 @@ export const kaggleBackend = {
   outputScheme: "kaggle",
 
   check: kaggleProblems,
+  plan: planKaggle,
 
   async submit(job, ctx) {
     const { spec } = job;
@@ -78,7 +80,7 @@ export const kaggleBackend = {
     const store = new JobStore(ctx.stateDir);
     const codeDataset = spec.artifact.isFolder ? await uploadCode(api, owner, slug, spec.artifact.dir, ctx) : undefined;
     const text = fs.readFileSync(path.join(spec.artifact.dir, spec.artifact.entry), "utf8");
-    const request = saveKernelRequest(spec, owner, { text, ...(codeDataset ? { codeDataset } : {}) });
+    const request = saveKernelRequest(spec, owner, { text, jobName: job.name, ...(codeDataset ? { codeDataset } : {}) });
     if (spec.environment?.kind === "requirements" && !request.enableInternet) {
       ctx.reporter.warn("config.enable_internet=false: the kernel cannot pip install requirements.txt, so it runs with Kaggle's preinstalled packages only.");
     }

@@ -52,6 +52,8 @@ export interface KernelCode {
   text: string;
   /** OWNER/SLUG of the dataset holding code.tar.gz, for a folder artifact. */
   codeDataset?: string;
+  /** alekseylearn's name of the job (the script sees it as TRAINING_JOB_NAME). */
+  jobName?: string;
 }
 
 /** The SaveKernel request for `spec`, pushed as OWNER/SLUG. */
@@ -60,6 +62,9 @@ export function saveKernelRequest(spec: JobSpec, owner: string, code: KernelCode
   const { title, slug } = kernelName(spec);
   const channels = Object.fromEntries(Object.entries(spec.inputs).map(([channel, location]) => [channel, datasetOfInput(location)!]));
   const preamble: PreambleSpec = {
+    program: spec.artifact.entry,
+    hyperparameterArgs: settings.hyperparameter_args !== false,
+    ...(code.jobName ? { jobName: code.jobName } : {}),
     hyperparameters: spec.hyperparameters,
     channels,
     enableInternet: settings.enable_internet === true,
@@ -88,6 +93,16 @@ export function saveKernelRequest(spec: JobSpec, owner: string, code: KernelCode
     ...(settings.docker_image_pinning ? { dockerImagePinningType: settings.docker_image_pinning as "original" | "latest" } : {}),
     ...(settings.max_runtime !== undefined ? { sessionTimeoutSeconds: Number(settings.max_runtime) } : {}),
   };
+}
+
+/** The slug of the private dataset a folder artifact's code goes up in. */
+export function codeDatasetSlug(kernelSlug: string): string {
+  return `${kernelSlug}-code`.slice(0, 50);
+}
+
+/** The CreateDataset request for a folder artifact's code dataset, given the upload's blob token. */
+export function createCodeDatasetRequest(owner: string, kernelSlug: string, fileToken: string): { ownerSlug: string; slug: string; title: string; isPrivate: boolean; licenseName: string; files: Array<{ token: string }> } {
+  return { ownerSlug: owner, slug: codeDatasetSlug(kernelSlug), title: `${kernelSlug} code`.slice(0, 50), isPrivate: true, licenseName: "unknown", files: [{ token: fileToken }] };
 }
 
 /** Every reason the Kaggle backend cannot run `spec`. */

@@ -5,7 +5,8 @@
  * puts them, requirements are installed when the kernel has internet, and the
  * code (embedded, or from the attached code dataset) runs unchanged.
  */
-import { contractConfigFiles, contractEnv, ML_ROOT } from "../../package/contract.js";
+import { contractConfigFiles } from "../../package/contract.js";
+import { TOOLKIT_SOURCE } from "../../package/toolkit.js";
 import type { ConfigValue } from "../../spec/values.js";
 
 /** What the preamble needs to know, all of it plain data. */
@@ -16,6 +17,12 @@ export interface PreambleSpec {
   /** requirements.txt content, when there is one. */
   requirements?: string;
   enableInternet: boolean;
+  /** The entry's path within the code folder (a notebook's name), as SM_USER_ENTRY_POINT names it. */
+  program: string;
+  /** The job's name (TRAINING_JOB_NAME, the toolkit's job_name). */
+  jobName?: string;
+  /** Pass the hyperparameters to a script as command-line arguments, as SageMaker's toolkit does. */
+  hyperparameterArgs: boolean;
   /** For scripts: the entry's path within the code folder, and its source when it is sent inline. */
   entry?: string;
   source?: string;
@@ -27,7 +34,10 @@ export interface PreambleSpec {
 export function preamble(spec: PreambleSpec): string {
   const channels = Object.keys(spec.channels);
   const payload = {
-    env: contractEnv({ root: ML_ROOT, hyperparameters: spec.hyperparameters, channels, numCpus: 0, numGpus: 0 }),
+    toolkit: TOOLKIT_SOURCE,
+    program: spec.program,
+    jobName: spec.jobName ?? null,
+    args: spec.hyperparameterArgs,
     config: contractConfigFiles({ hyperparameters: spec.hyperparameters, channels }),
     channels: spec.channels,
     requirements: spec.requirements ?? null,
@@ -57,13 +67,6 @@ def _alekseylearn_setup(payload):
         os.makedirs(os.path.join(root, "input", "config"))
         os.symlink(os.path.join(work, "model"), os.path.join(root, "model"))
         os.symlink(os.path.join(work, "output"), os.path.join(root, "output"))
-    env = {key: value.replace("/opt/ml", root, 1) if value.startswith("/opt/ml") else value for key, value in spec["env"].items()}
-    env["SM_NUM_CPUS"] = str(os.cpu_count() or 1)
-    try:
-        env["SM_NUM_GPUS"] = str(len([l for l in subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines() if l.startswith("GPU ")]))
-    except OSError:
-        env["SM_NUM_GPUS"] = "0"
-    os.environ.update(env)
     for name, content in spec["config"].items():
         with open(os.path.join(root, "input", "config", name), "w") as handle:
             json.dump(content, handle)
@@ -110,9 +113,18 @@ def _alekseylearn_setup(payload):
         os.makedirs(os.path.dirname(os.path.join(code, spec["entry"])), exist_ok=True)
         with open(os.path.join(code, spec["entry"]), "w") as handle:
             handle.write(spec["source"])
+    # The SM_* variables and arguments, from the files above, by the same toolkit code as in every image.
+    toolkit = {}
+    exec(spec["toolkit"], toolkit)
+    env, args = toolkit["training_environment"](root, code, spec["program"], spec["jobName"])
+    os.environ.update(env)
+    if spec["jobName"]:
+        os.environ["TRAINING_JOB_NAME"] = spec["jobName"]
     os.chdir(code)
-    # As \`python path/to/entry.py\` does: the entry's own folder comes first on sys.path.
+    # As \`python path/to/entry.py --KEY VALUE\` does: the entry's own folder comes first on sys.path, and argparse sees the hyperparameters.
     sys.path.insert(0, os.path.dirname(os.path.join(code, spec["entry"])) if spec["entry"] else code)
+    if spec["entry"]:
+        sys.argv = [os.path.join(code, spec["entry"])] + (args if spec["args"] else [])
     return spec["entry"]
 
 

@@ -15,6 +15,7 @@ import { ensureEnvironment } from "../../package/environment.js";
 import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
 import { schemeOf } from "../../storage/location.js";
 import type { Backend } from "../types.js";
+import { planLocal } from "./plan.js";
 import { runLocalJob, runPaths, type RunSetup } from "./run.js";
 import { chooseSandbox } from "./sandbox.js";
 import { localSchema } from "./schema.js";
@@ -85,6 +86,7 @@ export const localBackend = {
   summary: "this machine, in a cached Python environment with a private /opt/ml (the default)",
   schema: localSchema,
   onInterrupt: "stop",
+  plan: planLocal,
 
   check(spec) {
     const problems: string[] = [];

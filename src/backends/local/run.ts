@@ -6,11 +6,12 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { Context } from "../../context.js";
 import { JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
-import { contractConfigFiles, contractEnv, ML_ROOT } from "../../package/contract.js";
+import { contractConfigFiles, ML_ROOT } from "../../package/contract.js";
+import { ENTRYPOINT_SOURCE } from "../../package/entrypoint.js";
+import { ENTRYPOINT, jobSettingsEnv } from "../../package/image.js";
 import { NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "../../package/notebook.js";
 import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
@@ -58,13 +59,29 @@ function layout(job: JobRecord, ml: string, sandboxed: boolean): Mount[] {
   return mounts;
 }
 
-/** The command that runs the artifact with `python`, given the folder the job sees as /opt/ml. */
-function artifactCommand(job: JobRecord, python: string, runDir: string, root: string): string[] {
-  const { artifact } = job.spec;
-  if (artifact.kind === "script") return [python, "-u", artifact.entry];
-  const runner = path.join(runDir, NOTEBOOK_RUNNER_NAME);
-  fs.writeFileSync(runner, NOTEBOOK_RUNNER);
-  return [python, "-u", runner, artifact.entry, `${root}/output/data/${path.basename(artifact.entry)}`];
+/**
+ * The command that runs the artifact with `python`: the image's entrypoint,
+ * written beside the job, which computes the SM_* variables and arguments from
+ * /opt/ml/input/config as SageMaker's toolkit does and then execs the script
+ * (so the script is the process alekseylearn signals). `root` is the folder
+ * the job sees as /opt/ml.
+ */
+function artifactCommand(job: JobRecord, python: string, runDir: string, root: string): { command: string[]; env: Record<string, string> } {
+  const { artifact, settings } = job.spec;
+  const entrypoint = path.join(runDir, ENTRYPOINT);
+  fs.writeFileSync(entrypoint, ENTRYPOINT_SOURCE);
+  if (artifact.kind === "notebook") fs.writeFileSync(path.join(runDir, NOTEBOOK_RUNNER_NAME), NOTEBOOK_RUNNER);
+  const env: Record<string, string> = {
+    ALEKSEYLEARN_ENTRY: artifact.entry,
+    ALEKSEYLEARN_KIND: artifact.kind,
+    ALEKSEYLEARN_EXEC: "1",
+    TRAINING_JOB_NAME: job.name,
+    PYTHONUNBUFFERED: "1",
+    ...jobSettingsEnv(settings),
+  };
+  // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
+  if (root !== ML_ROOT) env.SAGEMAKER_BASE_DIR = root;
+  return { command: [python, "-u", entrypoint, "train"], env };
 }
 
 function readFailureFile(ml: string): string | undefined {
@@ -106,21 +123,18 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
     const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
     const root = sandboxed ? ML_ROOT : paths.ml;
     const mounts = layout(job, paths.ml, sandboxed);
-    const numGpus = countGpus(ctx.env.PATH);
     let program: string;
     let args: string[];
     let env: Record<string, string | undefined>;
     if (setup.image) {
       // The image's entrypoint sets the SM_* variables itself, as it does on SageMaker.
-      [program, args, env] = ["docker", trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, gpus: numGpus > 0 }), { ...ctx.env }];
+      const containerEnv = { TRAINING_JOB_NAME: job.name, ...jobSettingsEnv(job.spec.settings) };
+      const gpus = countGpus(ctx.env.PATH) > 0;
+      [program, args, env] = ["docker", trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, env: containerEnv, gpus }), { ...ctx.env, ...containerEnv }];
     } else {
-      const command = artifactCommand(job, setup.python, paths.dir, root);
-      env = {
-        ...ctx.env,
-        ...contractEnv({ root, hyperparameters: job.spec.hyperparameters, channels: Object.keys(job.spec.inputs), numCpus: os.availableParallelism(), numGpus }),
-        PYTHONUNBUFFERED: "1",
-      };
-      [program, ...args] = setup.bwrap ? [setup.bwrap, ...bwrapArgs(paths.ml, mounts, hostOptEntries(), command)] : (command as [string, ...string[]]);
+      const run = artifactCommand(job, setup.python, paths.dir, root);
+      env = { ...ctx.env, ...run.env };
+      [program, ...args] = setup.bwrap ? [setup.bwrap, ...bwrapArgs(paths.ml, mounts, hostOptEntries(), run.command)] : (run.command as [string, ...string[]]);
     }
 
     const child = spawn(program, args, { cwd: job.spec.artifact.dir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });

@@ -13,7 +13,7 @@ import { docker, login, privateDockerConfig, pushImage } from "../../package/doc
 import type { JobSpec } from "../../spec/types.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { isGpuInstance } from "../../package/image.js";
-import { repositoryName } from "./plan.js";
+import { createRepositoryRequest, repositoryName } from "./plan.js";
 
 /** What submitting the image did, for the job record and the benchmarks. */
 export interface PushedImage {
@@ -35,7 +35,7 @@ function hostOf(uri: string): string {
  * registry mirror or proxy, and in tests, where the ECR API is moto's and the
  * registry a local one.
  */
-function registryOverride(uri: string, env: Context["env"]): string {
+export function registryOverride(uri: string, env: Context["env"]): string {
   const override = env.ALEKSEYLEARN_REGISTRY;
   return override ? `${override}/${uri.split("/").slice(1).join("/")}` : uri;
 }
@@ -80,7 +80,7 @@ function rememberPushed(ctx: Context, uri: string, imageId: string, digest: stri
 }
 
 /** The repository's URI, or undefined when there is no such repository. */
-async function findRepository(name: string, ctx: Context): Promise<string | undefined> {
+export async function findRepository(name: string, ctx: Context): Promise<string | undefined> {
   const { client, sdk } = await (await awsFor(ctx)).ecr();
   try {
     const found = await client.send(new sdk.DescribeRepositoriesCommand({ repositoryNames: [name] }), { abortSignal: ctx.signal });
@@ -96,7 +96,7 @@ async function createRepository(name: string, ctx: Context): Promise<string> {
   const { client, sdk } = await (await awsFor(ctx)).ecr();
   ctx.reporter.info(`Creating the ECR repository ${name}: this artifact has not been pushed from this account and region before.`);
   try {
-    const made = await client.send(new sdk.CreateRepositoryCommand({ repositoryName: name, imageScanningConfiguration: { scanOnPush: false }, tags: [{ Key: "alekseylearn:repository", Value: "training-images" }] }), { abortSignal: ctx.signal });
+    const made = await client.send(new sdk.CreateRepositoryCommand(createRepositoryRequest(name)), { abortSignal: ctx.signal });
     if (!made.repository?.repositoryUri) throw failure(`ECR created ${name} but gave no URI for it.`);
     return made.repository.repositoryUri;
   } catch (err) {

@@ -19,7 +19,8 @@ import { awsError, awsFor, errorName } from "./aws.js";
 import { checkBucket } from "./bucket.js";
 import { pushTrainingImage } from "./image.js";
 import { TrainingLog } from "./logs.js";
-import { planProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
+import { planSageMaker } from "./dry-run.js";
+import { planProblems, requestProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
 import { resolveRole } from "./role.js";
 import { sagemakerSchema } from "./schema.js";
 
@@ -90,6 +91,7 @@ export const sagemakerBackend = {
   onInterrupt: "detach",
 
   check: planProblems,
+  plan: planSageMaker,
 
   async submit(job, ctx, options) {
     const { spec } = job;
@@ -127,6 +129,9 @@ export const sagemakerBackend = {
     const pushed = await pushing;
     const submission = randomUUID();
     const request = trainingJobRequest(spec, { name: job.name, image: pushed.image, roleArn, submissionId: submission, version: VERSION });
+    // check() held the request to SageMaker's limits with stand-ins before the build; the real image reference and role are checked too.
+    const problems = requestProblems(request);
+    if (problems.length) throw failure("The training job would be refused by SageMaker:", "Change the settings named above.", problems.map((problem) => `- ${problem}`));
     ctx.reporter.info(`Creating the training job ${job.name} on ${request.ResourceConfig?.InstanceCount} × ${request.ResourceConfig?.InstanceType} in ${aws.region}…`);
     const arn = await createJob(request, submission, ctx);
     const provider = { arn, region: aws.region, image: pushed.image, role: roleArn, submission, layersPushed: String(pushed.layersPushed), stepsRun: String(pushed.stepsRun) };

@@ -111,7 +111,7 @@ function isObject(value: Json): value is Record<string, Json> {
 }
 
 /** Every way `value` breaks shape `name` of `model`, each as "PATH: why" (PATH like `ResourceConfig.InstanceType`, `InputDataConfig[0].ChannelName`). */
-export function validate(model: Model, name: string, value: Json, where = ""): string[] {
+export function validate(model: Pick<Model, "shapes">, name: string, value: Json, where = ""): string[] {
   const problems: string[] = [];
   const walk = (shapeName: string, item: Json, at: string): void => {
     const shape = model.shapes[shapeName];

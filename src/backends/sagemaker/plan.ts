@@ -5,13 +5,43 @@
  */
 import type { CreateTrainingJobRequest } from "@aws-sdk/client-sagemaker";
 import { hyperparameterStrings } from "../../package/contract.js";
-import { imageName } from "../../package/image.js";
+import { imageName, jobSettingsEnv } from "../../package/image.js";
 import { schemeOf } from "../../storage/location.js";
 import type { JobSpec } from "../../spec/types.js";
+import { validate } from "./model.js";
 import { DEFAULT_ROLE_NAME } from "./schema.js";
+import { SAGEMAKER_SHAPES } from "./shapes.js";
 
 /** The tag that marks a job as made by alekseylearn; its value is the submission's id, so a retried submission finds its own job. */
 export const SUBMISSION_TAG = "alekseylearn:submission";
+
+/** Stand-ins of the right form for what a plan cannot know before a submission creates or builds it. */
+export const PLACEHOLDERS = {
+  /** The AWS account, when no credentials say which. */
+  account: "000000000000",
+  /** The image's digest, known once it is built and pushed. */
+  digest: `sha256:${"0".repeat(64)}`,
+  /** The submission's id (tagged on the job), made at submission. */
+  submission: "00000000-0000-0000-0000-000000000000",
+  /** A job name, where none is given yet. */
+  name: "alekseylearn-job",
+};
+
+/** The image reference SageMaker is given: REGISTRY/REPOSITORY@DIGEST, ECR's registry of `account` in `region` unless `registry` names another. */
+export function imageReference(where: { account: string; region: string; registry?: string }, repository: string, digest = PLACEHOLDERS.digest): string {
+  const registry = where.registry ?? `${where.account}.dkr.ecr.${where.region}.amazonaws.${where.region.startsWith("cn-") ? "com.cn" : "com"}`;
+  return `${registry}/${repository}@${digest}`;
+}
+
+/** The CreateRepository request for a missing repository (ECR). */
+export function createRepositoryRequest(name: string): { repositoryName: string; imageScanningConfiguration: { scanOnPush: boolean }; tags: Array<{ Key: string; Value: string }> } {
+  return { repositoryName: name, imageScanningConfiguration: { scanOnPush: false }, tags: [{ Key: "alekseylearn:repository", Value: "training-images" }] };
+}
+
+/** Every way `request` breaks SageMaker's published limits and patterns for CreateTrainingJob (botocore's model): lengths, ranges, patterns, counts. */
+export function requestProblems(request: CreateTrainingJobRequest): string[] {
+  return validate({ shapes: SAGEMAKER_SHAPES }, "CreateTrainingJobRequest", request).map((problem) => `the CreateTrainingJob request breaks SageMaker's rules: ${problem}`);
+}
 
 /** `KEY=VALUE` items as a record; `problems` gets one line per bad item. */
 export function parsePairs(items: readonly string[], what: string, problems: string[]): Record<string, string> {
@@ -43,7 +73,16 @@ export function planProblems(spec: JobSpec): string[] {
   }
   parsePairs(settings.environment as string[], "environment", problems);
   parsePairs(settings.tags as string[], "tags", problems);
-  return problems;
+  if (problems.length) return problems;
+  // The request as it will be sent, with stand-ins for what only the submission knows, against SageMaker's limits: before anything is built.
+  const request = trainingJobRequest(spec, {
+    name: PLACEHOLDERS.name,
+    image: imageReference({ account: PLACEHOLDERS.account, region: "us-east-1" }, repositoryName(spec)),
+    roleArn: roleArnFor(spec, PLACEHOLDERS.account),
+    submissionId: PLACEHOLDERS.submission,
+    version: "0.0.0",
+  });
+  return requestProblems(request);
 }
 
 /** The ECR repository for `spec`: config.repository, else the artifact's image name. */
@@ -89,7 +128,8 @@ export function trainingJobRequest(spec: JobSpec, inputs: TrainingJobInputs): Cr
       ...Object.entries(parsePairs(settings.tags as string[], "tags", ignored)).map(([Key, Value]) => ({ Key, Value })),
     ],
   };
-  const environment = parsePairs(settings.environment as string[], "environment", ignored);
+  // The one setting the image's entrypoint reads from the job (the SM_* variables it computes itself, as the toolkit does).
+  const environment = { ...parsePairs(settings.environment as string[], "environment", ignored), ...jobSettingsEnv(settings) };
   if (Object.keys(environment).length) request.Environment = environment;
   const channels = Object.entries(spec.inputs).sort(([a], [b]) => a.localeCompare(b));
   if (channels.length) {

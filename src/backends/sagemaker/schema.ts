@@ -10,6 +10,7 @@ export const sagemakerSchema = {
   output_path: { ...commonSchema.output_path, doc: "s3://BUCKET/PREFIX where SageMaker writes OUTPUT_PATH/JOB/output/model.tar.gz (required)." },
   instance_type: { type: { kind: "string" }, default: "ml.c4.2xlarge", doc: "The machine type (8 vCPUs, 15 GiB, no GPU by default; see SageMaker's pricing page).", aliases: ["train_instance_type"] },
   instance_count: commonSchema.instance_count,
+  hyperparameter_args: commonSchema.hyperparameter_args,
   volume_size_gb: { type: { kind: "integer", min: 1, max: 16384 }, default: 30, doc: "Size of each instance's storage volume, in GB." },
   max_runtime: { type: { kind: "duration" }, default: 86400, doc: "Stop the job after this long (StoppingCondition.MaxRuntimeInSeconds)." },
   use_spot: { type: { kind: "boolean" }, default: false, doc: "Use managed spot capacity (cheaper, may be interrupted; set checkpoint_s3_uri to resume)." },

@@ -1,11 +1,10 @@
 /** `alekseylearn fit`: validate, submit, follow, summarise. */
 import { backends } from "../../backends/registry.js";
 import { describeType } from "../../spec/schema.js";
-import { fit, JobEndedError, type FollowResult } from "../../jobs/lifecycle.js";
-import { parseValue, type ConfigValue } from "../../spec/values.js";
+import { fit, JobEndedError, planFit, type FollowResult } from "../../jobs/lifecycle.js";
 import type { FitRequest } from "../../spec/build.js";
 import type { CommandRun } from "../commands.js";
-import { describeJob, jobDuration } from "../render.js";
+import { describeJob, describePlan, jobDuration } from "../render.js";
 
 /** The settings of every built backend, for `fit --help`. */
 export async function settingsHelp(): Promise<string[]> {
@@ -22,8 +21,8 @@ export async function settingsHelp(): Promise<string[]> {
 
 export const run: CommandRun = async (args, ctx, output) => {
   const { options, families } = args;
-  const hyperparameters: Record<string, ConfigValue> = {};
-  for (const [key, value] of Object.entries(families.hyperparameter ?? {})) hyperparameters[key] = parseValue(value);
+  // Hyperparameters stay the text typed, as SageMaker keeps them; the job decodes each with json.loads, as SageMaker's toolkit does.
+  const hyperparameters: Record<string, string> = { ...families.hyperparameter };
   const request: FitRequest = {
     artifact: args.positionals[0]!,
     config: families.config ?? {},
@@ -34,6 +33,11 @@ export const run: CommandRun = async (args, ctx, output) => {
   if (typeof options.envfile === "string") request.envfile = options.envfile;
   if (typeof options.backend === "string") request.backend = options.backend;
 
+  if (options["dry-run"]) {
+    const plan = await planFit(request, ctx, typeof options.name === "string" ? { name: options.name } : {});
+    output.out(options.json ? JSON.stringify(plan, null, 2) + "\n" : describePlan(plan));
+    return 0;
+  }
   let result: FollowResult;
   try {
     result = await fit(request, ctx, { detach: options.detach === true, overwriteImage: options.overwrite === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });

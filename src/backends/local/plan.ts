@@ -1,0 +1,75 @@
+/**
+ * `fit --dry-run` on this machine: what the run would be — its folder, its
+ * environment, its sandbox, the config files it would get, and the command
+ * its script would be started with — found without running anything but a
+ * look at bubblewrap and at the environment cache.
+ */
+import os from "node:os";
+import type { Context } from "../../context.js";
+import type { JobRecord } from "../../jobs/records.js";
+import { contractConfigFiles } from "../../package/contract.js";
+import { environmentLocation } from "../../package/environment.js";
+import { baseImageFor } from "../../package/image.js";
+import { imageLayers, shippedFiles } from "../../package/image-plan.js";
+import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
+import { previewContract } from "../../package/toolkit-run.js";
+import { joinLocation } from "../../storage/location.js";
+import type { SubmissionPlan } from "../types.js";
+import { chooseSandbox } from "./sandbox.js";
+
+/** This machine's platform as Docker names it (`linux/amd64`, `linux/arm64`). */
+export function localPlatform(arch = os.arch()): string {
+  return `linux/${arch === "x64" ? "amd64" : arch}`;
+}
+
+/** What a local run of `job` would do. */
+export async function planLocal(job: JobRecord, ctx: Context): Promise<SubmissionPlan> {
+  const { spec } = job;
+  const { settings } = spec;
+  const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
+  const docker = settings.runner === "docker";
+  const configFiles = contractConfigFiles({ hyperparameters: spec.hyperparameters, channels: Object.keys(spec.inputs) });
+  let sandbox = "docker";
+  let python = "python3";
+  if (!docker) {
+    const choice = chooseSandbox(String(settings.sandbox), ctx.env.PATH);
+    sandbox = choice.bwrap ? "bwrap" : `none (${choice.reason})`;
+    checks.done.push(`sandbox: ${sandbox}`);
+    const location = environmentLocation({ ...(spec.environment ? { file: spec.environment } : {}), python: String(settings.python), extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] }, ctx);
+    checks.done.push(location.ready ? `environment: cached at ${location.dir}` : `environment: not cached; it would be created at ${location.dir}`);
+    python = location.ready ? `${location.dir}/bin/python` : String(settings.python);
+  } else {
+    checks.skipped.push("Docker was not asked: the image would be built and run with `docker run IMAGE train`");
+  }
+  // The arguments are what SageMaker's toolkit would form, computed by the same Python code the job runs.
+  const contract = previewContract(python, configFiles, spec.artifact.entry, spec.artifact.dir, job.name);
+  if (!contract) checks.skipped.push(`${python} could not compute the script's arguments and SM_* variables`);
+  const args = spec.artifact.kind === "script" && settings.hyperparameter_args !== false ? (contract?.args ?? []) : [];
+  const base = docker ? baseImageFor(spec, false) : undefined;
+  return {
+    backend: "local",
+    job: job.name,
+    files: shippedFiles(spec.artifact.dir),
+    ...(base ? { image: { base, platform: localPlatform(), layers: imageLayers(spec, base) } } : {}),
+    requests: [
+      {
+        api: "local",
+        operation: "RunTrainingJob",
+        request: {
+          runner: settings.runner,
+          sandbox,
+          workingDir: spec.artifact.dir,
+          environmentFile: spec.environment?.path ?? null,
+          command: spec.artifact.kind === "script" ? ["python", "-u", spec.artifact.entry, ...args] : ["python", "-u", "alekseylearn_run_notebook.py", spec.artifact.entry],
+          inputs: spec.inputs,
+          configFiles,
+          environment: contract?.env ?? {},
+          model: joinLocation(job.jobOutput, "output/model.tar.gz"),
+          stopTimeoutSeconds: settings.stop_timeout,
+        },
+      },
+    ],
+    checks,
+    placeholders: [],
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * SageMaker's training toolkit in miniature, in Python: from the files under
+ * `/opt/ml/input/config` to the `SM_*` variables and the command-line
+ * arguments a script gets, computed where the script runs, exactly as
+ * github:aws/sagemaker-training-toolkit computes them
+ * (`src/sagemaker_training/environment.py`, `mapping.py`,
+ * `ENVIRONMENT_VARIABLES.md`). The image's entrypoint, the local runner and
+ * Kaggle's preamble all embed this one text, so a script sees the same
+ * contract on every backend.
+ */
+
+/** The Python functions (no imports run at module level beyond the standard library). `training_environment(base, code_dir, entry, job_name)` returns `(env, args)`. */
+export const TOOLKIT_SOURCE = String.raw`
+import json as _al_json
+import os as _al_os
+import re as _al_re
+import shutil as _al_shutil
+import subprocess as _al_subprocess
+
+# The hyperparameters the toolkit keeps for itself (params.SAGEMAKER_HYPERPARAMETERS and the sagemaker_ prefix).
+_AL_SAGEMAKER_PREFIX = "sagemaker_"
+_AL_SAGEMAKER_HYPERPARAMETERS = (
+    "sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics", "sagemaker_region",
+    "sagemaker_container_log_level", "sagemaker_job_name", "default_user_module_name", "_tuning_objective_metric",
+    "sagemaker_s3_output",
+)
+
+
+def _al_read_json(path, default):
+    try:
+        with open(path) as handle:
+            return _al_json.load(handle)
+    except (OSError, ValueError):
+        return default
+
+
+def _al_decode_hyperparameters(raw):
+    """environment.read_hyperparameters: each value json.loads'ed, or kept as the string it is."""
+    decoded = {}
+    for key, value in raw.items():
+        try:
+            decoded[key] = _al_json.loads(value)
+        except (TypeError, ValueError):
+            decoded[key] = value
+    return decoded
+
+
+def to_cmd_args(mapping):
+    """mapping.to_cmd_args: sorted by name, --KEY VALUE (-K for one character), a mapping as k=v,k2=v2, values as str()."""
+    args = []
+    for key in sorted(mapping.keys()):
+        name = str(key)
+        value = mapping[key]
+        if hasattr(value, "items"):
+            value = ",".join("%s=%s" % (k, v) for k, v in sorted(value.items()))
+        else:
+            value = "" if value is None else str(value)
+        args += ["--%s" % name if len(name) > 1 else "-%s" % name, value] if name else ["", value]
+    return args
+
+
+def to_env_vars(mapping):
+    """mapping.to_env_vars: SM_ and the upper-cased key; text as it is, None as "", anything else compact sorted JSON."""
+    def value_of(value):
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        return _al_json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return {("SM_%s" % str(key).upper()) if key else "": value_of(value) for key, value in mapping.items()}
+
+
+def _al_num_gpus():
+    if not _al_shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = _al_subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, _al_subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.split("\n") if line.startswith("GPU "))
+
+
+def training_environment(base, code_dir, entry, job_name=None):
+    """The toolkit's Environment for the job under base (/opt/ml): (SM_* variables, the script's arguments)."""
+    config = _al_os.path.join(base, "input", "config")
+    hyperparameters = _al_decode_hyperparameters(_al_read_json(_al_os.path.join(config, "hyperparameters.json"), {}))
+    resource_config = _al_read_json(_al_os.path.join(config, "resourceconfig.json"), {"current_host": "algo-1", "hosts": ["algo-1"]})
+    input_data_config = _al_read_json(_al_os.path.join(config, "inputdataconfig.json"), {})
+    framework = {k: v for k, v in hyperparameters.items() if k in _AL_SAGEMAKER_HYPERPARAMETERS or k.startswith(_AL_SAGEMAKER_PREFIX)}
+    user = {k: v for k, v in hyperparameters.items() if k not in framework}
+    additional = {k: v for k, v in framework.items() if k not in _AL_SAGEMAKER_HYPERPARAMETERS}
+    hosts = resource_config.get("hosts", ["algo-1"])
+    current_host = resource_config.get("current_host", hosts[0])
+    instance_type = resource_config.get("current_instance_type", "local")
+    group = resource_config.get("current_group_name", "homogeneousCluster")
+    groups = resource_config.get("instance_groups", [{"instance_group_name": group, "instance_type": instance_type, "hosts": hosts}])
+    groups_dict = {g["instance_group_name"]: g for g in groups}
+    group_hosts = groups_dict.get(group, {}).get("hosts", hosts)
+    model_dir = _al_os.path.join(base, "model")
+    input_dir = _al_os.path.join(base, "input")
+    output_dir = _al_os.path.join(base, "output")
+    channels = {channel: _al_os.path.join(input_dir, "data", channel) for channel in input_data_config}
+    module_name = entry[:-3] if entry.endswith(".py") else entry
+    args = to_cmd_args(user)
+    log_level = framework.get("sagemaker_container_log_level", 20)
+    training_env = {
+        "additional_framework_parameters": additional,
+        "channel_input_dirs": channels,
+        "current_host": current_host,
+        "current_instance_group": group,
+        "current_instance_group_hosts": group_hosts,
+        "current_instance_type": instance_type,
+        "distribution_hosts": [],
+        "distribution_instance_groups": [],
+        "framework_module": None,
+        "hosts": hosts,
+        "hyperparameters": user,
+        "input_config_dir": config,
+        "input_data_config": input_data_config,
+        "input_dir": input_dir,
+        "instance_groups": [g["instance_group_name"] for g in groups],
+        "instance_groups_dict": groups_dict,
+        "is_hetero": len(groups) > 1,
+        "is_master": current_host == sorted(group_hosts)[0],
+        "is_modelparallel_enabled": None,
+        "is_smddpmprun_installed": False,
+        "is_smddprun_installed": False,
+        "job_name": job_name,
+        "log_level": log_level,
+        "master_hostname": sorted(group_hosts)[0],
+        "model_dir": model_dir,
+        "module_dir": code_dir,
+        "module_name": module_name,
+        "network_interface_name": resource_config.get("network_interface_name", "eth0"),
+        "num_cpus": _al_os.cpu_count() or 1,
+        "num_gpus": _al_num_gpus(),
+        "num_neurons": 0,
+        "output_data_dir": _al_os.path.join(output_dir, "data"),
+        "output_dir": output_dir,
+        "output_intermediate_dir": _al_os.path.join(output_dir, "intermediate"),
+        "resource_config": resource_config,
+        "user_entry_point": entry,
+    }
+    # Environment.to_env_vars, key for key.
+    env = {
+        "hosts": hosts,
+        "network_interface_name": training_env["network_interface_name"],
+        "hps": user,
+        "user_entry_point": entry,
+        "framework_params": additional,
+        "resource_config": resource_config,
+        "input_data_config": input_data_config,
+        "output_data_dir": training_env["output_data_dir"],
+        "channels": sorted(channels.keys()),
+        "current_host": current_host,
+        "current_instance_type": instance_type,
+        "current_instance_group": group,
+        "current_instance_group_hosts": group_hosts,
+        "instance_groups": training_env["instance_groups"],
+        "instance_groups_dict": groups_dict,
+        "distribution_instance_groups": [],
+        "is_hetero": training_env["is_hetero"],
+        "module_name": module_name,
+        "log_level": log_level,
+        "framework_module": None,
+        "input_dir": input_dir,
+        "input_config_dir": config,
+        "output_dir": output_dir,
+        "num_cpus": training_env["num_cpus"],
+        "num_gpus": training_env["num_gpus"],
+        "num_neurons": 0,
+        "model_dir": model_dir,
+        "module_dir": code_dir,
+        "training_env": training_env,
+        "user_args": args,
+        "output_intermediate_dir": training_env["output_intermediate_dir"],
+    }
+    for name, path in channels.items():
+        env["channel_%s" % name] = path
+    for key, value in user.items():
+        env["hp_%s" % key] = value
+    variables = to_env_vars(env)
+    # alekseylearn's earlier names (SM_HP_LEARNING_RATE for learning-rate) stay, beside the toolkit's own.
+    for prefix, names in (("SM_CHANNEL_", channels.keys()), ("SM_HP_", user.keys())):
+        for name in names:
+            legacy = prefix + _al_re.sub(r"[^A-Z0-9_]", "_", name.upper())
+            variables.setdefault(legacy, variables[prefix + name.upper()])
+    return variables, args
+`;
