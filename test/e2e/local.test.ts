@@ -11,6 +11,7 @@ import * as tar from "tar";
 import { copyExample, cliEnv, runCli, startCli, TEST_CACHE, waitFor } from "../helpers/cli.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { rawTar } from "../helpers/rawtar.js";
+import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 
 /** Entry names in a .tar.gz. */
 async function archiveEntries(file: string): Promise<string[]> {
@@ -420,4 +421,71 @@ test("a launcher (pyenv-style shim) is asked for its real Python once, and again
   fs.writeFileSync(path.join(project, ".python-version"), "3.11\n");
   assert.equal((await fit()).code, 0);
   assert.equal(asked(), 2, "asked again once the version file changed");
+});
+
+/** The fetched model's seen.json of an ARGPARSE_SCRIPT job. */
+async function seenBy(job: string, project: string, env: NodeJS.ProcessEnv): Promise<{ args: Record<string, unknown>; argv: string[]; env: Record<string, string> }> {
+  const to = fs.mkdtempSync(path.join(project, "fetched-"));
+  const fetched = await runCli(["fetch", job, "--to", to], { cwd: project, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  return JSON.parse(fs.readFileSync(path.join(to, "seen.json"), "utf8"));
+}
+
+test("script mode: a SageMaker-style argparse script gets its hyperparameters as arguments (names with -, _ and one character) and the toolkit's SM_* variables", async () => {
+  const project = writeTree({ "train.py": ARGPARSE_SCRIPT, "requirements.txt": "", "data/rows.csv": "1,2\n" });
+  const { env } = cliEnv();
+  for (const sandbox of ["auto", "none"]) {
+    const result = await runCli(["fit", "train.py", ...ARGPARSE_HYPERPARAMETERS, "--input.train=data", `--config.sandbox=${sandbox}`, "--json"], { cwd: project, env });
+    assert.equal(result.code, 0, result.stderr);
+    const job = JSON.parse(result.stdout);
+    const seen = await seenBy(job.name, project, env);
+    const root = sandbox === "auto" ? "/opt/ml" : seen.env.SM_MODEL_DIR!.replace(/\/model$/, "");
+    assert.deepEqual(seen.args, { ...ARGPARSE_EXPECTED, model_dir: `${root}/model`, train: `${root}/input/data/train` }, "argparse got every hyperparameter, not its defaults");
+    assert.deepEqual(seen.argv, ARGPARSE_ARGV);
+    assert.deepEqual(JSON.parse(seen.env.SM_USER_ARGS!), ARGPARSE_ARGV);
+    assert.equal(seen.env["SM_HP_N-ESTIMATORS"], "7", "named as the toolkit names it");
+    assert.equal(seen.env.SM_HP_N_ESTIMATORS, "7", "and as alekseylearn named it before");
+    assert.equal(seen.env["SM_HP_LEARNING-RATE"], "0.1");
+    assert.equal(seen.env.SM_HP_E, "5");
+    assert.deepEqual(JSON.parse(seen.env.SM_HPS!), { "n-estimators": 7, min_samples_leaf: 3, e: 5, "learning-rate": 0.1 });
+    assert.equal(seen.env.SM_USER_ENTRY_POINT, "train.py");
+    assert.equal(seen.env.SM_MODULE_NAME, "train");
+    assert.equal(seen.env.SM_CHANNEL_TRAIN, `${root}/input/data/train`);
+    assert.equal(JSON.parse(seen.env.SM_TRAINING_ENV!).job_name, job.name);
+  }
+});
+
+test("script mode: hyperparameter_args=false keeps arguments from a script that refuses unknown ones; the SM_* variables still carry them", async () => {
+  const project = writeTree({ "train.py": ARGPARSE_SCRIPT, "requirements.txt": "" });
+  const { env } = cliEnv();
+  const refused = await runCli(["fit", "train.py", "--hyperparameter.batch-size=32"], { cwd: project, env });
+  assert.equal(refused.code, 1, "argparse refuses an argument it does not know, as on SageMaker");
+  assert.match(refused.stderr, /unrecognized arguments: --batch-size 32/);
+  const result = await runCli(["fit", "train.py", "--hyperparameter.batch-size=32", "--config.hyperparameter_args=false", "--json"], { cwd: project, env });
+  assert.equal(result.code, 0, result.stderr);
+  const seen = await seenBy(JSON.parse(result.stdout).name, project, env);
+  assert.deepEqual(seen.argv, []);
+  assert.equal(seen.args.n_estimators, 100, "the script's defaults");
+  assert.equal(seen.env["SM_HP_BATCH-SIZE"], "32");
+});
+
+test("fit --dry-run on this machine: the command the script would get, the files it sees, and nothing created", async () => {
+  const project = writeTree({ "train.py": ARGPARSE_SCRIPT, "requirements.txt": "", "data/rows.csv": "1,2\n" });
+  const { env, stateDir } = cliEnv();
+  const result = await runCli(["fit", "train.py", ...ARGPARSE_HYPERPARAMETERS, "--input.train=data", "--dry-run", "--json"], { cwd: project, env });
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout);
+  assert.equal(plan.backend, "local");
+  assert.deepEqual(plan.files, ["data/rows.csv", "requirements.txt", "train.py"]);
+  assert.deepEqual(plan.requests.map((r: { api: string; operation: string }) => `${r.api} ${r.operation}`), ["local RunTrainingJob"]);
+  const request = plan.requests[0].request;
+  assert.deepEqual(request.command, ["python", "-u", "train.py", ...ARGPARSE_ARGV]);
+  assert.deepEqual(request.configFiles["hyperparameters.json"], { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" }, "exactly the text typed");
+  assert.equal(request.environment.SM_CHANNEL_TRAIN, "/opt/ml/input/data/train");
+  assert.ok(!fs.existsSync(path.join(stateDir, "jobs")) || fs.readdirSync(path.join(stateDir, "jobs")).length === 0, "no job record");
+  assert.ok(!fs.existsSync(path.join(project, "alekseylearn-output")), "no output folder");
+  const readable = await runCli(["fit", "train.py", "--dry-run"], { cwd: project, env });
+  assert.equal(readable.code, 0, readable.stderr);
+  assert.match(readable.stdout, /Dry run of job train-\S+ on the local backend: nothing was created/);
+  assert.match(readable.stdout, /local RunTrainingJob/);
 });
