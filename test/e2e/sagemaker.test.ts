@@ -18,7 +18,8 @@ import { copyExample, cliEnv, runCli, startCli, waitFor } from "../helpers/cli.j
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
 import { freePort, startMoto, type Moto } from "../helpers/servers.js";
 import { listTree, writeTree } from "../helpers/tree.js";
-import { startFakeSageMaker } from "../servers/sagemaker-fake.js";
+import { sagemakerModel, startFakeSageMaker, validate } from "../servers/sagemaker-fake.js";
+import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 
 const OUTPUT = "s3://bucket/sagemaker/runs";
 const ROLE = "alekseylearn_sagemaker_role";
@@ -335,4 +336,111 @@ test("moto + registry + fake SageMaker: a notebook runs headless in the image; f
   const executed = JSON.parse(fs.readFileSync(path.join(to, "output", "train.ipynb"), "utf8")) as { cells: { outputs?: { text?: string | string[] }[] }[] };
   const outputs = executed.cells.flatMap((cell) => cell.outputs ?? []);
   assert.ok(outputs.some((output) => [output.text ?? ""].flat().join("").includes("training on 112 samples")), "the executed notebook holds its outputs");
+});
+
+/** The fetched model's seen.json of an ARGPARSE_SCRIPT job. */
+async function seenBy(job: string, dir: string, env: NodeJS.ProcessEnv): Promise<{ args: Record<string, unknown>; argv: string[]; env: Record<string, string> }> {
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetched = await runCli(["fetch", job, "--to", to], { cwd: dir, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  return JSON.parse(fs.readFileSync(path.join(to, "seen.json"), "utf8"));
+}
+
+test("moto + registry + fake SageMaker, and the local container runner: a SageMaker-style argparse script gets its hyperparameters as arguments in the image", async () => {
+  const dir = path.join(writeTree({ "sklearn/train.py": ARGPARSE_SCRIPT, "sklearn/requirements.txt": "" }), "sklearn");
+  const { env } = sagemakerEnv();
+  for (const where of [[`--config.output_path=${OUTPUT}`, ...FAST], ["--config.runner=docker"]]) {
+    const result = await runCli(["fit", "train.py", ...ARGPARSE_HYPERPARAMETERS, ...where, "--json"], { cwd: dir, env });
+    assert.equal(result.code, 0, result.stderr);
+    const job = JSON.parse(result.stdout);
+    const seen = await seenBy(job.name, dir, env);
+    assert.deepEqual(seen.args, { ...ARGPARSE_EXPECTED, model_dir: "/opt/ml/model", train: null }, `argparse got every hyperparameter (${where[0]})`);
+    assert.deepEqual(seen.argv, ARGPARSE_ARGV);
+    assert.equal(seen.env["SM_HP_N-ESTIMATORS"], "7");
+    assert.equal(seen.env.SM_MODULE_DIR, "/opt/ml/code", "the code is where SageMaker's framework containers keep it");
+    if (where[0]!.startsWith("--config.output_path")) {
+      const request = created(job.name);
+      assert.deepEqual(request.HyperParameters, { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" }, "SageMaker is given the text typed");
+      assert.equal(request.Environment, undefined, "no SM_* variable goes into CreateTrainingJob.Environment");
+      assert.equal(JSON.parse(seen.env.SM_RESOURCE_CONFIG!).current_instance_type, "ml.c4.2xlarge");
+    }
+  }
+});
+
+/** botocore's own validator of a request, with this machine's SageMaker model: its complaints, empty when it accepts. */
+function botocoreProblems(operation: string, request: unknown): string {
+  const program = [
+    "import json, sys, botocore.session",
+    "from botocore.validate import ParamValidator",
+    "model = botocore.session.get_session().get_service_model('sagemaker')",
+    "report = ParamValidator().validate(json.load(sys.stdin), model.operation_model(sys.argv[1]).input_shape)",
+    "print(report.generate_report())",
+  ].join("\n");
+  const result = spawnSync("python3", ["-c", program, operation], { input: JSON.stringify(request), encoding: "utf8" });
+  assert.equal(result.status, 0, result.stderr);
+  return result.stdout.trim();
+}
+
+test("moto: fit --dry-run --json prints a CreateTrainingJob request that botocore's validator and every max and pattern of SageMaker's model accept, and creates nothing", async () => {
+  const dir = path.join(writeTree({ "sklearn/train.py": ARGPARSE_SCRIPT, "sklearn/requirements.txt": "scikit-learn\n" }), "sklearn");
+  const { env, stateDir } = sagemakerEnv({ DOCKER_HOST: "unix:///nonexistent/docker.sock" });
+  const repositories = (): string[] => (JSON.parse(aws(["ecr", "describe-repositories"])) as { repositories: { repositoryName: string }[] }).repositories.map((r) => r.repositoryName);
+  const roles = (): string[] => (JSON.parse(aws(["iam", "list-roles"])) as { Roles: { RoleName: string }[] }).Roles.map((r) => r.RoleName);
+  const objects = (): string => aws(["s3api", "list-objects-v2", "--bucket", "bucket"]);
+  const before = { jobs: trainingJobs().length, repositories: repositories(), roles: roles(), objects: objects(), requests: fake.requests.length };
+  const args = ["fit", "train.py", `--config.output_path=${OUTPUT}`, ...ARGPARSE_HYPERPARAMETERS, "--input.train=s3://bucket/data/train.csv", "--config.environment=WANDB_MODE=offline", "--config.repository=alekseylearn/dry-run", "--dry-run", "--json"];
+  const result = await runCli(args, { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout);
+  assert.equal(plan.backend, "sagemaker");
+  assert.deepEqual(plan.files, ["Dockerfile", "alekseylearn_entrypoint.py", "requirements.txt", "train.py"]);
+  assert.equal(plan.image.platform, "linux/amd64");
+  assert.equal(plan.image.base, "python:3.11-slim");
+  assert.deepEqual(plan.requests.map((r: { api: string; operation: string }) => `${r.api} ${r.operation}`), ["ecr CreateRepository", "sagemaker CreateTrainingJob"]);
+  const request = plan.requests[1].request;
+  assert.equal(request.TrainingJobName, plan.job);
+  assert.match(request.AlgorithmSpecification.TrainingImage, /^[^/]+\/alekseylearn\/dry-run@sha256:0{64}$/, "a digest placeholder of the right form");
+  assert.equal(request.RoleArn, "arn:aws:iam::123456789012:role/alekseylearn_sagemaker_role", "the role IAM knows, in moto's account");
+  assert.deepEqual(request.HyperParameters, { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" });
+  assert.deepEqual(request.Environment, { WANDB_MODE: "offline" });
+  assert.match(plan.checks.done.join("\n"), /sts:GetCallerIdentity[\s\S]*iam:GetRole[\s\S]*s3:HeadBucket[\s\S]*ecr:DescribeRepositories/);
+  assert.equal(botocoreProblems("CreateTrainingJob", request), "", "botocore.validate.ParamValidator accepts it");
+  assert.deepEqual(validate(sagemakerModel(), "CreateTrainingJobRequest", request), [], "every max, min and pattern of the machine's SageMaker model");
+  assert.deepEqual(
+    { jobs: trainingJobs().length, repositories: repositories(), roles: roles(), objects: objects(), requests: fake.requests.length },
+    before,
+    "no job, repository, role or object was created, and SageMaker was not asked",
+  );
+  assert.ok(!fs.existsSync(path.join(stateDir, "jobs")) || fs.readdirSync(path.join(stateDir, "jobs")).length === 0, "no job record");
+
+  // Without AWS credentials the plan is still made, with the account as a placeholder, and the skipped checks are named.
+  const bare = cliEnv({ HOME: fs.mkdtempSync(path.join(os.tmpdir(), "no-aws-")), AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_PROFILE: "", AWS_REGION: "eu-west-1" });
+  const offline = await runCli(args, { cwd: dir, env: bare.env });
+  assert.equal(offline.code, 0, offline.stderr);
+  const guess = JSON.parse(offline.stdout);
+  assert.equal(guess.requests.at(-1).request.RoleArn, "arn:aws:iam::000000000000:role/alekseylearn_sagemaker_role");
+  assert.match(guess.requests.at(-1).request.AlgorithmSpecification.TrainingImage, /^000000000000\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/alekseylearn\/dry-run@sha256:0{64}$/);
+  assert.match(guess.checks.skipped.join("\n"), /no AWS credentials/);
+  assert.match(guess.placeholders.join("\n"), /AWS account 000000000000/);
+  assert.equal(botocoreProblems("CreateTrainingJob", guess.requests.at(-1).request), "");
+});
+
+test("SageMaker's limits are checked before anything is built: too many hyperparameters, a bad environment name, an over-long value", async () => {
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv();
+  const before = trainingJobs().length;
+  const many = Array.from({ length: 101 }, (_, i) => `--hyperparameter.h${i}=1`);
+  for (const [extra, said] of [
+    [many, /HyperParameters: at most 100 entries/],
+    [["--config.environment=MY-VAR=1"], /Environment\{key "MY-VAR"\}: "MY-VAR" does not match/],
+    [[`--hyperparameter.note=${"x".repeat(2501)}`], /HyperParameters\.note: at most 2500 characters/],
+  ] as const) {
+    for (const mode of [[], ["--dry-run"]]) {
+      const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...extra, ...mode], { cwd: dir, env });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, said);
+      assert.doesNotMatch(result.stderr, /Building|Creating/);
+    }
+  }
+  assert.equal(trainingJobs().length, before);
 });
