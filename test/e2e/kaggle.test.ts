@@ -15,6 +15,7 @@ import { makeContext } from "../../src/context.js";
 import { KaggleApi } from "../../src/backends/kaggle/api.js";
 import { copyExample, cliEnv, runCli, startCli, TEST_CACHE, waitFor } from "../helpers/cli.js";
 import { listTree, writeTree } from "../helpers/tree.js";
+import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 import { startKaggleServer, USER, type KaggleTestServer } from "../servers/kaggle-api.js";
 
 let server: KaggleTestServer;
@@ -272,4 +273,34 @@ test("Kaggle API test server: jobs still lists a running Kaggle job when Kaggle 
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, new RegExp(`${name}\\s+kaggle\\s+queued`));
   server.cancel("tester/offline-slow");
+});
+
+test("Kaggle API test server: a SageMaker-style argparse script gets its hyperparameters as arguments on Kaggle too", async () => {
+  const dir = project("sklearn", { "train.py": ARGPARSE_SCRIPT, "requirements.txt": "" });
+  const { env } = kaggleEnv();
+  const result = await runCli(["fit", "train.py", ...FAST, ...ARGPARSE_HYPERPARAMETERS, "--json"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  const job = JSON.parse(result.stdout);
+  const fetched = await runCli(["fetch", job.name, "--to", "m"], { cwd: dir, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  const seen = JSON.parse(fs.readFileSync(path.join(dir, "m", "seen.json"), "utf8"));
+  assert.deepEqual(seen.argv, ARGPARSE_ARGV);
+  assert.deepEqual({ ...seen.args, model_dir: undefined, train: undefined }, { ...ARGPARSE_EXPECTED, model_dir: undefined, train: undefined });
+  assert.equal(seen.env["SM_HP_N-ESTIMATORS"], "7");
+  assert.equal(JSON.parse(seen.env.SM_TRAINING_ENV).job_name, job.name);
+});
+
+test("Kaggle API test server: fit --dry-run makes no request at all and shows the SaveKernel request it would send", async () => {
+  const dir = copyExample("iris");
+  const { env } = kaggleEnv({ KAGGLE_USERNAME: USER.username, KAGGLE_KEY: "never-sent-key" });
+  const before = server.requests.length;
+  const result = await runCli(["fit", "train.py", ...FAST, "--hyperparameter.C=0.5", "--dry-run", "--json"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(server.requests.length, before, "Kaggle was not asked anything");
+  const plan = JSON.parse(result.stdout);
+  assert.equal(plan.backend, "kaggle");
+  assert.deepEqual(plan.files, ["train.py"]);
+  assert.deepEqual(plan.requests.map((r: { operation: string }) => r.operation), ["SaveKernel"]);
+  assert.equal(plan.requests[0].request.slug, `${USER.username}/iris-train`);
+  assert.doesNotMatch(result.stdout + result.stderr, /never-sent-key/);
 });
