@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { isMap, isScalar, parseDocument, Scalar } from "yaml";
 import { parse as parseToml } from "smol-toml";
 import { UserError } from "../errors.js";
 import { nearest } from "./nearest.js";
@@ -42,8 +42,53 @@ function text(file: string, key: string, value: unknown): string | undefined {
   return value;
 }
 
-/** Check and normalise a parsed config document (the YAML file, or the pyproject section). */
-export function interpretProjectConfig(file: string, doc: unknown): ProjectConfig {
+/**
+ * Hyperparameters as the text the file holds (`lr: 0.10` gives "0.10", as SageMaker keeps what it is
+ * given), from a YAML document: a plain scalar's own text, a quoted one's string, a list or mapping's
+ * source text. Keys whose value is not there (null) are left out, for the caller's check to name.
+ */
+function yamlHyperparameterText(doc: ReturnType<typeof parseDocument>, source: string): Record<string, string> {
+  const node = doc.get("hyperparameters", true);
+  const texts: Record<string, string> = {};
+  if (!isMap(node)) return texts;
+  for (const pair of node.items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+    const value = pair.value;
+    if (isScalar(value)) {
+      if (value.value === null) continue;
+      texts[key] = value.type === Scalar.PLAIN && typeof value.source === "string" ? value.source : String(value.value);
+    } else if (value && (value as { range?: number[] }).range) {
+      const [start, end] = (value as { range: number[] }).range;
+      texts[key] = source.slice(start, end).trim();
+    }
+  }
+  return texts;
+}
+
+/**
+ * The source text of `[tool.alekseylearn.hyperparameters]` values in a pyproject.toml (`lr = 0.10`
+ * gives "0.10"), for numbers and booleans, whose parsed form would lose it; other values keep their parsed form.
+ */
+function tomlHyperparameterText(source: string, parsed: Record<string, unknown>): Record<string, string> {
+  const texts: Record<string, string> = {};
+  const lines = source.split(/\r?\n/);
+  const start = lines.findIndex((line) => /^\s*\[\s*tool\.alekseylearn\.hyperparameters\s*\]\s*(#.*)?$/.test(line));
+  const inline = /^\s*hyperparameters\s*=\s*\{(.*)\}\s*(#.*)?$/;
+  const next = lines.findIndex((line, i) => i > start && /^\s*\[/.test(line));
+  const section = start >= 0 ? lines.slice(start + 1, next === -1 ? undefined : next) : [];
+  const inlineLine = lines.find((line) => inline.test(line));
+  const entries = [...section, ...(inlineLine ? inline.exec(inlineLine)![1]!.split(",") : [])];
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value !== "number" && typeof value !== "bigint" && typeof value !== "boolean") continue;
+    const escaped = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const match = entries.map((entry) => new RegExp(`^\\s*("?)${escaped}\\1\\s*=\\s*([^#,}\\s]+)`).exec(entry)).find(Boolean);
+    if (match) texts[key] = match[2]!;
+  }
+  return texts;
+}
+
+/** Check and normalise a parsed config document (the YAML file, or the pyproject section); `hyperparameterText` holds values' source text where the parsed form would lose it. */
+export function interpretProjectConfig(file: string, doc: unknown, hyperparameterText: Record<string, string> = {}): ProjectConfig {
   const top = mapping(file, "the file", doc);
   const problems = Object.keys(top)
     .filter((key) => !TOP_KEYS.includes(key))
@@ -68,7 +113,7 @@ export function interpretProjectConfig(file: string, doc: unknown): ProjectConfi
     envfile: envfile === undefined ? undefined : local(envfile),
     entry: text(file, "entry", top.entry),
     config,
-    hyperparameters: mapping(file, "hyperparameters", top.hyperparameters),
+    hyperparameters: { ...mapping(file, "hyperparameters", top.hyperparameters), ...hyperparameterText },
     inputs,
   };
 }
@@ -78,24 +123,26 @@ export function loadProjectConfig(dir: string): ProjectConfig | undefined {
   for (const name of ["alekseylearn.yml", "alekseylearn.yaml"]) {
     const file = path.join(dir, name);
     if (!fs.existsSync(file)) continue;
-    let doc: unknown;
-    try {
-      doc = parseYaml(fs.readFileSync(file, "utf8"));
-    } catch (err) {
-      throw new UserError(`${file} is not valid YAML: ${(err as Error).message.split("\n")[0]!.replace(/:\s*$/, "")}`);
-    }
-    return interpretProjectConfig(file, doc ?? {});
+    const source = fs.readFileSync(file, "utf8");
+    const document = parseDocument(source);
+    const error = document.errors[0];
+    if (error) throw new UserError(`${file} is not valid YAML: ${error.message.split("\n")[0]!.replace(/:\s*$/, "")}`);
+    return interpretProjectConfig(file, document.toJS() ?? {}, yamlHyperparameterText(document, source));
   }
   const pyproject = path.join(dir, "pyproject.toml");
   if (fs.existsSync(pyproject)) {
-    let doc: { tool?: { alekseylearn?: unknown } };
+    const source = fs.readFileSync(pyproject, "utf8");
+    let doc: { tool?: { alekseylearn?: { hyperparameters?: unknown } } };
     try {
-      doc = parseToml(fs.readFileSync(pyproject, "utf8")) as typeof doc;
+      // Integers too large for a JavaScript number stay exact (their text is what the job gets).
+      doc = parseToml(source, { integersAsBigInt: "asNeeded" }) as typeof doc;
     } catch (err) {
       throw new UserError(`${pyproject} is not valid TOML: ${(err as Error).message.split("\n")[0]}`);
     }
     const section = doc.tool?.alekseylearn;
-    if (section !== undefined) return interpretProjectConfig(pyproject, section);
+    const hyperparameters = section?.hyperparameters;
+    const texts = hyperparameters && typeof hyperparameters === "object" ? tomlHyperparameterText(source, hyperparameters as Record<string, unknown>) : {};
+    if (section !== undefined) return interpretProjectConfig(pyproject, section, texts);
   }
   return undefined;
 }
