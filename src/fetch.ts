@@ -42,12 +42,14 @@ export interface FetchResult {
   to: string;
   /** Files written, relative to `to` (archives themselves with extract: false). */
   files: string[];
+  /** True when the job was stopped before it ended: the model is what it had saved by then. */
+  stopped?: true;
 }
 
 const ARCHIVE = /\.(tar\.gz|tgz|tar)$/i;
 const MODEL_SUFFIX = "/output/model.tar.gz";
 
-function modelOfJob(job: JobRecord): { model: string; output?: string } {
+function modelOfJob(job: JobRecord): { model: string; output?: string; stopped?: true } {
   if (!isFinal(job.state)) {
     throw failure(`Job ${job.name} is still ${job.state}; it has no model yet.`, `Wait for it with \`alekseylearn logs ${job.name} --follow\`, then fetch again.`);
   }
@@ -55,7 +57,7 @@ function modelOfJob(job: JobRecord): { model: string; output?: string } {
     const why = job.state === "completed" ? "it wrote nothing to /opt/ml/model (SM_MODEL_DIR)" : `it ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
     throw failure(`Job ${job.name} has no model: ${why}.`, job.state === "completed" ? "Make the training artifact save its model under /opt/ml/model." : `See why with \`alekseylearn logs ${job.name}\`.`);
   }
-  return { model: job.model, ...(job.output ? { output: job.output } : {}) };
+  return { model: job.model, ...(job.output ? { output: job.output } : {}), ...(job.state === "stopped" ? { stopped: true as const } : {}) };
 }
 
 /** The newest job's model under an output path, found by listing storage. */
@@ -73,7 +75,7 @@ async function newestUnder(outputPath: string, store: JobStore, ctx: Context): P
 }
 
 /** Where LOCATION points: a job's archives, or one archive. */
-async function resolve(location: string, ctx: Context): Promise<{ job?: string; model: string; output?: string }> {
+async function resolve(location: string, ctx: Context): Promise<{ job?: string; model: string; output?: string; stopped?: true }> {
   const store = new JobStore(ctx.stateDir);
   const job = !schemeOf(location) && !location.includes("/") ? store.find(location) : undefined;
   if (job) return { job: job.name, ...modelOfJob(job) };
@@ -137,6 +139,8 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
   const to = path.resolve(ctx.cwd, options.to ?? ".");
   if (fs.existsSync(to) && !fs.statSync(to).isDirectory()) throw new UserError(`${options.to ?? to} is a file, not a folder to fetch into.`, "Pass --to a folder (it is created when missing).");
   const source = await resolve(location, ctx);
+  // SageMaker uploads what a stopped job saved; so does every backend whose packing alekseylearn does.
+  if (source.stopped) ctx.reporter.warn(`Job ${source.job} was stopped before it ended: this is what it had saved in /opt/ml/model when it stopped.`);
   const provider = providerOutputs(source.model);
   if (provider?.fetchOutputs) {
     const files = await provider.fetchOutputs(source.model, to, { overwrite: options.overwrite ?? false }, ctx);
@@ -167,7 +171,7 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
       }
     }
     finished = true;
-    return { ...(source.job ? { job: source.job } : {}), model: source.model, ...(source.output ? { output: source.output } : {}), to, files };
+    return { ...(source.job ? { job: source.job } : {}), model: source.model, ...(source.output ? { output: source.output } : {}), to, files, ...(source.stopped ? { stopped: true as const } : {}) };
   } finally {
     // A partial download stays for the next try; everything else goes.
     const keep = !finished && fs.readdirSync(scratch).some((name) => name.endsWith(".partial"));

@@ -2,18 +2,21 @@
  * The entrypoint of a training job: SageMaker's training toolkit in
  * miniature, in Python so that any base image with Python runs it. The image
  * runs it as `docker run IMAGE train`; the local runner runs it the same way
- * with this machine's Python, and it then replaces itself with the script.
+ * with this machine's Python.
  */
 import { TOOLKIT_SOURCE } from "./toolkit.js";
 
 /**
  * The entrypoint. It reads /opt/ml/input/config (or `$SAGEMAKER_BASE_DIR`,
  * as the toolkit does), sets the SM_* variables, and runs the script with the
- * hyperparameters as arguments (a notebook with the variables only). With
- * `ALEKSEYLEARN_EXEC=1` it execs the script (the local runner owns signals and
- * failure reasons); otherwise it forwards SIGTERM to the job and writes the
- * failure reason SageMaker shows. `ALEKSEYLEARN_HYPERPARAMETER_ARGS=false`
- * turns the arguments off.
+ * hyperparameters as arguments (a notebook with the variables only). It is
+ * the job's init: every process the job starts stays below it (a child
+ * subreaper, or PID 1 of the container or sandbox), SIGTERM reaches all of
+ * them, and when the script ends what it left gets SIGTERM and, 2 s later,
+ * SIGKILL. It writes the failure reason SageMaker shows, unless the local
+ * runner watches the job (`ALEKSEYLEARN_SUPERVISED=1`, with
+ * `ALEKSEYLEARN_STOP_TIMEOUT` seconds of grace after a stop).
+ * `ALEKSEYLEARN_HYPERPARAMETER_ARGS=false` turns the arguments off.
  */
 export const ENTRYPOINT_SOURCE =
   String.raw`"""Entrypoint of an alekseylearn training job: ` +
@@ -22,6 +25,8 @@ export const ENTRYPOINT_SOURCE =
 import signal
 import subprocess
 import sys
+import threading
+import time
 ` +
   TOOLKIT_SOURCE +
   String.raw`
@@ -41,6 +46,64 @@ def job_command(base):
     return [sys.executable, "-u", entry] + args, env
 
 
+def become_subreaper():
+    """Orphans of the job (a helper whose parent exited) are re-parented here, not to the machine's init: none escapes."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def descendants(alive_only=False):
+    """Every process below this one, from the parent links in /proc (a PID namespace or container has its own)."""
+    children = {}
+    for entry in _al_os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                stat = handle.read()
+            fields = stat[stat.rindex(")") + 2:].split()
+        except (OSError, ValueError):
+            continue
+        if alive_only and fields[0] == "Z":
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [_al_os.getpid()]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+def signal_all(sig):
+    for pid in descendants():
+        try:
+            _al_os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def end_leftovers(grace=2.0):
+    """What the job left running when its main process ended gets SIGTERM, then SIGKILL after grace seconds; all of it is reaped."""
+    if descendants(alive_only=True):
+        signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while descendants(alive_only=True) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        signal_all(signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if _al_os.waitpid(-1, _al_os.WNOHANG)[0] == 0 and not descendants():
+                break
+        except ChildProcessError:
+            break
+        time.sleep(0.01)
+
+
 def main():
     if sys.argv[1:2] != ["train"]:
         print("usage: IMAGE train  (this image runs a training job, as SageMaker starts it)", file=sys.stderr)
@@ -50,27 +113,53 @@ def main():
         _al_os.makedirs(_al_os.path.join(base, sub), exist_ok=True)
     command, env = job_command(base)
     child_env = dict(_al_os.environ)
-    child_env.pop("ALEKSEYLEARN_EXEC", None)
+    for name in ("ALEKSEYLEARN_SUPERVISED", "ALEKSEYLEARN_STOP_TIMEOUT"):
+        child_env.pop(name, None)
     child_env.update(env)
-    if _al_os.environ.get("ALEKSEYLEARN_EXEC") == "1":
-        sys.stdout.flush()
-        sys.stderr.flush()
-        _al_os.execve(command[0], command, child_env)
-    child = subprocess.Popen(command, env=child_env, stderr=subprocess.PIPE, text=True, errors="replace")
-    # SageMaker stops a job with SIGTERM; the job gets it too, and its time to save a checkpoint.
+    # Run locally, alekseylearn watches the job from outside (its log, its failure reason) and gives it stop_timeout to stop.
+    supervised = _al_os.environ.get("ALEKSEYLEARN_SUPERVISED") == "1"
+    grace = float(_al_os.environ.get("ALEKSEYLEARN_STOP_TIMEOUT") or 0)
+    become_subreaper()
+    child = subprocess.Popen(command, env=child_env, stderr=None if supervised else subprocess.PIPE, text=True, errors="replace")
+    stopping = []
+
+    def stop(signum, frame):
+        # SageMaker stops a job with SIGTERM: the whole job gets it (the script, a notebook's kernel, its helpers), and time to save.
+        if not stopping:
+            stopping.append(time.monotonic())
+        signal_all(signum)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+        signal.signal(sig, stop)
     tail = []
-    for line in child.stderr:
-        sys.stderr.write(line)
-        sys.stderr.flush()
-        tail = (tail + [line.rstrip("\n")])[-10:]
-    code = child.wait()
-    if code != 0:
-        # SageMaker shows this file's text as the job's FailureReason.
+
+    def read_errors():
+        for line in child.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            tail[:] = (tail + [line.rstrip("\n")])[-10:]
+
+    # Read in a thread: a helper that keeps the job's stderr open must not keep the job from ending.
+    reader = None if supervised else threading.Thread(target=read_errors, daemon=True)
+    if reader:
+        reader.start()
+    while True:
+        try:
+            code = child.wait(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            if stopping and grace and time.monotonic() - stopping[0] > grace:
+                signal_all(signal.SIGKILL)
+    # The job ends when its main process ends; nothing it started outlives it.
+    end_leftovers()
+    if reader:
+        reader.join(timeout=1)
+    failure = _al_os.path.join(base, "output", "failure")
+    if code != 0 and not supervised and not _al_os.path.exists(failure):
+        # SageMaker shows this file's text as the job's FailureReason (the script may have written its own).
         reason = next((line for line in reversed(tail) if line.strip()), "exit code %d" % code)
         try:
-            with open(_al_os.path.join(base, "output", "failure"), "w") as f:
+            with open(failure, "w") as f:
                 f.write(reason.strip()[:1000] + "\n")
         except OSError:
             pass

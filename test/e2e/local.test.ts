@@ -489,3 +489,53 @@ test("fit --dry-run on this machine: the command the script would get, the files
   assert.match(readable.stdout, /Dry run of job train-\S+ on the local backend: nothing was created/);
   assert.match(readable.stdout, /local RunTrainingJob/);
 });
+
+/** A script that starts a daemonised helper (its own session, as `setsid` or a background server does) and saves a checkpoint on SIGTERM. */
+function treeScript(marker: string): string {
+  return `import os, signal, subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "${marker}"], start_new_session=True)
+def on_term(signum, frame):
+    print("checkpointing", flush=True)
+    time.sleep(2)
+    open(os.path.join(os.environ["SM_MODEL_DIR"], "checkpoint.txt"), "w").write("saved at stop")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+print("started", flush=True)
+if "--quick" in sys.argv:
+    sys.exit(0)
+time.sleep(120)
+`;
+}
+
+/** Is a process whose arguments hold `marker` still running? */
+function running(marker: string): boolean {
+  return execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").some((line) => line.includes(marker) && !line.includes("ps -eo"));
+}
+
+test("the job's process tree is the job's: a setsid helper ends with it, and Ctrl-C gives every process SIGTERM and packs what the handler saved (bwrap and sandbox=none)", async () => {
+  for (const sandbox of ["auto", "none"]) {
+    const marker = `alekseylearn-helper-${sandbox}-${process.pid}`;
+    const project = writeTree({ "train.py": treeScript(marker), "requirements.txt": "" });
+    const { env, stateDir } = cliEnv();
+    const quick = await runCli(["fit", "train.py", "--hyperparameter.quick=1", `--config.sandbox=${sandbox}`], { cwd: project, env });
+    assert.equal(quick.code, 0, quick.stderr);
+    assert.ok(!running(marker), `the helper ended with the job (${sandbox})`);
+
+    const run = startCli(["fit", "train.py", `--config.sandbox=${sandbox}`], { cwd: project, env });
+    await waitFor(() => run.output().includes("started"), "the job to start");
+    await waitFor(() => running(marker), "the helper to start");
+    run.child.kill("SIGINT");
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /checkpointing/, "the training process itself got SIGTERM");
+    assert.ok(!running(marker), `nothing of the job is left (${sandbox})`);
+    const name = fs.readdirSync(path.join(stateDir, "jobs")).map((file) => file.replace(/\.json$/, "")).sort().at(-1)!;
+    const job = JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", `${name}.json`), "utf8"));
+    assert.equal(job.state, "stopped");
+    const to = path.join(project, "fetched");
+    const fetched = await runCli(["fetch", name, "--to", to], { cwd: project, env });
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.match(fetched.stderr, /was stopped before it ended/);
+    assert.equal(fs.readFileSync(path.join(to, "checkpoint.txt"), "utf8"), "saved at stop", "model.tar.gz holds what the SIGTERM handler saved");
+  }
+});

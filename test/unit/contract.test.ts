@@ -137,15 +137,18 @@ test("hyperparameters.json holds every value as a string, as the CreateTrainingJ
   assert.deepEqual(files["inputdataconfig.json"], { train: { TrainingInputMode: "File", S3DistributionType: "FullyReplicated", RecordWrapperType: "None" } });
 });
 
-test("bwrap keeps the host's /opt entries, mounts the job folder at /opt/ml and inputs read-only", () => {
-  const args = bwrapArgs("/state/runs/j/ml", [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }], ["ml", "wheels"], ["python", "-u", "train.py"]);
+test("bwrap: the job's own PID namespace with the entrypoint as PID 1; the host's /opt entries kept, the job folder at /opt/ml, inputs read-only", () => {
+  const args = bwrapArgs("/state/runs/j/ml", [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }], ["ml", "wheels"], ["python", "-u", "train.py"], 3);
   assert.deepEqual(args, [
     "--dev-bind", "/", "/",
+    "--unshare-pid", "--as-pid-1",
+    "--proc", "/proc",
     "--tmpfs", "/opt",
     "--dev-bind", "/opt/wheels", "/opt/wheels",
     "--bind", "/state/runs/j/ml", "/opt/ml",
     "--ro-bind", "/data", "/opt/ml/input/data/train",
     "--die-with-parent",
+    "--info-fd", "3",
     "--", "python", "-u", "train.py",
   ]);
 });

@@ -62,9 +62,9 @@ function layout(job: JobRecord, ml: string, sandboxed: boolean): Mount[] {
 /**
  * The command that runs the artifact with `python`: the image's entrypoint,
  * written beside the job, which computes the SM_* variables and arguments from
- * /opt/ml/input/config as SageMaker's toolkit does and then execs the script
- * (so the script is the process alekseylearn signals). `root` is the folder
- * the job sees as /opt/ml.
+ * /opt/ml/input/config as SageMaker's toolkit does, runs the script, and is
+ * the init of the job's whole process tree. `root` is the folder the job sees
+ * as /opt/ml.
  */
 function artifactCommand(job: JobRecord, python: string, runDir: string, root: string): { command: string[]; env: Record<string, string> } {
   const { artifact, settings } = job.spec;
@@ -74,7 +74,8 @@ function artifactCommand(job: JobRecord, python: string, runDir: string, root: s
   const env: Record<string, string> = {
     ALEKSEYLEARN_ENTRY: artifact.entry,
     ALEKSEYLEARN_KIND: artifact.kind,
-    ALEKSEYLEARN_EXEC: "1",
+    ALEKSEYLEARN_SUPERVISED: "1",
+    ALEKSEYLEARN_STOP_TIMEOUT: String(settings.stop_timeout ?? 30),
     TRAINING_JOB_NAME: job.name,
     PYTHONUNBUFFERED: "1",
     ...jobSettingsEnv(settings),
@@ -106,10 +107,121 @@ export function containerName(job: JobRecord): string {
   return `alekseylearn-${job.name}`;
 }
 
+/** How a job's process is started: the program, its arguments and environment. */
+interface Launch {
+  program: string;
+  args: string[];
+  env: Record<string, string | undefined>;
+}
+
+/** The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap when there is one. */
+function launchCommand(job: JobRecord, setup: RunSetup, paths: ReturnType<typeof runPaths>, mounts: Mount[], root: string, ctx: Context): Launch {
+  if (setup.image) {
+    // The image's entrypoint sets the SM_* variables itself, as it does on SageMaker.
+    const containerEnv = { TRAINING_JOB_NAME: job.name, ...jobSettingsEnv(job.spec.settings) };
+    const gpus = countGpus(ctx.env.PATH) > 0;
+    return { program: "docker", args: trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, env: containerEnv, gpus }), env: { ...ctx.env, ...containerEnv } };
+  }
+  const run = artifactCommand(job, setup.python, paths.dir, root);
+  const env = { ...ctx.env, ...run.env };
+  if (!setup.bwrap) return { program: run.command[0]!, args: run.command.slice(1), env };
+  // bwrap writes the host pid of the job's init (the entrypoint, PID 1 of the sandbox) to fd 3, so a stop signals it, not bwrap.
+  return { program: setup.bwrap, args: bwrapArgs(paths.ml, mounts, hostOptEntries(), run.command, 3), env };
+}
+
+/** A started job process: its end, and the pid to signal to stop it (the job's init, inside bwrap when sandboxed). */
+interface Running {
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
+  init: Promise<number | undefined>;
+  /** The process group alekseylearn started (bwrap, or the entrypoint). */
+  group: number | undefined;
+}
+
+/** Start `launch` in its own process group, its output appended to `log`. */
+function startProcess(launch: Launch, cwd: string, log: fs.WriteStream, sandboxed: boolean): Running {
+  const child = spawn(launch.program, launch.args, { cwd, env: launch.env, detached: true, stdio: ["ignore", "pipe", "pipe", sandboxed ? "pipe" : "ignore"] });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    child.on("error", (error) => resolve({ code: null, signal: null, error }));
+    child.on("close", (code, sig) => resolve({ code, signal: sig }));
+  });
+  for (const stream of [child.stdout!, child.stderr!]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => log.write(chunk));
+  }
+  const info = child.stdio[3] as NodeJS.ReadableStream | null;
+  const init = !info
+    ? Promise.resolve(child.pid)
+    : new Promise<number | undefined>((resolve) => {
+        let text = "";
+        info.setEncoding("utf8");
+        info.on("data", (chunk: string) => (text += chunk));
+        info.on("end", () => resolve((JSON.parse(text || "{}") as { "child-pid"?: number })["child-pid"]));
+        info.on("error", () => resolve(undefined));
+      });
+  return { exited, init: init.catch(() => undefined), group: child.pid };
+}
+
+/**
+ * How a stop reaches the job: SIGTERM to its init (the entrypoint), which
+ * passes it to every process of the job and gives the job `grace` seconds
+ * before SIGKILL; alekseylearn kills the whole sandbox a few seconds after
+ * that, should the init itself hang. A container gets `docker stop`.
+ */
+function stopper(job: JobRecord, setup: RunSetup, running: Running, grace: number, ctx: Context): { stop: () => void; done: () => void } {
+  let killTimer: NodeJS.Timeout | undefined;
+  const send = (pid: number | undefined, sig: NodeJS.Signals): void => {
+    try {
+      if (pid) process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  };
+  const stop = (): void => {
+    if (setup.image) {
+      // docker stop sends SIGTERM to the container's first process (the entrypoint) and SIGKILL after the grace time.
+      spawn("docker", ["stop", "--time", String(grace), containerName(job)], { env: ctx.env as NodeJS.ProcessEnv, stdio: "ignore" }).on("error", () => {});
+      return;
+    }
+    void running.init.then((pid) => send(pid, "SIGTERM"));
+    killTimer = setTimeout(() => {
+      void running.init.then((pid) => send(pid, "SIGKILL"));
+      send(running.group && -running.group, "SIGKILL");
+    }, (grace + 5) * 1000);
+  };
+  return { stop, done: () => clearTimeout(killTimer) };
+}
+
+/** Pack what the job left in its /opt/ml into its output path: the model (when it completed or was stopped, as SageMaker uploads a stopped job's model) and its output data. */
+async function packOutputs(job: JobRecord, paths: ReturnType<typeof runPaths>, state: JobState, ctx: Context): Promise<Pick<JobRecord, "model" | "output">> {
+  const outputs = joinLocation(job.jobOutput, "output");
+  const storage = await storageFor(outputs, ctx);
+  const pack = async (folder: string, name: string): Promise<string | undefined> => {
+    const archive = path.join(paths.dir, name);
+    if ((await packFolder(folder, archive)) === 0) return undefined;
+    const location = joinLocation(outputs, name);
+    await storage.upload(archive, location);
+    fs.rmSync(archive, { force: true });
+    return location;
+  };
+  const packed: Pick<JobRecord, "model" | "output"> = {};
+  const model = state === "completed" || state === "stopped" ? await pack(path.join(paths.ml, "model"), "model.tar.gz") : undefined;
+  if (model) packed.model = model;
+  const output = await pack(path.join(paths.ml, "output", "data"), "output.tar.gz");
+  if (output) packed.output = output;
+  return packed;
+}
+
+/** How the run ended, in the record's terms. */
+function outcome(result: Awaited<Running["exited"]>, stopping: boolean, program: string, ml: string): { state: JobState; reason?: string } {
+  if (result.error) return { state: "failed", reason: `could not start ${program}: ${result.error.message}` };
+  if (stopping) return { state: "stopped", reason: "stopped by request" };
+  if (result.code === 0) return { state: "completed" };
+  return { state: "failed", reason: readFailureFile(ml) ?? (result.code !== null ? `the training process exited with code ${result.code}` : `the training process was killed by ${result.signal}`) };
+}
+
 /**
  * Run `job` to its end and return its final record. Aborting `signal` stops the
- * job: SIGTERM to its process group, SIGKILL after `stop_timeout`. Never throws
- * for the job's own failures: they end up in the record.
+ * job (see `stopper`). Never throws for the job's own failures: they end up in the record.
  */
 export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context, signal: AbortSignal): Promise<JobRecord> {
   const store = new JobStore(ctx.stateDir);
@@ -121,91 +233,26 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
   try {
     fs.rmSync(paths.ml, { recursive: true, force: true });
     const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
-    const root = sandboxed ? ML_ROOT : paths.ml;
     const mounts = layout(job, paths.ml, sandboxed);
-    let program: string;
-    let args: string[];
-    let env: Record<string, string | undefined>;
-    if (setup.image) {
-      // The image's entrypoint sets the SM_* variables itself, as it does on SageMaker.
-      const containerEnv = { TRAINING_JOB_NAME: job.name, ...jobSettingsEnv(job.spec.settings) };
-      const gpus = countGpus(ctx.env.PATH) > 0;
-      [program, args, env] = ["docker", trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, env: containerEnv, gpus }), { ...ctx.env, ...containerEnv }];
-    } else {
-      const run = artifactCommand(job, setup.python, paths.dir, root);
-      env = { ...ctx.env, ...run.env };
-      [program, ...args] = setup.bwrap ? [setup.bwrap, ...bwrapArgs(paths.ml, mounts, hostOptEntries(), run.command)] : (run.command as [string, ...string[]]);
-    }
-
-    const child = spawn(program, args, { cwd: job.spec.artifact.dir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-      child.on("error", (error) => resolve({ code: null, signal: null, error }));
-      child.on("close", (code, sig) => resolve({ code, signal: sig }));
-    });
-    for (const stream of [child.stdout, child.stderr]) {
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk: string) => {
-        log.write(chunk);
-      });
-    }
+    const launch = launchCommand(job, setup, paths, mounts, sandboxed ? ML_ROOT : paths.ml, ctx);
+    const running = startProcess(launch, job.spec.artifact.dir, log, setup.bwrap !== undefined);
     store.update(job.name, { state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
 
     let stopping = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    const stop = (): void => {
+    const { stop, done } = stopper(job, setup, running, Number(job.spec.settings.stop_timeout ?? 30), ctx);
+    const onAbort = (): void => {
       stopping = true;
-      const grace = Number(job.spec.settings.stop_timeout ?? 10);
-      if (setup.image) {
-        // docker stop sends SIGTERM to the container's first process and SIGKILL after the grace time.
-        spawn("docker", ["stop", "--time", String(grace), containerName(job)], { env: ctx.env as NodeJS.ProcessEnv, stdio: "ignore" }).on("error", () => {});
-        return;
-      }
-      const group = (sig: NodeJS.Signals): void => {
-        try {
-          process.kill(-child.pid!, sig);
-        } catch {
-          // already gone
-        }
-      };
-      group("SIGTERM");
-      killTimer = setTimeout(() => group("SIGKILL"), grace * 1000);
+      stop();
     };
-    if (signal.aborted) stop();
-    else signal.addEventListener("abort", stop, { once: true });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const result = await running.exited;
+    done();
+    signal.removeEventListener("abort", onAbort);
 
-    const result = await exited;
-    clearTimeout(killTimer);
-    signal.removeEventListener("abort", stop);
-
-    let state: JobState;
-    let reason: string | undefined;
-    if (result.error) {
-      state = "failed";
-      reason = `could not start ${program}: ${result.error.message}`;
-    } else if (stopping) {
-      state = "stopped";
-      reason = "stopped by request";
-    } else if (result.code === 0) {
-      state = "completed";
-    } else {
-      state = "failed";
-      reason = readFailureFile(paths.ml) ?? (result.code !== null ? `the training process exited with code ${result.code}` : `the training process was killed by ${result.signal}`);
-    }
-
-    const changes: Partial<JobRecord> = { state, endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason };
-    const outputs = joinLocation(job.jobOutput, "output");
-    const storage = await storageFor(outputs, ctx);
-    const pack = async (folder: string, name: string): Promise<string | undefined> => {
-      const archive = path.join(paths.dir, name);
-      if ((await packFolder(folder, archive)) === 0) return undefined;
-      const location = joinLocation(outputs, name);
-      await storage.upload(archive, location);
-      fs.rmSync(archive, { force: true });
-      return location;
-    };
-    if (state === "completed") changes.model = await pack(path.join(paths.ml, "model"), "model.tar.gz");
-    changes.output = await pack(path.join(paths.ml, "output", "data"), "output.tar.gz");
-    // A finished job's files now live in its output path; a failed one keeps its folder for inspection.
+    const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
+    const changes: Partial<JobRecord> = { state, endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason, ...(await packOutputs(job, paths, state, ctx)) };
+    // A finished job's files now live in its output path; a failed or stopped one keeps its folder for inspection.
     if (state === "completed") fs.rmSync(paths.ml, { recursive: true, force: true });
     await closeLog();
     return store.update(job.name, changes);

@@ -16,15 +16,22 @@ export interface Mount {
   readOnly: boolean;
 }
 
-/** The bwrap arguments that run `command` with `mlDir` at /opt/ml; `optEntries` are the host's /opt entries to keep. */
-export function bwrapArgs(mlDir: string, mounts: readonly Mount[], optEntries: readonly string[], command: readonly string[]): string[] {
+/**
+ * The bwrap arguments that run `command` with `mlDir` at /opt/ml; `optEntries` are the host's /opt entries to keep.
+ * The command gets a PID namespace of its own, as PID 1 (it is the job's init: when it ends, nothing of the job
+ * is left), with a /proc that shows only the job; with `infoFd`, bwrap writes the init's host pid there.
+ */
+export function bwrapArgs(mlDir: string, mounts: readonly Mount[], optEntries: readonly string[], command: readonly string[], infoFd?: number): string[] {
   return [
     "--dev-bind", "/", "/",
+    "--unshare-pid", "--as-pid-1",
+    "--proc", "/proc",
     "--tmpfs", "/opt",
     ...optEntries.filter((entry) => entry !== "ml").flatMap((entry) => ["--dev-bind", `/opt/${entry}`, `/opt/${entry}`]),
     "--bind", mlDir, ML_ROOT,
     ...mounts.flatMap((mount) => [mount.readOnly ? "--ro-bind" : "--bind", mount.host, mount.inside]),
     "--die-with-parent",
+    ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
     "--",
     ...command,
   ];
@@ -47,7 +54,7 @@ export function chooseSandbox(setting: string, pathVar: string | undefined): San
   if (setting === "none") return { reason: "config.sandbox=none" };
   const bwrap = which("bwrap", pathVar);
   if (!bwrap) return { reason: "bubblewrap (bwrap) is not installed" };
-  const probe = spawnSync(bwrap, ["--dev-bind", "/", "/", "--tmpfs", "/opt", "true"], { encoding: "utf8", timeout: 10_000 });
+  const probe = spawnSync(bwrap, ["--dev-bind", "/", "/", "--unshare-pid", "--as-pid-1", "--proc", "/proc", "--tmpfs", "/opt", "true"], { encoding: "utf8", timeout: 10_000 });
   if (probe.status !== 0) return { reason: `bwrap cannot create a sandbox here (${(probe.stderr || probe.error?.message || "").trim()})` };
   return { bwrap };
 }

@@ -18,5 +18,9 @@ export const localSchema = {
     doc: "process: run with this machine's Python; docker: build the image SageMaker would run and run it with `train`, /opt/ml mounted from the job's folder.",
   },
   base_image: { type: { kind: "string" }, default: "auto", doc: "With runner=docker: the image the job's image is built on (auto: python:3.11-slim, micromamba for environment.yml)." },
-  stop_timeout: { type: { kind: "duration" }, default: 10, doc: "After Ctrl-C or `stop`, how long the job has to exit before it is killed." },
+  stop_timeout: {
+    type: { kind: "duration" },
+    default: 30,
+    doc: "After Ctrl-C or `stop`, how long the job (every process of it gets SIGTERM) has to exit before it is killed; what it saved in /opt/ml/model is packed. SageMaker gives 120s.",
+  },
 } satisfies Schema;
