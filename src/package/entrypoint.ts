@@ -22,6 +22,7 @@ export const ENTRYPOINT_SOURCE =
   String.raw`"""Entrypoint of an alekseylearn training job: ` +
   "`docker run IMAGE train`" +
   String.raw`."""
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +105,40 @@ def end_leftovers(grace=2.0):
         time.sleep(0.01)
 
 
+SKIPPED = {".git", "__pycache__", ".ipynb_checkpoints", "node_modules", ".venv", "venv"}
+
+
+def working_snapshot(root):
+    """Each file under the working folder, with its size and time (caches and environments left out)."""
+    files = {}
+    for folder, dirs, names in _al_os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIPPED]
+        for name in names:
+            full = _al_os.path.join(folder, name)
+            try:
+                stat = _al_os.lstat(full)
+            except OSError:
+                continue
+            if not name.endswith(".pyc") and not _al_os.path.islink(full):
+                files[_al_os.path.relpath(full, root)] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+def keep_working_files(root, before, base):
+    """What the job left in its working folder goes to output.tar.gz under working/ (SageMaker keeps only /opt/ml/model and /opt/ml/output)."""
+    after = working_snapshot(root)
+    left = sorted(name for name, stamp in after.items() if before.get(name) != stamp)
+    for name in left:
+        target = _al_os.path.join(base, "output", "data", "working", name)
+        try:
+            _al_os.makedirs(_al_os.path.dirname(target), exist_ok=True)
+            shutil.copy2(_al_os.path.join(root, name), target)
+        except OSError:
+            pass
+    if left:
+        print("[alekseylearn] the job wrote %d file(s) into its working folder (%s); they are kept in output.tar.gz under working/" % (len(left), ", ".join(left[:10])), file=sys.stderr, flush=True)
+
+
 def main():
     if sys.argv[1:2] != ["train"]:
         print("usage: IMAGE train  (this image runs a training job, as SageMaker starts it)", file=sys.stderr)
@@ -120,6 +155,8 @@ def main():
     supervised = _al_os.environ.get("ALEKSEYLEARN_SUPERVISED") == "1"
     grace = float(_al_os.environ.get("ALEKSEYLEARN_STOP_TIMEOUT") or 0)
     become_subreaper()
+    # Run locally, alekseylearn itself watches the job's folder; in an image, this does.
+    before = None if supervised else working_snapshot(_al_os.getcwd())
     child = subprocess.Popen(command, env=child_env, stderr=None if supervised else subprocess.PIPE, text=True, errors="replace")
     stopping = []
 
@@ -154,6 +191,8 @@ def main():
     end_leftovers()
     if reader:
         reader.join(timeout=1)
+    if before is not None:
+        keep_working_files(_al_os.getcwd(), before, base)
     failure = _al_os.path.join(base, "output", "failure")
     if code != 0 and not supervised and not _al_os.path.exists(failure):
         # SageMaker shows this file's text as the job's FailureReason (the script may have written its own).

@@ -539,3 +539,20 @@ test("the job's process tree is the job's: a setsid helper ends with it, and Ctr
     assert.equal(fs.readFileSync(path.join(to, "checkpoint.txt"), "utf8"), "saved at stop", "model.tar.gz holds what the SIGTERM handler saved");
   }
 });
+
+test("files a job leaves in its working folder are named and kept in output.tar.gz under working/, and fetch brings them back", async () => {
+  const script = "import os, pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\nopen('notes/run.txt', 'w').write('done')\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('model')\n";
+  for (const sandbox of ["auto", "none"]) {
+    const project = writeTree({ "train.py": script, "notes/keep.txt": "mine", "requirements.txt": "" });
+    const { env } = cliEnv();
+    const result = await runCli(["fit", "train.py", `--config.sandbox=${sandbox}`, "--json"], { cwd: project, env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /the job wrote 2 file\(s\) into .*: model\.pkl, notes\/run\.txt/);
+    const job = JSON.parse(result.stdout);
+    assert.deepEqual((await archiveEntries(job.output)).filter((entry) => !entry.endsWith("/")), ["working/model.pkl", "working/notes/run.txt"]);
+    const to = path.join(project, "fetched");
+    const fetched = await runCli(["fetch", job.name, "--to", to, "--json"], { cwd: project, env });
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.deepEqual(JSON.parse(fetched.stdout).files, ["m.txt", "output/working/model.pkl", "output/working/notes/run.txt"]);
+  }
+});

@@ -444,3 +444,16 @@ test("SageMaker's limits are checked before anything is built: too many hyperpar
   }
   assert.equal(trainingJobs().length, before);
 });
+
+test("local container runner: files the job leaves in its working folder (/opt/ml/code in the image) are kept in output.tar.gz under working/", async () => {
+  const dir = path.join(writeTree({ "saver/train.py": "import os, pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('model')\n", "saver/requirements.txt": "" }), "saver");
+  const { env } = sagemakerEnv();
+  const result = await runCli(["fit", "train.py", "--config.runner=docker", "--json"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /the job wrote 1 file\(s\) into its working folder \(model\.pkl\)/);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetched = await runCli(["fetch", JSON.parse(result.stdout).name, "--to", to], { cwd: dir, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.deepEqual(listTree(to), ["m.txt", "output/working/model.pkl"]);
+  assert.ok(!fs.existsSync(path.join(dir, "model.pkl")), "the image's copy of the code, not the user's folder, was written");
+});

@@ -80,6 +80,16 @@ function submitRun(job: JobRecord, how: { setup: RunSetup; provider: Record<stri
   return record;
 }
 
+/** True when this user may write this machine's /opt/ml (or create it). */
+function hostMlWritable(): boolean {
+  try {
+    fs.accessSync(fs.existsSync("/opt/ml") ? "/opt/ml" : "/opt", fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The local backend. */
 export const localBackend = {
   name: "local",
@@ -111,6 +121,9 @@ export const localBackend = {
       if (spec.settings.sandbox === "auto") {
         ctx.reporter.warn(`${sandbox.reason}: the job finds its folders through SM_MODEL_DIR and the other SM_* variables only; a script that writes to /opt/ml directly will fail. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml.`);
       }
+    }
+    if (!sandbox.bwrap && hostMlWritable()) {
+      ctx.reporter.warn("Without a sandbox, a script that hard-codes /opt/ml writes into this machine's /opt/ml (you may write there); alekseylearn names what it wrote afterwards. $SM_MODEL_DIR and the other SM_* variables point at the job's own folder.");
     }
     const started = Date.now();
     const environment = await ensureEnvironment(

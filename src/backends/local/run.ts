@@ -18,6 +18,7 @@ import { which } from "../../package/which.js";
 import { packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation } from "../../storage/location.js";
+import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
 import { bwrapArgs, hostOptEntries, type Mount } from "./sandbox.js";
 
 /** Where a job's run lives on this machine: its /opt/ml and its log. */
@@ -211,6 +212,34 @@ async function packOutputs(job: JobRecord, paths: ReturnType<typeof runPaths>, s
   return packed;
 }
 
+/** Files the job left in its working folder, named in its log and kept in output.tar.gz under working/. */
+function keepLeftBehind(dir: string, before: ReturnType<typeof snapshot>, ml: string, log: fs.WriteStream): void {
+  const files = leftBehind(before, snapshot(dir));
+  if (!files.length) return;
+  keepWorkingFiles(dir, files, path.join(ml, "output", "data"));
+  const shown = files.slice(0, 10).join(", ") + (files.length > 10 ? `, … (${files.length - 10} more)` : "");
+  log.write(`[alekseylearn] warning: the job wrote ${files.length} file(s) into ${dir}: ${shown}. They stay there, and are kept in output.tar.gz under ${WORKING}/ (only /opt/ml/model is the model).\n`);
+}
+
+/**
+ * Without a sandbox, a script that hard-codes /opt/ml writes into this machine's /opt/ml when this
+ * user may write there (root): the files it writes there are named afterwards.
+ */
+function hostMlWatch(): { report: (log: fs.WriteStream) => void } | undefined {
+  try {
+    fs.accessSync(fs.existsSync(ML_ROOT) ? ML_ROOT : path.dirname(ML_ROOT), fs.constants.W_OK);
+  } catch {
+    return undefined;
+  }
+  const before = fs.existsSync(ML_ROOT) ? snapshot(ML_ROOT) : new Map<string, string>();
+  return {
+    report: (log) => {
+      const written = fs.existsSync(ML_ROOT) ? leftBehind(before, snapshot(ML_ROOT)) : [];
+      if (written.length) log.write(`[alekseylearn] warning: the job wrote into this machine's ${ML_ROOT} (config.sandbox=none): ${written.slice(0, 10).map((file) => `${ML_ROOT}/${file}`).join(", ")}. Use $SM_MODEL_DIR and the other SM_* variables, or bubblewrap for a private /opt/ml.\n`);
+    },
+  };
+}
+
 /** How the run ended, in the record's terms. */
 function outcome(result: Awaited<Running["exited"]>, stopping: boolean, program: string, ml: string): { state: JobState; reason?: string } {
   if (result.error) return { state: "failed", reason: `could not start ${program}: ${result.error.message}` };
@@ -235,6 +264,10 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
     const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
     const mounts = layout(job, paths.ml, sandboxed);
     const launch = launchCommand(job, setup, paths, mounts, sandboxed ? ML_ROOT : paths.ml, ctx);
+    // The image keeps its own working files (its entrypoint does); a job run here works in its folder, watched from outside.
+    const workingDir = setup.image ? undefined : job.spec.artifact.dir;
+    const before = workingDir ? snapshot(workingDir) : undefined;
+    const hostMl = !sandboxed ? hostMlWatch() : undefined;
     const running = startProcess(launch, job.spec.artifact.dir, log, setup.bwrap !== undefined);
     store.update(job.name, { state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
 
@@ -250,6 +283,8 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
     done();
     signal.removeEventListener("abort", onAbort);
 
+    if (workingDir && before) keepLeftBehind(workingDir, before, paths.ml, log);
+    if (hostMl) hostMl.report(log);
     const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
     const changes: Partial<JobRecord> = { state, endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason, ...(await packOutputs(job, paths, state, ctx)) };
     // A finished job's files now live in its output path; a failed or stopped one keeps its folder for inspection.
