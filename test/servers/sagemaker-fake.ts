@@ -190,6 +190,8 @@ export interface FakeSageMaker {
   requests: Array<{ target: string; body: Record<string, Json> }>;
   /** Every request refused with an error, in order: the operation and the error's type and message. */
   refused: Array<{ target: string; type: string; message: string }>;
+  /** From now on, refuse to assume a role for this many seconds after its creation (IAM spreading it). */
+  setRoleSettleSeconds(seconds: number): void;
   /** Force the outcome of the job that will be created as `jobName` (no container runs for it). */
   script(jobName: string, outcome: Scripted): void;
   /** Stop every job's container, close the server, remove its temporary folders. */
@@ -228,7 +230,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const s3 = new S3Client({ ...client, forcePathStyle: true });
   const logs = new CloudWatchLogsClient(client);
   const iam = new IAMClient(client);
-  const settle = options.roleSettleSeconds ?? 0;
+  let settle = options.roleSettleSeconds ?? 0;
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "fake-sagemaker-"));
   const closing = new AbortController();
   const jobs = new Map<string, Job>();
@@ -831,6 +833,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     requests,
     refused,
     script: (jobName, outcome) => void scripts.set(jobName, outcome),
+    setRoleSettleSeconds: (seconds) => void (settle = seconds),
     stop: async () => {
       const containers = [...jobs.values()].filter((job) => job.container?.running).map((job) => job.container!.name);
       closing.abort();

@@ -35,20 +35,28 @@ export interface Where {
 /** IAM's limit on a role's inline policies, in characters without whitespace (IAM and AWS STS quotas). */
 export const ROLE_POLICY_MAX = 10_240;
 
-/** The S3 locations a job of `spec` touches: output, inputs and checkpoints. */
-function s3Locations(spec: JobSpec): string[] {
-  return [spec.outputPath, ...Object.values(spec.inputs), ...(spec.settings.checkpoint_s3_uri ? [String(spec.settings.checkpoint_s3_uri)] : [])].filter((location) => location.startsWith("s3://"));
+/**
+ * The object ARN patterns of the S3 locations a job of `spec` touches. The
+ * output path and checkpoint location are written below them (`KEY/*`).
+ * SageMaker reads an S3Prefix channel as every key that starts with it, so an
+ * input is `KEY*`: a single object (`data/train.csv`) and a prefix alike.
+ */
+function objectPatterns(spec: JobSpec, partition: string): string[] {
+  const pattern = (location: string, below: boolean): string => {
+    const { bucket, key } = parseS3(location);
+    return `arn:${partition}:s3:::${bucket}/${key}${below && key ? "/" : ""}*`;
+  };
+  const written = [spec.outputPath, ...(spec.settings.checkpoint_s3_uri ? [String(spec.settings.checkpoint_s3_uri)] : [])];
+  return [...written.filter(isS3).map((location) => pattern(location, true)), ...Object.values(spec.inputs).filter(isS3).map((location) => pattern(location, false))];
 }
 
-/**
- * The object ARN pattern of an S3 location: `KEY*`. SageMaker reads an
- * S3Prefix channel as every key that starts with it, so this covers a single
- * object (`data/train.csv`) and a prefix (`data/train`) alike; the output
- * path and checkpoints are written below it.
- */
-function objectPattern(location: string, partition: string): string {
-  const { bucket, key } = parseS3(location);
-  return `arn:${partition}:s3:::${bucket}/${key}*`;
+function isS3(location: string): boolean {
+  return location.startsWith("s3://");
+}
+
+/** The buckets of the S3 locations a job of `spec` touches. */
+function bucketsOf(spec: JobSpec): string[] {
+  return [spec.outputPath, ...Object.values(spec.inputs), ...(spec.settings.checkpoint_s3_uri ? [String(spec.settings.checkpoint_s3_uri)] : [])].filter(isS3).map((location) => parseS3(location).bucket);
 }
 
 /** The KMS key ARN of config.kms_key (a key ID, key ARN, alias name or alias ARN). */
@@ -98,9 +106,8 @@ function grantsOf(document: PolicyDocument | undefined): Grants {
 export function rolePolicy(spec: JobSpec, where: Where, existing?: PolicyDocument): PolicyDocument {
   const p = where.partition;
   const had = grantsOf(existing);
-  const locations = s3Locations(spec);
-  const objects = collapse([...had.objects, ...locations.map((location) => objectPattern(location, p))]);
-  const buckets = collapse([...had.buckets, ...locations.map((location) => `arn:${p}:s3:::${parseS3(location).bucket}`)]);
+  const objects = collapse([...had.objects, ...objectPatterns(spec, p)]);
+  const buckets = collapse([...had.buckets, ...bucketsOf(spec).map((bucket) => `arn:${p}:s3:::${bucket}`)]);
   // The default repositories are all under alekseylearn/; config.repository may name any other.
   const repositories = collapse([...had.repositories, repositoryArn("alekseylearn/*", where), repositoryArn(repositoryName(spec), where)]);
   const keys = collapse([...had.keys, ...(spec.settings.kms_key ? [kmsKeyArn(String(spec.settings.kms_key), where)] : [])]);
