@@ -78,7 +78,7 @@ test("moto + fake SageMaker: a job whose role lacks its output path is stopped b
   const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.role_name=narrow_role"], { cwd: dir, env });
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /The role arn:aws:iam::123456789012:role\/narrow_role may not do what this job needs/);
-  assert.match(result.stderr, /s3:PutObject on arn:aws:s3:::bucket\/sagemaker\/runs\/iris-[^/]+\/output\/model\.tar\.gz \(writing the model to s3:\/\/bucket\/sagemaker\/runs\)/);
+  assert.match(result.stderr, /s3:PutObject on arn:aws:s3:::bucket\/sagemaker\/runs\/train-[a-z0-9-]+\/output\/model\.tar\.gz \(writing the model to s3:\/\/bucket\/sagemaker\/runs\)/);
   assert.match(result.stderr, /alekseylearn init train\.py --backend sagemaker --create-role --config\.output_path=s3:\/\/bucket\/sagemaker\/runs --config\.role_name=narrow_role/);
   assert.doesNotMatch(result.stderr, /Building the image/, "nothing was built");
   assert.equal(created().length, before, "no job was created");
