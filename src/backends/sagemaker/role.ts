@@ -44,7 +44,8 @@ export const ROLE_POLICY_MAX = 10_240;
 function objectPatterns(spec: JobSpec, partition: string): string[] {
   const pattern = (location: string, below: boolean): string => {
     const { bucket, key } = parseS3(location);
-    return `arn:${partition}:s3:::${bucket}/${key}${below && key ? "/" : ""}*`;
+    const base = below ? key.replace(/\/+$/, "") : key;
+    return `arn:${partition}:s3:::${bucket}/${base}${below && base ? "/" : ""}*`;
   };
   const written = [spec.outputPath, ...(spec.settings.checkpoint_s3_uri ? [String(spec.settings.checkpoint_s3_uri)] : [])];
   return [...written.filter(isS3).map((location) => pattern(location, true)), ...Object.values(spec.inputs).filter(isS3).map((location) => pattern(location, false))];
