@@ -61,10 +61,10 @@ export const commands: readonly Command[] = [
   {
     name: "init",
     summary: "Write the Dockerfile and entrypoint of an artifact's image; with --create-role, make the SageMaker role.",
-    usage: "alekseylearn init ARTIFACT [--entry FILE] [--envfile FILE] [--overwrite] [--create-role --config.output_path=s3://...]",
+    usage: "alekseylearn init ARTIFACT [--entry FILE] [--envfile FILE] [--overwrite] [--create-role --config.output_path=s3://... [--input.CHANNEL=s3://...]]",
     description: [
       "Writes Dockerfile and alekseylearn_entrypoint.py beside the artifact (and alekseylearn_run_notebook.py for a notebook): the image that SageMaker and --config.runner=docker run as `docker run IMAGE train`. `fit` builds from them as they are, so edit them freely; without them it builds from the same files, generated. Existing files with other content are kept unless --overwrite.",
-      "--create-role creates the IAM role SageMaker jobs run as (config.role_name, default alekseylearn_sagemaker_role), trusted by SageMaker and allowed exactly this: the S3 output path (and inputs and checkpoints), pulling alekseylearn/* images from ECR, and writing the job's CloudWatch logs. When the role exists, its policy is brought up to date.",
+      "--create-role creates the IAM role SageMaker jobs run as (config.role_name, default alekseylearn_sagemaker_role), trusted by SageMaker and allowed: this project's S3 output path, inputs and checkpoint location, pulling alekseylearn/* images and config.repository from ECR, config.kms_key, and writing the job's CloudWatch logs and metrics. When the role exists, this project's grants are added to what it already allows, so one role serves every project.",
     ],
     positionals: [{ name: "ARTIFACT", required: true }],
     options: [
@@ -74,10 +74,14 @@ export const commands: readonly Command[] = [
       { name: "overwrite", doc: "Replace an existing Dockerfile or entrypoint." },
       { name: "create-role", doc: "Create (or update) the IAM role SageMaker jobs run as." },
     ],
-    families: [{ prefix: "config", usage: "--config.KEY=VALUE", doc: "base_image, instance_type (a GPU type picks a CUDA base image), and for --create-role output_path, role_name." }],
+    families: [
+      { prefix: "config", usage: "--config.KEY=VALUE", doc: "base_image, instance_type (a GPU type picks a CUDA base image), and for --create-role output_path, role_name, checkpoint_s3_uri, repository, kms_key." },
+      { prefix: "input", usage: "--input.CHANNEL=LOCATION", doc: "With --create-role: an input the role may read (an s3:// prefix or single object), as fit takes it." },
+    ],
     examples: [
       "alekseylearn init examples/iris/train.py",
       "alekseylearn init train.py --backend sagemaker --create-role --config.output_path=s3://bucket/sagemaker/runs",
+      "alekseylearn init train.py --backend sagemaker --create-role --config.output_path=s3://bucket/sagemaker/runs --input.train=s3://bucket/data/train.csv",
     ],
     load: () => import("./commands/init.js"),
   },

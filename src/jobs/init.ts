@@ -50,10 +50,10 @@ export function writeImageFiles(spec: JobSpec, gpu: boolean, overwrite: boolean,
 /** Write the image files for `request` (refusing to replace different ones unless `overwrite`); with `createRole`, make the SageMaker role. */
 export async function init(request: FitRequest, ctx: Context, options: { overwrite?: boolean; createRole?: boolean } = {}): Promise<InitResult> {
   const config = request.config ?? {};
-  // The image only needs the artifact and its environment; the role needs the SageMaker settings (its output path scopes the role's S3 access).
+  // The image only needs the artifact and its environment; the role needs the SageMaker settings and inputs (they scope the role's S3 access).
   const spec = options.createRole
     ? buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
-    : buildSpec({ ...request, backend: "local", config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
+    : buildSpec({ ...request, backend: "local", inputs: {}, config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
   if (options.createRole && spec.backend !== "sagemaker") throw new UserError("--create-role makes the IAM role of SageMaker jobs: use it with --backend sagemaker.");
   const result: InitResult = { ...writeImageFiles(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? "")), options.overwrite ?? false, ctx.cwd) };
   if (options.createRole) {

@@ -3,15 +3,21 @@
  * SageMaker and for the local container runner (`--config.runner=docker`).
  */
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Context } from "../context.js";
 import type { JobSpec } from "../spec/types.js";
-import { buildImage, requireDaemon, type BuildResult } from "./docker.js";
+import { buildImage, requireDaemon, sharesKernel, type BuildResult } from "./docker.js";
 import { baseImageFor, hasOwnDockerfile, writeBuildContext } from "./image.js";
 
-/** pip's index settings worth passing into a build: http(s) ones without credentials (a build argument is kept in the image's history). */
-export function pipBuildArgs(env: Context["env"], warn: (message: string) => void): Record<string, string> {
+/** The only platform SageMaker training runs (its containers run on x86-64 instances; Graviton is not offered for training). */
+export const SAGEMAKER_PLATFORM = "linux/amd64";
+
+/** pip's index settings for a build: http(s) ones without credentials as they are (a build argument is kept in the image's history), and the `file://` folder of an index to serve. */
+export function pipBuildArgs(env: Context["env"], warn: (message: string) => void): { args: Record<string, string>; serve: Array<{ key: string; folder: string; path: string }> } {
   const args: Record<string, string> = {};
+  const serve: Array<{ key: string; folder: string; path: string }> = [];
   for (const key of ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"]) {
     const value = env[key];
     if (!value) continue;
@@ -21,19 +27,68 @@ export function pipBuildArgs(env: Context["env"], warn: (message: string) => voi
     } catch {
       url = undefined;
     }
-    if (!url || !/^https?:$/.test(url.protocol)) continue; // a file:// index means nothing inside the container
+    if (url?.protocol === "file:") {
+      // An index's pages link to its files relative to it (`../../files/x.whl`): the folder above it is served.
+      const index = fileURLToPath(url).replace(/\/+$/, "");
+      serve.push({ key, folder: path.dirname(index), path: `/${path.basename(index)}/` });
+      continue;
+    }
+    if (!url || !/^https?:$/.test(url.protocol)) continue;
     if (url.username || url.password) {
       warn(`${key} holds credentials, so it is not passed into the image build (it would be kept in the image's history); the build uses pip's default index.`);
       continue;
     }
     args[key] = value;
   }
-  return args;
+  return { args, serve };
+}
+
+/** Serve `folder` read-only over http on `address` (a PEP 503 index tree: a folder answers with its index.html); its port, and a close. */
+export async function serveFolder(folder: string, address: string): Promise<{ port: number; close(): Promise<void> }> {
+  const root = path.resolve(folder);
+  const server = http.createServer((request, response) => {
+    let file: string;
+    try {
+      file = path.resolve(root, "." + decodeURIComponent(new URL(request.url ?? "/", "http://index").pathname));
+    } catch {
+      return void response.writeHead(400).end();
+    }
+    if ((file !== root && !file.startsWith(root + path.sep)) || !["GET", "HEAD"].includes(request.method ?? "")) return void response.writeHead(404).end();
+    fs.stat(file, (err, stat) => {
+      if (!err && stat.isDirectory()) file = path.join(file, "index.html");
+      const stream = fs.createReadStream(file);
+      stream.once("error", () => response.headersSent ? response.destroy() : response.writeHead(404).end());
+      stream.once("open", () => {
+        response.writeHead(200, { "Content-Type": file.endsWith(".html") ? "text/html" : "application/octet-stream" });
+        if (request.method === "HEAD") return void stream.destroy(), response.end();
+        stream.pipe(response);
+      });
+    });
+  });
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, address, resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** The platform to build for: SageMaker's always; else config.platform, or the daemon's own (said when it is not SageMaker's). */
+export function buildPlatform(spec: JobSpec): string | undefined {
+  if (spec.backend === "sagemaker") return SAGEMAKER_PLATFORM;
+  const chosen = String(spec.settings.platform ?? "auto");
+  return chosen === "auto" ? undefined : chosen;
 }
 
 /** Build the training image of `spec` as `tag`; progress goes to the reporter and the whole build log to a file under the cache. */
-export async function buildTrainingImage(spec: JobSpec, options: { tag: string; gpu: boolean; onStarted?: () => void }, ctx: Context): Promise<BuildResult & { baseImage: string }> {
-  await requireDaemon(ctx.env);
+export async function buildTrainingImage(spec: JobSpec, options: { tag: string; gpu: boolean; onStarted?: () => void }, ctx: Context): Promise<BuildResult & { baseImage: string; platform: string }> {
+  const daemon = await requireDaemon(ctx.env);
+  const platform = buildPlatform(spec);
+  if (!platform && daemon.platform && daemon.platform !== SAGEMAKER_PLATFORM) {
+    ctx.reporter.info(`Building for this Docker's platform, ${daemon.platform}; SageMaker runs ${SAGEMAKER_PLATFORM} only (set --config.platform=${SAGEMAKER_PLATFORM} to build what it would run).`);
+  }
   const baseImage = baseImageFor(spec, options.gpu);
   const dir = path.join(ctx.cacheDir, "build");
   fs.mkdirSync(dir, { recursive: true });
@@ -43,12 +98,27 @@ export async function buildTrainingImage(spec: JobSpec, options: { tag: string; 
   await writeBuildContext(spec, baseImage, contextTar);
   const log = fs.createWriteStream(logFile);
   let steps = 0;
-  ctx.reporter.info(`Building the image ${options.tag} on ${hasOwnDockerfile(spec) ? `${spec.artifact.dir}/Dockerfile` : baseImage} (log: ${logFile})…`);
+  const pip = pipBuildArgs(ctx.env, (message) => ctx.reporter.warn(message));
+  // A file:// index means nothing inside the build: it is served over http for the build's duration. A daemon on
+  // this kernel reaches it on loopback with the host's network; Docker Desktop's and Colima's VMs as host.docker.internal.
+  const local = sharesKernel(daemon);
+  const servers: Array<{ close(): Promise<void> }> = [];
+  ctx.reporter.info(`Building the image ${options.tag}${platform ? ` for ${platform}` : ""} on ${hasOwnDockerfile(spec) ? `${spec.artifact.dir}/Dockerfile` : baseImage} (log: ${logFile})…`);
   try {
+    for (const { key, folder, path: urlPath } of pip.serve) {
+      const served = await serveFolder(folder, local ? "127.0.0.1" : "0.0.0.0");
+      servers.push(served);
+      const host = local ? "127.0.0.1" : "host.docker.internal";
+      pip.args[key] = `http://${host}:${served.port}${urlPath}`;
+      if (!local) pip.args.PIP_TRUSTED_HOST = host;
+    }
     const built = await buildImage({
       contextTar,
       tag: options.tag,
-      buildArgs: pipBuildArgs(ctx.env, (message) => ctx.reporter.warn(message)),
+      buildArgs: pip.args,
+      network: local ? "host" : "default",
+      ...(!local && servers.length ? { addHosts: ["host.docker.internal:host-gateway"] } : {}),
+      ...(platform ? { platform } : {}),
       env: ctx.env,
       signal: ctx.signal,
       ...(options.onStarted ? { onStarted: options.onStarted } : {}),
@@ -64,8 +134,9 @@ export async function buildTrainingImage(spec: JobSpec, options: { tag: string; 
     });
     if (steps) ctx.reporter.progress?.(`Building ${options.tag}`, steps, steps, "files");
     ctx.reporter.info(built.stepsRun === 0 ? "Image unchanged: every step came from Docker's cache." : `Image built: ${built.stepsRun} step(s) ran, ${built.stepsCached} from the cache.`);
-    return { ...built, baseImage };
+    return { ...built, baseImage, platform: platform ?? daemon.platform };
   } finally {
+    await Promise.all(servers.map((server) => server.close()));
     await new Promise((resolve) => log.end(resolve));
     fs.rmSync(contextTar, { force: true });
   }

@@ -66,10 +66,19 @@ export function docker(
   });
 }
 
-/** Fail with a clear message unless a Docker daemon answers. */
-export async function requireDaemon(env: Env): Promise<void> {
-  const result = await docker(["version", "--format", "{{.Server.Version}}"], { env });
-  if (result.code === 0 && result.stdout.trim()) return;
+/** What the daemon says of itself: its version, the platform it builds for, and its kernel. */
+export interface DaemonInfo {
+  version: string;
+  /** `os/arch` of the daemon (`linux/amd64`, `linux/arm64`). */
+  platform: string;
+  kernel: string;
+}
+
+/** Fail with a clear message unless a Docker daemon answers; what it says of itself when it does. */
+export async function requireDaemon(env: Env): Promise<DaemonInfo> {
+  const result = await docker(["version", "--format", "{{.Server.Version}} {{.Server.Os}}/{{.Server.Arch}} {{.Server.KernelVersion}}"], { env });
+  const [version = "", platform = "", kernel = ""] = result.stdout.trim().split(/\s+/);
+  if (result.code === 0 && version) return { version, platform, kernel };
   const said = result.tail.filter((line) => line.trim()).slice(-1)[0] ?? "";
   if (/permission denied/i.test(said)) {
     throw failure(`Docker answers, but you may not use it (docker said: ${said.trim()}).`, "Add yourself to the docker group (sudo usermod -aG docker $USER, then log in again), or use rootless Docker.");
@@ -80,6 +89,11 @@ export async function requireDaemon(env: Env): Promise<void> {
   );
 }
 
+/** True when the daemon runs on this very kernel (a Linux host's own dockerd), so `--network host` in a build reaches this machine's loopback; false for Docker Desktop's and Colima's virtual machines. */
+export function sharesKernel(daemon: DaemonInfo, hostPlatform: string = process.platform, hostKernel: string = os.release()): boolean {
+  return hostPlatform === "linux" && daemon.kernel === hostKernel;
+}
+
 /** What a build did: the image's ID, and how many steps ran rather than came from the cache. */
 export interface BuildResult {
   imageId: string;
@@ -88,18 +102,53 @@ export interface BuildResult {
   stepsCached: number;
 }
 
+/** How many lines of a failed build's output its error shows. */
+const BUILD_TAIL_LINES = 15;
+
+/** The arguments of `docker build` reading its context from stdin (pure). */
+export function buildArgs(options: { tag: string; buildKit: boolean; platform?: string; network: "host" | "default"; addHosts?: readonly string[]; buildArgNames?: readonly string[] }): string[] {
+  const args = ["build", "--tag", options.tag];
+  if (options.network === "host") args.push("--network", "host");
+  for (const host of options.addHosts ?? []) args.push("--add-host", host);
+  // The platform is a flag, never a rewritten FROM line, so a user's own Dockerfile gets it too.
+  if (options.platform) args.push("--platform", options.platform);
+  // BuildKit (buildx) attaches provenance and SBOM attestations, which turn the pushed image into an
+  // index that SageMaker refuses; the classic builder never makes them.
+  if (options.buildKit) args.push("--provenance=false", "--sbom=false");
+  for (const name of options.buildArgNames ?? []) args.push("--build-arg", name);
+  args.push("-");
+  return args;
+}
+
 /** Build the image from the build context in the tar file `contextTar` (its Dockerfile at the top) as `tag`; build log lines go to `onLine`. */
 export async function buildImage(
-  options: { contextTar: string; tag: string; buildArgs?: Record<string, string>; env: Env; onLine?: (line: string) => void; signal?: AbortSignal; onStarted?: () => void },
+  options: {
+    contextTar: string;
+    tag: string;
+    buildArgs?: Record<string, string>;
+    /** `os/arch` to build for (`--platform`); the daemon's own when unset. */
+    platform?: string;
+    /** `host`: the build's RUN steps use the daemon host's network (the default); `default`: Docker's own. */
+    network?: "host" | "default";
+    /** `--add-host` entries (`host.docker.internal:host-gateway`). */
+    addHosts?: readonly string[];
+    env: Env;
+    onLine?: (line: string) => void;
+    signal?: AbortSignal;
+    onStarted?: () => void;
+  },
 ): Promise<BuildResult> {
-  const args = ["build", "--network", "host", "--tag", options.tag];
   // Build args are passed by name only, their values through the environment, so none shows in a process list.
   const env: Record<string, string | undefined> = { ...options.env, DOCKER_BUILDKIT: options.env.DOCKER_BUILDKIT ?? "0" };
-  for (const [key, value] of Object.entries(options.buildArgs ?? {})) {
-    args.push("--build-arg", key);
-    env[key] = value;
-  }
-  args.push("-");
+  for (const [key, value] of Object.entries(options.buildArgs ?? {})) env[key] = value;
+  const args = buildArgs({
+    tag: options.tag,
+    buildKit: env.DOCKER_BUILDKIT !== "0",
+    network: options.network ?? "host",
+    buildArgNames: Object.keys(options.buildArgs ?? {}),
+    ...(options.platform ? { platform: options.platform } : {}),
+    ...(options.addHosts ? { addHosts: options.addHosts } : {}),
+  });
   let stepsRun = 0;
   let stepsCached = 0;
   // The classic builder prints "Step N/M : INSTRUCTION", then " ---> Using cache" when the step came from the cache.
@@ -111,6 +160,8 @@ export async function buildImage(
     }
     step = undefined;
   };
+  // A failing step prints its cause (pip's or apt's error) on stdout and only Docker's summary on stderr: keep both.
+  const tail = new LineTail(BUILD_TAIL_LINES);
   const result = await docker(args, {
     env,
     input: fs.createReadStream(options.contextTar),
@@ -124,22 +175,54 @@ export async function buildImage(
       } else if (step && /---> Using cache/.test(line)) {
         step.cached = true;
       }
+      if (line.trim()) tail.push(line + "\n");
       options.onLine?.(line);
     },
   });
   endStep();
   if (result.code !== 0) {
-    throw failure(`docker build failed (exit ${result.code ?? "killed"}).`, "Its last lines are above; fix the Dockerfile or the environment file and run fit again.", result.tail.slice(-10));
+    throw failure(`docker build failed (exit ${result.code ?? "killed"}); the build's last lines:`, "Fix the Dockerfile, apt.txt or the environment file and run fit again (the whole build log is named above).", tail.get());
   }
   const inspect = await docker(["image", "inspect", "--format", "{{.Id}}", options.tag], { env: options.env });
   return { imageId: inspect.stdout.trim(), stepsRun, stepsCached };
 }
 
-/** A private Docker client config folder, so a registry login never lands in the user's ~/.docker/config.json. */
-export function privateDockerConfig(env: Env): { env: Record<string, string | undefined>; dispose(): void } {
+/** The user's Docker endpoint as `docker` variables: DOCKER_HOST (and its TLS settings) of the current context, so a client with another config folder still reaches the same daemon. */
+export async function currentEndpoint(env: Env): Promise<Record<string, string>> {
+  // DOCKER_HOST wins over any context, and goes on as it is.
+  if (env.DOCKER_HOST) return {};
+  const inspected = await docker(["context", "inspect", "--format", "{{json .}}"], { env });
+  if (inspected.code !== 0) return {}; // an old client without contexts: it has only DOCKER_HOST
+  let context: { Name?: string; Endpoints?: { docker?: { Host?: string; SkipTLSVerify?: boolean } }; TLSMaterial?: { docker?: string[] }; Storage?: { TLSPath?: string } };
+  try {
+    context = JSON.parse(inspected.stdout) as typeof context;
+  } catch {
+    return {};
+  }
+  const host = context.Endpoints?.docker?.Host;
+  if (!host) return {};
+  const endpoint: Record<string, string> = { DOCKER_HOST: host };
+  if (context.TLSMaterial?.docker?.length && context.Storage?.TLSPath) {
+    endpoint.DOCKER_CERT_PATH = path.join(context.Storage.TLSPath, "docker");
+    if (!context.Endpoints?.docker?.SkipTLSVerify) endpoint.DOCKER_TLS_VERIFY = "1";
+  }
+  return endpoint;
+}
+
+/**
+ * A private Docker client config folder, so a registry login never lands in
+ * the user's ~/.docker/config.json (nor in Docker Desktop's keychain). The
+ * user's current context lives in their config folder, so it is resolved
+ * first and passed on as DOCKER_HOST: Docker Desktop's `desktop-linux`,
+ * Colima's socket or `DOCKER_CONTEXT` keep working for the push.
+ */
+export async function privateDockerConfig(env: Env): Promise<{ env: Record<string, string | undefined>; dispose(): void }> {
+  const endpoint = await currentEndpoint(env);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-docker-"));
   fs.chmodSync(dir, 0o700);
-  return { env: { ...env, DOCKER_CONFIG: dir }, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  // DOCKER_CONTEXT would name a context the private folder does not have.
+  const { DOCKER_CONTEXT: _context, ...rest } = env;
+  return { env: { ...rest, ...endpoint, DOCKER_CONFIG: dir }, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** `docker login` with the password on stdin (never on a command line or in a log). */

@@ -8,7 +8,7 @@ import path from "node:path";
 import type { JobSpec } from "../spec/types.js";
 import { codePaths } from "./bundle.js";
 import { isIgnored, parseDockerignore } from "./dockerignore.js";
-import { DOCKERFILE, dockerfileFor, environmentInContext, hasOwnDockerfile, imageFiles } from "./image.js";
+import { DOCKERFILE, environmentInContext, hasOwnDockerfile, imageFiles } from "./image.js";
 
 /** The files of `dir` a job would ship (relative, with /, sorted): its code, less what `.dockerignore` excludes. Folders are implied by their files. */
 export function shippedFiles(dir: string): string[] {
@@ -29,7 +29,7 @@ export function buildContextFiles(spec: JobSpec, baseImage: string): string[] {
 
 /** The Dockerfile steps that make the image's layers (RUN, COPY, ADD), the folder's own Dockerfile when it has one. */
 export function imageLayers(spec: JobSpec, baseImage: string): string[] {
-  const text = hasOwnDockerfile(spec) ? fs.readFileSync(path.join(spec.artifact.dir, DOCKERFILE), "utf8") : dockerfileFor(spec, baseImage);
+  const text = hasOwnDockerfile(spec) ? fs.readFileSync(path.join(spec.artifact.dir, DOCKERFILE), "utf8") : imageFiles(spec, baseImage)[DOCKERFILE]!;
   // Continuation lines join their step, as Docker reads them.
   const steps = text.replace(/\\\r?\n\s*/g, " ").split(/\r?\n/).map((line) => line.trim());
   return steps.filter((line) => /^(RUN|COPY|ADD)\s/i.test(line));

@@ -32,10 +32,30 @@ export function isGpuInstance(instanceType: string): boolean {
   return /^ml\.(p|g)\d/.test(instanceType);
 }
 
-/** The artifact's image name, `alekseylearn/` and its name in a registry's alphabet (an ECR repository, or a local tag). */
+/** ECR's longest repository name. */
+const REPOSITORY_MAX = 256;
+
+/**
+ * The artifact's image name: `alekseylearn/<folder>-<stem>` in a registry's
+ * alphabet (an ECR repository, or a local tag). The folder is part of it, so
+ * every project's `train.py` gets a repository of its own.
+ */
 export function imageName(spec: JobSpec): string {
-  const name = artifactStem(spec.artifact).toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "job";
-  return `alekseylearn/${name}`;
+  const folder = path.basename(spec.artifact.dir);
+  const stem = path.posix.parse(spec.artifact.entry).name;
+  const raw = spec.artifact.isFolder || !stem ? `${folder}-${stem || artifactStem(spec.artifact)}` : `${folder}-${stem}`;
+  // ECR's pattern: lowercase components of [a-z0-9] joined by single [._-] separators.
+  const name = raw.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/[._-]{2,}/g, "-").replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "job";
+  const prefix = "alekseylearn/";
+  return prefix + name.slice(0, REPOSITORY_MAX - prefix.length).replace(/[^a-z0-9]+$/, "");
+}
+
+/** The system packages file beside the artifact (repo2docker's convention: one Debian package a line). */
+export const APT_FILE = "apt.txt";
+
+/** True when the project folder has an apt.txt, whose packages go into the image. */
+export function hasAptFile(spec: JobSpec): boolean {
+  return fs.existsSync(path.join(spec.artifact.dir, APT_FILE));
 }
 
 /** The base image for `spec`: config.base_image when set, else the default for its environment and its instance type. */
@@ -56,7 +76,7 @@ export function environmentInContext(spec: JobSpec): string | undefined {
 }
 
 /** The Dockerfile for `spec` on `baseImage` (pure). Layers go from what changes least to what changes most, so a code change rebuilds only the last ones. */
-export function dockerfileFor(spec: JobSpec, baseImage: string): string {
+export function dockerfileFor(spec: JobSpec, baseImage: string, options: { apt?: boolean } = {}): string {
   const envFile = environmentInContext(spec);
   const notebook = spec.artifact.kind === "notebook";
   const extras = notebook ? ` ${NOTEBOOK_PACKAGES.join(" ")}` : "";
@@ -65,10 +85,24 @@ export function dockerfileFor(spec: JobSpec, baseImage: string): string {
     "# as it is (`alekseylearn init --overwrite` writes it anew). SageMaker runs it as `docker run IMAGE train`.",
     `FROM ${baseImage}`,
     "",
+  ];
+  if (options.apt) {
+    // System packages before the environment: pip's and conda's builds may need them (libgomp1 for LightGBM).
+    // The base image's own user may not be root (micromamba's is not); the environment step sets its own.
+    lines.push(
+      `# System packages from ${APT_FILE} (one Debian package a line; # starts a comment).`,
+      "USER root",
+      `COPY ${APT_FILE} /opt/alekseylearn/${APT_FILE}`,
+      `RUN apt-get update && \\\n    sed -e 's/#.*//' /opt/alekseylearn/${APT_FILE} | xargs --no-run-if-empty env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends && \\\n    rm -rf /var/lib/apt/lists/*`,
+      "",
+    );
+  }
+  lines.push(
     "# The environment first: a change to the code alone does not reinstall it.",
     "ARG PIP_INDEX_URL",
     "ARG PIP_EXTRA_INDEX_URL",
-  ];
+    "ARG PIP_TRUSTED_HOST",
+  );
   if (spec.environment?.kind === "conda") {
     lines.push(
       "USER root",
@@ -106,7 +140,7 @@ export function jobSettingsEnv(settings: JobSpec["settings"]): Record<string, st
 
 /** The generated files of the image definition, by name (pure). */
 export function imageFiles(spec: JobSpec, baseImage: string): Record<string, string> {
-  const files: Record<string, string> = { [DOCKERFILE]: dockerfileFor(spec, baseImage), [ENTRYPOINT]: ENTRYPOINT_SOURCE };
+  const files: Record<string, string> = { [DOCKERFILE]: dockerfileFor(spec, baseImage, { apt: hasAptFile(spec) }), [ENTRYPOINT]: ENTRYPOINT_SOURCE };
   if (spec.artifact.kind === "notebook") files[NOTEBOOK_RUNNER_NAME] = NOTEBOOK_RUNNER;
   return files;
 }

@@ -64,6 +64,17 @@ before(async () => {
   aws(["s3", "mb", "s3://bucket"]);
   const trust = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }] });
   aws(["iam", "create-role", "--role-name", ROLE, "--assume-role-policy-document", trust]);
+  // The role's own policy: SageMaker (the fake, as the real one) acts with it, and fit checks it before building.
+  const policy = {
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: "arn:aws:s3:::bucket/*" },
+      { Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::bucket" },
+      { Effect: "Allow", Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], Resource: "arn:aws:ecr:us-east-1:123456789012:repository/alekseylearn/*" },
+      { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+    ],
+  };
+  aws(["iam", "put-role-policy", "--role-name", ROLE, "--policy-name", "jobs", "--policy-document", JSON.stringify(policy)]);
 });
 
 after(async () => {
@@ -97,8 +108,8 @@ test("moto + registry + fake SageMaker: the seed's two commands on examples/iris
   // The request, field by field where the seed's command decides it.
   const request = created(job.name);
   const image = (request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
-  assert.match(image, new RegExp(`^${docker.registry.replace(/\./g, "\\.")}/alekseylearn/train@sha256:[0-9a-f]{64}$`));
-  assert.ok(await registryHas("alekseylearn/train", image.split("@")[1]!), "the job's image, by digest, is in the registry");
+  assert.match(image, new RegExp(`^${docker.registry.replace(/\./g, "\\.")}/alekseylearn/iris-train@sha256:[0-9a-f]{64}$`), "the repository is named per project: alekseylearn/<folder>-<stem>");
+  assert.ok(await registryHas("alekseylearn/iris-train", image.split("@")[1]!), "the job's image, by digest, is in the registry");
   assert.equal(request.RoleArn, `arn:aws:iam::123456789012:role/${ROLE}`);
   assert.deepEqual(request.ResourceConfig, { InstanceType: "ml.c4.2xlarge", InstanceCount: 1, VolumeSizeInGB: 30 });
   assert.deepEqual(request.OutputDataConfig, { S3OutputPath: OUTPUT });

@@ -28,6 +28,30 @@
  * something) to S3ModelArtifacts' place. S3 and CloudWatch Logs are moto's.
  * `script()` forces a job's outcome without Docker, for quick tests of the
  * Failed and Stopped paths.
+ *
+ * Where the real service would refuse or fail what a local run accepts, so
+ * does this fake:
+ * - the role: CreateTrainingJob refuses a role that does not exist, does not
+ *   trust sagemaker.amazonaws.com, or was created less than
+ *   `roleSettleSeconds` ago (IAM is eventually consistent:
+ *   https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
+ *   with SageMaker's "Could not assume role" ValidationException;
+ * - ECR pulls: CreateTrainingJob refuses an image whose repository the role's
+ *   policies do not let it pull, with "Access denied for repository: REPO in
+ *   registry ID: ACCOUNT." (as reported in aws/sagemaker-spark-container#158);
+ * - S3: the role's policies (moto's IAM, read fresh at each step and
+ *   evaluated by test/servers/iam-policy.ts) must allow s3:ListBucket and
+ *   s3:GetObject on the inputs and s3:PutObject where the model goes, else the
+ *   job fails with a ClientError (AWS's documented training-role permissions:
+ *   https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms);
+ * - the image, read back from the registry before it is pulled: an OCI
+ *   manifest or an index fails the job with "Unsupported manifest media type
+ *   … Ensure that valid manifest media type is used for specified image."
+ *   (aws/amazon-sagemaker-feedback#180, moby/buildkit#5480, mlflow/mlflow#13834),
+ *   and a config for another platform than linux/amd64 fails it with "exec
+ *   format error", as an arm64 image built on an Apple-Silicon Mac does on
+ *   SageMaker's x86-64 instances (aws/deep-learning-containers#1157,
+ *   aws-samples/sagemaker-studio-custom-image-samples#28).
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -40,6 +64,8 @@ import { pipeline } from "node:stream/promises";
 import { gunzipSync } from "node:zlib";
 import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetPolicyCommand, GetPolicyVersionCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, ListAttachedRolePoliciesCommand, ListRolePoliciesCommand } from "@aws-sdk/client-iam";
+import { policiesAllow } from "./iam-policy.js";
 import { contractConfigFiles, ML_ROOT } from "../../src/package/contract.js";
 import { docker, trainingRunArgs, type ContainerMount } from "../../src/package/docker.js";
 import { packFolder } from "../../src/storage/archive.js";
@@ -78,6 +104,9 @@ class ApiError extends Error {
     super(message);
   }
 }
+
+/** A step the role's policies do not allow; its message is the job's failure reason. */
+class DeniedError extends Error {}
 
 type TrainingJobStatus = "InProgress" | "Completed" | "Failed" | "Stopping" | "Stopped";
 
@@ -149,6 +178,8 @@ export interface FakeSageMakerOptions {
   accessKeyId?: string;
   /** Seconds `docker stop` gives a stopped container after SIGTERM (SageMaker gives 120; 5 here). */
   stopGraceSeconds?: number;
+  /** For how long after its creation SageMaker cannot assume a role yet (IAM spreading it); 0 by default. */
+  roleSettleSeconds?: number;
 }
 
 /** A running fake SageMaker. */
@@ -157,6 +188,10 @@ export interface FakeSageMaker {
   url: string;
   /** Every request that was answered with success, in order: the operation (`CreateTrainingJob`) and its JSON body. */
   requests: Array<{ target: string; body: Record<string, Json> }>;
+  /** Every request refused with an error, in order: the operation and the error's type and message. */
+  refused: Array<{ target: string; type: string; message: string }>;
+  /** From now on, refuse to assume a role for this many seconds after its creation (IAM spreading it). */
+  setRoleSettleSeconds(seconds: number): void;
   /** Force the outcome of the job that will be created as `jobName` (no container runs for it). */
   script(jobName: string, outcome: Scripted): void;
   /** Stop every job's container, close the server, remove its temporary folders. */
@@ -194,12 +229,89 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const client = { region, endpoint: options.moto, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } };
   const s3 = new S3Client({ ...client, forcePathStyle: true });
   const logs = new CloudWatchLogsClient(client);
+  const iam = new IAMClient(client);
+  let settle = options.roleSettleSeconds ?? 0;
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "fake-sagemaker-"));
   const closing = new AbortController();
   const jobs = new Map<string, Job>();
   const scripts = new Map<string, Scripted>();
   const requests: FakeSageMaker["requests"] = [];
+  const refused: FakeSageMaker["refused"] = [];
   const running = new Set<Promise<void>>();
+
+  // -------------------------------------------------------------- the role and the image, as SageMaker sees them
+
+  const decode = (text: string | undefined): { Statement: unknown } => JSON.parse(decodeURIComponent(text ?? "%7B%22Statement%22%3A%5B%5D%7D")) as { Statement: unknown };
+  const roleName = (arn: string): string => arn.split(":role/")[1]?.split("/").pop() ?? "";
+  /** The role's identity policies as IAM (moto) holds them now: inline and attached. */
+  const rolePolicies = async (arn: string): Promise<Array<{ Statement: unknown }>> => {
+    const name = roleName(arn);
+    const documents: Array<{ Statement: unknown }> = [];
+    for (const policyName of (await iam.send(new ListRolePoliciesCommand({ RoleName: name }))).PolicyNames ?? []) {
+      documents.push(decode((await iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: policyName }))).PolicyDocument));
+    }
+    for (const attached of (await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: name }))).AttachedPolicies ?? []) {
+      const policy = await iam.send(new GetPolicyCommand({ PolicyArn: attached.PolicyArn }));
+      documents.push(decode((await iam.send(new GetPolicyVersionCommand({ PolicyArn: attached.PolicyArn, VersionId: policy.Policy?.DefaultVersionId }))).PolicyVersion?.Document));
+    }
+    return documents;
+  };
+  const roleMay = async (job: Job, action: string, resource: string): Promise<boolean> => policiesAllow(await rolePolicies(String(job.request.RoleArn)), action, resource);
+  const objectArn = (uri: string): string => {
+    const { Bucket, Key } = parseS3(uri);
+    return `arn:aws:s3:::${Bucket}/${Key}`;
+  };
+
+  /** SageMaker assumes the role when the job is created: it must exist, trust SageMaker, and have had time to spread through IAM. */
+  const assumeRole = async (arn: string): Promise<void> => {
+    const refuse = (): never => {
+      throw new ApiError("ValidationException", `Could not assume role ${arn}. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.`);
+    };
+    let role;
+    try {
+      role = (await iam.send(new GetRoleCommand({ RoleName: roleName(arn) }))).Role;
+    } catch {
+      return refuse();
+    }
+    if (!role || role.Arn !== arn || !decodeURIComponent(role.AssumeRolePolicyDocument ?? "").includes("sagemaker.amazonaws.com")) return refuse();
+    if (role.CreateDate && Date.now() - new Date(role.CreateDate).getTime() < settle * 1000) return refuse();
+  };
+
+  /** The image's registry, repository and digest (REGISTRY/REPOSITORY@sha256:… or :TAG). */
+  const imageParts = (image: string): { host: string; repository: string; reference: string } => {
+    const slash = image.indexOf("/");
+    const rest = image.slice(slash + 1);
+    const at = rest.lastIndexOf("@");
+    const colon = rest.lastIndexOf(":");
+    const cut = at >= 0 ? at : colon >= 0 ? colon : rest.length;
+    return { host: image.slice(0, slash), repository: rest.slice(0, cut), reference: at >= 0 ? rest.slice(at + 1) : colon >= 0 ? rest.slice(colon + 1) : "latest" };
+  };
+
+  /** SageMaker pulls with the role's credentials: it refuses at creation a repository the role may not pull from. */
+  const checkPull = async (body: Record<string, Json>): Promise<void> => {
+    const image = (body.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+    const { repository } = imageParts(image);
+    const arn = `arn:aws:ecr:${region}:${ACCOUNT}:repository/${repository}`;
+    const documents = await rolePolicies(String(body.RoleArn));
+    if (!["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"].every((action) => policiesAllow(documents, action, arn)) || !policiesAllow(documents, "ecr:GetAuthorizationToken", "*")) {
+      throw new ApiError("ValidationException", `Access denied for repository: ${repository} in registry ID: ${ACCOUNT}. Please check if your ECR repository and image exist and role ${String(body.RoleArn)} has proper pull permissions for SageMaker: ecr:BatchCheckLayerAvailability, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer`);
+    }
+  };
+
+  /** What the registry holds for the job's image: why SageMaker could not run it (a job failure reason), or undefined. */
+  const imageProblem = async (image: string): Promise<string | undefined> => {
+    const { host, repository, reference } = imageParts(image);
+    const base = `http://${host}/v2/${repository}`;
+    const accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json";
+    const answer = await fetch(`${base}/manifests/${reference}`, { headers: { Accept: accept } });
+    if (!answer.ok) return `ClientError: Requested image ${image} not found.`;
+    const manifest = (await answer.json()) as { mediaType?: string; config?: { digest: string } };
+    const type = manifest.mediaType ?? answer.headers.get("content-type") ?? "";
+    if (type !== "application/vnd.docker.distribution.manifest.v2+json") return `ClientError: Unsupported manifest media type ${type} for image ${image}. Ensure that valid manifest media type is used for specified image.`;
+    const config = (await (await fetch(`${base}/blobs/${manifest.config!.digest}`)).json()) as { os?: string; architecture?: string };
+    if (config.os !== "linux" || config.architecture !== "amd64") return "AlgorithmError: exec /usr/bin/python3: exec format error, exit code: 1";
+    return undefined;
+  };
 
   // -------------------------------------------------------------- lifecycle steps
 
@@ -272,7 +384,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   };
 
   /** Copy every object under `uri` into `dir` (names relative to the prefix); how many were copied, or undefined when the bucket does not exist. */
-  const downloadPrefix = async (uri: string, dir: string): Promise<number | undefined> => {
+  const downloadPrefix = async (uri: string, dir: string, permit?: (key: string) => Promise<void>): Promise<number | undefined> => {
     const { Bucket, Key } = parseS3(uri);
     let count = 0;
     let token: string | undefined;
@@ -289,6 +401,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
         const relative = object.Key.slice(Key.length).replace(/^\/+/, "") || path.posix.basename(object.Key);
         const target = path.resolve(dir, relative);
         if (!target.startsWith(dir + path.sep)) continue; // a key with `..` stays out of /opt/ml, as it would on SageMaker's volume
+        await permit?.(object.Key);
         fs.mkdirSync(path.dirname(target), { recursive: true });
         const got = await s3.send(new GetObjectCommand({ Bucket, Key: object.Key }), { abortSignal: closing.signal });
         await pipeline(got.Body as Readable, fs.createWriteStream(target));
@@ -305,7 +418,13 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       const source = channel.DataSource.S3DataSource;
       if (!source) return `ClientError: the fake SageMaker reads S3 channels only, and channel ${channel.ChannelName} has ${Object.keys(channel.DataSource).join(", ")}`;
       if (source.S3DataType !== "S3Prefix") return `ClientError: the fake SageMaker reads S3DataType S3Prefix only, not ${source.S3DataType} (channel ${channel.ChannelName})`;
-      const count = await downloadPrefix(source.S3Uri, path.join(ml, "input", "data", channel.ChannelName));
+      const { Bucket } = parseS3(source.S3Uri);
+      if (!(await roleMay(job, "s3:ListBucket", `arn:aws:s3:::${Bucket}`))) {
+        return `ClientError: Data download failed: Access Denied (403) listing s3://${Bucket}: the role ${String(job.request.RoleArn)} may not s3:ListBucket on it (channel ${channel.ChannelName}).`;
+      }
+      const count = await downloadPrefix(source.S3Uri, path.join(ml, "input", "data", channel.ChannelName), async (key) => {
+        if (!(await roleMay(job, "s3:GetObject", `arn:aws:s3:::${Bucket}/${key}`))) throw new DeniedError(`ClientError: Data download failed: Access Denied (403) reading s3://${Bucket}/${key}: the role ${String(job.request.RoleArn)} may not s3:GetObject on it (channel ${channel.ChannelName}).`);
+      });
       if (!count) {
         const { Bucket } = parseS3(source.S3Uri);
         return `ClientError: No S3 objects found under S3 URL "${source.S3Uri}" given in input data source. Please ensure that the bucket exists in the selected region (${region}), that objects exist under that S3 prefix, and that the role ${String(job.request.RoleArn)} has "s3:ListBucket" permissions on bucket "${Bucket}".`;
@@ -442,7 +561,13 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
 
       step(job, "Downloading", "Downloading input data");
       layout(job, ml);
-      const problem = await downloadChannels(job, ml);
+      let problem: string | undefined;
+      try {
+        problem = await downloadChannels(job, ml);
+      } catch (err) {
+        if (!(err instanceof DeniedError)) throw err;
+        problem = err.message;
+      }
       if (problem) return fail(job, problem);
       const checkpoints = checkpointUri(job);
       if (checkpoints) await downloadPrefix(checkpoints, path.join(ml, "checkpoints"));
@@ -450,6 +575,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       if (!scripted) {
         // The image is pulled before Training starts ("Training image download completed").
         const image = (job.request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+        const unusable = await imageProblem(image);
+        if (unusable) return fail(job, unusable);
         const pulled = await docker(["pull", image], { env: options.dockerEnv, signal: closing.signal });
         if (pulled.code !== 0 && !halted(job)) return fail(job, `ClientError: Cannot pull the training image ${image}: ${pulled.tail.filter((line) => line.trim()).at(-1)?.trim() ?? `docker pull exited with ${pulled.code}`}`);
       }
@@ -476,6 +603,9 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       }
 
       step(job, "Uploading", "Uploading generated training model");
+      if (!(await roleMay(job, "s3:PutObject", objectArn(job.model)))) {
+        return fail(job, `ClientError: Artifact upload failed: Access Denied (403) writing ${job.model}: the role ${String(job.request.RoleArn)} may not s3:PutObject there.`);
+      }
       await uploadCheckpoints(job, ml);
       await uploadPacked(path.join(ml, "model"), job.model);
       await uploadPacked(path.join(ml, "output", "data"), joinS3(job.model.replace(/\/model\.tar\.gz$/, ""), "output.tar.gz"));
@@ -556,11 +686,13 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     if (problems.length) throw new ApiError("ValidationException", problems.join("; "));
   };
 
-  const operations: Record<string, (body: Record<string, Json>) => Json> = {
-    CreateTrainingJob: (body) => {
+  const operations: Record<string, (body: Record<string, Json>) => Json | Promise<Json>> = {
+    CreateTrainingJob: async (body) => {
       checkCreate(body);
       const name = body.TrainingJobName as string;
       const arn = `arn:aws:sagemaker:${region}:${ACCOUNT}:training-job/${name}`;
+      await assumeRole(String(body.RoleArn));
+      await checkPull(body);
       if (jobs.has(name)) throw new ApiError("ResourceInUse", `Training job names must be unique within an AWS account and region, and a training job with this name already exists (${arn})`);
       const created = now();
       const job: Job = {
@@ -645,7 +777,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     if (service !== "sagemaker") throw new ApiError("InvalidSignatureException", `Credential should be scoped to correct service: 'sagemaker'. `, 403);
   };
 
-  const handle = (request: http.IncomingMessage, raw: string): Json => {
+  const handle = async (request: http.IncomingMessage, raw: string): Promise<Json> => {
     const target = String(request.headers["x-amz-target"] ?? "");
     const prefix = `${model.metadata.targetPrefix}.`;
     if (request.method !== "POST" || request.url?.split("?")[0] !== "/" || !target.startsWith(prefix)) throw new ApiError("UnknownOperationException", `not a SageMaker call: ${request.method} ${request.url} X-Amz-Target ${target || "(none)"}`);
@@ -665,7 +797,13 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     }
     const problems = definition.input ? validate(model, definition.input.shape, body) : [];
     if (problems.length) throw new ApiError("ValidationException", `${problems.length} validation error${problems.length === 1 ? "" : "s"} detected: ${problems.join("; ")}`);
-    const answer = handler(body as Record<string, Json>);
+    let answer: Json;
+    try {
+      answer = await handler(body as Record<string, Json>);
+    } catch (err) {
+      if (err instanceof ApiError) refused.push({ target: operation, type: err.type, message: err.message });
+      throw err;
+    }
     requests.push({ target: operation, body: body as Record<string, Json> });
     return answer;
   };
@@ -678,12 +816,13 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
         response.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": randomUUID() });
         response.end(JSON.stringify(body));
       };
-      try {
-        send(200, handle(request, Buffer.concat(chunks).toString("utf8")));
-      } catch (err) {
-        if (err instanceof ApiError) send(err.status, { __type: err.type, message: err.message });
-        else send(500, { __type: "InternalFailure", message: `fake SageMaker: ${(err as Error).stack ?? String(err)}` });
-      }
+      handle(request, Buffer.concat(chunks).toString("utf8")).then(
+        (answer) => send(200, answer),
+        (err: unknown) => {
+          if (err instanceof ApiError) send(err.status, { __type: err.type, message: err.message });
+          else send(500, { __type: "InternalFailure", message: `fake SageMaker: ${(err as Error).stack ?? String(err)}` });
+        },
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -692,7 +831,9 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    refused,
     script: (jobName, outcome) => void scripts.set(jobName, outcome),
+    setRoleSettleSeconds: (seconds) => void (settle = seconds),
     stop: async () => {
       const containers = [...jobs.values()].filter((job) => job.container?.running).map((job) => job.container!.name);
       closing.abort();
@@ -702,6 +843,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       await new Promise<void>((resolve) => server.close(() => resolve()));
       s3.destroy();
       logs.destroy();
+      iam.destroy();
       fs.rmSync(scratch, { recursive: true, force: true });
     },
   };

@@ -9,6 +9,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { CloudWatchLogsClient, DescribeLogStreamsCommand, GetLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateRoleCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import * as tar from "tar";
 import { startMoto, type Moto } from "../helpers/servers.js";
 import { javaPatternToJs, patternOf, sagemakerModel, startFakeSageMaker, validate, type FakeSageMaker } from "../servers/sagemaker-fake.js";
@@ -24,10 +25,28 @@ before(async () => {
   fake = await startFakeSageMaker({ moto: moto.url, dockerEnv: { PATH: process.env.PATH, DOCKER_HOST: "unix:///nonexistent/docker.sock" } });
   s3 = new S3Client({ region: "us-east-1", endpoint: moto.url, forcePathStyle: true, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  // SageMaker assumes the job's role and acts with its permissions: the jobs here run as one allowed the bucket and the repositories.
+  iam = new IAMClient({ region: "us-east-1", endpoint: moto.url, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } });
+  await makeRole("alekseylearn_sagemaker_role", [
+    { Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: `arn:aws:s3:::${BUCKET}/*` },
+    { Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:aws:s3:::${BUCKET}` },
+    { Effect: "Allow", Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], Resource: "arn:aws:ecr:us-east-1:123456789012:repository/alekseylearn/*" },
+    { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+  ]);
 });
+
+let iam: IAMClient;
+const TRUST = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }] });
+
+/** A role SageMaker may assume, with one inline policy of `statements`. */
+async function makeRole(name: string, statements: object[]): Promise<void> {
+  await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: TRUST }));
+  await iam.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: "p", PolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: statements }) }));
+}
 
 after(async () => {
   await fake?.stop();
+  iam?.destroy();
   s3?.destroy();
   await moto?.stop();
 });
@@ -279,4 +298,28 @@ test("fake SageMaker: every pattern in botocore's SageMaker model compiles for J
   assert.ok(patternOf("arn:[\\p{Alnum}\\-]+:x")!.test("arn:aws-cn:x"));
   assert.ok(!patternOf("arn:[\\p{Alnum}\\-]+:x")!.test("arn:p{Alnum}:x"));
   assert.ok(!patternOf("[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")!.test("ok-name!"), "a pattern must match the whole value");
+});
+
+test("fake SageMaker (IAM from moto): a role that does not exist is not assumed; one that may not pull from the repository is refused at creation, as SageMaker refuses them", async () => {
+  const missing = await call("CreateTrainingJob", job("no-such-role", { RoleArn: "arn:aws:iam::123456789012:role/no_such_role" }));
+  assert.equal(missing.status, 400);
+  assert.equal(missing.body.__type, "ValidationException");
+  assert.match(String(missing.body.message), /^Could not assume role arn:aws:iam::123456789012:role\/no_such_role\. Please ensure that the role exists and allows principal 'sagemaker\.amazonaws\.com'/);
+
+  await makeRole("pulls_nothing", [{ Effect: "Allow", Action: "s3:*", Resource: "*" }]);
+  const denied = await call("CreateTrainingJob", job("cannot-pull", { RoleArn: "arn:aws:iam::123456789012:role/pulls_nothing" }));
+  assert.equal(denied.status, 400);
+  assert.match(String(denied.body.message), /^Access denied for repository: alekseylearn\/train in registry ID: 123456789012\./);
+
+  // An explicit Deny wins over an Allow (AWS's policy evaluation logic).
+  await makeRole("denied_output", [
+    { Effect: "Allow", Action: ["s3:*", "ecr:*"], Resource: "*" },
+    { Effect: "Deny", Action: "s3:PutObject", Resource: `arn:aws:s3:::${BUCKET}/sagemaker/*` },
+  ]);
+  fake.script("cannot-upload", { model: { "model.txt": "weights" } });
+  const accepted = await call("CreateTrainingJob", job("cannot-upload", { RoleArn: "arn:aws:iam::123456789012:role/denied_output" }));
+  assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
+  const failed = await until("cannot-upload", "Failed");
+  assert.match(String(failed.FailureReason), /^ClientError: Artifact upload failed: Access Denied \(403\) writing s3:\/\/fake-sagemaker-bucket\/sagemaker\/runs\/cannot-upload\/output\/model\.tar\.gz/);
+  assert.deepEqual(statuses(failed), ["Starting", "Downloading", "Training", "Uploading", "Failed"]);
 });

@@ -82,7 +82,8 @@ test("bad input: an output path that is not s3:// is refused on sagemaker", () =
 });
 
 test("repository names come from the artifact, in ECR's alphabet", () => {
-  assert.equal(repositoryName(spec({}, { "My Train.py": "" })), "alekseylearn/my-train");
+  const named = spec({}, { "My Train.py": "" });
+  assert.equal(repositoryName(named), `alekseylearn/${path.basename(named.artifact.dir).toLowerCase().replace(/[^a-z0-9]+/g, "-")}-my-train`, "the project's folder, then the file's stem");
   assert.equal(repositoryName(spec({ repository: "team/model" })), "team/model");
 });
 
@@ -129,8 +130,9 @@ test("build context: sorted, timeless, no caches; generated files added; an envi
 
 test("pip index settings reach the build only over http(s) and without credentials", () => {
   const warnings: string[] = [];
-  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "http://127.0.0.1:9/simple", PIP_EXTRA_INDEX_URL: "file:///opt/pypi" }, (m) => warnings.push(m)), { PIP_INDEX_URL: "http://127.0.0.1:9/simple" });
-  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "https://user:secret@pypi.example/simple" }, (m) => warnings.push(m)), {});
+  // A file:// index is not passed as it is: the build is given it over http (the folder above it is served).
+  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "http://127.0.0.1:9/simple", PIP_EXTRA_INDEX_URL: "file:///opt/pypi/simple" }, (m) => warnings.push(m)), { args: { PIP_INDEX_URL: "http://127.0.0.1:9/simple" }, serve: [{ key: "PIP_EXTRA_INDEX_URL", folder: "/opt/pypi", path: "/simple/" }] });
+  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "https://user:secret@pypi.example/simple" }, (m) => warnings.push(m)), { args: {}, serve: [] });
   assert.ok(warnings.length === 1 && !warnings[0]!.includes("secret"));
 });
 
@@ -139,15 +141,17 @@ test("docker run for a training container: train, /opt/ml mounted, env values ne
   assert.deepEqual(args, ["run", "--rm", "--name", "alekseylearn-j", "--network", "host", "--volume", "/tmp/ml/checkpoints:/opt/ml/checkpoints", "--volume", "/tmp/ml/input:/opt/ml/input", "--volume", "/tmp/ml/model:/opt/ml/model", "--volume", "/tmp/ml/output:/opt/ml/output", "--volume", "/data:/opt/ml/input/data/train:ro", "--env", "TOKEN", "img@sha256:1", "train"]);
 });
 
-test("the role: trusted by SageMaker only, allowed the job's S3 paths, alekseylearn images and its logs", () => {
+test("the role: trusted by SageMaker only, allowed the job's S3 paths, alekseylearn images, its logs and metrics", () => {
   assert.deepEqual(TRUST_POLICY.Statement[0]!.Principal, { Service: "sagemaker.amazonaws.com" });
   const s = spec({ checkpoint_s3_uri: "s3://other/ckpt/" }, undefined, { inputs: { train: "s3://data/train" } });
   const policy = rolePolicy(s, { account: "123456789012", region: "eu-west-1", partition: "aws" }) as { Statement: { Sid: string; Resource: string | string[]; Action: string | string[] }[] };
   const by = Object.fromEntries(policy.Statement.map((statement) => [statement.Sid, statement]));
-  assert.deepEqual(by.JobData!.Resource, ["arn:aws:s3:::bucket/sagemaker/runs/*", "arn:aws:s3:::data/train/*", "arn:aws:s3:::other/ckpt/*"]);
+  // An input is every key starting with it, as SageMaker reads an S3Prefix channel; outputs and checkpoints are written below theirs.
+  assert.deepEqual(by.JobData!.Resource, ["arn:aws:s3:::bucket/sagemaker/runs/*", "arn:aws:s3:::data/train*", "arn:aws:s3:::other/ckpt/*"]);
   assert.deepEqual(by.JobBuckets!.Resource, ["arn:aws:s3:::bucket", "arn:aws:s3:::data", "arn:aws:s3:::other"]);
-  assert.equal(by.ImagePull!.Resource, "arn:aws:ecr:eu-west-1:123456789012:repository/alekseylearn/*");
-  assert.equal(by.Logs!.Resource, "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs:*");
+  assert.deepEqual(by.ImagePull!.Resource, ["arn:aws:ecr:eu-west-1:123456789012:repository/alekseylearn/*"]);
+  assert.deepEqual(by.Logs!.Resource, ["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs:*"]);
+  assert.equal(by.Metrics!.Action, "cloudwatch:PutMetricData");
   assert.ok(!JSON.stringify(policy).includes('"*:*"') && !JSON.stringify(policy).includes('"s3:*"'));
 });
 

@@ -83,7 +83,14 @@ export function awsError(err: unknown, what: string): Error {
   const name = errorName(err);
   const message = (err as Error).message ?? String(err);
   if (name === "AbortError") return failure(`Stopped while ${what}.`);
-  if (/AccessDenied|UnauthorizedOperation|NotAuthorized/.test(name)) return failure(`AWS denied access while ${what}: ${message}`, "The identity in use needs the permission named above.");
+  if (/AccessDenied|UnauthorizedOperation|NotAuthorized/.test(name)) {
+    // AWS names the refused action in its message ("… is not authorized to perform: ecr:CreateRepository on resource …").
+    const action = /perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)/.exec(message)?.[1] ?? /\(([a-z0-9-]+:[A-Za-z0-9]+)\)/.exec(what)?.[1];
+    return failure(
+      `AWS denied access while ${what}${action ? `: your identity lacks ${action}` : ""}. AWS said: ${message}`,
+      `Ask for ${action ?? "the permission named above"}; the README's "Permissions alekseylearn needs" lists every AWS action each command calls.`,
+    );
+  }
   // A service's answer (it has $metadata) is the user's to read; anything else is a bug and keeps its stack.
   if ((err as { $metadata?: unknown }).$metadata) return failure(`AWS said ${name || "no"} while ${what}: ${message}`);
   return err instanceof Error ? err : new Error(message);

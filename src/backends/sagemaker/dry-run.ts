@@ -18,7 +18,7 @@ import { awsFor } from "./aws.js";
 import { checkBucket } from "./bucket.js";
 import { findRepository, registryOverride } from "./image.js";
 import { createRepositoryRequest, imageReference, PLACEHOLDERS, repositoryName, requestProblems, roleArnFor, trainingJobRequest } from "./plan.js";
-import { resolveRole } from "./role.js";
+import { checkRolePermissions, resolveRole, roleDeniedError } from "./role.js";
 
 /** The platform SageMaker training runs images on. */
 export const SAGEMAKER_PLATFORM = "linux/amd64";
@@ -38,6 +38,12 @@ export async function planSageMaker(job: JobRecord, ctx: Context): Promise<Submi
     checks.done.push(`sts:GetCallerIdentity: account ${account}, region ${aws.region}`);
     roleArn = await resolveRole(spec, ctx);
     checks.done.push(`iam:GetRole: the job runs as ${roleArn}`);
+    // The role's own policies against this job's paths and repository, as fit checks them before it builds.
+    const role = await checkRolePermissions(spec, ctx, job.name);
+    if (role.verdict === "deny") throw roleDeniedError(role);
+    if (role.verdict === "ok") checks.done.push("the role's policies allow this job's output, inputs, checkpoints and image");
+    else if (role.verdict === "unknown") checks.skipped.push(`the role's policies against this job: ${role.why}`);
+    else checks.skipped.push("the role's policies against this job (config.check_role=false)");
     await checkBucket(spec.outputPath, "config.output_path", ctx);
     checks.done.push(`s3:HeadBucket: the output bucket of ${spec.outputPath} exists`);
     const existing = await findRepository(repository, ctx);

@@ -8,11 +8,11 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
-import { buildTrainingImage } from "../../package/container.js";
+import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
 import { docker, login, privateDockerConfig, pushImage } from "../../package/docker.js";
 import type { JobSpec } from "../../spec/types.js";
 import { awsError, awsFor, errorName } from "./aws.js";
-import { isGpuInstance } from "../../package/image.js";
+import { hasOwnDockerfile, imageName, isGpuInstance } from "../../package/image.js";
 import { createRepositoryRequest, repositoryName } from "./plan.js";
 
 /** What submitting the image did, for the job record and the benchmarks. */
@@ -40,21 +40,53 @@ export function registryOverride(uri: string, env: Context["env"]): string {
   return override ? `${override}/${uri.split("/").slice(1).join("/")}` : uri;
 }
 
+/** The registry's scheme: plain http only for a loopback registry (the tests' and a local mirror's). */
+function schemeOf(host: string): string {
+  return /^(localhost|127\.\d+\.\d+\.\d+)(:\d+)?$/.test(host) ? "http" : "https";
+}
+
+/** Docker's image manifest (schema 2), the one manifest type SageMaker pulls. */
+export const DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json";
+/** Every manifest type a push may leave, for the Accept header of a read-back. */
+const ANY_MANIFEST = [DOCKER_MANIFEST_V2, "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json"].join(", ");
+
 /** Is `digest` of `repository` in the registry? (HEAD of its manifest with ECR's token.) */
 async function registryHas(host: string, repository: string, digest: string, token: string): Promise<boolean> {
-  const scheme = /^(localhost|127\.\d+\.\d+\.\d+)(:\d+)?$/.test(host) ? "http" : "https";
   try {
-    const response = await fetch(`${scheme}://${host}/v2/${repository}/manifests/${digest}`, {
-      method: "HEAD",
-      headers: {
-        Authorization: `Basic ${token}`,
-        Accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json",
-      },
-    });
+    const response = await fetch(`${schemeOf(host)}://${host}/v2/${repository}/manifests/${digest}`, { method: "HEAD", headers: { Authorization: `Basic ${token}`, Accept: ANY_MANIFEST } });
     return response.ok;
   } catch {
     return false;
   }
+}
+
+/**
+ * Why SageMaker could not run the pushed image `digest`, read back from the
+ * registry: its manifest type (SageMaker pulls Docker's v2 manifest only, not
+ * an OCI manifest, nor an index such as BuildKit's attestations make) and the
+ * platform in its config (linux/amd64 only); empty when it can run it.
+ */
+export async function pushedImageProblems(host: string, repository: string, digest: string, token: string): Promise<string[]> {
+  const base = `${schemeOf(host)}://${host}/v2/${repository}`;
+  const headers = { Authorization: `Basic ${token}` };
+  const answer = await fetch(`${base}/manifests/${digest}`, { headers: { ...headers, Accept: ANY_MANIFEST } });
+  if (!answer.ok) return [`the registry does not give back its manifest (HTTP ${answer.status})`];
+  const manifest = (await answer.json()) as { mediaType?: string; config?: { digest?: string }; manifests?: Array<{ platform?: { os?: string; architecture?: string } }> };
+  const type = manifest.mediaType ?? answer.headers.get("content-type") ?? "";
+  if (manifest.manifests) {
+    const platforms = manifest.manifests.map((entry) => `${entry.platform?.os ?? "?"}/${entry.platform?.architecture ?? "?"}`);
+    return [`it is an image index (${type}: ${platforms.join(", ")}), as BuildKit pushes with provenance attestations or for several platforms; SageMaker needs one ${DOCKER_MANIFEST_V2}`];
+  }
+  const problems: string[] = [];
+  if (type !== DOCKER_MANIFEST_V2) problems.push(`its manifest is ${type || "of no declared type"}; SageMaker pulls only ${DOCKER_MANIFEST_V2}`);
+  if (manifest.config?.digest) {
+    const blob = await fetch(`${base}/blobs/${manifest.config.digest}`, { headers });
+    if (!blob.ok) return [...problems, `the registry does not give back its config (HTTP ${blob.status})`];
+    const config = (await blob.json()) as { os?: string; architecture?: string };
+    const platform = `${config.os ?? "?"}/${config.architecture ?? "?"}`;
+    if (platform !== SAGEMAKER_PLATFORM) problems.push(`it is built for ${platform}; SageMaker training runs ${SAGEMAKER_PLATFORM} only (the job would fail with "exec format error")`);
+  }
+  return problems;
 }
 
 /** Images pushed from this machine: repository URI → image ID → digest. */
@@ -139,7 +171,7 @@ async function authorization(ctx: Context): Promise<{ token: string; user: strin
  */
 export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { gate?: Promise<boolean>; onBuildStarted?: () => void } = {}): Promise<PushedImage> {
   const repository = repositoryName(spec);
-  const local = `${repository}:latest`;
+  const local = `${imageName(spec)}:latest`;
   let found: Promise<string | undefined> | undefined;
   let authorized: Promise<{ token: string; user: string; password: string }> | undefined;
   // Loading an SDK module holds the one JavaScript thread, so ECR is asked only once Docker runs on its own.
@@ -161,15 +193,23 @@ export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { 
     ctx.reporter.info(`Image unchanged and already in ${uri}: nothing to push.`);
     return { image: `${uri}@${known}`, stepsRun: built.stepsRun, layersPushed: 0, reused: true };
   }
-  const tagged = `${uri}:latest`;
+  // A tag of its own for every image (never `latest`, which an immutable-tag repository refuses to move): its image ID, the digest of its config.
+  const tagged = `${uri}:${imageTag(built.imageId)}`;
   const tag = await docker(["tag", built.imageId, tagged], { env: ctx.env });
   if (tag.code !== 0) throw failure(`docker tag ${tagged} failed.`, undefined, tag.tail.slice(-3));
-  const config = privateDockerConfig(ctx.env);
+  const config = await privateDockerConfig(ctx.env);
   try {
     await login(host, auth.user, auth.password, config.env);
     ctx.reporter.info(`Pushing ${tagged}…`);
     const pushed = await pushImage(tagged, config.env);
     ctx.reporter.info(`Pushed ${uri}@${pushed.digest}: ${pushed.layersPushed} layer(s) sent, ${pushed.layersExisting} already there.`);
+    const problems = await pushedImageProblems(host, repository, pushed.digest, auth.token);
+    if (problems.length) {
+      throw failure(
+        `SageMaker cannot run the image pushed as ${uri}@${pushed.digest}: ${problems.join("; ")}. No job was created.`,
+        `alekseylearn builds with --platform ${SAGEMAKER_PLATFORM} and Docker's classic builder (or BuildKit with --provenance=false --sbom=false); an image built on another platform anyway comes from a base image made for it (FROM in ${hasOwnDockerfile(spec) ? "your Dockerfile" : "config.base_image"}): pick a ${SAGEMAKER_PLATFORM} one. With Docker Desktop's containerd image store, which pushes OCI manifests, turn that store off or set DOCKER_BUILDKIT=0.`,
+      );
+    }
     rememberPushed(ctx, uri, built.imageId, pushed.digest);
     return { image: `${uri}@${pushed.digest}`, stepsRun: built.stepsRun, layersPushed: pushed.layersPushed, reused: false };
   } catch (err) {
@@ -179,4 +219,9 @@ export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { 
   } finally {
     config.dispose();
   }
+}
+
+/** The tag an image is pushed under: `img-` and the start of its image ID (the digest of its config), unique per image (pure). */
+export function imageTag(imageId: string): string {
+  return `img-${imageId.replace(/^sha256:/, "").slice(0, 16)}`;
 }

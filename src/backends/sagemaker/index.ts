@@ -21,7 +21,7 @@ import { pushTrainingImage } from "./image.js";
 import { TrainingLog } from "./logs.js";
 import { planSageMaker } from "./dry-run.js";
 import { planProblems, requestProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
-import { resolveRole } from "./role.js";
+import { checkRolePermissions, resolveRole, roleDeniedError, whileRoleSettles } from "./role.js";
 import { sagemakerSchema } from "./schema.js";
 
 /** SageMaker's secondary statuses before the training code runs. */
@@ -97,6 +97,10 @@ export const sagemakerBackend = {
     const { spec } = job;
     const store = new JobStore(ctx.stateDir);
     const aws = await awsFor(ctx);
+    // The role's own policies against this job, before anything is built: a definite deny stops here, naming the fix.
+    const role = await checkRolePermissions(spec, ctx, job.name);
+    if (role.verdict === "deny") throw roleDeniedError(role);
+    if (role.verdict === "unknown") ctx.reporter.warn(`Could not check the role ${role.roleArn} against this job (${role.why}); going on.`);
     // Who you are, the role and the output bucket are checked while Docker builds; the image goes to ECR only once all have passed.
     const checks = new AbortController();
     const signal = ctx.signal ? AbortSignal.any([ctx.signal, checks.signal]) : checks.signal;
@@ -133,7 +137,7 @@ export const sagemakerBackend = {
     const problems = requestProblems(request);
     if (problems.length) throw failure("The training job would be refused by SageMaker:", "Change the settings named above.", problems.map((problem) => `- ${problem}`));
     ctx.reporter.info(`Creating the training job ${job.name} on ${request.ResourceConfig?.InstanceCount} × ${request.ResourceConfig?.InstanceType} in ${aws.region}…`);
-    const arn = await createJob(request, submission, ctx);
+    const arn = await whileRoleSettles(() => createJob(request, submission, ctx), role.verdict === "skipped" ? undefined : role.createdAt, ctx);
     const provider = { arn, region: aws.region, image: pushed.image, role: roleArn, submission, layersPushed: String(pushed.layersPushed), stepsRun: String(pushed.stepsRun) };
     const record = store.update(job.name, { state: "queued", provider });
     if (options.detach) ctx.reporter.info(`Submitted ${arn}`);

@@ -139,5 +139,9 @@ export function trainingJobRequest(spec: JobSpec, inputs: TrainingJobInputs): Cr
     }));
   }
   if (settings.checkpoint_s3_uri) request.CheckpointConfig = { S3Uri: String(settings.checkpoint_s3_uri), LocalPath: "/opt/ml/checkpoints" };
+  if (settings.kms_key) {
+    request.OutputDataConfig!.KmsKeyId = String(settings.kms_key);
+    request.ResourceConfig!.VolumeKmsKeyId = String(settings.kms_key);
+  }
   return request;
 }

@@ -20,6 +20,8 @@ export const sagemakerSchema = {
   role_arn: { type: { kind: "string" }, doc: "The role's full ARN (instead of role_name)." },
   base_image: { type: { kind: "string" }, default: "auto", doc: "The image the job's image is built on; auto: python:3.11-slim, a PyTorch CUDA image on GPU instances, micromamba for environment.yml." },
   repository: { type: { kind: "string" }, doc: "The ECR repository to push to; default: alekseylearn/ and the artifact's name (created when missing)." },
+  kms_key: { type: { kind: "string" }, doc: "A KMS key (ID or ARN) that encrypts the model in S3 and the instances' volumes (OutputDataConfig.KmsKeyId, ResourceConfig.VolumeKmsKeyId); unset: SageMaker's defaults." },
+  check_role: { type: { kind: "boolean" }, default: true, doc: "Before building, check the role's own policies allow this job's output, inputs, checkpoints and repository; stop on a definite deny." },
   environment: { type: { kind: "list" }, default: [], doc: "Environment variables of the job, as KEY=VALUE items." },
   tags: { type: { kind: "list" }, default: [], doc: "Tags on the job, as KEY=VALUE items (alekseylearn adds its own)." },
   poll_interval: { type: { kind: "number", min: 0.05 }, default: 5, doc: "Seconds between status checks while following; grows to 30 while nothing changes." },

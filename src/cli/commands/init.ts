@@ -6,7 +6,7 @@ import type { CommandRun } from "../commands.js";
 
 export const run: CommandRun = async (args, ctx, output) => {
   const { options, families } = args;
-  const request: FitRequest = { artifact: args.positionals[0]!, config: families.config ?? {} };
+  const request: FitRequest = { artifact: args.positionals[0]!, config: families.config ?? {}, inputs: families.input ?? {} };
   if (typeof options.entry === "string") request.entry = options.entry;
   if (typeof options.envfile === "string") request.envfile = options.envfile;
   if (typeof options.backend === "string") request.backend = options.backend;
