@@ -6,7 +6,7 @@
 export { fit, planFit, follow, status, jobs, logs, stop, findJob, JobEndedError, type FitOptions, type FollowResult } from "./jobs/lifecycle.js";
 export { fetch, type FetchOptions, type FetchResult } from "./fetch.js";
 export { init, type InitResult } from "./jobs/init.js";
-export { buildSpec, type FitRequest } from "./spec/build.js";
+export { buildSpec, type FitRequest } from "./jobs/spec.js";
 export { makeContext, defaultDirs, silentReporter, type Context, type Reporter } from "./context.js";
 export { UserError, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED } from "./errors.js";
 export { backends, getBackend } from "./backends/registry.js";

@@ -66,6 +66,8 @@ export interface Backend {
   logs(job: JobRecord, ctx: Context, options: LogOptions): AsyncIterable<string>;
   /** Ask the job to stop; returns once the request is made. */
   stop(job: JobRecord, ctx: Context): Promise<void>;
+  /** For `init --create-role`: make (or bring up to date) the identity this backend's jobs run as; its name and whether it was made now. */
+  createRole?(spec: JobSpec, ctx: Context): Promise<{ arn: string; created: boolean }>;
   /** A job this machine has no record of, found by name at the provider (jobs started elsewhere); undefined when there is none. */
   lookup?(name: string, ctx: Context): Promise<JobRecord | undefined>;
   /** The URL scheme of the outputs this backend keeps itself (kaggle), fetched with `fetchOutputs`. */

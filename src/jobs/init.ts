@@ -8,7 +8,8 @@ import path from "node:path";
 import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
 import { baseImageFor, imageFiles, isGpuInstance } from "../package/image.js";
-import { buildSpec, type FitRequest } from "../spec/build.js";
+import { getBackend } from "../backends/registry.js";
+import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 
 /** What `init` did. */
@@ -54,11 +55,11 @@ export async function init(request: FitRequest, ctx: Context, options: { overwri
   const spec = options.createRole
     ? buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
     : buildSpec({ ...request, backend: "local", inputs: {}, config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
-  if (options.createRole && spec.backend !== "sagemaker") throw new UserError("--create-role makes the IAM role of SageMaker jobs: use it with --backend sagemaker.");
+  const backend = getBackend(spec.backend);
+  if (options.createRole && !backend.createRole) throw new UserError(`--create-role makes the identity a backend's jobs run as; the ${spec.backend} backend has none to make. Use it with --backend sagemaker.`);
   const result: InitResult = { ...writeImageFiles(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? "")), options.overwrite ?? false, ctx.cwd) };
-  if (options.createRole) {
-    const { createRole } = await import("../backends/sagemaker/role.js");
-    const role = await createRole(spec, ctx);
+  if (options.createRole && backend.createRole) {
+    const role = await backend.createRole(spec, ctx);
     result.roleArn = role.arn;
     result.roleCreated = role.created;
   }

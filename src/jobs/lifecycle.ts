@@ -7,7 +7,7 @@ import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
 import { backends, getBackend } from "../backends/registry.js";
 import type { Backend, LogOptions, SubmissionPlan } from "../backends/types.js";
-import { buildSpec, type FitRequest } from "../spec/build.js";
+import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";

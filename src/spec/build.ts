@@ -8,11 +8,10 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import { findEnvironmentFile, resolveArtifact } from "../package/artifact.js";
 import { hyperparameterStrings } from "../package/contract.js";
-import { getBackend } from "../backends/registry.js";
 import { normalizeLocation, schemeOf } from "../storage/location.js";
 import { loadProjectConfig } from "./config-file.js";
 import { validateSettings } from "./schema.js";
-import type { BackendName, JobSpec } from "./types.js";
+import type { BackendName, JobSpec, SpecRules } from "./types.js";
 import type { ConfigValue } from "./values.js";
 
 /** What the user asked for, as the CLI or a library caller gives it. Relative paths are relative to the context's folder. */
@@ -46,8 +45,12 @@ function problemsError(problems: string[], owner: string): UserError {
   return new UserError(`${problems.length} problems with the job's settings:`, `\`alekseylearn fit --help\` lists the settings of ${owner}.`, 2, problems.map((p) => `- ${p}`));
 }
 
-/** Validate a request into a JobSpec, or throw one UserError that names every problem. */
-export function buildSpec(request: FitRequest, cwd: string): JobSpec {
+/**
+ * Validate a request into a JobSpec, or throw one UserError that names every problem. `rulesOf` gives
+ * a backend's settings schema and its check by name (the backends' table, passed in from above, so
+ * the spec layer knows no backend); it throws a UserError for a name that is no backend.
+ */
+export function buildSpec(request: FitRequest, cwd: string, rulesOf: (name: string) => SpecRules): JobSpec {
   const artifactDir = path.resolve(cwd, request.artifact);
   const provisional = resolveArtifactFolder(artifactDir);
   const project = loadProjectConfig(provisional);
@@ -55,7 +58,7 @@ export function buildSpec(request: FitRequest, cwd: string): JobSpec {
 
   const config: Record<string, unknown> = { ...project?.config, ...request.config };
   const backendName = request.backend ?? project?.backend ?? backendForOutputPath(config.output_path);
-  const backend = getBackend(backendName);
+  const backend = rulesOf(backendName);
   const owner = `the ${backend.name} backend`;
   const { settings, problems } = validateSettings(backend.schema, config, owner);
 

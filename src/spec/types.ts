@@ -1,5 +1,5 @@
 /** The nouns of a job: what runs, in which environment, where, and with which settings. */
-import type { Settings } from "./schema.js";
+import type { Schema, Settings } from "./schema.js";
 
 /** Every backend the tool knows of, built or not. */
 export const BACKEND_NAMES = ["local", "sagemaker", "vertex", "kaggle"] as const;
@@ -44,4 +44,13 @@ export interface JobSpec {
   outputPath: string;
   /** The project config file that supplied defaults, if one did. */
   configFile?: string;
+}
+
+/** What building a spec needs of its backend: its settings and what it cannot run. */
+export interface SpecRules {
+  readonly name: BackendName;
+  /** Its settings (`--config.KEY=VALUE`), with types, defaults and docs. */
+  readonly schema: Schema;
+  /** Every reason this backend cannot run `spec`, all at once; empty when it can. */
+  check(spec: JobSpec): string[];
 }

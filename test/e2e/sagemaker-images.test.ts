@@ -99,7 +99,7 @@ test("moto: two projects' init --create-role (one with a single-object input and
 
   // The role's own policies, evaluated for each project's job: both are allowed everything they need.
   const { makeContext } = await import("../../src/context.js");
-  const { buildSpec } = await import("../../src/spec/build.js");
+  const { buildSpec } = await import("../../src/jobs/spec.js");
   const { checkRolePermissions } = await import("../../src/backends/sagemaker/role.js");
   const specA = buildSpec({ artifact: "train.py", backend: "sagemaker", config: { role_name: "shared_role", output_path: "s3://bucket/a/runs" } }, a);
   const specB = buildSpec({ artifact: "train.py", backend: "sagemaker", inputs: { train: "s3://bucket/data/train.csv" }, config: { role_name: "shared_role", output_path: "s3://other-bucket/b/runs", repository: "team/forecast", checkpoint_s3_uri: "s3://other-bucket/b/ckpt" } }, b);

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { buildSpec } from "../../src/spec/build.js";
+import { buildSpec } from "../../src/jobs/spec.js";
 import { acceleratorFields, kernelName, saveKernelRequest } from "../../src/backends/kaggle/plan.js";
 import { parseStatus } from "../../src/backends/kaggle/api.js";
 import { logLines } from "../../src/backends/kaggle/index.js";

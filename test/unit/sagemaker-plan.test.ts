@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as tar from "tar";
-import { buildSpec } from "../../src/spec/build.js";
+import { buildSpec } from "../../src/jobs/spec.js";
 import { repositoryName, SUBMISSION_TAG, trainingJobRequest } from "../../src/backends/sagemaker/plan.js";
 import { rolePolicy, TRUST_POLICY } from "../../src/backends/sagemaker/role.js";
 import { stateOf } from "../../src/backends/sagemaker/index.js";

@@ -5,7 +5,7 @@ import path from "node:path";
 import { parseDuration, parseValue } from "../../src/spec/values.js";
 import { nearest } from "../../src/spec/nearest.js";
 import { validateSettings } from "../../src/spec/schema.js";
-import { buildSpec, backendForOutputPath } from "../../src/spec/build.js";
+import { buildSpec, backendForOutputPath } from "../../src/jobs/spec.js";
 import { localSchema } from "../../src/backends/local/schema.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";

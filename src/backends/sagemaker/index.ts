@@ -21,7 +21,7 @@ import { pushTrainingImage } from "./image.js";
 import { TrainingLog } from "./logs.js";
 import { planSageMaker } from "./dry-run.js";
 import { planProblems, requestProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
-import { checkRolePermissions, resolveRole, roleDeniedError, whileRoleSettles } from "./role.js";
+import { checkRolePermissions, createRole, resolveRole, roleDeniedError, whileRoleSettles } from "./role.js";
 import { sagemakerSchema } from "./schema.js";
 
 /** SageMaker's secondary statuses before the training code runs. */
@@ -92,6 +92,10 @@ export const sagemakerBackend = {
 
   check: planProblems,
   plan: planSageMaker,
+
+  async createRole(spec, ctx) {
+    return createRole(spec, ctx);
+  },
 
   async submit(job, ctx, options) {
     const { spec } = job;

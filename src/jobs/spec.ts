@@ -1,0 +1,11 @@
+/** From what the user asked for to a validated JobSpec, with the backends' own rules (the spec layer itself knows no backend). */
+import { getBackend } from "../backends/registry.js";
+import { buildSpec as buildSpecWith, type FitRequest } from "../spec/build.js";
+import type { JobSpec } from "../spec/types.js";
+
+export { backendForOutputPath, type FitRequest } from "../spec/build.js";
+
+/** Validate `request` (paths relative to `cwd`) into a JobSpec for its backend, or throw one UserError naming every problem. */
+export function buildSpec(request: FitRequest, cwd: string): JobSpec {
+  return buildSpecWith(request, cwd, getBackend);
+}
