@@ -13,6 +13,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { awsCli, testAwsKeys } from "../helpers/aws.js";
 import { copyExample, cliEnv, runCli } from "../helpers/cli.js";
 import { dockerTestEnv } from "../helpers/docker.js";
 import { startMoto, type Moto } from "../helpers/servers.js";
@@ -25,15 +26,8 @@ const docker = dockerTestEnv();
 let moto: Moto;
 let fake: Awaited<ReturnType<typeof startFakeSageMaker>>;
 
-function aws(args: string[]): string {
-  const result = spawnSync("aws", [...args, "--endpoint-url", moto.url, "--output", "json"], { env: { ...process.env, ...keys() }, encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`aws ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
-
-function keys(): Record<string, string> {
-  return { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_REGION: "us-east-1", AWS_DEFAULT_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" };
-}
+const keys = (): Record<string, string> => testAwsKeys();
+const aws = (args: string[]): string => awsCli(moto.url, args, keys());
 
 function sagemakerEnv(extra: Record<string, string> = {}): ReturnType<typeof cliEnv> {
   return cliEnv({ ...keys(), HOME: fs.mkdtempSync(path.join(os.tmpdir(), "aws-home-")), AWS_ENDPOINT_URL: moto.url, AWS_ENDPOINT_URL_SAGEMAKER: fake.url, ALEKSEYLEARN_REGISTRY: docker.registry, DOCKER_HOST: docker.DOCKER_HOST, PIP_INDEX_URL: docker.pipIndex, ...extra });

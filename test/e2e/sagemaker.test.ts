@@ -14,6 +14,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { awsCli, testAwsKeys } from "../helpers/aws.js";
 import { copyExample, cliEnv, runCli, startCli, waitFor } from "../helpers/cli.js";
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
 import { freePort, startMoto, type Moto } from "../helpers/servers.js";
@@ -27,19 +28,12 @@ const docker = dockerTestEnv();
 let moto: Moto;
 let fake: Awaited<ReturnType<typeof startFakeSageMaker>>;
 
-/** The AWS CLI against moto (the test's own hands, not the product's). */
-function aws(args: string[]): string {
-  const result = spawnSync("aws", [...args, "--endpoint-url", moto.url, "--output", "json"], { env: { ...process.env, ...awsKeys() }, encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`aws ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
-
 /** A secret key that must never be seen again: not in output, records, logs or images. */
 const SECRET = "never-printed-s3cr3t-K3y";
 
-function awsKeys(): Record<string, string> {
-  return { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: "us-east-1", AWS_DEFAULT_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" };
-}
+const awsKeys = (): Record<string, string> => testAwsKeys(SECRET);
+/** The AWS CLI against moto (the test's own hands, not the product's). */
+const aws = (args: string[]): string => awsCli(moto.url, args, awsKeys());
 
 /** The CLI's environment: moto for AWS, the fake for SageMaker, the local registry for ECR's, a home without ~/.aws. */
 function sagemakerEnv(extra: Record<string, string> = {}): ReturnType<typeof cliEnv> {
