@@ -317,15 +317,20 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       }
 
       // Step 2: plan the ranges (the upload's parts when each part's digest is needed), and pick up an interrupted download of the same object.
-      const ranges = planRanges(object.size, verification.kind === "parts" ? verification.partSizes : undefined, defaultPart);
+      let ranges = planRanges(object.size, verification.kind === "parts" ? verification.partSizes : undefined, defaultPart);
       const partial = `${file}.partial`;
       const stateFile = `${partial}.json`;
       const identity = JSON.stringify([object.etag, object.size, object.checksum?.value ?? "", verification.kind]);
-      const layout = ranges.map((r): [number, number] => [r.start, r.end]);
+      let layout = ranges.map((r): [number, number] => [r.start, r.end]);
       const done = new Set<number>();
       try {
         const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as ResumeState;
-        if (saved.identity === identity && JSON.stringify(saved.ranges) === JSON.stringify(layout) && fs.existsSync(partial)) for (const index of saved.done) done.add(index);
+        // The same object resumes with the ranges it was started with, whatever the range size is now; ranges that are the parts cannot differ.
+        if (saved.identity === identity && fs.existsSync(partial) && (verification.kind !== "parts" || JSON.stringify(saved.ranges) === JSON.stringify(layout))) {
+          layout = saved.ranges;
+          ranges = layout.map(([start, end], index) => ({ index, start, end }));
+          for (const index of saved.done) done.add(index);
+        }
       } catch {
         // nothing to resume
       }
