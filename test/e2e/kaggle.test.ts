@@ -166,17 +166,44 @@ test("Kaggle API test server: a session cancelled on Kaggle ends the job as stop
   assert.match(result.stderr, /Job slow-\S+ was stopped/);
 });
 
-test("Kaggle API test server: statuses are read in either spelling (COMPLETE, complete)", async () => {
-  const dir = project("spelling", { "tiny.py": "open('/opt/ml/model/a.txt', 'w').write('a')\n", "requirements.txt": "" });
+test("Kaggle API test server: statuses are read in every spelling kagglesdk decodes (COMPLETE, complete, camelCase); a cancelled kernel spelled cancelAcknowledged ends as stopped", async () => {
+  const dir = project("spelling", { "tiny.py": "open('/opt/ml/model/a.txt', 'w').write('a')\n", "slow.py": "import time\nprint('waiting', flush=True)\ntime.sleep(120)\n", "requirements.txt": "" });
   const { env } = kaggleEnv();
-  server.lowercaseStatus = true;
   try {
-    const result = await runCli(["fit", "tiny.py", ...FAST, "--json"], { cwd: dir, env });
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(JSON.parse(result.stdout).state, "completed");
+    for (const spelling of ["lower", "camel"] as const) {
+      server.statusSpelling = spelling;
+      const result = await runCli(["fit", "tiny.py", ...FAST, "--json"], { cwd: dir, env });
+      assert.equal(result.code, 0, `${spelling}: ${result.stderr}`);
+      assert.equal(JSON.parse(result.stdout).state, "completed");
+    }
+    // camelCase, as kagglesdk's EnumSerializer reads it: a follower that did not would follow this kernel forever.
+    const run = startCli(["fit", "slow.py", ...FAST], { cwd: dir, env });
+    await waitFor(() => run.output().includes("waiting"), "the kernel to run");
+    server.cancel("tester/spelling-slow");
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /\[kaggle\] stopped/);
   } finally {
-    server.lowercaseStatus = false;
+    server.statusSpelling = "upper";
   }
+});
+
+test("Kaggle API test server: a running kernel's output appears while it runs, from the log stream; a dropped stream is picked up again without repeating a line", async () => {
+  const dir = project("live", {
+    "steps.py": "import os, time\nprint('epoch 1 done', flush=True)\nwhile not os.path.exists('/kaggle/working/go'):\n    time.sleep(0.05)\nfor i in range(2, 5):\n    print('epoch %d done' % i, flush=True)\n",
+    "requirements.txt": "",
+  });
+  const { env } = kaggleEnv();
+  server.dropLogStreamAfter = 2;
+  const run = startCli(["fit", "steps.py", ...FAST], { cwd: dir, env });
+  // The kernel waits for a file before it ends: its first line can only have come from the live stream.
+  await waitFor(() => run.output().includes("epoch 1 done"), "the first line while the kernel runs");
+  assert.equal(server.session("tester/live-steps")?.status, "RUNNING");
+  fs.writeFileSync(path.join(server.session("tester/live-steps")!.work, "go"), "");
+  const result = await run.done;
+  assert.equal(result.code, 0, result.stderr);
+  for (const epoch of [1, 2, 3, 4]) assert.equal(result.stderr.split(`epoch ${epoch} done`).length - 1, 1, `epoch ${epoch} shown once:\n${result.stderr}`);
+  assert.ok(server.logStreams >= 2, "the stream was connected again after it dropped");
 });
 
 test("Kaggle API test server: Kaggle's answers: a quota error says what to do, unknown sources are named one by one", async () => {
@@ -219,11 +246,12 @@ function writeSecret(file: string, text: string): void {
   fs.writeFileSync(file, text, { mode: 0o600 });
 }
 
-test("Kaggle API test server: credentials, in the official order: token, token file, username and key, kaggle.json; never printed", async () => {
+test("Kaggle API test server: credentials, in the official order: token, token file, username and key, kaggle.json, OAuth login; never printed", async () => {
   const dir = project("exp", { "tiny.py": "print(1)\n", "requirements.txt": "" });
   const tokenFile = path.join(writeTree({ token: `${USER.token}\n` }), "token");
   const configDir = writeTree({ "kaggle.json": JSON.stringify({ username: USER.username, key: USER.key }) });
   fs.chmodSync(path.join(configDir, "kaggle.json"), 0o644);
+  const login = (home: string, accessToken: string, expires: Date): void => writeSecret(path.join(home, ".kaggle", "credentials.json"), JSON.stringify({ refresh_token: USER.refreshToken, access_token: accessToken, access_token_expiration: expires.toISOString().replace("Z", "+00:00"), username: USER.username, scopes: [] }));
   const cases: Array<[string, Record<string, string>, (home: string) => void]> = [
     ["KAGGLE_API_TOKEN", { KAGGLE_API_TOKEN: USER.token }, () => {}],
     ["KAGGLE_API_TOKEN as a file", { KAGGLE_API_TOKEN: tokenFile }, () => {}],
@@ -231,6 +259,7 @@ test("Kaggle API test server: credentials, in the official order: token, token f
     ["KAGGLE_USERNAME and KAGGLE_KEY", { KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key }, () => {}],
     ["kaggle.json in KAGGLE_CONFIG_DIR", { KAGGLE_CONFIG_DIR: configDir }, () => {}],
     ["~/.kaggle/kaggle.json", {}, (home) => writeSecret(path.join(home, ".kaggle", "kaggle.json"), JSON.stringify({ username: USER.username, key: USER.key }))],
+    ["kaggle auth login, token expired", {}, (home) => login(home, "KGAT_oauth_long_gone", new Date(Date.now() - 3600_000))],
   ];
   for (const [label, credentials, prepare] of cases) {
     const { env } = kaggleEnv(credentials);
@@ -238,11 +267,43 @@ test("Kaggle API test server: credentials, in the official order: token, token f
     const result = await runCli(["fit", "tiny.py", ...FAST], { cwd: dir, env });
     assert.equal(result.code, 0, `${label}: ${result.stderr}`);
     assert.equal(result.stderr.match(/readable by other users/g)?.length ?? 0, label === "kaggle.json in KAGGLE_CONFIG_DIR" ? 1 : 0, `${label}: the permission warning once, and only for the shared file`);
-    assert.ok(!(result.stdout + result.stderr).includes(USER.key) && !(result.stdout + result.stderr).includes(USER.token), `${label}: no credential in the output`);
+    assert.ok(![USER.key, USER.token, USER.refreshToken, "KGAT_oauth"].some((secret) => (result.stdout + result.stderr).includes(secret)), `${label}: no credential in the output`);
   }
-  // The token wins over a key pair when both are there.
+
+  // OAuth: an expired access token is refreshed with the saved refresh token and saved back as the CLI saves it; a fresh one is used as it is.
+  const oauth = kaggleEnv({});
+  login(oauth.env.HOME!, "KGAT_oauth_long_gone", new Date(Date.now() - 3600_000));
+  assert.equal((await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: oauth.env })).code, 0);
+  const file = path.join(oauth.env.HOME!, ".kaggle", "credentials.json");
+  const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+  assert.match(saved.access_token, /^KGAT_oauth_\d+$/);
+  assert.equal(saved.refresh_token, USER.refreshToken);
+  assert.ok(Date.parse(saved.access_token_expiration) > Date.now() + 11 * 3600_000, "valid for about 12 hours");
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  const refreshes = server.requests.filter((r) => r.method === "GenerateAccessToken").length;
+  assert.equal((await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: oauth.env })).code, 0);
+  assert.equal(server.requests.filter((r) => r.method === "GenerateAccessToken").length, refreshes, "a valid access token is not refreshed again");
+
+  // An access token Kaggle calls invalid or expired is passed over with a warning, and the next form is used.
+  server.expiredTokens.add("KGAT_expired_token");
+  const fallback = await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: kaggleEnv({ KAGGLE_API_TOKEN: "KGAT_expired_token", KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key }).env });
+  assert.equal(fallback.code, 0, fallback.stderr);
+  assert.match(fallback.stderr, /warning: Ignoring the Kaggle access token from KAGGLE_API_TOKEN: Kaggle says it is invalid or expired\./);
+  assert.ok(!fallback.stderr.includes("KGAT_expired_token"));
+  // A valid token wins over a key pair; a key pair over an OAuth login.
   const both = await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: kaggleEnv({ KAGGLE_API_TOKEN: USER.token, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: "wrong-key" }).env });
   assert.equal(both.code, 0, both.stderr);
+  const keyFirst = kaggleEnv({ KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key });
+  writeSecret(path.join(keyFirst.env.HOME!, ".kaggle", "credentials.json"), JSON.stringify({ refresh_token: "KGRT_revoked" }));
+  const before = server.requests.filter((r) => r.method === "GenerateAccessToken").length;
+  assert.equal((await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: keyFirst.env })).code, 0);
+  assert.equal(server.requests.filter((r) => r.method === "GenerateAccessToken").length, before, "the key came first; the login was not touched");
+  // A login Kaggle refuses: a warning that says to log in again, then no credentials.
+  const revoked = kaggleEnv({});
+  writeSecret(path.join(revoked.env.HOME!, ".kaggle", "credentials.json"), JSON.stringify({ refresh_token: "KGRT_revoked" }));
+  const refused = await runCli(["fit", "tiny.py", ...FAST], { cwd: dir, env: revoked.env });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /Kaggle refused the OAuth credentials in .*credentials\.json .*run `kaggle auth login` again/);
 
   const none = await runCli(["fit", "tiny.py", ...FAST], { cwd: dir, env: kaggleEnv({}).env });
   assert.equal(none.code, 1);
@@ -251,6 +312,49 @@ test("Kaggle API test server: credentials, in the official order: token, token f
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /Kaggle refused the credentials from KAGGLE_USERNAME and KAGGLE_KEY \(401 on SaveKernel\)/);
   assert.ok(!wrong.stderr.includes("not-the-key-42"), "the rejected key is not printed");
+});
+
+test("Kaggle API test server: attached datasets are found where Kaggle mounts them: by slug, owner-qualified on a clash, and under /kaggle/input/datasets/OWNER/SLUG", async () => {
+  const dir = project("inputs", { "read.py": "import os\nfor name in ('a', 'b'):\n    print(name, open(os.path.join(os.environ['SM_CHANNEL_' + name.upper()], 'rows.csv')).read().strip(), flush=True)\n", "requirements.txt": "" });
+  server.datasets.set("tester/rows", writeTree({ "rows.csv": "mine" }));
+  server.datasets.set("someone/rows", writeTree({ "rows.csv": "theirs" }));
+  server.datasets.set("tester/other", writeTree({ "rows.csv": "other" }));
+  const { env } = kaggleEnv();
+  try {
+    // Two attached datasets called "rows": Kaggle mounts both at /kaggle/input/OWNER/rows.
+    const clash = await runCli(["fit", "read.py", ...FAST, "--input.a=kaggle://tester/rows", "--input.b=kaggle://someone/rows"], { cwd: dir, env });
+    assert.equal(clash.code, 0, clash.stderr);
+    assert.match(clash.stderr, /a mine\n/);
+    assert.match(clash.stderr, /b theirs\n/);
+    server.mountStyle = "datasets";
+    const qualified = await runCli(["fit", "read.py", ...FAST, "--input.a=kaggle://tester/rows", "--input.b=kaggle://tester/other"], { cwd: dir, env });
+    assert.equal(qualified.code, 0, qualified.stderr);
+    assert.match(qualified.stderr, /a mine\n/);
+    assert.match(qualified.stderr, /b other\n/);
+  } finally {
+    server.mountStyle = "slug";
+  }
+});
+
+test("Kaggle API test server: after a new version of a folder's code dataset, the kernel is pushed only once that version is current (READY alone may describe the previous one)", async () => {
+  const folder = project("versioned", { "train.py": "print('code version 1', flush=True)\n", "requirements.txt": "" });
+  const cwd = path.dirname(folder);
+  const { env } = kaggleEnv();
+  const first = await runCli(["fit", "versioned", "--entry", "train.py", ...FAST], { cwd, env });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /code version 1/);
+  fs.writeFileSync(path.join(folder, "train.py"), "print('code version 2', flush=True)\n");
+  server.datasetVersionLagMs = 2500;
+  try {
+    const second = await runCli(["fit", "versioned", "--entry", "train.py", ...FAST], { cwd, env });
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /code version 2/, "the kernel ran the new code");
+    assert.doesNotMatch(second.stderr, /code version 1/);
+    const asked = server.requests.filter((r) => r.method === "GetDataset" && r.body.datasetSlug === "versioned-code");
+    assert.ok(asked.length >= 2, "the version number was asked before and after the upload");
+  } finally {
+    server.datasetVersionLagMs = 0;
+  }
 });
 
 test("Kaggle API test server: the test server holds the client to the published request shapes", async () => {

@@ -20,6 +20,7 @@ import { dockerTestEnv, registryHas } from "../helpers/docker.js";
 import { freePort, startMoto, type Moto } from "../helpers/servers.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { sagemakerModel, startFakeSageMaker, validate } from "../servers/sagemaker-fake.js";
+import { startCloudWatchProxy } from "../servers/cloudwatch-proxy.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 
 const OUTPUT = "s3://bucket/sagemaker/runs";
@@ -171,13 +172,22 @@ test("moto + registry + fake SageMaker: a resubmission of unchanged code builds 
   await runCli(["stop", job.name], { cwd: dir, env });
 });
 
-test("fake SageMaker: a job that fails remotely shows its failure reason and last log lines, and exits 1", async () => {
+test("fake SageMaker, moto's CloudWatch behind empty pages: a job that fails remotely shows its failure reason and its traceback, and exits 1", async () => {
   const dir = path.join(writeTree({ "broken/train.py": "print('loading data')\nraise ValueError('no data in /opt/ml/input')\n", "broken/requirements.txt": "" }), "broken");
-  const { env } = sagemakerEnv();
-  const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST], { cwd: dir, env });
-  assert.equal(result.code, 1, result.stderr);
-  assert.match(result.stderr, /failed: AlgorithmError: .*ValueError: no data in \/opt\/ml\/input/);
-  assert.match(result.stderr, /loading data/, "the last lines of the job's log are shown");
+  // CloudWatch may serve empty pages before the last lines (GetLogEvents' reference): the traceback must still be shown.
+  const cloudwatch = await startCloudWatchProxy(moto.url, 3);
+  try {
+    const { env } = sagemakerEnv({ AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: cloudwatch.url });
+    const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST], { cwd: dir, env });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /failed: AlgorithmError: .*ValueError: no data in \/opt\/ml\/input/);
+    const details = result.stderr.slice(result.stderr.indexOf("failed: AlgorithmError"));
+    assert.match(details, /loading data/, "the last lines of the job's log are shown");
+    assert.match(details, /Traceback \(most recent call last\):[\s\S]*ValueError: no data in \/opt\/ml\/input/, "the traceback is in the failure message");
+    assert.ok(cloudwatch.emptyServed > 0, "CloudWatch served empty pages");
+  } finally {
+    await cloudwatch.close();
+  }
 });
 
 test("fake SageMaker: Ctrl-C detaches and says how to reattach; logs, status and stop work on the job", async () => {

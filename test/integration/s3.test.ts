@@ -60,7 +60,7 @@ test("the seed's second command: fetch s3://bucket/sagemaker/runs unpacks the ne
   assert.equal(fs.readFileSync(path.join(cwd, "model.joblib"), "utf8"), "new");
 });
 
-test("a multipart object comes down in parallel ranges, checked against its multipart ETag", async () => {
+test("a multipart object comes down in parallel ranges, one per part, checked against its composite checksum", async () => {
   const env = awsEnv(moto.url);
   const body = randomBytes(40 * 1024 * 1024 + 12345);
   const source = path.join(writeTree({}), "model.tar.gz");
@@ -77,7 +77,7 @@ test("a multipart object comes down in parallel ranges, checked against its mult
 });
 
 for (const upload of ["multipart", "single-part"] as const) {
-test(`an interrupted download resumes where it stopped; a damaged partial file is caught by the checksum (${upload} ETag)`, async () => {
+test(`an interrupted download resumes where it stopped; a damaged partial file is caught by the stored checksum (${upload} upload)`, async () => {
   const env = awsEnv(moto.url);
   const body = randomBytes(48 * 1024 * 1024);
   const source = path.join(writeTree({}), "blob");
@@ -112,7 +112,7 @@ test(`an interrupted download resumes where it stopped; a damaged partial file i
   const partSize = upload === "multipart" ? 8 * 1024 * 1024 : 16 * 1024 * 1024;
   fs.writeSync(fd, Buffer.from("damage"), 0, 6, state.done[0]! * partSize + 100);
   fs.closeSync(fd);
-  await assert.rejects(storage.download(`s3://bucket/${key}`, target), /arrived damaged \(its checksum does not match the object's ETag\); the download was thrown away/);
+  await assert.rejects(storage.download(`s3://bucket/${key}`, target), /arrived damaged: it does not match its (composite )?CRC32 checksum; the download was thrown away/);
   assert.ok(!fs.existsSync(target) && !fs.existsSync(`${target}.partial`));
 });
 }
@@ -185,6 +185,6 @@ test("a download damaged on disk is refused after streaming extraction, and noth
   fs.closeSync(fd);
   const result = await runCli(["fetch", "s3://bucket/damaged/model.tar.gz", "--to", "m"], { cwd, env: cliEnv(env).env });
   assert.equal(result.code, 1, result.stderr);
-  assert.match(result.stderr, /arrived damaged \(its checksum does not match the object's ETag\)/);
+  assert.match(result.stderr, /arrived damaged: it does not match its (composite )?CRC32 checksum/);
   assert.deepEqual(listTree(to), [], "no file was placed");
 });

@@ -5,6 +5,26 @@
  * bad credentials, keeps kernels, sessions, blobs and datasets, and really
  * runs a pushed kernel: in bubblewrap, with /kaggle/working and /kaggle/input
  * mapped, on a "Kaggle image" Python environment built for the tests.
+ *
+ * Where it answers as Kaggle does today, and the source of each behaviour:
+ * - the log stream the official CLI's `kernels logs --follow` reads
+ *   (kaggle-cli `kernels_logs_stream`: GET /v1/kernels/logs/stream/OWNER/SLUG,
+ *   server-sent events of {stream_name, time, data} ending with END_OF_LOG while
+ *   the session runs, the whole log as a JSON array once it has ended, and the
+ *   log replayed from its start on every connection);
+ * - OAuth: GenerateAccessToken trades the refresh token `kaggle auth login`
+ *   saved for an access token that lasts `expiresIn` seconds (kagglesdk
+ *   `KaggleCredentials.refresh_access_token`); IntrospectToken calls an expired
+ *   or unknown token inactive (kaggle-cli `_introspect_token`);
+ * - statuses in the spellings kagglesdk's EnumSerializer accepts: upper case,
+ *   lower case (older servers) and camelCase ("cancelAcknowledged");
+ * - attached datasets mounted at /kaggle/input/SLUG, at /kaggle/input/OWNER/SLUG
+ *   when two attached datasets share a slug, or at the owner-qualified
+ *   /kaggle/input/datasets/OWNER/SLUG users report since 2026;
+ * - a new dataset version that Kaggle takes a while to process: GetDatasetStatus
+ *   may say READY about the previous version meanwhile, GetDataset's
+ *   currentVersionNumber moves on only once the new one is ready, and a kernel
+ *   started before then gets the previous version's files.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -34,6 +54,7 @@ export const SHAPES: Record<string, Shape> = {
   "kernels.KernelsApiService/CancelKernelSession": { kernelSessionId: "int" },
   "kernels.KernelsApiService/GetKernel": { userName: "str", kernelSlug: "str" },
   "security.OAuthService/IntrospectToken": { token: "str" },
+  "users.AccountService/GenerateAccessToken": { refreshToken: "str", apiVersion: "enum", expirationDuration: "str", authorizationContext: { kernelSessionId: "int" }, authorizationScopes: [{ resourceId: "int" }] },
   "blobs.BlobApiService/StartBlobUpload": { type: "enum", name: "str", contentType: "str", contentLength: "int", lastModifiedEpochSeconds: "int" },
   "datasets.DatasetApiService/CreateDataset": {
     id: "int", ownerSlug: "str", slug: "str", title: "str", licenseName: "str", isPrivate: "bool", files: [NEW_FILE], subtitle: "str", description: "str", categoryIds: "str[]", directories: [DIRECTORY],
@@ -43,6 +64,7 @@ export const SHAPES: Record<string, Shape> = {
     body: { versionNotes: "str", deleteOldVersions: "bool", files: [NEW_FILE], subtitle: "str", description: "str", categoryIds: "str[]", directories: [DIRECTORY] },
   },
   "datasets.DatasetApiService/GetDatasetStatus": { ownerSlug: "str", datasetSlug: "str" },
+  "datasets.DatasetApiService/GetDataset": { ownerSlug: "str", datasetSlug: "str" },
 };
 
 /** Every problem with `value` against `shape`, as "field: why". */
@@ -82,6 +104,8 @@ interface Session {
   failureMessage?: string;
   work: string;
   log: Array<{ stream_name: string; time: number; data: string }>;
+  /** Called when the log grows or the session ends (open log streams listen). */
+  listeners: Set<() => void>;
   process?: ChildProcess;
   request: Record<string, unknown>;
 }
@@ -97,15 +121,32 @@ export interface KaggleTestServer {
   cancel(ref: string): void;
   /** Answer the next SaveKernel with this error (a quota problem, say). */
   failNextSave?: string;
-  /** Spell statuses as the older API did (lower case). */
-  lowercaseStatus: boolean;
-  /** Datasets the server knows (OWNER/SLUG → folder mounted at /kaggle/input/SLUG). */
+  /** How statuses are spelled: as today's API (upper case), the older one (lower case), or camelCase, all of which kagglesdk decodes. */
+  statusSpelling: "upper" | "lower" | "camel";
+  /** Datasets the server knows (OWNER/SLUG → the folder of their current version). */
   datasets: Map<string, string>;
+  /** Where attached datasets are mounted: by slug (owner-qualified on a clash), or always at /kaggle/input/datasets/OWNER/SLUG. */
+  mountStyle: "slug" | "datasets";
+  /** How long a new dataset version takes to become current; meanwhile GetDatasetStatus still says READY about the previous one. */
+  datasetVersionLagMs: number;
+  /** Access tokens that have expired (IntrospectToken calls them inactive; requests signed with them are refused). */
+  expiredTokens: Set<string>;
+  /** Drop the next log stream connection after this many events, as a load balancer cuts an idle stream. */
+  dropLogStreamAfter?: number;
+  /** Log stream connections made. */
+  logStreams: number;
   close(): Promise<void>;
 }
 
-/** Users the server accepts: a legacy key pair and an API token, both for `tester`. */
-export const USER = { username: "tester", key: "key-0123456789abcdef", token: "KGAT_0123456789abcdef" };
+/** Users the server accepts: a legacy key pair, an API token and an OAuth refresh token (`kaggle auth login`), all for `tester`. */
+export const USER = { username: "tester", key: "key-0123456789abcdef", token: "KGAT_0123456789abcdef", refreshToken: "KGRT_refresh-0123456789" };
+
+/** A status as the chosen spelling writes it. */
+function spell(status: string, spelling: KaggleTestServer["statusSpelling"]): string {
+  if (spelling === "lower") return status.toLowerCase();
+  if (spelling === "camel") return status.toLowerCase().replace(/_([a-z])/g, (_all, letter: string) => letter.toUpperCase());
+  return status;
+}
 
 function hostRootArgs(): string[] {
   const args = ["--tmpfs", "/"];
@@ -127,6 +168,10 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
   const sessions = new Map<string, Session>();
   const blobs = new Map<string, string>();
   const datasetStatus = new Map<string, string>();
+  /** OWNER/SLUG → its current version's number. */
+  const datasetVersions = new Map<string, number>();
+  /** Access tokens handed out by GenerateAccessToken. */
+  const oauthTokens = new Set<string>();
   let nextId = 1000;
   const state: KaggleTestServer = {
     url: "",
@@ -137,9 +182,14 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
       if (!session) return;
       session.status = "CANCEL_ACKNOWLEDGED";
       session.process?.kill("SIGKILL");
+      for (const listener of session.listeners) listener();
     },
-    lowercaseStatus: false,
+    statusSpelling: "upper",
     datasets: new Map(),
+    mountStyle: "slug",
+    datasetVersionLagMs: 0,
+    expiredTokens: new Set(),
+    logStreams: 0,
     close: async () => {
       for (const session of sessions.values()) session.process?.kill("SIGKILL");
       await new Promise((resolve) => server.close(resolve));
@@ -154,9 +204,13 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
     fs.writeFileSync(file, String(session.request.text));
     const input = fs.mkdtempSync(path.join(root, "input-"));
     const mounts: string[] = [];
-    for (const ref of (session.request.datasetDataSources as string[] | undefined) ?? []) {
-      const dir = state.datasets.get(ref);
-      if (dir) mounts.push("--ro-bind", dir, `/kaggle/input/${ref.split("/")[1]}`);
+    const versions = (session.request.__mounted ?? {}) as Record<string, string>;
+    const attached = Object.keys(versions);
+    for (const ref of attached) {
+      const [owner, slug] = ref.split("/") as [string, string];
+      const clash = attached.some((other) => other !== ref && other.split("/")[1] === slug);
+      const at = state.mountStyle === "datasets" ? `/kaggle/input/datasets/${owner}/${slug}` : clash ? `/kaggle/input/${owner}/${slug}` : `/kaggle/input/${slug}`;
+      mounts.push("--ro-bind", versions[ref]!, at);
     }
     // Inside, the kernel's own file is at /kaggle/src (the host's /tmp is not visible there).
     const inside = `/kaggle/src/${path.basename(file)}`;
@@ -178,20 +232,38 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
     const child = spawn("bwrap", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KAGGLE_KERNEL_RUN_TYPE: "Batch", PYTHONUNBUFFERED: "1" } });
     session.process = child;
     const started = Date.now();
+    const told = (): void => {
+      for (const listener of session.listeners) listener();
+    };
     for (const [stream, name] of [[child.stdout!, "stdout"], [child.stderr!, "stderr"]] as const) {
-      stream.on("data", (chunk: Buffer) => session.log.push({ stream_name: name, time: (Date.now() - started) / 1000, data: chunk.toString() }));
+      stream.on("data", (chunk: Buffer) => {
+        session.log.push({ stream_name: name, time: (Date.now() - started) / 1000, data: chunk.toString() });
+        told();
+      });
     }
     child.on("close", (code) => {
-      if (session.status === "CANCEL_ACKNOWLEDGED") return;
-      session.status = code === 0 ? "COMPLETE" : "ERROR";
-      if (code !== 0) session.failureMessage = `Your notebook tried to run but exited with code ${code}`;
+      if (session.status !== "CANCEL_ACKNOWLEDGED") {
+        session.status = code === 0 ? "COMPLETE" : "ERROR";
+        if (code !== 0) session.failureMessage = `Your notebook tried to run but exited with code ${code}`;
+      }
+      told();
     });
   };
 
   const handle = (method: string, body: Record<string, unknown>, user: string): [number, unknown] => {
     switch (method) {
-      case "security.OAuthService/IntrospectToken":
-        return [200, body.token === USER.token ? { active: true, username: USER.username, clientId: "kaggle-cli", scope: "resources.admin:*" } : { active: false }];
+      case "security.OAuthService/IntrospectToken": {
+        const token = String(body.token ?? "");
+        const active = (token === USER.token || oauthTokens.has(token)) && !state.expiredTokens.has(token);
+        return [200, active ? { active: true, username: USER.username, clientId: "kaggle-cli", scope: "resources.admin:*" } : { active: false }];
+      }
+      case "users.AccountService/GenerateAccessToken": {
+        if (body.refreshToken !== USER.refreshToken) return [401, { code: 401, message: "Invalid refresh token" }];
+        if (body.apiVersion !== "API_VERSION_V1") return [400, { code: 400, message: "Unsupported API version" }];
+        const token = `KGAT_oauth_${nextId++}`;
+        oauthTokens.add(token);
+        return [200, { token, expiresIn: 43200, userName: USER.username, userId: 1 }];
+      }
       case "kernels.KernelsApiService/SaveKernel": {
         const [owner, slug] = String(body.slug ?? "").split("/");
         if (owner !== user) return [403, { code: 403, message: `Permission denied on kernel ${body.slug}` }];
@@ -207,7 +279,9 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
         const previous = sessions.get(ref);
         previous?.process?.kill("SIGKILL");
         const work = fs.mkdtempSync(path.join(root, "working-"));
-        const session: Session = { id: nextId++, owner: owner!, slug: slug!, status: "QUEUED", work, log: [], request: body };
+        const session: Session = { id: nextId++, owner: owner!, slug: slug!, status: "QUEUED", work, log: [], listeners: new Set(), request: body };
+        // The datasets the kernel gets are the versions current when it is pushed.
+        session.request.__mounted = Object.fromEntries(((body.datasetDataSources as string[] | undefined) ?? []).filter((ref) => state.datasets.has(ref)).map((ref) => [ref, state.datasets.get(ref)]));
         sessions.set(ref, session);
         setTimeout(() => session.status === "QUEUED" && run(session), options.queueMs ?? 200);
         const versionNumber = (previous ? (previous.request.__version as number) : 0) + 1;
@@ -217,7 +291,7 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
       case "kernels.KernelsApiService/GetKernelSessionStatus": {
         const session = sessions.get(`${body.userName}/${body.kernelSlug}`);
         if (!session) return [404, { code: 404, message: "Kernel not found" }];
-        const status = state.lowercaseStatus ? session.status.toLowerCase() : session.status;
+        const status = spell(session.status, state.statusSpelling);
         return [200, { status, ...(session.failureMessage ? { failureMessage: session.failureMessage } : {}) }];
       }
       case "kernels.KernelsApiService/ListKernelSessionOutput": {
@@ -257,14 +331,31 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
           if (!blob || !fs.existsSync(blob)) return [400, { code: 400, message: `Unknown blob token ${file.token}` }];
           fs.copyFileSync(blob, path.join(dir, "code.tar.gz"));
         }
-        state.datasets.set(`${owner}/${slug}`, dir);
-        datasetStatus.set(`${owner}/${slug}`, "BLOBS_RECEIVED");
-        setTimeout(() => datasetStatus.set(`${owner}/${slug}`, "READY"), 300);
-        return [200, { ref: `${owner}/${slug}`, url: `https://www.kaggle.com/datasets/${owner}/${slug}`, status: "ok" }];
+        const ref = `${owner}/${slug}`;
+        const version = (datasetVersions.get(ref) ?? 0) + 1;
+        const publish = (): void => {
+          state.datasets.set(ref, dir);
+          datasetVersions.set(ref, version);
+          datasetStatus.set(ref, "READY");
+        };
+        if (!exists) {
+          state.datasets.set(ref, dir);
+          datasetStatus.set(ref, "BLOBS_RECEIVED");
+          setTimeout(publish, 300);
+        } else {
+          // The previous version stays current (and its status READY) until the new one is processed.
+          setTimeout(publish, Math.max(300, state.datasetVersionLagMs));
+        }
+        return [200, { ref, url: `https://www.kaggle.com/datasets/${ref}`, status: "ok" }];
       }
       case "datasets.DatasetApiService/GetDatasetStatus": {
         const status = datasetStatus.get(`${body.ownerSlug}/${body.datasetSlug}`);
         return status ? [200, { status }] : [404, { code: 404, message: "Dataset not found" }];
+      }
+      case "datasets.DatasetApiService/GetDataset": {
+        const ref = `${body.ownerSlug}/${body.datasetSlug}`;
+        if (!state.datasets.has(ref)) return [404, { code: 404, message: "Dataset not found" }];
+        return [200, { id: 1, ref, url: `https://www.kaggle.com/datasets/${ref}`, isPrivate: true, ...(datasetVersions.has(ref) ? { currentVersionNumber: datasetVersions.get(ref) } : {}) }];
       }
       default:
         return [404, { code: 404, message: `No method ${method}` }];
@@ -272,7 +363,9 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
   };
 
   const authenticate = (header: string | undefined): string | undefined => {
-    if (header === `Bearer ${USER.token}`) return USER.username;
+    const bearer = /^Bearer (.+)$/.exec(header ?? "")?.[1];
+    if (bearer && state.expiredTokens.has(bearer)) return undefined;
+    if (bearer === USER.token || (bearer && oauthTokens.has(bearer))) return USER.username;
     if (header === `Basic ${Buffer.from(`${USER.username}:${USER.key}`).toString("base64")}`) return USER.username;
     return undefined;
   };
@@ -302,13 +395,44 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
         res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": fs.statSync(file).size });
         return void fs.createReadStream(file).pipe(res);
       }
+      const logs = /^\/v1\/kernels\/logs\/stream\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+      if (req.method === "GET" && logs) {
+        if (!authenticate(req.headers.authorization)) return reply(401, { code: 401, message: "Unauthenticated" });
+        const session = sessions.get(`${decodeURIComponent(logs[1]!)}/${decodeURIComponent(logs[2]!)}`);
+        if (!session) return reply(404, { code: 404, message: "Kernel not found" });
+        state.logStreams++;
+        const ended = !["QUEUED", "RUNNING"].includes(session.status);
+        if (ended) return reply(200, session.log);
+        // Live: the log from its start, then each new chunk, then END_OF_LOG when the session ends.
+        res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+        let sent = 0;
+        const drop = state.dropLogStreamAfter;
+        state.dropLogStreamAfter = undefined;
+        const pump = (): void => {
+          while (sent < session.log.length) {
+            if (drop !== undefined && sent >= drop) {
+              session.listeners.delete(pump);
+              return void res.socket?.destroy();
+            }
+            res.write(`data: ${JSON.stringify(session.log[sent++])}\n\n`);
+          }
+          if (!["QUEUED", "RUNNING"].includes(session.status)) {
+            session.listeners.delete(pump);
+            res.end("data: END_OF_LOG\n\n");
+          }
+        };
+        session.listeners.add(pump);
+        res.on("close", () => session.listeners.delete(pump));
+        return pump();
+      }
       const match = /^\/v1\/([\w.]+\/\w+)$/.exec(url.pathname);
       if (req.method !== "POST" || !match) return reply(404, { code: 404, message: "Not found" });
       const method = match[1]!;
       const shape = SHAPES[method];
       if (!shape) return reply(404, { code: 404, message: `Unknown method ${method}` });
       const user = authenticate(req.headers.authorization);
-      if (!user && method !== "security.OAuthService/IntrospectToken") return reply(401, { code: 401, message: "Unauthenticated" });
+      // Token checks and refreshes come before a client has a credential to sign with.
+      if (!user && method !== "security.OAuthService/IntrospectToken" && method !== "users.AccountService/GenerateAccessToken") return reply(401, { code: 401, message: "Unauthenticated" });
       if (!String(req.headers["content-type"]).startsWith("application/json")) return reply(400, { code: 400, message: "Content-Type must be application/json" });
       let body: Record<string, unknown>;
       try {

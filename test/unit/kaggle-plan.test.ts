@@ -5,7 +5,7 @@ import path from "node:path";
 import { buildSpec } from "../../src/jobs/spec.js";
 import { acceleratorFields, kernelName, saveKernelRequest } from "../../src/backends/kaggle/plan.js";
 import { parseStatus } from "../../src/backends/kaggle/api.js";
-import { logLines } from "../../src/backends/kaggle/index.js";
+import { LineAssembler, logLines } from "../../src/backends/kaggle/index.js";
 import { outputDestination } from "../../src/backends/kaggle/outputs.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
@@ -59,8 +59,11 @@ test("statuses in both API spellings, and the session log format", () => {
   assert.equal(parseStatus("COMPLETE"), "COMPLETE");
   assert.equal(parseStatus("complete"), "COMPLETE");
   assert.equal(parseStatus("KernelWorkerStatus.RUNNING"), "RUNNING");
-  assert.equal(parseStatus("cancelAcknowledged"), undefined);
+  // kagglesdk's EnumSerializer decodes camelCase and prefixed names too (kaggle_object.py, `_from_str`).
+  assert.equal(parseStatus("cancelAcknowledged"), "CANCEL_ACKNOWLEDGED");
   assert.equal(parseStatus("cancel_acknowledged"), "CANCEL_ACKNOWLEDGED");
+  assert.equal(parseStatus("KERNEL_WORKER_STATUS_NEW_SCRIPT"), "NEW_SCRIPT");
+  assert.equal(parseStatus("cancelled"), undefined);
   assert.deepEqual(logLines(JSON.stringify([{ stream_name: "stdout", time: 0.1, data: "a\nb" }, { stream_name: "stderr", time: 0.2, data: "c\n" }])), ["a", "bc"]);
   assert.deepEqual(logLines("plain\ntext\n"), ["plain", "text"]);
 });
@@ -72,4 +75,13 @@ test("output files land in the same layout as every backend's, and unsafe names 
   assert.equal(outputDestination("__notebook__.ipynb"), "output/__notebook__.ipynb");
   assert.equal(outputDestination("../escape"), undefined);
   assert.equal(outputDestination("/etc/passwd"), undefined);
+});
+
+test("log events (chunks of output) become whole lines, a line given once its end has come", () => {
+  const lines = new LineAssembler();
+  assert.deepEqual(lines.push({ data: "epoch 1" }), []);
+  assert.deepEqual(lines.push({ data: " done\nepoch 2 done\nepo" }), ["epoch 1 done", "epoch 2 done"]);
+  assert.deepEqual(lines.push({ stream_name: "stderr" }), []);
+  assert.deepEqual(lines.flush(), ["epo"]);
+  assert.deepEqual(lines.flush(), []);
 });

@@ -21,7 +21,7 @@ export async function packCode(dir: string, archive: string): Promise<void> {
   await tar.c({ gzip: true, cwd: dir, portable: true, file: archive, filter: (file) => isCode(file) }, codeEntries(dir));
 }
 
-/** Upload the folder as the private dataset OWNER/SLUG-code (a new version when it exists) and wait until Kaggle has it ready; returns its reference. */
+/** Upload the folder as the private dataset OWNER/SLUG-code (a new version when it exists) and wait until Kaggle has that version ready, confirmed by its number; returns its reference. */
 export async function uploadCode(api: KaggleApi, owner: string, slug: string, dir: string, ctx: Context): Promise<string> {
   const datasetSlug = codeDatasetSlug(slug);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-kaggle-"));
@@ -36,23 +36,30 @@ export async function uploadCode(api: KaggleApi, owner: string, slug: string, di
     const put = await fetch(blob.createUrl, { method: "PUT", body: fs.readFileSync(archive), headers: { "Content-Type": "application/gzip" } });
     if (!put.ok) throw failure(`Uploading the code to Kaggle failed (${put.status}).`);
 
-    let exists = true;
+    // The version this upload will be: one past the current one (GetDataset's currentVersionNumber), or 1 for a new dataset.
+    let current: number | undefined;
     try {
-      await api.datasetStatus(owner, datasetSlug);
+      current = (await api.dataset(owner, datasetSlug)).currentVersionNumber ?? 0;
     } catch {
-      exists = false;
+      current = undefined;
     }
-    const created = exists
+    const created = current !== undefined
       ? await api.createDatasetVersion(owner, datasetSlug, blob.token, "code for an alekseylearn run")
       : await api.createDataset(createCodeDatasetRequest(owner, slug, blob.token));
     if (created.error) throw failure(`Kaggle refused the code dataset ${owner}/${datasetSlug}: ${created.error}`);
+    const expected = (current ?? 0) + 1;
 
+    // READY may still describe the previous version for a while after a new one is made: the kernel is pushed only once
+    // the dataset's current version is this one, or it would run the previous version's code.
     const started = Date.now();
     for (let wait = 1000; ; wait = Math.min(wait * 1.5, 10_000)) {
       const status = ((await api.datasetStatus(owner, datasetSlug)).status ?? "").toUpperCase();
-      if (status === "READY") return `${owner}/${datasetSlug}`;
       if (status === "FAILED" || status === "DELETED") throw failure(`Kaggle could not process the code dataset ${owner}/${datasetSlug} (${status}).`);
-      if (Date.now() - started > READY_TIMEOUT_MS) throw failure(`The code dataset ${owner}/${datasetSlug} was not ready after 10 minutes.`, "Run again later; Kaggle is still processing it.");
+      if (status === "READY") {
+        const version = (await api.dataset(owner, datasetSlug)).currentVersionNumber ?? 0;
+        if (version >= expected) return `${owner}/${datasetSlug}`;
+      }
+      if (Date.now() - started > READY_TIMEOUT_MS) throw failure(`Version ${expected} of the code dataset ${owner}/${datasetSlug} was not ready after 10 minutes.`, "Run again later; Kaggle is still processing it.");
       await sleep(wait, undefined, { signal: ctx.signal });
     }
   } finally {

@@ -11,7 +11,8 @@ import type { Context } from "../../context.js";
 import type { JobRecord } from "../../jobs/records.js";
 import { shippedFiles } from "../../package/image-plan.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";
-import { findCredentials } from "./credentials.js";
+import { UserError } from "../../errors.js";
+import { CREATE_TOKEN_HINT, credentialsWithoutAsking } from "./credentials.js";
 import { codeDatasetSlug, createCodeDatasetRequest, kernelName, saveKernelRequest } from "./plan.js";
 
 /** What a Kaggle push of `job` would do. */
@@ -19,9 +20,10 @@ export async function planKaggle(job: JobRecord, ctx: Context): Promise<Submissi
   const { spec } = job;
   const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
   const placeholders: string[] = [];
-  const credentials = findCredentials(ctx.env, (message) => ctx.reporter.warn(message));
-  let owner = credentials.kind === "key" ? credentials.username : ctx.env.KAGGLE_USERNAME;
-  checks.done.push(`credentials: from ${credentials.source} (not sent: a dry run makes no request)`);
+  const credentials = credentialsWithoutAsking(ctx.env, (message) => ctx.reporter.warn(message));
+  if (!credentials) throw new UserError("No Kaggle credentials found (KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME and KAGGLE_KEY, kaggle.json, or ~/.kaggle/credentials.json from `kaggle auth login`).", CREATE_TOKEN_HINT);
+  let owner = credentials.username;
+  checks.done.push(`credentials: from ${credentials.source} (not sent, nor checked: a dry run makes no request)`);
   if (!owner) {
     owner = "USERNAME";
     placeholders.push("USERNAME: the user a token belongs to, which only Kaggle can say (set KAGGLE_USERNAME to see it here)");

@@ -10,20 +10,21 @@ import type { Context } from "../../context.js";
 import { failure, UserError } from "../../errors.js";
 import { isFinal, JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
 import type { Backend } from "../types.js";
-import { DEFAULT_ENDPOINT, KaggleApi, parseStatus, type KernelWorkerStatus } from "./api.js";
+import { DEFAULT_ENDPOINT, KaggleApi, logEvents, parseStatus, type KernelWorkerStatus, type LogEvent } from "./api.js";
 import { uploadCode } from "./code.js";
 import { findCredentials } from "./credentials.js";
 import { planKaggle } from "./dry-run.js";
 import { kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
 import { kaggleSchema } from "./schema.js";
 
-const clients = new WeakMap<Context, KaggleApi>();
+const clients = new WeakMap<Context, Promise<KaggleApi>>();
 
 /** The client for the credentials and endpoint in the context's environment, found once per context (so a warning about them is said once). */
-export function connect(ctx: Context): KaggleApi {
+export function connect(ctx: Context): Promise<KaggleApi> {
   let client = clients.get(ctx);
   if (!client) {
-    client = new KaggleApi(findCredentials(ctx.env, (message) => ctx.reporter.warn(message)), ctx.env.KAGGLE_API_ENDPOINT || DEFAULT_ENDPOINT);
+    const endpoint = ctx.env.KAGGLE_API_ENDPOINT || DEFAULT_ENDPOINT;
+    client = findCredentials(ctx.env, endpoint, (message) => ctx.reporter.warn(message)).then((credentials) => new KaggleApi(credentials, endpoint));
     clients.set(ctx, client);
   }
   return client;
@@ -45,14 +46,37 @@ const NEW_RUN_GRACE_MS = 60_000;
 /** The lines of a Kaggle session log: a JSON list of {stream_name, time, data}, or plain text from older servers. */
 export function logLines(log: string | undefined): string[] {
   if (!log) return [];
-  let text = log;
-  try {
-    const entries = JSON.parse(log) as Array<{ data?: string }>;
-    if (Array.isArray(entries)) text = entries.map((entry) => entry.data ?? "").join("");
-  } catch {
-    // plain text
-  }
+  const text = logEvents(log).map((event) => event.data ?? "").join("");
   return text.replace(/\n$/, "").split(/\r?\n/);
+}
+
+/** Turns log events (chunks of output) into whole lines: a line is given once its end has come. */
+export class LineAssembler {
+  private pending = "";
+
+  /** The lines that `event` completes. */
+  push(event: LogEvent): string[] {
+    this.pending += event.data ?? "";
+    const lines = this.pending.split(/\r?\n/);
+    this.pending = lines.pop()!;
+    return lines;
+  }
+
+  /** What is left of an unfinished last line. */
+  flush(): string[] {
+    const rest = this.pending;
+    this.pending = "";
+    return rest ? [rest] : [];
+  }
+}
+
+/** The whole log of a session that has ended: from the log stream (a JSON array then), or with its output (older APIs). */
+async function endedLog(api: KaggleApi, owner: string, slug: string): Promise<LogEvent[]> {
+  const stream = await api.logStream(owner, slug);
+  if (!stream) return logEvents((await api.sessionOutput(owner, slug, undefined, 1)).log ?? "");
+  const events: LogEvent[] = [];
+  for await (const event of stream) events.push(event);
+  return events;
 }
 
 function refOf(job: JobRecord): { owner: string; slug: string } {
@@ -74,7 +98,7 @@ export const kaggleBackend = {
 
   async submit(job, ctx) {
     const { spec } = job;
-    const api = connect(ctx);
+    const api = await connect(ctx);
     const owner = await api.username();
     const { slug } = kernelName(spec);
     const store = new JobStore(ctx.stateDir);
@@ -110,7 +134,7 @@ export const kaggleBackend = {
     const record = store.get(job.name);
     if (isFinal(record.state) || !record.provider?.owner) return record;
     const { owner, slug } = refOf(record);
-    const answer = await connect(ctx).sessionStatus(owner, slug);
+    const answer = await (await connect(ctx)).sessionStatus(owner, slug);
     const status = parseStatus(answer.status);
     if (!status) return record;
     const state = STATES[status];
@@ -132,17 +156,34 @@ export const kaggleBackend = {
 
   async *logs(job, ctx, options) {
     let record = job;
-    let interval = Number(job.spec.settings.poll_interval ?? 10) * 1000;
+    const base = Number(job.spec.settings.poll_interval ?? 10) * 1000;
+    let interval = base;
     let last: JobState | undefined;
+    // The stream replays a session's log from its start on every connection (kaggle-cli's `kernels logs --follow`): events already shown are counted, and skipped.
+    let shown = 0;
+    const lines = new LineAssembler();
     while (options.follow) {
       record = await this.describe(record, ctx);
       if (record.state !== last) {
         yield `[kaggle] ${record.state}${record.provider?.url && last === undefined ? ` (${record.provider.url})` : ""}`;
         last = record.state;
+        interval = base;
       } else {
         interval = Math.min(interval * 1.5, 60_000);
       }
       if (isFinal(record.state)) break;
+      if (record.state === "running" && record.provider?.seen === "1") {
+        // The session's output, live, until its log ends or the connection drops; then its state is asked again.
+        const { owner, slug } = refOf(record);
+        const stream = await (await connect(ctx)).logStream(owner, slug, options.signal);
+        let index = 0;
+        for await (const event of stream ?? []) {
+          if (index++ < shown) continue;
+          shown = index;
+          yield* lines.push(event);
+        }
+        if (options.signal?.aborted) return;
+      }
       try {
         await sleep(interval, undefined, { signal: options.signal });
       } catch {
@@ -152,19 +193,21 @@ export const kaggleBackend = {
     const current = options.follow ? record : await this.describe(record, ctx);
     if (!current.provider?.owner) return;
     if (!isFinal(current.state)) {
-      yield `[kaggle] ${current.state}: Kaggle hands out a session's log once it ends; \`alekseylearn logs ${current.name} --follow\` waits for it.`;
+      yield `[kaggle] ${current.state}: Kaggle hands out a session's log once it ends; \`alekseylearn logs ${current.name} --follow\` streams it live.`;
       return;
     }
     const { owner, slug } = refOf(current);
-    // Kaggle hands out a session's log only with its output, once the session has ended.
-    yield* logLines((await connect(ctx).sessionOutput(owner, slug, undefined, 1)).log);
+    // The whole log once the session has ended; what was shown live is not shown again.
+    const events = await endedLog(await connect(ctx), owner, slug);
+    for (const event of events.slice(shown)) yield* lines.push(event);
+    yield* lines.flush();
   },
 
   async fetchOutputs(location, to, options, ctx) {
     const match = /^kaggle:\/\/([^/]+)\/([^/]+)$/.exec(location);
     if (!match) throw new UserError(`${location} is not a kernel: write it as kaggle://OWNER/SLUG.`);
     const { fetchKernelOutput } = await import("./outputs.js");
-    return fetchKernelOutput(connect(ctx), match[1]!, match[2]!, to, options.overwrite, ctx);
+    return fetchKernelOutput(await connect(ctx), match[1]!, match[2]!, to, options.overwrite, ctx);
   },
 
   async stop(job) {

@@ -49,7 +49,7 @@ export function preamble(spec: PreambleSpec): string {
   const data = Buffer.from(JSON.stringify(payload)).toString("base64");
   return `# Added by alekseylearn: the /opt/ml contract on Kaggle, then the training code, unchanged.
 def _alekseylearn_setup(payload):
-    import base64, glob, json, os, subprocess, sys, tarfile, tempfile
+    import base64, json, os, subprocess, sys, tarfile, tempfile
     spec = json.loads(base64.b64decode(payload))
     work = "/kaggle/working"
     for sub in ("model", "output/data"):
@@ -71,9 +71,14 @@ def _alekseylearn_setup(payload):
         with open(os.path.join(root, "input", "config", name), "w") as handle:
             json.dump(content, handle)
 
-    def attached(slug):
-        name = slug.split("/")[-1]
-        for candidate in [os.path.join("/kaggle/input", name)] + sorted(glob.glob(os.path.join("/kaggle/input", "**", name), recursive=True)):
+    def attached(ref):
+        # Where Kaggle mounts an attached dataset OWNER/SLUG, most specific first: /kaggle/input/datasets/OWNER/SLUG
+        # (owner-qualified, reported since 2026), /kaggle/input/OWNER/SLUG (when two attached inputs share a slug),
+        # /kaggle/input/SLUG. Looked up directly: walking every input is slow on image datasets and can find a
+        # same-named folder inside another input.
+        owner, _, name = ref.rpartition("/")
+        candidates = [os.path.join("/kaggle/input", "datasets", owner, name), os.path.join("/kaggle/input", owner, name)] if owner else []
+        for candidate in candidates + [os.path.join("/kaggle/input", name)]:
             if os.path.isdir(candidate):
                 return candidate
         return None

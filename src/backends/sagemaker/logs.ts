@@ -1,7 +1,8 @@
 /**
  * A training job's CloudWatch log: every stream of the job (one per instance,
  * `<job>/algo-N-<epoch>` in /aws/sagemaker/TrainingJobs), read from the head
- * and then from where the last read stopped, slowing down when CloudWatch
+ * and then from where the last read stopped, each read going on through empty
+ * pages until the forward token stops changing, slowing down when CloudWatch
  * says it is asked too often.
  */
 import { setTimeout as sleep } from "node:timers/promises";
@@ -10,6 +11,9 @@ import { awsError, awsFor, errorName } from "./aws.js";
 
 /** The log group SageMaker writes training jobs' logs to. */
 export const LOG_GROUP = "/aws/sagemaker/TrainingJobs";
+
+/** Pages read from one stream in one read: the end of a stream is usually a few pages away; past this the next read goes on from where this one stopped. */
+const MAX_PAGES_PER_READ = 200;
 
 /** CloudWatch's answer when it is asked too often. */
 function isThrottle(err: unknown): boolean {
@@ -71,7 +75,9 @@ export class TrainingLog {
     for (const [stream, token] of [...this.streams].sort(([a], [b]) => a.localeCompare(b))) {
       const host = stream.split("/")[1]?.replace(/-\d+$/, "") ?? stream;
       let next = token;
-      for (;;) {
+      // CloudWatch may answer empty pages before the end: the end is where the forward token comes back as the one passed
+      // (GetLogEvents: "as long as nextForwardToken is not equal to the token you passed, there might be more").
+      for (let pages = 0; pages < MAX_PAGES_PER_READ; pages++) {
         let page;
         try {
           page = await this.call(() => client.send(new sdk.GetLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, startFromHead: true, ...(next ? { nextToken: next } : {}) })));
@@ -81,10 +87,8 @@ export class TrainingLog {
         for (const event of page.events ?? []) {
           for (const line of (event.message ?? "").replace(/\n$/, "").split("\n")) lines.push(several ? `[${host}] ${line}` : line);
         }
-        // The forward token stays the same once the stream's end is reached.
         if (!page.nextForwardToken || page.nextForwardToken === next) break;
         next = page.nextForwardToken;
-        if (!page.events?.length) break;
       }
       this.streams.set(stream, next);
     }

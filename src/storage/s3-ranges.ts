@@ -1,0 +1,142 @@
+/**
+ * The ranges of a download and fetching one of them: ranges follow the
+ * upload's parts when a per-part check needs them, and a range whose body is
+ * cut off (a reset, an early close, a stall) is asked for again from the
+ * first byte not yet written, so what was received is never fetched twice.
+ */
+import fs from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { failure } from "../errors.js";
+import type { Digest } from "./s3-verify.js";
+
+/** One range of the download: its place in order, and its first and last byte (inclusive). */
+export interface Range {
+  index: number;
+  start: number;
+  end: number;
+}
+
+/** The ranges of an object of `size` bytes: one per part when `partSizes` is given, else `rangeSize` each. */
+export function planRanges(size: number, partSizes: readonly number[] | undefined, rangeSize: number): Range[] {
+  const sizes = partSizes ?? Array.from({ length: Math.ceil(size / rangeSize) }, (_, i) => Math.min(rangeSize, size - i * rangeSize));
+  const ranges: Range[] = [];
+  let start = 0;
+  for (const [index, length] of sizes.entries()) {
+    ranges.push({ index, start, end: start + length - 1 });
+    start += length;
+  }
+  return ranges;
+}
+
+/** A range's bytes as the store sends them, and the object's ETag as that answer gives it. */
+export interface RangeBody {
+  body: AsyncIterable<Uint8Array>;
+  etag?: string;
+}
+
+/** Where a range's bytes come from: a ranged GET of bytes `start`..`end` (inclusive). */
+export type RangeSource = (start: number, end: number) => Promise<RangeBody>;
+
+/** An error the network made (a reset, a closed or stalled connection, a server error after the SDK's own retries): worth asking again. */
+export function isTransient(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
+  if (e?.name === "AbortError") return false;
+  const status = e?.$metadata?.httpStatusCode;
+  if (status !== undefined) return status >= 500 || status === 429 || e.name === "RequestTimeout" || e.$retryable !== undefined;
+  if (e instanceof CutShort) return true;
+  const codes = ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "EAI_AGAIN", "ENOTFOUND", "ENETUNREACH", "EHOSTUNREACH", "ERR_STREAM_PREMATURE_CLOSE", "UND_ERR_SOCKET"];
+  if (e?.code && codes.includes(e.code)) return true;
+  return ["TimeoutError", "RequestTimeout"].includes(e?.name ?? "") || /^(aborted|socket hang up|premature close)$/i.test(e?.message ?? "");
+}
+
+/** A body that ended before its range did. */
+class CutShort extends Error {
+  override readonly name = "CutShort";
+}
+
+/** How `fetchRange` behaves. */
+export interface FetchRangeOptions {
+  /** Fed every byte of the range, once, in order. */
+  digest?: Digest;
+  /** Hears each chunk's size as it lands on disk. */
+  onBytes?: (bytes: number) => void;
+  /** The ETag the object had when the download started; a range from another version of it is refused. */
+  etag?: string;
+  /** Stops the range; its bytes written so far stay. */
+  signal?: AbortSignal;
+  /** Attempts in a row that may bring no new byte before giving up (default 5). */
+  attempts?: number;
+  /** First wait between attempts, doubled each time (default 200 ms). */
+  backoffMs?: number;
+  /** The object, for messages. */
+  what: string;
+}
+
+/** Bytes gathered before one write to the file: few writes, flat memory. */
+const WRITE_BATCH = 1024 * 1024;
+
+/**
+ * Fetch `range` into `file` (open for writing) at its offset. A body cut off
+ * is resumed from the first byte not yet written; only an attempt that brings
+ * nothing new counts against `attempts`. Bytes reach the digest only once
+ * they are on disk, so a resumed range is digested exactly once.
+ */
+export async function fetchRange(source: RangeSource, range: Range, file: fs.promises.FileHandle, options: FetchRangeOptions): Promise<void> {
+  const attempts = options.attempts ?? 5;
+  let offset = range.start;
+  let fruitless = 0;
+  let lastError: unknown;
+  for (;;) {
+    if (options.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
+    const before = offset;
+    try {
+      const { body, etag } = await source(offset, range.end);
+      if (options.etag && etag && etag.replace(/"/g, "") !== options.etag) {
+        throw failure(`${options.what} changed while it was downloading; the download was thrown away.`, "Fetch again.");
+      }
+      let batch: Buffer[] = [];
+      let batched = 0;
+      const flush = async (): Promise<void> => {
+        if (!batched) return;
+        const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+        batch = [];
+        batched = 0;
+        if (offset + chunk.length > range.end + 1) throw failure(`S3 sent more of ${options.what} than was asked for.`, "Fetch again.");
+        await writeAll(file, chunk, offset);
+        options.digest?.update(chunk);
+        offset += chunk.length;
+        options.onBytes?.(chunk.length);
+      };
+      try {
+        for await (const chunk of body) {
+          if (options.signal?.aborted) throw Object.assign(new Error("aborted"), { name: "AbortError" });
+          batch.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          batched += chunk.byteLength;
+          if (batched >= WRITE_BATCH) await flush();
+        }
+      } finally {
+        // What arrived before a cut is good: keep it, so the next attempt starts after it.
+        await flush();
+      }
+      if (offset === range.end + 1) return;
+      throw new CutShort(`the body ended at byte ${offset} of ${range.start}-${range.end}`);
+    } catch (err) {
+      if (!isTransient(err) || options.signal?.aborted) throw err;
+      lastError = err;
+      fruitless = offset > before ? 0 : fruitless + 1;
+      if (fruitless >= attempts) break;
+      await sleep((options.backoffMs ?? 200) * 2 ** Math.max(0, fruitless - 1), undefined, options.signal ? { signal: options.signal } : undefined);
+    }
+  }
+  const why = (lastError as { code?: string; message?: string })?.code ?? (lastError as Error)?.message ?? String(lastError);
+  throw failure(`The connection to S3 kept failing while downloading ${options.what} (${why}, ${attempts} tries in a row with no progress).`, "Check the network and fetch again; what was downloaded is kept and the download resumes.");
+}
+
+/** Write all of `chunk` at `position` (a write may take only part of it). */
+async function writeAll(file: fs.promises.FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < chunk.length) {
+    const { bytesWritten } = await file.write(chunk, written, chunk.length - written, position + written);
+    written += bytesWritten;
+  }
+}
