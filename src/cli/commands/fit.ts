@@ -2,6 +2,7 @@
 import { backends } from "../../backends/registry.js";
 import { describeType } from "../../spec/schema.js";
 import { fit, JobEndedError, type FollowResult } from "../../jobs/lifecycle.js";
+import { redactRecord } from "../../jobs/records.js";
 import { parseValue, type ConfigValue } from "../../spec/values.js";
 import type { FitRequest } from "../../spec/build.js";
 import type { CommandRun } from "../commands.js";
@@ -39,12 +40,12 @@ export const run: CommandRun = async (args, ctx, output) => {
     result = await fit(request, ctx, { detach: options.detach === true, overwriteImage: options.overwrite === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
   } catch (err) {
     // Scripts get the failed or stopped job's record too; the error still goes to stderr with its exit code.
-    if (options.json && err instanceof JobEndedError) output.out(JSON.stringify(err.job, null, 2) + "\n");
+    if (options.json && err instanceof JobEndedError) output.out(JSON.stringify(redactRecord(err.job), null, 2) + "\n");
     throw err;
   }
   const { job } = result;
   if (options.json) {
-    output.out(JSON.stringify(job, null, 2) + "\n");
+    output.out(JSON.stringify(redactRecord(job), null, 2) + "\n");
     return 0;
   }
   if (result.detached) {
