@@ -10,6 +10,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -335,4 +336,67 @@ test("moto + registry + fake SageMaker: a notebook runs headless in the image; f
   const executed = JSON.parse(fs.readFileSync(path.join(to, "output", "train.ipynb"), "utf8")) as { cells: { outputs?: { text?: string | string[] }[] }[] };
   const outputs = executed.cells.flatMap((cell) => cell.outputs ?? []);
   assert.ok(outputs.some((output) => [output.text ?? ""].flat().join("").includes("training on 112 samples")), "the executed notebook holds its outputs");
+});
+
+/** True when the file holds `needle` anywhere (read in chunks that overlap by the needle's length, so an image of any size fits in memory). */
+function fileHolds(file: string, needle: string): boolean {
+  const fd = fs.openSync(file, "r");
+  try {
+    const chunk = Buffer.alloc(8 * 1024 * 1024);
+    let carry = "";
+    for (let read = fs.readSync(fd, chunk); read > 0; read = fs.readSync(fd, chunk)) {
+      const text = carry + chunk.subarray(0, read).toString("latin1");
+      if (text.includes(needle)) return true;
+      carry = text.slice(-needle.length);
+    }
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+test("moto + registry + fake SageMaker: secrets stay home: no canary in any image layer, record, status --json, jobs --json or output; the job still gets its environment", async () => {
+  const fileSecret = `CANARY${randomBytes(12).toString("hex")}`;
+  const envSecret = `CANARY${randomBytes(12).toString("hex")}`;
+  const pem = `-----BEGIN EC PRIVATE KEY-----\n${fileSecret}\n-----END EC PRIVATE KEY-----\n`;
+  const dir = copyExample("iris");
+  const secrets: Record<string, string> = {
+    ".env": `WANDB_API_KEY=${fileSecret}\n`,
+    ".aws/credentials": `[default]\naws_secret_access_key = ${fileSecret}\n`,
+    ".ssh/id_rsa": pem,
+    ".netrc": `machine x login me password ${fileSecret}\n`,
+    "kaggle.json": `{"username": "me", "key": "${fileSecret}"}\n`,
+    "service-account.json": JSON.stringify({ type: "service_account", private_key: fileSecret }),
+    "tls.key": pem,
+  };
+  for (const [file, text] of Object.entries(secrets)) {
+    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    fs.writeFileSync(path.join(dir, file), text);
+  }
+  const { env, stateDir } = sagemakerEnv();
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.environment=WANDB_API_KEY=${envSecret},MAX_TOKENS=4096`, ...FAST, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  for (const named of [".env", ".aws/", ".ssh/", ".netrc", "kaggle.json", "service-account.json", "tls.key"]) assert.equal(fit.stderr.split(`Not shipping ${named}:`).length - 1, 1, `${named} is named once`);
+  const environment = created(job.name).Environment as Record<string, string>;
+  assert.equal(environment.WANDB_API_KEY, envSecret, "the job itself gets its environment, unredacted");
+  assert.equal(environment.MAX_TOKENS, "4096");
+
+  const image = (created(job.name).AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+  const saved = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "image-")), "image.tar");
+  const save = spawnSync("docker", ["save", "-o", saved, image], { env: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST }, encoding: "utf8" });
+  assert.equal(save.status, 0, save.stderr);
+  assert.ok(fileHolds(saved, "training on"), "the scan reads the image's layers (the example's code is there)");
+  assert.ok(!fileHolds(saved, fileSecret), "no secret file reached any layer of the image");
+  fs.rmSync(path.dirname(saved), { recursive: true, force: true });
+
+  const status = await runCli(["status", job.name, "--json"], { cwd: dir, env });
+  const jobs = await runCli(["jobs", "--json"], { cwd: dir, env });
+  assert.match(status.stdout, /"MAX_TOKENS=4096"/, "a setting that names no secret is shown as it is");
+  const records = listTree(stateDir).map((file) => fs.readFileSync(path.join(stateDir, file), "utf8"));
+  for (const [where, text] of [["fit's output", fit.stdout + fit.stderr], ["status --json and jobs --json", status.stdout + jobs.stdout], ["the records and logs", records.join("\n")]] as const) {
+    assert.ok(!text.includes(envSecret) && !text.includes(fileSecret), `no canary in ${where}`);
+  }
+  assert.equal(fs.statSync(stateDir).mode & 0o777, 0o700);
+  assert.ok(listTree(path.join(stateDir, "jobs")).every((file) => (fs.statSync(path.join(stateDir, "jobs", file)).mode & 0o777) === 0o600));
 });
