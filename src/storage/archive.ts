@@ -30,6 +30,7 @@ const GROWTH_FLOOR = 1024 ** 3;
 const MAX_GROWTH = 100;
 
 /** Characters that a terminal acts on instead of showing (C0 and C1 controls, DEL) or that reorder or break lines (bidirectional overrides, line separators). */
+// eslint-disable-next-line no-control-regex -- control characters are what this looks for
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** `name` fit to print on a terminal: each control character escaped (`\x1b`, `\u202e`), so an archive cannot recolour, retitle or rewrite the screen. */

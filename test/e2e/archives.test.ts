@@ -35,6 +35,7 @@ test("fetch lists a file whose name holds escape sequences escaped: the archive 
   const { env } = cliEnv();
   const result = await runCli(["fetch", "model.tar.gz", "--to", "m"], { cwd: root, env });
   assert.equal(result.code, 0, result.stderr);
+  // eslint-disable-next-line no-control-regex -- control characters are what this looks for
   assert.ok(!/\u001b|\u0007/.test(result.stdout + result.stderr), JSON.stringify(result.stdout));
   assert.match(result.stdout, /w\\x1b\]0;owned\\x07\\x1b\[2J\.bin/);
   assert.ok(fs.existsSync(path.join(root, "m", name)), "the file itself keeps its name");
