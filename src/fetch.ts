@@ -28,6 +28,8 @@ export interface FetchOptions {
   overwrite?: boolean;
   /** Hears about bytes downloaded, per archive. */
   onProgress?: (archive: string) => ProgressListener | undefined;
+  /** Let an archive expand to this many bytes; by default one may not grow past 100 times its size once above 1 GiB. */
+  maxSize?: number;
 }
 
 /** What `fetch` brought back. */
@@ -118,9 +120,16 @@ async function bring(archive: string, scratch: string, options: FetchOptions, ct
     await storage.download(archive, local, progress);
     return { local };
   }
+  const compressedSize = (await storage.stat(archive))?.size;
   const stream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
   const downloading = storage.download(archive, local, progress, stream);
-  const extracting = extractArchive(archive, extractTo, { overwrite: options.overwrite ?? false, from: stream, ready: downloading });
+  const extracting = extractArchive(archive, extractTo, {
+    overwrite: options.overwrite ?? false,
+    from: stream,
+    ready: downloading,
+    ...(compressedSize !== undefined ? { compressedSize } : {}),
+    ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+  });
   const [download, extraction] = await Promise.allSettled([downloading, extracting]);
   // The download's own failure (a stop, a damaged object) explains more than the unpacking that it cut short.
   if (download.status === "rejected") throw download.reason;
@@ -146,7 +155,8 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
     const files = await provider.fetchOutputs(source.model, to, { overwrite: options.overwrite ?? false }, ctx);
     return { ...(source.job ? { job: source.job } : {}), model: source.model, to, files };
   }
-  fs.mkdirSync(to, { recursive: true });
+  // The first folder this fetch made, if any: a fetch that fails takes it away again.
+  const createdTo = fs.mkdirSync(to, { recursive: true });
   // The same scratch folder for the same model, so that fetching again after an interruption resumes the download.
   const scratch = path.join(to, `.alekseylearn-fetch-${createHash("sha256").update(source.model).digest("hex").slice(0, 12)}`);
   fs.mkdirSync(scratch, { recursive: true });
@@ -166,7 +176,7 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
         else fs.copyFileSync(local, target);
         files.push(path.relative(to, target));
       } else {
-        const extracted = alreadyExtracted ?? (await extractArchive(local, extractTo!, { overwrite: options.overwrite ?? false }));
+        const extracted = alreadyExtracted ?? (await extractArchive(local, extractTo!, { overwrite: options.overwrite ?? false, ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}) }));
         files.push(...extracted.map((file) => (into === "." ? file : `${into}/${file}`)));
       }
     }
@@ -176,5 +186,6 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
     // A partial download stays for the next try; everything else goes.
     const keep = !finished && fs.readdirSync(scratch).some((name) => name.endsWith(".partial"));
     if (!keep) fs.rmSync(scratch, { recursive: true, force: true });
+    if (!finished && !keep && createdTo) fs.rmSync(createdTo, { recursive: true, force: true });
   }
 }

@@ -88,16 +88,17 @@ export const commands: readonly Command[] = [
   {
     name: "fetch",
     summary: "Download a job's model and unpack it.",
-    usage: "alekseylearn fetch LOCATION [--to DIR] [--no-extract] [--overwrite]",
+    usage: "alekseylearn fetch LOCATION [--to DIR] [--no-extract] [--overwrite] [--max-size SIZE]",
     description: [
       "LOCATION is a job name, an output path (its newest job is fetched), the location of a model.tar.gz, or a Kaggle kernel as kaggle://USER/SLUG. The model's files land in --to (default: the current folder); the job's output data, when it left any (an executed notebook, say), in DIR/output/.",
-      "Archives are checked before anything is written: an entry that would land outside DIR (.., absolute paths, links pointing out, devices) refuses the whole archive. A file that exists with other content is not replaced without --overwrite.",
+      "Archives are checked before anything is written: an entry that would land outside DIR (.., absolute paths, links pointing out, devices) refuses the whole archive, and so does one that would not fit on DIR's disk or that grows past 100 times its size once above 1 GiB (--max-size allows more). A refused or failed fetch leaves nothing behind. A file that exists with other content is not replaced without --overwrite.",
     ],
     positionals: [{ name: "LOCATION", required: true }],
     options: [
       { name: "to", value: "DIR", doc: "Where the files go (created if missing). Default: the current folder." },
       { name: "no-extract", doc: "Keep model.tar.gz (and output.tar.gz) as archives instead of unpacking them." },
       { name: "overwrite", doc: "Replace existing files whose content differs." },
+      { name: "max-size", value: "SIZE", doc: "Let an archive expand to SIZE (500M, 20G) instead of at most 100 times its size once above 1 GiB." },
     ],
     examples: ["alekseylearn fetch iris-20261126-184214-x7k2 --to model/", "alekseylearn fetch ./alekseylearn-output", "alekseylearn fetch s3://bucket/sagemaker/runs", "alekseylearn fetch kaggle://USER/iris-train --to model/"],
     load: () => import("./commands/fetch.js"),

@@ -1,11 +1,14 @@
 /**
  * Job records on disk: one JSON file per job under the state folder, written
  * atomically, so `status`, `logs`, `jobs` and `fetch` find a job by name.
+ * A record holds no credential (see `redactRecord`), and only its owner can
+ * read it: the state folder is 0700 and each record 0600.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "../errors.js";
+import { redactPair, redactUrls } from "../redact.js";
 import { nearest } from "../spec/nearest.js";
 import type { BackendName, JobSpec } from "../spec/types.js";
 
@@ -43,11 +46,47 @@ export interface JobRecord {
   provider?: Record<string, string>;
 }
 
+/** Settings that are free-form `KEY=VALUE` lists: a value is redacted when its key names a secret. */
+const PAIR_SETTINGS = new Set(["environment", "tags"]);
+
+/** A copy of `value` with the credentials of every URL in its strings redacted. */
+function redactStrings(value: unknown): unknown {
+  if (typeof value === "string") return redactUrls(value);
+  if (Array.isArray(value)) return value.map(redactStrings);
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, redactStrings(inner)]));
+  return value;
+}
+
+/**
+ * A copy of `record` fit to write down or print: credentials inside URLs are
+ * redacted everywhere (the environment file's text, settings, locations, the
+ * reason), and so are the values of `config.environment` and `config.tags`
+ * items whose key names a secret (`WANDB_API_KEY`, `HF_TOKEN`; not `MAX_TOKENS`).
+ * Hyperparameters stay exactly as typed; a job gets its values from the spec it
+ * was submitted with, never from its record.
+ */
+export function redactRecord(record: JobRecord): JobRecord {
+  const { hyperparameters, settings, ...rest } = record.spec;
+  const redactedSettings = Object.fromEntries(
+    Object.entries(settings).map(([key, value]) => [key, PAIR_SETTINGS.has(key) && Array.isArray(value) ? value.map((item) => (typeof item === "string" ? redactPair(item) : item)) : redactStrings(value)]),
+  );
+  const { spec: _spec, ...top } = record;
+  return { ...(redactStrings(top) as Omit<JobRecord, "spec">), spec: { ...(redactStrings(rest) as Omit<JobSpec, "hyperparameters" | "settings">), settings: redactedSettings as JobSpec["settings"], hyperparameters } };
+}
+
+/** Make `dir` (and missing parents) readable by its owner only, and tighten it when it exists with a wider mode. */
+function ownerOnlyFolder(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
+}
+
 /** The job records kept in one state folder. */
 export class JobStore {
   readonly dir: string;
+  private readonly stateDir: string;
 
   constructor(stateDir: string) {
+    this.stateDir = stateDir;
     this.dir = path.join(stateDir, "jobs");
   }
 
@@ -55,11 +94,12 @@ export class JobStore {
     return path.join(this.dir, `${name}.json`);
   }
 
-  /** Write a record atomically (a reader never sees half a file). */
+  /** Write a record atomically (a reader never sees half a file), redacted, readable by its owner only; returns `record` as given. */
   save(record: JobRecord): JobRecord {
-    fs.mkdirSync(this.dir, { recursive: true });
+    ownerOnlyFolder(this.stateDir);
+    ownerOnlyFolder(this.dir);
     const tmp = `${this.file(record.name)}.${randomBytes(4).toString("hex")}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(record, null, 2) + "\n");
+    fs.writeFileSync(tmp, JSON.stringify(redactRecord(record), null, 2) + "\n", { mode: 0o600 });
     fs.renameSync(tmp, this.file(record.name));
     return record;
   }

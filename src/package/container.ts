@@ -95,7 +95,7 @@ export async function buildTrainingImage(spec: JobSpec, options: { tag: string; 
   const stem = options.tag.replace(/[^A-Za-z0-9._-]+/g, "_");
   const contextTar = path.join(dir, `${stem}.tar`);
   const logFile = path.join(dir, `${stem}.log`);
-  await writeBuildContext(spec, baseImage, contextTar);
+  await writeBuildContext(spec, baseImage, contextTar, { env: ctx.env, reporter: ctx.reporter });
   const log = fs.createWriteStream(logFile);
   let steps = 0;
   const pip = pipBuildArgs(ctx.env, (message) => ctx.reporter.warn(message));

@@ -7,20 +7,23 @@ import fs from "node:fs";
 import path from "node:path";
 import type { JobSpec } from "../spec/types.js";
 import { codePaths } from "./bundle.js";
-import { isIgnored, parseDockerignore } from "./dockerignore.js";
+import { shippedFiles, type Shipment } from "./ship.js";
 import { DOCKERFILE, environmentInContext, hasOwnDockerfile, imageFiles } from "./image.js";
 
-/** The files of `dir` a job would ship (relative, with /, sorted): its code, less what `.dockerignore` excludes. Folders are implied by their files. */
-export function shippedFiles(dir: string): string[] {
-  const ignoreFile = path.join(dir, ".dockerignore");
-  const ignore = fs.existsSync(ignoreFile) ? parseDockerignore(fs.readFileSync(ignoreFile, "utf8")) : [];
-  const excluded = (relative: string): boolean => relative !== DOCKERFILE && isIgnored(ignore, relative);
-  return codePaths(dir, excluded).filter((relative) => !fs.statSync(path.join(dir, relative)).isDirectory());
+/** Every file of `dir` that is code or data (no caches, environments or outputs): what a job run on this machine sees of its folder. */
+export function folderFiles(dir: string): string[] {
+  return codePaths(dir).filter((relative) => !fs.statSync(path.join(dir, relative)).isDirectory());
+}
+
+/** What of `spec`'s folder ships to a backend, by the one rule set of `ship.ts` (secrets named in `shipment.secrets`). */
+export function jobShipment(spec: JobSpec, env: Readonly<Record<string, string | undefined>>): Shipment {
+  const envFile = environmentInContext(spec);
+  return shippedFiles(spec.artifact.dir, { env, entry: spec.artifact.entry, requirements: envFile && !envFile.startsWith(".alekseylearn/") ? [envFile] : [] });
 }
 
 /** The files of the image's build context: the shipped files, the generated image files the folder lacks, and an environment file from outside it. */
-export function buildContextFiles(spec: JobSpec, baseImage: string): string[] {
-  const files = new Set(shippedFiles(spec.artifact.dir));
+export function buildContextFiles(spec: JobSpec, baseImage: string, shipment: Shipment): string[] {
+  const files = new Set(shipment.files);
   if (!hasOwnDockerfile(spec)) for (const name of Object.keys(imageFiles(spec, baseImage))) files.add(name);
   const envFile = environmentInContext(spec);
   if (envFile) files.add(envFile);

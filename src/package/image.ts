@@ -9,10 +9,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as tar from "tar";
+import type { Reporter } from "../context.js";
+import { UserError } from "../errors.js";
 import type { JobSpec } from "../spec/types.js";
 import { artifactStem } from "./artifact.js";
 import { codePaths } from "./bundle.js";
-import { isIgnored, parseDockerignore } from "./dockerignore.js";
+import { packShipment, reportShipment, shippableRequirements, shippedFiles, type Shipment } from "./ship.js";
 import { ENTRYPOINT_SOURCE } from "./entrypoint.js";
 import { NOTEBOOK_PACKAGES, NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "./notebook.js";
 
@@ -151,13 +153,20 @@ export function hasOwnDockerfile(spec: JobSpec): boolean {
 }
 
 /**
- * Write the build context for `spec` as a tar file at `file`: the project
- * folder's code, the environment file where the Dockerfile expects it, and the
- * generated files unless the folder has its own. Entries are sorted and carry
- * no times or owners, so unchanged code gives the same context and Docker's
- * cache is used.
+ * Write the build context for `spec` as a tar file at `file`: what ships of
+ * the project folder (ship.ts: ignore files and the refusal list for secrets),
+ * the environment file where the Dockerfile expects it, and the generated
+ * files unless the folder has its own. Entries are sorted and carry no times
+ * or owners, so unchanged code gives the same context and Docker's cache is
+ * used. What the rules kept out is said through `report` when given.
+ *
+ * An environment file with a credential in an index URL is refused: the
+ * classic builder this project uses (it counts the steps) has no build
+ * secrets, and a build argument or a layer would keep the credential in the
+ * image.
  */
-export async function writeBuildContext(spec: JobSpec, baseImage: string, file: string): Promise<void> {
+export async function writeBuildContext(spec: JobSpec, baseImage: string, file: string, report?: { env: Readonly<Record<string, string | undefined>>; reporter: Pick<Reporter, "warn" | "info"> }): Promise<Shipment> {
+  refuseEnvironmentCredentials(spec);
   const staging = fs.mkdtempSync(`${file}.d-`);
   try {
     const generated = hasOwnDockerfile(spec) ? {} : imageFiles(spec, baseImage);
@@ -165,7 +174,7 @@ export async function writeBuildContext(spec: JobSpec, baseImage: string, file: 
     const envFile = environmentInContext(spec);
     if (spec.environment && envFile?.startsWith(".alekseylearn/")) {
       fs.mkdirSync(path.join(staging, ".alekseylearn"));
-      fs.copyFileSync(spec.environment.path, path.join(staging, envFile));
+      fs.writeFileSync(path.join(staging, envFile), shippableRequirements(fs.readFileSync(spec.environment.path, "utf8")).text);
       extra.push(".alekseylearn");
     }
     for (const [name, text] of Object.entries(generated)) {
@@ -173,14 +182,25 @@ export async function writeBuildContext(spec: JobSpec, baseImage: string, file: 
       fs.writeFileSync(path.join(staging, name), text);
       extra.push(name);
     }
+    const shipment = shippedFiles(spec.artifact.dir, { env: report?.env ?? {}, entry: spec.artifact.entry, requirements: envFile && !envFile.startsWith(".alekseylearn/") ? [envFile] : [] });
+    if (report) reportShipment(shipment, (message) => report.reporter.warn(message), (message) => report.reporter.info(message));
+    packShipment(shipment, file, (name) => extra.includes(name.split("/")[0]!));
     // Explicit sorted paths, written one after the other (no folder walking, no concurrency), so the bytes never vary.
     const options = { portable: true, mtime: new Date(0), noDirRecurse: true, sync: true as const, file };
-    // What .dockerignore excludes is not even packed (Docker would drop it only after receiving it); Docker always reads the Dockerfile itself.
-    const ignore = fs.existsSync(path.join(spec.artifact.dir, ".dockerignore")) ? parseDockerignore(fs.readFileSync(path.join(spec.artifact.dir, ".dockerignore"), "utf8")) : [];
-    const excluded = (relative: string): boolean => relative !== DOCKERFILE && isIgnored(ignore, relative);
-    tar.c({ ...options, cwd: spec.artifact.dir }, codePaths(spec.artifact.dir, excluded).filter((name) => !extra.includes(name.split("/")[0]!)));
     if (extra.length) tar.r({ ...options, cwd: staging }, extra.sort().flatMap((name) => (name === ".alekseylearn" ? [name, ...codePaths(staging, undefined, name)] : [name])));
+    return shipment;
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/** Refuse an environment file that holds a credential in a URL (an index with a password): it could reach the build only through a layer or a build argument. */
+export function refuseEnvironmentCredentials(spec: JobSpec): void {
+  if (spec.environment?.kind !== "requirements") return;
+  const { removed } = shippableRequirements(spec.environment.content);
+  if (!removed) return;
+  throw new UserError(
+    `${path.basename(spec.environment.path)} has ${removed === 1 ? "a line" : `${removed} lines`} with a credential in a URL (a package index's password or token), which cannot reach the image build safely: the Docker builder alekseylearn uses has no build secrets, and a build argument or a layer would keep it in the image.`,
+    "Put the private packages in the project as wheels (`pip download -d wheels PACKAGE`, then `--find-links wheels` in requirements.txt), or serve the index without credentials in its URL, then run fit again.",
+  );
 }

@@ -2,7 +2,10 @@
  * Model archives: packing a folder as SageMaker packs /opt/ml/model, and
  * extracting an archive safely. Extraction refuses the whole archive when any
  * entry could land outside the target (`..`, absolute paths, links pointing
- * out, devices), and writes nothing until every entry has been checked.
+ * out, devices), when it would not fit on the target's disk, or when it grows
+ * past 100 times its compressed size once above 1 GiB (an archive bomb;
+ * `maxSize` allows more), and writes nothing until every entry has been
+ * checked. Names are shown with their control characters escaped.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -20,6 +23,43 @@ const ALLOWED_TYPES = new Set(["File", "OldFile", "ContiguousFile", "Directory",
  * 1000 refuses real models that are mostly zeros; this still stops zstd bombs.
  */
 const MAX_DECOMPRESSION_RATIO = 1100;
+
+/** Above this many bytes, an archive may not grow past `MAX_GROWTH` times its compressed size unless a larger `maxSize` is given. */
+const GROWTH_FLOOR = 1024 ** 3;
+/** How many times its compressed size an archive may grow once above `GROWTH_FLOOR` (real models compress a few times, not a hundred). */
+const MAX_GROWTH = 100;
+
+/** Characters that a terminal acts on instead of showing (C0 and C1 controls, DEL) or that reorder or break lines (bidirectional overrides, line separators). */
+// eslint-disable-next-line no-control-regex -- control characters are what this looks for
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `name` fit to print on a terminal: each control character escaped (`\x1b`, `\u202e`), so an archive cannot recolour, retitle or rewrite the screen. */
+export function printable(name: string): string {
+  return name.replace(UNPRINTABLE, (char) => {
+    const code = char.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** A size in bytes as people read it (`3.0 GiB`). */
+export function formatBytes(bytes: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A size as typed for --max-size (`500M`, `20G`, `20GiB`, `1.5T`, `1048576`): bytes, in powers of 1024; undefined when it is not one. */
+export function parseSize(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
+  if (!match) return undefined;
+  const power = " kmgt".indexOf(match[2]!.toLowerCase() || " ");
+  return Math.floor(Number(match[1]) * 1024 ** power);
+}
 
 /** Every entry under `dir` (files, links and folders), relative, with forward slashes, sorted. Links are not followed. */
 function walk(dir: string, under = ""): string[] {
@@ -76,21 +116,21 @@ function throughLink(segments: readonly string[], symlinks: ReadonlySet<string>)
  * climb out of a folder reached through another link (`s -> .`, `t -> s/..`).
  */
 function symlinkRefusal(segments: readonly string[], target: string): string | undefined {
-  if (isAbsolute(target)) return `is a link pointing outside the target folder (${target})`;
+  if (isAbsolute(target)) return `is a link pointing outside the target folder (${printable(target)})`;
   const parts = segmentsOf(target);
   const firstName = parts.findIndex((part) => part !== "..");
-  if (firstName >= 0 && parts.slice(firstName).includes("..")) return `is a link whose target climbs out of a folder (${target}), which could lead outside the target folder through another link`;
+  if (firstName >= 0 && parts.slice(firstName).includes("..")) return `is a link whose target climbs out of a folder (${printable(target)}), which could lead outside the target folder through another link`;
   const climbs = firstName < 0 ? parts.length : firstName;
-  if (climbs > segments.length - 1) return `is a link pointing outside the target folder (${target})`;
+  if (climbs > segments.length - 1) return `is a link pointing outside the target folder (${printable(target)})`;
   return undefined;
 }
 
 /** Why an entry may not be extracted, or undefined when it may. `symlinks` holds the keys of the link entries seen so far. */
 function refusal(entry: tar.ReadEntry, symlinks: Set<string>): string | undefined {
-  const name = entry.path;
+  const name = printable(entry.path);
   if (!ALLOWED_TYPES.has(entry.type)) return `entry "${name}" is a ${entry.type}, which a model archive has no business holding`;
-  if (isAbsolute(name)) return `entry "${name}" has an absolute path`;
-  const segments = segmentsOf(name);
+  if (isAbsolute(entry.path)) return `entry "${name}" has an absolute path`;
+  const segments = segmentsOf(entry.path);
   if (segments.includes("..")) return `entry "${name}" would land outside the target folder`;
   if (segments.length === 0 && entry.type !== "Directory") return `entry "${name}" has no file name`;
   const via = throughLink(segments, symlinks);
@@ -104,7 +144,7 @@ function refusal(entry: tar.ReadEntry, symlinks: Set<string>): string | undefine
   }
   if (entry.type === "Link") {
     const target = segmentsOf(link);
-    if (isAbsolute(link) || target.includes("..")) return `entry "${name}" is a hard link to ${link}, outside the target folder`;
+    if (isAbsolute(link) || target.includes("..")) return `entry "${name}" is a hard link to ${printable(link)}, outside the target folder`;
     const linkVia = throughLink(target, symlinks);
     if (linkVia) return `entry "${name}" is a hard link through the link ${linkVia}`;
   }
@@ -117,11 +157,47 @@ function tameMode(entry: tar.ReadEntry): void {
   entry.mode = (entry.mode & 0o777) | (entry.type === "Directory" ? 0o700 : 0o600);
 }
 
-/** Unpack `archive` into the empty folder `staging`; throws a refusal naming the first unsafe entry, or the reason the archive cannot be read. */
-async function unpackChecked(archive: string, staging: string, from?: Readable): Promise<void> {
-  const refusals: string[] = [];
+/** How large an extraction may grow. */
+interface SizeLimits {
+  /** Bytes free on the target's disk. */
+  free: number;
+  /** The archive's own size, when known. */
+  compressed?: number;
+  /** What the user allows (`--max-size`); when set, it replaces the growth rule. */
+  maxSize?: number;
+}
+
+/** A refusal of the archive: what is wrong with it, and what to do. */
+interface Refusal {
+  message: string;
+  hint: string;
+}
+
+const MALICIOUS_HINT = "The archive may be malicious; nothing was extracted.";
+
+/** Why an archive whose regular files add up to `total` bytes (so far) may not be extracted into `dir`, or undefined. */
+function sizeRefusal(total: number, limits: SizeLimits, dir: string): Refusal | undefined {
+  if (total > limits.free) {
+    return { message: `it expands to more than ${formatBytes(total)}, and the disk of ${dir} has ${formatBytes(limits.free)} free`, hint: "Free some space there, or fetch --to a folder on another disk; nothing was extracted." };
+  }
+  if (limits.maxSize !== undefined) {
+    if (total > limits.maxSize) return { message: `it expands to more than ${formatBytes(total)}, past --max-size ${formatBytes(limits.maxSize)}`, hint: "Pass a larger --max-size if you trust the archive; nothing was extracted." };
+  } else if (limits.compressed !== undefined && total > GROWTH_FLOOR && total > MAX_GROWTH * limits.compressed) {
+    return {
+      message: `it expands to more than ${formatBytes(total)} from ${formatBytes(limits.compressed)}, over ${MAX_GROWTH} times its size (an archive bomb, or a model of mostly zeros)`,
+      hint: `Pass --max-size SIZE (for example --max-size ${Math.ceil(total / 1024 ** 3) * 2}G) to allow more if you trust the archive; nothing was extracted.`,
+    };
+  }
+  return undefined;
+}
+
+/** Unpack `archive` into the empty folder `staging`; throws a refusal naming the first unsafe entry (or the size it would reach), or the reason the archive cannot be read. */
+async function unpackChecked(archive: string, staging: string, limits: SizeLimits, target: string, from?: Readable): Promise<void> {
+  const refusals: Refusal[] = [];
   const symlinks = new Set<string>();
   const checked = new WeakSet<object>();
+  let total = 0;
+  const source = from ?? fs.createReadStream(archive);
   try {
     await new Promise<void>((resolve, reject) => {
       const unpack = new tar.Unpack({
@@ -132,26 +208,40 @@ async function unpackChecked(archive: string, staging: string, from?: Readable):
         filter: (_path, entry) => {
           checked.add(entry);
           if (refusals.length) return false;
-          const why = refusal(entry as tar.ReadEntry, symlinks);
-          if (why) refusals.push(why);
-          else tameMode(entry as tar.ReadEntry);
-          return why === undefined;
+          const readEntry = entry as tar.ReadEntry;
+          const why = refusal(readEntry, symlinks);
+          if (why) refusals.push({ message: why, hint: MALICIOUS_HINT });
+          else {
+            // Sizes are known from each header before its bytes come, so a bomb is refused before it is written.
+            if (readEntry.type !== "Directory" && readEntry.type !== "SymbolicLink" && readEntry.type !== "Link") total += readEntry.size ?? 0;
+            const tooBig = sizeRefusal(total, limits, target);
+            if (tooBig) refusals.push(tooBig);
+            else tameMode(readEntry);
+          }
+          if (refusals.length) {
+            // Nothing more will be written: stop reading (a bomb is not inflated to the end), and let the unpacker finish.
+            source.unpipe(unpack);
+            if (!from) (source as fs.ReadStream).destroy();
+            setImmediate(() => unpack.end());
+          }
+          return refusals.length === 0;
         },
-        onwarn: (_code, message) => refusals.push(String(message)),
+        onwarn: (_code, message) => refusals.push({ message: printable(String(message)), hint: MALICIOUS_HINT }),
       });
       // node-tar skips entries of unknown types without calling `filter`; a model archive has none.
       unpack.on("ignoredEntry", (entry: tar.ReadEntry) => {
-        if (!checked.has(entry)) refusals.push(`entry "${entry.path}" is of an unknown type (${entry.type})`);
+        if (!checked.has(entry)) refusals.push({ message: `entry "${printable(entry.path)}" is of an unknown type (${entry.type})`, hint: MALICIOUS_HINT });
       });
       unpack.on("error", reject);
       unpack.on("close", resolve);
-      (from ?? fs.createReadStream(archive)).on("error", reject).pipe(unpack);
+      source.on("error", reject).pipe(unpack);
     });
   } catch (err) {
     // A refusal found before the error explains it better than the error does.
     if (!refusals.length) throw unreadable(archive, staging, err);
   }
-  if (refusals.length) throw failure(`Refusing to extract ${archive}: ${refusals[0]}.`, "The archive may be malicious; nothing was extracted.");
+  const first = refusals[0];
+  if (first) throw failure(`Refusing to extract ${archive}: ${first.message}.`, first.hint);
 }
 
 /** The failure for an extraction error: the archive's fault, unless the file system failed while writing. */
@@ -176,7 +266,8 @@ async function sameContent(a: string, b: string): Promise<boolean> {
 }
 
 function listSome(names: readonly string[]): string {
-  return names.length > 5 ? `${names.slice(0, 5).join(", ")} and ${names.length - 5} more` : names.join(", ");
+  const shown = names.map(printable);
+  return shown.length > 5 ? `${shown.slice(0, 5).join(", ")} and ${shown.length - 5} more` : shown.join(", ");
 }
 
 /** What to do with `entry` of `staging`: move it into `toDir`, leave what is there (the same content, or a folder to merge into), or stop. */
@@ -241,15 +332,22 @@ export interface ExtractOptions {
   from?: Readable;
   /** Nothing is placed in the target until this settles fine (the download's own check). */
   ready?: Promise<unknown>;
+  /** The archive's size in bytes, for the growth rule, when it is read from `from` (a file's size is read from the file). */
+  compressedSize?: number;
+  /** Allow the extracted files to add up to this many bytes, instead of 100 times the archive's size once above 1 GiB (`--max-size`). */
+  maxSize?: number;
 }
 
-/** Safely extract the .tar.gz (or .tar) `archive` into `toDir` and return the regular files placed (relative, sorted); nothing is written when an entry is unsafe, the archive is unreadable, or a file in `toDir` would get other content without `overwrite`. */
+/** Safely extract the .tar.gz (or .tar) `archive` into `toDir` and return the regular files placed (relative, sorted); nothing is written when an entry is unsafe, the archive is too large (see `ExtractOptions.maxSize`) or unreadable, or a file in `toDir` would get other content without `overwrite`. */
 export async function extractArchive(archive: string, toDir: string, options: ExtractOptions = {}): Promise<string[]> {
   const created = makeTarget(toDir);
   // Staging inside the target keeps the final renames on one file system.
   const staging = fs.mkdtempSync(path.join(toDir, ".alekseylearn-extract-"));
   try {
-    await unpackChecked(archive, staging, options.from);
+    const { bavail, bsize } = fs.statfsSync(staging);
+    const compressed = options.from ? options.compressedSize : fs.statSync(archive).size;
+    const limits: SizeLimits = { free: bavail * bsize, ...(compressed !== undefined ? { compressed } : {}), ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}) };
+    await unpackChecked(archive, staging, limits, toDir, options.from);
     await options.ready;
     return await placeFiles(staging, toDir, `Extracting ${path.basename(archive)}`, options.overwrite ?? false);
   } catch (err) {

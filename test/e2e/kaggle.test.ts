@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import * as tar from "tar";
 import { ensureEnvironment } from "../../src/package/environment.js";
 import { NOTEBOOK_PACKAGES } from "../../src/package/notebook.js";
@@ -119,6 +121,45 @@ test("Kaggle API test server: a folder goes up as a private code dataset attache
   const again = await runCli(["fit", "mlproj", "--entry", "src/train.py", ...FAST], { cwd, env });
   assert.equal(again.code, 0, again.stderr);
   assert.ok(server.requests.some((r) => r.method === "CreateDatasetVersion" && r.body.datasetSlug === "mlproj-code"));
+});
+
+test("Kaggle API test server: secrets in a folder artifact stay home: not in the code dataset, the kernel, the records or any output; each is named once", async () => {
+  const secret = `CANARY${randomBytes(12).toString("hex")}`;
+  const pem = `-----BEGIN RSA PRIVATE KEY-----\n${secret}\n-----END RSA PRIVATE KEY-----\n`;
+  const folder = project("leaky", {
+    "train.py": "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'ok.txt'), 'w').write('ok')\n",
+    "requirements.txt": "",
+    ".env": `KAGGLE_KEY=${secret}\n`,
+    ".aws/credentials": `[default]\naws_secret_access_key = ${secret}\n`,
+    ".ssh/id_ed25519": pem,
+    "kaggle.json": `{"username": "tester", "key": "${secret}"}\n`,
+    "certs/client.pem": pem,
+    "notes.txt": `old key\n${pem}`,
+    "gcp-key.json": JSON.stringify({ type: "service_account", private_key: secret }),
+  });
+  const cwd = path.dirname(folder);
+  const { env, stateDir } = kaggleEnv();
+  const result = await runCli(["fit", "leaky", "--entry", "train.py", ...FAST, "--json"], { cwd, env });
+  assert.equal(result.code, 0, result.stderr);
+  for (const named of [".env", ".aws/", ".ssh/", "kaggle.json", "certs/client.pem", "notes.txt", "gcp-key.json"]) {
+    assert.equal(result.stderr.split(`Not shipping ${named}:`).length - 1, 1, `${named} is named once`);
+  }
+  const archive = fs.readFileSync(path.join(server.datasets.get("tester/leaky-code")!, "code.tar.gz"));
+  const uploaded: string[] = [];
+  await tar.t({ file: path.join(server.datasets.get("tester/leaky-code")!, "code.tar.gz"), onReadEntry: (entry) => void uploaded.push(entry.path) });
+  assert.deepEqual(uploaded.filter((name) => !name.endsWith("/")).sort(), ["requirements.txt", "train.py"]);
+  const status = await runCli(["status", "--json"], { cwd, env });
+  const jobs = await runCli(["jobs", "--json"], { cwd, env });
+  const records = listTree(stateDir).map((file) => fs.readFileSync(path.join(stateDir, file), "utf8"));
+  for (const [where, text] of [
+    ["the code dataset", gunzipSync(archive).toString("latin1")],
+    ["the kernels pushed", JSON.stringify(server.requests)],
+    ["fit's output", result.stdout + result.stderr],
+    ["status --json and jobs --json", status.stdout + jobs.stdout],
+    ["the job's records and logs", records.join("\n")],
+  ] as const) {
+    assert.ok(!text.includes(secret), `the canary is not in ${where}`);
+  }
 });
 
 test("Kaggle API test server: fetch follows pagination past the 500-file page limit and downloads every output file", async () => {
@@ -407,4 +448,22 @@ test("Kaggle API test server: fit --dry-run makes no request at all and shows th
   assert.deepEqual(plan.requests.map((r: { operation: string }) => r.operation), ["SaveKernel"]);
   assert.equal(plan.requests[0].request.slug, `${USER.username}/iris-train`);
   assert.doesNotMatch(result.stdout + result.stderr, /never-sent-key/);
+});
+
+test("Kaggle API test server: the dry run of a folder lists what ships, and no secret file", async () => {
+  const dir = project("secretive", {
+    "train.py": "import helper\n",
+    "helper.py": "x = 1\n",
+    ".env": "HF_TOKEN=hf_canary\n",
+    "kaggle.json": '{"username": "me", "key": "canary"}\n',
+    ".ssh/id_rsa": "-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----\n",
+    "credentials.json": "{}\n",
+  });
+  const { env } = kaggleEnv({ KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key });
+  const result = await runCli(["fit", ".", "--entry", "train.py", ...FAST, "--dry-run", "--json"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout);
+  assert.deepEqual(plan.files, ["helper.py", "train.py"]);
+  assert.deepEqual(plan.requests.map((r: { operation: string }) => r.operation), ["CreateDataset", "SaveKernel"]);
+  assert.match(result.stderr, /Not shipping \.env:/);
 });

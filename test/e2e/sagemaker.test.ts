@@ -10,6 +10,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -397,13 +398,14 @@ function botocoreProblems(operation: string, request: unknown): string {
 }
 
 test("moto: fit --dry-run --json prints a CreateTrainingJob request that botocore's validator and every max and pattern of SageMaker's model accept, and creates nothing", async () => {
-  const dir = path.join(writeTree({ "sklearn/train.py": ARGPARSE_SCRIPT, "sklearn/requirements.txt": "scikit-learn\n" }), "sklearn");
+  const canary = `CANARY${randomBytes(12).toString("hex")}`;
+  const dir = path.join(writeTree({ "sklearn/train.py": ARGPARSE_SCRIPT, "sklearn/requirements.txt": "scikit-learn\n", "sklearn/.env": `WANDB_API_KEY=${canary}\n`, "sklearn/.ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n" }), "sklearn");
   const { env, stateDir } = sagemakerEnv({ DOCKER_HOST: "unix:///nonexistent/docker.sock" });
   const repositories = (): string[] => (JSON.parse(aws(["ecr", "describe-repositories"])) as { repositories: { repositoryName: string }[] }).repositories.map((r) => r.repositoryName);
   const roles = (): string[] => (JSON.parse(aws(["iam", "list-roles"])) as { Roles: { RoleName: string }[] }).Roles.map((r) => r.RoleName);
   const objects = (): string => aws(["s3api", "list-objects-v2", "--bucket", "bucket"]);
   const before = { jobs: trainingJobs().length, repositories: repositories(), roles: roles(), objects: objects(), requests: fake.requests.length };
-  const args = ["fit", "train.py", `--config.output_path=${OUTPUT}`, ...ARGPARSE_HYPERPARAMETERS, "--input.train=s3://bucket/data/train.csv", "--config.environment=WANDB_MODE=offline", "--config.repository=alekseylearn/dry-run", "--dry-run", "--json"];
+  const args = ["fit", "train.py", `--config.output_path=${OUTPUT}`, ...ARGPARSE_HYPERPARAMETERS, "--input.train=s3://bucket/data/train.csv", `--config.environment=WANDB_MODE=offline,WANDB_API_KEY=${canary}`, "--config.repository=alekseylearn/dry-run", "--dry-run", "--json"];
   const result = await runCli(args, { cwd: dir, env });
   assert.equal(result.code, 0, result.stderr);
   const plan = JSON.parse(result.stdout);
@@ -417,7 +419,9 @@ test("moto: fit --dry-run --json prints a CreateTrainingJob request that botocor
   assert.match(request.AlgorithmSpecification.TrainingImage, /^[^/]+\/alekseylearn\/dry-run@sha256:0{64}$/, "a digest placeholder of the right form");
   assert.equal(request.RoleArn, "arn:aws:iam::123456789012:role/alekseylearn_sagemaker_role", "the role IAM knows, in moto's account");
   assert.deepEqual(request.HyperParameters, { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" });
-  assert.deepEqual(request.Environment, { WANDB_MODE: "offline" });
+  assert.deepEqual(request.Environment, { WANDB_MODE: "offline", WANDB_API_KEY: "***" }, "a secret-named value is not printed");
+  assert.ok(!(result.stdout + result.stderr).includes(canary), "no canary in the dry run's output");
+  assert.match(result.stderr, /Not shipping \.env:/);
   assert.match(plan.checks.done.join("\n"), /sts:GetCallerIdentity[\s\S]*iam:GetRole[\s\S]*s3:HeadBucket[\s\S]*ecr:DescribeRepositories/);
   assert.equal(botocoreProblems("CreateTrainingJob", request), "", "botocore.validate.ParamValidator accepts it");
   assert.deepEqual(validate(sagemakerModel(), "CreateTrainingJobRequest", request), [], "every max, min and pattern of the machine's SageMaker model");
@@ -471,4 +475,67 @@ test("local container runner: files the job leaves in its working folder (/opt/m
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.deepEqual(listTree(to), ["m.txt", "output/working/model.pkl"]);
   assert.ok(!fs.existsSync(path.join(dir, "model.pkl")), "the image's copy of the code, not the user's folder, was written");
+});
+
+/** True when the file holds `needle` anywhere (read in chunks that overlap by the needle's length, so an image of any size fits in memory). */
+function fileHolds(file: string, needle: string): boolean {
+  const fd = fs.openSync(file, "r");
+  try {
+    const chunk = Buffer.alloc(8 * 1024 * 1024);
+    let carry = "";
+    for (let read = fs.readSync(fd, chunk); read > 0; read = fs.readSync(fd, chunk)) {
+      const text = carry + chunk.subarray(0, read).toString("latin1");
+      if (text.includes(needle)) return true;
+      carry = text.slice(-needle.length);
+    }
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+test("moto + registry + fake SageMaker: secrets stay home: no canary in any image layer, record, status --json, jobs --json or output; the job still gets its environment", async () => {
+  const fileSecret = `CANARY${randomBytes(12).toString("hex")}`;
+  const envSecret = `CANARY${randomBytes(12).toString("hex")}`;
+  const pem = `-----BEGIN EC PRIVATE KEY-----\n${fileSecret}\n-----END EC PRIVATE KEY-----\n`;
+  const dir = copyExample("iris");
+  const secrets: Record<string, string> = {
+    ".env": `WANDB_API_KEY=${fileSecret}\n`,
+    ".aws/credentials": `[default]\naws_secret_access_key = ${fileSecret}\n`,
+    ".ssh/id_rsa": pem,
+    ".netrc": `machine x login me password ${fileSecret}\n`,
+    "kaggle.json": `{"username": "me", "key": "${fileSecret}"}\n`,
+    "service-account.json": JSON.stringify({ type: "service_account", private_key: fileSecret }),
+    "tls.key": pem,
+  };
+  for (const [file, text] of Object.entries(secrets)) {
+    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    fs.writeFileSync(path.join(dir, file), text);
+  }
+  const { env, stateDir } = sagemakerEnv();
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.environment=WANDB_API_KEY=${envSecret},MAX_TOKENS=4096`, ...FAST, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  for (const named of [".env", ".aws/", ".ssh/", ".netrc", "kaggle.json", "service-account.json", "tls.key"]) assert.equal(fit.stderr.split(`Not shipping ${named}:`).length - 1, 1, `${named} is named once`);
+  const environment = created(job.name).Environment as Record<string, string>;
+  assert.equal(environment.WANDB_API_KEY, envSecret, "the job itself gets its environment, unredacted");
+  assert.equal(environment.MAX_TOKENS, "4096");
+
+  const image = (created(job.name).AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+  const saved = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "image-")), "image.tar");
+  const save = spawnSync("docker", ["save", "-o", saved, image], { env: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST }, encoding: "utf8" });
+  assert.equal(save.status, 0, save.stderr);
+  assert.ok(fileHolds(saved, "training on"), "the scan reads the image's layers (the example's code is there)");
+  assert.ok(!fileHolds(saved, fileSecret), "no secret file reached any layer of the image");
+  fs.rmSync(path.dirname(saved), { recursive: true, force: true });
+
+  const status = await runCli(["status", job.name, "--json"], { cwd: dir, env });
+  const jobs = await runCli(["jobs", "--json"], { cwd: dir, env });
+  assert.match(status.stdout, /"MAX_TOKENS=4096"/, "a setting that names no secret is shown as it is");
+  const records = listTree(stateDir).map((file) => fs.readFileSync(path.join(stateDir, file), "utf8"));
+  for (const [where, text] of [["fit's output", fit.stdout + fit.stderr], ["status --json and jobs --json", status.stdout + jobs.stdout], ["the records and logs", records.join("\n")]] as const) {
+    assert.ok(!text.includes(envSecret) && !text.includes(fileSecret), `no canary in ${where}`);
+  }
+  assert.equal(fs.statSync(stateDir).mode & 0o777, 0o700);
+  assert.ok(listTree(path.join(stateDir, "jobs")).every((file) => (fs.statSync(path.join(stateDir, "jobs", file)).mode & 0o777) === 0o600));
 });

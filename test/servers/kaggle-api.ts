@@ -33,6 +33,7 @@ import os from "node:os";
 import path from "node:path";
 import type { AddressInfo } from "node:net";
 import { NOTEBOOK_RUNNER } from "../../src/package/notebook.js";
+import { hostOptEntries } from "../../src/backends/local/sandbox.js";
 
 type Type = "str" | "int" | "bool" | "enum" | "str[]" | Shape | [Shape];
 interface Shape {
@@ -158,7 +159,8 @@ function hostRootArgs(): string[] {
     else if (stat.isDirectory()) args.push("--dev-bind", full, full);
   }
   args.push("--dev-bind", "/dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/opt");
-  for (const entry of fs.existsSync("/opt") ? fs.readdirSync("/opt") : []) args.push("--dev-bind", `/opt/${entry}`, `/opt/${entry}`);
+  // The host's /opt entries come back, but never its /opt/ml (Kaggle has none: the preamble makes the kernel's own), nor a link into it.
+  for (const entry of hostOptEntries()) args.push("--dev-bind", `/opt/${entry}`, `/opt/${entry}`);
   return args;
 }
 

@@ -7,27 +7,39 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import * as tar from "tar";
+import { createGzip } from "node:zlib";
+import { pipeline } from "node:stream/promises";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
-import { codeEntries, isCode } from "../../package/bundle.js";
+import { packShipment, reportShipment, shippedFiles } from "../../package/ship.js";
+import type { JobSpec } from "../../spec/types.js";
 import type { KaggleApi } from "./api.js";
 import { codeDatasetSlug, createCodeDatasetRequest } from "./plan.js";
 
 const READY_TIMEOUT_MS = 10 * 60_000;
 
-/** Pack the folder's code as a gzip tar (skipping caches and outputs) at `archive`. */
-export async function packCode(dir: string, archive: string): Promise<void> {
-  await tar.c({ gzip: true, cwd: dir, portable: true, file: archive, filter: (file) => isCode(file) }, codeEntries(dir));
+/** Pack what ships of the artifact's folder (ship.ts: ignore files, no secrets) as a gzip tar at `archive`; what the rules kept out is said through the reporter. */
+export async function packCode(spec: JobSpec, archive: string, ctx: Pick<Context, "env" | "reporter">): Promise<void> {
+  const envFile = spec.environment ? path.relative(spec.artifact.dir, spec.environment.path).split(path.sep).join("/") : undefined;
+  const shipment = shippedFiles(spec.artifact.dir, { env: ctx.env, entry: spec.artifact.entry, requirements: envFile && !envFile.startsWith("..") ? [envFile] : [] });
+  reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
+  const plain = `${archive}.tar`;
+  try {
+    packShipment(shipment, plain);
+    await pipeline(fs.createReadStream(plain), createGzip(), fs.createWriteStream(archive));
+  } finally {
+    fs.rmSync(plain, { force: true });
+  }
 }
 
-/** Upload the folder as the private dataset OWNER/SLUG-code (a new version when it exists) and wait until Kaggle has that version ready, confirmed by its number; returns its reference. */
-export async function uploadCode(api: KaggleApi, owner: string, slug: string, dir: string, ctx: Context): Promise<string> {
+/** Upload what ships of the artifact's folder as the private dataset OWNER/SLUG-code (a new version when it exists) and wait until Kaggle has that version ready, confirmed by its number; returns its reference. */
+export async function uploadCode(api: KaggleApi, owner: string, slug: string, spec: JobSpec, ctx: Context): Promise<string> {
   const datasetSlug = codeDatasetSlug(slug);
+  const dir = spec.artifact.dir;
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-kaggle-"));
   try {
     const archive = path.join(scratch, "code.tar.gz");
-    await packCode(dir, archive);
+    await packCode(spec, archive, ctx);
     const size = fs.statSync(archive).size;
     ctx.reporter.info(`Uploading ${path.basename(dir)}/ as the dataset ${owner}/${datasetSlug} (${size} bytes)…`);
     const blob = await api.startBlobUpload("code.tar.gz", size, Math.floor(Date.now() / 1000));

@@ -9,7 +9,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../../context.js";
 import type { JobRecord } from "../../jobs/records.js";
-import { shippedFiles } from "../../package/image-plan.js";
+import { jobShipment } from "../../package/image-plan.js";
+import { reportShipment } from "../../package/ship.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";
 import { UserError } from "../../errors.js";
 import { CREATE_TOKEN_HINT, credentialsWithoutAsking } from "./credentials.js";
@@ -37,11 +38,13 @@ export async function planKaggle(job: JobRecord, ctx: Context): Promise<Submissi
     requests.push({ api: "kaggle", operation: "CreateDataset", request: createCodeDatasetRequest(owner, slug, "<blob upload token>") });
   }
   const text = fs.readFileSync(path.join(spec.artifact.dir, spec.artifact.entry), "utf8");
+  const shipment = spec.artifact.isFolder ? jobShipment(spec, ctx.env) : undefined;
+  if (shipment) reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
   requests.push({ api: "kaggle", operation: "SaveKernel", request: saveKernelRequest(spec, owner, { text, jobName: job.name, ...(codeDataset ? { codeDataset } : {}) }) });
   return {
     backend: "kaggle",
     job: job.name,
-    files: spec.artifact.isFolder ? shippedFiles(spec.artifact.dir) : [spec.artifact.entry],
+    files: shipment ? shipment.files : [spec.artifact.entry],
     requests,
     checks,
     placeholders,

@@ -102,7 +102,7 @@ export const kaggleBackend = {
     const owner = await api.username();
     const { slug } = kernelName(spec);
     const store = new JobStore(ctx.stateDir);
-    const codeDataset = spec.artifact.isFolder ? await uploadCode(api, owner, slug, spec.artifact.dir, ctx) : undefined;
+    const codeDataset = spec.artifact.isFolder ? await uploadCode(api, owner, slug, spec, ctx) : undefined;
     const text = fs.readFileSync(path.join(spec.artifact.dir, spec.artifact.entry), "utf8");
     const request = saveKernelRequest(spec, owner, { text, jobName: job.name, ...(codeDataset ? { codeDataset } : {}) });
     if (spec.environment?.kind === "requirements" && !request.enableInternet) {

@@ -5,6 +5,7 @@
  */
 import path from "node:path";
 import { slugify } from "../../jobs/names.js";
+import { shippableRequirements } from "../../package/ship.js";
 import type { JobSpec } from "../../spec/types.js";
 import type { SaveKernelRequest } from "./api.js";
 import { notebookKernel, scriptKernel, type PreambleSpec } from "./preamble.js";
@@ -68,7 +69,8 @@ export function saveKernelRequest(spec: JobSpec, owner: string, code: KernelCode
     hyperparameters: spec.hyperparameters,
     channels,
     enableInternet: settings.enable_internet === true,
-    ...(spec.environment?.kind === "requirements" ? { requirements: spec.environment.content } : {}),
+    // The kernel's source is kept by Kaggle (and public with is_private=false): no credential goes in it.
+    ...(spec.environment?.kind === "requirements" ? { requirements: shippableRequirements(spec.environment.content).text } : {}),
     ...(code.codeDataset ? { codeDataset: code.codeDataset } : {}),
   };
   const isScript = spec.artifact.kind === "script";
@@ -111,6 +113,9 @@ export function kaggleProblems(spec: JobSpec): string[] {
   if (Number(spec.settings.instance_count) > 1) problems.push("a Kaggle kernel runs on one machine; config.instance_count must be 1");
   if (!acceleratorFields(String(spec.settings.accelerator))) problems.push(`config.accelerator must be none, gpu, tpu or a machine shape such as NvidiaTeslaT4, got ${JSON.stringify(spec.settings.accelerator)}`);
   if (spec.environment?.kind === "conda") problems.push("Kaggle runs its own Python image and cannot build an environment.yml; pass a requirements.txt with --envfile");
+  if (spec.environment?.kind === "requirements" && shippableRequirements(spec.environment.content).removed) {
+    problems.push(`${path.basename(spec.environment.path)} has a credential in a URL (a package index's password or token), which would be kept in the kernel's source on Kaggle; put the private packages in the folder as wheels (pip download -d wheels PACKAGE, then --find-links wheels) instead`);
+  }
   for (const [channel, location] of Object.entries(spec.inputs)) {
     if (!datasetOfInput(location)) problems.push(`input ${channel}: a Kaggle kernel reads Kaggle datasets; write it as kaggle://OWNER/DATASET (upload local data as a dataset first), not ${location}`);
   }

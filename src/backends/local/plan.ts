@@ -10,7 +10,7 @@ import type { JobRecord } from "../../jobs/records.js";
 import { contractConfigFiles } from "../../package/contract.js";
 import { environmentLocation } from "../../package/environment.js";
 import { baseImageFor } from "../../package/image.js";
-import { imageLayers, shippedFiles } from "../../package/image-plan.js";
+import { folderFiles, imageLayers } from "../../package/image-plan.js";
 import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
 import { previewContract } from "../../package/toolkit-run.js";
 import { joinLocation } from "../../storage/location.js";
@@ -49,7 +49,7 @@ export async function planLocal(job: JobRecord, ctx: Context): Promise<Submissio
   return {
     backend: "local",
     job: job.name,
-    files: shippedFiles(spec.artifact.dir),
+    files: folderFiles(spec.artifact.dir),
     ...(base ? { image: { base, platform: localPlatform(), layers: imageLayers(spec, base) } } : {}),
     requests: [
       {

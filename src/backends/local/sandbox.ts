@@ -2,10 +2,13 @@
  * Making /opt/ml private to one job with bubblewrap: the whole file system is
  * shared as it is, except that /opt is a fresh tmpfs holding the host's /opt
  * entries again plus this job's folder at /opt/ml. Two jobs never share a
- * folder, and nothing is created on the host's /opt.
+ * folder, and nothing is created on the host's /opt. The host's own /opt/ml
+ * (SageMaker notebook instances have one, and so does a machine where a job
+ * once wrote there) is never bound, nor an entry that leads into it.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 import { ML_ROOT } from "../../package/contract.js";
 import { which } from "../../package/which.js";
 
@@ -37,12 +40,27 @@ export function bwrapArgs(mlDir: string, mounts: readonly Mount[], optEntries: r
   ];
 }
 
-/** The host's /opt entries (none when it has no /opt). */
-export function hostOptEntries(): string[] {
+/** The host's /opt entries a job may see again (none when it has no /opt): every one but `ml`, and but a link that leads into the host's /opt/ml. */
+export function hostOptEntries(opt = "/opt"): string[] {
+  let entries: string[];
   try {
-    return fs.readdirSync("/opt").sort();
+    entries = fs.readdirSync(opt).sort();
   } catch {
     return [];
+  }
+  const hostMl = realPath(path.join(opt, "ml"));
+  return entries.filter((entry) => {
+    if (entry === "ml") return false;
+    const real = realPath(path.join(opt, entry));
+    return !hostMl || !real || (real !== hostMl && !real.startsWith(hostMl + path.sep));
+  });
+}
+
+function realPath(file: string): string | undefined {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return undefined;
   }
 }
 

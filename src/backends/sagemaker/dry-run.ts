@@ -11,7 +11,8 @@ import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import type { JobRecord } from "../../jobs/records.js";
 import { baseImageFor, isGpuInstance } from "../../package/image.js";
-import { buildContextFiles, imageLayers } from "../../package/image-plan.js";
+import { buildContextFiles, imageLayers, jobShipment } from "../../package/image-plan.js";
+import { reportShipment } from "../../package/ship.js";
 import { VERSION } from "../../version.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";
 import { awsFor } from "./aws.js";
@@ -63,10 +64,12 @@ export async function planSageMaker(job: JobRecord, ctx: Context): Promise<Submi
   checks.done.push("the CreateTrainingJob request is within every limit and pattern of SageMaker's published API model");
   requests.push({ api: "sagemaker", operation: "CreateTrainingJob", request });
   const base = baseImageFor(spec, isGpuInstance(String(spec.settings.instance_type)));
+  const shipment = jobShipment(spec, ctx.env);
+  reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
   return {
     backend: "sagemaker",
     job: job.name,
-    files: buildContextFiles(spec, base),
+    files: buildContextFiles(spec, base, shipment),
     image: { base, platform: SAGEMAKER_PLATFORM, layers: imageLayers(spec, base) },
     requests,
     checks,

@@ -5,7 +5,8 @@
  */
 import type { CreateTrainingJobRequest } from "@aws-sdk/client-sagemaker";
 import { hyperparameterStrings } from "../../package/contract.js";
-import { imageName, jobSettingsEnv } from "../../package/image.js";
+import { UserError } from "../../errors.js";
+import { imageName, jobSettingsEnv, refuseEnvironmentCredentials } from "../../package/image.js";
 import { schemeOf } from "../../storage/location.js";
 import type { JobSpec } from "../../spec/types.js";
 import { validate } from "./model.js";
@@ -73,6 +74,12 @@ export function planProblems(spec: JobSpec): string[] {
   }
   parsePairs(settings.environment as string[], "environment", problems);
   parsePairs(settings.tags as string[], "tags", problems);
+  try {
+    refuseEnvironmentCredentials(spec);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    problems.push(err.message.replace(/\.$/, "") + (err.hint ? ` (${err.hint.replace(/\.$/, "")})` : ""));
+  }
   if (problems.length) return problems;
   // The request as it will be sent, with stand-ins for what only the submission knows, against SageMaker's limits: before anything is built.
   const request = trainingJobRequest(spec, {

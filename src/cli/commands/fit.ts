@@ -2,6 +2,8 @@
 import { backends } from "../../backends/registry.js";
 import { describeType } from "../../spec/schema.js";
 import { fit, JobEndedError, planFit, type FollowResult } from "../../jobs/lifecycle.js";
+import { redactRecord } from "../../jobs/records.js";
+import { redactDeep } from "../../redact.js";
 import type { FitRequest } from "../../spec/build.js";
 import type { CommandRun } from "../commands.js";
 import { describeJob, describePlan, jobDuration } from "../render.js";
@@ -34,7 +36,9 @@ export const run: CommandRun = async (args, ctx, output) => {
   if (typeof options.backend === "string") request.backend = options.backend;
 
   if (options["dry-run"]) {
-    const plan = await planFit(request, ctx, typeof options.name === "string" ? { name: options.name } : {});
+    const planned = await planFit(request, ctx, typeof options.name === "string" ? { name: options.name } : {});
+    // What is printed holds no credential: secret-named values (Environment.WANDB_API_KEY) and URL credentials are redacted; hyperparameters are shown as typed.
+    const plan = { ...planned, requests: planned.requests.map((request) => ({ ...request, request: redactDeep(request.request, new Set(["HyperParameters", "hyperparameters.json"])) })) };
     output.out(options.json ? JSON.stringify(plan, null, 2) + "\n" : describePlan(plan));
     return 0;
   }
@@ -43,12 +47,12 @@ export const run: CommandRun = async (args, ctx, output) => {
     result = await fit(request, ctx, { detach: options.detach === true, overwriteImage: options.overwrite === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
   } catch (err) {
     // Scripts get the failed or stopped job's record too; the error still goes to stderr with its exit code.
-    if (options.json && err instanceof JobEndedError) output.out(JSON.stringify(err.job, null, 2) + "\n");
+    if (options.json && err instanceof JobEndedError) output.out(JSON.stringify(redactRecord(err.job), null, 2) + "\n");
     throw err;
   }
   const { job } = result;
   if (options.json) {
-    output.out(JSON.stringify(job, null, 2) + "\n");
+    output.out(JSON.stringify(redactRecord(job), null, 2) + "\n");
     return 0;
   }
   if (result.detached) {

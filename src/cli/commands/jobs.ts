@@ -1,12 +1,13 @@
 /** `alekseylearn jobs`: a table of every job, newest first. */
 import { jobs } from "../../jobs/lifecycle.js";
+import { redactRecord } from "../../jobs/records.js";
 import type { CommandRun } from "../commands.js";
 import { jobDuration, table } from "../render.js";
 
 export const run: CommandRun = async (args, ctx, output) => {
   const records = await jobs(ctx);
   if (args.options.json) {
-    output.out(JSON.stringify(records, null, 2) + "\n");
+    output.out(JSON.stringify(records.map(redactRecord), null, 2) + "\n");
     return 0;
   }
   if (!records.length) {
