@@ -164,7 +164,9 @@ test("requirements: lines with a credential in a URL never ship; the image build
   assert.equal(cleaned.text.split("\n").length, requirements.split("\n").length, "the other lines keep their numbers");
 
   const root = writeTree({ "proj/train.py": "", "proj/requirements.txt": requirements, "proj/tools/requirements-dev.txt": requirements });
-  const spec = buildSpec({ artifact: "proj/train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, root);
+  // SageMaker refuses it while checking the spec, before anything; the build itself refuses it too (the local container runner).
+  assert.throws(() => buildSpec({ artifact: "proj/train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, root), (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line) && !line.includes(secret)));
+  const spec = buildSpec({ artifact: "proj/train.py", backend: "local", config: { runner: "docker" } }, root);
   const context = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
   await assert.rejects(writeBuildContext(spec, "python:3.11-slim", context), (err: unknown) => err instanceof UserError && /credential in a URL/.test(err.message) && /pip download/.test(err.hint ?? "") && !err.message.includes(secret));
   assert.ok(!fs.existsSync(context), "nothing is packed");
