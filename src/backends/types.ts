@@ -1,13 +1,18 @@
 /** The one small interface every backend implements. */
 import type { Context } from "../context.js";
-import type { JobRecord } from "../jobs/records.js";
+import type { JobRecord } from "../jobs/job.js";
 import type { Schema } from "../spec/schema.js";
 import type { BackendName, JobSpec } from "../spec/types.js";
+
+/** A job's changes, which the lifecycle saves (only jobs/ writes records; backends say what changed). */
+export type JobChanges = Partial<Omit<JobRecord, "name" | "backend" | "spec" | "createdAt">>;
 
 /** Options of a submission that are not part of the job itself. */
 export interface SubmitOptions {
   /** Return once the job is running, leaving it to run on its own. */
   detach: boolean;
+  /** Save what changed while the job goes on after `submit` has returned (a local run); returns the record as saved. */
+  record: (changes: JobChanges) => JobRecord;
 }
 
 /** How to read a job's log. */
@@ -16,6 +21,8 @@ export interface LogOptions {
   follow: boolean;
   /** Stop following early. */
   signal?: AbortSignal;
+  /** The job's record as it is now: as saved, refreshed from its provider (and saved again). Without it, `describe` alone. */
+  refresh?: () => Promise<JobRecord>;
 }
 
 /** One provider request exactly as a submission would send it. */
@@ -58,17 +65,17 @@ export interface Backend {
   check(spec: JobSpec): string[];
   /** What `submit` would do for `job` (not saved), found by pure functions of its spec and read-only checks; creates nothing. */
   plan(job: JobRecord, ctx: Context): Promise<SubmissionPlan>;
-  /** Start the job described by `job` (saved, state "preparing"); returns the record as it is once the job is running. */
-  submit(job: JobRecord, ctx: Context, options: SubmitOptions): Promise<JobRecord>;
-  /** The job's current record, refreshed from the provider. */
-  describe(job: JobRecord, ctx: Context): Promise<JobRecord>;
+  /** Start the job described by `job` (saved, state "preparing"); returns what changed once the job is submitted (its state, the provider's identifiers). */
+  submit(job: JobRecord, ctx: Context, options: SubmitOptions): Promise<JobChanges>;
+  /** What the provider says has changed of `job` (as last saved); empty when nothing has. */
+  describe(job: JobRecord, ctx: Context): Promise<JobChanges>;
   /** The job's log lines; with `follow`, keeps yielding until the job ends or `signal` aborts. */
   logs(job: JobRecord, ctx: Context, options: LogOptions): AsyncIterable<string>;
-  /** Ask the job to stop; returns once the request is made. */
-  stop(job: JobRecord, ctx: Context): Promise<void>;
+  /** Ask the job to stop; returns once the request is made, with what changed when the backend knows it already. */
+  stop(job: JobRecord, ctx: Context): Promise<JobChanges | void>;
   /** For `init --create-role`: make (or bring up to date) the identity this backend's jobs run as; its name and whether it was made now. */
   createRole?(spec: JobSpec, ctx: Context): Promise<{ arn: string; created: boolean }>;
-  /** A job this machine has no record of, found by name at the provider (jobs started elsewhere); undefined when there is none. */
+  /** A job this machine has no record of, found by name at the provider (jobs started elsewhere; the lifecycle saves it); undefined when there is none. */
   lookup?(name: string, ctx: Context): Promise<JobRecord | undefined>;
   /** The URL scheme of the outputs this backend keeps itself (kaggle), fetched with `fetchOutputs`. */
   readonly outputScheme?: string;

@@ -25,10 +25,22 @@ export interface FollowResult {
   detached: boolean;
 }
 
+/**
+ * The job's record as it is now: as saved (the local runner saves as it goes), refreshed with what its
+ * provider says has changed, and saved again (a job found elsewhere and not kept here is only refreshed).
+ */
+export async function refresh(job: JobRecord, ctx: Context): Promise<JobRecord> {
+  const store = new JobStore(ctx.stateDir);
+  const latest = store.find(job.name) ?? job;
+  const changes = await getBackend(latest.backend).describe(latest, ctx);
+  if (!Object.keys(changes).length) return latest;
+  return store.find(latest.name) ? store.update(latest.name, changes) : { ...latest, ...changes };
+}
+
 /** The last `count` lines of a job's log. */
 export async function lastLogLines(backend: Backend, job: JobRecord, ctx: Context, count: number): Promise<string[]> {
   const lines: string[] = [];
-  for await (const line of backend.logs(job, ctx, { follow: false })) {
+  for await (const line of backend.logs(job, ctx, { follow: false, refresh: () => refresh(job, ctx) })) {
     lines.push(line);
     if (lines.length > count) lines.shift();
   }
@@ -68,7 +80,10 @@ export async function follow(job: JobRecord, ctx: Context): Promise<FollowResult
   const onAbort = (): void => {
     if (backend.onInterrupt === "stop") {
       ctx.reporter.info(`Stopping ${job.name}…`);
-      backend.stop(job, ctx).catch((err: unknown) => ctx.reporter.warn(`Could not stop ${job.name}: ${err instanceof Error ? err.message : String(err)}`));
+      backend
+        .stop(job, ctx)
+        .then((changes) => changes && new JobStore(ctx.stateDir).update(job.name, changes))
+        .catch((err: unknown) => ctx.reporter.warn(`Could not stop ${job.name}: ${err instanceof Error ? err.message : String(err)}`));
     } else {
       watching.abort();
     }
@@ -76,11 +91,11 @@ export async function follow(job: JobRecord, ctx: Context): Promise<FollowResult
   if (ctx.signal?.aborted) onAbort();
   else ctx.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    for await (const line of backend.logs(job, ctx, { follow: true, signal: watching.signal })) ctx.reporter.jobLine(line);
+    for await (const line of backend.logs(job, ctx, { follow: true, signal: watching.signal, refresh: () => refresh(job, ctx) })) ctx.reporter.jobLine(line);
   } finally {
     ctx.signal?.removeEventListener("abort", onAbort);
   }
-  const latest = await backend.describe(job, ctx);
+  const latest = await refresh(job, ctx);
   if (watching.signal.aborted && !isFinal(latest.state)) return { job: latest, detached: true };
   await checkEnded(backend, latest, ctx);
   return { job: latest, detached: false };
@@ -139,7 +154,8 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
 
   let submitted: JobRecord;
   try {
-    submitted = await backend.submit(job, ctx, { detach: options.detach ?? false });
+    const record = (changes: Partial<JobRecord>): JobRecord => store.update(name, changes);
+    submitted = store.update(name, await backend.submit(job, ctx, { detach: options.detach ?? false, record }));
   } catch (err) {
     const stopped = ctx.signal?.aborted;
     store.update(name, { state: stopped ? "stopped" : "failed", endedAt: new Date().toISOString(), reason: err instanceof Error ? err.message : String(err) });
@@ -162,7 +178,8 @@ export async function lookupElsewhere(name: string, ctx: Context): Promise<JobRe
   if (!isValidJobName(name)) return undefined;
   for (const backend of Object.values(backends)) {
     const found = await backend.lookup?.(name, ctx);
-    if (found) return found;
+    // Kept here from now on, so the next command finds it without asking.
+    if (found) return new JobStore(ctx.stateDir).save(found);
   }
   return undefined;
 }
@@ -172,19 +189,19 @@ export async function status(name: string | undefined, ctx: Context): Promise<Jo
   const store = new JobStore(ctx.stateDir);
   const job = name ? await findJob(name, ctx) : store.list()[0];
   if (!job) throw new UserError("No jobs yet.", "Start one with `alekseylearn fit ARTIFACT`.");
-  return getBackend(job.backend).describe(job, ctx);
+  return refresh(job, ctx);
 }
 
 /** Every job this machine has a record of, newest first, refreshed where it may still change (a provider that cannot be asked leaves the record as it was). */
 export async function jobs(ctx: Context): Promise<JobRecord[]> {
   const records = new JobStore(ctx.stateDir).list();
-  return Promise.all(records.map((job) => (isFinal(job.state) ? job : getBackend(job.backend).describe(job, ctx).catch(() => job))));
+  return Promise.all(records.map((job) => (isFinal(job.state) ? job : refresh(job, ctx).catch(() => job))));
 }
 
 /** A job's log lines; with `follow`, until it ends. */
 export async function* logs(name: string, ctx: Context, options: LogOptions): AsyncIterable<string> {
   const job = await findJob(name, ctx);
-  yield* getBackend(job.backend).logs(job, ctx, options);
+  yield* getBackend(job.backend).logs(job, ctx, { refresh: () => refresh(job, ctx), ...options });
 }
 
 /** Ask a job to stop; resolves with its record once the request is made. */
@@ -192,6 +209,7 @@ export async function stop(name: string, ctx: Context): Promise<JobRecord> {
   const job = await findJob(name, ctx);
   const backend = getBackend(job.backend);
   if (isFinal(job.state)) throw new UserError(`Job ${name} has already ended (${job.state}).`, undefined, 1);
-  await backend.stop(job, ctx);
-  return backend.describe(job, ctx);
+  const changes = await backend.stop(job, ctx);
+  if (changes) new JobStore(ctx.stateDir).update(job.name, changes);
+  return refresh(job, ctx);
 }

@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../../context.js";
-import type { JobRecord } from "../../jobs/records.js";
+import type { JobRecord } from "../../jobs/job.js";
 import { jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";

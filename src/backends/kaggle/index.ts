@@ -8,8 +8,8 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure, UserError } from "../../errors.js";
-import { isFinal, JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
-import type { Backend } from "../types.js";
+import { isFinal, type JobRecord, type JobState } from "../../jobs/job.js";
+import type { Backend, JobChanges } from "../types.js";
 import { DEFAULT_ENDPOINT, KaggleApi, logEvents, parseStatus, type KernelWorkerStatus, type LogEvent } from "./api.js";
 import { uploadCode } from "./code.js";
 import { findCredentials } from "./credentials.js";
@@ -96,12 +96,11 @@ export const kaggleBackend = {
   check: kaggleProblems,
   plan: planKaggle,
 
-  async submit(job, ctx) {
+  async submit(job, ctx, options) {
     const { spec } = job;
     const api = await connect(ctx);
     const owner = await api.username();
     const { slug } = kernelName(spec);
-    const store = new JobStore(ctx.stateDir);
     const codeDataset = spec.artifact.isFolder ? await uploadCode(api, owner, slug, spec, ctx) : undefined;
     const text = fs.readFileSync(path.join(spec.artifact.dir, spec.artifact.entry), "utf8");
     const request = saveKernelRequest(spec, owner, { text, jobName: job.name, ...(codeDataset ? { codeDataset } : {}) });
@@ -122,28 +121,27 @@ export const kaggleBackend = {
     ];
     const provider = { owner, slug, url: response.url ?? "", version: String(response.versionNumber ?? ""), pushedAt: new Date().toISOString() };
     if (invalid.length) {
-      store.update(job.name, { provider });
+      options.record({ provider }); // the version was pushed: the job knows its kernel, though it failed here
+
       throw failure(`Kaggle does not know ${invalid.length === 1 ? "this source" : "these sources"} of ${owner}/${slug}:`, "Fix the names (OWNER/SLUG, as in the source's URL) and run again; the kernel version was pushed without them.", invalid.map((s) => `- ${s}`));
     }
     ctx.reporter.info(`Kernel ${owner}/${slug} version ${response.versionNumber ?? "?"}: ${response.url ?? ""}`);
-    return store.update(job.name, { state: "queued", jobOutput: `kaggle://${owner}/${slug}`, provider });
+    return { state: "queued", jobOutput: `kaggle://${owner}/${slug}`, provider };
   },
 
-  async describe(job, ctx) {
-    const store = new JobStore(ctx.stateDir);
-    const record = store.get(job.name);
-    if (isFinal(record.state) || !record.provider?.owner) return record;
+  async describe(record, ctx) {
+    if (isFinal(record.state) || !record.provider?.owner) return {};
     const { owner, slug } = refOf(record);
     const answer = await (await connect(ctx)).sessionStatus(owner, slug);
     const status = parseStatus(answer.status);
-    if (!status) return record;
+    if (!status) return {};
     const state = STATES[status];
     const seen = record.provider.seen === "1" || !isFinal(state);
     const pushedAt = Date.parse(record.provider.pushedAt ?? record.createdAt);
-    if (isFinal(state) && !seen && Date.now() - pushedAt < NEW_RUN_GRACE_MS) return record; // likely the previous version's end
-    if (state === record.state && seen === (record.provider.seen === "1")) return record;
+    if (isFinal(state) && !seen && Date.now() - pushedAt < NEW_RUN_GRACE_MS) return {}; // likely the previous version's end
+    if (state === record.state && seen === (record.provider.seen === "1")) return {};
     const now = new Date().toISOString();
-    const changes: Partial<JobRecord> = { state, provider: { ...record.provider, seen: seen ? "1" : "0" } };
+    const changes: JobChanges = { state, provider: { ...record.provider, seen: seen ? "1" : "0" } };
     if (state === "running" && !record.startedAt) changes.startedAt = now;
     if (isFinal(state)) {
       changes.endedAt = now;
@@ -151,7 +149,7 @@ export const kaggleBackend = {
       if (state === "failed") changes.reason = answer.failureMessage || "the kernel ended with an error";
       if (state === "stopped") changes.reason = "the session was cancelled";
     }
-    return store.update(record.name, changes);
+    return changes;
   },
 
   async *logs(job, ctx, options) {
@@ -162,8 +160,9 @@ export const kaggleBackend = {
     // The stream replays a session's log from its start on every connection (kaggle-cli's `kernels logs --follow`): events already shown are counted, and skipped.
     let shown = 0;
     const lines = new LineAssembler();
+    const refresh = async (): Promise<JobRecord> => (options.refresh ? options.refresh() : { ...record, ...(await this.describe(record, ctx)) });
     while (options.follow) {
-      record = await this.describe(record, ctx);
+      record = await refresh();
       if (record.state !== last) {
         yield `[kaggle] ${record.state}${record.provider?.url && last === undefined ? ` (${record.provider.url})` : ""}`;
         last = record.state;
@@ -190,7 +189,7 @@ export const kaggleBackend = {
         return; // the reader stopped following; the kernel goes on
       }
     }
-    const current = options.follow ? record : await this.describe(record, ctx);
+    const current = options.follow ? record : await refresh();
     if (!current.provider?.owner) return;
     if (!isFinal(current.state)) {
       yield `[kaggle] ${current.state}: Kaggle hands out a session's log once it ends; \`alekseylearn logs ${current.name} --follow\` streams it live.`;

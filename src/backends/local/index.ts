@@ -10,11 +10,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { isProcessAlive } from "../../exec.js";
-import { isFinal, JobStore, type JobRecord } from "../../jobs/records.js";
+import { isFinal, type JobRecord } from "../../jobs/job.js";
 import { ensureEnvironment } from "../../package/environment.js";
 import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
 import { schemeOf } from "../../storage/location.js";
-import type { Backend } from "../types.js";
+import type { Backend, JobChanges, SubmitOptions } from "../types.js";
 import { planLocal } from "./plan.js";
 import { runLocalJob, runPaths, type RunSetup } from "./run.js";
 import { chooseSandbox } from "./sandbox.js";
@@ -67,17 +67,16 @@ async function containerSetup(job: JobRecord, ctx: Context): Promise<{ setup: Ru
   return { setup: { python: "python3", image: built.imageId }, provider: { runner: "docker", image: tag, imageId: built.imageId } };
 }
 
-/** Start the run here, or under a detached supervisor; returns the record once it is under way. */
-function submitRun(job: JobRecord, how: { setup: RunSetup; provider: Record<string, string> }, ctx: Context, detach: boolean): JobRecord {
-  const store = new JobStore(ctx.stateDir);
+/** Start the run here, or under a detached supervisor (which records the run itself); returns what changed once it is under way. */
+function submitRun(job: JobRecord, how: { setup: RunSetup; provider: Record<string, string> }, ctx: Context, options: SubmitOptions): JobChanges {
   const logFile = runPaths(ctx.stateDir, job.name).log;
   fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
-  if (detach) return store.update(job.name, { pid: startSupervisor(job, how.setup, ctx), logFile, provider: how.provider });
+  if (options.detach) return { pid: startSupervisor(job, how.setup, ctx), logFile, provider: how.provider };
   const controller = new AbortController();
   active.set(job.name, controller);
-  const record = store.update(job.name, { pid: process.pid, logFile, provider: how.provider });
-  void runLocalJob(record, how.setup, ctx, controller.signal).finally(() => active.delete(job.name));
-  return record;
+  const changes = { pid: process.pid, logFile, provider: how.provider };
+  void runLocalJob({ ...job, ...changes }, how.setup, ctx, controller.signal, options.record).finally(() => active.delete(job.name));
+  return changes;
 }
 
 /** True when this user may write this machine's /opt/ml (or create it). */
@@ -111,10 +110,9 @@ export const localBackend = {
 
   async submit(job, ctx, options) {
     const { spec } = job;
-    const store = new JobStore(ctx.stateDir);
     // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so.
-    store.update(job.name, { pid: process.pid });
-    if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options.detach);
+    options.record({ pid: process.pid });
+    if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options);
     const sandbox = chooseSandbox(String(spec.settings.sandbox), ctx.env.PATH);
     if (!sandbox.bwrap) {
       if (spec.settings.sandbox === "bwrap") throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
@@ -133,16 +131,15 @@ export const localBackend = {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     ctx.reporter.info(environment.created ? `Environment ready in ${seconds}s: ${environment.dir}` : `Using the cached environment ${environment.dir}`);
     const setup: RunSetup = { python: environment.python, ...(sandbox.bwrap ? { bwrap: sandbox.bwrap } : {}) };
-    return submitRun(job, { setup, provider: { sandbox: setup.bwrap ? "bwrap" : "none", environment: environment.dir } }, ctx, options.detach);
+    return submitRun(job, { setup, provider: { sandbox: setup.bwrap ? "bwrap" : "none", environment: environment.dir } }, ctx, options);
   },
 
-  async describe(job, ctx) {
-    const store = new JobStore(ctx.stateDir);
-    const record = store.get(job.name);
+  // The run itself saves how it goes (this process, or the detached supervisor); all there is to find out here is a run that died unrecorded.
+  async describe(record) {
     if (!isFinal(record.state) && record.pid && !active.has(record.name) && !isProcessAlive(record.pid)) {
-      return store.update(record.name, { state: "failed", endedAt: new Date().toISOString(), reason: "the process running the job ended before the job did" });
+      return { state: "failed", endedAt: new Date().toISOString(), reason: "the process running the job ended before the job did" };
     }
-    return record;
+    return {};
   },
 
   async *logs(job, ctx, options) {
@@ -152,7 +149,7 @@ export const localBackend = {
     let partial = "";
     for (;;) {
       // The state is read before the bytes: once it is final, the log is already complete.
-      const record = options.follow ? await this.describe(job, ctx) : undefined;
+      const record = options.follow && options.refresh ? await options.refresh() : undefined;
       const chunk = readFrom(file, offset);
       offset += chunk.length;
       const lines = (partial + decoder.write(chunk)).split(/\r?\n/);
@@ -170,12 +167,11 @@ export const localBackend = {
     }
   },
 
-  async stop(job, ctx) {
+  async stop(job): Promise<JobChanges | void> {
     const controller = active.get(job.name);
     if (controller) return controller.abort();
-    const record = await this.describe(job, ctx);
-    if (isFinal(record.state)) return;
-    if (record.pid && isProcessAlive(record.pid)) process.kill(record.pid, "SIGTERM");
-    else new JobStore(ctx.stateDir).update(job.name, { state: "stopped", endedAt: new Date().toISOString(), reason: "stopped by request" });
+    if (isFinal(job.state)) return;
+    if (job.pid && isProcessAlive(job.pid)) process.kill(job.pid, "SIGTERM");
+    else return { state: "stopped", endedAt: new Date().toISOString(), reason: "stopped by request" };
   },
 } satisfies Backend;

@@ -6,7 +6,7 @@
  */
 import os from "node:os";
 import type { Context } from "../../context.js";
-import type { JobRecord } from "../../jobs/records.js";
+import type { JobRecord } from "../../jobs/job.js";
 import { contractConfigFiles } from "../../package/contract.js";
 import { environmentLocation } from "../../package/environment.js";
 import { baseImageFor } from "../../package/image.js";

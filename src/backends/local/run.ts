@@ -8,7 +8,8 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../../context.js";
-import { JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
+import type { JobRecord, JobState } from "../../jobs/job.js";
+import type { JobChanges } from "../types.js";
 import { contractConfigFiles, ML_ROOT } from "../../package/contract.js";
 import { ENTRYPOINT_SOURCE } from "../../package/entrypoint.js";
 import { ENTRYPOINT, jobSettingsEnv } from "../../package/image.js";
@@ -249,11 +250,10 @@ function outcome(result: Awaited<Running["exited"]>, stopping: boolean, program:
 }
 
 /**
- * Run `job` to its end and return its final record. Aborting `signal` stops the
- * job (see `stopper`). Never throws for the job's own failures: they end up in the record.
+ * Run `job` to its end and return its final record; `record` saves what changes as it goes (jobs/ owns the
+ * records). Aborting `signal` stops the job (see `stopper`). Never throws for the job's own failures: they end up in the record.
  */
-export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context, signal: AbortSignal): Promise<JobRecord> {
-  const store = new JobStore(ctx.stateDir);
+export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context, signal: AbortSignal, record: (changes: JobChanges) => JobRecord): Promise<JobRecord> {
   const paths = runPaths(ctx.stateDir, job.name);
   const log = fs.createWriteStream(paths.log, { flags: "a" });
   let logOpen = true;
@@ -269,7 +269,7 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
     const before = workingDir ? snapshot(workingDir) : undefined;
     const hostMl = !sandboxed ? hostMlWatch() : undefined;
     const running = startProcess(launch, job.spec.artifact.dir, log, setup.bwrap !== undefined);
-    store.update(job.name, { state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
+    record({ state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
 
     let stopping = false;
     const { stop, done } = stopper(job, setup, running, Number(job.spec.settings.stop_timeout ?? 30), ctx);
@@ -286,14 +286,14 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
     if (workingDir && before) keepLeftBehind(workingDir, before, paths.ml, log);
     if (hostMl) hostMl.report(log);
     const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
-    const changes: Partial<JobRecord> = { state, endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason, ...(await packOutputs(job, paths, state, ctx)) };
+    const changes: JobChanges = { state, endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason, ...(await packOutputs(job, paths, state, ctx)) };
     // A finished job's files now live in its output path; a failed or stopped one keeps its folder for inspection.
     if (state === "completed") fs.rmSync(paths.ml, { recursive: true, force: true });
     await closeLog();
-    return store.update(job.name, changes);
+    return record(changes);
   } catch (err) {
     if (logOpen) log.write(`\n[alekseylearn] internal error: ${(err as Error).stack ?? err}\n`);
     await closeLog();
-    return store.update(job.name, { state: "failed", endedAt: new Date().toISOString(), reason: `alekseylearn failed while running the job: ${(err as Error).message}` });
+    return record({ state: "failed", endedAt: new Date().toISOString(), reason: `alekseylearn failed while running the job: ${(err as Error).message}` });
   }
 }

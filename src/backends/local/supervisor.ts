@@ -12,5 +12,7 @@ import { runLocalJob, type RunSetup } from "./run.js";
 const { stateDir, cacheDir, name, setup } = JSON.parse(process.argv[2] ?? "{}") as { stateDir: string; cacheDir: string; name: string; setup: RunSetup };
 const controller = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => controller.abort());
-const job = new JobStore(stateDir).update(name, { pid: process.pid });
-await runLocalJob(job, setup, { cwd: process.cwd(), env: process.env, stateDir, cacheDir, reporter: silentReporter }, controller.signal);
+// A process entry point, like the CLI: it owns this job's record while it runs.
+const store = new JobStore(stateDir);
+const job = store.update(name, { pid: process.pid });
+await runLocalJob(job, setup, { cwd: process.cwd(), env: process.env, stateDir, cacheDir, reporter: silentReporter }, controller.signal, (changes) => store.update(name, changes));

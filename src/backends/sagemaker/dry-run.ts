@@ -9,7 +9,7 @@
 import { awsConfigured, awsRegion } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
-import type { JobRecord } from "../../jobs/records.js";
+import type { JobRecord } from "../../jobs/job.js";
 import { baseImageFor, isGpuInstance } from "../../package/image.js";
 import { buildContextFiles, imageLayers, jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";

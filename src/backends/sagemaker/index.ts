@@ -10,14 +10,15 @@ import type { DescribeTrainingJobResponse } from "@aws-sdk/client-sagemaker";
 import { awsConfigured } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
-import { isFinal, JobStore, type JobRecord, type JobState } from "../../jobs/records.js";
+import { isFinal, type JobRecord, type JobState } from "../../jobs/job.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation } from "../../storage/location.js";
 import { VERSION } from "../../version.js";
-import type { Backend } from "../types.js";
+import type { JobSpec } from "../../spec/types.js";
+import type { Backend, JobChanges } from "../types.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { checkBucket } from "./bucket.js";
-import { pushTrainingImage } from "./image.js";
+import { pushTrainingImage, type PushedImage } from "./image.js";
 import { TrainingLog } from "./logs.js";
 import { planSageMaker } from "./dry-run.js";
 import { planProblems, requestProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
@@ -54,12 +55,43 @@ export async function createJob(request: ReturnType<typeof trainingJobRequest>, 
   }
 }
 
+/**
+ * Build the job's image while who you are, the role and the output bucket are checked; the image goes to
+ * ECR only once all have passed (a failed check stops the build and leaves nothing in AWS). Returns the
+ * pushed image and the role's ARN.
+ */
+async function buildWhileChecking(spec: JobSpec, ctx: Context): Promise<{ pushed: PushedImage; roleArn: string }> {
+  const aws = await awsFor(ctx);
+  const checks = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, checks.signal]) : checks.signal;
+  let open!: (ok: boolean) => void;
+  const gate = new Promise<boolean>((resolve) => (open = resolve));
+  let buildStarted!: () => void;
+  const started = new Promise<void>((resolve) => (buildStarted = resolve));
+  const pushing = pushTrainingImage(spec, { ...ctx, signal }, { gate, onBuildStarted: buildStarted });
+  pushing.catch(() => {}); // awaited below, after the checks
+  // Loading the SDK modules holds the JavaScript thread: they load once Docker is building (or could not start).
+  await Promise.race([started, pushing.then(() => {}, () => {})]);
+  void aws.sagemaker().catch(() => {});
+  try {
+    await aws.identity();
+    const [roleArn] = await Promise.all([resolveRole(spec, ctx), checkBucket(spec.outputPath, "config.output_path", ctx)]);
+    open(true);
+    return { pushed: await pushing, roleArn };
+  } catch (err) {
+    checks.abort();
+    open(false);
+    await pushing.catch(() => {});
+    throw err;
+  }
+}
+
 /** The record's changes for what DescribeTrainingJob said. */
-function changesFrom(answer: DescribeTrainingJobResponse, record: JobRecord): Partial<JobRecord> {
+function changesFrom(answer: DescribeTrainingJobResponse, record: JobRecord): JobChanges {
   const state = stateOf(answer.TrainingJobStatus, answer.SecondaryStatus);
   const transitions = answer.SecondaryStatusTransitions ?? [];
   const last = transitions[transitions.length - 1];
-  const changes: Partial<JobRecord> = {
+  const changes: JobChanges = {
     state,
     provider: {
       ...record.provider,
@@ -99,42 +131,15 @@ export const sagemakerBackend = {
 
   async submit(job, ctx, options) {
     const { spec } = job;
-    const store = new JobStore(ctx.stateDir);
     const aws = await awsFor(ctx);
     // The role's own policies against this job, before anything is built: a definite deny stops here, naming the fix.
     const role = await checkRolePermissions(spec, ctx, job.name);
     if (role.verdict === "deny") throw roleDeniedError(role);
     if (role.verdict === "unknown") ctx.reporter.warn(`Could not check the role ${role.roleArn} against this job (${role.why}); going on.`);
-    // Who you are, the role and the output bucket are checked while Docker builds; the image goes to ECR only once all have passed.
-    const checks = new AbortController();
-    const signal = ctx.signal ? AbortSignal.any([ctx.signal, checks.signal]) : checks.signal;
-    let roleChecked!: (ok: boolean) => void;
-    const gate = new Promise<boolean>((resolve) => (roleChecked = resolve));
-    let buildStarted!: () => void;
-    const started = new Promise<void>((resolve) => (buildStarted = resolve));
-    const pushing = pushTrainingImage(spec, { ...ctx, signal }, { gate, onBuildStarted: buildStarted });
-    pushing.catch(() => {}); // awaited below, after the role
-    // Loading the SDK modules holds the JavaScript thread: they load once Docker is building (or could not start).
-    await Promise.race([started, pushing.then(() => {}, () => {})]);
-    const verified = aws.identity().then(async () => {
-      const [arn] = await Promise.all([resolveRole(spec, ctx), checkBucket(spec.outputPath, "config.output_path", ctx)]);
-      return arn;
-    });
-    void aws.sagemaker().catch(() => {});
-    let roleArn: string;
-    try {
-      roleArn = await verified;
-      roleChecked(true);
-    } catch (err) {
-      checks.abort();
-      roleChecked(false);
-      await pushing.catch(() => {});
-      throw err;
-    }
+    const { pushed, roleArn } = await buildWhileChecking(spec, ctx);
     if (/AmazonSageMaker-ExecutionRole/.test(roleArn) && !spec.outputPath.includes("sagemaker")) {
       ctx.reporter.warn(`${roleArn} is a role SageMaker created, which may only write to S3 keys containing "sagemaker"; ${spec.outputPath} has no such part, so the model upload may be denied.`);
     }
-    const pushed = await pushing;
     const submission = randomUUID();
     const request = trainingJobRequest(spec, { name: job.name, image: pushed.image, roleArn, submissionId: submission, version: VERSION });
     // check() held the request to SageMaker's limits with stand-ins before the build; the real image reference and role are checked too.
@@ -142,31 +147,27 @@ export const sagemakerBackend = {
     if (problems.length) throw failure("The training job would be refused by SageMaker:", "Change the settings named above.", problems.map((problem) => `- ${problem}`));
     ctx.reporter.info(`Creating the training job ${job.name} on ${request.ResourceConfig?.InstanceCount} × ${request.ResourceConfig?.InstanceType} in ${aws.region}…`);
     const arn = await whileRoleSettles(() => createJob(request, submission, ctx), role.verdict === "skipped" ? undefined : role.createdAt, ctx);
-    const provider = { arn, region: aws.region, image: pushed.image, role: roleArn, submission, layersPushed: String(pushed.layersPushed), stepsRun: String(pushed.stepsRun) };
-    const record = store.update(job.name, { state: "queued", provider });
     if (options.detach) ctx.reporter.info(`Submitted ${arn}`);
-    return record;
+    return { state: "queued", provider: { arn, region: aws.region, image: pushed.image, role: roleArn, submission, layersPushed: String(pushed.layersPushed), stepsRun: String(pushed.stepsRun) } };
   },
 
   async describe(job, ctx) {
-    const store = new JobStore(ctx.stateDir);
-    const record = store.find(job.name) ?? job;
-    if (isFinal(record.state) || !record.provider?.arn) return record;
+    if (isFinal(job.state) || !job.provider?.arn) return {};
     const { client: sagemaker, sdk } = await (await awsFor(ctx)).sagemaker();
     let answer: DescribeTrainingJobResponse;
     try {
-      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: record.name }));
+      answer = await sagemaker.send(new sdk.DescribeTrainingJobCommand({ TrainingJobName: job.name }));
     } catch (err) {
-      throw awsError(err, `asking SageMaker about ${record.name}`);
+      throw awsError(err, `asking SageMaker about ${job.name}`);
     }
-    const changes = changesFrom(answer, record);
+    const changes = changesFrom(answer, job);
     if (changes.state === "completed" || changes.state === "failed") {
       // output.tar.gz (what the job left in /opt/ml/output/data) is written only when there was something.
-      const output = joinLocation(record.jobOutput, "output/output.tar.gz");
+      const output = joinLocation(job.jobOutput, "output/output.tar.gz");
       const storage = await storageFor(output, ctx);
       if (await storage.stat(output)) changes.output = output;
     }
-    return store.find(record.name) ? store.update(record.name, changes) : { ...record, ...changes };
+    return changes;
   },
 
   async *logs(job, ctx, options) {
@@ -175,7 +176,7 @@ export const sagemakerBackend = {
     let interval = base;
     let said = "";
     for (;;) {
-      const record = await this.describe(job, ctx);
+      const record = options.refresh ? await options.refresh() : { ...job, ...(await this.describe(job, ctx)) };
       if (options.follow) {
         const line = statusLine(record);
         if (record.provider?.arn && line !== said) {
@@ -237,7 +238,7 @@ export const sagemakerBackend = {
       jobOutput: outputPath ? joinLocation(outputPath, name) : "",
       provider: { arn: answer.TrainingJobArn ?? "", region: (await awsFor(ctx)).region, image: answer.AlgorithmSpecification?.TrainingImage ?? "", role: answer.RoleArn ?? "" },
     };
-    return new JobStore(ctx.stateDir).save({ ...record, ...changesFrom(answer, record) });
+    return { ...record, ...changesFrom(answer, record) };
   },
 
   async stop(job, ctx) {
