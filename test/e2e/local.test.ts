@@ -518,8 +518,9 @@ test("the job's process tree is the job's: a setsid helper ends with it, and Ctr
     const marker = `alekseylearn-helper-${sandbox}-${process.pid}`;
     const project = writeTree({ "train.py": treeScript(marker), "requirements.txt": "" });
     const { env, stateDir } = cliEnv();
-    const quick = await runCli(["fit", "train.py", "--hyperparameter.quick=1", `--config.sandbox=${sandbox}`], { cwd: project, env });
+    const quick = await runCli(["fit", "train.py", "--hyperparameter.quick=1", `--config.sandbox=${sandbox}`, "--json"], { cwd: project, env });
     assert.equal(quick.code, 0, quick.stderr);
+    const quickName = JSON.parse(quick.stdout).name as string;
     assert.ok(!running(marker), `the helper ended with the job (${sandbox})`);
 
     const run = startCli(["fit", "train.py", `--config.sandbox=${sandbox}`], { cwd: project, env });
@@ -530,7 +531,7 @@ test("the job's process tree is the job's: a setsid helper ends with it, and Ctr
     assert.equal(result.code, 130, result.stderr);
     assert.match(result.stderr, /checkpointing/, "the training process itself got SIGTERM");
     assert.ok(!running(marker), `nothing of the job is left (${sandbox})`);
-    const name = fs.readdirSync(path.join(stateDir, "jobs")).map((file) => file.replace(/\.json$/, "")).sort().at(-1)!;
+    const name = fs.readdirSync(path.join(stateDir, "jobs")).map((file) => file.replace(/\.json$/, "")).find((job) => job !== quickName)!;
     const job = JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", `${name}.json`), "utf8"));
     assert.equal(job.state, "stopped");
     const to = path.join(project, "fetched");
