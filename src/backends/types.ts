@@ -1,28 +1,28 @@
 /** The one small interface every backend implements. */
 import type { Context } from "../context.js";
-import type { JobRecord } from "../jobs/job.js";
-import type { Schema } from "../spec/schema.js";
+import type { JobRecord, ProviderRecord } from "../jobs/job.js";
+import type { Schema, Settings, SettingsOf } from "../spec/schema.js";
 import type { BackendName, JobSpec } from "../spec/types.js";
 
 /** A job's changes, which the lifecycle saves (only jobs/ writes records; backends say what changed). */
-export type JobChanges = Partial<Omit<JobRecord, "name" | "backend" | "spec" | "createdAt">>;
+export type JobChanges<P extends object = ProviderRecord> = Partial<Omit<JobRecord<Settings, P>, "name" | "backend" | "spec" | "createdAt">>;
 
 /** Options of a submission that are not part of the job itself. */
-export interface SubmitOptions {
+export interface SubmitOptions<P extends object = ProviderRecord> {
   /** Return once the job is running, leaving it to run on its own. */
   detach: boolean;
   /** Save what changed while the job goes on after `submit` has returned (a local run); returns the record as saved. */
-  record: (changes: JobChanges) => JobRecord;
+  record: (changes: JobChanges<P>) => JobRecord;
 }
 
 /** How to read a job's log. */
-export interface LogOptions {
+export interface LogOptions<S extends object = Settings, P extends object = ProviderRecord> {
   /** Keep reading until the job ends. */
   follow: boolean;
   /** Stop following early. */
   signal?: AbortSignal;
   /** The job's record as it is now: as saved, refreshed from its provider (and saved again). Without it, `describe` alone. */
-  refresh?: () => Promise<JobRecord>;
+  refresh?: () => Promise<JobRecord<S, P>>;
 }
 
 /** One provider request exactly as a submission would send it. */
@@ -53,30 +53,30 @@ export interface SubmissionPlan {
 }
 
 /** A place jobs run. Backends talk to their provider; the core owns the lifecycle (progress, Ctrl-C, following). */
-export interface Backend {
+export interface Backend<Sch extends Schema = Schema, P extends object = ProviderRecord, S extends object = SettingsOf<Sch>> {
   readonly name: BackendName;
   /** One line for help: what this backend is. */
   readonly summary: string;
-  /** Its settings (`--config.KEY=VALUE`), with types, defaults and docs. */
-  readonly schema: Schema;
+  /** Its settings (`--config.KEY=VALUE`), with types, defaults and docs; they type the job's `spec.settings`. */
+  readonly schema: Sch;
   /** What Ctrl-C does while following a job: stop it (local), or leave it running (clouds). */
   readonly onInterrupt: "stop" | "detach";
   /** Every reason this backend cannot run `spec`, all at once; empty when it can. Runs before anything is uploaded. */
-  check(spec: JobSpec): string[];
+  check(spec: JobSpec<S>): string[];
   /** What `submit` would do for `job` (not saved), found by pure functions of its spec and read-only checks; creates nothing. */
-  plan(job: JobRecord, ctx: Context): Promise<SubmissionPlan>;
+  plan(job: JobRecord<S, P>, ctx: Context): Promise<SubmissionPlan>;
   /** Start the job described by `job` (saved, state "preparing"); returns what changed once the job is submitted (its state, the provider's identifiers). */
-  submit(job: JobRecord, ctx: Context, options: SubmitOptions): Promise<JobChanges>;
+  submit(job: JobRecord<S, P>, ctx: Context, options: SubmitOptions<P>): Promise<JobChanges<P>>;
   /** What the provider says has changed of `job` (as last saved); empty when nothing has. */
-  describe(job: JobRecord, ctx: Context): Promise<JobChanges>;
+  describe(job: JobRecord<S, P>, ctx: Context): Promise<JobChanges<P>>;
   /** The job's log lines; with `follow`, keeps yielding until the job ends or `signal` aborts. */
-  logs(job: JobRecord, ctx: Context, options: LogOptions): AsyncIterable<string>;
+  logs(job: JobRecord<S, P>, ctx: Context, options: LogOptions<S, P>): AsyncIterable<string>;
   /** Ask the job to stop; returns once the request is made, with what changed when the backend knows it already. */
-  stop(job: JobRecord, ctx: Context): Promise<JobChanges | void>;
+  stop(job: JobRecord<S, P>, ctx: Context): Promise<JobChanges<P> | void>;
   /** For `init --create-role`: make (or bring up to date) the identity this backend's jobs run as; its name and whether it was made now. */
-  createRole?(spec: JobSpec, ctx: Context): Promise<{ arn: string; created: boolean }>;
+  createRole?(spec: JobSpec<S>, ctx: Context): Promise<{ arn: string; created: boolean }>;
   /** A job this machine has no record of, found by name at the provider (jobs started elsewhere; the lifecycle saves it); undefined when there is none. */
-  lookup?(name: string, ctx: Context): Promise<JobRecord | undefined>;
+  lookup?(name: string, ctx: Context): Promise<JobRecord<S, P> | undefined>;
   /** The URL scheme of the outputs this backend keeps itself (kaggle), fetched with `fetchOutputs`. */
   readonly outputScheme?: string;
   /**

@@ -25,7 +25,9 @@ export interface InitResult {
 
 /** Write the image files of `spec` into its folder, refusing to replace files with other content unless `overwrite`. */
 export function writeImageFiles(spec: JobSpec, gpu: boolean, overwrite: boolean, cwd: string): InitResult {
-  const files = imageFiles(spec, baseImageFor(spec, gpu));
+  // Whichever backend the spec is for, its base_image setting when it has one (local and SageMaker do).
+  const chosen = typeof spec.settings.base_image === "string" ? spec.settings.base_image : "auto";
+  const files = imageFiles(spec, baseImageFor(spec, chosen, gpu));
   const result: InitResult = { written: [], unchanged: [] };
   const clashes = Object.entries(files)
     .map(([name, text]) => ({ file: path.join(spec.artifact.dir, name), text }))

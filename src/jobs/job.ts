@@ -3,7 +3,11 @@
  * use these to say what changed; only `records.ts` (and the lifecycle that
  * owns it) writes records.
  */
+import type { Settings } from "../spec/schema.js";
 import type { BackendName, JobSpec } from "../spec/types.js";
+
+/** What a backend keeps of a job at its provider (ARNs, kernel slugs), as text; each backend types its own. */
+export type ProviderRecord = Record<string, string | undefined>;
 
 /** Where a job is in its life; the last three are final. */
 export type JobState = "preparing" | "queued" | "running" | "completed" | "failed" | "stopped";
@@ -14,11 +18,11 @@ export function isFinal(state: JobState): boolean {
 }
 
 /** What is known about one job. Times are ISO-8601 strings in UTC. */
-export interface JobRecord {
+export interface JobRecord<S extends object = Settings, P extends object = ProviderRecord> {
   name: string;
   backend: BackendName;
   state: JobState;
-  spec: JobSpec;
+  spec: JobSpec<S>;
   createdAt: string;
   startedAt?: string;
   endedAt?: string;
@@ -35,7 +39,7 @@ export interface JobRecord {
   /** Local backend: the log file, and the process that supervises the run. */
   logFile?: string;
   pid?: number;
-  /** Backend-specific identifiers (ARNs, kernel slugs). */
-  provider?: Record<string, string>;
+  /** Backend-specific identifiers (ARNs, kernel slugs), typed by each backend. */
+  provider?: P;
 }
 

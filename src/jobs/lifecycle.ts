@@ -147,7 +147,7 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   }
   if (options.overwriteImage && hasOwnDockerfile(spec)) {
     const { writeImageFiles } = await import("./init.js");
-    for (const file of writeImageFiles(spec, isGpuInstance(String(spec.settings.instance_type ?? "")), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
+    for (const file of writeImageFiles(spec, isGpuInstance(typeof spec.settings.instance_type === "string" ? spec.settings.instance_type : ""), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
   }
   const job = store.save({ name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "" });
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);

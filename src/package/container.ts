@@ -75,21 +75,26 @@ export async function serveFolder(folder: string, address: string): Promise<{ po
   };
 }
 
-/** The platform to build for: SageMaker's always; else config.platform, or the daemon's own (said when it is not SageMaker's). */
-export function buildPlatform(spec: JobSpec): string | undefined {
-  if (spec.backend === "sagemaker") return SAGEMAKER_PLATFORM;
-  const chosen = String(spec.settings.platform ?? "auto");
-  return chosen === "auto" ? undefined : chosen;
+/** What a build is asked for, from the backend's settings. */
+export interface BuildChoices {
+  /** The image's tag. */
+  tag: string;
+  /** config.base_image (`auto`: the default for the environment and `gpu`). */
+  baseImage: string;
+  gpu: boolean;
+  /** The platform to build for (SageMaker's always; config.platform on this machine); `auto` or unset: the daemon's own. */
+  platform?: string;
+  onStarted?: () => void;
 }
 
 /** Build the training image of `spec` as `tag`; progress goes to the reporter and the whole build log to a file under the cache. */
-export async function buildTrainingImage(spec: JobSpec, options: { tag: string; gpu: boolean; onStarted?: () => void }, ctx: Context): Promise<BuildResult & { baseImage: string; platform: string }> {
+export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, ctx: Context): Promise<BuildResult & { baseImage: string; platform: string }> {
   const daemon = await requireDaemon(ctx.env);
-  const platform = buildPlatform(spec);
+  const platform = options.platform === "auto" ? undefined : options.platform;
   if (!platform && daemon.platform && daemon.platform !== SAGEMAKER_PLATFORM) {
     ctx.reporter.info(`Building for this Docker's platform, ${daemon.platform}; SageMaker runs ${SAGEMAKER_PLATFORM} only (set --config.platform=${SAGEMAKER_PLATFORM} to build what it would run).`);
   }
-  const baseImage = baseImageFor(spec, options.gpu);
+  const baseImage = baseImageFor(spec, options.baseImage, options.gpu);
   const dir = path.join(ctx.cacheDir, "build");
   fs.mkdirSync(dir, { recursive: true });
   const stem = options.tag.replace(/[^A-Za-z0-9._-]+/g, "_");

@@ -60,9 +60,8 @@ export function hasAptFile(spec: JobSpec): boolean {
   return fs.existsSync(path.join(spec.artifact.dir, APT_FILE));
 }
 
-/** The base image for `spec`: config.base_image when set, else the default for its environment and its instance type. */
-export function baseImageFor(spec: JobSpec, gpu: boolean): string {
-  const chosen = String(spec.settings.base_image ?? "auto");
+/** The base image for `spec`: `chosen` (config.base_image) unless it is `auto`, else the default for its environment and for a GPU instance or not. */
+export function baseImageFor(spec: JobSpec, chosen: string, gpu: boolean): string {
   if (chosen !== "auto") return chosen;
   if (spec.environment?.kind === "conda") return BASE_IMAGES.conda;
   return gpu ? BASE_IMAGES.gpu : BASE_IMAGES.cpu;
@@ -136,8 +135,8 @@ export function dockerfileFor(spec: JobSpec, baseImage: string, options: { apt?:
 }
 
 /** Variables the entrypoint reads for settings of the job, only those that differ from its defaults (SageMaker passes them in the job's Environment). */
-export function jobSettingsEnv(settings: JobSpec["settings"]): Record<string, string> {
-  return settings.hyperparameter_args === false ? { ALEKSEYLEARN_HYPERPARAMETER_ARGS: "false" } : {};
+export function jobSettingsEnv(hyperparameterArgs: boolean): Record<string, string> {
+  return hyperparameterArgs ? {} : { ALEKSEYLEARN_HYPERPARAMETER_ARGS: "false" };
 }
 
 /** The generated files of the image definition, by name (pure). */

@@ -10,7 +10,7 @@ import { findEnvironmentFile, resolveArtifact } from "../package/artifact.js";
 import { hyperparameterStrings } from "../package/contract.js";
 import { normalizeLocation, schemeOf } from "../storage/location.js";
 import { loadProjectConfig } from "./config-file.js";
-import { validateSettings } from "./schema.js";
+import { validateSettings, type Schema, type SettingsOf } from "./schema.js";
 import type { BackendName, JobSpec, SpecRules } from "./types.js";
 import type { ConfigValue } from "./values.js";
 
@@ -50,7 +50,7 @@ function problemsError(problems: string[], owner: string): UserError {
  * a backend's settings schema and its check by name (the backends' table, passed in from above, so
  * the spec layer knows no backend); it throws a UserError for a name that is no backend.
  */
-export function buildSpec(request: FitRequest, cwd: string, rulesOf: (name: string) => SpecRules): JobSpec {
+export function buildSpec<Sch extends Schema>(request: FitRequest, cwd: string, rulesOf: (name: string) => SpecRules<Sch>): JobSpec<SettingsOf<Sch>> {
   const artifactDir = path.resolve(cwd, request.artifact);
   const provisional = resolveArtifactFolder(artifactDir);
   const project = loadProjectConfig(provisional);
@@ -60,14 +60,14 @@ export function buildSpec(request: FitRequest, cwd: string, rulesOf: (name: stri
   const backendName = request.backend ?? project?.backend ?? backendForOutputPath(config.output_path);
   const backend = rulesOf(backendName);
   const owner = `the ${backend.name} backend`;
-  const { settings, problems } = validateSettings(backend.schema, config, owner);
+  const { settings, values, problems } = validateSettings(backend.schema, config, owner);
 
   // A backend that keeps outputs itself (Kaggle) has no output_path; the job's outputs are named at submission.
   let outputPath = "";
   if ("output_path" in backend.schema) {
     try {
-      outputPath = normalizeLocation(String(settings.output_path ?? ""), cwd, "output path");
-      if (settings.output_path === undefined) problems.push(`config.output_path is required by ${owner}`);
+      outputPath = normalizeLocation(typeof values.output_path === "string" ? values.output_path : "", cwd, "output path");
+      if (values.output_path === undefined) problems.push(`config.output_path is required by ${owner}`);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       problems.push(err.message.replace(/\.$/, "") + (err.hint ? ` (${err.hint.replace(/\.$/, "")})` : ""));
@@ -94,7 +94,7 @@ export function buildSpec(request: FitRequest, cwd: string, rulesOf: (name: stri
 
   const envfile = request.envfile !== undefined ? path.resolve(cwd, request.envfile) : project?.envfile;
   const environment = findEnvironmentFile(artifact, envfile);
-  const spec: JobSpec = {
+  const spec: JobSpec<SettingsOf<Sch>> = {
     artifact,
     backend: backend.name,
     settings,

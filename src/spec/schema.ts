@@ -31,6 +31,28 @@ export type Schema = Readonly<Record<string, Field>>;
 /** Settings after validation: every key of the schema that has a value. */
 export type Settings = Record<string, ConfigValue>;
 
+/** The value a field of type `T` holds once validated (durations as whole seconds, lists as text items). */
+export type ValueOf<T extends FieldType> = T extends { kind: "string" }
+  ? string
+  : T extends { kind: "integer" | "number" | "duration" }
+    ? number
+    : T extends { kind: "boolean" }
+      ? boolean
+      : T extends { kind: "enum"; values: readonly (infer V)[] }
+        ? V
+        : T extends { kind: "list" }
+          ? string[]
+          : never;
+
+/** A backend's validated settings, typed from its schema: a key with a default is always there, the others may be missing. */
+export type SettingsOf<S extends Schema> = string extends keyof S
+  ? Settings // a schema known only as a Schema: any key
+  : {
+      -readonly [K in keyof S as S[K] extends { default: ConfigValue } ? K : never]: ValueOf<S[K]["type"]>;
+    } & {
+      -readonly [K in keyof S as S[K] extends { default: ConfigValue } ? never : K]?: ValueOf<S[K]["type"]>;
+    };
+
 /** Text for a type, as shown in help and errors. */
 export function describeType(type: FieldType): string {
   switch (type.kind) {
@@ -72,8 +94,10 @@ function coerce(type: FieldType, value: unknown): ConfigValue | undefined {
 }
 
 /** Result of checking input against a schema: the settings, and every problem found (all at once). */
-export interface Validated {
-  settings: Settings;
+export interface Validated<S extends Schema = Schema> {
+  settings: SettingsOf<S>;
+  /** The same settings, as a plain record (for code that reads a key every schema may have). */
+  values: Settings;
   problems: string[];
 }
 
@@ -82,7 +106,7 @@ export interface Validated {
  * against `schema`, apply defaults and aliases, and list every problem.
  * `owner` names the schema in messages ("the local backend").
  */
-export function validateSettings(schema: Schema, input: Readonly<Record<string, unknown>>, owner: string): Validated {
+export function validateSettings<S extends Schema>(schema: S, input: Readonly<Record<string, unknown>>, owner: string): Validated<S> {
   const settings: Settings = {};
   const problems: string[] = [];
   const byAlias = new Map<string, string>();
@@ -106,5 +130,6 @@ export function validateSettings(schema: Schema, input: Readonly<Record<string, 
   for (const [key, field] of Object.entries(schema)) {
     if (!(key in settings) && field.default !== undefined) settings[key] = field.default;
   }
-  return { settings, problems };
+  // Every key was coerced to its field's type above, and every default filled in: this is what SettingsOf<S> describes.
+  return { settings: settings as SettingsOf<S>, values: settings, problems };
 }

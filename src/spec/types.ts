@@ -1,5 +1,5 @@
 /** The nouns of a job: what runs, in which environment, where, and with which settings. */
-import type { Schema, Settings } from "./schema.js";
+import type { Schema, Settings, SettingsOf } from "./schema.js";
 
 /** Every backend the tool knows of, built or not. */
 export const BACKEND_NAMES = ["local", "sagemaker", "vertex", "kaggle"] as const;
@@ -29,13 +29,13 @@ export interface EnvironmentFile {
 }
 
 /** A validated, ready-to-run description of a training job. Plain data: it is saved in the job record. */
-export interface JobSpec {
+export interface JobSpec<S extends object = Settings> {
   artifact: TrainingArtifact;
   /** Absent when no environment file was given or found. */
   environment?: EnvironmentFile;
   backend: BackendName;
-  /** The backend's settings after validation and defaults (see each backend's schema). */
-  settings: Settings;
+  /** The backend's settings after validation and defaults, typed by its schema (`SettingsOf<typeof schema>`). */
+  settings: S;
   /** Every value the text the user gave (as CreateTrainingJob takes them); the job sees them as SageMaker's toolkit passes them (hyperparameters.json, arguments, SM_HPS, SM_HP_*). */
   hyperparameters: Record<string, string>;
   /** Input channels: channel name → location (a local folder or file, or a URL). */
@@ -46,11 +46,11 @@ export interface JobSpec {
   configFile?: string;
 }
 
-/** What building a spec needs of its backend: its settings and what it cannot run. */
-export interface SpecRules {
+/** What building a spec needs of its backend: its settings' schema (which types them) and what it cannot run. */
+export interface SpecRules<Sch extends Schema = Schema> {
   readonly name: BackendName;
   /** Its settings (`--config.KEY=VALUE`), with types, defaults and docs. */
-  readonly schema: Schema;
+  readonly schema: Sch;
   /** Every reason this backend cannot run `spec`, all at once; empty when it can. */
-  check(spec: JobSpec): string[];
+  check(spec: JobSpec<SettingsOf<Sch>>): string[];
 }

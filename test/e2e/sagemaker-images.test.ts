@@ -93,10 +93,11 @@ test("moto: two projects' init --create-role (one with a single-object input and
 
   // The role's own policies, evaluated for each project's job: both are allowed everything they need.
   const { makeContext } = await import("../../src/context.js");
-  const { buildSpec } = await import("../../src/jobs/spec.js");
+  const { buildSpecFor } = await import("../../src/jobs/spec.js");
+  const { sagemakerBackend } = await import("../../src/backends/sagemaker/index.js");
   const { checkRolePermissions } = await import("../../src/backends/sagemaker/role.js");
-  const specA = buildSpec({ artifact: "train.py", backend: "sagemaker", config: { role_name: "shared_role", output_path: "s3://bucket/a/runs" } }, a);
-  const specB = buildSpec({ artifact: "train.py", backend: "sagemaker", inputs: { train: "s3://bucket/data/train.csv" }, config: { role_name: "shared_role", output_path: "s3://other-bucket/b/runs", repository: "team/forecast", checkpoint_s3_uri: "s3://other-bucket/b/ckpt" } }, b);
+  const specA = buildSpecFor(sagemakerBackend, { artifact: "train.py", config: { role_name: "shared_role", output_path: "s3://bucket/a/runs" } }, a);
+  const specB = buildSpecFor(sagemakerBackend, { artifact: "train.py", inputs: { train: "s3://bucket/data/train.csv" }, config: { role_name: "shared_role", output_path: "s3://other-bucket/b/runs", repository: "team/forecast", checkpoint_s3_uri: "s3://other-bucket/b/ckpt" } }, b);
   for (const [spec, cwd] of [[specA, a], [specB, b]] as const) {
     const check = await checkRolePermissions(spec, makeContext({ cwd, env }), "job-1");
     assert.equal(check.verdict, "ok", JSON.stringify(check));

@@ -11,7 +11,8 @@ import { evaluate, type PolicyDocument } from "../../src/backends/sagemaker/poli
 import { collapse, rolePolicy, policySize, ROLE_POLICY_MAX } from "../../src/backends/sagemaker/role.js";
 import { buildArgs, sharesKernel } from "../../src/package/docker.js";
 import { dockerfileFor, imageName } from "../../src/package/image.js";
-import type { JobSpec } from "../../src/spec/types.js";
+import { validateSettings } from "../../src/spec/schema.js";
+import { sagemakerSchema, type SageMakerSpec } from "../../src/backends/sagemaker/schema.js";
 import { policiesAllow } from "../servers/iam-policy.js";
 
 const doc = (...Statement: PolicyDocument["Statement"][]): PolicyDocument => ({ Version: "2012-10-17", Statement: Statement.flat() });
@@ -38,8 +39,9 @@ test("IAM evaluation (AWS's policy evaluation logic): explicit Deny wins, Allow 
   assert.equal(evaluate([doc({ Effect: "Allow", Action: "s3:*", Resource: "arn:aws:s3:::b/${aws:username}/*" })], "s3:GetObject", "arn:aws:s3:::b/k"), "conditional");
 });
 
-function spec(dir: string, entry: string, extra: Partial<JobSpec> = {}, settings: Record<string, unknown> = {}): JobSpec {
-  return { artifact: { kind: "script", dir, entry, isFolder: false }, backend: "sagemaker", settings: { role_name: "r", ...settings } as JobSpec["settings"], hyperparameters: {}, inputs: {}, outputPath: "s3://b/runs", ...extra };
+function spec(dir: string, entry: string, extra: Partial<SageMakerSpec> = {}, settings: Record<string, unknown> = {}): SageMakerSpec {
+  const typed = validateSettings(sagemakerSchema, { role_name: "r", ...settings }, "the sagemaker backend").settings;
+  return { artifact: { kind: "script", dir, entry, isFolder: false }, backend: "sagemaker", settings: typed, hyperparameters: {}, inputs: {}, outputPath: "s3://b/runs", ...extra };
 }
 
 test("role policy: two projects merge by bucket with covered prefixes dropped; single objects, repositories and a KMS key are granted; the size stays under IAM's limit", () => {

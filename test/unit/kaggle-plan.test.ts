@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { buildSpec } from "../../src/jobs/spec.js";
+import { buildSpecFor } from "../../src/jobs/spec.js";
+import { kaggleBackend } from "../../src/backends/kaggle/index.js";
 import { acceleratorFields, kernelName, saveKernelRequest } from "../../src/backends/kaggle/plan.js";
 import { parseStatus } from "../../src/backends/kaggle/api.js";
 import { LineAssembler, logLines } from "../../src/backends/kaggle/index.js";
@@ -12,7 +13,7 @@ import { writeTree } from "../helpers/tree.js";
 
 function spec(config: Record<string, string> = {}, inputs: Record<string, string> = {}, files: Record<string, string> = { "iris/train.py": "print(1)\n", "iris/requirements.txt": "joblib\n" }, artifact = "iris/train.py") {
   const root = writeTree(files);
-  return buildSpec({ artifact: path.join(...artifact.split("/")), backend: "kaggle", config, inputs }, root);
+  return buildSpecFor(kaggleBackend, { artifact: path.join(...artifact.split("/")), config, inputs }, root);
 }
 
 test("the kernel is named after the artifact's folder and file; slug and title agree", () => {

@@ -6,10 +6,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as tar from "tar";
-import { buildSpec } from "../../src/jobs/spec.js";
+import { buildSpec, buildSpecFor } from "../../src/jobs/spec.js";
 import { repositoryName, SUBMISSION_TAG, trainingJobRequest } from "../../src/backends/sagemaker/plan.js";
 import { rolePolicy, TRUST_POLICY } from "../../src/backends/sagemaker/role.js";
-import { stateOf } from "../../src/backends/sagemaker/index.js";
+import { sagemakerBackend, stateOf } from "../../src/backends/sagemaker/index.js";
 import { dockerfileFor, baseImageFor, writeBuildContext, BASE_IMAGES } from "../../src/package/image.js";
 import { isIgnored, parseDockerignore } from "../../src/package/dockerignore.js";
 import { pipBuildArgs } from "../../src/package/container.js";
@@ -22,7 +22,7 @@ const OUT = "s3://bucket/sagemaker/runs";
 
 function spec(config: Record<string, unknown>, files: Record<string, string> = { "train.py": "print('hi')\n", "requirements.txt": "scikit-learn\n" }, extra: { inputs?: Record<string, string>; hyperparameters?: Record<string, string | number> } = {}) {
   const dir = writeTree(files);
-  return buildSpec({ artifact: Object.keys(files)[0]!, config: { output_path: OUT, ...config }, ...extra }, dir);
+  return buildSpecFor(sagemakerBackend, { artifact: Object.keys(files)[0]!, config: { output_path: OUT, ...config }, ...extra }, dir);
 }
 
 function problemsOf(config: Record<string, unknown>, inputs: Record<string, string> = {}): string[] {
@@ -106,10 +106,10 @@ test("Dockerfile: environment before code, so a code change reinstalls nothing; 
   assert.match(notebook, /pip install .* nbclient ipykernel/);
   assert.match(notebook, /COPY alekseylearn_entrypoint.py alekseylearn_run_notebook.py/);
   const conda = spec({}, { "train.py": "", "environment.yml": "dependencies: [python=3.11]\n" });
-  assert.equal(baseImageFor(conda, false), BASE_IMAGES.conda);
+  assert.equal(baseImageFor(conda, conda.settings.base_image, false), BASE_IMAGES.conda);
   assert.match(dockerfileFor(conda, BASE_IMAGES.conda), /micromamba install --yes --name base --file/);
-  assert.equal(baseImageFor(spec({}), true), BASE_IMAGES.gpu);
-  assert.equal(baseImageFor(spec({ base_image: "my/base:1" }), true), "my/base:1");
+  assert.equal(baseImageFor(spec({}), "auto", true), BASE_IMAGES.gpu);
+  assert.equal(baseImageFor(spec({ base_image: "my/base:1" }), "my/base:1", true), "my/base:1");
 });
 
 test("build context: sorted, timeless, no caches; generated files added; an environment file outside the folder comes along", async () => {

@@ -12,7 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import * as tar from "tar";
-import { buildSpec } from "../../src/jobs/spec.js";
+import { buildSpec, buildSpecFor } from "../../src/jobs/spec.js";
+import { kaggleBackend } from "../../src/backends/kaggle/index.js";
 import { writeBuildContext } from "../../src/package/image.js";
 import { packCode } from "../../src/backends/kaggle/code.js";
 import { saveKernelRequest } from "../../src/backends/kaggle/plan.js";
@@ -180,6 +181,6 @@ test("requirements: lines with a credential in a URL never ship; the image build
   assert.ok(!packed.text.includes(secret), "no canary in the build context");
 
   assert.throws(() => buildSpec({ artifact: "proj/train.py", backend: "kaggle" }, root), (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line)));
-  const kaggleSpec = buildSpec({ artifact: "proj/train.py", backend: "kaggle" }, other);
+  const kaggleSpec = buildSpecFor(kaggleBackend, { artifact: "proj/train.py" }, other);
   assert.ok(!JSON.stringify(saveKernelRequest({ ...kaggleSpec, environment: { ...kaggleSpec.environment!, content: requirements } }, "tester", { text: "" })).includes(secret), "the kernel's source holds no credential");
 });

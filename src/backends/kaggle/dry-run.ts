@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../../context.js";
-import type { JobRecord } from "../../jobs/job.js";
+import type { KaggleJob } from "./schema.js";
 import { jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";
@@ -17,7 +17,7 @@ import { CREATE_TOKEN_HINT, credentialsWithoutAsking } from "./credentials.js";
 import { codeDatasetSlug, createCodeDatasetRequest, kernelName, saveKernelRequest } from "./plan.js";
 
 /** What a Kaggle push of `job` would do. */
-export async function planKaggle(job: JobRecord, ctx: Context): Promise<SubmissionPlan> {
+export async function planKaggle(job: KaggleJob, ctx: Context): Promise<SubmissionPlan> {
   const { spec } = job;
   const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
   const placeholders: string[] = [];

@@ -8,14 +8,14 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure, UserError } from "../../errors.js";
-import { isFinal, type JobRecord, type JobState } from "../../jobs/job.js";
+import { isFinal, type JobState } from "../../jobs/job.js";
 import type { Backend, JobChanges } from "../types.js";
 import { DEFAULT_ENDPOINT, KaggleApi, logEvents, parseStatus, type KernelWorkerStatus, type LogEvent } from "./api.js";
 import { uploadCode } from "./code.js";
 import { findCredentials } from "./credentials.js";
 import { planKaggle } from "./dry-run.js";
 import { kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
-import { kaggleSchema } from "./schema.js";
+import { kaggleSchema, type KaggleJob, type KaggleProvider } from "./schema.js";
 
 const clients = new WeakMap<Context, Promise<KaggleApi>>();
 
@@ -79,9 +79,9 @@ async function endedLog(api: KaggleApi, owner: string, slug: string): Promise<Lo
   return events;
 }
 
-function refOf(job: JobRecord): { owner: string; slug: string } {
+function refOf(job: KaggleJob): { owner: string; slug: string } {
   const { owner, slug } = job.provider ?? {};
-  if (!owner || !slug) throw failure(`Job ${job.name} was never pushed to Kaggle.`, job.reason ? `It failed before: ${job.reason}` : undefined);
+  if (!owner || !slug) throw failure(`Job ${job.name} has not been pushed to Kaggle.`, job.reason ? `It failed before: ${job.reason}` : undefined);
   return { owner, slug };
 }
 
@@ -141,7 +141,7 @@ export const kaggleBackend = {
     if (isFinal(state) && !seen && Date.now() - pushedAt < NEW_RUN_GRACE_MS) return {}; // likely the previous version's end
     if (state === record.state && seen === (record.provider.seen === "1")) return {};
     const now = new Date().toISOString();
-    const changes: JobChanges = { state, provider: { ...record.provider, seen: seen ? "1" : "0" } };
+    const changes: JobChanges<KaggleProvider> = { state, provider: { ...record.provider, seen: seen ? "1" : "0" } };
     if (state === "running" && !record.startedAt) changes.startedAt = now;
     if (isFinal(state)) {
       changes.endedAt = now;
@@ -154,13 +154,13 @@ export const kaggleBackend = {
 
   async *logs(job, ctx, options) {
     let record = job;
-    const base = Number(job.spec.settings.poll_interval ?? 10) * 1000;
+    const base = job.spec.settings.poll_interval * 1000;
     let interval = base;
     let last: JobState | undefined;
     // The stream replays a session's log from its start on every connection (kaggle-cli's `kernels logs --follow`): events already shown are counted, and skipped.
     let shown = 0;
     const lines = new LineAssembler();
-    const refresh = async (): Promise<JobRecord> => (options.refresh ? options.refresh() : { ...record, ...(await this.describe(record, ctx)) });
+    const refresh = async (): Promise<KaggleJob> => (options.refresh ? options.refresh() : { ...record, ...(await this.describe(record, ctx)) });
     while (options.follow) {
       record = await refresh();
       if (record.state !== last) {
@@ -217,4 +217,4 @@ export const kaggleBackend = {
       1,
     );
   },
-} satisfies Backend;
+} satisfies Backend<typeof kaggleSchema, KaggleProvider>;

@@ -6,7 +6,7 @@
 import path from "node:path";
 import { slugify } from "../../jobs/names.js";
 import { shippableRequirements } from "../../package/ship.js";
-import type { JobSpec } from "../../spec/types.js";
+import type { KaggleSpec } from "./schema.js";
 import type { SaveKernelRequest } from "./api.js";
 import { notebookKernel, scriptKernel, type PreambleSpec } from "./preamble.js";
 
@@ -16,10 +16,10 @@ const MAX_TITLE = 50;
 const MACHINE_SHAPE = /^(Nvidia|Tpu)[A-Za-z0-9]+$/;
 
 /** The kernel's title and slug: from the settings, else from the artifact's folder and name (`iris train` → `iris-train`). */
-export function kernelName(spec: JobSpec): { title: string; slug: string; problems: string[] } {
+export function kernelName(spec: KaggleSpec): { title: string; slug: string; problems: string[] } {
   const problems: string[] = [];
   const stem = spec.artifact.isFolder ? path.basename(spec.artifact.dir) : `${path.basename(spec.artifact.dir)} ${path.parse(spec.artifact.entry).name}`;
-  const given = { title: spec.settings.title as string | undefined, slug: spec.settings.slug as string | undefined };
+  const given = { title: spec.settings.title, slug: spec.settings.slug };
   let title = given.title;
   if (title === undefined) {
     title = given.slug ? given.slug.replace(/-/g, " ") : stem.replace(/[-_]+/g, " ").trim();
@@ -58,7 +58,7 @@ export interface KernelCode {
 }
 
 /** The SaveKernel request for `spec`, pushed as OWNER/SLUG. */
-export function saveKernelRequest(spec: JobSpec, owner: string, code: KernelCode): SaveKernelRequest {
+export function saveKernelRequest(spec: KaggleSpec, owner: string, code: KernelCode): SaveKernelRequest {
   const { settings } = spec;
   const { title, slug } = kernelName(spec);
   const channels = Object.fromEntries(Object.entries(spec.inputs).map(([channel, location]) => [channel, datasetOfInput(location)!]));
@@ -77,7 +77,7 @@ export function saveKernelRequest(spec: JobSpec, owner: string, code: KernelCode
   const text = isScript
     ? scriptKernel({ ...preamble, entry: spec.artifact.entry, ...(code.codeDataset ? {} : { source: code.text }) })
     : notebookKernel(code.text, preamble);
-  const datasets = [...(settings.dataset_sources as string[]), ...Object.values(channels), ...(code.codeDataset ? [code.codeDataset] : [])];
+  const datasets = [...settings.dataset_sources, ...Object.values(channels), ...(code.codeDataset ? [code.codeDataset] : [])];
   return {
     slug: `${owner}/${slug}`,
     newTitle: title,
@@ -85,15 +85,15 @@ export function saveKernelRequest(spec: JobSpec, owner: string, code: KernelCode
     language: "python",
     kernelType: isScript ? "script" : "notebook",
     isPrivate: settings.is_private === true,
-    ...acceleratorFields(String(settings.accelerator))!,
+    ...acceleratorFields(settings.accelerator)!,
     enableInternet: settings.enable_internet === true,
     datasetDataSources: [...new Set(datasets)],
-    competitionDataSources: settings.competition_sources as string[],
-    kernelDataSources: settings.kernel_sources as string[],
-    modelDataSources: settings.model_sources as string[],
+    competitionDataSources: settings.competition_sources,
+    kernelDataSources: settings.kernel_sources,
+    modelDataSources: settings.model_sources,
     categoryIds: [],
-    ...(settings.docker_image_pinning ? { dockerImagePinningType: settings.docker_image_pinning as "original" | "latest" } : {}),
-    ...(settings.max_runtime !== undefined ? { sessionTimeoutSeconds: Number(settings.max_runtime) } : {}),
+    ...(settings.docker_image_pinning ? { dockerImagePinningType: settings.docker_image_pinning } : {}),
+    ...(settings.max_runtime !== undefined ? { sessionTimeoutSeconds: settings.max_runtime } : {}),
   };
 }
 
@@ -108,10 +108,10 @@ export function createCodeDatasetRequest(owner: string, kernelSlug: string, file
 }
 
 /** Every reason the Kaggle backend cannot run `spec`. */
-export function kaggleProblems(spec: JobSpec): string[] {
+export function kaggleProblems(spec: KaggleSpec): string[] {
   const problems = [...kernelName(spec).problems];
-  if (Number(spec.settings.instance_count) > 1) problems.push("a Kaggle kernel runs on one machine; config.instance_count must be 1");
-  if (!acceleratorFields(String(spec.settings.accelerator))) problems.push(`config.accelerator must be none, gpu, tpu or a machine shape such as NvidiaTeslaT4, got ${JSON.stringify(spec.settings.accelerator)}`);
+  if (spec.settings.instance_count > 1) problems.push("a Kaggle kernel runs on one machine; config.instance_count must be 1");
+  if (!acceleratorFields(spec.settings.accelerator)) problems.push(`config.accelerator must be none, gpu, tpu or a machine shape such as NvidiaTeslaT4, got ${JSON.stringify(spec.settings.accelerator)}`);
   if (spec.environment?.kind === "conda") problems.push("Kaggle runs its own Python image and cannot build an environment.yml; pass a requirements.txt with --envfile");
   if (spec.environment?.kind === "requirements" && shippableRequirements(spec.environment.content).removed) {
     problems.push(`${path.basename(spec.environment.path)} has a credential in a URL (a package index's password or token), which would be kept in the kernel's source on Kaggle; put the private packages in the folder as wheels (pip download -d wheels PACKAGE, then --find-links wheels) instead`);

@@ -18,7 +18,7 @@ import type { Backend, JobChanges, SubmitOptions } from "../types.js";
 import { planLocal } from "./plan.js";
 import { runLocalJob, runPaths, type RunSetup } from "./run.js";
 import { chooseSandbox } from "./sandbox.js";
-import { localSchema } from "./schema.js";
+import { localSchema, type LocalJob, type LocalProvider } from "./schema.js";
 
 /** Runs started by this process, so `stop` can reach them without a signal. */
 const active = new Map<string, AbortController>();
@@ -59,16 +59,16 @@ function startSupervisor(job: JobRecord, setup: RunSetup, ctx: Context): number 
 }
 
 /** Build the image SageMaker would run (runner=docker); the run then starts it with `train`. */
-async function containerSetup(job: JobRecord, ctx: Context): Promise<{ setup: RunSetup; provider: Record<string, string> }> {
+async function containerSetup(job: LocalJob, ctx: Context): Promise<{ setup: RunSetup; provider: LocalProvider }> {
   const { buildTrainingImage } = await import("../../package/container.js");
   const { imageName } = await import("../../package/image.js");
   const tag = `${imageName(job.spec)}:local`;
-  const built = await buildTrainingImage(job.spec, { tag, gpu: false }, ctx);
+  const built = await buildTrainingImage(job.spec, { tag, gpu: false, baseImage: job.spec.settings.base_image, platform: job.spec.settings.platform }, ctx);
   return { setup: { python: "python3", image: built.imageId }, provider: { runner: "docker", image: tag, imageId: built.imageId } };
 }
 
 /** Start the run here, or under a detached supervisor (which records the run itself); returns what changed once it is under way. */
-function submitRun(job: JobRecord, how: { setup: RunSetup; provider: Record<string, string> }, ctx: Context, options: SubmitOptions): JobChanges {
+function submitRun(job: LocalJob, how: { setup: RunSetup; provider: LocalProvider }, ctx: Context, options: SubmitOptions<LocalProvider>): JobChanges<LocalProvider> {
   const logFile = runPaths(ctx.stateDir, job.name).log;
   fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
   if (options.detach) return { pid: startSupervisor(job, how.setup, ctx), logFile, provider: how.provider };
@@ -99,7 +99,7 @@ export const localBackend = {
 
   check(spec) {
     const problems: string[] = [];
-    if (Number(spec.settings.instance_count) > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
+    if (spec.settings.instance_count > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
     if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3") problems.push(`the local backend writes to a local folder or s3://, not ${spec.outputPath}`);
     for (const [channel, location] of Object.entries(spec.inputs)) {
       if (schemeOf(location)) problems.push(`input ${channel}: the local backend reads local files and folders, not ${location}`);
@@ -113,7 +113,7 @@ export const localBackend = {
     // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so.
     options.record({ pid: process.pid });
     if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options);
-    const sandbox = chooseSandbox(String(spec.settings.sandbox), ctx.env.PATH);
+    const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH);
     if (!sandbox.bwrap) {
       if (spec.settings.sandbox === "bwrap") throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
       if (spec.settings.sandbox === "auto") {
@@ -125,7 +125,7 @@ export const localBackend = {
     }
     const started = Date.now();
     const environment = await ensureEnvironment(
-      { file: spec.environment, python: String(spec.settings.python), extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
+      { file: spec.environment, python: spec.settings.python, extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
       ctx,
     );
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
@@ -167,11 +167,11 @@ export const localBackend = {
     }
   },
 
-  async stop(job): Promise<JobChanges | void> {
+  async stop(job): Promise<JobChanges<LocalProvider> | void> {
     const controller = active.get(job.name);
     if (controller) return controller.abort();
     if (isFinal(job.state)) return;
     if (job.pid && isProcessAlive(job.pid)) process.kill(job.pid, "SIGTERM");
     else return { state: "stopped", endedAt: new Date().toISOString(), reason: "stopped by request" };
   },
-} satisfies Backend;
+} satisfies Backend<typeof localSchema, LocalProvider>;

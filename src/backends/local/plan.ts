@@ -6,7 +6,7 @@
  */
 import os from "node:os";
 import type { Context } from "../../context.js";
-import type { JobRecord } from "../../jobs/job.js";
+import type { LocalJob } from "./schema.js";
 import { contractConfigFiles } from "../../package/contract.js";
 import { environmentLocation } from "../../package/environment.js";
 import { baseImageFor } from "../../package/image.js";
@@ -23,7 +23,7 @@ export function localPlatform(arch = os.arch()): string {
 }
 
 /** What a local run of `job` would do. */
-export async function planLocal(job: JobRecord, ctx: Context): Promise<SubmissionPlan> {
+export async function planLocal(job: LocalJob, ctx: Context): Promise<SubmissionPlan> {
   const { spec } = job;
   const { settings } = spec;
   const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
@@ -32,20 +32,20 @@ export async function planLocal(job: JobRecord, ctx: Context): Promise<Submissio
   let sandbox = "docker";
   let python = "python3";
   if (!docker) {
-    const choice = chooseSandbox(String(settings.sandbox), ctx.env.PATH);
+    const choice = chooseSandbox(settings.sandbox, ctx.env.PATH);
     sandbox = choice.bwrap ? "bwrap" : `none (${choice.reason})`;
     checks.done.push(`sandbox: ${sandbox}`);
-    const location = environmentLocation({ ...(spec.environment ? { file: spec.environment } : {}), python: String(settings.python), extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] }, ctx);
+    const location = environmentLocation({ ...(spec.environment ? { file: spec.environment } : {}), python: settings.python, extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] }, ctx);
     checks.done.push(location.ready ? `environment: cached at ${location.dir}` : `environment: not cached; it would be created at ${location.dir}`);
-    python = location.ready ? `${location.dir}/bin/python` : String(settings.python);
+    python = location.ready ? `${location.dir}/bin/python` : settings.python;
   } else {
     checks.skipped.push("Docker was not asked: the image would be built and run with `docker run IMAGE train`");
   }
   // The arguments are what SageMaker's toolkit would form, computed by the same Python code the job runs.
   const contract = previewContract(python, configFiles, spec.artifact.entry, spec.artifact.dir, job.name);
   if (!contract) checks.skipped.push(`${python} could not compute the script's arguments and SM_* variables`);
-  const args = spec.artifact.kind === "script" && settings.hyperparameter_args !== false ? (contract?.args ?? []) : [];
-  const base = docker ? baseImageFor(spec, false) : undefined;
+  const args = spec.artifact.kind === "script" && settings.hyperparameter_args ? (contract?.args ?? []) : [];
+  const base = docker ? baseImageFor(spec, settings.base_image, false) : undefined;
   return {
     backend: "local",
     job: job.name,

@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../../context.js";
 import type { JobRecord, JobState } from "../../jobs/job.js";
+import type { LocalJob } from "./schema.js";
 import type { JobChanges } from "../types.js";
 import { contractConfigFiles, ML_ROOT } from "../../package/contract.js";
 import { ENTRYPOINT_SOURCE } from "../../package/entrypoint.js";
@@ -36,7 +37,7 @@ function countGpus(pathVar: string | undefined): number {
 }
 
 /** Lay out /opt/ml for the job in `ml`; returns the mounts (sandboxed) that bring its inputs in. */
-function layout(job: JobRecord, ml: string, sandboxed: boolean): Mount[] {
+function layout(job: LocalJob, ml: string, sandboxed: boolean): Mount[] {
   const { spec } = job;
   const channels = Object.keys(spec.inputs);
   for (const sub of ["model", "output/data", "input/config", "checkpoints"]) fs.mkdirSync(path.join(ml, sub), { recursive: true });
@@ -68,7 +69,7 @@ function layout(job: JobRecord, ml: string, sandboxed: boolean): Mount[] {
  * the init of the job's whole process tree. `root` is the folder the job sees
  * as /opt/ml.
  */
-function artifactCommand(job: JobRecord, python: string, runDir: string, root: string): { command: string[]; env: Record<string, string> } {
+function artifactCommand(job: LocalJob, python: string, runDir: string, root: string): { command: string[]; env: Record<string, string> } {
   const { artifact, settings } = job.spec;
   const entrypoint = path.join(runDir, ENTRYPOINT);
   fs.writeFileSync(entrypoint, ENTRYPOINT_SOURCE);
@@ -77,10 +78,10 @@ function artifactCommand(job: JobRecord, python: string, runDir: string, root: s
     ALEKSEYLEARN_ENTRY: artifact.entry,
     ALEKSEYLEARN_KIND: artifact.kind,
     ALEKSEYLEARN_SUPERVISED: "1",
-    ALEKSEYLEARN_STOP_TIMEOUT: String(settings.stop_timeout ?? 30),
+    ALEKSEYLEARN_STOP_TIMEOUT: `${settings.stop_timeout}`,
     TRAINING_JOB_NAME: job.name,
     PYTHONUNBUFFERED: "1",
-    ...jobSettingsEnv(settings),
+    ...jobSettingsEnv(settings.hyperparameter_args),
   };
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
   if (root !== ML_ROOT) env.SAGEMAKER_BASE_DIR = root;
@@ -105,7 +106,7 @@ export interface RunSetup {
 }
 
 /** The name of a local job's container, so it can be stopped by name. */
-export function containerName(job: JobRecord): string {
+export function containerName(job: LocalJob): string {
   return `alekseylearn-${job.name}`;
 }
 
@@ -117,10 +118,10 @@ interface Launch {
 }
 
 /** The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap when there is one. */
-function launchCommand(job: JobRecord, setup: RunSetup, paths: ReturnType<typeof runPaths>, mounts: Mount[], root: string, ctx: Context): Launch {
+function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, mounts: Mount[], root: string, ctx: Context): Launch {
   if (setup.image) {
     // The image's entrypoint sets the SM_* variables itself, as it does on SageMaker.
-    const containerEnv = { TRAINING_JOB_NAME: job.name, ...jobSettingsEnv(job.spec.settings) };
+    const containerEnv = { TRAINING_JOB_NAME: job.name, ...jobSettingsEnv(job.spec.settings.hyperparameter_args) };
     const gpus = countGpus(ctx.env.PATH) > 0;
     return { program: "docker", args: trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, env: containerEnv, gpus }), env: { ...ctx.env, ...containerEnv } };
   }
@@ -169,7 +170,7 @@ function startProcess(launch: Launch, cwd: string, log: fs.WriteStream, sandboxe
  * before SIGKILL; alekseylearn kills the whole sandbox a few seconds after
  * that, should the init itself hang. A container gets `docker stop`.
  */
-function stopper(job: JobRecord, setup: RunSetup, running: Running, grace: number, ctx: Context): { stop: () => void; done: () => void } {
+function stopper(job: LocalJob, setup: RunSetup, running: Running, grace: number, ctx: Context): { stop: () => void; done: () => void } {
   let killTimer: NodeJS.Timeout | undefined;
   const send = (pid: number | undefined, sig: NodeJS.Signals): void => {
     try {
@@ -194,7 +195,7 @@ function stopper(job: JobRecord, setup: RunSetup, running: Running, grace: numbe
 }
 
 /** Pack what the job left in its /opt/ml into its output path: the model (when it completed or was stopped, as SageMaker uploads a stopped job's model) and its output data. */
-async function packOutputs(job: JobRecord, paths: ReturnType<typeof runPaths>, state: JobState, ctx: Context): Promise<Pick<JobRecord, "model" | "output">> {
+async function packOutputs(job: LocalJob, paths: ReturnType<typeof runPaths>, state: JobState, ctx: Context): Promise<Pick<JobRecord, "model" | "output">> {
   const outputs = joinLocation(job.jobOutput, "output");
   const storage = await storageFor(outputs, ctx);
   const pack = async (folder: string, name: string): Promise<string | undefined> => {
@@ -253,7 +254,7 @@ function outcome(result: Awaited<Running["exited"]>, stopping: boolean, program:
  * Run `job` to its end and return its final record; `record` saves what changes as it goes (jobs/ owns the
  * records). Aborting `signal` stops the job (see `stopper`). Never throws for the job's own failures: they end up in the record.
  */
-export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context, signal: AbortSignal, record: (changes: JobChanges) => JobRecord): Promise<JobRecord> {
+export async function runLocalJob(job: LocalJob, setup: RunSetup, ctx: Context, signal: AbortSignal, record: (changes: JobChanges) => JobRecord): Promise<JobRecord> {
   const paths = runPaths(ctx.stateDir, job.name);
   const log = fs.createWriteStream(paths.log, { flags: "a" });
   let logOpen = true;
@@ -272,7 +273,7 @@ export async function runLocalJob(job: JobRecord, setup: RunSetup, ctx: Context,
     record({ state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
 
     let stopping = false;
-    const { stop, done } = stopper(job, setup, running, Number(job.spec.settings.stop_timeout ?? 30), ctx);
+    const { stop, done } = stopper(job, setup, running, job.spec.settings.stop_timeout, ctx);
     const onAbort = (): void => {
       stopping = true;
       stop();

@@ -1,5 +1,7 @@
 /** Settings of the local backend. */
-import type { Schema } from "../../spec/schema.js";
+import type { Schema, SettingsOf } from "../../spec/schema.js";
+import type { JobRecord } from "../../jobs/job.js";
+import type { JobSpec } from "../../spec/types.js";
 import { commonSchema } from "../common.js";
 
 /** `--config.KEY` for `--backend local`. */
@@ -25,3 +27,23 @@ export const localSchema = {
     doc: "After Ctrl-C or `stop`, how long the job (every process of it gets SIGTERM) has to exit before it is killed; what it saved in /opt/ml/model is packed. SageMaker gives 120s.",
   },
 } satisfies Schema;
+
+/** The local backend's settings, typed from its schema. */
+export type LocalSettings = SettingsOf<typeof localSchema>;
+
+/** What a local job's record keeps of how it runs. */
+export type LocalProvider = {
+  /** `docker` for the container runner. */
+  runner?: string;
+  image?: string;
+  imageId?: string;
+  /** `bwrap` or `none`. */
+  sandbox?: string;
+  /** The cached environment's folder. */
+  environment?: string;
+};
+
+/** A job spec for this machine. */
+export type LocalSpec = JobSpec<LocalSettings>;
+/** A job record of this machine. */
+export type LocalJob = JobRecord<LocalSettings, LocalProvider>;

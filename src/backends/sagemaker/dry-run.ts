@@ -9,7 +9,8 @@
 import { awsConfigured, awsRegion } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
-import type { JobRecord } from "../../jobs/job.js";
+import type { SageMakerJob } from "./schema.js";
+import { SAGEMAKER_PLATFORM } from "../../package/container.js";
 import { baseImageFor, isGpuInstance } from "../../package/image.js";
 import { buildContextFiles, imageLayers, jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";
@@ -21,11 +22,8 @@ import { findRepository, registryOverride } from "./image.js";
 import { createRepositoryRequest, imageReference, PLACEHOLDERS, repositoryName, requestProblems, roleArnFor, trainingJobRequest } from "./plan.js";
 import { checkRolePermissions, resolveRole, roleDeniedError } from "./role.js";
 
-/** The platform SageMaker training runs images on. */
-export const SAGEMAKER_PLATFORM = "linux/amd64";
-
 /** What a SageMaker submission of `job` would do; a UserError for what AWS says would fail (a missing role or bucket), as `fit` would. */
-export async function planSageMaker(job: JobRecord, ctx: Context): Promise<SubmissionPlan> {
+export async function planSageMaker(job: SageMakerJob, ctx: Context): Promise<SubmissionPlan> {
   const { spec } = job;
   const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
   const placeholders = [`the image digest ${PLACEHOLDERS.digest} (known once the image is built and pushed)`, `the submission id ${PLACEHOLDERS.submission} (made at submission)`];
@@ -63,7 +61,7 @@ export async function planSageMaker(job: JobRecord, ctx: Context): Promise<Submi
   if (problems.length) throw failure(`The training job would be refused by SageMaker:`, "Change the settings named above.", problems.map((problem) => `- ${problem}`));
   checks.done.push("the CreateTrainingJob request is within every limit and pattern of SageMaker's published API model");
   requests.push({ api: "sagemaker", operation: "CreateTrainingJob", request });
-  const base = baseImageFor(spec, isGpuInstance(String(spec.settings.instance_type)));
+  const base = baseImageFor(spec, spec.settings.base_image, isGpuInstance(spec.settings.instance_type));
   const shipment = jobShipment(spec, ctx.env);
   reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
   return {

@@ -10,7 +10,7 @@ import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
 import { docker, login, privateDockerConfig, pushImage } from "../../package/docker.js";
-import type { JobSpec } from "../../spec/types.js";
+import type { SageMakerSpec } from "./schema.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { hasOwnDockerfile, imageName, isGpuInstance } from "../../package/image.js";
 import { createRepositoryRequest, repositoryName } from "./plan.js";
@@ -169,7 +169,7 @@ async function authorization(ctx: Context): Promise<{ token: string; user: strin
  * resolved true: a Dockerfile that does not build, or a missing role, leaves
  * nothing behind in AWS.
  */
-export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { gate?: Promise<boolean>; onBuildStarted?: () => void } = {}): Promise<PushedImage> {
+export async function pushTrainingImage(spec: SageMakerSpec, ctx: Context, options: { gate?: Promise<boolean>; onBuildStarted?: () => void } = {}): Promise<PushedImage> {
   const repository = repositoryName(spec);
   const local = `${imageName(spec)}:latest`;
   let found: Promise<string | undefined> | undefined;
@@ -181,7 +181,7 @@ export async function pushTrainingImage(spec: JobSpec, ctx: Context, options: { 
     for (const pending of [found, authorized]) pending.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
     options.onBuildStarted?.();
   };
-  const built = await buildTrainingImage(spec, { tag: local, gpu: isGpuInstance(String(spec.settings.instance_type)), onStarted: askEcr }, ctx);
+  const built = await buildTrainingImage(spec, { tag: local, gpu: isGpuInstance(spec.settings.instance_type), baseImage: spec.settings.base_image, platform: SAGEMAKER_PLATFORM, onStarted: askEcr }, ctx);
   const gate = options.gate ?? Promise.resolve(true);
   if (!(await gate)) throw failure("Stopped before pushing: the checks before it failed.");
   const existing = await found!;

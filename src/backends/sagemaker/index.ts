@@ -13,8 +13,8 @@ import { failure } from "../../errors.js";
 import { isFinal, type JobRecord, type JobState } from "../../jobs/job.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation } from "../../storage/location.js";
+import { validateSettings } from "../../spec/schema.js";
 import { VERSION } from "../../version.js";
-import type { JobSpec } from "../../spec/types.js";
 import type { Backend, JobChanges } from "../types.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { checkBucket } from "./bucket.js";
@@ -23,7 +23,7 @@ import { TrainingLog } from "./logs.js";
 import { planSageMaker } from "./dry-run.js";
 import { planProblems, requestProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
 import { checkRolePermissions, createRole, resolveRole, roleDeniedError, whileRoleSettles } from "./role.js";
-import { sagemakerSchema } from "./schema.js";
+import { sagemakerSchema, type SageMakerJob, type SageMakerProvider, type SageMakerSpec } from "./schema.js";
 
 /** SageMaker's secondary statuses before the training code runs. */
 const WAITING = new Set(["Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading", "DownloadingTrainingImage"]);
@@ -60,7 +60,7 @@ export async function createJob(request: ReturnType<typeof trainingJobRequest>, 
  * ECR only once all have passed (a failed check stops the build and leaves nothing in AWS). Returns the
  * pushed image and the role's ARN.
  */
-async function buildWhileChecking(spec: JobSpec, ctx: Context): Promise<{ pushed: PushedImage; roleArn: string }> {
+async function buildWhileChecking(spec: SageMakerSpec, ctx: Context): Promise<{ pushed: PushedImage; roleArn: string }> {
   const aws = await awsFor(ctx);
   const checks = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, checks.signal]) : checks.signal;
@@ -171,8 +171,8 @@ export const sagemakerBackend = {
   },
 
   async *logs(job, ctx, options) {
-    const log = new TrainingLog(job.name, ctx, options.signal, Number(job.spec.settings.instance_count ?? 1));
-    const base = Number(job.spec.settings.poll_interval ?? 5) * 1000;
+    const log = new TrainingLog(job.name, ctx, options.signal, job.spec.settings.instance_count);
+    const base = job.spec.settings.poll_interval * 1000;
     let interval = base;
     let said = "";
     for (;;) {
@@ -221,15 +221,16 @@ export const sagemakerBackend = {
     }
     const outputPath = answer.OutputDataConfig?.S3OutputPath?.replace(/\/+$/, "") ?? "";
     const created = new Date(answer.CreationTime ?? Date.now()).toISOString();
-    // What is known of a job started elsewhere: its settings as SageMaker reports them; its code is not here.
-    const record: JobRecord = {
+    // What is known of a job started elsewhere: its settings as SageMaker reports them (the rest at their defaults); its code is not here.
+    const { settings } = validateSettings(sagemakerSchema, { instance_type: answer.ResourceConfig?.InstanceType ?? "", instance_count: answer.ResourceConfig?.InstanceCount ?? 1, use_spot: answer.EnableManagedSpotTraining ?? false }, "the sagemaker backend");
+    const record: SageMakerJob = {
       name,
       backend: "sagemaker",
       state: "queued",
       spec: {
         artifact: { kind: "script", dir: "", entry: "", isFolder: false },
         backend: "sagemaker",
-        settings: { instance_type: answer.ResourceConfig?.InstanceType ?? "", instance_count: answer.ResourceConfig?.InstanceCount ?? 1, use_spot: answer.EnableManagedSpotTraining ?? false, poll_interval: 5 },
+        settings,
         hyperparameters: { ...answer.HyperParameters },
         inputs: Object.fromEntries((answer.InputDataConfig ?? []).map((channel) => [channel.ChannelName ?? "", channel.DataSource?.S3DataSource?.S3Uri ?? ""])),
         outputPath,
@@ -249,4 +250,4 @@ export const sagemakerBackend = {
       throw awsError(err, `stopping ${job.name}`);
     }
   },
-} satisfies Backend;
+} satisfies Backend<typeof sagemakerSchema, SageMakerProvider>;

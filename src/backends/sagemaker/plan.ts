@@ -3,12 +3,12 @@
  * problems that stop a spec before anything is built, the ECR repository's
  * name, and the CreateTrainingJob request, field by field.
  */
-import type { CreateTrainingJobRequest } from "@aws-sdk/client-sagemaker";
+import type { CreateTrainingJobRequest, TrainingInstanceType } from "@aws-sdk/client-sagemaker";
 import { hyperparameterStrings } from "../../package/contract.js";
 import { UserError } from "../../errors.js";
 import { imageName, jobSettingsEnv, refuseEnvironmentCredentials } from "../../package/image.js";
 import { schemeOf } from "../../storage/location.js";
-import type { JobSpec } from "../../spec/types.js";
+import type { SageMakerSpec } from "./schema.js";
 import { validate } from "./model.js";
 import { DEFAULT_ROLE_NAME } from "./schema.js";
 import { SAGEMAKER_SHAPES } from "./shapes.js";
@@ -56,24 +56,24 @@ export function parsePairs(items: readonly string[], what: string, problems: str
 }
 
 /** Every reason `spec` cannot run on SageMaker, all at once (empty when it can). */
-export function planProblems(spec: JobSpec): string[] {
+export function planProblems(spec: SageMakerSpec): string[] {
   const problems: string[] = [];
   const { settings } = spec;
   if (!spec.outputPath) problems.push("config.output_path is required on SageMaker: an s3://BUCKET/PREFIX where the model is written");
   else if (schemeOf(spec.outputPath) !== "s3") problems.push(`config.output_path must be an s3:// location on SageMaker, not ${spec.outputPath}`);
-  if (!/^ml\.[a-z0-9]+\.[a-z0-9]+$/.test(String(settings.instance_type))) problems.push(`config.instance_type ${settings.instance_type} is not a SageMaker instance type (like ml.c4.2xlarge or ml.g5.xlarge)`);
-  if (settings.checkpoint_s3_uri !== undefined && schemeOf(String(settings.checkpoint_s3_uri)) !== "s3") problems.push(`config.checkpoint_s3_uri must be an s3:// location, not ${settings.checkpoint_s3_uri}`);
+  if (!isTrainingInstanceType(settings.instance_type)) problems.push(`config.instance_type ${settings.instance_type} is not a SageMaker instance type (like ml.c4.2xlarge or ml.g5.xlarge)`);
+  if (settings.checkpoint_s3_uri !== undefined && schemeOf(settings.checkpoint_s3_uri) !== "s3") problems.push(`config.checkpoint_s3_uri must be an s3:// location, not ${settings.checkpoint_s3_uri}`);
   if (settings.max_wait !== undefined && !settings.use_spot) problems.push("config.max_wait applies to spot training only: add --config.use_spot=true, or drop it");
-  if (settings.use_spot && settings.max_wait !== undefined && Number(settings.max_wait) < Number(settings.max_runtime)) {
+  if (settings.use_spot && settings.max_wait !== undefined && settings.max_wait < settings.max_runtime) {
     problems.push(`config.max_wait (${settings.max_wait}s) must be at least config.max_runtime (${settings.max_runtime}s)`);
   }
-  if (settings.role_arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(String(settings.role_arn))) problems.push(`config.role_arn ${settings.role_arn} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)`);
+  if (settings.role_arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(settings.role_arn)) problems.push(`config.role_arn ${settings.role_arn} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)`);
   for (const [channel, location] of Object.entries(spec.inputs)) {
     if (schemeOf(location) !== "s3") problems.push(`input ${channel}: SageMaker reads inputs from S3; upload it (aws s3 cp --recursive ${location} s3://BUCKET/PREFIX) and pass --input.${channel}=s3://BUCKET/PREFIX`);
     else if (!/^[A-Za-z0-9.\-_]+$/.test(channel)) problems.push(`input ${channel}: channel names are letters, digits, ., - and _`);
   }
-  parsePairs(settings.environment as string[], "environment", problems);
-  parsePairs(settings.tags as string[], "tags", problems);
+  parsePairs(settings.environment, "environment", problems);
+  parsePairs(settings.tags, "tags", problems);
   try {
     refuseEnvironmentCredentials(spec);
   } catch (err) {
@@ -93,13 +93,18 @@ export function planProblems(spec: JobSpec): string[] {
 }
 
 /** The ECR repository for `spec`: config.repository, else the artifact's image name. */
-export function repositoryName(spec: JobSpec): string {
-  return spec.settings.repository ? String(spec.settings.repository) : imageName(spec);
+export function repositoryName(spec: SageMakerSpec): string {
+  return spec.settings.repository ?? imageName(spec);
 }
 
 /** The role's ARN: config.role_arn, or the named role in `account`. */
-export function roleArnFor(spec: JobSpec, account: string, partition = "aws"): string {
-  return spec.settings.role_arn ? String(spec.settings.role_arn) : `arn:${partition}:iam::${account}:role/${String(spec.settings.role_name ?? DEFAULT_ROLE_NAME)}`;
+export function roleArnFor(spec: SageMakerSpec, account: string, partition = "aws"): string {
+  return spec.settings.role_arn ?? `arn:${partition}:iam::${account}:role/${spec.settings.role_name || DEFAULT_ROLE_NAME}`;
+}
+
+/** True for an instance type SageMaker's published model lists for training (botocore's enum, which the SDK's type mirrors). */
+export function isTrainingInstanceType(name: string): name is TrainingInstanceType {
+  return SAGEMAKER_SHAPES.TrainingInstanceType?.enum?.includes(name) ?? false;
 }
 
 /** What CreateTrainingJob needs beyond the spec. */
@@ -115,28 +120,28 @@ export interface TrainingJobInputs {
 }
 
 /** The CreateTrainingJob request for `spec` (pure). */
-export function trainingJobRequest(spec: JobSpec, inputs: TrainingJobInputs): CreateTrainingJobRequest {
+export function trainingJobRequest(spec: SageMakerSpec, inputs: TrainingJobInputs): CreateTrainingJobRequest {
   const { settings } = spec;
   const ignored: string[] = [];
   const spot = settings.use_spot === true;
-  const maxRuntime = Number(settings.max_runtime);
+  const maxRuntime = settings.max_runtime;
   const request: CreateTrainingJobRequest = {
     TrainingJobName: inputs.name,
     AlgorithmSpecification: { TrainingImage: inputs.image, TrainingInputMode: "File" },
     RoleArn: inputs.roleArn,
     OutputDataConfig: { S3OutputPath: spec.outputPath.replace(/\/+$/, "") },
-    ResourceConfig: { InstanceType: String(settings.instance_type) as never, InstanceCount: Number(settings.instance_count), VolumeSizeInGB: Number(settings.volume_size_gb) },
-    StoppingCondition: { MaxRuntimeInSeconds: maxRuntime, ...(spot ? { MaxWaitTimeInSeconds: Number(settings.max_wait ?? maxRuntime) } : {}) },
+    ResourceConfig: { InstanceType: isTrainingInstanceType(settings.instance_type) ? settings.instance_type : undefined, InstanceCount: settings.instance_count, VolumeSizeInGB: settings.volume_size_gb },
+    StoppingCondition: { MaxRuntimeInSeconds: maxRuntime, ...(spot ? { MaxWaitTimeInSeconds: settings.max_wait ?? maxRuntime } : {}) },
     HyperParameters: hyperparameterStrings(spec.hyperparameters),
     EnableManagedSpotTraining: spot,
     Tags: [
       { Key: SUBMISSION_TAG, Value: inputs.submissionId },
       { Key: "alekseylearn:version", Value: inputs.version },
-      ...Object.entries(parsePairs(settings.tags as string[], "tags", ignored)).map(([Key, Value]) => ({ Key, Value })),
+      ...Object.entries(parsePairs(settings.tags, "tags", ignored)).map(([Key, Value]) => ({ Key, Value })),
     ],
   };
   // The one setting the image's entrypoint reads from the job (the SM_* variables it computes itself, as the toolkit does).
-  const environment = { ...parsePairs(settings.environment as string[], "environment", ignored), ...jobSettingsEnv(settings) };
+  const environment = { ...parsePairs(settings.environment, "environment", ignored), ...jobSettingsEnv(settings.hyperparameter_args) };
   if (Object.keys(environment).length) request.Environment = environment;
   const channels = Object.entries(spec.inputs).sort(([a], [b]) => a.localeCompare(b));
   if (channels.length) {
@@ -145,10 +150,10 @@ export function trainingJobRequest(spec: JobSpec, inputs: TrainingJobInputs): Cr
       DataSource: { S3DataSource: { S3DataType: "S3Prefix", S3Uri, S3DataDistributionType: "FullyReplicated" } },
     }));
   }
-  if (settings.checkpoint_s3_uri) request.CheckpointConfig = { S3Uri: String(settings.checkpoint_s3_uri), LocalPath: "/opt/ml/checkpoints" };
+  if (settings.checkpoint_s3_uri) request.CheckpointConfig = { S3Uri: settings.checkpoint_s3_uri, LocalPath: "/opt/ml/checkpoints" };
   if (settings.kms_key) {
-    request.OutputDataConfig!.KmsKeyId = String(settings.kms_key);
-    request.ResourceConfig!.VolumeKmsKeyId = String(settings.kms_key);
+    request.OutputDataConfig!.KmsKeyId = settings.kms_key;
+    request.ResourceConfig!.VolumeKmsKeyId = settings.kms_key;
   }
   return request;
 }

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure, UserError } from "../../errors.js";
 import { parseS3, s3Client } from "../../storage/s3.js";
-import type { JobSpec } from "../../spec/types.js";
+import type { SageMakerSpec } from "./schema.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { repositoryName, roleArnFor } from "./plan.js";
 import { evaluate, type Decision, type PolicyDocument, type PolicyStatement } from "./policy.js";
@@ -41,13 +41,13 @@ export const ROLE_POLICY_MAX = 10_240;
  * SageMaker reads an S3Prefix channel as every key that starts with it, so an
  * input is `KEY*`: a single object (`data/train.csv`) and a prefix alike.
  */
-function objectPatterns(spec: JobSpec, partition: string): string[] {
+function objectPatterns(spec: SageMakerSpec, partition: string): string[] {
   const pattern = (location: string, below: boolean): string => {
     const { bucket, key } = parseS3(location);
     const base = below ? key.replace(/\/+$/, "") : key;
     return `arn:${partition}:s3:::${bucket}/${base}${below && base ? "/" : ""}*`;
   };
-  const written = [spec.outputPath, ...(spec.settings.checkpoint_s3_uri ? [String(spec.settings.checkpoint_s3_uri)] : [])];
+  const written = [spec.outputPath, ...(spec.settings.checkpoint_s3_uri ? [spec.settings.checkpoint_s3_uri] : [])];
   return [...written.filter(isS3).map((location) => pattern(location, true)), ...Object.values(spec.inputs).filter(isS3).map((location) => pattern(location, false))];
 }
 
@@ -56,8 +56,8 @@ function isS3(location: string): boolean {
 }
 
 /** The buckets of the S3 locations a job of `spec` touches. */
-function bucketsOf(spec: JobSpec): string[] {
-  return [spec.outputPath, ...Object.values(spec.inputs), ...(spec.settings.checkpoint_s3_uri ? [String(spec.settings.checkpoint_s3_uri)] : [])].filter(isS3).map((location) => parseS3(location).bucket);
+function bucketsOf(spec: SageMakerSpec): string[] {
+  return [spec.outputPath, ...Object.values(spec.inputs), ...(spec.settings.checkpoint_s3_uri ? [spec.settings.checkpoint_s3_uri] : [])].filter(isS3).map((location) => parseS3(location).bucket);
 }
 
 /** The KMS key ARN of config.kms_key (a key ID, key ARN, alias name or alias ARN). */
@@ -104,14 +104,14 @@ function grantsOf(document: PolicyDocument | undefined): Grants {
  * CloudWatch metrics and logs, the ECR login, and pulling the image
  * (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms).
  */
-export function rolePolicy(spec: JobSpec, where: Where, existing?: PolicyDocument): PolicyDocument {
+export function rolePolicy(spec: SageMakerSpec, where: Where, existing?: PolicyDocument): PolicyDocument {
   const p = where.partition;
   const had = grantsOf(existing);
   const objects = collapse([...had.objects, ...objectPatterns(spec, p)]);
   const buckets = collapse([...had.buckets, ...bucketsOf(spec).map((bucket) => `arn:${p}:s3:::${bucket}`)]);
   // The default repositories are all under alekseylearn/; config.repository may name any other.
   const repositories = collapse([...had.repositories, repositoryArn("alekseylearn/*", where), repositoryArn(repositoryName(spec), where)]);
-  const keys = collapse([...had.keys, ...(spec.settings.kms_key ? [kmsKeyArn(String(spec.settings.kms_key), where)] : [])]);
+  const keys = collapse([...had.keys, ...(spec.settings.kms_key ? [kmsKeyArn(spec.settings.kms_key, where)] : [])]);
   const logGroup = `arn:${p}:logs:${where.region}:${where.account}:log-group:/aws/sagemaker/TrainingJobs`;
   const statements: PolicyStatement[] = [
     { Sid: "JobData", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], Resource: objects },
@@ -133,7 +133,7 @@ export function policySize(document: PolicyDocument): number {
 }
 
 /** The `init --create-role` command that gives the role what a job of `spec` needs (its output, inputs, checkpoints, repository and key). */
-export function createRoleCommand(spec: JobSpec, cwd: string): string {
+export function createRoleCommand(spec: SageMakerSpec, cwd: string): string {
   const full = spec.artifact.isFolder ? spec.artifact.dir : path.join(spec.artifact.dir, spec.artifact.entry);
   const artifact = path.relative(cwd, full) || ".";
   const { settings } = spec;
@@ -141,10 +141,10 @@ export function createRoleCommand(spec: JobSpec, cwd: string): string {
   if (spec.artifact.isFolder) parts.push(`--entry ${spec.artifact.entry}`);
   parts.push("--backend sagemaker --create-role", `--config.output_path=${spec.outputPath}`);
   for (const [channel, location] of Object.entries(spec.inputs)) parts.push(`--input.${channel}=${location}`);
-  if (settings.checkpoint_s3_uri) parts.push(`--config.checkpoint_s3_uri=${String(settings.checkpoint_s3_uri)}`);
-  if (settings.repository) parts.push(`--config.repository=${String(settings.repository)}`);
-  if (settings.kms_key) parts.push(`--config.kms_key=${String(settings.kms_key)}`);
-  if (settings.role_name && settings.role_name !== DEFAULT_ROLE_NAME) parts.push(`--config.role_name=${String(settings.role_name)}`);
+  if (settings.checkpoint_s3_uri) parts.push(`--config.checkpoint_s3_uri=${settings.checkpoint_s3_uri}`);
+  if (settings.repository) parts.push(`--config.repository=${settings.repository}`);
+  if (settings.kms_key) parts.push(`--config.kms_key=${settings.kms_key}`);
+  if (settings.role_name && settings.role_name !== DEFAULT_ROLE_NAME) parts.push(`--config.role_name=${settings.role_name}`);
   return parts.join(" ");
 }
 
@@ -166,11 +166,11 @@ async function findRole(name: string, ctx: Context): Promise<{ arn: string; crea
 }
 
 /** The role ARN the job runs as; a UserError naming the command that creates it when the named role is missing. */
-export async function resolveRole(spec: JobSpec, ctx: Context): Promise<string> {
+export async function resolveRole(spec: SageMakerSpec, ctx: Context): Promise<string> {
   const aws = await awsFor(ctx);
   const { account, partition } = await aws.identity();
   if (spec.settings.role_arn) return roleArnFor(spec, account, partition);
-  const name = String(spec.settings.role_name);
+  const name = spec.settings.role_name;
   const role = await findRole(name, ctx);
   if (role) return role.arn;
   throw failure(`The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`, `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`);
@@ -200,11 +200,11 @@ async function currentPolicy(name: string, ctx: Context): Promise<PolicyDocument
  * its ARN and whether it was made now. Stops before IAM's size limit on a
  * role's policies would be passed, naming a role of the project's own.
  */
-export async function createRole(spec: JobSpec, ctx: Context): Promise<{ arn: string; created: boolean }> {
+export async function createRole(spec: SageMakerSpec, ctx: Context): Promise<{ arn: string; created: boolean }> {
   const aws = await awsFor(ctx);
   const where = { ...(await aws.identity()), region: aws.region };
   const { client, sdk } = await aws.iam();
-  const name = String(spec.settings.role_name);
+  const name = spec.settings.role_name;
   const found = await findRole(name, ctx);
   const policy = rolePolicy(spec, where, found ? await currentPolicy(name, ctx) : undefined);
   const size = policySize(policy);
@@ -250,7 +250,7 @@ export type RoleCheck =
   | { verdict: "skipped"; roleArn: string };
 
 /** What a job of `spec` named `jobName` needs its role to allow: writing its model, reading its inputs, syncing checkpoints, pulling its image (pure). */
-export function roleNeeds(spec: JobSpec, where: Where, jobName: string): RoleNeed[] {
+export function roleNeeds(spec: SageMakerSpec, where: Where, jobName: string): RoleNeed[] {
   const p = where.partition;
   const needs: RoleNeed[] = [];
   const object = (bucket: string, key: string): string => `arn:${p}:s3:::${bucket}/${key}`;
@@ -266,7 +266,7 @@ export function roleNeeds(spec: JobSpec, where: Where, jobName: string): RoleNee
     needs.push({ action: "s3:GetObject", resources: [object(bucket, key), object(bucket, `${key.replace(/\/+$/, "")}/part`)], why: `reading input ${channel} (${location})` });
   }
   if (spec.settings.checkpoint_s3_uri) {
-    const location = String(spec.settings.checkpoint_s3_uri);
+    const location = spec.settings.checkpoint_s3_uri;
     const { bucket, key } = parseS3(location);
     const file = object(bucket, `${key.replace(/\/+$/, "")}${key ? "/" : ""}checkpoint`);
     needs.push({ action: "s3:PutObject", resources: [file], why: `saving checkpoints to ${location}` });
@@ -350,7 +350,7 @@ async function resourcePolicyMayGrant(resource: string, ctx: Context): Promise<b
  * SimulatePrincipalPolicy, and on AWS it needs its own permission, so the
  * policies are read and evaluated here.
  */
-export async function checkRolePermissions(spec: JobSpec, ctx: Context, jobName = "JOB"): Promise<RoleCheck> {
+export async function checkRolePermissions(spec: SageMakerSpec, ctx: Context, jobName = "JOB"): Promise<RoleCheck> {
   const aws = await awsFor(ctx);
   const { account, partition } = await aws.identity();
   const roleArn = roleArnFor(spec, account, partition);

@@ -1,5 +1,7 @@
 /** Settings of the SageMaker backend. */
-import type { Schema } from "../../spec/schema.js";
+import type { Schema, SettingsOf } from "../../spec/schema.js";
+import type { JobRecord } from "../../jobs/job.js";
+import type { JobSpec } from "../../spec/types.js";
 import { commonSchema } from "../common.js";
 
 /** The role `fit` uses when none is named, and `init --backend sagemaker --create-role` creates. */
@@ -26,3 +28,29 @@ export const sagemakerSchema = {
   tags: { type: { kind: "list" }, default: [], doc: "Tags on the job, as KEY=VALUE items (alekseylearn adds its own)." },
   poll_interval: { type: { kind: "number", min: 0.05 }, default: 5, doc: "Seconds between status checks while following; grows to 30 while nothing changes." },
 } satisfies Schema;
+
+/** The SageMaker backend's settings, typed from its schema. */
+export type SageMakerSettings = SettingsOf<typeof sagemakerSchema>;
+
+/** What a job's record keeps of its SageMaker training job. */
+export type SageMakerProvider = {
+  arn?: string;
+  region?: string;
+  /** The image, by digest. */
+  image?: string;
+  role?: string;
+  /** This submission's id (the job's alekseylearn:submission tag). */
+  submission?: string;
+  layersPushed?: string;
+  stepsRun?: string;
+  /** DescribeTrainingJob's TrainingJobStatus and SecondaryStatus, and the last transition's message. */
+  status?: string;
+  secondary?: string;
+  message?: string;
+  billableSeconds?: string;
+};
+
+/** A job spec for SageMaker. */
+export type SageMakerSpec = JobSpec<SageMakerSettings>;
+/** A job record of SageMaker. */
+export type SageMakerJob = JobRecord<SageMakerSettings, SageMakerProvider>;
