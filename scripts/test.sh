@@ -16,6 +16,8 @@ rm -rf dist   # no stale test files from deleted sources
 npx tsc -p .
 chmod +x dist/src/cli/main.js
 npx eslint .
+# Formatting is checked, not hoped for: `npm run format` fixes what this names.
+npx prettier --check "**/*.{ts,js}"
 
 # pip must not wait on an index it cannot reach: use the machine's local index when there is one.
 if [ -z "${PIP_INDEX_URL:-}" ] && [ -d /opt/pypi/simple ]; then
