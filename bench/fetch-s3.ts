@@ -29,9 +29,21 @@ async function freePort(): Promise<number> {
 
 const port = await freePort();
 const endpoint = `http://127.0.0.1:${port}`;
-const server = spawn(path.join(repo, "node_modules", ".bin", "s3rver"), ["-d", path.join(work, "data"), "-a", "127.0.0.1", "-p", String(port), "-s", "--configure-bucket", "bench"], { stdio: "ignore" });
+const server = spawn(
+  path.join(repo, "node_modules", ".bin", "s3rver"),
+  ["-d", path.join(work, "data"), "-a", "127.0.0.1", "-p", String(port), "-s", "--configure-bucket", "bench"],
+  { stdio: "ignore" },
+);
 fs.mkdirSync(path.join(work, "data"));
-const env = { ...process.env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", AWS_ENDPOINT_URL: endpoint, AWS_EC2_METADATA_DISABLED: "true", XDG_STATE_HOME: path.join(work, "state") };
+const env = {
+  ...process.env,
+  AWS_ACCESS_KEY_ID: "S3RVER",
+  AWS_SECRET_ACCESS_KEY: "S3RVER",
+  AWS_REGION: "us-east-1",
+  AWS_ENDPOINT_URL: endpoint,
+  AWS_EC2_METADATA_DISABLED: "true",
+  XDG_STATE_HOME: path.join(work, "state"),
+};
 for (let i = 0; i < 100; i++) {
   try {
     await fetch(endpoint);
@@ -100,11 +112,21 @@ try {
   console.log(`fetch from s3rver (loopback), ${(bytes / 1024 / 1024).toFixed(0)} MiB model.tar.gz, ${os.cpus().length} cores, best of 2 alternating rounds`);
   console.log("");
   console.log("what                                       time      throughput   peak memory");
-  console.log(`aws s3 cp                                  ${awsCli.seconds.toFixed(2).padStart(6)} s  ${mibps(awsCli.seconds).padStart(11)}  ${awsCli.peakMiB.toFixed(0)} MiB`);
-  console.log(`curl, one stream                           ${curl.seconds.toFixed(2).padStart(6)} s  ${mibps(curl.seconds).padStart(11)}  ${curl.peakMiB.toFixed(0)} MiB`);
-  console.log(`alekseylearn fetch --no-extract            ${download.seconds.toFixed(2).padStart(6)} s  ${mibps(download.seconds).padStart(11)}  ${download.peakMiB.toFixed(0)} MiB`);
-  console.log(`alekseylearn fetch (download + extract)    ${extracted.seconds.toFixed(2).padStart(6)} s  ${mibps(extracted.seconds).padStart(11)}  ${extracted.peakMiB.toFixed(0)} MiB`);
-  console.log(`alekseylearn fetch, ${(small / 1024 / 1024).toFixed(0)} MiB object            ${smallFetch.seconds.toFixed(2).padStart(6)} s  ${"".padStart(11)}  ${smallFetch.peakMiB.toFixed(0)} MiB`);
+  console.log(
+    `aws s3 cp                                  ${awsCli.seconds.toFixed(2).padStart(6)} s  ${mibps(awsCli.seconds).padStart(11)}  ${awsCli.peakMiB.toFixed(0)} MiB`,
+  );
+  console.log(
+    `curl, one stream                           ${curl.seconds.toFixed(2).padStart(6)} s  ${mibps(curl.seconds).padStart(11)}  ${curl.peakMiB.toFixed(0)} MiB`,
+  );
+  console.log(
+    `alekseylearn fetch --no-extract            ${download.seconds.toFixed(2).padStart(6)} s  ${mibps(download.seconds).padStart(11)}  ${download.peakMiB.toFixed(0)} MiB`,
+  );
+  console.log(
+    `alekseylearn fetch (download + extract)    ${extracted.seconds.toFixed(2).padStart(6)} s  ${mibps(extracted.seconds).padStart(11)}  ${extracted.peakMiB.toFixed(0)} MiB`,
+  );
+  console.log(
+    `alekseylearn fetch, ${(small / 1024 / 1024).toFixed(0)} MiB object            ${smallFetch.seconds.toFixed(2).padStart(6)} s  ${"".padStart(11)}  ${smallFetch.peakMiB.toFixed(0)} MiB`,
+  );
   console.log("");
   console.log(`throughput vs aws s3 cp (download only):    ${(awsCli.seconds / download.seconds).toFixed(2)} ×   target ≥ 1.5 ×`);
   console.log(`fetch extracted vs curl (time):             ${(extracted.seconds / curl.seconds).toFixed(2)} ×   target ≤ 1.2 ×`);

@@ -42,7 +42,10 @@ function compare(a: () => number, b: () => number): [number, number] {
 const ms = (seconds: number): string => `${(seconds * 1000).toFixed(0)} ms`;
 
 // Start-up.
-const [help, bare] = compare(() => time(process.execPath, [cli, "--help"]), () => time(process.execPath, ["-e", "0"]));
+const [help, bare] = compare(
+  () => time(process.execPath, [cli, "--help"]),
+  () => time(process.execPath, ["-e", "0"]),
+);
 
 // Local backend overhead, environment cached.
 const project = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-"));

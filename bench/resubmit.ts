@@ -61,18 +61,28 @@ try {
     const before = registryBytes();
     const { seconds, stdout } = run(process.execPath, [cli, "fit", "train.py", `--config.output_path=${output}`, "--detach", "--json"], { cwd: project, env });
     const record = JSON.parse(stdout) as { provider: Record<string, string> };
-    return { seconds, bytes: registryBytes() - before, steps: Number(record.provider.stepsRun), layers: Number(record.provider.layersPushed), image: record.provider.image! };
+    return {
+      seconds,
+      bytes: registryBytes() - before,
+      steps: Number(record.provider.stepsRun),
+      layers: Number(record.provider.layersPushed),
+      image: record.provider.image!,
+    };
   };
   /** The image's manifest as the registry serves it: its own size, its config's, and its layers' (compressed, as pushed). */
   const manifest = async (image: string): Promise<{ bytes: number; config: number; layers: number[] }> => {
     const [name, digest] = image.slice(registry.length + 1).split("@");
-    const response = await fetch(`http://${registry}/v2/${name}/manifests/${digest}`, { headers: { Accept: "application/vnd.docker.distribution.manifest.v2+json" } });
+    const response = await fetch(`http://${registry}/v2/${name}/manifests/${digest}`, {
+      headers: { Accept: "application/vnd.docker.distribution.manifest.v2+json" },
+    });
     const text = await response.text();
     const parsed = JSON.parse(text) as { config: { size: number }; layers: { size: number }[] };
     return { bytes: Buffer.byteLength(text), config: parsed.config.size, layers: parsed.layers.map((layer) => layer.size) };
   };
   const plainTag = `${registry}/bench/plain:latest`;
-  const plain = (): number => run("docker", ["build", "--network", "host", "--build-arg", "PIP_INDEX_URL", "-t", plainTag, "."], { cwd: project, env: { ...env, DOCKER_BUILDKIT: "0" } }).seconds + run("docker", ["push", plainTag], { cwd: project, env }).seconds;
+  const plain = (): number =>
+    run("docker", ["build", "--network", "host", "--build-arg", "PIP_INDEX_URL", "-t", plainTag, "."], { cwd: project, env: { ...env, DOCKER_BUILDKIT: "0" } })
+      .seconds + run("docker", ["push", plainTag], { cwd: project, env }).seconds;
 
   const first = fit();
   plain(); // warms plain docker's cache and puts its image in the registry
@@ -91,11 +101,19 @@ try {
   const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
   console.log("Resubmission to SageMaker (moto + a local registry), one run each:");
   console.log(`  first submission:           ${first.seconds.toFixed(2)} s, ${first.steps} steps built, ${first.layers} layers and ${mib(first.bytes)} pushed`);
-  console.log(`  unchanged:                  ${same.seconds.toFixed(2)} s, ${same.steps} steps built, ${same.layers} layers and ${same.bytes} bytes pushed (target: 0 and 0)`);
+  console.log(
+    `  unchanged:                  ${same.seconds.toFixed(2)} s, ${same.steps} steps built, ${same.layers} layers and ${same.bytes} bytes pushed (target: 0 and 0)`,
+  );
   console.log(`    cached docker build && docker push: ${plainSame.toFixed(2)} s → ${(same.seconds / plainSame).toFixed(2)} × (target ≤ 1 ×)`);
-  console.log(`  one-line code change:       ${changed.seconds.toFixed(2)} s, ${changed.steps} steps built, ${changed.layers} layers and ${changed.bytes} bytes pushed`);
-  console.log(`    layer bytes that moved: ${layerBytesMoved} (all pushed bytes less the new manifest, ${shape.bytes}, and image config, ${shape.config}); the code layer: ${codeLayer} → ${(layerBytesMoved / codeLayer).toFixed(2)} × (target ≤ 1.1 ×)`);
-  console.log(`    docker build && docker push after the same change: ${plainChanged.toFixed(2)} s → ${(changed.seconds / plainChanged).toFixed(2)} × (target ≤ 1 ×)`);
+  console.log(
+    `  one-line code change:       ${changed.seconds.toFixed(2)} s, ${changed.steps} steps built, ${changed.layers} layers and ${changed.bytes} bytes pushed`,
+  );
+  console.log(
+    `    layer bytes that moved: ${layerBytesMoved} (all pushed bytes less the new manifest, ${shape.bytes}, and image config, ${shape.config}); the code layer: ${codeLayer} → ${(layerBytesMoved / codeLayer).toFixed(2)} × (target ≤ 1.1 ×)`,
+  );
+  console.log(
+    `    docker build && docker push after the same change: ${plainChanged.toFixed(2)} s → ${(changed.seconds / plainChanged).toFixed(2)} × (target ≤ 1 ×)`,
+  );
 } finally {
   await moto.stop();
 }

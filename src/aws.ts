@@ -47,20 +47,36 @@ export function awsEndpoint(env: Env, service: string): string | undefined {
 /** Credentials: the keys in the environment, else the default provider chain for AWS_PROFILE. */
 export async function awsCredentials(env: Env): Promise<Credentials> {
   if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
-    return { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
+    return {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+    };
   }
   return (await import("@aws-sdk/credential-providers")).fromNodeProviderChain(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {});
 }
 
 /** True when this environment shows any sign of an AWS setup (keys, a profile, a config or credentials file, SSO, a container or web identity role), so an optional lookup does not wait on the instance metadata address for nothing. */
 export function awsConfigured(env: Env): boolean {
-  if (env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE || env.AWS_WEB_IDENTITY_TOKEN_FILE || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return true;
+  if (
+    env.AWS_ACCESS_KEY_ID ||
+    env.AWS_PROFILE ||
+    env.AWS_WEB_IDENTITY_TOKEN_FILE ||
+    env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI ||
+    env.AWS_CONTAINER_CREDENTIALS_FULL_URI
+  )
+    return true;
   const home = env.HOME || os.homedir();
-  return [env.AWS_CONFIG_FILE || path.join(home, ".aws", "config"), env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, ".aws", "credentials")].some((file) => fs.existsSync(file));
+  return [env.AWS_CONFIG_FILE || path.join(home, ".aws", "config"), env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, ".aws", "credentials")].some((file) =>
+    fs.existsSync(file),
+  );
 }
 
 /** The settings every AWS SDK client is made with, for `service` (its endpoint variable's suffix). */
-export async function awsClientConfig(env: Env, service: string): Promise<{ region: string; credentials: Credentials; endpoint?: string; maxAttempts: number }> {
+export async function awsClientConfig(
+  env: Env,
+  service: string,
+): Promise<{ region: string; credentials: Credentials; endpoint?: string; maxAttempts: number }> {
   const endpoint = awsEndpoint(env, service);
   return { region: awsRegion(env), credentials: await awsCredentials(env), ...(endpoint ? { endpoint } : {}), maxAttempts: 5 };
 }
@@ -70,10 +86,28 @@ export function credentialError(err: unknown, what: string): UserError | undefin
   const name = (err as { name?: string }).name ?? "";
   const message = (err as Error).message ?? String(err);
   if (name === "CredentialsProviderError" || /Could not load credentials/i.test(message)) {
-    return new UserError("No AWS credentials found.", "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE (`aws configure`, or `aws sso login`), or run where an instance role is available.", 1);
+    return new UserError(
+      "No AWS credentials found.",
+      "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE (`aws configure`, or `aws sso login`), or run where an instance role is available.",
+      1,
+    );
   }
-  if (["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "InvalidClientTokenId", "UnrecognizedClientException", "ExpiredTokenException"].includes(name)) {
-    return new UserError(`AWS refused the credentials while ${what} (${name}).`, "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile in AWS_PROFILE; `aws sts get-caller-identity` shows who you are.", 1);
+  if (
+    [
+      "InvalidAccessKeyId",
+      "SignatureDoesNotMatch",
+      "ExpiredToken",
+      "InvalidToken",
+      "InvalidClientTokenId",
+      "UnrecognizedClientException",
+      "ExpiredTokenException",
+    ].includes(name)
+  ) {
+    return new UserError(
+      `AWS refused the credentials while ${what} (${name}).`,
+      "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile in AWS_PROFILE; `aws sts get-caller-identity` shows who you are.",
+      1,
+    );
   }
   return undefined;
 }

@@ -32,6 +32,7 @@ export function failure(message: string, hint?: string, details: readonly string
 
 /** Narrow an unknown catch value to a Node system error with a code. */
 export function isErrnoError(err: unknown, code?: string): err is NodeJS.ErrnoException {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string" &&
-    (code === undefined || (err as NodeJS.ErrnoException).code === code);
+  return (
+    err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string" && (code === undefined || (err as NodeJS.ErrnoException).code === code)
+  );
 }

@@ -53,11 +53,17 @@ const MODEL_SUFFIX = "/output/model.tar.gz";
 
 function modelOfJob(job: JobRecord): { model: string; output?: string; stopped?: true } {
   if (!isFinal(job.state)) {
-    throw failure(`Job ${job.name} is still ${job.state}; it has no model yet.`, `Wait for it with \`alekseylearn logs ${job.name} --follow\`, then fetch again.`);
+    throw failure(
+      `Job ${job.name} is still ${job.state}; it has no model yet.`,
+      `Wait for it with \`alekseylearn logs ${job.name} --follow\`, then fetch again.`,
+    );
   }
   if (!job.model) {
     const why = job.state === "completed" ? "it wrote nothing to /opt/ml/model (SM_MODEL_DIR)" : `it ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
-    throw failure(`Job ${job.name} has no model: ${why}.`, job.state === "completed" ? "Make the training artifact save its model under /opt/ml/model." : `See why with \`alekseylearn logs ${job.name}\`.`);
+    throw failure(
+      `Job ${job.name} has no model: ${why}.`,
+      job.state === "completed" ? "Make the training artifact save its model under /opt/ml/model." : `See why with \`alekseylearn logs ${job.name}\`.`,
+    );
   }
   return { model: job.model, ...(job.output ? { output: job.output } : {}), ...(job.state === "stopped" ? { stopped: true as const } : {}) };
 }
@@ -91,8 +97,14 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
   if (ARCHIVE.test(normalized) || providerOutputs(normalized)) return { model: normalized };
   const storage = await storageFor(normalized, ctx);
   if (!schemeOf(normalized) && !fs.existsSync(normalized)) {
-    const guess = nearest(location, store.list().map((record) => record.name));
-    throw new UserError(`${location} is neither a job name nor an existing path.`, guess ? `Did you mean the job ${guess}?` : "`alekseylearn jobs` lists the jobs; an output path or an archive's path works too.");
+    const guess = nearest(
+      location,
+      store.list().map((record) => record.name),
+    );
+    throw new UserError(
+      `${location} is neither a job name nor an existing path.`,
+      guess ? `Did you mean the job ${guess}?` : "`alekseylearn jobs` lists the jobs; an output path or an archive's path works too.",
+    );
   }
   const found = await newestUnder(normalized, store, ctx);
   const output = found.model.replace(/model\.tar\.gz$/, "output.tar.gz");
@@ -105,7 +117,13 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
  * `extractTo` is given, a download is unpacked while it comes down, and
  * nothing is placed there until the download has passed its checks.
  */
-async function bring(archive: string, scratch: string, options: FetchOptions, ctx: Context, extractTo?: string): Promise<{ local: string; extracted?: string[] }> {
+async function bring(
+  archive: string,
+  scratch: string,
+  options: FetchOptions,
+  ctx: Context,
+  extractTo?: string,
+): Promise<{ local: string; extracted?: string[] }> {
   const storage = await storageFor(archive, ctx);
   if (storage.localPath) {
     const local = storage.localPath(archive);
@@ -146,7 +164,8 @@ function providerOutputs(model: string): Backend | undefined {
 /** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */
 export async function fetch(location: string, ctx: Context, options: FetchOptions = {}): Promise<FetchResult> {
   const to = path.resolve(ctx.cwd, options.to ?? ".");
-  if (fs.existsSync(to) && !fs.statSync(to).isDirectory()) throw new UserError(`${options.to ?? to} is a file, not a folder to fetch into.`, "Pass --to a folder (it is created when missing).");
+  if (fs.existsSync(to) && !fs.statSync(to).isDirectory())
+    throw new UserError(`${options.to ?? to} is a file, not a folder to fetch into.`, "Pass --to a folder (it is created when missing).");
   const source = await resolve(location, ctx);
   // SageMaker uploads what a stopped job saved; so does every backend whose packing alekseylearn does.
   if (source.stopped) ctx.reporter.warn(`Job ${source.job} was stopped before it ended: this is what it had saved in /opt/ml/model when it stopped.`);
@@ -176,12 +195,24 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
         else fs.copyFileSync(local, target);
         files.push(path.relative(to, target));
       } else {
-        const extracted = alreadyExtracted ?? (await extractArchive(local, extractTo!, { overwrite: options.overwrite ?? false, ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}) }));
+        const extracted =
+          alreadyExtracted ??
+          (await extractArchive(local, extractTo!, {
+            overwrite: options.overwrite ?? false,
+            ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+          }));
         files.push(...extracted.map((file) => (into === "." ? file : `${into}/${file}`)));
       }
     }
     finished = true;
-    return { ...(source.job ? { job: source.job } : {}), model: source.model, ...(source.output ? { output: source.output } : {}), to, files, ...(source.stopped ? { stopped: true as const } : {}) };
+    return {
+      ...(source.job ? { job: source.job } : {}),
+      model: source.model,
+      ...(source.output ? { output: source.output } : {}),
+      to,
+      files,
+      ...(source.stopped ? { stopped: true as const } : {}),
+    };
   } finally {
     // A partial download stays for the next try; everything else goes.
     const keep = !finished && fs.readdirSync(scratch).some((name) => name.endsWith(".partial"));

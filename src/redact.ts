@@ -69,7 +69,10 @@ export function redactDeep(value: unknown, keep: ReadonlySet<string> = new Set()
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, keep));
   if (value && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value).map(([key, member]) => [key, keep.has(key) ? member : typeof member === "string" && namesSecret(key) ? REDACTED : redactDeep(member, keep)]),
+      Object.entries(value).map(([key, member]) => [
+        key,
+        keep.has(key) ? member : typeof member === "string" && namesSecret(key) ? REDACTED : redactDeep(member, keep),
+      ]),
     );
   }
   return value;

@@ -22,5 +22,8 @@ export function getBackend(name: string): Backend {
     throw new UserError(`The ${name} backend is not available in this version of alekseylearn.`, `Built backends: ${Object.keys(backends).join(", ")}.`);
   }
   const guess = nearest(name, BACKEND_NAMES);
-  throw new UserError(`Unknown backend ${name}.`, guess ? `Did you mean ${guess}? Backends: ${BACKEND_NAMES.join(", ")}.` : `Backends: ${BACKEND_NAMES.join(", ")}.`);
+  throw new UserError(
+    `Unknown backend ${name}.`,
+    guess ? `Did you mean ${guess}? Backends: ${BACKEND_NAMES.join(", ")}.` : `Backends: ${BACKEND_NAMES.join(", ")}.`,
+  );
 }

@@ -20,7 +20,6 @@ export interface Command extends CommandSpec {
   helpSections?: () => Promise<string[]>;
 }
 
-
 export const commands: readonly Command[] = [
   {
     name: "fit",
@@ -38,12 +37,26 @@ export const commands: readonly Command[] = [
       { name: "backend", aliases: ["driver"], value: "NAME", doc: "Where to run: local, sagemaker, vertex or kaggle." },
       { name: "name", value: "JOB", doc: "Name the job instead of ARTIFACT-STEM-yyyymmdd-hhmmss-xxxx." },
       { name: "detach", doc: "Return once the job is submitted; follow it later with `alekseylearn logs JOB --follow`." },
-      { name: "overwrite", doc: "Image backends: write the folder's Dockerfile and entrypoint anew (as `init --overwrite`) instead of building with them as they are." },
-      { name: "dry-run", doc: "Check everything that can be checked without creating anything, print the plan (the files that would ship, the image, each provider request as it would be sent) and exit. Needs no Docker; with --json, the plan as JSON." },
+      {
+        name: "overwrite",
+        doc: "Image backends: write the folder's Dockerfile and entrypoint anew (as `init --overwrite`) instead of building with them as they are.",
+      },
+      {
+        name: "dry-run",
+        doc: "Check everything that can be checked without creating anything, print the plan (the files that would ship, the image, each provider request as it would be sent) and exit. Needs no Docker; with --json, the plan as JSON.",
+      },
     ],
     families: [
-      { prefix: "config", usage: "--config.KEY=VALUE", doc: "A backend setting (see below). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list." },
-      { prefix: "hyperparameter", usage: "--hyperparameter.KEY=VALUE", doc: "A hyperparameter, kept as the text typed (as SageMaker keeps them) and passed as SageMaker's toolkit passes them: --KEY VALUE arguments to a script, hyperparameters.json, SM_HPS, SM_HP_KEY." },
+      {
+        prefix: "config",
+        usage: "--config.KEY=VALUE",
+        doc: "A backend setting (see below). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list.",
+      },
+      {
+        prefix: "hyperparameter",
+        usage: "--hyperparameter.KEY=VALUE",
+        doc: "A hyperparameter, kept as the text typed (as SageMaker keeps them) and passed as SageMaker's toolkit passes them: --KEY VALUE arguments to a script, hyperparameters.json, SM_HPS, SM_HP_KEY.",
+      },
       { prefix: "input", usage: "--input.CHANNEL=LOCATION", doc: "An input channel, seen by the job at /opt/ml/input/data/CHANNEL ($SM_CHANNEL_CHANNEL)." },
     ],
     examples: [
@@ -75,8 +88,16 @@ export const commands: readonly Command[] = [
       { name: "create-role", doc: "Create (or update) the IAM role SageMaker jobs run as." },
     ],
     families: [
-      { prefix: "config", usage: "--config.KEY=VALUE", doc: "base_image, instance_type (a GPU type picks a CUDA base image), and for --create-role output_path, role_name, checkpoint_s3_uri, repository, kms_key." },
-      { prefix: "input", usage: "--input.CHANNEL=LOCATION", doc: "With --create-role: an input the role may read (an s3:// prefix or single object), as fit takes it." },
+      {
+        prefix: "config",
+        usage: "--config.KEY=VALUE",
+        doc: "base_image, instance_type (a GPU type picks a CUDA base image), and for --create-role output_path, role_name, checkpoint_s3_uri, repository, kms_key.",
+      },
+      {
+        prefix: "input",
+        usage: "--input.CHANNEL=LOCATION",
+        doc: "With --create-role: an input the role may read (an s3:// prefix or single object), as fit takes it.",
+      },
     ],
     examples: [
       "alekseylearn init examples/iris/train.py",
@@ -100,7 +121,12 @@ export const commands: readonly Command[] = [
       { name: "overwrite", doc: "Replace existing files whose content differs." },
       { name: "max-size", value: "SIZE", doc: "Let an archive expand to SIZE (500M, 20G) instead of at most 100 times its size once above 1 GiB." },
     ],
-    examples: ["alekseylearn fetch iris-20261126-184214-x7k2 --to model/", "alekseylearn fetch ./alekseylearn-output", "alekseylearn fetch s3://bucket/sagemaker/runs", "alekseylearn fetch kaggle://USER/iris-train --to model/"],
+    examples: [
+      "alekseylearn fetch iris-20261126-184214-x7k2 --to model/",
+      "alekseylearn fetch ./alekseylearn-output",
+      "alekseylearn fetch s3://bucket/sagemaker/runs",
+      "alekseylearn fetch kaggle://USER/iris-train --to model/",
+    ],
     load: () => import("./commands/fetch.js"),
   },
   {
@@ -136,4 +162,3 @@ export const commands: readonly Command[] = [
     load: () => import("./commands/stop.js"),
   },
 ];
-

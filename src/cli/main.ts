@@ -122,8 +122,14 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Out
     }
     const command = commands.find((c) => c.name === name);
     if (!command) {
-      const guess = nearest(name, commands.map((c) => c.name));
-      throw new UserError(`Unknown command ${name}.`, guess ? `Did you mean \`alekseylearn ${guess}\`? \`alekseylearn --help\` lists the commands.` : "`alekseylearn --help` lists the commands.");
+      const guess = nearest(
+        name,
+        commands.map((c) => c.name),
+      );
+      throw new UserError(
+        `Unknown command ${name}.`,
+        guess ? `Did you mean \`alekseylearn ${guess}\`? \`alekseylearn --help\` lists the commands.` : "`alekseylearn --help` lists the commands.",
+      );
     }
     const args = parseArgs(rest, command);
     if (args.options.help) {

@@ -20,7 +20,11 @@ export function jobDuration(job: JobRecord, now: Date = new Date()): string {
 /** Rows as aligned columns under a header. */
 export function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
 
@@ -46,7 +50,12 @@ export function describeJob(job: JobRecord): string {
     ["ARN", job.provider?.arn],
     ["Page", job.provider?.url],
   ];
-  return fields.filter(([, value]) => value).map(([key, value]) => `${(key + ":").padEnd(13)}${value}`).join("\n") + "\n";
+  return (
+    fields
+      .filter(([, value]) => value)
+      .map(([key, value]) => `${(key + ":").padEnd(13)}${value}`)
+      .join("\n") + "\n"
+  );
 }
 
 /** A plan (`fit --dry-run`) for people: what would ship, the image, each request, and what was and was not checked. Long text values are cut; `--json` shows them whole. */
@@ -68,7 +77,8 @@ export function describePlan(plan: SubmissionPlan): string {
 
 /** JSON for reading: a list or object on one line when that line is short, else one member a line; long text cut. */
 function compactJson(value: unknown, indent: string): string {
-  const cut = (item: unknown): unknown => (typeof item === "string" && item.length > 200 ? `${item.slice(0, 120)}… (${item.length} characters; --json shows all)` : item);
+  const cut = (item: unknown): unknown =>
+    typeof item === "string" && item.length > 200 ? `${item.slice(0, 120)}… (${item.length} characters; --json shows all)` : item;
   const render = (item: unknown, at: string): string => {
     const flat = JSON.stringify(item, (_key, inner: unknown) => cut(inner));
     if (flat === undefined || typeof item !== "object" || item === null || at.length + flat.length <= 100) return flat ?? "null";

@@ -58,8 +58,13 @@ export async function init(request: FitRequest, ctx: Context, options: { overwri
     ? buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
     : buildSpec({ ...request, backend: "local", inputs: {}, config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
   const backend = getBackend(spec.backend);
-  if (options.createRole && !backend.createRole) throw new UserError(`--create-role makes the identity a backend's jobs run as; the ${spec.backend} backend has none to make. Use it with --backend sagemaker.`);
-  const result: InitResult = { ...writeImageFiles(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? "")), options.overwrite ?? false, ctx.cwd) };
+  if (options.createRole && !backend.createRole)
+    throw new UserError(
+      `--create-role makes the identity a backend's jobs run as; the ${spec.backend} backend has none to make. Use it with --backend sagemaker.`,
+    );
+  const result: InitResult = {
+    ...writeImageFiles(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? "")), options.overwrite ?? false, ctx.cwd),
+  };
   if (options.createRole && backend.createRole) {
     const role = await backend.createRole(spec, ctx);
     result.roleArn = role.arn;

@@ -42,4 +42,3 @@ export interface JobRecord<S extends object = Settings, P extends object = Provi
   /** Backend-specific identifiers (ARNs, kernel slugs), typed by each backend. */
   provider?: P;
 }
-

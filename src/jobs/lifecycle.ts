@@ -64,7 +64,13 @@ export class JobEndedError extends UserError {
 async function checkEnded(backend: Backend, job: JobRecord, ctx: Context): Promise<void> {
   if (job.state === "failed") {
     const lines = await lastLogLines(backend, job, ctx, FAILURE_LINES);
-    throw new JobEndedError(job, `Job ${job.name} failed: ${job.reason ?? "no reason was given"}.`, `Its whole log: alekseylearn logs ${job.name}`, EXIT_FAILURE, lines);
+    throw new JobEndedError(
+      job,
+      `Job ${job.name} failed: ${job.reason ?? "no reason was given"}.`,
+      `Its whole log: alekseylearn logs ${job.name}`,
+      EXIT_FAILURE,
+      lines,
+    );
   }
   if (job.state === "stopped") throw new JobEndedError(job, `Job ${job.name} was stopped.`, undefined, EXIT_INTERRUPTED);
 }
@@ -117,7 +123,10 @@ function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec
   const backend = getBackend(spec.backend);
   const name = options.name ?? makeJobName(artifactStem(spec.artifact));
   if (!isValidJobName(name)) {
-    throw new UserError(`Job name ${name} is not valid on every backend.`, "Use 2 to 63 characters of a-z, 0-9 and -, starting with a letter and not ending with -.");
+    throw new UserError(
+      `Job name ${name} is not valid on every backend.`,
+      "Use 2 to 63 characters of a-z, 0-9 and -, starting with a letter and not ending with -.",
+    );
   }
   if (new JobStore(ctx.stateDir).find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
   return { spec, backend, name };
@@ -131,7 +140,14 @@ function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec
  */
 export async function planFit(request: FitRequest, ctx: Context, options: Pick<FitOptions, "name"> = {}): Promise<SubmissionPlan> {
   const { spec, backend, name } = prepare(request, ctx, options);
-  const job: JobRecord = { name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "" };
+  const job: JobRecord = {
+    name,
+    backend: spec.backend,
+    state: "preparing",
+    spec,
+    createdAt: new Date().toISOString(),
+    jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "",
+  };
   return backend.plan(job, ctx);
 }
 
@@ -143,13 +159,24 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   const { spec, backend, name } = prepare(request, ctx, options);
   const store = new JobStore(ctx.stateDir);
   if (!spec.environment) {
-    ctx.reporter.warn(`No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`);
+    ctx.reporter.warn(
+      `No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`,
+    );
   }
   if (options.overwriteImage && hasOwnDockerfile(spec)) {
     const { writeImageFiles } = await import("./init.js");
-    for (const file of writeImageFiles(spec, isGpuInstance(typeof spec.settings.instance_type === "string" ? spec.settings.instance_type : ""), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
+    for (const file of writeImageFiles(spec, isGpuInstance(typeof spec.settings.instance_type === "string" ? spec.settings.instance_type : ""), true, ctx.cwd)
+      .written)
+      ctx.reporter.info(`Rewrote ${file}`);
   }
-  const job = store.save({ name, backend: spec.backend, state: "preparing", spec, createdAt: new Date().toISOString(), jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "" });
+  const job = store.save({
+    name,
+    backend: spec.backend,
+    state: "preparing",
+    spec,
+    createdAt: new Date().toISOString(),
+    jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "",
+  });
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);
 
   let submitted: JobRecord;

@@ -7,7 +7,10 @@ const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 /** Lower-case `text` to `[a-z0-9-]`, collapsing runs of anything else into one hyphen. */
 export function slugify(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "");
 }
 
 function stamp(date: Date): string {

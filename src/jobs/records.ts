@@ -37,10 +37,16 @@ function redactStrings(value: unknown): unknown {
 export function redactRecord(record: JobRecord): JobRecord {
   const { hyperparameters, settings, ...rest } = record.spec;
   const redactedSettings = Object.fromEntries(
-    Object.entries(settings).map(([key, value]) => [key, PAIR_SETTINGS.has(key) && Array.isArray(value) ? value.map((item) => (typeof item === "string" ? redactPair(item) : item)) : redactStrings(value)]),
+    Object.entries(settings).map(([key, value]) => [
+      key,
+      PAIR_SETTINGS.has(key) && Array.isArray(value) ? value.map((item) => (typeof item === "string" ? redactPair(item) : item)) : redactStrings(value),
+    ]),
   );
   const { spec: _spec, ...top } = record;
-  return { ...(redactStrings(top) as Omit<JobRecord, "spec">), spec: { ...(redactStrings(rest) as Omit<JobSpec, "hyperparameters" | "settings">), settings: redactedSettings as JobSpec["settings"], hyperparameters } };
+  return {
+    ...(redactStrings(top) as Omit<JobRecord, "spec">),
+    spec: { ...(redactStrings(rest) as Omit<JobSpec, "hyperparameters" | "settings">), settings: redactedSettings as JobSpec["settings"], hyperparameters },
+  };
 }
 
 /** Make `dir` (and missing parents) readable by its owner only, and tighten it when it exists with a wider mode. */
@@ -93,12 +99,18 @@ export class JobStore {
     const record = this.find(name);
     if (record) return record;
     const guess = nearest(name, this.names());
-    throw new UserError(`No job named ${name}.`, guess ? `Did you mean ${guess}? \`alekseylearn jobs\` lists them all.` : "`alekseylearn jobs` lists the jobs this machine knows.");
+    throw new UserError(
+      `No job named ${name}.`,
+      guess ? `Did you mean ${guess}? \`alekseylearn jobs\` lists them all.` : "`alekseylearn jobs` lists the jobs this machine knows.",
+    );
   }
 
   private names(): string[] {
     try {
-      return fs.readdirSync(this.dir).filter((file) => file.endsWith(".json")).map((file) => file.slice(0, -5));
+      return fs
+        .readdirSync(this.dir)
+        .filter((file) => file.endsWith(".json"))
+        .map((file) => file.slice(0, -5));
     } catch {
       return [];
     }

@@ -41,13 +41,19 @@ export function resolveArtifact(cwd: string, artifact: string, entry?: string): 
   if (!stat) throw new UserError(`Training artifact ${artifact} does not exist.`, "Check the path; it is read relative to the current folder.");
   if (stat.isFile()) {
     if (entry !== undefined) {
-      throw new UserError(`--entry goes with a folder, but ${artifact} is a file.`, `Run \`alekseylearn fit ${path.dirname(artifact)} --entry ${path.basename(artifact)}\`, or drop --entry.`);
+      throw new UserError(
+        `--entry goes with a folder, but ${artifact} is a file.`,
+        `Run \`alekseylearn fit ${path.dirname(artifact)} --entry ${path.basename(artifact)}\`, or drop --entry.`,
+      );
     }
     return { kind: kindOf(full), dir: path.dirname(full), entry: path.basename(full), isFolder: false };
   }
   if (!stat.isDirectory()) throw new UserError(`Training artifact ${artifact} is neither a file nor a folder.`);
   if (entry === undefined) {
-    const candidates = fs.readdirSync(full).filter((name) => KINDS[path.extname(name).toLowerCase()]).sort();
+    const candidates = fs
+      .readdirSync(full)
+      .filter((name) => KINDS[path.extname(name).toLowerCase()])
+      .sort();
     throw new UserError(
       `${artifact} is a folder: say which file in it to run with --entry FILE.`,
       candidates.length ? `Files it could run: ${candidates.slice(0, 5).join(", ")}.` : "It holds no .py or .ipynb file.",

@@ -3,7 +3,17 @@ import fs from "node:fs";
 import path from "node:path";
 
 /** Folders that are never code. */
-export const NOT_CODE = new Set([".git", "__pycache__", ".ipynb_checkpoints", "alekseylearn-output", "node_modules", ".venv", "venv", ".mypy_cache", ".pytest_cache"]);
+export const NOT_CODE = new Set([
+  ".git",
+  "__pycache__",
+  ".ipynb_checkpoints",
+  "alekseylearn-output",
+  "node_modules",
+  ".venv",
+  "venv",
+  ".mypy_cache",
+  ".pytest_cache",
+]);
 
 /** True for a path (relative, with /) that lies in no skipped folder and is no compiled file. */
 export function isCode(relative: string): boolean {

@@ -15,7 +15,10 @@ import { baseImageFor, hasOwnDockerfile, writeBuildContext } from "./image.js";
 export const SAGEMAKER_PLATFORM = "linux/amd64";
 
 /** pip's index settings for a build: http(s) ones without credentials as they are (a build argument is kept in the image's history), and the `file://` folder of an index to serve. */
-export function pipBuildArgs(env: Context["env"], warn: (message: string) => void): { args: Record<string, string>; serve: Array<{ key: string; folder: string; path: string }> } {
+export function pipBuildArgs(
+  env: Context["env"],
+  warn: (message: string) => void,
+): { args: Record<string, string>; serve: Array<{ key: string; folder: string; path: string }> } {
   const args: Record<string, string> = {};
   const serve: Array<{ key: string; folder: string; path: string }> = [];
   for (const key of ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"]) {
@@ -57,10 +60,10 @@ export async function serveFolder(folder: string, address: string): Promise<{ po
     fs.stat(file, (err, stat) => {
       if (!err && stat.isDirectory()) file = path.join(file, "index.html");
       const stream = fs.createReadStream(file);
-      stream.once("error", () => response.headersSent ? response.destroy() : response.writeHead(404).end());
+      stream.once("error", () => (response.headersSent ? response.destroy() : response.writeHead(404).end()));
       stream.once("open", () => {
         response.writeHead(200, { "Content-Type": file.endsWith(".html") ? "text/html" : "application/octet-stream" });
-        if (request.method === "HEAD") return void stream.destroy(), response.end();
+        if (request.method === "HEAD") return (void stream.destroy(), response.end());
         stream.pipe(response);
       });
     });
@@ -68,10 +71,11 @@ export async function serveFolder(folder: string, address: string): Promise<{ po
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, address, resolve));
   return {
     port: (server.address() as { port: number }).port,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -92,7 +96,9 @@ export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, c
   const daemon = await requireDaemon(ctx.env);
   const platform = options.platform === "auto" ? undefined : options.platform;
   if (!platform && daemon.platform && daemon.platform !== SAGEMAKER_PLATFORM) {
-    ctx.reporter.info(`Building for this Docker's platform, ${daemon.platform}; SageMaker runs ${SAGEMAKER_PLATFORM} only (set --config.platform=${SAGEMAKER_PLATFORM} to build what it would run).`);
+    ctx.reporter.info(
+      `Building for this Docker's platform, ${daemon.platform}; SageMaker runs ${SAGEMAKER_PLATFORM} only (set --config.platform=${SAGEMAKER_PLATFORM} to build what it would run).`,
+    );
   }
   const baseImage = baseImageFor(spec, options.baseImage, options.gpu);
   const dir = path.join(ctx.cacheDir, "build");
@@ -108,7 +114,9 @@ export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, c
   // this kernel reaches it on loopback with the host's network; Docker Desktop's and Colima's VMs as host.docker.internal.
   const local = sharesKernel(daemon);
   const servers: Array<{ close(): Promise<void> }> = [];
-  ctx.reporter.info(`Building the image ${options.tag}${platform ? ` for ${platform}` : ""} on ${hasOwnDockerfile(spec) ? `${spec.artifact.dir}/Dockerfile` : baseImage} (log: ${logFile})…`);
+  ctx.reporter.info(
+    `Building the image ${options.tag}${platform ? ` for ${platform}` : ""} on ${hasOwnDockerfile(spec) ? `${spec.artifact.dir}/Dockerfile` : baseImage} (log: ${logFile})…`,
+  );
   try {
     for (const { key, folder, path: urlPath } of pip.serve) {
       const served = await serveFolder(folder, local ? "127.0.0.1" : "0.0.0.0");
@@ -138,7 +146,11 @@ export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, c
       },
     });
     if (steps) ctx.reporter.progress?.(`Building ${options.tag}`, steps, steps, "files");
-    ctx.reporter.info(built.stepsRun === 0 ? "Image unchanged: every step came from Docker's cache." : `Image built: ${built.stepsRun} step(s) ran, ${built.stepsCached} from the cache.`);
+    ctx.reporter.info(
+      built.stepsRun === 0
+        ? "Image unchanged: every step came from Docker's cache."
+        : `Image built: ${built.stepsRun} step(s) ran, ${built.stepsCached} from the cache.`,
+    );
     return { ...built, baseImage, platform: platform ?? daemon.platform };
   } finally {
     await Promise.all(servers.map((server) => server.close()));

@@ -51,7 +51,12 @@ export function docker(
     });
     child.on("error", (err) => {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        reject(failure("Docker is not installed (no `docker` program on PATH).", "Install Docker (https://docs.docker.com/engine/install/), or use a backend that needs no image."));
+        reject(
+          failure(
+            "Docker is not installed (no `docker` program on PATH).",
+            "Install Docker (https://docs.docker.com/engine/install/), or use a backend that needs no image.",
+          ),
+        );
       } else if ((err as NodeJS.ErrnoException).name !== "AbortError") {
         reject(err);
       }
@@ -81,7 +86,10 @@ export async function requireDaemon(env: Env): Promise<DaemonInfo> {
   if (result.code === 0 && version) return { version, platform, kernel };
   const said = result.tail.filter((line) => line.trim()).slice(-1)[0] ?? "";
   if (/permission denied/i.test(said)) {
-    throw failure(`Docker answers, but you may not use it (docker said: ${said.trim()}).`, "Add yourself to the docker group (sudo usermod -aG docker $USER, then log in again), or use rootless Docker.");
+    throw failure(
+      `Docker answers, but you may not use it (docker said: ${said.trim()}).`,
+      "Add yourself to the docker group (sudo usermod -aG docker $USER, then log in again), or use rootless Docker.",
+    );
   }
   throw failure(
     `No Docker daemon answers${env.DOCKER_HOST ? ` at ${env.DOCKER_HOST}` : ""}${said ? ` (docker said: ${said.trim()})` : ""}.`,
@@ -106,7 +114,14 @@ export interface BuildResult {
 const BUILD_TAIL_LINES = 15;
 
 /** The arguments of `docker build` reading its context from stdin (pure). */
-export function buildArgs(options: { tag: string; buildKit: boolean; platform?: string; network: "host" | "default"; addHosts?: readonly string[]; buildArgNames?: readonly string[] }): string[] {
+export function buildArgs(options: {
+  tag: string;
+  buildKit: boolean;
+  platform?: string;
+  network: "host" | "default";
+  addHosts?: readonly string[];
+  buildArgNames?: readonly string[];
+}): string[] {
   const args = ["build", "--tag", options.tag];
   if (options.network === "host") args.push("--network", "host");
   for (const host of options.addHosts ?? []) args.push("--add-host", host);
@@ -121,23 +136,21 @@ export function buildArgs(options: { tag: string; buildKit: boolean; platform?: 
 }
 
 /** Build the image from the build context in the tar file `contextTar` (its Dockerfile at the top) as `tag`; build log lines go to `onLine`. */
-export async function buildImage(
-  options: {
-    contextTar: string;
-    tag: string;
-    buildArgs?: Record<string, string>;
-    /** `os/arch` to build for (`--platform`); the daemon's own when unset. */
-    platform?: string;
-    /** `host`: the build's RUN steps use the daemon host's network (the default); `default`: Docker's own. */
-    network?: "host" | "default";
-    /** `--add-host` entries (`host.docker.internal:host-gateway`). */
-    addHosts?: readonly string[];
-    env: Env;
-    onLine?: (line: string) => void;
-    signal?: AbortSignal;
-    onStarted?: () => void;
-  },
-): Promise<BuildResult> {
+export async function buildImage(options: {
+  contextTar: string;
+  tag: string;
+  buildArgs?: Record<string, string>;
+  /** `os/arch` to build for (`--platform`); the daemon's own when unset. */
+  platform?: string;
+  /** `host`: the build's RUN steps use the daemon host's network (the default); `default`: Docker's own. */
+  network?: "host" | "default";
+  /** `--add-host` entries (`host.docker.internal:host-gateway`). */
+  addHosts?: readonly string[];
+  env: Env;
+  onLine?: (line: string) => void;
+  signal?: AbortSignal;
+  onStarted?: () => void;
+}): Promise<BuildResult> {
   // Build args are passed by name only, their values through the environment, so none shows in a process list.
   const env: Record<string, string | undefined> = { ...options.env, DOCKER_BUILDKIT: options.env.DOCKER_BUILDKIT ?? "0" };
   for (const [key, value] of Object.entries(options.buildArgs ?? {})) env[key] = value;
@@ -181,7 +194,11 @@ export async function buildImage(
   });
   endStep();
   if (result.code !== 0) {
-    throw failure(`docker build failed (exit ${result.code ?? "killed"}); the build's last lines:`, "Fix the Dockerfile, apt.txt or the environment file and run fit again (the whole build log is named above).", tail.get());
+    throw failure(
+      `docker build failed (exit ${result.code ?? "killed"}); the build's last lines:`,
+      "Fix the Dockerfile, apt.txt or the environment file and run fit again (the whole build log is named above).",
+      tail.get(),
+    );
   }
   const inspect = await docker(["image", "inspect", "--format", "{{.Id}}", options.tag], { env: options.env });
   return { imageId: inspect.stdout.trim(), stepsRun, stepsCached };
@@ -193,7 +210,12 @@ export async function currentEndpoint(env: Env): Promise<Record<string, string>>
   if (env.DOCKER_HOST) return {};
   const inspected = await docker(["context", "inspect", "--format", "{{json .}}"], { env });
   if (inspected.code !== 0) return {}; // an old client without contexts: it has only DOCKER_HOST
-  let context: { Name?: string; Endpoints?: { docker?: { Host?: string; SkipTLSVerify?: boolean } }; TLSMaterial?: { docker?: string[] }; Storage?: { TLSPath?: string } };
+  let context: {
+    Name?: string;
+    Endpoints?: { docker?: { Host?: string; SkipTLSVerify?: boolean } };
+    TLSMaterial?: { docker?: string[] };
+    Storage?: { TLSPath?: string };
+  };
   try {
     context = JSON.parse(inspected.stdout) as typeof context;
   } catch {
@@ -229,7 +251,11 @@ export async function privateDockerConfig(env: Env): Promise<{ env: Record<strin
 export async function login(registry: string, user: string, password: string, env: Env): Promise<void> {
   const result = await docker(["login", "--username", user, "--password-stdin", registry], { env, input: password });
   if (result.code !== 0) {
-    throw failure(`docker login to ${registry} failed.`, "Check that the registry answers (ECR's, or ALEKSEYLEARN_REGISTRY when set) and that your AWS identity may call ecr:GetAuthorizationToken.", result.tail.filter((line) => !line.includes(password)).slice(-3));
+    throw failure(
+      `docker login to ${registry} failed.`,
+      "Check that the registry answers (ECR's, or ALEKSEYLEARN_REGISTRY when set) and that your AWS identity may call ecr:GetAuthorizationToken.",
+      result.tail.filter((line) => !line.includes(password)).slice(-3),
+    );
   }
 }
 
@@ -256,7 +282,11 @@ export async function pushImage(tag: string, env: Env, onLine?: (line: string) =
     },
   });
   if (result.code !== 0 || !digest) {
-    throw failure(`docker push ${tag} failed${result.code === 0 ? " (no digest was reported)" : ""}.`, "Check the registry address and that your credentials may push to it.", result.tail.slice(-5));
+    throw failure(
+      `docker push ${tag} failed${result.code === 0 ? " (no digest was reported)" : ""}.`,
+      "Check the registry address and that your credentials may push to it.",
+      result.tail.slice(-5),
+    );
   }
   return { digest, layersPushed, layersExisting };
 }

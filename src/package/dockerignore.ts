@@ -26,7 +26,10 @@ function toRegExp(pattern: string): RegExp {
       const close = pattern.indexOf("]", i + 1);
       if (close < 0) source += "\\[";
       else {
-        source += `[${pattern.slice(i + 1, close).replace(/^!/, "^").replace(/\\/g, "\\\\")}]`;
+        source += `[${pattern
+          .slice(i + 1, close)
+          .replace(/^!/, "^")
+          .replace(/\\/g, "\\\\")}]`;
         i = close;
       }
     } else if (char === "\\" && i + 1 < pattern.length) source += `\\${pattern[++i]}`;
@@ -37,7 +40,10 @@ function toRegExp(pattern: string): RegExp {
 
 /** Clean a pattern as Docker does: trimmed, no leading `/` or `./`, no trailing `/`. */
 function clean(pattern: string): string {
-  return pattern.trim().replace(/^(\.?\/)+/, "").replace(/\/+$/, "");
+  return pattern
+    .trim()
+    .replace(/^(\.?\/)+/, "")
+    .replace(/\/+$/, "");
 }
 
 /** The rules of a .dockerignore file's text. */

@@ -55,7 +55,8 @@ function resolveInterpreter(request: EnvironmentRequest, ctx: Context): string {
     return tool;
   }
   const python = which(request.python, ctx.env.PATH);
-  if (!python) throw new UserError(`Python interpreter ${request.python} is not on PATH.`, "Install Python 3, or name one with --config.python=/path/to/python3.");
+  if (!python)
+    throw new UserError(`Python interpreter ${request.python} is not on PATH.`, "Install Python 3, or name one with --config.python=/path/to/python3.");
   return realInterpreter(python, ctx);
 }
 
@@ -82,9 +83,18 @@ function realInterpreter(python: string, ctx: Context): string {
   } catch {
     // not asked yet
   }
-  const asked = spawnSync(real, ["-I", "-S", "-c", "import sys; print(sys.executable)"], { cwd: ctx.cwd, env: ctx.env as NodeJS.ProcessEnv, encoding: "utf8", timeout: 30_000 });
+  const asked = spawnSync(real, ["-I", "-S", "-c", "import sys; print(sys.executable)"], {
+    cwd: ctx.cwd,
+    env: ctx.env as NodeJS.ProcessEnv,
+    encoding: "utf8",
+    timeout: 30_000,
+  });
   const executable = asked.stdout?.trim();
-  if (asked.status !== 0 || !executable) throw new UserError(`${python} does not run: ${(asked.stderr || asked.error?.message || "").trim().split("\n").pop()}`, "Name a working interpreter with --config.python=/path/to/python3.");
+  if (asked.status !== 0 || !executable)
+    throw new UserError(
+      `${python} does not run: ${(asked.stderr || asked.error?.message || "").trim().split("\n").pop()}`,
+      "Name a working interpreter with --config.python=/path/to/python3.",
+    );
   const answer = fs.realpathSync(executable);
   fs.mkdirSync(path.dirname(memo), { recursive: true });
   fs.writeFileSync(memo, answer + "\n");
@@ -97,7 +107,13 @@ function realInterpreter(python: string, ctx: Context): string {
  */
 function launcherInputs(launcher: string, ctx: Context): string {
   const home = ctx.env.HOME || os.homedir();
-  const parts = [launcher, ...Object.entries(ctx.env).filter(([key]) => /^(PYENV|ASDF)_/.test(key)).sort().map(([key, value]) => `${key}=${value}`)];
+  const parts = [
+    launcher,
+    ...Object.entries(ctx.env)
+      .filter(([key]) => /^(PYENV|ASDF)_/.test(key))
+      .sort()
+      .map(([key, value]) => `${key}=${value}`),
+  ];
   const read = (file: string): void => {
     try {
       parts.push(`${file}:${fs.readFileSync(file, "utf8")}`);
@@ -185,16 +201,22 @@ async function build(request: EnvironmentRequest, interpreter: string, dir: stri
     const result = await execLogged(command, args, { cwd, env, logFile, signal: ctx.signal });
     if (ctx.signal?.aborted) throw new UserError("Stopped while creating the environment; nothing was kept.", undefined, 130);
     if (result.code !== 0) {
-      throw failure(`Creating the environment failed: \`${path.basename(command)} ${args.slice(0, 3).join(" ")}…\` exited with ${result.code ?? result.signal}.`, `The full output is in ${logFile}.`, result.tail);
+      throw failure(
+        `Creating the environment failed: \`${path.basename(command)} ${args.slice(0, 3).join(" ")}…\` exited with ${result.code ?? result.signal}.`,
+        `The full output is in ${logFile}.`,
+        result.tail,
+      );
     }
   };
 
   const file = request.file;
   if (file?.kind === "conda") {
     const tool = path.basename(interpreter);
-    const args = tool === "conda" ? ["env", "create", "--yes", "--prefix", dir, "--file", file.path] : ["create", "--yes", "--prefix", dir, "--file", file.path];
+    const args =
+      tool === "conda" ? ["env", "create", "--yes", "--prefix", dir, "--file", file.path] : ["create", "--yes", "--prefix", dir, "--file", file.path];
     await step(`Creating the conda environment from ${path.basename(file.path)} with ${tool}…`, interpreter, args);
-    if (!fs.existsSync(path.join(dir, "bin", "python"))) throw failure(`${path.basename(file.path)} does not install python, so the job cannot run.`, "Add `python` to its dependencies.");
+    if (!fs.existsSync(path.join(dir, "bin", "python")))
+      throw failure(`${path.basename(file.path)} does not install python, so the job cannot run.`, "Add `python` to its dependencies.");
   } else {
     await step("Creating a Python virtual environment…", interpreter, ["-m", "venv", dir]);
   }

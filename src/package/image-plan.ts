@@ -34,6 +34,9 @@ export function buildContextFiles(spec: JobSpec, baseImage: string, shipment: Sh
 export function imageLayers(spec: JobSpec, baseImage: string): string[] {
   const text = hasOwnDockerfile(spec) ? fs.readFileSync(path.join(spec.artifact.dir, DOCKERFILE), "utf8") : imageFiles(spec, baseImage)[DOCKERFILE]!;
   // Continuation lines join their step, as Docker reads them.
-  const steps = text.replace(/\\\r?\n\s*/g, " ").split(/\r?\n/).map((line) => line.trim());
+  const steps = text
+    .replace(/\\\r?\n\s*/g, " ")
+    .split(/\r?\n/)
+    .map((line) => line.trim());
   return steps.filter((line) => /^(RUN|COPY|ADD)\s/i.test(line));
 }

@@ -47,7 +47,12 @@ export function imageName(spec: JobSpec): string {
   const stem = path.posix.parse(spec.artifact.entry).name;
   const raw = spec.artifact.isFolder || !stem ? `${folder}-${stem || artifactStem(spec.artifact)}` : `${folder}-${stem}`;
   // ECR's pattern: lowercase components of [a-z0-9] joined by single [._-] separators.
-  const name = raw.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/[._-]{2,}/g, "-").replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "job";
+  const name =
+    raw
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .replace(/[._-]{2,}/g, "-")
+      .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "job";
   const prefix = "alekseylearn/";
   return prefix + name.slice(0, REPOSITORY_MAX - prefix.length).replace(/[^a-z0-9]+$/, "");
 }
@@ -116,7 +121,8 @@ export function dockerfileFor(spec: JobSpec, baseImage: string, options: { apt?:
     const install = envFile ? ` -r /opt/alekseylearn/requirements.txt` : "";
     if (envFile) lines.push(`COPY ${envFile} /opt/alekseylearn/requirements.txt`);
     lines.push(
-      "RUN python3 -m venv --system-site-packages /opt/venv" + (install || extras ? ` && \\\n    /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check${install}${extras}` : ""),
+      "RUN python3 -m venv --system-site-packages /opt/venv" +
+        (install || extras ? ` && \\\n    /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check${install}${extras}` : ""),
       "ENV PATH=/opt/venv/bin:$PATH",
     );
   }
@@ -164,7 +170,12 @@ export function hasOwnDockerfile(spec: JobSpec): boolean {
  * secrets, and a build argument or a layer would keep the credential in the
  * image.
  */
-export async function writeBuildContext(spec: JobSpec, baseImage: string, file: string, report?: { env: Readonly<Record<string, string | undefined>>; reporter: Pick<Reporter, "warn" | "info"> }): Promise<Shipment> {
+export async function writeBuildContext(
+  spec: JobSpec,
+  baseImage: string,
+  file: string,
+  report?: { env: Readonly<Record<string, string | undefined>>; reporter: Pick<Reporter, "warn" | "info"> },
+): Promise<Shipment> {
   refuseEnvironmentCredentials(spec);
   const staging = fs.mkdtempSync(`${file}.d-`);
   try {
@@ -181,12 +192,25 @@ export async function writeBuildContext(spec: JobSpec, baseImage: string, file: 
       fs.writeFileSync(path.join(staging, name), text);
       extra.push(name);
     }
-    const shipment = shippedFiles(spec.artifact.dir, { env: report?.env ?? {}, entry: spec.artifact.entry, requirements: envFile && !envFile.startsWith(".alekseylearn/") ? [envFile] : [] });
-    if (report) reportShipment(shipment, (message) => report.reporter.warn(message), (message) => report.reporter.info(message));
+    const shipment = shippedFiles(spec.artifact.dir, {
+      env: report?.env ?? {},
+      entry: spec.artifact.entry,
+      requirements: envFile && !envFile.startsWith(".alekseylearn/") ? [envFile] : [],
+    });
+    if (report)
+      reportShipment(
+        shipment,
+        (message) => report.reporter.warn(message),
+        (message) => report.reporter.info(message),
+      );
     packShipment(shipment, file, (name) => extra.includes(name.split("/")[0]!));
     // Explicit sorted paths, written one after the other (no folder walking, no concurrency), so the bytes never vary.
     const options = { portable: true, mtime: new Date(0), noDirRecurse: true, sync: true as const, file };
-    if (extra.length) tar.r({ ...options, cwd: staging }, extra.sort().flatMap((name) => (name === ".alekseylearn" ? [name, ...codePaths(staging, undefined, name)] : [name])));
+    if (extra.length)
+      tar.r(
+        { ...options, cwd: staging },
+        extra.sort().flatMap((name) => (name === ".alekseylearn" ? [name, ...codePaths(staging, undefined, name)] : [name])),
+      );
     return shipment;
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });

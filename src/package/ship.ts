@@ -159,7 +159,14 @@ function gitIgnored(dir: string, env: Env): { paths: Set<string>; warning?: stri
         if (path.dirname(at) === at) return false;
       }
     })();
-    return { paths: new Set(), ...(inWorkTree ? { warning: `${dir} is in a git work tree, but git could not be run (${result.error.message}), so .gitignore was not applied to what ships; list what must stay home in ${SHIP_IGNORE_FILE}.` } : {}) };
+    return {
+      paths: new Set(),
+      ...(inWorkTree
+        ? {
+            warning: `${dir} is in a git work tree, but git could not be run (${result.error.message}), so .gitignore was not applied to what ships; list what must stay home in ${SHIP_IGNORE_FILE}.`,
+          }
+        : {}),
+    };
   }
   if (result.status !== 0) return { paths: new Set() }; // not a work tree
   return { paths: new Set(result.stdout.split("\0").filter(Boolean)) };
@@ -228,7 +235,10 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
         continue;
       }
       // In a secret folder, only what .alekseylearnignore brings back by name ships.
-      const inSecretFolder = relative.split("/").slice(0, -1).some((part) => SECRET_FOLDERS.has(part));
+      const inSecretFolder = relative
+        .split("/")
+        .slice(0, -1)
+        .some((part) => SECRET_FOLDERS.has(part));
       const secret = own !== "include" && (inSecretFolder || secretByName(relative) || (entry.isFile() && secretByContent(full, size)));
       if (secret) {
         if (!secretAbove) shipment.secrets.push(relative);
@@ -259,7 +269,8 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
 /** Say what the rules kept out, once: each secret by its path, and how much .gitignore kept out. */
 export function reportShipment(shipment: Shipment, warn: (message: string) => void, info: (message: string) => void): void {
   for (const warning of shipment.warnings) warn(warning);
-  for (const secret of shipment.secrets) warn(`Not shipping ${secret}: it looks like a secret (add !${secret.replace(/\/$/, "")} to ${SHIP_IGNORE_FILE} if it must ship).`);
+  for (const secret of shipment.secrets)
+    warn(`Not shipping ${secret}: it looks like a secret (add !${secret.replace(/\/$/, "")} to ${SHIP_IGNORE_FILE} if it must ship).`);
   for (const file of Object.keys(shipment.rewritten)) warn(`Shipping ${file} without its lines that hold a credential in a URL.`);
   const { files, bytes } = shipment.gitignored;
   if (files) info(`.gitignore kept ${files} file${files === 1 ? "" : "s"} (${bytes} bytes) from shipping.`);

@@ -16,7 +16,13 @@ export interface ScriptContract {
 }
 
 /** Run the toolkit with `python` over `configFiles` laid out at a scratch /opt/ml; undefined when that Python cannot run it. */
-export function previewContract(python: string, configFiles: Record<string, unknown>, entry: string, codeDir: string, jobName: string): ScriptContract | undefined {
+export function previewContract(
+  python: string,
+  configFiles: Record<string, unknown>,
+  entry: string,
+  codeDir: string,
+  jobName: string,
+): ScriptContract | undefined {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-contract-"));
   try {
     fs.mkdirSync(path.join(base, "input", "config"), { recursive: true });

@@ -32,7 +32,10 @@ export function snapshot(dir: string): Snapshot {
 
 /** The files that are new or changed in `after` (sorted). */
 export function leftBehind(before: Snapshot, after: Snapshot): string[] {
-  return [...after].filter(([file, stamp]) => before.get(file) !== stamp).map(([file]) => file).sort();
+  return [...after]
+    .filter(([file, stamp]) => before.get(file) !== stamp)
+    .map(([file]) => file)
+    .sort();
 }
 
 /** Copy `files` of `dir` under `into/working/`, keeping their paths; returns how many were copied. */

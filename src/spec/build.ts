@@ -42,7 +42,12 @@ export function backendForOutputPath(outputPath: unknown): BackendName {
 
 function problemsError(problems: string[], owner: string): UserError {
   if (problems.length === 1) return new UserError(problems[0]! + ".", `\`alekseylearn fit --help\` lists the settings of ${owner}.`);
-  return new UserError(`${problems.length} problems with the job's settings:`, `\`alekseylearn fit --help\` lists the settings of ${owner}.`, 2, problems.map((p) => `- ${p}`));
+  return new UserError(
+    `${problems.length} problems with the job's settings:`,
+    `\`alekseylearn fit --help\` lists the settings of ${owner}.`,
+    2,
+    problems.map((p) => `- ${p}`),
+  );
 }
 
 /**

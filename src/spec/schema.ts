@@ -56,13 +56,20 @@ export type SettingsOf<S extends Schema> = string extends keyof S
 /** Text for a type, as shown in help and errors. */
 export function describeType(type: FieldType): string {
   switch (type.kind) {
-    case "integer": return "a whole number" + (type.min !== undefined ? ` ≥ ${type.min}` : "");
-    case "number": return "a number";
-    case "boolean": return "true or false";
-    case "enum": return "one of " + type.values.join(", ");
-    case "list": return "a list (a,b or [a,b])";
-    case "duration": return "a duration (90s, 30m, 2h, 1d)";
-    case "string": return "text";
+    case "integer":
+      return "a whole number" + (type.min !== undefined ? ` ≥ ${type.min}` : "");
+    case "number":
+      return "a number";
+    case "boolean":
+      return "true or false";
+    case "enum":
+      return "one of " + type.values.join(", ");
+    case "list":
+      return "a list (a,b or [a,b])";
+    case "duration":
+      return "a duration (90s, 30m, 2h, 1d)";
+    case "string":
+      return "text";
   }
 }
 

@@ -89,7 +89,10 @@ export async function packFolder(dir: string, archive: string): Promise<number> 
 
 /** A tar path as segments, without empty and `.` segments. Backslashes count as separators, as on Windows. */
 function segmentsOf(name: string): string[] {
-  return name.replace(/\\/g, "/").split("/").filter((segment) => segment !== "" && segment !== ".");
+  return name
+    .replace(/\\/g, "/")
+    .split("/")
+    .filter((segment) => segment !== "" && segment !== ".");
 }
 
 function isAbsolute(name: string): boolean {
@@ -119,7 +122,8 @@ function symlinkRefusal(segments: readonly string[], target: string): string | u
   if (isAbsolute(target)) return `is a link pointing outside the target folder (${printable(target)})`;
   const parts = segmentsOf(target);
   const firstName = parts.findIndex((part) => part !== "..");
-  if (firstName >= 0 && parts.slice(firstName).includes("..")) return `is a link whose target climbs out of a folder (${printable(target)}), which could lead outside the target folder through another link`;
+  if (firstName >= 0 && parts.slice(firstName).includes(".."))
+    return `is a link whose target climbs out of a folder (${printable(target)}), which could lead outside the target folder through another link`;
   const climbs = firstName < 0 ? parts.length : firstName;
   if (climbs > segments.length - 1) return `is a link pointing outside the target folder (${printable(target)})`;
   return undefined;
@@ -178,10 +182,17 @@ const MALICIOUS_HINT = "The archive may be malicious; nothing was extracted.";
 /** Why an archive whose regular files add up to `total` bytes (so far) may not be extracted into `dir`, or undefined. */
 function sizeRefusal(total: number, limits: SizeLimits, dir: string): Refusal | undefined {
   if (total > limits.free) {
-    return { message: `it expands to more than ${formatBytes(total)}, and the disk of ${dir} has ${formatBytes(limits.free)} free`, hint: "Free some space there, or fetch --to a folder on another disk; nothing was extracted." };
+    return {
+      message: `it expands to more than ${formatBytes(total)}, and the disk of ${dir} has ${formatBytes(limits.free)} free`,
+      hint: "Free some space there, or fetch --to a folder on another disk; nothing was extracted.",
+    };
   }
   if (limits.maxSize !== undefined) {
-    if (total > limits.maxSize) return { message: `it expands to more than ${formatBytes(total)}, past --max-size ${formatBytes(limits.maxSize)}`, hint: "Pass a larger --max-size if you trust the archive; nothing was extracted." };
+    if (total > limits.maxSize)
+      return {
+        message: `it expands to more than ${formatBytes(total)}, past --max-size ${formatBytes(limits.maxSize)}`,
+        hint: "Pass a larger --max-size if you trust the archive; nothing was extracted.",
+      };
   } else if (limits.compressed !== undefined && total > GROWTH_FLOOR && total > MAX_GROWTH * limits.compressed) {
     return {
       message: `it expands to more than ${formatBytes(total)} from ${formatBytes(limits.compressed)}, over ${MAX_GROWTH} times its size (an archive bomb, or a model of mostly zeros)`,
@@ -301,7 +312,10 @@ export async function placeFiles(staging: string, toDir: string, what: string, o
     if (verdict === "move") moves.push(entry);
   }
   if (conflicts.length) {
-    throw failure(`${what} would replace ${conflicts.length === 1 ? "a file" : "files"} in ${toDir} that differ${conflicts.length === 1 ? "s" : ""}: ${listSome(conflicts)}.`, "Pass --overwrite to replace them, or --to another folder.");
+    throw failure(
+      `${what} would replace ${conflicts.length === 1 ? "a file" : "files"} in ${toDir} that differ${conflicts.length === 1 ? "s" : ""}: ${listSome(conflicts)}.`,
+      "Pass --overwrite to replace them, or --to another folder.",
+    );
   }
   const files = entries.filter((entry) => fs.lstatSync(path.join(staging, entry)).isFile());
   for (const entry of moves) {
@@ -319,7 +333,8 @@ function makeTarget(toDir: string): string | undefined {
   try {
     return fs.mkdirSync(toDir, { recursive: true });
   } catch (err) {
-    if (isErrnoError(err, "EEXIST") || isErrnoError(err, "ENOTDIR")) throw failure(`Cannot extract into ${toDir}: it is not a folder.`, "Pass --to another folder.");
+    if (isErrnoError(err, "EEXIST") || isErrnoError(err, "ENOTDIR"))
+      throw failure(`Cannot extract into ${toDir}: it is not a folder.`, "Pass --to another folder.");
     throw err;
   }
 }
@@ -346,7 +361,11 @@ export async function extractArchive(archive: string, toDir: string, options: Ex
   try {
     const { bavail, bsize } = fs.statfsSync(staging);
     const compressed = options.from ? options.compressedSize : fs.statSync(archive).size;
-    const limits: SizeLimits = { free: bavail * bsize, ...(compressed !== undefined ? { compressed } : {}), ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}) };
+    const limits: SizeLimits = {
+      free: bavail * bsize,
+      ...(compressed !== undefined ? { compressed } : {}),
+      ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+    };
     await unpackChecked(archive, staging, limits, toDir, options.from);
     await options.ready;
     return await placeFiles(staging, toDir, `Extracting ${path.basename(archive)}`, options.overwrite ?? false);

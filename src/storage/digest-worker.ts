@@ -18,6 +18,7 @@ parentPort!.on("message", (message: { file: string; start: number; end: number }
       parentPort!.postMessage(await sum.digest());
       return;
     }
-    for await (const chunk of fs.createReadStream(message.file, { start: message.start, end: message.end, highWaterMark: 1024 * 1024 })) sum.update(chunk as Buffer);
+    for await (const chunk of fs.createReadStream(message.file, { start: message.start, end: message.end, highWaterMark: 1024 * 1024 }))
+      sum.update(chunk as Buffer);
   });
 });

@@ -44,7 +44,19 @@ export function isTransient(err: unknown): boolean {
   const status = e?.$metadata?.httpStatusCode;
   if (status !== undefined) return status >= 500 || status === 429 || e.name === "RequestTimeout" || e.$retryable !== undefined;
   if (e instanceof CutShort) return true;
-  const codes = ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "EAI_AGAIN", "ENOTFOUND", "ENETUNREACH", "EHOSTUNREACH", "ERR_STREAM_PREMATURE_CLOSE", "UND_ERR_SOCKET"];
+  const codes = [
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "EPIPE",
+    "ETIMEDOUT",
+    "ECONNABORTED",
+    "EAI_AGAIN",
+    "ENOTFOUND",
+    "ENETUNREACH",
+    "EHOSTUNREACH",
+    "ERR_STREAM_PREMATURE_CLOSE",
+    "UND_ERR_SOCKET",
+  ];
   if (e?.code && codes.includes(e.code)) return true;
   return ["TimeoutError", "RequestTimeout"].includes(e?.name ?? "") || /^(aborted|socket hang up|premature close)$/i.test(e?.message ?? "");
 }
@@ -129,7 +141,10 @@ export async function fetchRange(source: RangeSource, range: Range, file: fs.pro
     }
   }
   const why = (lastError as { code?: string; message?: string })?.code ?? (lastError as Error)?.message ?? String(lastError);
-  throw failure(`The connection to S3 kept failing while downloading ${options.what} (${why}, ${attempts} tries in a row with no progress).`, "Check the network and fetch again; what was downloaded is kept and the download resumes.");
+  throw failure(
+    `The connection to S3 kept failing while downloading ${options.what} (${why}, ${attempts} tries in a row with no progress).`,
+    "Check the network and fetch again; what was downloaded is kept and the download resumes.",
+  );
 }
 
 /** Write all of `chunk` at `position` (a write may take only part of it). */

@@ -110,16 +110,35 @@ export function chooseVerification(object: StoredObject): Verification {
     const count = suffix ? Number(suffix[2]) : (object.partsCount ?? object.parts?.length ?? 0);
     const partSizes = count > 0 ? partLayout(object, count) : undefined;
     if (partSizes) {
-      const partDigests = object.parts?.length === count && object.parts.every((part) => part.checksum) ? object.parts.map((part) => part.checksum!.replace(/-\d+$/, "")) : undefined;
+      const partDigests =
+        object.parts?.length === count && object.parts.every((part) => part.checksum)
+          ? object.parts.map((part) => part.checksum!.replace(/-\d+$/, ""))
+          : undefined;
       const guessed = !partDigests && object.parts?.length !== count && object.partSizeGuessed ? { guessed: true } : {};
-      return { kind: "parts", algorithm: checksum.algorithm, expected: value, what: `its composite ${checksum.algorithm} checksum`, partSizes, ...(partDigests ? { partDigests } : {}), ...guessed };
+      return {
+        kind: "parts",
+        algorithm: checksum.algorithm,
+        expected: value,
+        what: `its composite ${checksum.algorithm} checksum`,
+        partSizes,
+        ...(partDigests ? { partDigests } : {}),
+        ...guessed,
+      };
     }
   }
   if (etagIsMd5(object.encryption)) {
     if (MD5_ETAG.test(object.etag)) return { kind: "full", algorithm: "MD5", expected: object.etag, what: "its ETag (an MD5)" };
     const multipart = MULTIPART_ETAG.exec(object.etag);
     const partSizes = multipart ? partLayout(object, Number(multipart[2])) : undefined;
-    if (multipart && partSizes) return { kind: "parts", algorithm: "MD5", expected: object.etag, what: "its multipart ETag", partSizes, ...(object.parts?.length !== partSizes.length && object.partSizeGuessed ? { guessed: true } : {}) };
+    if (multipart && partSizes)
+      return {
+        kind: "parts",
+        algorithm: "MD5",
+        expected: object.etag,
+        what: "its multipart ETag",
+        partSizes,
+        ...(object.parts?.length !== partSizes.length && object.partSizeGuessed ? { guessed: true } : {}),
+      };
     if (multipart) return { kind: "archive", why: "the part size behind its multipart ETag is not known" };
     return { kind: "archive", why: "its ETag is not an MD5" };
   }
@@ -174,7 +193,8 @@ export type CheckResult = { ok: true } | { ok: false; damagedPart?: number };
 
 /** Compare the digests of a finished download with what `verification` expects. */
 export async function checkDigests(verification: Verification, digests: { whole?: Buffer; parts?: readonly Buffer[] }): Promise<CheckResult> {
-  if (verification.kind === "full") return digests.whole && encodeDigest(verification.algorithm, digests.whole) === verification.expected ? { ok: true } : { ok: false };
+  if (verification.kind === "full")
+    return digests.whole && encodeDigest(verification.algorithm, digests.whole) === verification.expected ? { ok: true } : { ok: false };
   if (verification.kind !== "parts" || !digests.parts) return { ok: false };
   const damaged = verification.partDigests?.findIndex((expected, i) => encodeDigest(verification.algorithm, digests.parts![i]!) !== expected) ?? -1;
   if (damaged >= 0) return { ok: false, damagedPart: damaged };

@@ -18,7 +18,18 @@ import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
 import { fetchRange, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
-import { CHECKSUM_ALGORITHMS, checkArchive, checkDigests, chooseVerification, guessPartSize, makeDigest, type ChecksumAlgorithm, type Digest, type StoredObject, type Verification } from "./s3-verify.js";
+import {
+  CHECKSUM_ALGORITHMS,
+  checkArchive,
+  checkDigests,
+  chooseVerification,
+  guessPartSize,
+  makeDigest,
+  type ChecksumAlgorithm,
+  type Digest,
+  type StoredObject,
+  type Verification,
+} from "./s3-verify.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 
 export { guessPartSize } from "./s3-verify.js";
@@ -59,12 +70,21 @@ function explain(err: unknown, what: string): Error {
   const credentials = credentialError(err, what);
   if (credentials) return credentials;
   if (name === "AbortError") return new UserError(`Stopped while ${what}; what was downloaded is kept, and fetching again resumes.`, undefined, 130);
-  if (name === "AccessDenied" || name === "Forbidden") return failure(`Access denied while ${what}.`, "The identity in use needs s3:GetObject and s3:ListBucket on it.");
+  if (name === "AccessDenied" || name === "Forbidden")
+    return failure(`Access denied while ${what}.`, "The identity in use needs s3:GetObject and s3:ListBucket on it.");
   if (name === "NoSuchBucket") return failure(`No such bucket while ${what}.`);
   if (name === "NoSuchKey" || name === "NotFound") return failure(`Nothing there while ${what}.`);
   const status = e?.$metadata?.httpStatusCode;
-  if (status !== undefined) return failure(`S3 answered ${status}${name ? ` ${name}` : ""} while ${what}${e.message && e.message !== name && e.message !== "UnknownError" ? `: ${e.message}` : ""}.`, status >= 500 ? "S3 had a problem; try again in a minute." : undefined);
-  if (isTransient(err)) return failure(`The connection to S3 failed while ${what} (${e.code ?? e.message ?? name}).`, "Check the network (and AWS_ENDPOINT_URL, if set) and try again.");
+  if (status !== undefined)
+    return failure(
+      `S3 answered ${status}${name ? ` ${name}` : ""} while ${what}${e.message && e.message !== name && e.message !== "UnknownError" ? `: ${e.message}` : ""}.`,
+      status >= 500 ? "S3 had a problem; try again in a minute." : undefined,
+    );
+  if (isTransient(err))
+    return failure(
+      `The connection to S3 failed while ${what} (${e.code ?? e.message ?? name}).`,
+      "Check the network (and AWS_ENDPOINT_URL, if set) and try again.",
+    );
   return err instanceof Error ? err : new Error(String(err));
 }
 
@@ -85,7 +105,10 @@ export function redirectRegion(err: unknown): string | undefined {
  * another region is followed there unless `followRedirects` is false (for a
  * caller that remembers bucket regions itself).
  */
-export async function s3Client(env: Context["env"], options: { region?: string; followRedirects?: boolean } = {}): Promise<{ client: S3Client; sdk: S3Module }> {
+export async function s3Client(
+  env: Context["env"],
+  options: { region?: string; followRedirects?: boolean } = {},
+): Promise<{ client: S3Client; sdk: S3Module }> {
   const sdk: S3Module = await import("@aws-sdk/client-s3");
   const config = await awsClientConfig(env, "S3");
   return {
@@ -132,7 +155,8 @@ export interface TransferOptions {
 function storedChecksum(answer: Partial<Record<`Checksum${ChecksumAlgorithm}`, string>> & { ChecksumType?: string }): StoredObject["checksum"] {
   for (const algorithm of CHECKSUM_ALGORITHMS) {
     const value = answer[`Checksum${algorithm}`];
-    if (value) return { algorithm, value, ...(answer.ChecksumType === "FULL_OBJECT" || answer.ChecksumType === "COMPOSITE" ? { type: answer.ChecksumType } : {}) };
+    if (value)
+      return { algorithm, value, ...(answer.ChecksumType === "FULL_OBJECT" || answer.ChecksumType === "COMPOSITE" ? { type: answer.ChecksumType } : {}) };
   }
   return undefined;
 }
@@ -191,7 +215,12 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
     const { bucket, key } = parseS3(location);
     try {
       const head = await send(bucket, (client) => client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), abortable));
-      return { location, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), ...(head.ETag ? { etag: head.ETag.replace(/"/g, "") } : {}) };
+      return {
+        location,
+        size: head.ContentLength ?? 0,
+        modified: head.LastModified ?? new Date(0),
+        ...(head.ETag ? { etag: head.ETag.replace(/"/g, "") } : {}),
+      };
     } catch (err) {
       const name = (err as SdkError).name;
       if (name === "NotFound" || name === "NoSuchKey") return undefined;
@@ -213,7 +242,13 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
     }
     const etag = (head.ETag ?? "").replace(/"/g, "");
     const checksum = storedChecksum(head);
-    const object: StoredObject = { size: head.ContentLength ?? 0, etag, ...(head.ServerSideEncryption ? { encryption: head.ServerSideEncryption } : {}), ...(head.SSECustomerAlgorithm ? { customerKey: true } : {}), ...(checksum ? { checksum } : {}) };
+    const object: StoredObject = {
+      size: head.ContentLength ?? 0,
+      etag,
+      ...(head.ServerSideEncryption ? { encryption: head.ServerSideEncryption } : {}),
+      ...(head.SSECustomerAlgorithm ? { customerKey: true } : {}),
+      ...(checksum ? { checksum } : {}),
+    };
     const parts = Number(/-(\d+)$/.exec(etag)?.[1] ?? /-(\d+)$/.exec(checksum?.value ?? "")?.[1] ?? 0);
     if (parts > 1) {
       object.partsCount = parts;
@@ -222,7 +257,18 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
         const listed: NonNullable<StoredObject["parts"]> = [];
         let marker: string | undefined;
         for (let page = 0; page < 20; page++) {
-          const answer = await send(bucket, (client) => client.send(new sdk.GetObjectAttributesCommand({ Bucket: bucket, Key: key, ObjectAttributes: ["Checksum", "ObjectParts", "ObjectSize"], MaxParts: 1000, ...(marker ? { PartNumberMarker: marker } : {}) }), abortable));
+          const answer = await send(bucket, (client) =>
+            client.send(
+              new sdk.GetObjectAttributesCommand({
+                Bucket: bucket,
+                Key: key,
+                ObjectAttributes: ["Checksum", "ObjectParts", "ObjectSize"],
+                MaxParts: 1000,
+                ...(marker ? { PartNumberMarker: marker } : {}),
+              }),
+              abortable,
+            ),
+          );
           if (page === 0 && answer.Checksum && object.checksum) object.checksum = storedChecksum(answer.Checksum) ?? object.checksum;
           for (const part of answer.ObjectParts?.Parts ?? []) {
             const partSum = storedChecksum(part);
@@ -260,8 +306,14 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       let token: string | undefined;
       try {
         do {
-          const page = await send(bucket, (client) => client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: key ? `${key.replace(/\/+$/, "")}/` : undefined, ContinuationToken: token }), abortable));
-          for (const object of page.Contents ?? []) found.push({ location: `s3://${bucket}/${object.Key}`, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0) });
+          const page = await send(bucket, (client) =>
+            client.send(
+              new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: key ? `${key.replace(/\/+$/, "")}/` : undefined, ContinuationToken: token }),
+              abortable,
+            ),
+          );
+          for (const object of page.Contents ?? [])
+            found.push({ location: `s3://${bucket}/${object.Key}`, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0) });
           token = page.IsTruncated ? page.NextContinuationToken : undefined;
         } while (token);
       } catch (err) {
@@ -275,7 +327,9 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       const size = fs.statSync(file).size;
       try {
         if (size <= MULTIPART_THRESHOLD) {
-          await send(bucket, (client) => client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: fs.createReadStream(file), ContentLength: size }), abortable));
+          await send(bucket, (client) =>
+            client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: fs.createReadStream(file), ContentLength: size }), abortable),
+          );
           return;
         }
         const { UploadId } = await send(bucket, (client) => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), abortable));
@@ -284,12 +338,28 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
           const parts: Array<{ ETag?: string; PartNumber: number }> = [];
           await eachLimited(starts, parallel, async (start, i) => {
             const body = (): Readable => fs.createReadStream(file, { start, end: Math.min(size, start + defaultPart) - 1 });
-            const part = await send(bucket, (client) => client.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body(), ContentLength: Math.min(defaultPart, size - start) }), abortable));
+            const part = await send(bucket, (client) =>
+              client.send(
+                new sdk.UploadPartCommand({
+                  Bucket: bucket,
+                  Key: key,
+                  UploadId,
+                  PartNumber: i + 1,
+                  Body: body(),
+                  ContentLength: Math.min(defaultPart, size - start),
+                }),
+                abortable,
+              ),
+            );
             parts[i] = { ETag: part.ETag, PartNumber: i + 1 };
           });
-          await send(bucket, (client) => client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }), abortable));
+          await send(bucket, (client) =>
+            client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }), abortable),
+          );
         } catch (err) {
-          await send(bucket, (client) => client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }), abortable)).catch(() => undefined);
+          await send(bucket, (client) => client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }), abortable)).catch(
+            () => undefined,
+          );
           throw err;
         }
       } catch (err) {
@@ -326,7 +396,11 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       try {
         const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as ResumeState;
         // The same object resumes with the ranges it was started with, whatever the range size is now; ranges that are the parts cannot differ.
-        if (saved.identity === identity && fs.existsSync(partial) && (verification.kind !== "parts" || JSON.stringify(saved.ranges) === JSON.stringify(layout))) {
+        if (
+          saved.identity === identity &&
+          fs.existsSync(partial) &&
+          (verification.kind !== "parts" || JSON.stringify(saved.ranges) === JSON.stringify(layout))
+        ) {
           layout = saved.ranges;
           ranges = layout.map(([start, end], index) => ({ index, start, end }));
           for (const index of saved.done) done.add(index);
@@ -354,7 +428,10 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       onProgress?.(moved, object.size);
 
       // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still download.
-      const whole = verification.kind === "full" ? new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithm: verification.algorithm } }) : undefined;
+      const whole =
+        verification.kind === "full"
+          ? new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithm: verification.algorithm } })
+          : undefined;
       let digested = 0;
       const advanceDigest = (): void => {
         while (whole && digested < ranges.length && done.has(ranges[digested]!.index)) {
@@ -382,7 +459,9 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
 
       // Step 3: fetch the missing ranges, each retried and resumed on its own.
       const source: RangeSource = async (start, end) => {
-        const answer = await send(bucket, (client) => client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end}` }), abortable));
+        const answer = await send(bucket, (client) =>
+          client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end}` }), abortable),
+        );
         return { body: answer.Body as AsyncIterable<Uint8Array>, ...(answer.ETag ? { etag: answer.ETag } : {}) };
       };
       // The first failure stops the other ranges; the file is closed only once none is writing.
@@ -391,28 +470,32 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       let failed: { err: unknown } | undefined;
       const handle = await fs.promises.open(partial, "r+");
       try {
-        await eachLimited(ranges.filter((r) => !done.has(r.index)), parallel, async (range) => {
-          if (failed) return;
-          try {
-            const digest: Digest | undefined = verification.kind === "parts" ? await makeDigest(verification.algorithm) : undefined;
-            await fetchRange(source, range, handle, {
-              ...(digest ? { digest } : {}),
-              onBytes: (n) => onProgress?.((moved += n), object.size),
-              ...(object.etag ? { etag: object.etag } : {}),
-              signal,
-              ...(tuning.attempts ? { attempts: tuning.attempts } : {}),
-              what: location,
-            });
-            if (digest) partDigests[range.index] = await digest.digest();
-            done.add(range.index);
-            saveState();
-            advanceDigest();
-            advanceStream();
-          } catch (err) {
-            failed ??= { err };
-            stop.abort();
-          }
-        });
+        await eachLimited(
+          ranges.filter((r) => !done.has(r.index)),
+          parallel,
+          async (range) => {
+            if (failed) return;
+            try {
+              const digest: Digest | undefined = verification.kind === "parts" ? await makeDigest(verification.algorithm) : undefined;
+              await fetchRange(source, range, handle, {
+                ...(digest ? { digest } : {}),
+                onBytes: (n) => onProgress?.((moved += n), object.size),
+                ...(object.etag ? { etag: object.etag } : {}),
+                signal,
+                ...(tuning.attempts ? { attempts: tuning.attempts } : {}),
+                what: location,
+              });
+              if (digest) partDigests[range.index] = await digest.digest();
+              done.add(range.index);
+              saveState();
+              advanceDigest();
+              advanceStream();
+            } catch (err) {
+              failed ??= { err };
+              stop.abort();
+            }
+          },
+        );
       } finally {
         await handle.close();
       }
@@ -449,7 +532,11 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       if (archiveCheck) {
         // Nothing S3 keeps can check these bytes: the archive's own CRC must.
         const broken = await checkArchive(partial);
-        if (broken) throw thrownAway(`${location} could not be verified: S3 keeps no usable checksum for it (${archiveCheck}), and ${broken}; the download was thrown away.`, "Fetch again; if it happens every time, the object itself is damaged.");
+        if (broken)
+          throw thrownAway(
+            `${location} could not be verified: S3 keeps no usable checksum for it (${archiveCheck}), and ${broken}; the download was thrown away.`,
+            "Fetch again; if it happens every time, the object itself is damaged.",
+          );
         ctx.reporter.info(`${location} has no usable checksum in S3 (${archiveCheck}); its size and its archive's own checks were verified instead.`);
       }
       inOrder?.end();

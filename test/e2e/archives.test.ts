@@ -14,9 +14,18 @@ test("fetch of an archive bomb: exit 1, --max-size named, and no --to folder lef
   const header = rawTar([{ name: "weights.bin", content: "" }], false).subarray(0, 512);
   header.write((2048 * 1024 * 1024).toString(8).padStart(11, "0") + "\0", 124);
   header.write(" ".repeat(8), 148);
-  header.write(header.reduce((total, byte) => total + byte, 0).toString(8).padStart(6, "0") + "\0 ", 148);
+  header.write(
+    header
+      .reduce((total, byte) => total + byte, 0)
+      .toString(8)
+      .padStart(6, "0") + "\0 ",
+    148,
+  );
   const zeros = zlib.gzipSync(Buffer.alloc(1024 * 1024), { level: 9 });
-  fs.writeFileSync(path.join(root, "model.tar.gz"), Buffer.concat([zlib.gzipSync(header), ...Array.from({ length: 2048 }, () => zeros), zlib.gzipSync(Buffer.alloc(1024))]));
+  fs.writeFileSync(
+    path.join(root, "model.tar.gz"),
+    Buffer.concat([zlib.gzipSync(header), ...Array.from({ length: 2048 }, () => zeros), zlib.gzipSync(Buffer.alloc(1024))]),
+  );
   const { env } = cliEnv();
   const result = await runCli(["fetch", "model.tar.gz", "--to", "new/model"], { cwd: root, env });
   assert.equal(result.code, 1, result.stderr);

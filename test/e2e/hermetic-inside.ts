@@ -14,7 +14,10 @@ import { listTree, writeTree } from "../helpers/tree.js";
 import { startKaggleServer, USER } from "../servers/kaggle-api.js";
 
 const [canary, ...files] = process.argv.slice(2);
-assert.ok(canary && files.length && files.every((file) => fs.readFileSync(path.join("/opt/ml", file), "utf8").includes(canary)), "the namespace's /opt/ml holds the canary files");
+assert.ok(
+  canary && files.length && files.every((file) => fs.readFileSync(path.join("/opt/ml", file), "utf8").includes(canary)),
+  "the namespace's /opt/ml holds the canary files",
+);
 
 /** A job that fails unless its /opt/ml is its own, then leaves a model. */
 const SCRIPT = `import json, os, sys

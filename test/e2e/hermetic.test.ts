@@ -30,11 +30,15 @@ test("hermetic: with files in this machine's /opt/ml, a local job and a Kaggle k
   const before = contents(hostMl);
   const inside = path.join(path.dirname(fileURLToPath(import.meta.url)), "hermetic-inside.js");
   const binds = hostOptEntries().flatMap((entry) => ["--dev-bind", `/opt/${entry}`, `/opt/${entry}`]);
-  const run = spawnSync("bwrap", ["--dev-bind", "/", "/", "--tmpfs", "/opt", ...binds, "--bind", hostMl, "/opt/ml", "--", process.execPath, inside, canary, ...Object.keys(before)], {
-    encoding: "utf8",
-    env: process.env,
-    timeout: 300_000,
-  });
+  const run = spawnSync(
+    "bwrap",
+    ["--dev-bind", "/", "/", "--tmpfs", "/opt", ...binds, "--bind", hostMl, "/opt/ml", "--", process.execPath, inside, canary, ...Object.keys(before)],
+    {
+      encoding: "utf8",
+      env: process.env,
+      timeout: 300_000,
+    },
+  );
   assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
   assert.match(run.stdout, /hermetic ok/);
   assert.deepEqual(contents(hostMl), before, "the machine's /opt/ml is exactly as it was");

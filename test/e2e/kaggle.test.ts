@@ -26,7 +26,14 @@ before(async () => {
   // The "Kaggle image": a Python environment with the packages Kaggle preinstalls that the examples use.
   const image = writeTree({ "requirements.txt": "# kaggle image for tests\nscikit-learn\njoblib\n" });
   const ctx = makeContext({ cwd: image, env: process.env, cacheDir: path.join(TEST_CACHE, "alekseylearn") });
-  const environment = await ensureEnvironment({ file: { kind: "requirements", path: path.join(image, "requirements.txt"), content: fs.readFileSync(path.join(image, "requirements.txt"), "utf8") }, python: "python3", extras: NOTEBOOK_PACKAGES }, ctx);
+  const environment = await ensureEnvironment(
+    {
+      file: { kind: "requirements", path: path.join(image, "requirements.txt"), content: fs.readFileSync(path.join(image, "requirements.txt"), "utf8") },
+      python: "python3",
+      extras: NOTEBOOK_PACKAGES,
+    },
+    ctx,
+  );
   server = await startKaggleServer(environment.python);
 });
 
@@ -164,7 +171,8 @@ test("Kaggle API test server: secrets in a folder artifact stay home: not in the
 
 test("Kaggle API test server: fetch follows pagination past the 500-file page limit and downloads every output file", async () => {
   const dir = project("bulk", {
-    "many.py": "import os\nfor i in range(620):\n    open(os.path.join('/opt/ml/model', 'part-%04d.bin' % i), 'w').write(str(i))\nopen('/opt/ml/output/data/report.txt', 'w').write('ok')\n",
+    "many.py":
+      "import os\nfor i in range(620):\n    open(os.path.join('/opt/ml/model', 'part-%04d.bin' % i), 'w').write(str(i))\nopen('/opt/ml/output/data/report.txt', 'w').write('ok')\n",
     "requirements.txt": "",
   });
   const { env } = kaggleEnv();
@@ -177,7 +185,10 @@ test("Kaggle API test server: fetch follows pagination past the 500-file page li
   assert.ok(files.includes("output/report.txt"), "output data lands in DIR/output as on the other backends");
   assert.equal(fs.readFileSync(path.join(dir, "m", "part-0619.bin"), "utf8"), "619");
   const pages = server.requests.filter((r) => r.method === "ListKernelSessionOutput" && r.body.kernelSlug === "bulk-many");
-  assert.ok(pages.some((r) => r.body.pageToken === "500"), "the second page was asked for");
+  assert.ok(
+    pages.some((r) => r.body.pageToken === "500"),
+    "the second page was asked for",
+  );
 });
 
 test("Kaggle API test server: a kernel that errors: exit 1, Kaggle's failure message and the last log lines shown", async () => {
@@ -197,7 +208,10 @@ test("Kaggle API test server: a session cancelled on Kaggle ends the job as stop
   const name = /Job (slow-\S+) \(kaggle backend\)/.exec(run.output())![1]!;
   const stop = await runCli(["stop", name], { cwd: dir, env });
   assert.equal(stop.code, 1);
-  assert.match(stop.stderr, /Kaggle's API cannot stop slow-\S+: cancelling needs the kernel session's id, which Kaggle does not give out\.\nhint: Stop it from the kernel's page: https:\/\/www\.kaggle\.com\/code\/tester\/cancel-slow/);
+  assert.match(
+    stop.stderr,
+    /Kaggle's API cannot stop slow-\S+: cancelling needs the kernel session's id, which Kaggle does not give out\.\nhint: Stop it from the kernel's page: https:\/\/www\.kaggle\.com\/code\/tester\/cancel-slow/,
+  );
   const early = await runCli(["logs", name], { cwd: dir, env });
   assert.match(early.stdout, /^\[kaggle\] running: Kaggle hands out a session's log once it ends/);
   server.cancel("tester/cancel-slow");
@@ -208,7 +222,11 @@ test("Kaggle API test server: a session cancelled on Kaggle ends the job as stop
 });
 
 test("Kaggle API test server: statuses are read in every spelling kagglesdk decodes (COMPLETE, complete, camelCase); a cancelled kernel spelled cancelAcknowledged ends as stopped", async () => {
-  const dir = project("spelling", { "tiny.py": "open('/opt/ml/model/a.txt', 'w').write('a')\n", "slow.py": "import time\nprint('waiting', flush=True)\ntime.sleep(120)\n", "requirements.txt": "" });
+  const dir = project("spelling", {
+    "tiny.py": "open('/opt/ml/model/a.txt', 'w').write('a')\n",
+    "slow.py": "import time\nprint('waiting', flush=True)\ntime.sleep(120)\n",
+    "requirements.txt": "",
+  });
   const { env } = kaggleEnv();
   try {
     for (const spelling of ["lower", "camel"] as const) {
@@ -231,7 +249,8 @@ test("Kaggle API test server: statuses are read in every spelling kagglesdk deco
 
 test("Kaggle API test server: a running kernel's output appears while it runs, from the log stream; a dropped stream is picked up again without repeating a line", async () => {
   const dir = project("live", {
-    "steps.py": "import os, time\nprint('epoch 1 done', flush=True)\nwhile not os.path.exists('/kaggle/working/go'):\n    time.sleep(0.05)\nfor i in range(2, 5):\n    print('epoch %d done' % i, flush=True)\n",
+    "steps.py":
+      "import os, time\nprint('epoch 1 done', flush=True)\nwhile not os.path.exists('/kaggle/working/go'):\n    time.sleep(0.05)\nfor i in range(2, 5):\n    print('epoch %d done' % i, flush=True)\n",
     "requirements.txt": "",
   });
   const { env } = kaggleEnv();
@@ -253,7 +272,10 @@ test("Kaggle API test server: Kaggle's answers: a quota error says what to do, u
   server.failNextSave = "Maximum weekly GPU quota of 30.00 hours reached.";
   const quota = await runCli(["fit", "tiny.py", ...FAST, "--config.accelerator=gpu"], { cwd: dir, env });
   assert.equal(quota.code, 1);
-  assert.match(quota.stderr, /Kaggle refused the kernel tester\/exp-tiny: Maximum weekly GPU quota of 30\.00 hours reached\.\nhint: Check your weekly GPU\/TPU quota/);
+  assert.match(
+    quota.stderr,
+    /Kaggle refused the kernel tester\/exp-tiny: Maximum weekly GPU quota of 30\.00 hours reached\.\nhint: Check your weekly GPU\/TPU quota/,
+  );
   const sources = await runCli(["fit", "tiny.py", ...FAST, "--config.dataset_sources=tester/no-such-data,tester/gone"], { cwd: dir, env });
   assert.equal(sources.code, 1);
   assert.match(sources.stderr, /Kaggle does not know these sources of tester\/exp-tiny:\n {2}- dataset tester\/no-such-data\n {2}- dataset tester\/gone\n/);
@@ -264,7 +286,20 @@ test("Kaggle API test server: settings become the kernel's: accelerator, privacy
   const { env } = kaggleEnv();
   server.datasets.set("tester/iris-data", writeTree({ "iris.csv": "5.1,3.5\n" }));
   const result = await runCli(
-    ["fit", "tiny.py", ...FAST, "--detach", "--config.accelerator=NvidiaTeslaT4", "--config.is_private=false", "--config.enable_internet=false", "--config.title=Tiny Experiment", "--config.max_runtime=2h", "--config.docker_image_pinning=latest", "--input.train=kaggle://tester/iris-data", "--config.kernel_sources=tester/feature-kernel"],
+    [
+      "fit",
+      "tiny.py",
+      ...FAST,
+      "--detach",
+      "--config.accelerator=NvidiaTeslaT4",
+      "--config.is_private=false",
+      "--config.enable_internet=false",
+      "--config.title=Tiny Experiment",
+      "--config.max_runtime=2h",
+      "--config.docker_image_pinning=latest",
+      "--input.train=kaggle://tester/iris-data",
+      "--config.kernel_sources=tester/feature-kernel",
+    ],
     { cwd: dir, env },
   );
   assert.equal(result.code, 0, result.stderr);
@@ -292,7 +327,17 @@ test("Kaggle API test server: credentials, in the official order: token, token f
   const tokenFile = path.join(writeTree({ token: `${USER.token}\n` }), "token");
   const configDir = writeTree({ "kaggle.json": JSON.stringify({ username: USER.username, key: USER.key }) });
   fs.chmodSync(path.join(configDir, "kaggle.json"), 0o644);
-  const login = (home: string, accessToken: string, expires: Date): void => writeSecret(path.join(home, ".kaggle", "credentials.json"), JSON.stringify({ refresh_token: USER.refreshToken, access_token: accessToken, access_token_expiration: expires.toISOString().replace("Z", "+00:00"), username: USER.username, scopes: [] }));
+  const login = (home: string, accessToken: string, expires: Date): void =>
+    writeSecret(
+      path.join(home, ".kaggle", "credentials.json"),
+      JSON.stringify({
+        refresh_token: USER.refreshToken,
+        access_token: accessToken,
+        access_token_expiration: expires.toISOString().replace("Z", "+00:00"),
+        username: USER.username,
+        scopes: [],
+      }),
+    );
   const cases: Array<[string, Record<string, string>, (home: string) => void]> = [
     ["KAGGLE_API_TOKEN", { KAGGLE_API_TOKEN: USER.token }, () => {}],
     ["KAGGLE_API_TOKEN as a file", { KAGGLE_API_TOKEN: tokenFile }, () => {}],
@@ -307,8 +352,15 @@ test("Kaggle API test server: credentials, in the official order: token, token f
     prepare(env.HOME!);
     const result = await runCli(["fit", "tiny.py", ...FAST], { cwd: dir, env });
     assert.equal(result.code, 0, `${label}: ${result.stderr}`);
-    assert.equal(result.stderr.match(/readable by other users/g)?.length ?? 0, label === "kaggle.json in KAGGLE_CONFIG_DIR" ? 1 : 0, `${label}: the permission warning once, and only for the shared file`);
-    assert.ok(![USER.key, USER.token, USER.refreshToken, "KGAT_oauth"].some((secret) => (result.stdout + result.stderr).includes(secret)), `${label}: no credential in the output`);
+    assert.equal(
+      result.stderr.match(/readable by other users/g)?.length ?? 0,
+      label === "kaggle.json in KAGGLE_CONFIG_DIR" ? 1 : 0,
+      `${label}: the permission warning once, and only for the shared file`,
+    );
+    assert.ok(
+      ![USER.key, USER.token, USER.refreshToken, "KGAT_oauth"].some((secret) => (result.stdout + result.stderr).includes(secret)),
+      `${label}: no credential in the output`,
+    );
   }
 
   // OAuth: an expired access token is refreshed with the saved refresh token and saved back as the CLI saves it; a fresh one is used as it is.
@@ -327,12 +379,18 @@ test("Kaggle API test server: credentials, in the official order: token, token f
 
   // An access token Kaggle calls invalid or expired is passed over with a warning, and the next form is used.
   server.expiredTokens.add("KGAT_expired_token");
-  const fallback = await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: kaggleEnv({ KAGGLE_API_TOKEN: "KGAT_expired_token", KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key }).env });
+  const fallback = await runCli(["fit", "tiny.py", ...FAST, "--detach"], {
+    cwd: dir,
+    env: kaggleEnv({ KAGGLE_API_TOKEN: "KGAT_expired_token", KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key }).env,
+  });
   assert.equal(fallback.code, 0, fallback.stderr);
   assert.match(fallback.stderr, /warning: Ignoring the Kaggle access token from KAGGLE_API_TOKEN: Kaggle says it is invalid or expired\./);
   assert.ok(!fallback.stderr.includes("KGAT_expired_token"));
   // A valid token wins over a key pair; a key pair over an OAuth login.
-  const both = await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: kaggleEnv({ KAGGLE_API_TOKEN: USER.token, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: "wrong-key" }).env });
+  const both = await runCli(["fit", "tiny.py", ...FAST, "--detach"], {
+    cwd: dir,
+    env: kaggleEnv({ KAGGLE_API_TOKEN: USER.token, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: "wrong-key" }).env,
+  });
   assert.equal(both.code, 0, both.stderr);
   const keyFirst = kaggleEnv({ KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key });
   writeSecret(path.join(keyFirst.env.HOME!, ".kaggle", "credentials.json"), JSON.stringify({ refresh_token: "KGRT_revoked" }));
@@ -356,7 +414,11 @@ test("Kaggle API test server: credentials, in the official order: token, token f
 });
 
 test("Kaggle API test server: attached datasets are found where Kaggle mounts them: by slug, owner-qualified on a clash, and under /kaggle/input/datasets/OWNER/SLUG", async () => {
-  const dir = project("inputs", { "read.py": "import os\nfor name in ('a', 'b'):\n    print(name, open(os.path.join(os.environ['SM_CHANNEL_' + name.upper()], 'rows.csv')).read().strip(), flush=True)\n", "requirements.txt": "" });
+  const dir = project("inputs", {
+    "read.py":
+      "import os\nfor name in ('a', 'b'):\n    print(name, open(os.path.join(os.environ['SM_CHANNEL_' + name.upper()], 'rows.csv')).read().strip(), flush=True)\n",
+    "requirements.txt": "",
+  });
   server.datasets.set("tester/rows", writeTree({ "rows.csv": "mine" }));
   server.datasets.set("someone/rows", writeTree({ "rows.csv": "theirs" }));
   server.datasets.set("tester/other", writeTree({ "rows.csv": "other" }));
@@ -400,8 +462,14 @@ test("Kaggle API test server: after a new version of a folder's code dataset, th
 
 test("Kaggle API test server: the test server holds the client to the published request shapes", async () => {
   const api = new KaggleApi({ kind: "token", token: USER.token, source: "test" }, server.url, 0);
-  await assert.rejects(api.call("kernels.KernelsApiService", "GetKernelSessionStatus", { userName: "tester", kernelSlug: "x", kernelSlugs: "typo" }), /kernelSlugs: unknown field/);
-  await assert.rejects(api.call("kernels.KernelsApiService", "ListKernelSessionOutput", { userName: "tester", kernelSlug: "x", pageSize: "20" }), /pageSize: expected an integer/);
+  await assert.rejects(
+    api.call("kernels.KernelsApiService", "GetKernelSessionStatus", { userName: "tester", kernelSlug: "x", kernelSlugs: "typo" }),
+    /kernelSlugs: unknown field/,
+  );
+  await assert.rejects(
+    api.call("kernels.KernelsApiService", "ListKernelSessionOutput", { userName: "tester", kernelSlug: "x", pageSize: "20" }),
+    /pageSize: expected an integer/,
+  );
   const stranger = new KaggleApi({ kind: "token", token: "KGAT_stolen", source: "KAGGLE_API_TOKEN" }, server.url, 0);
   await assert.rejects(stranger.username(), /The Kaggle token from KAGGLE_API_TOKEN is not active/);
 });
@@ -445,7 +513,10 @@ test("Kaggle API test server: fit --dry-run makes no request at all and shows th
   const plan = JSON.parse(result.stdout);
   assert.equal(plan.backend, "kaggle");
   assert.deepEqual(plan.files, ["train.py"]);
-  assert.deepEqual(plan.requests.map((r: { operation: string }) => r.operation), ["SaveKernel"]);
+  assert.deepEqual(
+    plan.requests.map((r: { operation: string }) => r.operation),
+    ["SaveKernel"],
+  );
   assert.equal(plan.requests[0].request.slug, `${USER.username}/iris-train`);
   assert.doesNotMatch(result.stdout + result.stderr, /never-sent-key/);
 });
@@ -464,6 +535,9 @@ test("Kaggle API test server: the dry run of a folder lists what ships, and no s
   assert.equal(result.code, 0, result.stderr);
   const plan = JSON.parse(result.stdout);
   assert.deepEqual(plan.files, ["helper.py", "train.py"]);
-  assert.deepEqual(plan.requests.map((r: { operation: string }) => r.operation), ["CreateDataset", "SaveKernel"]);
+  assert.deepEqual(
+    plan.requests.map((r: { operation: string }) => r.operation),
+    ["CreateDataset", "SaveKernel"],
+  );
   assert.match(result.stderr, /Not shipping \.env:/);
 });

@@ -50,7 +50,10 @@ test("iris: fit leaves model.tar.gz where SageMaker would, fetch unpacks a model
   assert.equal(status.state, "completed");
   // The fetched model is a real, working model: load it with the job's own environment and predict.
   const python = path.join(status.provider.environment, "bin", "python");
-  const predicted = execFileSync(python, ["-c", "import joblib; print(joblib.load('m/model.joblib').predict([[5.1, 3.5, 1.4, 0.2]])[0])"], { cwd: project, encoding: "utf8" });
+  const predicted = execFileSync(python, ["-c", "import joblib; print(joblib.load('m/model.joblib').predict([[5.1, 3.5, 1.4, 0.2]])[0])"], {
+    cwd: project,
+    encoding: "utf8",
+  });
   assert.equal(predicted.trim(), "0", "a setosa flower is classified as class 0");
 
   const envs = envCount();
@@ -91,7 +94,10 @@ test("contract: a script hard-coding /opt/ml sees SageMaker's layout, and two jo
   const hostMlBefore = listTree("/opt/ml");
   const { env } = cliEnv();
   const jobs = ["alpha", "beta"].map((tag) =>
-    runCli(["fit", "train.py", "--input.train=data", "--hyperparameter.epochs=3", `--hyperparameter.tag=${tag}`, "--hyperparameter.sleep=1", "--json"], { cwd: project, env }),
+    runCli(["fit", "train.py", "--input.train=data", "--hyperparameter.epochs=3", `--hyperparameter.tag=${tag}`, "--hyperparameter.sleep=1", "--json"], {
+      cwd: project,
+      env,
+    }),
   );
   const results = await Promise.all(jobs);
   for (const [i, tag] of ["alpha", "beta"].entries()) {
@@ -110,7 +116,8 @@ test("contract: a script hard-coding /opt/ml sees SageMaker's layout, and two jo
 
 test("sandbox=none: the job finds its folders through SM_* variables alone", async () => {
   const project = writeTree({
-    "train.py": "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write(open(os.path.join(os.environ['SM_CHANNEL_TRAIN'], 'x.txt')).read())\n",
+    "train.py":
+      "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write(open(os.path.join(os.environ['SM_CHANNEL_TRAIN'], 'x.txt')).read())\n",
     "requirements.txt": "",
     "x.txt": "hello",
   });
@@ -139,9 +146,15 @@ test("notebook: executed headless cell by cell, model packed, executed copy with
   assert.deepEqual(listTree(path.join(project, "out")), ["model.joblib", "output/train.ipynb"]);
   const executed = JSON.parse(fs.readFileSync(path.join(project, "out", "output", "train.ipynb"), "utf8"));
   const outputs = executed.cells.flatMap((cell: { outputs?: Array<{ text?: string[] | string }> }) => cell.outputs ?? []);
-  assert.ok(outputs.some((o: { text?: string[] | string }) => [o.text ?? ""].flat().join("").includes("training on 112 samples")), "the executed notebook holds its outputs");
+  assert.ok(
+    outputs.some((o: { text?: string[] | string }) => [o.text ?? ""].flat().join("").includes("training on 112 samples")),
+    "the executed notebook holds its outputs",
+  );
   const original = JSON.parse(fs.readFileSync(path.join(project, "train.ipynb"), "utf8"));
-  assert.ok(original.cells.every((cell: { outputs?: unknown[] }) => !cell.outputs?.length), "the user's notebook is not modified");
+  assert.ok(
+    original.cells.every((cell: { outputs?: unknown[] }) => !cell.outputs?.length),
+    "the user's notebook is not modified",
+  );
 });
 
 test("a notebook whose cell fails: exit 1, the error shown, the executed copy kept up to the failure", async () => {
@@ -161,7 +174,10 @@ test("a notebook whose cell fails: exit 1, the error shown, the executed copy ke
 });
 
 test("a training script that exits non-zero: exit 1, its last log lines shown, the job marked failed", async () => {
-  const project = writeTree({ "train.py": "import sys\nfor i in range(30):\n    print('step', i)\nprint('loss is nan, giving up', file=sys.stderr)\nsys.exit(3)\n", "requirements.txt": "" });
+  const project = writeTree({
+    "train.py": "import sys\nfor i in range(30):\n    print('step', i)\nprint('loss is nan, giving up', file=sys.stderr)\nsys.exit(3)\n",
+    "requirements.txt": "",
+  });
   const { env } = cliEnv();
   const result = await runCli(["fit", "train.py"], { cwd: project, env });
   assert.equal(result.code, 1);
@@ -197,12 +213,16 @@ test("Ctrl-C stops the job cleanly and marks it stopped", async () => {
   const job = JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", record!), "utf8"));
   assert.equal(job.state, "stopped");
   const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
-  assert.ok(!ps.split("\n").some((line) => line.includes(path.join(project, "train.py")) || (line.includes("train.py") && line.includes(job.provider.environment))), "the training process is gone");
+  assert.ok(
+    !ps.split("\n").some((line) => line.includes(path.join(project, "train.py")) || (line.includes("train.py") && line.includes(job.provider.environment))),
+    "the training process is gone",
+  );
 });
 
 test("--detach returns at once; logs --follow streams to the end; stop ends a running job", async () => {
   const project = writeTree({
-    "train.py": "import sys, time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.3)\nopen('/opt/ml/model/done', 'w').write(sys.argv[0])\n",
+    "train.py":
+      "import sys, time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.3)\nopen('/opt/ml/model/done', 'w').write(sys.argv[0])\n",
     "sleepy.py": "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n",
     "requirements.txt": "",
   });
@@ -217,10 +237,26 @@ test("--detach returns at once; logs --follow streams to the end; stop ends a ru
   assert.ok(fs.existsSync(status.model));
 
   const sleepy = JSON.parse((await runCli(["fit", "sleepy.py", "--detach", "--json"], { cwd: project, env })).stdout).name;
-  await waitFor(() => fs.existsSync(path.join(env.XDG_STATE_HOME!, "alekseylearn", "runs", sleepy, "job.log")) && fs.readFileSync(path.join(env.XDG_STATE_HOME!, "alekseylearn", "runs", sleepy, "job.log"), "utf8").includes("sleeping"), "the detached job to start");
+  await waitFor(
+    () =>
+      fs.existsSync(path.join(env.XDG_STATE_HOME!, "alekseylearn", "runs", sleepy, "job.log")) &&
+      fs.readFileSync(path.join(env.XDG_STATE_HOME!, "alekseylearn", "runs", sleepy, "job.log"), "utf8").includes("sleeping"),
+    "the detached job to start",
+  );
   const stopped = await runCli(["stop", sleepy], { cwd: project, env });
   assert.equal(stopped.code, 0, stopped.stderr);
-  await waitFor(() => JSON.parse(execFileSync(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), "..", "..", "src", "cli", "main.js"), "status", sleepy, "--json"], { cwd: project, env, encoding: "utf8" })).state === "stopped", "the job to stop", 30_000);
+  await waitFor(
+    () =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [path.join(path.dirname(new URL(import.meta.url).pathname), "..", "..", "src", "cli", "main.js"), "status", sleepy, "--json"],
+          { cwd: project, env, encoding: "utf8" },
+        ),
+      ).state === "stopped",
+    "the job to stop",
+    30_000,
+  );
 
   const table = await runCli(["jobs"], { cwd: project, env });
   assert.match(table.stdout, /^NAME\s+BACKEND\s+STATE/);
@@ -272,7 +308,10 @@ test("usage errors: exit 2, one or two lines, no stack trace, nothing created", 
   const { env, stateDir } = cliEnv();
   const cases: Array<[string[], RegExp]> = [
     [["fit", "missing.py"], /^error: Training artifact missing\.py does not exist\.\nhint: /],
-    [["fit", "train.py", "--config.ouput_path=x"], /^error: config\.ouput_path is not a setting of the local backend; did you mean config\.output_path\?\.\nhint: /],
+    [
+      ["fit", "train.py", "--config.ouput_path=x"],
+      /^error: config\.ouput_path is not a setting of the local backend; did you mean config\.output_path\?\.\nhint: /,
+    ],
     [["fti", "train.py"], /^error: Unknown command fti\.\nhint: Did you mean `alekseylearn fit`\?/],
     [["fit", "train.py", "--envfil=x"], /^error: Unknown option --envfil for `fit`\. Did you mean --envfile\?/],
     [["fit", "train.py", "--config.output_path=ftp://h/x"], /unknown scheme ftp:\/\//],
@@ -319,7 +358,10 @@ test("environment.yml without conda on PATH: a clear error that names what to in
   const { env } = cliEnv({ PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin` });
   const result = await runCli(["fit", "train.py"], { cwd: project, env });
   assert.equal(result.code, 2, result.stderr);
-  assert.match(result.stderr, /error: environment\.yml needs conda to build, and none of micromamba, mamba or conda is on PATH\.\nhint: Install micromamba .*or pass a requirements\.txt with --envfile\./);
+  assert.match(
+    result.stderr,
+    /error: environment\.yml needs conda to build, and none of micromamba, mamba or conda is on PATH\.\nhint: Install micromamba .*or pass a requirements\.txt with --envfile\./,
+  );
 });
 
 test("without bubblewrap on PATH: one warning, and the job still runs through the SM_* variables", async () => {
@@ -341,14 +383,22 @@ test("Ctrl-C while the environment is being built: exit 130, the job marked stop
   const project = writeTree({ "train.py": "print(1)\n", "requirements.txt": `# interrupted ${Date.now()}\nscipy\n` });
   const { env, stateDir } = cliEnv();
   const envs = path.join(TEST_CACHE, "alekseylearn", "envs");
-  const before = fs.existsSync(envs) ? fs.readdirSync(envs).filter((name) => !name.endsWith(".install.log")).sort() : [];
+  const before = fs.existsSync(envs)
+    ? fs
+        .readdirSync(envs)
+        .filter((name) => !name.endsWith(".install.log"))
+        .sort()
+    : [];
   const run = startCli(["fit", "train.py"], { cwd: project, env });
   await waitFor(() => run.output().includes("Installing requirements.txt"), "pip to start");
   run.child.kill("SIGINT");
   const result = await run.done;
   assert.equal(result.code, 130, result.stderr);
   assert.match(result.stderr, /Stopped while creating the environment; nothing was kept\./);
-  const after = fs.readdirSync(envs).filter((name) => !name.endsWith(".install.log")).sort();
+  const after = fs
+    .readdirSync(envs)
+    .filter((name) => !name.endsWith(".install.log"))
+    .sort();
   assert.deepEqual(after, before, "neither the environment nor its lock is left");
   const [record] = fs.readdirSync(path.join(stateDir, "jobs"));
   assert.equal(JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", record!), "utf8")).state, "stopped");
@@ -425,7 +475,11 @@ test("a launcher (pyenv-style shim) is asked for its real Python once, and again
 });
 
 /** The fetched model's seen.json of an ARGPARSE_SCRIPT job. */
-async function seenBy(job: string, project: string, env: NodeJS.ProcessEnv): Promise<{ args: Record<string, unknown>; argv: string[]; env: Record<string, string> }> {
+async function seenBy(
+  job: string,
+  project: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ args: Record<string, unknown>; argv: string[]; env: Record<string, string> }> {
   const to = fs.mkdtempSync(path.join(project, "fetched-"));
   const fetched = await runCli(["fetch", job, "--to", to], { cwd: project, env });
   assert.equal(fetched.code, 0, fetched.stderr);
@@ -436,12 +490,19 @@ test("script mode: a SageMaker-style argparse script gets its hyperparameters as
   const project = writeTree({ "train.py": ARGPARSE_SCRIPT, "requirements.txt": "", "data/rows.csv": "1,2\n" });
   const { env } = cliEnv();
   for (const sandbox of ["auto", "none"]) {
-    const result = await runCli(["fit", "train.py", ...ARGPARSE_HYPERPARAMETERS, "--input.train=data", `--config.sandbox=${sandbox}`, "--json"], { cwd: project, env });
+    const result = await runCli(["fit", "train.py", ...ARGPARSE_HYPERPARAMETERS, "--input.train=data", `--config.sandbox=${sandbox}`, "--json"], {
+      cwd: project,
+      env,
+    });
     assert.equal(result.code, 0, result.stderr);
     const job = JSON.parse(result.stdout);
     const seen = await seenBy(job.name, project, env);
     const root = sandbox === "auto" ? "/opt/ml" : seen.env.SM_MODEL_DIR!.replace(/\/model$/, "");
-    assert.deepEqual(seen.args, { ...ARGPARSE_EXPECTED, model_dir: `${root}/model`, train: `${root}/input/data/train` }, "argparse got every hyperparameter, not its defaults");
+    assert.deepEqual(
+      seen.args,
+      { ...ARGPARSE_EXPECTED, model_dir: `${root}/model`, train: `${root}/input/data/train` },
+      "argparse got every hyperparameter, not its defaults",
+    );
     assert.deepEqual(seen.argv, ARGPARSE_ARGV);
     assert.deepEqual(JSON.parse(seen.env.SM_USER_ARGS!), ARGPARSE_ARGV);
     assert.equal(seen.env["SM_HP_N-ESTIMATORS"], "7", "named as the toolkit names it");
@@ -478,10 +539,17 @@ test("fit --dry-run on this machine: the command the script would get, the files
   const plan = JSON.parse(result.stdout);
   assert.equal(plan.backend, "local");
   assert.deepEqual(plan.files, ["data/rows.csv", "requirements.txt", "train.py"]);
-  assert.deepEqual(plan.requests.map((r: { api: string; operation: string }) => `${r.api} ${r.operation}`), ["local RunTrainingJob"]);
+  assert.deepEqual(
+    plan.requests.map((r: { api: string; operation: string }) => `${r.api} ${r.operation}`),
+    ["local RunTrainingJob"],
+  );
   const request = plan.requests[0].request;
   assert.deepEqual(request.command, ["python", "-u", "train.py", ...ARGPARSE_ARGV]);
-  assert.deepEqual(request.configFiles["hyperparameters.json"], { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" }, "exactly the text typed");
+  assert.deepEqual(
+    request.configFiles["hyperparameters.json"],
+    { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" },
+    "exactly the text typed",
+  );
   assert.equal(request.environment.SM_CHANNEL_TRAIN, "/opt/ml/input/data/train");
   assert.ok(!fs.existsSync(path.join(stateDir, "jobs")) || fs.readdirSync(path.join(stateDir, "jobs")).length === 0, "no job record");
   assert.ok(!fs.existsSync(path.join(project, "alekseylearn-output")), "no output folder");
@@ -510,7 +578,9 @@ time.sleep(120)
 
 /** Is a process whose arguments hold `marker` still running? */
 function running(marker: string): boolean {
-  return execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").some((line) => line.includes(marker) && !line.includes("ps -eo"));
+  return execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+    .split("\n")
+    .some((line) => line.includes(marker) && !line.includes("ps -eo"));
 }
 
 test("the job's process tree is the job's: a setsid helper ends with it, and Ctrl-C gives every process SIGTERM and packs what the handler saved (bwrap and sandbox=none)", async () => {
@@ -531,7 +601,10 @@ test("the job's process tree is the job's: a setsid helper ends with it, and Ctr
     assert.equal(result.code, 130, result.stderr);
     assert.match(result.stderr, /checkpointing/, "the training process itself got SIGTERM");
     assert.ok(!running(marker), `nothing of the job is left (${sandbox})`);
-    const name = fs.readdirSync(path.join(stateDir, "jobs")).map((file) => file.replace(/\.json$/, "")).find((job) => job !== quickName)!;
+    const name = fs
+      .readdirSync(path.join(stateDir, "jobs"))
+      .map((file) => file.replace(/\.json$/, ""))
+      .find((job) => job !== quickName)!;
     const job = JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", `${name}.json`), "utf8"));
     assert.equal(job.state, "stopped");
     const to = path.join(project, "fetched");
@@ -543,7 +616,8 @@ test("the job's process tree is the job's: a setsid helper ends with it, and Ctr
 });
 
 test("files a job leaves in its working folder are named and kept in output.tar.gz under working/, and fetch brings them back", async () => {
-  const script = "import os, pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\nopen('notes/run.txt', 'w').write('done')\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('model')\n";
+  const script =
+    "import os, pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\nopen('notes/run.txt', 'w').write('done')\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('model')\n";
   for (const sandbox of ["auto", "none"]) {
     const project = writeTree({ "train.py": script, "notes/keep.txt": "mine", "requirements.txt": "" });
     const { env } = cliEnv();
@@ -551,7 +625,10 @@ test("files a job leaves in its working folder are named and kept in output.tar.
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /the job wrote 2 file\(s\) into .*: model\.pkl, notes\/run\.txt/);
     const job = JSON.parse(result.stdout);
-    assert.deepEqual((await archiveEntries(job.output)).filter((entry) => !entry.endsWith("/")), ["working/model.pkl", "working/notes/run.txt"]);
+    assert.deepEqual(
+      (await archiveEntries(job.output)).filter((entry) => !entry.endsWith("/")),
+      ["working/model.pkl", "working/notes/run.txt"],
+    );
     const to = path.join(project, "fetched");
     const fetched = await runCli(["fetch", job.name, "--to", to, "--json"], { cwd: project, env });
     assert.equal(fetched.code, 0, fetched.stderr);

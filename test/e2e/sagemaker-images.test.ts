@@ -30,15 +30,36 @@ const keys = (): Record<string, string> => testAwsKeys();
 const aws = (args: string[]): string => awsCli(moto.url, args, keys());
 
 function sagemakerEnv(extra: Record<string, string> = {}): ReturnType<typeof cliEnv> {
-  return cliEnv({ ...keys(), HOME: fs.mkdtempSync(path.join(os.tmpdir(), "aws-home-")), AWS_ENDPOINT_URL: moto.url, AWS_ENDPOINT_URL_SAGEMAKER: fake.url, ALEKSEYLEARN_REGISTRY: docker.registry, DOCKER_HOST: docker.DOCKER_HOST, PIP_INDEX_URL: docker.pipIndex, ...extra });
+  return cliEnv({
+    ...keys(),
+    HOME: fs.mkdtempSync(path.join(os.tmpdir(), "aws-home-")),
+    AWS_ENDPOINT_URL: moto.url,
+    AWS_ENDPOINT_URL_SAGEMAKER: fake.url,
+    ALEKSEYLEARN_REGISTRY: docker.registry,
+    DOCKER_HOST: docker.DOCKER_HOST,
+    PIP_INDEX_URL: docker.pipIndex,
+    ...extra,
+  });
 }
 
-const TRUST = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }] });
+const TRUST = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }],
+});
 
 /** A role SageMaker may assume, allowed exactly `statements`. */
 function makeRole(name: string, statements: object[]): void {
   aws(["iam", "create-role", "--role-name", name, "--assume-role-policy-document", TRUST]);
-  aws(["iam", "put-role-policy", "--role-name", name, "--policy-name", "own", "--policy-document", JSON.stringify({ Version: "2012-10-17", Statement: statements })]);
+  aws([
+    "iam",
+    "put-role-policy",
+    "--role-name",
+    name,
+    "--policy-name",
+    "own",
+    "--policy-document",
+    JSON.stringify({ Version: "2012-10-17", Statement: statements }),
+  ]);
 }
 
 const created = (): string[] => fake.requests.filter((r) => r.target === "CreateTrainingJob").map((r) => String(r.body.TrainingJobName));
@@ -72,8 +93,14 @@ test("moto + fake SageMaker: a job whose role lacks its output path is stopped b
   const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.role_name=narrow_role"], { cwd: dir, env });
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /The role arn:aws:iam::123456789012:role\/narrow_role may not do what this job needs/);
-  assert.match(result.stderr, /s3:PutObject on arn:aws:s3:::bucket\/sagemaker\/runs\/train-[a-z0-9-]+\/output\/model\.tar\.gz \(writing the model to s3:\/\/bucket\/sagemaker\/runs\)/);
-  assert.match(result.stderr, /alekseylearn init train\.py --backend sagemaker --create-role --config\.output_path=s3:\/\/bucket\/sagemaker\/runs --config\.role_name=narrow_role/);
+  assert.match(
+    result.stderr,
+    /s3:PutObject on arn:aws:s3:::bucket\/sagemaker\/runs\/train-[a-z0-9-]+\/output\/model\.tar\.gz \(writing the model to s3:\/\/bucket\/sagemaker\/runs\)/,
+  );
+  assert.match(
+    result.stderr,
+    /alekseylearn init train\.py --backend sagemaker --create-role --config\.output_path=s3:\/\/bucket\/sagemaker\/runs --config\.role_name=narrow_role/,
+  );
   assert.doesNotMatch(result.stderr, /Building the image/, "nothing was built");
   assert.equal(created().length, before, "no job was created");
 });
@@ -83,7 +110,16 @@ test("moto: two projects' init --create-role (one with a single-object input and
   const b = path.join(writeTree({ "forecast/train.py": "print('b')\n", "forecast/requirements.txt": "" }), "forecast");
   const { env } = sagemakerEnv();
   const projectA = ["--backend", "sagemaker", "--create-role", "--config.role_name=shared_role", "--config.output_path=s3://bucket/a/runs"];
-  const projectB = ["--backend", "sagemaker", "--create-role", "--config.role_name=shared_role", "--config.output_path=s3://other-bucket/b/runs", "--input.train=s3://bucket/data/train.csv", "--config.repository=team/forecast", "--config.checkpoint_s3_uri=s3://other-bucket/b/ckpt"];
+  const projectB = [
+    "--backend",
+    "sagemaker",
+    "--create-role",
+    "--config.role_name=shared_role",
+    "--config.output_path=s3://other-bucket/b/runs",
+    "--input.train=s3://bucket/data/train.csv",
+    "--config.repository=team/forecast",
+    "--config.checkpoint_s3_uri=s3://other-bucket/b/ckpt",
+  ];
   const first = await runCli(["init", "train.py", ...projectA], { cwd: a, env });
   assert.equal(first.code, 0, first.stderr);
   assert.match(first.stdout, /Created the role/);
@@ -97,18 +133,42 @@ test("moto: two projects' init --create-role (one with a single-object input and
   const { sagemakerBackend } = await import("../../src/backends/sagemaker/index.js");
   const { checkRolePermissions } = await import("../../src/backends/sagemaker/role.js");
   const specA = buildSpecFor(sagemakerBackend, { artifact: "train.py", config: { role_name: "shared_role", output_path: "s3://bucket/a/runs" } }, a);
-  const specB = buildSpecFor(sagemakerBackend, { artifact: "train.py", inputs: { train: "s3://bucket/data/train.csv" }, config: { role_name: "shared_role", output_path: "s3://other-bucket/b/runs", repository: "team/forecast", checkpoint_s3_uri: "s3://other-bucket/b/ckpt" } }, b);
-  for (const [spec, cwd] of [[specA, a], [specB, b]] as const) {
+  const specB = buildSpecFor(
+    sagemakerBackend,
+    {
+      artifact: "train.py",
+      inputs: { train: "s3://bucket/data/train.csv" },
+      config: { role_name: "shared_role", output_path: "s3://other-bucket/b/runs", repository: "team/forecast", checkpoint_s3_uri: "s3://other-bucket/b/ckpt" },
+    },
+    b,
+  );
+  for (const [spec, cwd] of [
+    [specA, a],
+    [specB, b],
+  ] as const) {
     const check = await checkRolePermissions(spec, makeContext({ cwd, env }), "job-1");
     assert.equal(check.verdict, "ok", JSON.stringify(check));
   }
-  const policy = JSON.stringify(JSON.parse(aws(["iam", "get-role-policy", "--role-name", "shared_role", "--policy-name", "alekseylearn-training"])).PolicyDocument);
-  for (const grant of ["arn:aws:s3:::bucket/a/runs/*", "arn:aws:s3:::bucket/data/train.csv*", "arn:aws:s3:::other-bucket/b/runs/*", "arn:aws:s3:::other-bucket/b/ckpt/*", "repository/team/forecast", "repository/alekseylearn/*", "cloudwatch:PutMetricData"]) {
+  const policy = JSON.stringify(
+    JSON.parse(aws(["iam", "get-role-policy", "--role-name", "shared_role", "--policy-name", "alekseylearn-training"])).PolicyDocument,
+  );
+  for (const grant of [
+    "arn:aws:s3:::bucket/a/runs/*",
+    "arn:aws:s3:::bucket/data/train.csv*",
+    "arn:aws:s3:::other-bucket/b/runs/*",
+    "arn:aws:s3:::other-bucket/b/ckpt/*",
+    "repository/team/forecast",
+    "repository/alekseylearn/*",
+    "cloudwatch:PutMetricData",
+  ]) {
     assert.ok(policy.includes(grant), `${grant} in ${policy}`);
   }
   // Running project A's init again changes nothing: the grants are merged, not duplicated.
   assert.equal((await runCli(["init", "train.py", ...projectA], { cwd: a, env })).code, 0);
-  assert.equal(JSON.stringify(JSON.parse(aws(["iam", "get-role-policy", "--role-name", "shared_role", "--policy-name", "alekseylearn-training"])).PolicyDocument), policy);
+  assert.equal(
+    JSON.stringify(JSON.parse(aws(["iam", "get-role-policy", "--role-name", "shared_role", "--policy-name", "alekseylearn-training"])).PolicyDocument),
+    policy,
+  );
 });
 
 test("real dockerd behind `docker context create` (no DOCKER_HOST): the build and the push reach the context's daemon", async () => {
@@ -134,12 +194,18 @@ test("real dockerd behind `docker context create` (no DOCKER_HOST): the build an
 test("fake SageMaker: a job started right after its role was created survives SageMaker's 'could not assume role' while IAM spreads it", async () => {
   const dir = copyExample("iris"); // built and pushed by the test above: the build is Docker's cache, so the job is created at once
   const { env } = sagemakerEnv();
-  const made = await runCli(["init", "train.py", "--backend", "sagemaker", "--create-role", "--config.role_name=fresh_role", `--config.output_path=${OUTPUT}`], { cwd: dir, env });
+  const made = await runCli(
+    ["init", "train.py", "--backend", "sagemaker", "--create-role", "--config.role_name=fresh_role", `--config.output_path=${OUTPUT}`],
+    { cwd: dir, env },
+  );
   assert.equal(made.code, 0, made.stderr);
   fake.setRoleSettleSeconds(15);
   try {
     const refusedBefore = fake.refused.length;
-    const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.role_name=fresh_role", "--config.poll_interval=0.2", "--json"], { cwd: dir, env });
+    const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.role_name=fresh_role", "--config.poll_interval=0.2", "--json"], {
+      cwd: dir,
+      env,
+    });
     assert.equal(fit.code, 0, fit.stderr);
     assert.equal(JSON.parse(fit.stdout).state, "completed");
     const refusals = fake.refused.slice(refusedBefore).filter((r) => r.target === "CreateTrainingJob");
@@ -158,7 +224,15 @@ function loadArm64Image(tag: string): void {
   fs.writeFileSync(path.join(layerDir, "hello.txt"), "built for arm64\n");
   spawnSync("tar", ["-C", layerDir, "-cf", path.join(dir, "layer.tar"), "hello.txt"]);
   const layer = fs.readFileSync(path.join(dir, "layer.tar"));
-  const config = Buffer.from(JSON.stringify({ architecture: "arm64", variant: "v8", os: "linux", config: { Cmd: ["python3"] }, rootfs: { type: "layers", diff_ids: [`sha256:${createHash("sha256").update(layer).digest("hex")}`] } }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: "arm64",
+      variant: "v8",
+      os: "linux",
+      config: { Cmd: ["python3"] },
+      rootfs: { type: "layers", diff_ids: [`sha256:${createHash("sha256").update(layer).digest("hex")}`] },
+    }),
+  );
   const id = createHash("sha256").update(config).digest("hex");
   const out = path.join(dir, "out");
   fs.mkdirSync(path.join(out, "l"), { recursive: true });
@@ -166,19 +240,31 @@ function loadArm64Image(tag: string): void {
   fs.writeFileSync(path.join(out, "l", "layer.tar"), layer);
   fs.writeFileSync(path.join(out, "manifest.json"), JSON.stringify([{ Config: `${id}.json`, RepoTags: [tag], Layers: ["l/layer.tar"] }]));
   spawnSync("tar", ["-C", out, "-cf", path.join(dir, "image.tar"), "."]);
-  const loaded = spawnSync("docker", ["load", "-i", path.join(dir, "image.tar")], { env: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST }, encoding: "utf8" });
+  const loaded = spawnSync("docker", ["load", "-i", path.join(dir, "image.tar")], {
+    env: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST },
+    encoding: "utf8",
+  });
   assert.equal(loaded.status, 0, loaded.stderr);
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
 test("real dockerd + registry: an arm64 image (a user's Dockerfile on an arm64 base) is refused after the push is read back, before any job is created", async () => {
   loadArm64Image("alekseylearn-test/arm64-base:1");
-  const dir = path.join(writeTree({ "armproject/train.py": "print('never runs')\n", "armproject/Dockerfile": "FROM alekseylearn-test/arm64-base:1\nCOPY . /opt/program\nENTRYPOINT [\"python3\", \"/opt/program/train.py\"]\n" }), "armproject");
+  const dir = path.join(
+    writeTree({
+      "armproject/train.py": "print('never runs')\n",
+      "armproject/Dockerfile": 'FROM alekseylearn-test/arm64-base:1\nCOPY . /opt/program\nENTRYPOINT ["python3", "/opt/program/train.py"]\n',
+    }),
+    "armproject",
+  );
   const { env } = sagemakerEnv();
   const before = created().length;
   const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`], { cwd: dir, env });
   assert.equal(result.code, 1, result.stderr);
-  assert.match(result.stderr, /SageMaker cannot run the image pushed as .*alekseylearn\/armproject-train@sha256:[0-9a-f]{64}: it is built for linux\/arm64; SageMaker training runs linux\/amd64 only/);
+  assert.match(
+    result.stderr,
+    /SageMaker cannot run the image pushed as .*alekseylearn\/armproject-train@sha256:[0-9a-f]{64}: it is built for linux\/arm64; SageMaker training runs linux\/amd64 only/,
+  );
   assert.match(result.stderr, /for linux\/amd64/, "the build asked for SageMaker's platform");
   assert.equal(created().length, before, "no job was created");
 });
@@ -209,21 +295,43 @@ test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an
   const layer = await pushBlob(repository, Buffer.from("not really a layer"));
   const amd64 = await pushBlob(repository, Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } })));
   const arm64 = await pushBlob(repository, Buffer.from(JSON.stringify({ architecture: "arm64", os: "linux", rootfs: { type: "layers", diff_ids: [] } })));
-  const oci = await pushManifest(repository, "application/vnd.oci.image.manifest.v1+json", { config: { mediaType: "application/vnd.oci.image.config.v1+json", ...amd64 }, layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }] });
-  const index = await pushManifest(repository, "application/vnd.oci.image.index.v1+json", { manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...oci, platform: { os: "linux", architecture: "amd64" } }] });
-  const armV2 = await pushManifest(repository, "application/vnd.docker.distribution.manifest.v2+json", { config: { mediaType: "application/vnd.docker.container.image.v1+json", ...arm64 }, layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar", ...layer }] });
+  const oci = await pushManifest(repository, "application/vnd.oci.image.manifest.v1+json", {
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...amd64 },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
+  });
+  const index = await pushManifest(repository, "application/vnd.oci.image.index.v1+json", {
+    manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...oci, platform: { os: "linux", architecture: "amd64" } }],
+  });
+  const armV2 = await pushManifest(repository, "application/vnd.docker.distribution.manifest.v2+json", {
+    config: { mediaType: "application/vnd.docker.container.image.v1+json", ...arm64 },
+    layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar", ...layer }],
+  });
 
-  assert.match((await pushedImageProblems(docker.registry, repository, oci.digest, "")).join(), /its manifest is application\/vnd\.oci\.image\.manifest\.v1\+json; SageMaker pulls only application\/vnd\.docker\.distribution\.manifest\.v2\+json/);
-  assert.match((await pushedImageProblems(docker.registry, repository, index.digest, "")).join(), /it is an image index \(application\/vnd\.oci\.image\.index\.v1\+json: linux\/amd64\)/);
+  assert.match(
+    (await pushedImageProblems(docker.registry, repository, oci.digest, "")).join(),
+    /its manifest is application\/vnd\.oci\.image\.manifest\.v1\+json; SageMaker pulls only application\/vnd\.docker\.distribution\.manifest\.v2\+json/,
+  );
+  assert.match(
+    (await pushedImageProblems(docker.registry, repository, index.digest, "")).join(),
+    /it is an image index \(application\/vnd\.oci\.image\.index\.v1\+json: linux\/amd64\)/,
+  );
   assert.match((await pushedImageProblems(docker.registry, repository, armV2.digest, "")).join(), /built for linux\/arm64/);
 
   // The fake SageMaker reads the same registry and fails each job with SageMaker's own reason.
   const { createJob } = await import("../../src/backends/sagemaker/index.js");
   const { makeContext } = await import("../../src/context.js");
   const ctx = makeContext({ cwd: os.tmpdir(), env: sagemakerEnv().env });
-  const request = (name: string, digest: string) => ({ TrainingJobName: name, AlgorithmSpecification: { TrainingImage: `${docker.registry}/${repository}@${digest}`, TrainingInputMode: "File" as const }, RoleArn: `arn:aws:iam::123456789012:role/${ROLE}`, OutputDataConfig: { S3OutputPath: OUTPUT }, ResourceConfig: { InstanceType: "ml.c4.2xlarge" as const, InstanceCount: 1, VolumeSizeInGB: 30 }, StoppingCondition: { MaxRuntimeInSeconds: 60 } });
+  const request = (name: string, digest: string) => ({
+    TrainingJobName: name,
+    AlgorithmSpecification: { TrainingImage: `${docker.registry}/${repository}@${digest}`, TrainingInputMode: "File" as const },
+    RoleArn: `arn:aws:iam::123456789012:role/${ROLE}`,
+    OutputDataConfig: { S3OutputPath: OUTPUT },
+    ResourceConfig: { InstanceType: "ml.c4.2xlarge" as const, InstanceCount: 1, VolumeSizeInGB: 30 },
+    StoppingCondition: { MaxRuntimeInSeconds: 60 },
+  });
   const expected: Record<string, RegExp> = {
-    [oci.digest]: /^ClientError: Unsupported manifest media type application\/vnd\.oci\.image\.manifest\.v1\+json for image .* Ensure that valid manifest media type is used for specified image\.$/,
+    [oci.digest]:
+      /^ClientError: Unsupported manifest media type application\/vnd\.oci\.image\.manifest\.v1\+json for image .* Ensure that valid manifest media type is used for specified image\.$/,
     [index.digest]: /^ClientError: Unsupported manifest media type application\/vnd\.oci\.image\.index\.v1\+json/,
     [armV2.digest]: /exec format error/,
   };
@@ -234,7 +342,17 @@ test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an
     let described: { TrainingJobStatus?: string; FailureReason?: string } = {};
     for (let i = 0; i < 200 && described.TrainingJobStatus !== "Failed"; i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      described = (await (await fetch(fake.url, { method: "POST", headers: { "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "SageMaker.DescribeTrainingJob", Authorization: "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/sagemaker/aws4_request, SignedHeaders=host, Signature=0" }, body: JSON.stringify({ TrainingJobName: name }) })).json()) as typeof described;
+      described = (await (
+        await fetch(fake.url, {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "SageMaker.DescribeTrainingJob",
+            Authorization: "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/sagemaker/aws4_request, SignedHeaders=host, Signature=0",
+          },
+          body: JSON.stringify({ TrainingJobName: name }),
+        })
+      ).json()) as typeof described;
     }
     assert.equal(described.TrainingJobStatus, "Failed", JSON.stringify(described));
     assert.match(described.FailureReason ?? "", reason);
@@ -243,11 +361,15 @@ test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an
 
 test("real dockerd, runner=docker: apt.txt installs system packages before the environment; a file:// pip index is served to the build; a failed build shows its last lines", async () => {
   const index = "file:///opt/pypi/simple";
-  const dir = path.join(writeTree({
-    "aptproject/apt.txt": "# system packages for the job\njq\n",
-    "aptproject/requirements.txt": "six\n",
-    "aptproject/train.py": "import shutil, six, os\nassert shutil.which('jq'), 'jq is installed from apt.txt'\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'ok.txt'), 'w').write(six.__name__)\nprint('apt and pip ok')\n",
-  }), "aptproject");
+  const dir = path.join(
+    writeTree({
+      "aptproject/apt.txt": "# system packages for the job\njq\n",
+      "aptproject/requirements.txt": "six\n",
+      "aptproject/train.py":
+        "import shutil, six, os\nassert shutil.which('jq'), 'jq is installed from apt.txt'\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'ok.txt'), 'w').write(six.__name__)\nprint('apt and pip ok')\n",
+    }),
+    "aptproject",
+  );
   const { env } = sagemakerEnv({ PIP_INDEX_URL: index });
   const result = await runCli(["fit", "train.py", "--config.runner=docker", "--json"], { cwd: dir, env });
   assert.equal(result.code, 0, result.stderr);

@@ -58,7 +58,10 @@ before(async () => {
   moto = await startMoto();
   fake = await startFakeSageMaker({ moto: moto.url, dockerEnv: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST } });
   aws(["s3", "mb", "s3://bucket"]);
-  const trust = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }] });
+  const trust = JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }],
+  });
   aws(["iam", "create-role", "--role-name", ROLE, "--assume-role-policy-document", trust]);
   // The role's own policy: SageMaker (the fake, as the real one) acts with it, and fit checks it before building.
   const policy = {
@@ -66,7 +69,11 @@ before(async () => {
     Statement: [
       { Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: "arn:aws:s3:::bucket/*" },
       { Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::bucket" },
-      { Effect: "Allow", Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], Resource: "arn:aws:ecr:us-east-1:123456789012:repository/alekseylearn/*" },
+      {
+        Effect: "Allow",
+        Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        Resource: "arn:aws:ecr:us-east-1:123456789012:repository/alekseylearn/*",
+      },
       { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
     ],
   };
@@ -104,7 +111,11 @@ test("moto + registry + fake SageMaker: the seed's two commands on examples/iris
   // The request, field by field where the seed's command decides it.
   const request = created(job.name);
   const image = (request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
-  assert.match(image, new RegExp(`^${docker.registry.replace(/\./g, "\\.")}/alekseylearn/iris-train@sha256:[0-9a-f]{64}$`), "the repository is named per project: alekseylearn/<folder>-<stem>");
+  assert.match(
+    image,
+    new RegExp(`^${docker.registry.replace(/\./g, "\\.")}/alekseylearn/iris-train@sha256:[0-9a-f]{64}$`),
+    "the repository is named per project: alekseylearn/<folder>-<stem>",
+  );
   assert.ok(await registryHas("alekseylearn/iris-train", image.split("@")[1]!), "the job's image, by digest, is in the registry");
   assert.equal(request.RoleArn, `arn:aws:iam::123456789012:role/${ROLE}`);
   assert.deepEqual(request.ResourceConfig, { InstanceType: "ml.c4.2xlarge", InstanceCount: 1, VolumeSizeInGB: 30 });
@@ -120,8 +131,21 @@ test("moto + registry + fake SageMaker: the seed's two commands on examples/iris
   const token = JSON.parse(aws(["ecr", "get-authorization-token"])) as { authorizationData: { authorizationToken: string }[] };
   const password = Buffer.from(token.authorizationData[0]!.authorizationToken, "base64").toString().split(":")[1]!;
   const history = spawnSync("docker", ["history", "--no-trunc", image], { env: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST }, encoding: "utf8" }).stdout;
-  const written = [env.XDG_STATE_HOME!, path.join(env.XDG_CACHE_HOME!, "alekseylearn", "build"), path.join(env.XDG_CACHE_HOME!, "alekseylearn", "sagemaker")].flatMap((root) => listTree(root).filter((file) => /\.(json|log)$/.test(file)).map((file) => fs.readFileSync(path.join(root, file), "utf8")));
-  for (const [where, text] of [["fit's output", fit.stdout + fit.stderr], ["fetch's output", fetch.stdout + fetch.stderr], ["the image's history", history], ["records and build logs", written.join("\n")]] as const) {
+  const written = [
+    env.XDG_STATE_HOME!,
+    path.join(env.XDG_CACHE_HOME!, "alekseylearn", "build"),
+    path.join(env.XDG_CACHE_HOME!, "alekseylearn", "sagemaker"),
+  ].flatMap((root) =>
+    listTree(root)
+      .filter((file) => /\.(json|log)$/.test(file))
+      .map((file) => fs.readFileSync(path.join(root, file), "utf8")),
+  );
+  for (const [where, text] of [
+    ["fit's output", fit.stdout + fit.stderr],
+    ["fetch's output", fetch.stdout + fetch.stderr],
+    ["the image's history", history],
+    ["records and build logs", written.join("\n")],
+  ] as const) {
     assert.ok(!text.includes(SECRET), `the AWS secret key is not in ${where}`);
     assert.ok(!text.includes(password), `ECR's registry password is not in ${where}`);
   }
@@ -134,10 +158,21 @@ test("fake SageMaker: a submission retried after its first try got through finds
   const { UserError } = await import("../../src/errors.js");
   const ctx = makeContext({ cwd: os.tmpdir(), env: sagemakerEnv().env });
   fake.script("retried-job", { trainSeconds: 0 });
-  const request = { TrainingJobName: "retried-job", AlgorithmSpecification: { TrainingImage: `${docker.registry}/alekseylearn/x@sha256:${"0".repeat(64)}`, TrainingInputMode: "File" as const }, RoleArn: `arn:aws:iam::123456789012:role/${ROLE}`, OutputDataConfig: { S3OutputPath: OUTPUT }, ResourceConfig: { InstanceType: "ml.c4.2xlarge" as const, InstanceCount: 1, VolumeSizeInGB: 30 }, StoppingCondition: { MaxRuntimeInSeconds: 60 }, Tags: [{ Key: "alekseylearn:submission", Value: "first-try" }] };
+  const request = {
+    TrainingJobName: "retried-job",
+    AlgorithmSpecification: { TrainingImage: `${docker.registry}/alekseylearn/x@sha256:${"0".repeat(64)}`, TrainingInputMode: "File" as const },
+    RoleArn: `arn:aws:iam::123456789012:role/${ROLE}`,
+    OutputDataConfig: { S3OutputPath: OUTPUT },
+    ResourceConfig: { InstanceType: "ml.c4.2xlarge" as const, InstanceCount: 1, VolumeSizeInGB: 30 },
+    StoppingCondition: { MaxRuntimeInSeconds: 60 },
+    Tags: [{ Key: "alekseylearn:submission", Value: "first-try" }],
+  };
   const arn = await createJob(request, "first-try", ctx);
   assert.equal(await createJob(request, "first-try", ctx), arn, "the retry finds the job its first try created");
-  await assert.rejects(createJob(request, "another-submission", ctx), (err: Error) => err instanceof UserError && /already has a training job named retried-job/.test(err.message));
+  await assert.rejects(
+    createJob(request, "another-submission", ctx),
+    (err: Error) => err instanceof UserError && /already has a training job named retried-job/.test(err.message),
+  );
   assert.equal(trainingJobs().filter((name) => name === "retried-job").length, 1);
 });
 
@@ -156,7 +191,20 @@ test("moto + registry + fake SageMaker: a resubmission of unchanged code builds 
   const args = ["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST, "--json", "--detach"];
   const first = await runCli(args, { cwd: dir, env });
   assert.equal(first.code, 0, first.stderr);
-  const again = await runCli([...args, "--config.train_instance_type=ml.g5.xlarge", "--config.use_spot=true", "--config.max_runtime=2h", "--config.checkpoint_s3_uri=s3://bucket/ckpt", "--hyperparameter.C=0.5", "--input.train=s3://bucket/data", "--config.base_image=python:3.11-slim", "--config.tags=team=ml"], { cwd: dir, env });
+  const again = await runCli(
+    [
+      ...args,
+      "--config.train_instance_type=ml.g5.xlarge",
+      "--config.use_spot=true",
+      "--config.max_runtime=2h",
+      "--config.checkpoint_s3_uri=s3://bucket/ckpt",
+      "--hyperparameter.C=0.5",
+      "--input.train=s3://bucket/data",
+      "--config.base_image=python:3.11-slim",
+      "--config.tags=team=ml",
+    ],
+    { cwd: dir, env },
+  );
   assert.equal(again.code, 0, again.stderr);
   const job = JSON.parse(again.stdout);
   assert.equal(job.provider.stepsRun, "0", "no build step ran");
@@ -168,13 +216,19 @@ test("moto + registry + fake SageMaker: a resubmission of unchanged code builds 
   assert.equal(request.EnableManagedSpotTraining, true);
   assert.deepEqual(request.CheckpointConfig, { S3Uri: "s3://bucket/ckpt", LocalPath: "/opt/ml/checkpoints" });
   assert.deepEqual(request.HyperParameters, { C: "0.5" });
-  assert.deepEqual((request.InputDataConfig as { ChannelName: string }[]).map((channel) => channel.ChannelName), ["train"]);
+  assert.deepEqual(
+    (request.InputDataConfig as { ChannelName: string }[]).map((channel) => channel.ChannelName),
+    ["train"],
+  );
   assert.ok((request.Tags as { Key: string; Value: string }[]).some((tag) => tag.Key === "team" && tag.Value === "ml"));
   await runCli(["stop", job.name], { cwd: dir, env });
 });
 
 test("fake SageMaker, moto's CloudWatch behind empty pages: a job that fails remotely shows its failure reason and its traceback, and exits 1", async () => {
-  const dir = path.join(writeTree({ "broken/train.py": "print('loading data')\nraise ValueError('no data in /opt/ml/input')\n", "broken/requirements.txt": "" }), "broken");
+  const dir = path.join(
+    writeTree({ "broken/train.py": "print('loading data')\nraise ValueError('no data in /opt/ml/input')\n", "broken/requirements.txt": "" }),
+    "broken",
+  );
   // CloudWatch may serve empty pages before the last lines (GetLogEvents' reference): the traceback must still be shown.
   const cloudwatch = await startCloudWatchProxy(moto.url, 3);
   try {
@@ -247,7 +301,10 @@ test("moto: an output bucket that does not exist is named before anything is cre
   const dir = copyExample("iris");
   const { env } = sagemakerEnv();
   const before = trainingJobs().length;
-  const result = await runCli(["fit", "train.py", "--config.output_path=s3://no-such-bucket/sagemaker/runs", "--config.repository=alekseylearn/no-bucket"], { cwd: dir, env });
+  const result = await runCli(["fit", "train.py", "--config.output_path=s3://no-such-bucket/sagemaker/runs", "--config.repository=alekseylearn/no-bucket"], {
+    cwd: dir,
+    env,
+  });
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /The bucket no-such-bucket of config\.output_path does not exist/);
   assert.match(result.stderr, /aws s3 mb s3:\/\/no-such-bucket/);
@@ -259,13 +316,20 @@ test("moto: an output bucket that does not exist is named before anything is cre
 test("moto: init --create-role makes a role SageMaker may assume, allowed the output path, alekseylearn images and its logs", async () => {
   const dir = copyExample("iris");
   const { env } = sagemakerEnv();
-  const result = await runCli(["init", "train.py", "--backend", "sagemaker", "--create-role", "--config.output_path=s3://models/sagemaker/x", "--config.role_name=made_by_init"], { cwd: dir, env });
+  const result = await runCli(
+    ["init", "train.py", "--backend", "sagemaker", "--create-role", "--config.output_path=s3://models/sagemaker/x", "--config.role_name=made_by_init"],
+    { cwd: dir, env },
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /Created the role arn:aws:iam::123456789012:role\/made_by_init/);
   assert.ok(fs.existsSync(path.join(dir, "Dockerfile")) && fs.existsSync(path.join(dir, "alekseylearn_entrypoint.py")));
-  const role = JSON.parse(aws(["iam", "get-role", "--role-name", "made_by_init"])) as { Role: { AssumeRolePolicyDocument: { Statement: { Principal: unknown }[] } } };
+  const role = JSON.parse(aws(["iam", "get-role", "--role-name", "made_by_init"])) as {
+    Role: { AssumeRolePolicyDocument: { Statement: { Principal: unknown }[] } };
+  };
   assert.deepEqual(role.Role.AssumeRolePolicyDocument.Statement[0]!.Principal, { Service: "sagemaker.amazonaws.com" });
-  const policy = JSON.parse(aws(["iam", "get-role-policy", "--role-name", "made_by_init", "--policy-name", "alekseylearn-training"])) as { PolicyDocument: unknown };
+  const policy = JSON.parse(aws(["iam", "get-role-policy", "--role-name", "made_by_init", "--policy-name", "alekseylearn-training"])) as {
+    PolicyDocument: unknown;
+  };
   const text = JSON.stringify(policy.PolicyDocument);
   assert.match(text, /arn:aws:s3:::models\/sagemaker\/x\/\*/);
   assert.match(text, /repository\/alekseylearn\/\*/);
@@ -351,11 +415,18 @@ test("moto + registry + fake SageMaker: a notebook runs headless in the image; f
   assert.ok(listTree(to).includes("model.joblib"), listTree(to).join(", "));
   const executed = JSON.parse(fs.readFileSync(path.join(to, "output", "train.ipynb"), "utf8")) as { cells: { outputs?: { text?: string | string[] }[] }[] };
   const outputs = executed.cells.flatMap((cell) => cell.outputs ?? []);
-  assert.ok(outputs.some((output) => [output.text ?? ""].flat().join("").includes("training on 112 samples")), "the executed notebook holds its outputs");
+  assert.ok(
+    outputs.some((output) => [output.text ?? ""].flat().join("").includes("training on 112 samples")),
+    "the executed notebook holds its outputs",
+  );
 });
 
 /** The fetched model's seen.json of an ARGPARSE_SCRIPT job. */
-async function seenBy(job: string, dir: string, env: NodeJS.ProcessEnv): Promise<{ args: Record<string, unknown>; argv: string[]; env: Record<string, string> }> {
+async function seenBy(
+  job: string,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ args: Record<string, unknown>; argv: string[]; env: Record<string, string> }> {
   const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
   const fetched = await runCli(["fetch", job, "--to", to], { cwd: dir, env });
   assert.equal(fetched.code, 0, fetched.stderr);
@@ -376,7 +447,11 @@ test("moto + registry + fake SageMaker, and the local container runner: a SageMa
     assert.equal(seen.env.SM_MODULE_DIR, "/opt/ml/code", "the code is where SageMaker's framework containers keep it");
     if (where[0]!.startsWith("--config.output_path")) {
       const request = created(job.name);
-      assert.deepEqual(request.HyperParameters, { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" }, "SageMaker is given the text typed");
+      assert.deepEqual(
+        request.HyperParameters,
+        { "n-estimators": "7", min_samples_leaf: "3", e: "5", "learning-rate": "0.10" },
+        "SageMaker is given the text typed",
+      );
       assert.equal(request.Environment, undefined, "no SM_* variable goes into CreateTrainingJob.Environment");
       assert.equal(JSON.parse(seen.env.SM_RESOURCE_CONFIG!).current_instance_type, "ml.c4.2xlarge");
     }
@@ -399,13 +474,32 @@ function botocoreProblems(operation: string, request: unknown): string {
 
 test("moto: fit --dry-run --json prints a CreateTrainingJob request that botocore's validator and every max and pattern of SageMaker's model accept, and creates nothing", async () => {
   const canary = `CANARY${randomBytes(12).toString("hex")}`;
-  const dir = path.join(writeTree({ "sklearn/train.py": ARGPARSE_SCRIPT, "sklearn/requirements.txt": "scikit-learn\n", "sklearn/.env": `WANDB_API_KEY=${canary}\n`, "sklearn/.ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n" }), "sklearn");
+  const dir = path.join(
+    writeTree({
+      "sklearn/train.py": ARGPARSE_SCRIPT,
+      "sklearn/requirements.txt": "scikit-learn\n",
+      "sklearn/.env": `WANDB_API_KEY=${canary}\n`,
+      "sklearn/.ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
+    }),
+    "sklearn",
+  );
   const { env, stateDir } = sagemakerEnv({ DOCKER_HOST: "unix:///nonexistent/docker.sock" });
-  const repositories = (): string[] => (JSON.parse(aws(["ecr", "describe-repositories"])) as { repositories: { repositoryName: string }[] }).repositories.map((r) => r.repositoryName);
+  const repositories = (): string[] =>
+    (JSON.parse(aws(["ecr", "describe-repositories"])) as { repositories: { repositoryName: string }[] }).repositories.map((r) => r.repositoryName);
   const roles = (): string[] => (JSON.parse(aws(["iam", "list-roles"])) as { Roles: { RoleName: string }[] }).Roles.map((r) => r.RoleName);
   const objects = (): string => aws(["s3api", "list-objects-v2", "--bucket", "bucket"]);
   const before = { jobs: trainingJobs().length, repositories: repositories(), roles: roles(), objects: objects(), requests: fake.requests.length };
-  const args = ["fit", "train.py", `--config.output_path=${OUTPUT}`, ...ARGPARSE_HYPERPARAMETERS, "--input.train=s3://bucket/data/train.csv", `--config.environment=WANDB_MODE=offline,WANDB_API_KEY=${canary}`, "--config.repository=alekseylearn/dry-run", "--dry-run", "--json"];
+  const args = [
+    "fit",
+    "train.py",
+    `--config.output_path=${OUTPUT}`,
+    ...ARGPARSE_HYPERPARAMETERS,
+    "--input.train=s3://bucket/data/train.csv",
+    `--config.environment=WANDB_MODE=offline,WANDB_API_KEY=${canary}`,
+    "--config.repository=alekseylearn/dry-run",
+    "--dry-run",
+    "--json",
+  ];
   const result = await runCli(args, { cwd: dir, env });
   assert.equal(result.code, 0, result.stderr);
   const plan = JSON.parse(result.stdout);
@@ -413,7 +507,10 @@ test("moto: fit --dry-run --json prints a CreateTrainingJob request that botocor
   assert.deepEqual(plan.files, ["Dockerfile", "alekseylearn_entrypoint.py", "requirements.txt", "train.py"]);
   assert.equal(plan.image.platform, "linux/amd64");
   assert.equal(plan.image.base, "python:3.11-slim");
-  assert.deepEqual(plan.requests.map((r: { api: string; operation: string }) => `${r.api} ${r.operation}`), ["ecr CreateRepository", "sagemaker CreateTrainingJob"]);
+  assert.deepEqual(
+    plan.requests.map((r: { api: string; operation: string }) => `${r.api} ${r.operation}`),
+    ["ecr CreateRepository", "sagemaker CreateTrainingJob"],
+  );
   const request = plan.requests[1].request;
   assert.equal(request.TrainingJobName, plan.job);
   assert.match(request.AlgorithmSpecification.TrainingImage, /^[^/]+\/alekseylearn\/dry-run@sha256:0{64}$/, "a digest placeholder of the right form");
@@ -433,12 +530,21 @@ test("moto: fit --dry-run --json prints a CreateTrainingJob request that botocor
   assert.ok(!fs.existsSync(path.join(stateDir, "jobs")) || fs.readdirSync(path.join(stateDir, "jobs")).length === 0, "no job record");
 
   // Without AWS credentials the plan is still made, with the account as a placeholder, and the skipped checks are named.
-  const bare = cliEnv({ HOME: fs.mkdtempSync(path.join(os.tmpdir(), "no-aws-")), AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_PROFILE: "", AWS_REGION: "eu-west-1" });
+  const bare = cliEnv({
+    HOME: fs.mkdtempSync(path.join(os.tmpdir(), "no-aws-")),
+    AWS_ACCESS_KEY_ID: "",
+    AWS_SECRET_ACCESS_KEY: "",
+    AWS_PROFILE: "",
+    AWS_REGION: "eu-west-1",
+  });
   const offline = await runCli(args, { cwd: dir, env: bare.env });
   assert.equal(offline.code, 0, offline.stderr);
   const guess = JSON.parse(offline.stdout);
   assert.equal(guess.requests.at(-1).request.RoleArn, "arn:aws:iam::000000000000:role/alekseylearn_sagemaker_role");
-  assert.match(guess.requests.at(-1).request.AlgorithmSpecification.TrainingImage, /^000000000000\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/alekseylearn\/dry-run@sha256:0{64}$/);
+  assert.match(
+    guess.requests.at(-1).request.AlgorithmSpecification.TrainingImage,
+    /^000000000000\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/alekseylearn\/dry-run@sha256:0{64}$/,
+  );
   assert.match(guess.checks.skipped.join("\n"), /no AWS credentials/);
   assert.match(guess.placeholders.join("\n"), /AWS account 000000000000/);
   assert.equal(botocoreProblems("CreateTrainingJob", guess.requests.at(-1).request), "");
@@ -465,7 +571,14 @@ test("SageMaker's limits are checked before anything is built: too many hyperpar
 });
 
 test("local container runner: files the job leaves in its working folder (/opt/ml/code in the image) are kept in output.tar.gz under working/", async () => {
-  const dir = path.join(writeTree({ "saver/train.py": "import os, pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('model')\n", "saver/requirements.txt": "" }), "saver");
+  const dir = path.join(
+    writeTree({
+      "saver/train.py":
+        "import os, pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('model')\n",
+      "saver/requirements.txt": "",
+    }),
+    "saver",
+  );
   const { env } = sagemakerEnv();
   const result = await runCli(["fit", "train.py", "--config.runner=docker", "--json"], { cwd: dir, env });
   assert.equal(result.code, 0, result.stderr);
@@ -513,10 +626,14 @@ test("moto + registry + fake SageMaker: secrets stay home: no canary in any imag
     fs.writeFileSync(path.join(dir, file), text);
   }
   const { env, stateDir } = sagemakerEnv();
-  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.environment=WANDB_API_KEY=${envSecret},MAX_TOKENS=4096`, ...FAST, "--json"], { cwd: dir, env });
+  const fit = await runCli(
+    ["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.environment=WANDB_API_KEY=${envSecret},MAX_TOKENS=4096`, ...FAST, "--json"],
+    { cwd: dir, env },
+  );
   assert.equal(fit.code, 0, fit.stderr);
   const job = JSON.parse(fit.stdout);
-  for (const named of [".env", ".aws/", ".ssh/", ".netrc", "kaggle.json", "service-account.json", "tls.key"]) assert.equal(fit.stderr.split(`Not shipping ${named}:`).length - 1, 1, `${named} is named once`);
+  for (const named of [".env", ".aws/", ".ssh/", ".netrc", "kaggle.json", "service-account.json", "tls.key"])
+    assert.equal(fit.stderr.split(`Not shipping ${named}:`).length - 1, 1, `${named} is named once`);
   const environment = created(job.name).Environment as Record<string, string>;
   assert.equal(environment.WANDB_API_KEY, envSecret, "the job itself gets its environment, unredacted");
   assert.equal(environment.MAX_TOKENS, "4096");
@@ -533,7 +650,11 @@ test("moto + registry + fake SageMaker: secrets stay home: no canary in any imag
   const jobs = await runCli(["jobs", "--json"], { cwd: dir, env });
   assert.match(status.stdout, /"MAX_TOKENS=4096"/, "a setting that names no secret is shown as it is");
   const records = listTree(stateDir).map((file) => fs.readFileSync(path.join(stateDir, file), "utf8"));
-  for (const [where, text] of [["fit's output", fit.stdout + fit.stderr], ["status --json and jobs --json", status.stdout + jobs.stdout], ["the records and logs", records.join("\n")]] as const) {
+  for (const [where, text] of [
+    ["fit's output", fit.stdout + fit.stderr],
+    ["status --json and jobs --json", status.stdout + jobs.stdout],
+    ["the records and logs", records.join("\n")],
+  ] as const) {
     assert.ok(!text.includes(envSecret) && !text.includes(fileSecret), `no canary in ${where}`);
   }
   assert.equal(fs.statSync(stateDir).mode & 0o777, 0o700);

@@ -29,7 +29,10 @@ export interface CliResult {
 }
 
 /** Start the CLI; `done` resolves when it exits. */
-export function startCli(args: readonly string[], options: { cwd: string; env: NodeJS.ProcessEnv }): { child: ChildProcess; done: Promise<CliResult>; output: () => string } {
+export function startCli(
+  args: readonly string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): { child: ChildProcess; done: Promise<CliResult>; output: () => string } {
   const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";

@@ -17,9 +17,24 @@ export interface DockerTestEnv {
 /** The services' settings; an Error (never a skip) when the suite was not started by `npm test`. */
 export function dockerTestEnv(): DockerTestEnv {
   const env = process.env;
-  const missing = ["DOCKER_HOST", "ALEKSEYLEARN_TEST_REGISTRY", "ALEKSEYLEARN_TEST_REGISTRY_DATA", "ALEKSEYLEARN_TEST_PIP_INDEX", "ALEKSEYLEARN_TEST_BASE_IMAGE"].filter((name) => !env[name]);
-  if (missing.length) throw new Error(`${missing.join(", ")} not set: run the suite with \`npm test\`, which starts the Docker test services (scripts/test-services.sh start DIR).`);
-  return { DOCKER_HOST: env.DOCKER_HOST!, registry: env.ALEKSEYLEARN_TEST_REGISTRY!, registryData: env.ALEKSEYLEARN_TEST_REGISTRY_DATA!, pipIndex: env.ALEKSEYLEARN_TEST_PIP_INDEX!, baseImage: env.ALEKSEYLEARN_TEST_BASE_IMAGE! };
+  const missing = [
+    "DOCKER_HOST",
+    "ALEKSEYLEARN_TEST_REGISTRY",
+    "ALEKSEYLEARN_TEST_REGISTRY_DATA",
+    "ALEKSEYLEARN_TEST_PIP_INDEX",
+    "ALEKSEYLEARN_TEST_BASE_IMAGE",
+  ].filter((name) => !env[name]);
+  if (missing.length)
+    throw new Error(
+      `${missing.join(", ")} not set: run the suite with \`npm test\`, which starts the Docker test services (scripts/test-services.sh start DIR).`,
+    );
+  return {
+    DOCKER_HOST: env.DOCKER_HOST!,
+    registry: env.ALEKSEYLEARN_TEST_REGISTRY!,
+    registryData: env.ALEKSEYLEARN_TEST_REGISTRY_DATA!,
+    pipIndex: env.ALEKSEYLEARN_TEST_PIP_INDEX!,
+    baseImage: env.ALEKSEYLEARN_TEST_BASE_IMAGE!,
+  };
 }
 
 /** Total bytes of the blobs the registry stores. */

@@ -32,7 +32,12 @@ if __name__ == "__main__":
 `;
 
 /** Hyperparameters for ARGPARSE_SCRIPT: names with -, with _, and of one character, as typed on the command line. */
-export const ARGPARSE_HYPERPARAMETERS = ["--hyperparameter.n-estimators=7", "--hyperparameter.min_samples_leaf=3", "--hyperparameter.e=5", "--hyperparameter.learning-rate=0.10"];
+export const ARGPARSE_HYPERPARAMETERS = [
+  "--hyperparameter.n-estimators=7",
+  "--hyperparameter.min_samples_leaf=3",
+  "--hyperparameter.e=5",
+  "--hyperparameter.learning-rate=0.10",
+];
 
 /** What ARGPARSE_SCRIPT must have seen for ARGPARSE_HYPERPARAMETERS (the model folder and channel are added by each test). */
 export const ARGPARSE_EXPECTED = { n_estimators: 7, min_samples_leaf: 3, epochs: 5, learning_rate: 0.1 };

@@ -44,10 +44,11 @@ export async function startMoto(): Promise<Moto> {
   await waitForHttp(`${url}/moto-api/`);
   return {
     url,
-    stop: () => new Promise((resolve) => {
-      child.once("exit", () => resolve());
-      child.kill("SIGTERM");
-    }),
+    stop: () =>
+      new Promise((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
   };
 }
 
@@ -60,7 +61,9 @@ export interface S3rverHandle {
 /** Start s3rver on a free loopback port with `buckets` made. */
 export async function startS3rver(buckets: readonly string[]): Promise<S3rverHandle> {
   const name = "s3rver"; // a variable: the package ships no types
-  const { default: S3rver } = (await import(name)) as unknown as { default: new (options: object) => { run(): Promise<{ port: number }>; close(): Promise<void> } };
+  const { default: S3rver } = (await import(name)) as unknown as {
+    default: new (options: object) => { run(): Promise<{ port: number }>; close(): Promise<void> };
+  };
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), "s3rver-"));
   const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory, configureBuckets: buckets.map((name) => ({ name })) });
   const { port } = await server.run();

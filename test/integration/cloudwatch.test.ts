@@ -32,11 +32,22 @@ after(async () => {
 
 async function write(stream: string, lines: string[]): Promise<void> {
   const start = Date.now();
-  await logs.send(new PutLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, logEvents: lines.map((message, i) => ({ timestamp: start + i, message })) }));
+  await logs.send(
+    new PutLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, logEvents: lines.map((message, i) => ({ timestamp: start + i, message })) }),
+  );
 }
 
 function context() {
-  return makeContext({ cwd: os.tmpdir(), env: { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_REGION: "us-east-1", AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: proxy.url, AWS_EC2_METADATA_DISABLED: "true" } });
+  return makeContext({
+    cwd: os.tmpdir(),
+    env: {
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+      AWS_REGION: "us-east-1",
+      AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: proxy.url,
+      AWS_EC2_METADATA_DISABLED: "true",
+    },
+  });
 }
 
 test("moto behind empty pages: a read goes on through empty pages to the traceback at the end, and the next read brings only what is new", async () => {

@@ -27,7 +27,11 @@ const contexts: string[] = [];
 /** Run the docker CLI against the test daemon; its stdout. */
 async function docker(...args: string[]): Promise<string> {
   try {
-    const { stdout } = await execFileAsync("docker", args, { env: { ...process.env, DOCKER_HOST: services.DOCKER_HOST }, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await execFileAsync("docker", args, {
+      env: { ...process.env, DOCKER_HOST: services.DOCKER_HOST },
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return stdout;
   } catch (error) {
     const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
@@ -44,10 +48,15 @@ test("the private dockerd answers at DOCKER_HOST and has no bridge network", asy
   assert.match(services.DOCKER_HOST, /^unix:\/\//);
   const socketPath = services.DOCKER_HOST.slice("unix://".length);
   const ping = await new Promise<string>((resolve, reject) => {
-    http.get({ socketPath, path: "/_ping" }, (response) => {
-      let body = "";
-      response.setEncoding("utf8").on("data", (chunk: string) => (body += chunk)).on("end", () => resolve(body));
-    }).on("error", reject);
+    http
+      .get({ socketPath, path: "/_ping" }, (response) => {
+        let body = "";
+        response
+          .setEncoding("utf8")
+          .on("data", (chunk: string) => (body += chunk))
+          .on("end", () => resolve(body));
+      })
+      .on("error", reject);
   });
   assert.equal(ping, "OK");
   const networks = (await docker("network", "ls", "--format", "{{.Name}}")).split("\n").filter(Boolean);

@@ -98,7 +98,10 @@ test("aws:kms with no stored checksum (an older object): size and the gzip strea
   const good = await fetchRaw(`s3://bucket/${key}`);
   assert.equal(good.code, 0, good.stderr);
   assert.ok(fs.readFileSync(path.join(good.cwd, "model.tar.gz")).equals(body));
-  assert.match(good.stderr, /no usable checksum in S3 \(it is encrypted with SSE-KMS, so its ETag is not an MD5, and it has no stored checksum\); its size and its archive's own checks were verified instead/);
+  assert.match(
+    good.stderr,
+    /no usable checksum in S3 \(it is encrypted with SSE-KMS, so its ETag is not an MD5, and it has no stored checksum\); its size and its archive's own checks were verified instead/,
+  );
 
   proxy.objects.set(`bucket/${key}`, { encryption: "aws:kms", noChecksum: true, corruptAt: body.length - 4 }); // inside the gzip trailer's length field
   const raw = await fetchRaw(`s3://bucket/${key}`);
@@ -135,8 +138,14 @@ test("SSE-C: refused at once with what to do, nothing downloaded", async () => {
   const before = proxy.requests.length;
   const { code, stderr, cwd } = await fetchRaw(`s3://bucket/${key}`);
   assert.equal(code, 1, stderr);
-  assert.match(stderr, /error: Cannot fetch s3:\/\/bucket\/ssec\/model\.tar\.gz: it is encrypted with a customer-provided key \(SSE-C\).*\nhint: Copy it to an object with SSE-S3 or SSE-KMS encryption/);
-  assert.ok(proxy.requests.slice(before).some((r) => r.method === "HEAD"), "it was looked at");
+  assert.match(
+    stderr,
+    /error: Cannot fetch s3:\/\/bucket\/ssec\/model\.tar\.gz: it is encrypted with a customer-provided key \(SSE-C\).*\nhint: Copy it to an object with SSE-S3 or SSE-KMS encryption/,
+  );
+  assert.ok(
+    proxy.requests.slice(before).some((r) => r.method === "HEAD"),
+    "it was looked at",
+  );
   assert.ok(!proxy.requests.slice(before).some(isGetObject), "no GET of the object");
   assert.deepEqual(listTree(cwd), []);
 });
@@ -171,7 +180,10 @@ for (const how of ["reset", "close"] as const) {
     const gets = proxy.requests.slice(before).filter(isGetObject);
     assert.ok(gets.length >= 4 + 3, `the cut ranges were asked again (${gets.length} GETs)`);
     const starts = gets.map((r) => Number(/bytes=(\d+)-/.exec(r.range ?? "")?.[1]));
-    assert.ok(starts.some((start) => start % (8 * 1024 * 1024) === 3 * 1024 * 1024 + 17), `a cut range went on from its first missing byte (${starts.join(", ")})`);
+    assert.ok(
+      starts.some((start) => start % (8 * 1024 * 1024) === 3 * 1024 * 1024 + 17),
+      `a cut range went on from its first missing byte (${starts.join(", ")})`,
+    );
   });
 }
 
@@ -181,7 +193,10 @@ test("a connection that never brings a byte: a clear error (exit 1, not a bug), 
   proxy.objects.set(`bucket/${key}`, { cut: { times: 1000, after: 0, how: "reset" } });
   const { code, stderr, cwd } = await fetchRaw(`s3://bucket/${key}`);
   assert.equal(code, 1, stderr);
-  assert.match(stderr, /error: The connection to S3 kept failing while downloading s3:\/\/bucket\/always-cut\/model\.tar\.gz \(.*5 tries in a row with no progress\)\.\nhint: Check the network and fetch again/);
+  assert.match(
+    stderr,
+    /error: The connection to S3 kept failing while downloading s3:\/\/bucket\/always-cut\/model\.tar\.gz \(.*5 tries in a row with no progress\)\.\nhint: Check the network and fetch again/,
+  );
   assert.doesNotMatch(stderr, /hit a bug/);
   proxy.objects.delete(`bucket/${key}`);
   const again = await runCli(["fetch", `s3://bucket/${key}`, "--no-extract"], { cwd, env: cliEnv(awsEnv(proxy.url)).env });

@@ -77,51 +77,60 @@ test("a multipart object comes down in parallel ranges, one per part, checked ag
 });
 
 for (const upload of ["multipart", "single-part"] as const) {
-test(`an interrupted download resumes where it stopped; a damaged partial file is caught by the stored checksum (${upload} upload)`, async () => {
-  const env = awsEnv(moto.url);
-  const body = randomBytes(48 * 1024 * 1024);
-  const source = path.join(writeTree({}), "blob");
-  fs.writeFileSync(source, body);
-  const key = `resume-${upload}/model.tar.gz`;
-  if (upload === "multipart") await aws(env, "s3", "cp", source, `s3://bucket/${key}`);
-  else await aws(env, "s3api", "put-object", "--bucket", "bucket", "--key", key, "--body", source);
-  const target = path.join(writeTree({}), "model.tar.gz");
+  test(`an interrupted download resumes where it stopped; a damaged partial file is caught by the stored checksum (${upload} upload)`, async () => {
+    const env = awsEnv(moto.url);
+    const body = randomBytes(48 * 1024 * 1024);
+    const source = path.join(writeTree({}), "blob");
+    fs.writeFileSync(source, body);
+    const key = `resume-${upload}/model.tar.gz`;
+    if (upload === "multipart") await aws(env, "s3", "cp", source, `s3://bucket/${key}`);
+    else await aws(env, "s3api", "put-object", "--bucket", "bucket", "--key", key, "--body", source);
+    const target = path.join(writeTree({}), "model.tar.gz");
 
-  // One range at a time, stopped once the first has landed: the interruption falls at the same place every run.
-  const interrupt = async (): Promise<void> => {
-    const controller = new AbortController();
-    const storage = await s3Storage(makeContext({ cwd: os.tmpdir(), env: { ...process.env, ...env }, signal: controller.signal }), { parallel: 1, partSize: 16 * 1024 * 1024 });
+    // One range at a time, stopped once the first has landed: the interruption falls at the same place every run.
+    const interrupt = async (): Promise<void> => {
+      const controller = new AbortController();
+      const storage = await s3Storage(makeContext({ cwd: os.tmpdir(), env: { ...process.env, ...env }, signal: controller.signal }), {
+        parallel: 1,
+        partSize: 16 * 1024 * 1024,
+      });
+      await assert.rejects(
+        storage.download(`s3://bucket/${key}`, target, () => fs.existsSync(`${target}.partial.json`) && controller.abort()),
+        (err: unknown) => err instanceof UserError && /Stopped while downloading .* fetching again resumes/.test(err.message),
+      );
+    };
+    await interrupt();
+    assert.ok(fs.existsSync(`${target}.partial`) && fs.existsSync(`${target}.partial.json`));
+    const storage = await s3Storage(makeContext({ cwd: os.tmpdir(), env: { ...process.env, ...env } }));
+    let first: number | undefined;
+    await storage.download(`s3://bucket/${key}`, target, (done) => (first ??= done));
+    assert.ok(first! >= 8 * 1024 * 1024, `the second try started from ${first} bytes, not from zero`);
+    assert.ok(fs.readFileSync(target).equals(body));
+    assert.ok(!fs.existsSync(`${target}.partial`) && !fs.existsSync(`${target}.partial.json`));
+
+    fs.rmSync(target);
+    await interrupt();
+    const state = JSON.parse(fs.readFileSync(`${target}.partial.json`, "utf8")) as { done: number[] };
+    const fd = fs.openSync(`${target}.partial`, "r+");
+    const partSize = upload === "multipart" ? 8 * 1024 * 1024 : 16 * 1024 * 1024;
+    fs.writeSync(fd, Buffer.from("damage"), 0, 6, state.done[0]! * partSize + 100);
+    fs.closeSync(fd);
     await assert.rejects(
-      storage.download(`s3://bucket/${key}`, target, () => fs.existsSync(`${target}.partial.json`) && controller.abort()),
-      (err: unknown) => err instanceof UserError && /Stopped while downloading .* fetching again resumes/.test(err.message),
+      storage.download(`s3://bucket/${key}`, target),
+      /arrived damaged: it does not match its (composite )?CRC32 checksum; the download was thrown away/,
     );
-  };
-  await interrupt();
-  assert.ok(fs.existsSync(`${target}.partial`) && fs.existsSync(`${target}.partial.json`));
-  const storage = await s3Storage(makeContext({ cwd: os.tmpdir(), env: { ...process.env, ...env } }));
-  let first: number | undefined;
-  await storage.download(`s3://bucket/${key}`, target, (done) => (first ??= done));
-  assert.ok(first! >= 8 * 1024 * 1024, `the second try started from ${first} bytes, not from zero`);
-  assert.ok(fs.readFileSync(target).equals(body));
-  assert.ok(!fs.existsSync(`${target}.partial`) && !fs.existsSync(`${target}.partial.json`));
-
-  fs.rmSync(target);
-  await interrupt();
-  const state = JSON.parse(fs.readFileSync(`${target}.partial.json`, "utf8")) as { done: number[] };
-  const fd = fs.openSync(`${target}.partial`, "r+");
-  const partSize = upload === "multipart" ? 8 * 1024 * 1024 : 16 * 1024 * 1024;
-  fs.writeSync(fd, Buffer.from("damage"), 0, 6, state.done[0]! * partSize + 100);
-  fs.closeSync(fd);
-  await assert.rejects(storage.download(`s3://bucket/${key}`, target), /arrived damaged: it does not match its (composite )?CRC32 checksum; the download was thrown away/);
-  assert.ok(!fs.existsSync(target) && !fs.existsSync(`${target}.partial`));
-});
+    assert.ok(!fs.existsSync(target) && !fs.existsSync(`${target}.partial`));
+  });
 }
 
 test("the local backend can write its model to S3, and fetch takes it from there", async () => {
   const env = awsEnv(moto.url);
   const project = writeTree({ "train.py": "open('/opt/ml/model/w.txt', 'w').write('to s3')\n", "requirements.txt": "" });
   const { env: cli } = cliEnv(env);
-  const result = await runCli(["fit", "train.py", "--backend", "local", "--config.output_path=s3://bucket/sagemaker/local-runs", "--json"], { cwd: project, env: cli });
+  const result = await runCli(["fit", "train.py", "--backend", "local", "--config.output_path=s3://bucket/sagemaker/local-runs", "--json"], {
+    cwd: project,
+    env: cli,
+  });
   assert.equal(result.code, 0, result.stderr);
   const job = JSON.parse(result.stdout);
   assert.match(job.model, /^s3:\/\/bucket\/sagemaker\/local-runs\/train-\S+\/output\/model\.tar\.gz$/);
@@ -157,7 +166,13 @@ test("an archive is unpacked while it downloads, yet a malicious one is refused 
   const env = awsEnv(moto.url);
   const { rawTar } = await import("../helpers/rawtar.js");
   const evil = path.join(writeTree({}), "model.tar.gz");
-  fs.writeFileSync(evil, rawTar([{ name: "fine.txt", content: "x".repeat(1000) }, { name: "../../escape.txt", content: "owned" }]));
+  fs.writeFileSync(
+    evil,
+    rawTar([
+      { name: "fine.txt", content: "x".repeat(1000) },
+      { name: "../../escape.txt", content: "owned" },
+    ]),
+  );
   await aws(env, "s3", "cp", evil, "s3://bucket/evil/job/output/model.tar.gz");
   const cwd = writeTree({ "keep.txt": "mine" });
   const result = await runCli(["fetch", "s3://bucket/evil/job/output/model.tar.gz", "--to", "dest"], { cwd, env: cliEnv(env).env });

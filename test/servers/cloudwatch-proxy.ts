@@ -33,11 +33,14 @@ export async function startCloudWatchProxy(upstream: string, emptyPages = 3): Pr
   /** Forward a request to moto as it came; the answer's status, headers and body. */
   const forward = (req: http.IncomingMessage, body: Buffer): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> =>
     new Promise((resolve, reject) => {
-      const out = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, "content-length": body.length } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
-      });
+      const out = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, "content-length": body.length } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
+        },
+      );
       out.on("error", reject);
       out.end(body);
     });
@@ -74,15 +77,20 @@ export async function startCloudWatchProxy(upstream: string, emptyPages = 3): Pr
         if (page.nextForwardToken === real || !page.events?.length) page.nextForwardToken = passed ?? page.nextForwardToken;
         return send(200, { "content-type": "application/x-amz-json-1.1" }, Buffer.from(JSON.stringify(page)));
       } catch (err) {
-        send(502, { "content-type": "application/x-amz-json-1.1" }, Buffer.from(JSON.stringify({ __type: "ServiceUnavailableException", message: String(err) })));
+        send(
+          502,
+          { "content-type": "application/x-amz-json-1.1" },
+          Buffer.from(JSON.stringify({ __type: "ServiceUnavailableException", message: String(err) })),
+        );
       }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () => new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  state.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return state;
 }

@@ -46,23 +46,66 @@ const DIRECTORY: Shape = { name: "str", directories: "str[]", files: [NEW_FILE] 
 /** Request shapes, from kagglesdk's *_api_service.py FieldMetadata (JSON names and types). */
 export const SHAPES: Record<string, Shape> = {
   "kernels.KernelsApiService/SaveKernel": {
-    id: "int", slug: "str", newTitle: "str", text: "str", language: "str", kernelType: "str", datasetDataSources: "str[]", kernelDataSources: "str[]",
-    competitionDataSources: "str[]", categoryIds: "str[]", isPrivate: "bool", enableGpu: "bool", enableInternet: "bool", dockerImagePinningType: "str",
-    modelDataSources: "str[]", enableTpu: "bool", sessionTimeoutSeconds: "int", priority: "int", dockerImage: "str", kernelExecutionType: "enum", machineShape: "str",
+    id: "int",
+    slug: "str",
+    newTitle: "str",
+    text: "str",
+    language: "str",
+    kernelType: "str",
+    datasetDataSources: "str[]",
+    kernelDataSources: "str[]",
+    competitionDataSources: "str[]",
+    categoryIds: "str[]",
+    isPrivate: "bool",
+    enableGpu: "bool",
+    enableInternet: "bool",
+    dockerImagePinningType: "str",
+    modelDataSources: "str[]",
+    enableTpu: "bool",
+    sessionTimeoutSeconds: "int",
+    priority: "int",
+    dockerImage: "str",
+    kernelExecutionType: "enum",
+    machineShape: "str",
   },
   "kernels.KernelsApiService/GetKernelSessionStatus": { userName: "str", kernelSlug: "str" },
   "kernels.KernelsApiService/ListKernelSessionOutput": { userName: "str", kernelSlug: "str", pageSize: "int", pageToken: "str" },
   "kernels.KernelsApiService/CancelKernelSession": { kernelSessionId: "int" },
   "kernels.KernelsApiService/GetKernel": { userName: "str", kernelSlug: "str" },
   "security.OAuthService/IntrospectToken": { token: "str" },
-  "users.AccountService/GenerateAccessToken": { refreshToken: "str", apiVersion: "enum", expirationDuration: "str", authorizationContext: { kernelSessionId: "int" }, authorizationScopes: [{ resourceId: "int" }] },
+  "users.AccountService/GenerateAccessToken": {
+    refreshToken: "str",
+    apiVersion: "enum",
+    expirationDuration: "str",
+    authorizationContext: { kernelSessionId: "int" },
+    authorizationScopes: [{ resourceId: "int" }],
+  },
   "blobs.BlobApiService/StartBlobUpload": { type: "enum", name: "str", contentType: "str", contentLength: "int", lastModifiedEpochSeconds: "int" },
   "datasets.DatasetApiService/CreateDataset": {
-    id: "int", ownerSlug: "str", slug: "str", title: "str", licenseName: "str", isPrivate: "bool", files: [NEW_FILE], subtitle: "str", description: "str", categoryIds: "str[]", directories: [DIRECTORY],
+    id: "int",
+    ownerSlug: "str",
+    slug: "str",
+    title: "str",
+    licenseName: "str",
+    isPrivate: "bool",
+    files: [NEW_FILE],
+    subtitle: "str",
+    description: "str",
+    categoryIds: "str[]",
+    directories: [DIRECTORY],
   },
   "datasets.DatasetApiService/CreateDatasetVersion": {
-    ownerSlug: "str", datasetSlug: "str",
-    body: { versionNotes: "str", deleteOldVersions: "bool", files: [NEW_FILE], subtitle: "str", description: "str", categoryIds: "str[]", directories: [DIRECTORY] },
+    ownerSlug: "str",
+    datasetSlug: "str",
+    body: {
+      versionNotes: "str",
+      deleteOldVersions: "bool",
+      files: [NEW_FILE],
+      subtitle: "str",
+      description: "str",
+      categoryIds: "str[]",
+      directories: [DIRECTORY],
+    },
   },
   "datasets.DatasetApiService/GetDatasetStatus": { ownerSlug: "str", datasetSlug: "str" },
   "datasets.DatasetApiService/GetDataset": { ownerSlug: "str", datasetSlug: "str" },
@@ -211,7 +254,8 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
     for (const ref of attached) {
       const [owner, slug] = ref.split("/") as [string, string];
       const clash = attached.some((other) => other !== ref && other.split("/")[1] === slug);
-      const at = state.mountStyle === "datasets" ? `/kaggle/input/datasets/${owner}/${slug}` : clash ? `/kaggle/input/${owner}/${slug}` : `/kaggle/input/${slug}`;
+      const at =
+        state.mountStyle === "datasets" ? `/kaggle/input/datasets/${owner}/${slug}` : clash ? `/kaggle/input/${owner}/${slug}` : `/kaggle/input/${slug}`;
       mounts.push("--ro-bind", versions[ref]!, at);
     }
     // Inside, the kernel's own file is at /kaggle/src (the host's /tmp is not visible there).
@@ -225,10 +269,27 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
     const image = path.dirname(path.dirname(python));
     const args = [
       ...hostRootArgs(),
-      "--bind", image, image,
-      "--dir", "/kaggle", "--ro-bind", kernelDir, "/kaggle/src", "--bind", session.work, "/kaggle/working", "--bind", input, "/kaggle/input", ...mounts,
+      "--bind",
+      image,
+      image,
+      "--dir",
+      "/kaggle",
+      "--ro-bind",
+      kernelDir,
+      "/kaggle/src",
+      "--bind",
+      session.work,
+      "/kaggle/working",
+      "--bind",
+      input,
+      "/kaggle/input",
+      ...mounts,
       ...(session.request.enableInternet === false ? ["--unshare-net"] : []),
-      "--chdir", "/kaggle/working", "--die-with-parent", "--", ...command,
+      "--chdir",
+      "/kaggle/working",
+      "--die-with-parent",
+      "--",
+      ...command,
     ];
     session.status = "RUNNING";
     const child = spawn("bwrap", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KAGGLE_KERNEL_RUN_TYPE: "Batch", PYTHONUNBUFFERED: "1" } });
@@ -237,7 +298,10 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
     const told = (): void => {
       for (const listener of session.listeners) listener();
     };
-    for (const [stream, name] of [[child.stdout!, "stdout"], [child.stderr!, "stderr"]] as const) {
+    for (const [stream, name] of [
+      [child.stdout!, "stdout"],
+      [child.stderr!, "stderr"],
+    ] as const) {
       stream.on("data", (chunk: Buffer) => {
         session.log.push({ stream_name: name, time: (Date.now() - started) / 1000, data: chunk.toString() });
         told();
@@ -270,7 +334,8 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
         const [owner, slug] = String(body.slug ?? "").split("/");
         if (owner !== user) return [403, { code: 403, message: `Permission denied on kernel ${body.slug}` }];
         if (String(body.newTitle ?? "").length < 5) return [400, { code: 400, message: "Title must be at least five characters" }];
-        if (!["script", "notebook"].includes(String(body.kernelType)) || body.language !== "python") return [400, { code: 400, message: "Invalid kernel type or language" }];
+        if (!["script", "notebook"].includes(String(body.kernelType)) || body.language !== "python")
+          return [400, { code: 400, message: "Invalid kernel type or language" }];
         if (state.failNextSave) {
           const error = state.failNextSave;
           state.failNextSave = undefined;
@@ -283,7 +348,9 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
         const work = fs.mkdtempSync(path.join(root, "working-"));
         const session: Session = { id: nextId++, owner: owner!, slug: slug!, status: "QUEUED", work, log: [], listeners: new Set(), request: body };
         // The datasets the kernel gets are the versions current when it is pushed.
-        session.request.__mounted = Object.fromEntries(((body.datasetDataSources as string[] | undefined) ?? []).filter((ref) => state.datasets.has(ref)).map((ref) => [ref, state.datasets.get(ref)]));
+        session.request.__mounted = Object.fromEntries(
+          ((body.datasetDataSources as string[] | undefined) ?? []).filter((ref) => state.datasets.has(ref)).map((ref) => [ref, state.datasets.get(ref)]),
+        );
         sessions.set(ref, session);
         setTimeout(() => session.status === "QUEUED" && run(session), options.queueMs ?? 200);
         const versionNumber = (previous ? (previous.request.__version as number) : 0) + 1;
@@ -302,7 +369,9 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
         const files = (fs.readdirSync(session.work, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(session.work, f)).isFile()).sort();
         const size = Math.min(Number(body.pageSize ?? 20), 500); // the real service caps a page
         const start = Number(body.pageToken ?? 0);
-        const page = files.slice(start, start + size).map((fileName) => ({ fileName, url: `${state.url}/outputs/${session.id}/${fileName.split("/").map(encodeURIComponent).join("/")}` }));
+        const page = files
+          .slice(start, start + size)
+          .map((fileName) => ({ fileName, url: `${state.url}/outputs/${session.id}/${fileName.split("/").map(encodeURIComponent).join("/")}` }));
         const next = start + size < files.length ? String(start + size) : undefined;
         return [200, { files: page, log: JSON.stringify(session.log), ...(next ? { nextPageToken: next } : {}) }];
       }
@@ -326,7 +395,8 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
         const exists = state.datasets.has(`${owner}/${slug}`);
         if (method.endsWith("CreateDataset") && exists) return [200, { error: "A dataset with this slug already exists" }];
         if (method.endsWith("Version") && !exists) return [404, { code: 404, message: "Dataset not found" }];
-        const files = ((method.endsWith("Version") ? (body.body as { files?: Array<{ token?: string }> }).files : (body.files as Array<{ token?: string }>)) ?? []);
+        const files =
+          (method.endsWith("Version") ? (body.body as { files?: Array<{ token?: string }> }).files : (body.files as Array<{ token?: string }>)) ?? [];
         const dir = fs.mkdtempSync(path.join(root, "dataset-"));
         for (const file of files) {
           const blob = blobs.get(file.token ?? "");
@@ -357,7 +427,16 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
       case "datasets.DatasetApiService/GetDataset": {
         const ref = `${body.ownerSlug}/${body.datasetSlug}`;
         if (!state.datasets.has(ref)) return [404, { code: 404, message: "Dataset not found" }];
-        return [200, { id: 1, ref, url: `https://www.kaggle.com/datasets/${ref}`, isPrivate: true, ...(datasetVersions.has(ref) ? { currentVersionNumber: datasetVersions.get(ref) } : {}) }];
+        return [
+          200,
+          {
+            id: 1,
+            ref,
+            url: `https://www.kaggle.com/datasets/${ref}`,
+            isPrivate: true,
+            ...(datasetVersions.has(ref) ? { currentVersionNumber: datasetVersions.get(ref) } : {}),
+          },
+        ];
       }
       default:
         return [404, { code: 404, message: `No method ${method}` }];
@@ -434,8 +513,10 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
       if (!shape) return reply(404, { code: 404, message: `Unknown method ${method}` });
       const user = authenticate(req.headers.authorization);
       // Token checks and refreshes come before a client has a credential to sign with.
-      if (!user && method !== "security.OAuthService/IntrospectToken" && method !== "users.AccountService/GenerateAccessToken") return reply(401, { code: 401, message: "Unauthenticated" });
-      if (!String(req.headers["content-type"]).startsWith("application/json")) return reply(400, { code: 400, message: "Content-Type must be application/json" });
+      if (!user && method !== "security.OAuthService/IntrospectToken" && method !== "users.AccountService/GenerateAccessToken")
+        return reply(401, { code: 401, message: "Unauthenticated" });
+      if (!String(req.headers["content-type"]).startsWith("application/json"))
+        return reply(400, { code: 400, message: "Content-Type must be application/json" });
       let body: Record<string, unknown>;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString() || "{}");

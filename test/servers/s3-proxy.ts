@@ -75,11 +75,21 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
     const [bucket = "", ...rest] = url.pathname.slice(1).split("/");
     const key = decodeURIComponent(rest.join("/"));
     const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/s3\//.exec(req.headers.authorization ?? "")?.[1];
-    const seen = { method: req.method ?? "GET", path: url.pathname, query: url.search, ...(req.headers.range ? { range: req.headers.range } : {}), ...(region ? { region } : {}), status: 0 };
+    const seen = {
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: url.search,
+      ...(req.headers.range ? { range: req.headers.range } : {}),
+      ...(region ? { region } : {}),
+      status: 0,
+    };
     state.requests.push(seen);
     const answer = (status: number, headers: http.OutgoingHttpHeaders, body = ""): void => {
       seen.status = status;
-      res.writeHead(status, { ...headers, ...(body ? { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(body) } : { "Content-Length": 0 }) });
+      res.writeHead(status, {
+        ...headers,
+        ...(body ? { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(body) } : { "Content-Length": 0 }),
+      });
       res.end(req.method === "HEAD" ? undefined : body);
     };
 
@@ -87,7 +97,15 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
     if (home && region && region !== home) {
       req.resume();
       if (req.method === "HEAD" && key) return answer(400, {});
-      return answer(301, { "x-amz-bucket-region": home }, xmlError("PermanentRedirect", "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.", `<Endpoint>s3.${home}.amazonaws.com</Endpoint><Bucket>${bucket}</Bucket>`));
+      return answer(
+        301,
+        { "x-amz-bucket-region": home },
+        xmlError(
+          "PermanentRedirect",
+          "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+          `<Endpoint>s3.${home}.amazonaws.com</Endpoint><Bucket>${bucket}</Bucket>`,
+        ),
+      );
     }
 
     const rule = key ? state.objects.get(`${bucket}/${key}`) : undefined;
@@ -95,7 +113,14 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
     if (rule?.customerKey && (req.method === "HEAD" || req.method === "GET")) {
       req.resume();
       if (req.method === "HEAD") return answer(400, {});
-      return answer(400, {}, xmlError("InvalidRequest", "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."));
+      return answer(
+        400,
+        {},
+        xmlError(
+          "InvalidRequest",
+          "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+        ),
+      );
     }
 
     const forward = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (upstreamResponse) => {
@@ -119,7 +144,8 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
         upstreamResponse.on("end", () => {
           let xml = Buffer.concat(chunks).toString();
           if (rule.encryption) xml = xml.replace(/<ETag>([^<]*)<\/ETag>/, (_all, etag: string) => `<ETag>${kmsEtag(etag).replace(/"/g, "")}</ETag>`);
-          if (rule.noChecksum) xml = xml.replace(/<Checksum>[\s\S]*?<\/Checksum>/, "").replace(/<Checksum(CRC32C?|CRC64NVME|SHA1|SHA256)>[^<]*<\/Checksum\1>/g, "");
+          if (rule.noChecksum)
+            xml = xml.replace(/<Checksum>[\s\S]*?<\/Checksum>/, "").replace(/<Checksum(CRC32C?|CRC64NVME|SHA1|SHA256)>[^<]*<\/Checksum\1>/g, "");
           headers["content-length"] = Buffer.byteLength(xml);
           res.writeHead(status, headers);
           res.end(xml);
@@ -160,9 +186,10 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () => new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  state.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return state;
 }

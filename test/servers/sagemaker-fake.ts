@@ -64,7 +64,15 @@ import { pipeline } from "node:stream/promises";
 import { gunzipSync } from "node:zlib";
 import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { GetPolicyCommand, GetPolicyVersionCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, ListAttachedRolePoliciesCommand, ListRolePoliciesCommand } from "@aws-sdk/client-iam";
+import {
+  GetPolicyCommand,
+  GetPolicyVersionCommand,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  IAMClient,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
+} from "@aws-sdk/client-iam";
 import { policiesAllow } from "./iam-policy.js";
 import { contractConfigFiles, ML_ROOT } from "../../src/package/contract.js";
 import { docker, trainingRunArgs, type ContainerMount } from "../../src/package/docker.js";
@@ -83,7 +91,8 @@ let loaded: Model | undefined;
 export function sagemakerModel(): Model {
   if (loaded) return loaded;
   const found = spawnSync("python3", ["-c", "import botocore, os; print(os.path.dirname(botocore.__file__))"], { encoding: "utf8" });
-  if (found.status !== 0) throw new Error(`the fake SageMaker needs botocore (pip install botocore) for SageMaker's published model: ${found.stderr || found.error?.message}`);
+  if (found.status !== 0)
+    throw new Error(`the fake SageMaker needs botocore (pip install botocore) for SageMaker's published model: ${found.stderr || found.error?.message}`);
   const dir = path.join(found.stdout.trim(), "data", "sagemaker");
   const version = fs.readdirSync(dir).sort().at(-1)!;
   const file = path.join(dir, version, "service-2.json");
@@ -217,7 +226,10 @@ function joinS3(uri: string, ...parts: string[]): string {
 /** Regular files under `dir`, relative, with forward slashes. */
 function filesUnder(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((entry) => fs.lstatSync(path.join(dir, entry)).isFile()).map((entry) => entry.split(path.sep).join("/")).sort();
+  return (fs.readdirSync(dir, { recursive: true }) as string[])
+    .filter((entry) => fs.lstatSync(path.join(dir, entry)).isFile())
+    .map((entry) => entry.split(path.sep).join("/"))
+    .sort();
 }
 
 /** Start the fake on a free loopback port. */
@@ -241,7 +253,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
 
   // -------------------------------------------------------------- the role and the image, as SageMaker sees them
 
-  const decode = (text: string | undefined): { Statement: unknown } => JSON.parse(decodeURIComponent(text ?? "%7B%22Statement%22%3A%5B%5D%7D")) as { Statement: unknown };
+  const decode = (text: string | undefined): { Statement: unknown } =>
+    JSON.parse(decodeURIComponent(text ?? "%7B%22Statement%22%3A%5B%5D%7D")) as { Statement: unknown };
   const roleName = (arn: string): string => arn.split(":role/")[1]?.split("/").pop() ?? "";
   /** The role's identity policies as IAM (moto) holds them now: inline and attached. */
   const rolePolicies = async (arn: string): Promise<Array<{ Statement: unknown }>> => {
@@ -252,11 +265,16 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     }
     for (const attached of (await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: name }))).AttachedPolicies ?? []) {
       const policy = await iam.send(new GetPolicyCommand({ PolicyArn: attached.PolicyArn }));
-      documents.push(decode((await iam.send(new GetPolicyVersionCommand({ PolicyArn: attached.PolicyArn, VersionId: policy.Policy?.DefaultVersionId }))).PolicyVersion?.Document));
+      documents.push(
+        decode(
+          (await iam.send(new GetPolicyVersionCommand({ PolicyArn: attached.PolicyArn, VersionId: policy.Policy?.DefaultVersionId }))).PolicyVersion?.Document,
+        ),
+      );
     }
     return documents;
   };
-  const roleMay = async (job: Job, action: string, resource: string): Promise<boolean> => policiesAllow(await rolePolicies(String(job.request.RoleArn)), action, resource);
+  const roleMay = async (job: Job, action: string, resource: string): Promise<boolean> =>
+    policiesAllow(await rolePolicies(String(job.request.RoleArn)), action, resource);
   const objectArn = (uri: string): string => {
     const { Bucket, Key } = parseS3(uri);
     return `arn:aws:s3:::${Bucket}/${Key}`;
@@ -265,7 +283,10 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   /** SageMaker assumes the role when the job is created: it must exist, trust SageMaker, and have had time to spread through IAM. */
   const assumeRole = async (arn: string): Promise<void> => {
     const refuse = (): never => {
-      throw new ApiError("ValidationException", `Could not assume role ${arn}. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.`);
+      throw new ApiError(
+        "ValidationException",
+        `Could not assume role ${arn}. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.`,
+      );
     };
     let role;
     try {
@@ -284,7 +305,11 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     const at = rest.lastIndexOf("@");
     const colon = rest.lastIndexOf(":");
     const cut = at >= 0 ? at : colon >= 0 ? colon : rest.length;
-    return { host: image.slice(0, slash), repository: rest.slice(0, cut), reference: at >= 0 ? rest.slice(at + 1) : colon >= 0 ? rest.slice(colon + 1) : "latest" };
+    return {
+      host: image.slice(0, slash),
+      repository: rest.slice(0, cut),
+      reference: at >= 0 ? rest.slice(at + 1) : colon >= 0 ? rest.slice(colon + 1) : "latest",
+    };
   };
 
   /** SageMaker pulls with the role's credentials: it refuses at creation a repository the role may not pull from. */
@@ -293,8 +318,14 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     const { repository } = imageParts(image);
     const arn = `arn:aws:ecr:${region}:${ACCOUNT}:repository/${repository}`;
     const documents = await rolePolicies(String(body.RoleArn));
-    if (!["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"].every((action) => policiesAllow(documents, action, arn)) || !policiesAllow(documents, "ecr:GetAuthorizationToken", "*")) {
-      throw new ApiError("ValidationException", `Access denied for repository: ${repository} in registry ID: ${ACCOUNT}. Please check if your ECR repository and image exist and role ${String(body.RoleArn)} has proper pull permissions for SageMaker: ecr:BatchCheckLayerAvailability, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer`);
+    if (
+      !["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"].every((action) => policiesAllow(documents, action, arn)) ||
+      !policiesAllow(documents, "ecr:GetAuthorizationToken", "*")
+    ) {
+      throw new ApiError(
+        "ValidationException",
+        `Access denied for repository: ${repository} in registry ID: ${ACCOUNT}. Please check if your ECR repository and image exist and role ${String(body.RoleArn)} has proper pull permissions for SageMaker: ecr:BatchCheckLayerAvailability, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer`,
+      );
     }
   };
 
@@ -302,12 +333,14 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const imageProblem = async (image: string): Promise<string | undefined> => {
     const { host, repository, reference } = imageParts(image);
     const base = `http://${host}/v2/${repository}`;
-    const accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json";
+    const accept =
+      "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json";
     const answer = await fetch(`${base}/manifests/${reference}`, { headers: { Accept: accept } });
     if (!answer.ok) return `ClientError: Requested image ${image} not found.`;
     const manifest = (await answer.json()) as { mediaType?: string; config?: { digest: string } };
     const type = manifest.mediaType ?? answer.headers.get("content-type") ?? "";
-    if (type !== "application/vnd.docker.distribution.manifest.v2+json") return `ClientError: Unsupported manifest media type ${type} for image ${image}. Ensure that valid manifest media type is used for specified image.`;
+    if (type !== "application/vnd.docker.distribution.manifest.v2+json")
+      return `ClientError: Unsupported manifest media type ${type} for image ${image}. Ensure that valid manifest media type is used for specified image.`;
     const config = (await (await fetch(`${base}/blobs/${manifest.config!.digest}`)).json()) as { os?: string; architecture?: string };
     if (config.os !== "linux" || config.architecture !== "amd64") return "AlgorithmError: exec /usr/bin/python3: exec format error, exit code: 1";
     return undefined;
@@ -372,13 +405,18 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
         instance_groups: [{ instance_group_name: "homogeneousCluster", instance_type: instanceType, hosts: ["algo-1"] }],
         network_interface_name: "eth0",
       },
-      "inputdataconfig.json": Object.fromEntries(channels.map((channel) => [channel.ChannelName, {
-        ...((base["inputdataconfig.json"] as Record<string, object>)[channel.ChannelName]),
-        TrainingInputMode: channel.InputMode ?? inputMode,
-        S3DistributionType: channel.DataSource.S3DataSource?.S3DataDistributionType ?? "FullyReplicated",
-        RecordWrapperType: channel.RecordWrapperType ?? "None",
-        ...(channel.ContentType ? { ContentType: channel.ContentType } : {}),
-      }])),
+      "inputdataconfig.json": Object.fromEntries(
+        channels.map((channel) => [
+          channel.ChannelName,
+          {
+            ...(base["inputdataconfig.json"] as Record<string, object>)[channel.ChannelName],
+            TrainingInputMode: channel.InputMode ?? inputMode,
+            S3DistributionType: channel.DataSource.S3DataSource?.S3DataDistributionType ?? "FullyReplicated",
+            RecordWrapperType: channel.RecordWrapperType ?? "None",
+            ...(channel.ContentType ? { ContentType: channel.ContentType } : {}),
+          },
+        ]),
+      ),
     };
     for (const [file, content] of Object.entries(files)) fs.writeFileSync(path.join(ml, "input", "config", file), JSON.stringify(content));
   };
@@ -416,14 +454,19 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const downloadChannels = async (job: Job, ml: string): Promise<string | undefined> => {
     for (const channel of channelsOf(job)) {
       const source = channel.DataSource.S3DataSource;
-      if (!source) return `ClientError: the fake SageMaker reads S3 channels only, and channel ${channel.ChannelName} has ${Object.keys(channel.DataSource).join(", ")}`;
-      if (source.S3DataType !== "S3Prefix") return `ClientError: the fake SageMaker reads S3DataType S3Prefix only, not ${source.S3DataType} (channel ${channel.ChannelName})`;
+      if (!source)
+        return `ClientError: the fake SageMaker reads S3 channels only, and channel ${channel.ChannelName} has ${Object.keys(channel.DataSource).join(", ")}`;
+      if (source.S3DataType !== "S3Prefix")
+        return `ClientError: the fake SageMaker reads S3DataType S3Prefix only, not ${source.S3DataType} (channel ${channel.ChannelName})`;
       const { Bucket } = parseS3(source.S3Uri);
       if (!(await roleMay(job, "s3:ListBucket", `arn:aws:s3:::${Bucket}`))) {
         return `ClientError: Data download failed: Access Denied (403) listing s3://${Bucket}: the role ${String(job.request.RoleArn)} may not s3:ListBucket on it (channel ${channel.ChannelName}).`;
       }
       const count = await downloadPrefix(source.S3Uri, path.join(ml, "input", "data", channel.ChannelName), async (key) => {
-        if (!(await roleMay(job, "s3:GetObject", `arn:aws:s3:::${Bucket}/${key}`))) throw new DeniedError(`ClientError: Data download failed: Access Denied (403) reading s3://${Bucket}/${key}: the role ${String(job.request.RoleArn)} may not s3:GetObject on it (channel ${channel.ChannelName}).`);
+        if (!(await roleMay(job, "s3:GetObject", `arn:aws:s3:::${Bucket}/${key}`)))
+          throw new DeniedError(
+            `ClientError: Data download failed: Access Denied (403) reading s3://${Bucket}/${key}: the role ${String(job.request.RoleArn)} may not s3:GetObject on it (channel ${channel.ChannelName}).`,
+          );
       });
       if (!count) {
         const { Bucket } = parseS3(source.S3Uri);
@@ -434,7 +477,9 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   };
 
   const upload = async (file: string, uri: string): Promise<void> => {
-    await s3.send(new PutObjectCommand({ ...parseS3(uri), Body: fs.createReadStream(file), ContentLength: fs.statSync(file).size }), { abortSignal: closing.signal });
+    await s3.send(new PutObjectCommand({ ...parseS3(uri), Body: fs.createReadStream(file), ContentLength: fs.statSync(file).size }), {
+      abortSignal: closing.signal,
+    });
   };
   /** Pack `folder` to `uri` as a gzip tar (as SageMaker packs /opt/ml/model); false when the folder is empty (nothing is written). */
   const uploadPacked = async (folder: string, uri: string): Promise<boolean> => {
@@ -470,10 +515,12 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     const flush = (): void => {
       while (pending.length) {
         const logEvents = pending.splice(0, 10_000); // PutLogEvents takes at most 10,000 events
-        sending = sending.then(() => logs.send(new PutLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, logEvents }))).then(
-          () => undefined,
-          (err: Error) => void process.stderr.write(`fake SageMaker: PutLogEvents for ${stream} failed: ${err.message}\n`),
-        );
+        sending = sending
+          .then(() => logs.send(new PutLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, logEvents })))
+          .then(
+            () => undefined,
+            (err: Error) => void process.stderr.write(`fake SageMaker: PutLogEvents for ${stream} failed: ${err.message}\n`),
+          );
       }
     };
     const timer = setInterval(flush, 200);
@@ -497,7 +544,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     const env = (job.request.Environment as Record<string, string> | undefined) ?? {};
     const mounts: ContainerMount[] = [];
     const localPath = (job.request.CheckpointConfig as { LocalPath?: string } | undefined)?.LocalPath;
-    if (localPath && path.posix.normalize(localPath) !== `${ML_ROOT}/checkpoints`) mounts.push({ host: path.join(ml, "checkpoints"), inside: localPath, readOnly: false });
+    if (localPath && path.posix.normalize(localPath) !== `${ML_ROOT}/checkpoints`)
+      mounts.push({ host: path.join(ml, "checkpoints"), inside: localPath, readOnly: false });
     const image = (job.request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
     const name = `fake-sagemaker-${job.name}-${randomBytes(3).toString("hex")}`;
     const args = trainingRunArgs({ image, name, ml, env, mounts });
@@ -545,7 +593,13 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       await uploadCheckpoints(job, ml);
       await uploadPacked(path.join(ml, "model"), job.model);
     }
-    if (job.stop === "maxRuntime") finish(job, "Stopped", "MaxRuntimeExceeded", "Training job stopped because it exceeded the maximum allowed runtime (StoppingCondition.MaxRuntimeInSeconds).");
+    if (job.stop === "maxRuntime")
+      finish(
+        job,
+        "Stopped",
+        "MaxRuntimeExceeded",
+        "Training job stopped because it exceeded the maximum allowed runtime (StoppingCondition.MaxRuntimeInSeconds).",
+      );
     else finish(job, "Stopped", "Stopped", "Training job stopped");
   };
 
@@ -556,7 +610,11 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     try {
       step(job, "Starting", "Preparing the instances for training");
       await sleep(100);
-      if (scripted?.failAt === "Starting") return fail(job, scripted.reason ?? "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.");
+      if (scripted?.failAt === "Starting")
+        return fail(
+          job,
+          scripted.reason ?? "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.",
+        );
       if (halted(job)) return await stopped(job, ml);
 
       step(job, "Downloading", "Downloading input data");
@@ -578,7 +636,16 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
         const unusable = await imageProblem(image);
         if (unusable) return fail(job, unusable);
         const pulled = await docker(["pull", image], { env: options.dockerEnv, signal: closing.signal });
-        if (pulled.code !== 0 && !halted(job)) return fail(job, `ClientError: Cannot pull the training image ${image}: ${pulled.tail.filter((line) => line.trim()).at(-1)?.trim() ?? `docker pull exited with ${pulled.code}`}`);
+        if (pulled.code !== 0 && !halted(job))
+          return fail(
+            job,
+            `ClientError: Cannot pull the training image ${image}: ${
+              pulled.tail
+                .filter((line) => line.trim())
+                .at(-1)
+                ?.trim() ?? `docker pull exited with ${pulled.code}`
+            }`,
+          );
       }
       if (halted(job)) return await stopped(job, ml);
 
@@ -604,14 +671,18 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
 
       step(job, "Uploading", "Uploading generated training model");
       if (!(await roleMay(job, "s3:PutObject", objectArn(job.model)))) {
-        return fail(job, `ClientError: Artifact upload failed: Access Denied (403) writing ${job.model}: the role ${String(job.request.RoleArn)} may not s3:PutObject there.`);
+        return fail(
+          job,
+          `ClientError: Artifact upload failed: Access Denied (403) writing ${job.model}: the role ${String(job.request.RoleArn)} may not s3:PutObject there.`,
+        );
       }
       await uploadCheckpoints(job, ml);
       await uploadPacked(path.join(ml, "model"), job.model);
       await uploadPacked(path.join(ml, "output", "data"), joinS3(job.model.replace(/\/model\.tar\.gz$/, ""), "output.tar.gz"));
       finish(job, "Completed", "Completed", "Training job completed");
     } catch (err) {
-      if (!closing.signal.aborted) fail(job, `InternalServerError: We encountered an internal error. Please try again. (fake SageMaker: ${(err as Error).message})`);
+      if (!closing.signal.aborted)
+        fail(job, `InternalServerError: We encountered an internal error. Please try again. (fake SageMaker: ${(err as Error).message})`);
     } finally {
       clearTimeout(deadline);
       fs.rmSync(ml, { recursive: true, force: true });
@@ -672,7 +743,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const checkCreate = (body: Record<string, Json>): void => {
     const problems: string[] = [];
     const algorithm = body.AlgorithmSpecification as { TrainingImage?: string } | undefined;
-    if (!algorithm?.TrainingImage) problems.push("AlgorithmSpecification.TrainingImage: required by the fake SageMaker (it runs images; AlgorithmName is not supported)");
+    if (!algorithm?.TrainingImage)
+      problems.push("AlgorithmSpecification.TrainingImage: required by the fake SageMaker (it runs images; AlgorithmName is not supported)");
     const resources = body.ResourceConfig as { InstanceType?: string; InstanceCount?: number } | undefined;
     if (!resources?.InstanceType) problems.push("ResourceConfig.InstanceType: required");
     if (resources && (resources.InstanceCount ?? 0) < 1) problems.push("ResourceConfig.InstanceCount: at least 1");
@@ -680,7 +752,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     if (body.EnableManagedSpotTraining === true && !((stopping?.MaxWaitTimeInSeconds ?? 0) >= (stopping?.MaxRuntimeInSeconds ?? 86_400))) {
       problems.push("Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal to MaxRuntimeInSeconds");
     }
-    if (body.EnableManagedSpotTraining !== true && stopping?.MaxWaitTimeInSeconds !== undefined) problems.push("StoppingCondition.MaxWaitTimeInSeconds: only for managed spot training (EnableManagedSpotTraining)");
+    if (body.EnableManagedSpotTraining !== true && stopping?.MaxWaitTimeInSeconds !== undefined)
+      problems.push("StoppingCondition.MaxWaitTimeInSeconds: only for managed spot training (EnableManagedSpotTraining)");
     const names = ((body.InputDataConfig as Channel[] | undefined) ?? []).map((channel) => channel.ChannelName);
     if (new Set(names).size !== names.length) problems.push("InputDataConfig: channel names must be unique");
     if (problems.length) throw new ApiError("ValidationException", problems.join("; "));
@@ -693,7 +766,11 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       const arn = `arn:aws:sagemaker:${region}:${ACCOUNT}:training-job/${name}`;
       await assumeRole(String(body.RoleArn));
       await checkPull(body);
-      if (jobs.has(name)) throw new ApiError("ResourceInUse", `Training job names must be unique within an AWS account and region, and a training job with this name already exists (${arn})`);
+      if (jobs.has(name))
+        throw new ApiError(
+          "ResourceInUse",
+          `Training job names must be unique within an AWS account and region, and a training job with this name already exists (${arn})`,
+        );
       const created = now();
       const job: Job = {
         name,
@@ -717,17 +794,22 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     DescribeTrainingJob: (body) => describe(find(body.TrainingJobName)),
     StopTrainingJob: (body) => {
       const job = find(body.TrainingJobName);
-      if (job.status !== "InProgress") throw new ApiError("ValidationException", `The request was rejected because the training job is in status ${job.status}.`);
+      if (job.status !== "InProgress")
+        throw new ApiError("ValidationException", `The request was rejected because the training job is in status ${job.status}.`);
       requestStop(job, "requested");
       return {};
     },
     ListTrainingJobs: (body) => {
       const after = (value: Json, than: number): boolean => value === undefined || than > Number(value);
       const before = (value: Json, than: number): boolean => value === undefined || than < Number(value);
-      let list = [...jobs.values()].filter((job) =>
-        (body.NameContains === undefined || job.name.includes(String(body.NameContains))) &&
-        after(body.CreationTimeAfter, job.created) && before(body.CreationTimeBefore, job.created) &&
-        after(body.LastModifiedTimeAfter, job.modified) && before(body.LastModifiedTimeBefore, job.modified));
+      let list = [...jobs.values()].filter(
+        (job) =>
+          (body.NameContains === undefined || job.name.includes(String(body.NameContains))) &&
+          after(body.CreationTimeAfter, job.created) &&
+          before(body.CreationTimeBefore, job.created) &&
+          after(body.LastModifiedTimeAfter, job.modified) &&
+          before(body.LastModifiedTimeBefore, job.modified),
+      );
       const key = body.SortBy === "Name" ? (job: Job) => job.name : body.SortBy === "Status" ? (job: Job) => job.status : (job: Job) => job.created;
       // SortOrder's documented default is Ascending, but the service lists newest first, as its own ListTrainingJobs example says.
       const order = body.SortOrder === "Ascending" ? 1 : -1;
@@ -770,7 +852,12 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const authorize = (header: string | undefined): void => {
     if (!header) throw new ApiError("MissingAuthenticationTokenException", "Missing Authentication Token", 403);
     const scope = /^AWS4-HMAC-SHA256 .*Credential=([^/,\s]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request/.exec(header);
-    if (!scope) throw new ApiError("IncompleteSignatureException", `Authorization header requires a SigV4 Credential, SignedHeaders and Signature: ${header.split(" ")[0]}`, 403);
+    if (!scope)
+      throw new ApiError(
+        "IncompleteSignatureException",
+        `Authorization header requires a SigV4 Credential, SignedHeaders and Signature: ${header.split(" ")[0]}`,
+        403,
+      );
     const [, key, , scopeRegion, service] = scope;
     if (key !== accessKeyId) throw new ApiError("UnrecognizedClientException", "The security token included in the request is invalid.");
     if (scopeRegion !== region) throw new ApiError("InvalidSignatureException", `Credential should be scoped to a valid region, not '${scopeRegion}'. `, 403);
@@ -780,15 +867,18 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const handle = async (request: http.IncomingMessage, raw: string): Promise<Json> => {
     const target = String(request.headers["x-amz-target"] ?? "");
     const prefix = `${model.metadata.targetPrefix}.`;
-    if (request.method !== "POST" || request.url?.split("?")[0] !== "/" || !target.startsWith(prefix)) throw new ApiError("UnknownOperationException", `not a SageMaker call: ${request.method} ${request.url} X-Amz-Target ${target || "(none)"}`);
+    if (request.method !== "POST" || request.url?.split("?")[0] !== "/" || !target.startsWith(prefix))
+      throw new ApiError("UnknownOperationException", `not a SageMaker call: ${request.method} ${request.url} X-Amz-Target ${target || "(none)"}`);
     authorize(request.headers.authorization);
     const contentType = String(request.headers["content-type"] ?? "");
-    if (!contentType.startsWith(`application/x-amz-json-${model.metadata.jsonVersion}`)) throw new ApiError("SerializationException", `Content-Type must be application/x-amz-json-${model.metadata.jsonVersion}, not ${contentType || "(none)"}`);
+    if (!contentType.startsWith(`application/x-amz-json-${model.metadata.jsonVersion}`))
+      throw new ApiError("SerializationException", `Content-Type must be application/x-amz-json-${model.metadata.jsonVersion}, not ${contentType || "(none)"}`);
     const operation = target.slice(prefix.length);
     const definition = model.operations[operation];
     if (!definition) throw new ApiError("UnknownOperationException", `SageMaker has no operation ${operation}`);
     const handler = operations[operation];
-    if (!handler) throw new ApiError("UnknownOperationException", `the fake SageMaker does not do ${operation} (it does ${Object.keys(operations).join(", ")})`);
+    if (!handler)
+      throw new ApiError("UnknownOperationException", `the fake SageMaker does not do ${operation} (it does ${Object.keys(operations).join(", ")})`);
     let body: Json;
     try {
       body = JSON.parse(raw || "{}");
@@ -796,7 +886,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       throw new ApiError("SerializationException", "The request body is not JSON.");
     }
     const problems = definition.input ? validate(model, definition.input.shape, body) : [];
-    if (problems.length) throw new ApiError("ValidationException", `${problems.length} validation error${problems.length === 1 ? "" : "s"} detected: ${problems.join("; ")}`);
+    if (problems.length)
+      throw new ApiError("ValidationException", `${problems.length} validation error${problems.length === 1 ? "" : "s"} detected: ${problems.join("; ")}`);
     let answer: Json;
     try {
       answer = await handler(body as Record<string, Json>);

@@ -28,7 +28,13 @@ function gzipBomb(mebibytes: number): Buffer {
   const header = entries.subarray(0, 512);
   header.write((mebibytes * MiB).toString(8).padStart(11, "0") + "\0", 124);
   header.write(" ".repeat(8), 148);
-  header.write(header.reduce((total, byte) => total + byte, 0).toString(8).padStart(6, "0") + "\0 ", 148);
+  header.write(
+    header
+      .reduce((total, byte) => total + byte, 0)
+      .toString(8)
+      .padStart(6, "0") + "\0 ",
+    148,
+  );
   const zeros = zlib.gzipSync(Buffer.alloc(MiB), { level: 9 });
   return Buffer.concat([zlib.gzipSync(header), ...Array.from({ length: mebibytes }, () => zeros), zlib.gzipSync(Buffer.alloc(1024))]);
 }
@@ -43,8 +49,14 @@ test("a 3 MB archive that expands to 3 GiB of zeros is refused before it is infl
   fs.writeFileSync(archive, gzipBomb(3072));
   assert.ok(fs.statSync(archive).size < 4 * MiB, "the bomb is small");
   const to = path.join(root, "out", "model");
-  await assert.rejects(extractArchive(archive, to), (err: unknown) =>
-    err instanceof UserError && err.exitCode === 1 && /expands to more than 3\.0 GiB from 3\.\d MiB, over 100 times its size/.test(err.message) && /--max-size SIZE/.test(err.hint ?? ""));
+  await assert.rejects(
+    extractArchive(archive, to),
+    (err: unknown) =>
+      err instanceof UserError &&
+      err.exitCode === 1 &&
+      /expands to more than 3\.0 GiB from 3\.\d MiB, over 100 times its size/.test(err.message) &&
+      /--max-size SIZE/.test(err.hint ?? ""),
+  );
   assert.deepEqual(fs.readdirSync(root), ["model.tar.gz"], "the target folder it made is gone");
 });
 
@@ -52,7 +64,10 @@ test("--max-size replaces the growth rule: an archive past it is refused, one wi
   const root = temp();
   const archive = path.join(root, "model.tar.gz");
   fs.writeFileSync(archive, rawTar([{ name: "weights.bin", content: Buffer.alloc(2 * MiB) }]));
-  await assert.rejects(extractArchive(archive, path.join(root, "a"), { maxSize: MiB }), (err: unknown) => err instanceof UserError && /past --max-size 1\.0 MiB/.test(err.message));
+  await assert.rejects(
+    extractArchive(archive, path.join(root, "a"), { maxSize: MiB }),
+    (err: unknown) => err instanceof UserError && /past --max-size 1\.0 MiB/.test(err.message),
+  );
   assert.ok(!fs.existsSync(path.join(root, "a")));
   assert.deepEqual(await extractArchive(archive, path.join(root, "b"), { maxSize: 3 * MiB }), ["weights.bin"]);
   assert.equal(parseSize("20G"), 20 * 1024 ** 3);
@@ -75,7 +90,11 @@ test("an archive larger than the free space of the target's disk is refused, and
     catch (err) { console.log(err.message); console.log(err.hint); }
     console.log(JSON.stringify((await import("node:fs")).readdirSync(${JSON.stringify(small)})));
   `;
-  const run = spawnSync("bwrap", ["--dev-bind", "/", "/", "--size", String(4 * MiB), "--tmpfs", small, "--", process.execPath, "--input-type=module", "-e", script], { encoding: "utf8" });
+  const run = spawnSync(
+    "bwrap",
+    ["--dev-bind", "/", "/", "--size", String(4 * MiB), "--tmpfs", small, "--", process.execPath, "--input-type=module", "-e", script],
+    { encoding: "utf8" },
+  );
   assert.equal(run.status, 0, run.stderr);
   const [message, hint, left] = run.stdout.trim().split("\n");
   assert.match(message!, /expands to more than 8\.0 MiB, and the disk of .*\/small\/to has [0-9.]+ (KiB|MiB) free/);

@@ -129,7 +129,15 @@ test("refused: an absolute path", async (t) => {
 });
 
 test("refused: a good file followed by a bad one leaves neither", async (t) => {
-  await refused(t, [{ name: "good.txt", content: "ok" }, { name: "a/../../bad.txt", content: "x" }], "a/../../bad.txt", /would land outside/);
+  await refused(
+    t,
+    [
+      { name: "good.txt", content: "ok" },
+      { name: "a/../../bad.txt", content: "x" },
+    ],
+    "a/../../bad.txt",
+    /would land outside/,
+  );
 });
 
 test("refused: a symlink to an absolute path", async (t) => {
@@ -142,15 +150,35 @@ test("refused: a symlink climbing out", async (t) => {
 });
 
 test("refused: a symlink that climbs out through another link (s -> ., t -> s/..)", async (t) => {
-  await refused(t, [{ name: "s", type: "2", linkname: "." }, { name: "t", type: "2", linkname: "s/.." }], "t", /climbs out of a folder \(s\/\.\.\)/);
+  await refused(
+    t,
+    [
+      { name: "s", type: "2", linkname: "." },
+      { name: "t", type: "2", linkname: "s/.." },
+    ],
+    "t",
+    /climbs out of a folder \(s\/\.\.\)/,
+  );
 });
 
 test("refused: a file written through an earlier symlink", async (t) => {
   const { root, dest, archive } = setup(t, []);
   // The link points at the work folder itself, so a file written through it would show in the snapshot.
-  fs.writeFileSync(archive, rawTar([{ name: "evil", type: "2", linkname: root }, { name: "evil/pwned.txt", content: "x" }]));
+  fs.writeFileSync(
+    archive,
+    rawTar([
+      { name: "evil", type: "2", linkname: root },
+      { name: "evil/pwned.txt", content: "x" },
+    ]),
+  );
   await assertRefused(root, archive, dest, [`entry "evil"`, /link pointing outside/]);
-  fs.writeFileSync(archive, rawTar([{ name: "evil", type: "2", linkname: "sub" }, { name: "evil/pwned.txt", content: "x" }]));
+  fs.writeFileSync(
+    archive,
+    rawTar([
+      { name: "evil", type: "2", linkname: "sub" },
+      { name: "evil/pwned.txt", content: "x" },
+    ]),
+  );
   await assertRefused(root, archive, dest, [`entry "evil/pwned.txt" goes through the link evil`]);
 });
 
@@ -164,7 +192,15 @@ test("refused: devices, FIFOs and vendor entry types", async (t) => {
   await refused(t, [{ name: "disk", type: "4" }], "disk", /BlockDevice/);
   await refused(t, [{ name: "pipe", type: "6" }], "pipe", /FIFO/);
   // node-tar skips these without asking the filter; they must not pass unnoticed.
-  await refused(t, [{ name: "good.txt", content: "ok" }, { name: "acl", type: "A", content: "x" }], "acl", /unknown type/);
+  await refused(
+    t,
+    [
+      { name: "good.txt", content: "ok" },
+      { name: "acl", type: "A", content: "x" },
+    ],
+    "acl",
+    /unknown type/,
+  );
 });
 
 test("refused: random bytes and a truncated archive, with a clear message and the target unchanged or not created", async (t) => {
@@ -174,14 +210,30 @@ test("refused: random bytes and a truncated archive, with a clear message and th
   await assertRefused(root, archive, fresh, [`${archive} is not a readable .tar.gz archive: `]);
   assert.ok(!fs.existsSync(path.join(root, "new")), "the folders it made are gone again");
 
-  fs.writeFileSync(archive, rawTar([{ name: "good.txt", content: "ok" }, { name: "big.bin", content: randomBytes(200_000) }]).subarray(0, 100_000));
+  fs.writeFileSync(
+    archive,
+    rawTar([
+      { name: "good.txt", content: "ok" },
+      { name: "big.bin", content: randomBytes(200_000) },
+    ]).subarray(0, 100_000),
+  );
   await assertRefused(root, archive, dest, [`${archive} is not a readable .tar.gz archive: `, /unexpected end of file/]);
   await assertRefused(root, archive, fresh, [`${archive} is not a readable .tar.gz archive: `]);
   assert.ok(!fs.existsSync(path.join(root, "new")));
 });
 
 test("a symlink inside the folder is extracted as a symlink, from a plain .tar too, and extracting twice is fine", async (t) => {
-  const { dest, archive } = setup(t, rawTar([{ name: "sub/file", content: "data" }, { name: "link", type: "2", linkname: "sub/file" }, { name: "sub/up", type: "2", linkname: "../keep.txt" }], false));
+  const { dest, archive } = setup(
+    t,
+    rawTar(
+      [
+        { name: "sub/file", content: "data" },
+        { name: "link", type: "2", linkname: "sub/file" },
+        { name: "sub/up", type: "2", linkname: "../keep.txt" },
+      ],
+      false,
+    ),
+  );
   assert.deepEqual(await extractArchive(archive, dest), ["sub/file"]);
   assert.equal(fs.readlinkSync(path.join(dest, "link")), "sub/file");
   assert.equal(fs.readFileSync(path.join(dest, "link"), "utf8"), "data");
@@ -190,20 +242,34 @@ test("a symlink inside the folder is extracted as a symlink, from a plain .tar t
 });
 
 test("a symlink to a folder does not confuse placing the files", async (t) => {
-  const { dest, archive } = setup(t, [{ name: "link", type: "2", linkname: "sub" }, { name: "sub/file", content: "data" }]);
+  const { dest, archive } = setup(t, [
+    { name: "link", type: "2", linkname: "sub" },
+    { name: "sub/file", content: "data" },
+  ]);
   assert.deepEqual(await extractArchive(archive, dest), ["sub/file"]);
-  assert.deepEqual(snapshot(dest), { "keep.txt": Buffer.from("mine").toString("hex"), link: "link -> sub", sub: "dir", "sub/file": Buffer.from("data").toString("hex") });
+  assert.deepEqual(snapshot(dest), {
+    "keep.txt": Buffer.from("mine").toString("hex"),
+    link: "link -> sub",
+    sub: "dir",
+    "sub/file": Buffer.from("data").toString("hex"),
+  });
 });
 
 test("setuid bits are dropped and the user can read what is extracted", async (t) => {
-  const { dest, archive } = setup(t, [{ name: "run.sh", content: "#!/bin/sh\n", mode: 0o4755 }, { name: "locked", content: "x", mode: 0 }]);
+  const { dest, archive } = setup(t, [
+    { name: "run.sh", content: "#!/bin/sh\n", mode: 0o4755 },
+    { name: "locked", content: "x", mode: 0 },
+  ]);
   await extractArchive(archive, dest);
   assert.equal(fs.statSync(path.join(dest, "run.sh")).mode & 0o7777, 0o755 & ~process.umask());
   assert.equal(fs.readFileSync(path.join(dest, "locked"), "utf8"), "x");
 });
 
 test("a differing file is not replaced without overwrite; with it, it is; identical content is no conflict", async (t) => {
-  const { root, dest, archive } = setup(t, [{ name: "new.txt", content: "new" }, { name: "model.joblib", content: "theirs" }]);
+  const { root, dest, archive } = setup(t, [
+    { name: "new.txt", content: "new" },
+    { name: "model.joblib", content: "theirs" },
+  ]);
   fs.writeFileSync(path.join(dest, "model.joblib"), "mine");
   const err = await assertRefused(root, archive, dest, [/would replace a file in .* that differs: model\.joblib\.$/]);
   assert.equal(err.hint, "Pass --overwrite to replace them, or --to another folder.");
@@ -217,13 +283,21 @@ test("a differing file is not replaced without overwrite; with it, it is; identi
 
 test("the files placed are listed sorted, whatever the archive's order", async (t) => {
   // "m.bin" sorts before "m/y.bin" although a walk of the folders would give m/y.bin first.
-  const { dest, archive } = setup(t, [{ name: "z.bin", content: "z" }, { name: "m/y.bin", content: "y" }, { name: "m.bin", content: "m" }, { name: "a.bin", content: "a" }]);
+  const { dest, archive } = setup(t, [
+    { name: "z.bin", content: "z" },
+    { name: "m/y.bin", content: "y" },
+    { name: "m.bin", content: "m" },
+    { name: "a.bin", content: "a" },
+  ]);
   assert.deepEqual(await extractArchive(archive, dest), ["a.bin", "m.bin", "m/y.bin", "z.bin"]);
 });
 
 test("a conflict message names five files and counts the rest", async (t) => {
   const names = ["a", "b", "c", "d", "e", "f", "g"];
-  const { root, dest, archive } = setup(t, names.map((name) => ({ name, content: "theirs" })));
+  const { root, dest, archive } = setup(
+    t,
+    names.map((name) => ({ name, content: "theirs" })),
+  );
   for (const name of names) fs.writeFileSync(path.join(dest, name), "mine");
   await assertRefused(root, archive, dest, [/differ: a, b, c, d, e and 2 more\.$/]);
 });

@@ -8,7 +8,18 @@ const fit = commands.find((c) => c.name === "fit")!;
 
 test("fit flags: dotted families, values with '=', --driver as --backend, switches", () => {
   const args = parseArgs(
-    ["train.py", "--config.output_path=s3://b/sagemaker/runs", "--config.instance_count", "2", "--hyperparameter.query=a=b", "--input.train=./data", "--driver", "local", "--detach", "--json"],
+    [
+      "train.py",
+      "--config.output_path=s3://b/sagemaker/runs",
+      "--config.instance_count",
+      "2",
+      "--hyperparameter.query=a=b",
+      "--input.train=./data",
+      "--driver",
+      "local",
+      "--detach",
+      "--json",
+    ],
     fit,
   );
   assert.deepEqual(args.positionals, ["train.py"]);
@@ -21,7 +32,10 @@ test("fit flags: dotted families, values with '=', --driver as --backend, switch
 });
 
 test("an unknown flag is a usage error naming the nearest one", () => {
-  assert.throws(() => parseArgs(["train.py", "--envfil", "x"], fit), (err: unknown) => err instanceof UserError && err.exitCode === 2 && /Unknown option --envfil .*Did you mean --envfile\?/.test(err.message));
+  assert.throws(
+    () => parseArgs(["train.py", "--envfil", "x"], fit),
+    (err: unknown) => err instanceof UserError && err.exitCode === 2 && /Unknown option --envfil .*Did you mean --envfile\?/.test(err.message),
+  );
   assert.throws(() => parseArgs(["train.py", "--configs.x=1"], fit), /Unknown option --configs\.x/);
 });
 
@@ -35,7 +49,16 @@ test("missing and extra arguments, and a flag without its value, are usage error
 test("help shows usage, every option and the examples", () => {
   const help = formatHelp(fit);
   assert.match(help, /Usage: alekseylearn fit ARTIFACT/);
-  for (const option of ["--entry FILE", "--envfile FILE", "--backend, --driver NAME", "--detach", "--config.KEY=VALUE", "--hyperparameter.KEY=VALUE", "--input.CHANNEL=LOCATION", "--json"]) {
+  for (const option of [
+    "--entry FILE",
+    "--envfile FILE",
+    "--backend, --driver NAME",
+    "--detach",
+    "--config.KEY=VALUE",
+    "--hyperparameter.KEY=VALUE",
+    "--input.CHANNEL=LOCATION",
+    "--json",
+  ]) {
     assert.ok(help.includes(option), `help mentions ${option}`);
   }
   assert.match(help, /Examples:\n {2}alekseylearn fit examples\/iris\/train\.py/);

@@ -45,16 +45,26 @@ test("hyperparameters become arguments exactly as the toolkit's mapping.to_cmd_a
   // Sorted by name; -K for a one-character name; each value json.loads'ed then str()'d (0.10 → 0.1, true → True, [1,2] → [1, 2]);
   // a mapping as k=v pairs sorted by key; text that is not JSON (007, adam) kept as it is; integers of any size exact.
   assert.deepEqual(args, [
-    "--big", "12345678901234567890",
-    "-f", "100000.0",
-    "--flag", "True",
-    "--layers", "[1, 2]",
-    "--learning-rate", "0.1",
-    "--mapping", "a=x,b=2",
-    "--min_samples_leaf", "3",
-    "-n", "5",
-    "--opt", "adam",
-    "--zero", "007",
+    "--big",
+    "12345678901234567890",
+    "-f",
+    "100000.0",
+    "--flag",
+    "True",
+    "--layers",
+    "[1, 2]",
+    "--learning-rate",
+    "0.1",
+    "--mapping",
+    "a=x,b=2",
+    "--min_samples_leaf",
+    "3",
+    "-n",
+    "5",
+    "--opt",
+    "adam",
+    "--zero",
+    "007",
   ]);
 });
 
@@ -73,7 +83,10 @@ print(json.dumps(to_env_vars(e)))`) as Record<string, string>;
   assert.equal(env.SM_HP_ZERO, "007");
   assert.equal(env.SM_HP_MAPPING, '{"a":"x","b":2}');
   assert.equal(env.SM_HP_F, "100000.0");
-  assert.equal(env.SM_HPS, '{"big":12345678901234567890,"f":100000.0,"flag":true,"layers":[1,2],"learning-rate":0.1,"mapping":{"a":"x","b":2},"min_samples_leaf":3,"n":5,"opt":"adam","zero":"007"}');
+  assert.equal(
+    env.SM_HPS,
+    '{"big":12345678901234567890,"f":100000.0,"flag":true,"layers":[1,2],"learning-rate":0.1,"mapping":{"a":"x","b":2},"min_samples_leaf":3,"n":5,"opt":"adam","zero":"007"}',
+  );
 });
 
 test("training_environment sets every SM_* variable of the toolkit's Environment.to_env_vars, from the config files", () => {
@@ -81,7 +94,10 @@ test("training_environment sets every SM_* variable of the toolkit's Environment
   const files = contractConfigFiles({ hyperparameters: { "min-samples-leaf": "3", sagemaker_program: "train.py", lr: 0.1 }, channels: ["train", "test-set"] });
   fs.mkdirSync(path.join(root, "input", "config"), { recursive: true });
   for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(root, "input", "config", name), JSON.stringify(content));
-  const [env, args] = python(`print(json.dumps(training_environment(${JSON.stringify(root)}, "/opt/ml/code", "src/train.py", "job-1")))`) as [Record<string, string>, string[]];
+  const [env, args] = python(`print(json.dumps(training_environment(${JSON.stringify(root)}, "/opt/ml/code", "src/train.py", "job-1")))`) as [
+    Record<string, string>,
+    string[],
+  ];
   assert.deepEqual(args, ["--lr", "0.1", "--min-samples-leaf", "3"], "sagemaker_* hyperparameters are the toolkit's own, not the script's");
   assert.deepEqual(JSON.parse(env.SM_USER_ARGS!), args);
   assert.equal(env["SM_HP_MIN-SAMPLES-LEAF"], "3", "the toolkit's name");
@@ -123,7 +139,13 @@ test("training_environment sets every SM_* variable of the toolkit's Environment
 });
 
 test("hyperparameters.json holds every value as a string, as the CreateTrainingJob API does; config files as SageMaker writes them", () => {
-  assert.deepEqual(hyperparameterStrings({ epochs: 3, fast: true, name: "x", sizes: [1, 2], lr: "0.10" }), { epochs: "3", fast: "true", name: "x", sizes: "[1,2]", lr: "0.10" });
+  assert.deepEqual(hyperparameterStrings({ epochs: 3, fast: true, name: "x", sizes: [1, 2], lr: "0.10" }), {
+    epochs: "3",
+    fast: "true",
+    name: "x",
+    sizes: "[1,2]",
+    lr: "0.10",
+  });
   const files = contractConfigFiles({ hyperparameters: { epochs: "3" }, channels: ["train"] });
   assert.deepEqual(files["hyperparameters.json"], { epochs: "3" });
   assert.deepEqual(files["resourceconfig.json"], {
@@ -138,17 +160,38 @@ test("hyperparameters.json holds every value as a string, as the CreateTrainingJ
 });
 
 test("bwrap: the job's own PID namespace with the entrypoint as PID 1; the host's /opt entries kept, the job folder at /opt/ml, inputs read-only", () => {
-  const args = bwrapArgs("/state/runs/j/ml", [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }], ["ml", "wheels"], ["python", "-u", "train.py"], 3);
+  const args = bwrapArgs(
+    "/state/runs/j/ml",
+    [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }],
+    ["ml", "wheels"],
+    ["python", "-u", "train.py"],
+    3,
+  );
   assert.deepEqual(args, [
-    "--dev-bind", "/", "/",
-    "--unshare-pid", "--as-pid-1",
-    "--proc", "/proc",
-    "--tmpfs", "/opt",
-    "--dev-bind", "/opt/wheels", "/opt/wheels",
-    "--bind", "/state/runs/j/ml", "/opt/ml",
-    "--ro-bind", "/data", "/opt/ml/input/data/train",
+    "--dev-bind",
+    "/",
+    "/",
+    "--unshare-pid",
+    "--as-pid-1",
+    "--proc",
+    "/proc",
+    "--tmpfs",
+    "/opt",
+    "--dev-bind",
+    "/opt/wheels",
+    "/opt/wheels",
+    "--bind",
+    "/state/runs/j/ml",
+    "/opt/ml",
+    "--ro-bind",
+    "/data",
+    "/opt/ml/input/data/train",
     "--die-with-parent",
-    "--info-fd", "3",
-    "--", "python", "-u", "train.py",
+    "--info-fd",
+    "3",
+    "--",
+    "python",
+    "-u",
+    "train.py",
   ]);
 });

@@ -23,7 +23,12 @@ test("IAM evaluation (AWS's policy evaluation logic): explicit Deny wins, Allow 
     [[doc({ Effect: "Allow", Action: "S3:putobject", Resource: "arn:aws:s3:::b/*" })], "s3:PutObject", "arn:aws:s3:::b/k", "allow"],
     [[doc({ Effect: "Allow", Action: "s3:PutObject", Resource: "arn:aws:s3:::B/*" })], "s3:PutObject", "arn:aws:s3:::b/k", "implicit"],
     [[doc({ Effect: "Allow", Action: "s3:Get?bject", Resource: "*" })], "s3:GetObject", "arn:aws:s3:::b/k", "allow"],
-    [[doc({ Effect: "Allow", Action: "s3:*", Resource: "*" }), doc({ Effect: "Deny", Action: "s3:PutObject", Resource: "arn:aws:s3:::b/runs/*" })], "s3:PutObject", "arn:aws:s3:::b/runs/j/output/model.tar.gz", "deny"],
+    [
+      [doc({ Effect: "Allow", Action: "s3:*", Resource: "*" }), doc({ Effect: "Deny", Action: "s3:PutObject", Resource: "arn:aws:s3:::b/runs/*" })],
+      "s3:PutObject",
+      "arn:aws:s3:::b/runs/j/output/model.tar.gz",
+      "deny",
+    ],
     [[doc({ Effect: "Allow", NotAction: "iam:*", Resource: "*" })], "ecr:BatchGetImage", "arn:aws:ecr:us-east-1:1:repository/x", "allow"],
     [[doc({ Effect: "Allow", NotAction: "ecr:*", Resource: "*" })], "ecr:BatchGetImage", "arn:aws:ecr:us-east-1:1:repository/x", "implicit"],
     [[doc({ Effect: "Allow", Action: "*", NotResource: "arn:aws:s3:::secret/*" })], "s3:GetObject", "arn:aws:s3:::secret/k", "implicit"],
@@ -35,19 +40,46 @@ test("IAM evaluation (AWS's policy evaluation logic): explicit Deny wins, Allow 
     assert.equal(policiesAllow(documents, action, resource), expected === "allow", `the fake's evaluator: ${action} on ${resource}`);
   }
   // A Condition or a policy variable may or may not apply: never a definite answer.
-  assert.equal(evaluate([doc({ Effect: "Allow", Action: "s3:*", Resource: "*", Condition: { StringEquals: { "aws:SourceVpc": "vpc-1" } } })], "s3:GetObject", "arn:aws:s3:::b/k"), "conditional");
-  assert.equal(evaluate([doc({ Effect: "Allow", Action: "s3:*", Resource: "arn:aws:s3:::b/${aws:username}/*" })], "s3:GetObject", "arn:aws:s3:::b/k"), "conditional");
+  assert.equal(
+    evaluate(
+      [doc({ Effect: "Allow", Action: "s3:*", Resource: "*", Condition: { StringEquals: { "aws:SourceVpc": "vpc-1" } } })],
+      "s3:GetObject",
+      "arn:aws:s3:::b/k",
+    ),
+    "conditional",
+  );
+  assert.equal(
+    evaluate([doc({ Effect: "Allow", Action: "s3:*", Resource: "arn:aws:s3:::b/${aws:username}/*" })], "s3:GetObject", "arn:aws:s3:::b/k"),
+    "conditional",
+  );
 });
 
 function spec(dir: string, entry: string, extra: Partial<SageMakerSpec> = {}, settings: Record<string, unknown> = {}): SageMakerSpec {
   const typed = validateSettings(sagemakerSchema, { role_name: "r", ...settings }, "the sagemaker backend").settings;
-  return { artifact: { kind: "script", dir, entry, isFolder: false }, backend: "sagemaker", settings: typed, hyperparameters: {}, inputs: {}, outputPath: "s3://b/runs", ...extra };
+  return {
+    artifact: { kind: "script", dir, entry, isFolder: false },
+    backend: "sagemaker",
+    settings: typed,
+    hyperparameters: {},
+    inputs: {},
+    outputPath: "s3://b/runs",
+    ...extra,
+  };
 }
 
 test("role policy: two projects merge by bucket with covered prefixes dropped; single objects, repositories and a KMS key are granted; the size stays under IAM's limit", () => {
   const where = { account: "123456789012", region: "us-east-1", partition: "aws" };
   const a = rolePolicy(spec("/p/a", "train.py"), where);
-  const both = rolePolicy(spec("/p/b", "train.py", { outputPath: "s3://b/runs/b", inputs: { train: "s3://c/data/train.csv" } }, { repository: "team/x", kms_key: "1234abcd-12ab-34cd-56ef-1234567890ab" }), where, a);
+  const both = rolePolicy(
+    spec(
+      "/p/b",
+      "train.py",
+      { outputPath: "s3://b/runs/b", inputs: { train: "s3://c/data/train.csv" } },
+      { repository: "team/x", kms_key: "1234abcd-12ab-34cd-56ef-1234567890ab" },
+    ),
+    where,
+    a,
+  );
   const text = JSON.stringify(both);
   assert.ok(text.includes('"arn:aws:s3:::b/runs/*"'));
   assert.ok(!text.includes("arn:aws:s3:::b/runs/b/*"), "b/runs/b/* is covered by b/runs/* and dropped");
@@ -58,7 +90,10 @@ test("role policy: two projects merge by bucket with covered prefixes dropped; s
   assert.ok(text.includes("cloudwatch:PutMetricData") && text.includes("logs:CreateLogGroup"));
   assert.deepEqual(rolePolicy(spec("/p/a", "train.py"), where, both), both, "merging again changes nothing");
   assert.ok(policySize(both) < ROLE_POLICY_MAX);
-  assert.deepEqual(collapse(["arn:aws:s3:::b/a/*", "arn:aws:s3:::b/a/x*", "arn:aws:s3:::b/ab*", "arn:aws:s3:::b/a/*"]), ["arn:aws:s3:::b/a/*", "arn:aws:s3:::b/ab*"]);
+  assert.deepEqual(collapse(["arn:aws:s3:::b/a/*", "arn:aws:s3:::b/a/x*", "arn:aws:s3:::b/ab*", "arn:aws:s3:::b/a/*"]), [
+    "arn:aws:s3:::b/a/*",
+    "arn:aws:s3:::b/ab*",
+  ]);
 });
 
 test("image names: alekseylearn/<folder>-<stem>, lowercase and within ECR's pattern and 256 characters", () => {
@@ -73,8 +108,28 @@ test("Dockerfile: apt.txt's packages install before the environment layer; docke
   const text = dockerfileFor(spec(path.sep + "p", "train.py"), "python:3.11-slim", { apt: true });
   assert.ok(text.indexOf("apt-get install") > 0 && text.indexOf("apt-get install") < text.indexOf("python3 -m venv"), text);
   assert.ok(!dockerfileFor(spec("/p", "train.py"), "python:3.11-slim").includes("apt-get"));
-  assert.deepEqual(buildArgs({ tag: "t", buildKit: true, platform: "linux/amd64", network: "host", buildArgNames: ["PIP_INDEX_URL"] }), ["build", "--tag", "t", "--network", "host", "--platform", "linux/amd64", "--provenance=false", "--sbom=false", "--build-arg", "PIP_INDEX_URL", "-"]);
-  assert.deepEqual(buildArgs({ tag: "t", buildKit: false, network: "default", addHosts: ["host.docker.internal:host-gateway"] }), ["build", "--tag", "t", "--add-host", "host.docker.internal:host-gateway", "-"]);
+  assert.deepEqual(buildArgs({ tag: "t", buildKit: true, platform: "linux/amd64", network: "host", buildArgNames: ["PIP_INDEX_URL"] }), [
+    "build",
+    "--tag",
+    "t",
+    "--network",
+    "host",
+    "--platform",
+    "linux/amd64",
+    "--provenance=false",
+    "--sbom=false",
+    "--build-arg",
+    "PIP_INDEX_URL",
+    "-",
+  ]);
+  assert.deepEqual(buildArgs({ tag: "t", buildKit: false, network: "default", addHosts: ["host.docker.internal:host-gateway"] }), [
+    "build",
+    "--tag",
+    "t",
+    "--add-host",
+    "host.docker.internal:host-gateway",
+    "-",
+  ]);
   assert.equal(sharesKernel({ version: "28", platform: "linux/amd64", kernel: "6.1.0" }, "linux", "6.1.0"), true);
   assert.equal(sharesKernel({ version: "28", platform: "linux/arm64", kernel: "6.10.14-linuxkit" }, "darwin", "24.1.0"), false, "Docker Desktop's VM");
 });

@@ -30,8 +30,14 @@ function layerOf(file: string): string {
 const RULES: Record<string, { may: (target: string, file: string, importer: string) => boolean; rule: string }> = {
   api: { may: () => true, rule: "the public API may export anything" },
   cli: { may: (t) => !t.startsWith("backend:"), rule: "the CLI talks to the library (jobs, backends' table), never to one backend's folder" },
-  jobs: { may: (t) => !t.startsWith("backend:") && t !== "cli", rule: "jobs own records and the lifecycle; they reach backends only through the table (registry) and their hooks" },
-  backends: { may: (t, file) => t !== "cli" && (t !== "jobs" || JOB_NOUNS.has(file)), rule: "the backends' table and interface know the backend folders and the job's nouns, nothing above" },
+  jobs: {
+    may: (t) => !t.startsWith("backend:") && t !== "cli",
+    rule: "jobs own records and the lifecycle; they reach backends only through the table (registry) and their hooks",
+  },
+  backends: {
+    may: (t, file) => t !== "cli" && (t !== "jobs" || JOB_NOUNS.has(file)),
+    rule: "the backends' table and interface know the backend folders and the job's nouns, nothing above",
+  },
   spec: { may: (t) => ["spec", "package", "storage", "base"].includes(t), rule: "the spec layer knows no backend: the table is passed in" },
   package: { may: (t) => ["package", "spec", "storage", "base"].includes(t), rule: "packaging knows no backend or job record" },
   storage: { may: (t) => ["storage", "base"].includes(t), rule: "storage knows only locations and archives" },
@@ -55,8 +61,10 @@ function importsOf(text: string): string[] {
   const source = ts.createSourceFile("x.ts", text, ts.ScriptTarget.ES2022, true);
   const found: string[] = [];
   const visit = (node: ts.Node): void => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) found.push(node.moduleSpecifier.text);
-    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) found.push(node.arguments[0].text);
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier))
+      found.push(node.moduleSpecifier.text);
+    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0]))
+      found.push(node.arguments[0].text);
     ts.forEachChild(node, visit);
   };
   visit(source);
@@ -83,7 +91,10 @@ test("every import in src/ follows the layering the READMEs draw", () => {
       if (importer.startsWith("backend:")) return !backendMay(from, target, to);
       return target !== importer && !RULES[importer]!.may(target, to, from);
     })
-    .map(({ from, to }) => `${from} → ${to}: ${layerOf(from).startsWith("backend:") ? "a backend's folder talks to its provider with what lies below it; of jobs/ only the job's nouns and names (only jobs/ writes records), and never another backend" : RULES[layerOf(from)]!.rule}`);
+    .map(
+      ({ from, to }) =>
+        `${from} → ${to}: ${layerOf(from).startsWith("backend:") ? "a backend's folder talks to its provider with what lies below it; of jobs/ only the job's nouns and names (only jobs/ writes records), and never another backend" : RULES[layerOf(from)]!.rule}`,
+    );
   assert.deepEqual(broken, []);
 });
 
@@ -92,5 +103,10 @@ test("the layering rules themselves: a forbidden edge is caught", () => {
   assert.equal(backendMay("backends/sagemaker/index.ts", "backend:kaggle", "backends/kaggle/api.ts"), false, "nor reach into another backend");
   assert.equal(RULES.spec!.may("backends", "backends/registry.ts", "spec/build.ts"), false, "the spec layer knows no backend");
   assert.equal(RULES.jobs!.may("backend:sagemaker", "backends/sagemaker/role.ts", "jobs/init.ts"), false, "init reaches a backend through its hook");
-  assert.deepEqual(importsOf('import a from "./a.js";\nexport { b } from "./b.js";\nconst c = await import("./c.js");\nimport type { D } from "./d.js";'), ["./a.js", "./b.js", "./c.js", "./d.js"]);
+  assert.deepEqual(importsOf('import a from "./a.js";\nexport { b } from "./b.js";\nconst c = await import("./c.js");\nimport type { D } from "./d.js";'), [
+    "./a.js",
+    "./b.js",
+    "./c.js",
+    "./d.js",
+  ]);
 });

@@ -11,7 +11,12 @@ import { outputDestination } from "../../src/backends/kaggle/outputs.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
 
-function spec(config: Record<string, string> = {}, inputs: Record<string, string> = {}, files: Record<string, string> = { "iris/train.py": "print(1)\n", "iris/requirements.txt": "joblib\n" }, artifact = "iris/train.py") {
+function spec(
+  config: Record<string, string> = {},
+  inputs: Record<string, string> = {},
+  files: Record<string, string> = { "iris/train.py": "print(1)\n", "iris/requirements.txt": "joblib\n" },
+  artifact = "iris/train.py",
+) {
   const root = writeTree(files);
   return buildSpecFor(kaggleBackend, { artifact: path.join(...artifact.split("/")), config, inputs }, root);
 }
@@ -23,7 +28,10 @@ test("the kernel is named after the artifact's folder and file; slug and title a
 });
 
 test("a slug that is not the slugified title, and a short title, are refused before anything is pushed", () => {
-  assert.throws(() => spec({ title: "Iris Run", slug: "other" }), (err: unknown) => err instanceof UserError && /config\.slug "other" must equal the slugified title "iris-run"/.test(err.message));
+  assert.throws(
+    () => spec({ title: "Iris Run", slug: "other" }),
+    (err: unknown) => err instanceof UserError && /config\.slug "other" must equal the slugified title "iris-run"/.test(err.message),
+  );
   assert.throws(() => spec({ title: "abc" }), /config\.title must be 5 to 50 characters/);
 });
 
@@ -51,7 +59,12 @@ test("the SaveKernel request: defaults, sources, inputs as attached datasets", (
 test("what Kaggle cannot run is said at once: local inputs, environment.yml, several instances", () => {
   assert.throws(
     () => spec({ instance_count: "2" }, { train: "data" }, { "iris/train.py": "", "iris/environment.yml": "dependencies: [python]\n", "data/x": "" }),
-    (err: unknown) => err instanceof UserError && err.details.length === 3 && /runs on one machine/.test(err.details.join()) && /cannot build an environment\.yml/.test(err.details.join()) && /kaggle:\/\/OWNER\/DATASET/.test(err.details.join()),
+    (err: unknown) =>
+      err instanceof UserError &&
+      err.details.length === 3 &&
+      /runs on one machine/.test(err.details.join()) &&
+      /cannot build an environment\.yml/.test(err.details.join()) &&
+      /kaggle:\/\/OWNER\/DATASET/.test(err.details.join()),
   );
   assert.throws(() => spec({ output_path: "./out" }), /config\.output_path is not a setting of the kaggle backend/);
 });
@@ -65,7 +78,15 @@ test("statuses in both API spellings, and the session log format", () => {
   assert.equal(parseStatus("cancel_acknowledged"), "CANCEL_ACKNOWLEDGED");
   assert.equal(parseStatus("KERNEL_WORKER_STATUS_NEW_SCRIPT"), "NEW_SCRIPT");
   assert.equal(parseStatus("cancelled"), undefined);
-  assert.deepEqual(logLines(JSON.stringify([{ stream_name: "stdout", time: 0.1, data: "a\nb" }, { stream_name: "stderr", time: 0.2, data: "c\n" }])), ["a", "bc"]);
+  assert.deepEqual(
+    logLines(
+      JSON.stringify([
+        { stream_name: "stdout", time: 0.1, data: "a\nb" },
+        { stream_name: "stderr", time: 0.2, data: "c\n" },
+      ]),
+    ),
+    ["a", "bc"],
+  );
   assert.deepEqual(logLines("plain\ntext\n"), ["plain", "text"]);
 });
 

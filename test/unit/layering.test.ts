@@ -29,5 +29,8 @@ test("the library reads no argv, environment or console; only entry points do", 
 test("the --help path loads no heavy modules (archives, YAML, TOML) before a command runs", () => {
   const main = fs.readFileSync(path.join(SRC, "cli", "main.ts"), "utf8") + fs.readFileSync(path.join(SRC, "cli", "commands.ts"), "utf8");
   const staticImports = [...main.matchAll(/^import .* from "([^"]+)";$/gm)].map((match) => match[1]);
-  assert.deepEqual(staticImports.filter((spec) => /tar|yaml|toml|backends|jobs|storage|package/.test(spec!)), []);
+  assert.deepEqual(
+    staticImports.filter((spec) => /tar|yaml|toml|backends|jobs|storage|package/.test(spec!)),
+    [],
+  );
 });

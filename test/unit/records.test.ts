@@ -9,7 +9,19 @@ import { JobStore, redactRecord, type JobRecord } from "../../src/jobs/records.j
 import { hasUrlCredentials, namesSecret, redactUrls } from "../../src/redact.js";
 
 test("a key names a secret only as a whole word", () => {
-  for (const key of ["WANDB_API_KEY", "HF_TOKEN", "hfToken", "DB_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS", "MY_SECRET", "AWS_SECRET_ACCESS_KEY", "aws_access_key", "apikey", "db-passwd"]) assert.ok(namesSecret(key), key);
+  for (const key of [
+    "WANDB_API_KEY",
+    "HF_TOKEN",
+    "hfToken",
+    "DB_PASSWORD",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "MY_SECRET",
+    "AWS_SECRET_ACCESS_KEY",
+    "aws_access_key",
+    "apikey",
+    "db-passwd",
+  ])
+    assert.ok(namesSecret(key), key);
   for (const key of ["MAX_TOKENS", "TOKENIZER", "KEY_COLUMN", "MONKEY", "SECRETARY", "PASSAGE", "SEED", "primary_key_name"]) assert.ok(!namesSecret(key), key);
 });
 
@@ -17,7 +29,10 @@ test("URL credentials are redacted, whole user information and secret query valu
   assert.equal(redactUrls("--extra-index-url https://user:t0k@pypi.example/simple"), "--extra-index-url https://***@pypi.example/simple");
   assert.equal(redactUrls("git+https://ghp_abc@github.com/o/r.git"), "git+https://***@github.com/o/r.git");
   assert.equal(redactUrls("https://h.example/p.whl?token=abc&v=1"), "https://h.example/p.whl?token=***&v=1");
-  assert.equal(redactUrls("https://b.s3.amazonaws.com/k?X-Amz-Signature=ff&X-Amz-Credential=AK"), "https://b.s3.amazonaws.com/k?X-Amz-Signature=***&X-Amz-Credential=***");
+  assert.equal(
+    redactUrls("https://b.s3.amazonaws.com/k?X-Amz-Signature=ff&X-Amz-Credential=AK"),
+    "https://b.s3.amazonaws.com/k?X-Amz-Signature=***&X-Amz-Credential=***",
+  );
   assert.equal(redactUrls("s3://bucket/sagemaker/runs and user@example.com"), "s3://bucket/sagemaker/runs and user@example.com");
   assert.ok(!hasUrlCredentials("https://${USER}:${TOKEN}@idx.example/simple"));
   assert.ok(hasUrlCredentials("https://${USER}:literal@idx.example/simple"));
@@ -35,7 +50,11 @@ function record(secret: string): JobRecord {
       artifact: { kind: "script", dir: "/p", entry: "train.py", isFolder: false },
       environment: { kind: "requirements", path: "/p/requirements.txt", content: `--extra-index-url https://me:${secret}@pypi.example/simple\njoblib\n` },
       backend: "sagemaker",
-      settings: { environment: [`WANDB_API_KEY=${secret}`, "MAX_TOKENS=4096", `HF_TOKEN=${secret}`], tags: [`team=ml`, `deploy_password=${secret}`], instance_type: "ml.m5.large" },
+      settings: {
+        environment: [`WANDB_API_KEY=${secret}`, "MAX_TOKENS=4096", `HF_TOKEN=${secret}`],
+        tags: [`team=ml`, `deploy_password=${secret}`],
+        instance_type: "ml.m5.large",
+      },
       hyperparameters: { token_budget: "12345678901234567890", api_token_hint: "kept-as-typed" },
       inputs: { train: "s3://bucket/data" },
       outputPath: "s3://bucket/sagemaker/runs",

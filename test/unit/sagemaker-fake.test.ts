@@ -36,12 +36,17 @@ before(async () => {
 });
 
 let iam: IAMClient;
-const TRUST = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }] });
+const TRUST = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }],
+});
 
 /** A role SageMaker may assume, with one inline policy of `statements`. */
 async function makeRole(name: string, statements: object[]): Promise<void> {
   await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: TRUST }));
-  await iam.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: "p", PolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: statements }) }));
+  await iam.send(
+    new PutRolePolicyCommand({ RoleName: name, PolicyName: "p", PolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: statements }) }),
+  );
 }
 
 after(async () => {
@@ -51,7 +56,8 @@ after(async () => {
   await moto?.stop();
 });
 
-const AUTH = "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/sagemaker/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000";
+const AUTH =
+  "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/sagemaker/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000";
 
 async function call(operation: string, body: object, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(fake.url, {
@@ -93,8 +99,10 @@ async function until(name: string, status: string, seconds = 10): Promise<Record
   }
 }
 
-const statuses = (described: Record<string, unknown>): string[] => (described.SecondaryStatusTransitions as Array<{ Status: string }>).map((transition) => transition.Status);
-const created = (name: string): number => fake.requests.filter((request) => request.target === "CreateTrainingJob" && request.body.TrainingJobName === name).length;
+const statuses = (described: Record<string, unknown>): string[] =>
+  (described.SecondaryStatusTransitions as Array<{ Status: string }>).map((transition) => transition.Status);
+const created = (name: string): number =>
+  fake.requests.filter((request) => request.target === "CreateTrainingJob" && request.body.TrainingJobName === name).length;
 
 test("fake SageMaker (botocore's model): a request that drifts from the published API is refused with a ValidationException naming the field", async () => {
   const unknown = await call("CreateTrainingJob", job("drift-1", { InstanceType: "ml.c4.2xlarge" }));
@@ -127,7 +135,11 @@ test("fake SageMaker (botocore's model): a request that drifts from the publishe
   const list = await call("CreateTrainingJob", job("drift-6", { Tags: { Key: "a", Value: "b" } }));
   assert.match(String(list.body.message), /Tags: expected a list/);
 
-  assert.equal(created("drift-1") + created("drift-2") + created("drift-3") + created("drift-4") + created("drift-5") + created("drift-6"), 0, "nothing refused was recorded");
+  assert.equal(
+    created("drift-1") + created("drift-2") + created("drift-3") + created("drift-4") + created("drift-5") + created("drift-6"),
+    0,
+    "nothing refused was recorded",
+  );
 });
 
 test("fake SageMaker (awsJson1_1): unsigned, wrongly signed or wrongly typed requests are refused", async () => {
@@ -160,9 +172,16 @@ test("fake SageMaker: a valid minimal request is accepted and completes: transit
 
   const done = await until("completes", "Completed");
   assert.deepEqual(statuses(done), ["Starting", "Downloading", "Training", "Uploading", "Completed"]);
-  assert.deepEqual((done.SecondaryStatusTransitions as Array<{ StatusMessage: string }>).map((transition) => transition.StatusMessage), [
-    "Preparing the instances for training", "Downloading input data", "Training image download completed. Training in progress.", "Uploading generated training model", "Training job completed",
-  ]);
+  assert.deepEqual(
+    (done.SecondaryStatusTransitions as Array<{ StatusMessage: string }>).map((transition) => transition.StatusMessage),
+    [
+      "Preparing the instances for training",
+      "Downloading input data",
+      "Training image download completed. Training in progress.",
+      "Uploading generated training model",
+      "Training job completed",
+    ],
+  );
   for (const transition of done.SecondaryStatusTransitions as Array<{ StartTime: number; EndTime?: number }>) {
     assert.equal(typeof transition.StartTime, "number", "timestamps are epoch seconds");
     assert.ok(transition.EndTime !== undefined && transition.EndTime >= transition.StartTime);
@@ -176,7 +195,12 @@ test("fake SageMaker: a valid minimal request is accepted and completes: transit
 
   const object = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: "sagemaker/runs/completes/output/model.tar.gz" }));
   const entries: string[] = [];
-  const parser = new tar.Parser({ onReadEntry: (entry) => { entries.push(entry.path); entry.resume(); } });
+  const parser = new tar.Parser({
+    onReadEntry: (entry) => {
+      entries.push(entry.path);
+      entry.resume();
+    },
+  });
   parser.end(Buffer.from(await object.Body!.transformToByteArray()));
   assert.deepEqual(entries, ["model.txt"]);
 
@@ -185,8 +209,13 @@ test("fake SageMaker: a valid minimal request is accepted and completes: transit
     const streams = await logs.send(new DescribeLogStreamsCommand({ logGroupName: "/aws/sagemaker/TrainingJobs", logStreamNamePrefix: "completes/" }));
     assert.equal(streams.logStreams?.length, 1);
     assert.match(streams.logStreams![0]!.logStreamName!, /^completes\/algo-1-\d{10}$/);
-    const events = await logs.send(new GetLogEventsCommand({ logGroupName: "/aws/sagemaker/TrainingJobs", logStreamName: streams.logStreams![0]!.logStreamName!, startFromHead: true }));
-    assert.deepEqual(events.events?.map((event) => event.message), ["epoch 1", "done"]);
+    const events = await logs.send(
+      new GetLogEventsCommand({ logGroupName: "/aws/sagemaker/TrainingJobs", logStreamName: streams.logStreams![0]!.logStreamName!, startFromHead: true }),
+    );
+    assert.deepEqual(
+      events.events?.map((event) => event.message),
+      ["epoch 1", "done"],
+    );
   } finally {
     logs.destroy();
   }
@@ -217,7 +246,11 @@ test("fake SageMaker: a scripted job steps InProgress → Failed with its Failur
 });
 
 test("fake SageMaker: an S3 channel with no objects fails the job at Downloading as SageMaker does; objects are found under the prefix", async () => {
-  const channel = (uri: string): object => ({ InputDataConfig: [{ ChannelName: "train", DataSource: { S3DataSource: { S3DataType: "S3Prefix", S3Uri: uri, S3DataDistributionType: "FullyReplicated" } } }] });
+  const channel = (uri: string): object => ({
+    InputDataConfig: [
+      { ChannelName: "train", DataSource: { S3DataSource: { S3DataType: "S3Prefix", S3Uri: uri, S3DataDistributionType: "FullyReplicated" } } },
+    ],
+  });
   await call("CreateTrainingJob", job("empty-channel", channel(`s3://${BUCKET}/nothing-here`)));
   const failed = await until("empty-channel", "Failed");
   assert.match(String(failed.FailureReason), /^ClientError: No S3 objects found under S3 URL "s3:\/\/fake-sagemaker-bucket\/nothing-here"/);
@@ -255,7 +288,10 @@ test("fake SageMaker: managed spot needs MaxWaitTimeInSeconds ≥ MaxRuntimeInSe
   assert.equal(noWait.body.__type, "ValidationException");
   assert.match(String(noWait.body.message), /MaxWaitTimeInSeconds/);
   fake.script("spot-2", {});
-  const ok = await call("CreateTrainingJob", job("spot-2", { EnableManagedSpotTraining: true, StoppingCondition: { MaxRuntimeInSeconds: 3600, MaxWaitTimeInSeconds: 7200 } }));
+  const ok = await call(
+    "CreateTrainingJob",
+    job("spot-2", { EnableManagedSpotTraining: true, StoppingCondition: { MaxRuntimeInSeconds: 3600, MaxWaitTimeInSeconds: 7200 } }),
+  );
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
   const done = await until("spot-2", "Completed");
   assert.equal(done.EnableManagedSpotTraining, true);
@@ -270,9 +306,16 @@ test("fake SageMaker: ListTrainingJobs filters, sorts and pages; ListTags and Ad
   const first = await call("ListTrainingJobs", { NameContains: "list-", SortBy: "Name", SortOrder: "Ascending", MaxResults: 2 });
   assert.equal(first.status, 200, JSON.stringify(first.body));
   assert.deepEqual(validate(sagemakerModel(), "ListTrainingJobsResponse", first.body), []);
-  const names = (body: Record<string, unknown>): string[] => (body.TrainingJobSummaries as Array<{ TrainingJobName: string }>).map((summary) => summary.TrainingJobName);
+  const names = (body: Record<string, unknown>): string[] =>
+    (body.TrainingJobSummaries as Array<{ TrainingJobName: string }>).map((summary) => summary.TrainingJobName);
   assert.deepEqual(names(first.body), ["list-a", "list-b"]);
-  const second = await call("ListTrainingJobs", { NameContains: "list-", SortBy: "Name", SortOrder: "Ascending", MaxResults: 2, NextToken: first.body.NextToken });
+  const second = await call("ListTrainingJobs", {
+    NameContains: "list-",
+    SortBy: "Name",
+    SortOrder: "Ascending",
+    MaxResults: 2,
+    NextToken: first.body.NextToken,
+  });
   assert.deepEqual(names(second.body), ["list-c"]);
   assert.equal(second.body.NextToken, undefined);
   const newest = await call("ListTrainingJobs", { NameContains: "list-", MaxResults: 1 });
@@ -283,7 +326,10 @@ test("fake SageMaker: ListTrainingJobs filters, sorts and pages; ListTags and Ad
   const arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/list-a";
   assert.equal((await call("AddTags", { ResourceArn: arn, Tags: [{ Key: "team", Value: "ml" }] })).status, 200);
   const tags = await call("ListTags", { ResourceArn: arn });
-  assert.deepEqual(tags.body.Tags, [{ Key: "alekseylearn:submission", Value: "list-a" }, { Key: "team", Value: "ml" }]);
+  assert.deepEqual(tags.body.Tags, [
+    { Key: "alekseylearn:submission", Value: "list-a" },
+    { Key: "team", Value: "ml" },
+  ]);
   for (const name of ["list-a", "list-b", "list-c"]) await call("StopTrainingJob", { TrainingJobName: name });
 });
 
@@ -291,7 +337,10 @@ test("fake SageMaker: every pattern in botocore's SageMaker model compiles for J
   const model = sagemakerModel();
   const patterns = new Set(Object.values(model.shapes).flatMap((shape) => (shape.pattern === undefined ? [] : [shape.pattern])));
   assert.ok(patterns.size > 100);
-  assert.deepEqual([...patterns].filter((pattern) => patternOf(pattern) === null), []);
+  assert.deepEqual(
+    [...patterns].filter((pattern) => patternOf(pattern) === null),
+    [],
+  );
   assert.equal(javaPatternToJs("arn:[\\p{Alnum}\\-]+:x"), "arn:[A-Za-z0-9\\-]+:x");
   assert.equal(javaPatternToJs("[a-z]+\\-[0-9a-z\\-]+"), "[a-z]+-[0-9a-z\\-]+");
   assert.equal(javaPatternToJs("([\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@]*)${1,128}"), "([\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@]*)$");
@@ -304,7 +353,10 @@ test("fake SageMaker (IAM from moto): a role that does not exist is not assumed;
   const missing = await call("CreateTrainingJob", job("no-such-role", { RoleArn: "arn:aws:iam::123456789012:role/no_such_role" }));
   assert.equal(missing.status, 400);
   assert.equal(missing.body.__type, "ValidationException");
-  assert.match(String(missing.body.message), /^Could not assume role arn:aws:iam::123456789012:role\/no_such_role\. Please ensure that the role exists and allows principal 'sagemaker\.amazonaws\.com'/);
+  assert.match(
+    String(missing.body.message),
+    /^Could not assume role arn:aws:iam::123456789012:role\/no_such_role\. Please ensure that the role exists and allows principal 'sagemaker\.amazonaws\.com'/,
+  );
 
   await makeRole("pulls_nothing", [{ Effect: "Allow", Action: "s3:*", Resource: "*" }]);
   const denied = await call("CreateTrainingJob", job("cannot-pull", { RoleArn: "arn:aws:iam::123456789012:role/pulls_nothing" }));
@@ -320,6 +372,9 @@ test("fake SageMaker (IAM from moto): a role that does not exist is not assumed;
   const accepted = await call("CreateTrainingJob", job("cannot-upload", { RoleArn: "arn:aws:iam::123456789012:role/denied_output" }));
   assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
   const failed = await until("cannot-upload", "Failed");
-  assert.match(String(failed.FailureReason), /^ClientError: Artifact upload failed: Access Denied \(403\) writing s3:\/\/fake-sagemaker-bucket\/sagemaker\/runs\/cannot-upload\/output\/model\.tar\.gz/);
+  assert.match(
+    String(failed.FailureReason),
+    /^ClientError: Artifact upload failed: Access Denied \(403\) writing s3:\/\/fake-sagemaker-bucket\/sagemaker\/runs\/cannot-upload\/output\/model\.tar\.gz/,
+  );
   assert.deepEqual(statuses(failed), ["Starting", "Downloading", "Training", "Uploading", "Failed"]);
 });

@@ -38,7 +38,8 @@ before(async () => {
         throttleNext--;
         return send(400, { __type: "ThrottlingException", message: "Rate exceeded" });
       }
-      if (body.logGroupName !== LOG_GROUP || streams.size === 0) return send(400, { __type: "ResourceNotFoundException", message: "The specified log group does not exist." });
+      if (body.logGroupName !== LOG_GROUP || streams.size === 0)
+        return send(400, { __type: "ResourceNotFoundException", message: "The specified log group does not exist." });
       if (target === "DescribeLogStreams") {
         const prefix = String(body.logStreamNamePrefix);
         return send(200, { logStreams: [...streams.keys()].filter((name) => name.startsWith(prefix)).map((logStreamName) => ({ logStreamName })) });
@@ -48,7 +49,11 @@ before(async () => {
         const from = body.nextToken ? Number(String(body.nextToken).slice(2)) : 0;
         const page = events.slice(from, from + 2); // small pages, so reading on across pages is exercised
         const next = from + page.length;
-        return send(200, { events: page.map((message, i) => ({ timestamp: 1_700_000_000_000 + from + i, message })), nextForwardToken: `f/${next}`, nextBackwardToken: "b/0" });
+        return send(200, {
+          events: page.map((message, i) => ({ timestamp: 1_700_000_000_000 + from + i, message })),
+          nextForwardToken: `f/${next}`,
+          nextBackwardToken: "b/0",
+        });
       }
       send(400, { __type: "UnknownOperationException", message: target });
     });
@@ -60,7 +65,16 @@ before(async () => {
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 function context() {
-  return makeContext({ cwd: os.tmpdir(), env: { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_REGION: "us-east-1", AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: url, AWS_EC2_METADATA_DISABLED: "true" } });
+  return makeContext({
+    cwd: os.tmpdir(),
+    env: {
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+      AWS_REGION: "us-east-1",
+      AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: url,
+      AWS_EC2_METADATA_DISABLED: "true",
+    },
+  });
 }
 
 test("CloudWatch Logs test server: every stream of the job is read, each line once, across pages and reads; several instances are told apart", async () => {

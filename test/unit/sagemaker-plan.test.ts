@@ -20,7 +20,11 @@ import { REPO } from "../helpers/cli.js";
 
 const OUT = "s3://bucket/sagemaker/runs";
 
-function spec(config: Record<string, unknown>, files: Record<string, string> = { "train.py": "print('hi')\n", "requirements.txt": "scikit-learn\n" }, extra: { inputs?: Record<string, string>; hyperparameters?: Record<string, string | number> } = {}) {
+function spec(
+  config: Record<string, unknown>,
+  files: Record<string, string> = { "train.py": "print('hi')\n", "requirements.txt": "scikit-learn\n" },
+  extra: { inputs?: Record<string, string>; hyperparameters?: Record<string, string | number> } = {},
+) {
   const dir = writeTree(files);
   return buildSpecFor(sagemakerBackend, { artifact: Object.keys(files)[0]!, config: { output_path: OUT, ...config }, ...extra }, dir);
 }
@@ -37,11 +41,27 @@ function problemsOf(config: Record<string, unknown>, inputs: Record<string, stri
 
 test("CreateTrainingJob carries every setting, field by field", () => {
   const s = spec(
-    { train_instance_type: "ml.g5.xlarge", train_instance_count: 2, volume_size_gb: 50, max_runtime: "2h", use_spot: true, max_wait: "3h", checkpoint_s3_uri: "s3://bucket/ckpt", environment: "MODE=fast,SEED=1", tags: "team=ml" },
+    {
+      train_instance_type: "ml.g5.xlarge",
+      train_instance_count: 2,
+      volume_size_gb: 50,
+      max_runtime: "2h",
+      use_spot: true,
+      max_wait: "3h",
+      checkpoint_s3_uri: "s3://bucket/ckpt",
+      environment: "MODE=fast,SEED=1",
+      tags: "team=ml",
+    },
     undefined,
     { inputs: { train: "s3://bucket/data/train" }, hyperparameters: { epochs: 10, lr: "0.1" } },
   );
-  const request = trainingJobRequest(s, { name: "train-1", image: "123.dkr.ecr.us-east-1.amazonaws.com/alekseylearn/train@sha256:" + "a".repeat(64), roleArn: "arn:aws:iam::123456789012:role/r", submissionId: "sub-1", version: "0.1.0" });
+  const request = trainingJobRequest(s, {
+    name: "train-1",
+    image: "123.dkr.ecr.us-east-1.amazonaws.com/alekseylearn/train@sha256:" + "a".repeat(64),
+    roleArn: "arn:aws:iam::123456789012:role/r",
+    submissionId: "sub-1",
+    version: "0.1.0",
+  });
   assert.deepEqual(request, {
     TrainingJobName: "train-1",
     AlgorithmSpecification: { TrainingImage: "123.dkr.ecr.us-east-1.amazonaws.com/alekseylearn/train@sha256:" + "a".repeat(64), TrainingInputMode: "File" },
@@ -51,9 +71,18 @@ test("CreateTrainingJob carries every setting, field by field", () => {
     StoppingCondition: { MaxRuntimeInSeconds: 7200, MaxWaitTimeInSeconds: 10800 },
     HyperParameters: { epochs: "10", lr: "0.1" },
     EnableManagedSpotTraining: true,
-    Tags: [{ Key: SUBMISSION_TAG, Value: "sub-1" }, { Key: "alekseylearn:version", Value: "0.1.0" }, { Key: "team", Value: "ml" }],
+    Tags: [
+      { Key: SUBMISSION_TAG, Value: "sub-1" },
+      { Key: "alekseylearn:version", Value: "0.1.0" },
+      { Key: "team", Value: "ml" },
+    ],
     Environment: { MODE: "fast", SEED: "1" },
-    InputDataConfig: [{ ChannelName: "train", DataSource: { S3DataSource: { S3DataType: "S3Prefix", S3Uri: "s3://bucket/data/train", S3DataDistributionType: "FullyReplicated" } } }],
+    InputDataConfig: [
+      {
+        ChannelName: "train",
+        DataSource: { S3DataSource: { S3DataType: "S3Prefix", S3Uri: "s3://bucket/data/train", S3DataDistributionType: "FullyReplicated" } },
+      },
+    ],
     CheckpointConfig: { S3Uri: "s3://bucket/ckpt", LocalPath: "/opt/ml/checkpoints" },
   });
 });
@@ -68,22 +97,48 @@ test("defaults: the original tool's instance type, one instance, 30 GB, a day, n
 });
 
 test("bad input: every problem is named at once", () => {
-  const said = problemsOf({ instance_type: "c4.2xlarge", max_wait: "1h", checkpoint_s3_uri: "/tmp/ckpt", environment: "NOEQUALS", role_arn: "role/x" }, { train: "/tmp" }).join("\n");
-  for (const expected of [/instance_type c4\.2xlarge is not a SageMaker instance type/, /max_wait applies to spot training only/, /checkpoint_s3_uri must be an s3:\/\//, /environment: "NOEQUALS" is not KEY=VALUE/, /role_arn role\/x is not an IAM role ARN/, /input train: SageMaker reads inputs from S3/]) {
+  const said = problemsOf(
+    { instance_type: "c4.2xlarge", max_wait: "1h", checkpoint_s3_uri: "/tmp/ckpt", environment: "NOEQUALS", role_arn: "role/x" },
+    { train: "/tmp" },
+  ).join("\n");
+  for (const expected of [
+    /instance_type c4\.2xlarge is not a SageMaker instance type/,
+    /max_wait applies to spot training only/,
+    /checkpoint_s3_uri must be an s3:\/\//,
+    /environment: "NOEQUALS" is not KEY=VALUE/,
+    /role_arn role\/x is not an IAM role ARN/,
+    /input train: SageMaker reads inputs from S3/,
+  ]) {
     assert.match(said, expected);
   }
-  assert.match(problemsOf({ use_spot: true, max_runtime: "2h", max_wait: "1h" }).join("\n"), /max_wait \(3600s\) must be at least config.max_runtime \(7200s\)/);
+  assert.match(
+    problemsOf({ use_spot: true, max_runtime: "2h", max_wait: "1h" }).join("\n"),
+    /max_wait \(3600s\) must be at least config.max_runtime \(7200s\)/,
+  );
 });
 
 test("bad input: an output path that is not s3:// is refused on sagemaker", () => {
   const dir = writeTree({ "train.py": "" });
-  assert.throws(() => buildSpec({ artifact: "train.py", backend: "sagemaker", config: { output_path: "./out" } }, dir), (err: UserError) => /must be an s3:\/\/ location on SageMaker/.test(err.message));
-  assert.throws(() => buildSpec({ artifact: "train.py", backend: "sagemaker" }, dir), (err: UserError) => /output_path is required/.test([err.message, ...err.details].join("\n")));
+  assert.throws(
+    () => buildSpec({ artifact: "train.py", backend: "sagemaker", config: { output_path: "./out" } }, dir),
+    (err: UserError) => /must be an s3:\/\/ location on SageMaker/.test(err.message),
+  );
+  assert.throws(
+    () => buildSpec({ artifact: "train.py", backend: "sagemaker" }, dir),
+    (err: UserError) => /output_path is required/.test([err.message, ...err.details].join("\n")),
+  );
 });
 
 test("repository names come from the artifact, in ECR's alphabet", () => {
   const named = spec({}, { "My Train.py": "" });
-  assert.equal(repositoryName(named), `alekseylearn/${path.basename(named.artifact.dir).toLowerCase().replace(/[^a-z0-9]+/g, "-")}-my-train`, "the project's folder, then the file's stem");
+  assert.equal(
+    repositoryName(named),
+    `alekseylearn/${path
+      .basename(named.artifact.dir)
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")}-my-train`,
+    "the project's folder, then the file's stem",
+  );
   assert.equal(repositoryName(spec({ repository: "team/model" })), "team/model");
 });
 
@@ -99,8 +154,13 @@ test("job states follow TrainingJobStatus and SecondaryStatus", () => {
 
 test("Dockerfile: environment before code, so a code change reinstalls nothing; notebooks get their runner", () => {
   const script = dockerfileFor(spec({}), "python:3.11-slim");
-  const order = ["FROM python:3.11-slim", "COPY requirements.txt", "pip install", "COPY alekseylearn_entrypoint.py", "COPY . /opt/ml/code", "ENTRYPOINT"].map((part) => script.indexOf(part));
-  assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), script);
+  const order = ["FROM python:3.11-slim", "COPY requirements.txt", "pip install", "COPY alekseylearn_entrypoint.py", "COPY . /opt/ml/code", "ENTRYPOINT"].map(
+    (part) => script.indexOf(part),
+  );
+  assert.ok(
+    order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
+    script,
+  );
   assert.match(script, /ALEKSEYLEARN_ENTRY="train.py" ALEKSEYLEARN_KIND=script/);
   const notebook = dockerfileFor(spec({}, { "nb.ipynb": "{}", "requirements.txt": "" }), "python:3.11-slim");
   assert.match(notebook, /pip install .* nbclient ipykernel/);
@@ -120,7 +180,15 @@ test("build context: sorted, timeless, no caches; generated files added; an envi
   const entries: { path: string; mtime: number }[] = [];
   await tar.t({ file, onReadEntry: (entry) => entries.push({ path: entry.path, mtime: entry.mtime?.getTime() ?? 0 }) });
   const names = entries.map((entry) => entry.path.replace(/\/$/, ""));
-  assert.deepEqual(names.filter((name) => !name.includes("/") || name.startsWith(".alekseylearn/") || name.startsWith("lib/")).sort(), [".alekseylearn", ".alekseylearn/reqs.txt", "Dockerfile", "alekseylearn_entrypoint.py", "lib", "lib/util.py", "train.py"]);
+  assert.deepEqual(names.filter((name) => !name.includes("/") || name.startsWith(".alekseylearn/") || name.startsWith("lib/")).sort(), [
+    ".alekseylearn",
+    ".alekseylearn/reqs.txt",
+    "Dockerfile",
+    "alekseylearn_entrypoint.py",
+    "lib",
+    "lib/util.py",
+    "train.py",
+  ]);
   assert.ok(entries.every((entry) => entry.mtime === 0));
   assert.ok(!names.some((name) => name.includes("__pycache__") || name.includes(".git")));
   const again = `${file}.2`;
@@ -131,26 +199,64 @@ test("build context: sorted, timeless, no caches; generated files added; an envi
 test("pip index settings reach the build only over http(s) and without credentials", () => {
   const warnings: string[] = [];
   // A file:// index is not passed as it is: the build is given it over http (the folder above it is served).
-  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "http://127.0.0.1:9/simple", PIP_EXTRA_INDEX_URL: "file:///opt/pypi/simple" }, (m) => warnings.push(m)), { args: { PIP_INDEX_URL: "http://127.0.0.1:9/simple" }, serve: [{ key: "PIP_EXTRA_INDEX_URL", folder: "/opt/pypi", path: "/simple/" }] });
-  assert.deepEqual(pipBuildArgs({ PIP_INDEX_URL: "https://user:secret@pypi.example/simple" }, (m) => warnings.push(m)), { args: {}, serve: [] });
+  assert.deepEqual(
+    pipBuildArgs({ PIP_INDEX_URL: "http://127.0.0.1:9/simple", PIP_EXTRA_INDEX_URL: "file:///opt/pypi/simple" }, (m) => warnings.push(m)),
+    { args: { PIP_INDEX_URL: "http://127.0.0.1:9/simple" }, serve: [{ key: "PIP_EXTRA_INDEX_URL", folder: "/opt/pypi", path: "/simple/" }] },
+  );
+  assert.deepEqual(
+    pipBuildArgs({ PIP_INDEX_URL: "https://user:secret@pypi.example/simple" }, (m) => warnings.push(m)),
+    { args: {}, serve: [] },
+  );
   assert.ok(warnings.length === 1 && !warnings[0]!.includes("secret"));
 });
 
 test("docker run for a training container: train, /opt/ml mounted, env values never on the command line", () => {
-  const args = trainingRunArgs({ image: "img@sha256:1", name: "alekseylearn-j", ml: "/tmp/ml", mounts: [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }], env: { TOKEN: "secret" } });
-  assert.deepEqual(args, ["run", "--rm", "--name", "alekseylearn-j", "--network", "host", "--volume", "/tmp/ml/checkpoints:/opt/ml/checkpoints", "--volume", "/tmp/ml/input:/opt/ml/input", "--volume", "/tmp/ml/model:/opt/ml/model", "--volume", "/tmp/ml/output:/opt/ml/output", "--volume", "/data:/opt/ml/input/data/train:ro", "--env", "TOKEN", "img@sha256:1", "train"]);
+  const args = trainingRunArgs({
+    image: "img@sha256:1",
+    name: "alekseylearn-j",
+    ml: "/tmp/ml",
+    mounts: [{ host: "/data", inside: "/opt/ml/input/data/train", readOnly: true }],
+    env: { TOKEN: "secret" },
+  });
+  assert.deepEqual(args, [
+    "run",
+    "--rm",
+    "--name",
+    "alekseylearn-j",
+    "--network",
+    "host",
+    "--volume",
+    "/tmp/ml/checkpoints:/opt/ml/checkpoints",
+    "--volume",
+    "/tmp/ml/input:/opt/ml/input",
+    "--volume",
+    "/tmp/ml/model:/opt/ml/model",
+    "--volume",
+    "/tmp/ml/output:/opt/ml/output",
+    "--volume",
+    "/data:/opt/ml/input/data/train:ro",
+    "--env",
+    "TOKEN",
+    "img@sha256:1",
+    "train",
+  ]);
 });
 
 test("the role: trusted by SageMaker only, allowed the job's S3 paths, alekseylearn images, its logs and metrics", () => {
   assert.deepEqual(TRUST_POLICY.Statement[0]!.Principal, { Service: "sagemaker.amazonaws.com" });
   const s = spec({ checkpoint_s3_uri: "s3://other/ckpt/" }, undefined, { inputs: { train: "s3://data/train" } });
-  const policy = rolePolicy(s, { account: "123456789012", region: "eu-west-1", partition: "aws" }) as { Statement: { Sid: string; Resource: string | string[]; Action: string | string[] }[] };
+  const policy = rolePolicy(s, { account: "123456789012", region: "eu-west-1", partition: "aws" }) as {
+    Statement: { Sid: string; Resource: string | string[]; Action: string | string[] }[];
+  };
   const by = Object.fromEntries(policy.Statement.map((statement) => [statement.Sid, statement]));
   // An input is every key starting with it, as SageMaker reads an S3Prefix channel; outputs and checkpoints are written below theirs.
   assert.deepEqual(by.JobData!.Resource, ["arn:aws:s3:::bucket/sagemaker/runs/*", "arn:aws:s3:::data/train*", "arn:aws:s3:::other/ckpt/*"]);
   assert.deepEqual(by.JobBuckets!.Resource, ["arn:aws:s3:::bucket", "arn:aws:s3:::data", "arn:aws:s3:::other"]);
   assert.deepEqual(by.ImagePull!.Resource, ["arn:aws:ecr:eu-west-1:123456789012:repository/alekseylearn/*"]);
-  assert.deepEqual(by.Logs!.Resource, ["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs:*"]);
+  assert.deepEqual(by.Logs!.Resource, [
+    "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs",
+    "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs:*",
+  ]);
   assert.equal(by.Metrics!.Action, "cloudwatch:PutMetricData");
   assert.ok(!JSON.stringify(policy).includes('"*:*"') && !JSON.stringify(policy).includes('"s3:*"'));
 });
@@ -166,7 +272,13 @@ test(".dockerignore is read as Docker reads it: excluded files are not packed, e
   assert.equal(isIgnored(rules, "build/out.o"), true);
   assert.equal(isIgnored(rules, "train.py"), false);
 
-  const root = writeTree({ "proj/train.py": "", "proj/data/big.bin": "x".repeat(1000), "proj/train.csv": "", "proj/keep.csv": "", "proj/.dockerignore": "data\n*.csv\n!keep.csv\nDockerfile\n" });
+  const root = writeTree({
+    "proj/train.py": "",
+    "proj/data/big.bin": "x".repeat(1000),
+    "proj/train.csv": "",
+    "proj/keep.csv": "",
+    "proj/.dockerignore": "data\n*.csv\n!keep.csv\nDockerfile\n",
+  });
   const s = buildSpec({ artifact: "proj/train.py", config: { output_path: OUT } }, root);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
   await writeBuildContext(s, "python:3.11-slim", file);
@@ -188,8 +300,16 @@ test("a spec is held to SageMaker's limits before anything is built: counts, len
   assert.match(problemsOfSpec({}, { hyperparameters: many }).join("\n"), /HyperParameters: at most 100 entries/);
   assert.match(problemsOfSpec({ environment: ["MY-VAR=1"] }).join("\n"), /Environment\{key "MY-VAR"\}: "MY-VAR" does not match \[a-zA-Z_\]\[a-zA-Z0-9_\]\*/);
   assert.match(problemsOfSpec({}, { hyperparameters: { note: "x".repeat(2501) } }).join("\n"), /HyperParameters\.note: at most 2500 characters/);
-  assert.match(problemsOfSpec({}, { hyperparameters: { note: "two\nlines" } }).join("\n"), /HyperParameters\.note: .* does not match \.\*/, "SageMaker matches the whole value, and . stops at a newline");
-  assert.match(problemsOfSpec({ tags: Array.from({ length: 50 }, (_, i) => `t${i}=v`) }).join("\n"), /Tags: at most 50 items/, "alekseylearn's own two tags count too");
+  assert.match(
+    problemsOfSpec({}, { hyperparameters: { note: "two\nlines" } }).join("\n"),
+    /HyperParameters\.note: .* does not match \.\*/,
+    "SageMaker matches the whole value, and . stops at a newline",
+  );
+  assert.match(
+    problemsOfSpec({ tags: Array.from({ length: 50 }, (_, i) => `t${i}=v`) }).join("\n"),
+    /Tags: at most 50 items/,
+    "alekseylearn's own two tags count too",
+  );
   assert.match(problemsOfSpec({ repository: `alekseylearn/${"r".repeat(250)}` }).join("\n"), /AlgorithmSpecification\.TrainingImage: at most 255 characters/);
   assert.deepEqual(problemsOfSpec({ environment: ["WANDB_MODE=offline"], tags: ["team=ml"] }, { hyperparameters: { "learning-rate": "0.10" } }), []);
 });

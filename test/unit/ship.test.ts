@@ -56,18 +56,35 @@ function secretProject(secret: string): Record<string, string> {
 }
 
 const EXPECTED_SECRETS = [
-  ".aws/", ".docker/config.json", ".env", ".env.production", ".gnupg/", ".netrc", ".pypirc", ".ssh/",
-  "certs/server.pem", "config/deploy.ini", "credentials-prod.json", "gcp/sa.json", "kaggle.json", "keys/id_ed25519", "notes/old-key.txt", "tls.key",
+  ".aws/",
+  ".docker/config.json",
+  ".env",
+  ".env.production",
+  ".gnupg/",
+  ".netrc",
+  ".pypirc",
+  ".ssh/",
+  "certs/server.pem",
+  "config/deploy.ini",
+  "credentials-prod.json",
+  "gcp/sa.json",
+  "kaggle.json",
+  "keys/id_ed25519",
+  "notes/old-key.txt",
+  "tls.key",
 ];
 
 /** Every byte of every entry of a tar (plain or gzip), names included, as one string. */
 async function tarText(file: string): Promise<{ names: string[]; text: string }> {
   const names: string[] = [];
   const chunks: Buffer[] = [];
-  await tar.t({ file, onReadEntry: (entry) => {
-    names.push(entry.path.replace(/\/$/, ""));
-    entry.on("data", (chunk: Buffer) => chunks.push(chunk));
-  } });
+  await tar.t({
+    file,
+    onReadEntry: (entry) => {
+      names.push(entry.path.replace(/\/$/, ""));
+      entry.on("data", (chunk: Buffer) => chunks.push(chunk));
+    },
+  });
   const raw = fs.readFileSync(file);
   const whole = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
   return { names: names.sort(), text: Buffer.concat([...chunks, whole]).toString("latin1") };
@@ -83,7 +100,11 @@ test("secrets never ship: the refusal list keeps each one out of the SageMaker b
   assert.ok(!shipment.folders.some((folder) => [".aws", ".ssh", ".gnupg", ".docker", "certs", "gcp"].includes(folder)), shipment.folders.join());
 
   const warnings: string[] = [];
-  reportShipment(shipment, (message) => warnings.push(message), () => {});
+  reportShipment(
+    shipment,
+    (message) => warnings.push(message),
+    () => {},
+  );
   assert.equal(warnings.length, EXPECTED_SECRETS.length, "one warning per secret");
   for (const secretPath of EXPECTED_SECRETS) assert.equal(warnings.filter((w) => w.includes(` ${secretPath}:`)).length, 1, secretPath);
   assert.ok(!warnings.join("\n").includes(secret), "a warning names the path only");
@@ -102,7 +123,10 @@ test("secrets never ship: the refusal list keeps each one out of the SageMaker b
   await packCode(kaggleSpec, archive, { env: {}, reporter: { info() {}, warn() {}, jobLine() {} } });
   const code = await tarText(archive);
   assert.ok(!code.text.includes(secret), "no canary in the Kaggle code dataset");
-  assert.deepEqual(code.names.filter((name) => !name.includes("/") && name !== "lib" && name !== "keys"), ["id_to_label.json", "requirements.txt", "train.py"]);
+  assert.deepEqual(
+    code.names.filter((name) => !name.includes("/") && name !== "lib" && name !== "keys"),
+    ["id_to_label.json", "requirements.txt", "train.py"],
+  );
 });
 
 test("only an explicit ! in .alekseylearnignore brings a secret back; .dockerignore cannot", () => {
@@ -145,13 +169,20 @@ test(".gitignore applies in a git work tree, counted once; .alekseylearnignore h
   assert.deepEqual(after.gitignored, { files: 4, bytes: 1000 + 24 + 4 + 4 });
   assert.deepEqual(after.secrets, []);
   const said: string[] = [];
-  reportShipment(after, (m) => said.push(m), (m) => said.push(m));
+  reportShipment(
+    after,
+    (m) => said.push(m),
+    (m) => said.push(m),
+  );
   assert.deepEqual(said, [".gitignore kept 4 files (1032 bytes) from shipping."]);
 });
 
 test("an entry the rules keep out is a clear error before anything is packed", () => {
   const root = writeTree({ "train.py": "", ".dockerignore": "*.py\n" });
-  assert.throws(() => shippedFiles(root, { entry: "train.py" }), (err: unknown) => err instanceof UserError && /train\.py would not ship/.test(err.message) && /!train\.py/.test(err.hint ?? ""));
+  assert.throws(
+    () => shippedFiles(root, { entry: "train.py" }),
+    (err: unknown) => err instanceof UserError && /train\.py would not ship/.test(err.message) && /!train\.py/.test(err.hint ?? ""),
+  );
 });
 
 test("requirements: lines with a credential in a URL never ship; the image build and Kaggle refuse such an environment with a hint", async () => {
@@ -166,10 +197,17 @@ test("requirements: lines with a credential in a URL never ship; the image build
 
   const root = writeTree({ "proj/train.py": "", "proj/requirements.txt": requirements, "proj/tools/requirements-dev.txt": requirements });
   // SageMaker refuses it while checking the spec, before anything; the build itself refuses it too (the local container runner).
-  assert.throws(() => buildSpec({ artifact: "proj/train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, root), (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line) && !line.includes(secret)));
+  assert.throws(
+    () => buildSpec({ artifact: "proj/train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, root),
+    (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line) && !line.includes(secret)),
+  );
   const spec = buildSpec({ artifact: "proj/train.py", backend: "local", config: { runner: "docker" } }, root);
   const context = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
-  await assert.rejects(writeBuildContext(spec, "python:3.11-slim", context), (err: unknown) => err instanceof UserError && /credential in a URL/.test(err.message) && /pip download/.test(err.hint ?? "") && !err.message.includes(secret));
+  await assert.rejects(
+    writeBuildContext(spec, "python:3.11-slim", context),
+    (err: unknown) =>
+      err instanceof UserError && /credential in a URL/.test(err.message) && /pip download/.test(err.hint ?? "") && !err.message.includes(secret),
+  );
   assert.ok(!fs.existsSync(context), "nothing is packed");
 
   // A requirements file that is not the job's environment ships, cleaned.
@@ -180,7 +218,15 @@ test("requirements: lines with a credential in a URL never ship; the image build
   assert.ok(packed.names.includes("tools/requirements-dev.txt"));
   assert.ok(!packed.text.includes(secret), "no canary in the build context");
 
-  assert.throws(() => buildSpec({ artifact: "proj/train.py", backend: "kaggle" }, root), (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line)));
+  assert.throws(
+    () => buildSpec({ artifact: "proj/train.py", backend: "kaggle" }, root),
+    (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line)),
+  );
   const kaggleSpec = buildSpecFor(kaggleBackend, { artifact: "proj/train.py" }, other);
-  assert.ok(!JSON.stringify(saveKernelRequest({ ...kaggleSpec, environment: { ...kaggleSpec.environment!, content: requirements } }, "tester", { text: "" })).includes(secret), "the kernel's source holds no credential");
+  assert.ok(
+    !JSON.stringify(saveKernelRequest({ ...kaggleSpec, environment: { ...kaggleSpec.environment!, content: requirements } }, "tester", { text: "" })).includes(
+      secret,
+    ),
+    "the kernel's source holds no credential",
+  );
 });

@@ -124,11 +124,15 @@ const EXACT = { id: "12345678901234567890", lr: "0.10", huge: "1e400", zero: "00
 test("hyperparameters keep the text typed, from flags, alekseylearn.yml and pyproject.toml alike", () => {
   const flags = writeTree({ "train.py": SCRIPT });
   assert.deepEqual(buildSpec({ artifact: "train.py", hyperparameters: EXACT }, flags).hyperparameters, EXACT);
-  const yaml = writeTree({ "train.py": SCRIPT, "alekseylearn.yml": "hyperparameters:\n  id: 12345678901234567890\n  lr: 0.10\n  huge: 1e400\n  zero: 007\n  list: [1, 2]\n  flag: true\n  name: \"adam\"\n" });
+  const yaml = writeTree({
+    "train.py": SCRIPT,
+    "alekseylearn.yml": 'hyperparameters:\n  id: 12345678901234567890\n  lr: 0.10\n  huge: 1e400\n  zero: 007\n  list: [1, 2]\n  flag: true\n  name: "adam"\n',
+  });
   assert.deepEqual(buildSpec({ artifact: "train.py" }, yaml).hyperparameters, EXACT);
   const toml = writeTree({
     "train.py": SCRIPT,
-    "pyproject.toml": '[tool.alekseylearn.hyperparameters]\nid = 12345678901234567890\nlr = 0.10 # the usual\nhuge = 1e400\nflag = true\nname = "adam"\n\n[tool.other]\nlr = 5\n',
+    "pyproject.toml":
+      '[tool.alekseylearn.hyperparameters]\nid = 12345678901234567890\nlr = 0.10 # the usual\nhuge = 1e400\nflag = true\nname = "adam"\n\n[tool.other]\nlr = 5\n',
   });
   assert.deepEqual(buildSpec({ artifact: "train.py" }, toml).hyperparameters, { id: EXACT.id, lr: "0.10", huge: "1e400", flag: "true", name: "adam" });
   const inline = writeTree({ "train.py": SCRIPT, "pyproject.toml": "[tool.alekseylearn]\nhyperparameters = { lr = 0.10, epochs = 5 }\n" });

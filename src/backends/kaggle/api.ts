@@ -120,7 +120,13 @@ export function logEvents(text: string): LogEvent[] {
 }
 
 /** POST `body` to `service/method` at `endpoint`, signed with `authorization` when given: the status and the parsed answer (undefined when not JSON). */
-export async function postKaggle(endpoint: string, service: string, method: string, body: object, authorization?: string): Promise<{ status: number; answer: unknown; text: string; retryAfter: number }> {
+export async function postKaggle(
+  endpoint: string,
+  service: string,
+  method: string,
+  body: object,
+  authorization?: string,
+): Promise<{ status: number; answer: unknown; text: string; retryAfter: number }> {
   const response = await fetch(`${endpoint.replace(/\/+$/, "")}/v1/${service}/${method}`, {
     method: "POST",
     headers: { "Content-Type": "application/json", "User-Agent": "alekseylearn", ...(authorization ? { Authorization: authorization } : {}) },
@@ -155,7 +161,10 @@ export class KaggleApi {
           await sleep(500 * 2 ** attempt);
           continue;
         }
-        throw failure(`Cannot reach the Kaggle API at ${this.endpoint}: ${(err as Error).cause ?? (err as Error).message}.`, "Check the network connection; nothing was changed on Kaggle.");
+        throw failure(
+          `Cannot reach the Kaggle API at ${this.endpoint}: ${(err as Error).cause ?? (err as Error).message}.`,
+          "Check the network connection; nothing was changed on Kaggle.",
+        );
       }
       const { status, answer: parsed, text, retryAfter } = reply;
       const message = (parsed as { message?: string } | undefined)?.message ?? text.slice(0, 200);
@@ -183,7 +192,10 @@ export class KaggleApi {
     const url = `${this.endpoint.replace(/\/+$/, "")}/v1/kernels/logs/stream/${encodeURIComponent(owner)}/${encodeURIComponent(slug)}`;
     let response: Response;
     try {
-      response = await fetch(url, { headers: { Accept: "text/event-stream, */*", Authorization: authorization(this.credentials), "User-Agent": "alekseylearn" }, ...(signal ? { signal } : {}) });
+      response = await fetch(url, {
+        headers: { Accept: "text/event-stream, */*", Authorization: authorization(this.credentials), "User-Agent": "alekseylearn" },
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
       if (signal?.aborted) return (async function* () {})();
       throw failure(`Cannot reach the Kaggle API at ${this.endpoint}: ${(err as Error).cause ?? (err as Error).message}.`, "Check the network connection.");
@@ -194,7 +206,11 @@ export class KaggleApi {
     }
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
-      throw new UserError(`Kaggle refused to show the log of ${owner}/${slug} to the credentials from ${this.credentials.source} (${response.status}).`, CREATE_TOKEN_HINT, 1);
+      throw new UserError(
+        `Kaggle refused to show the log of ${owner}/${slug} to the credentials from ${this.credentials.source} (${response.status}).`,
+        CREATE_TOKEN_HINT,
+        1,
+      );
     }
     if (!response.ok || !response.body) throw failure(`Kaggle's log stream of ${owner}/${slug} failed (${response.status}).`);
     if (!(response.headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream")) return logEvents(await response.text());
@@ -206,7 +222,8 @@ export class KaggleApi {
     if (this.credentials.username) return this.credentials.username;
     if (this.credentials.kind !== "token") throw new UserError(`The Kaggle credentials from ${this.credentials.source} name no user.`, CREATE_TOKEN_HINT, 1);
     const answer = await this.call<{ active?: boolean; username?: string }>("security.OAuthService", "IntrospectToken", { token: this.credentials.token });
-    if (!answer.active || !answer.username) throw new UserError(`The Kaggle token from ${this.credentials.source} is not active (expired or revoked).`, CREATE_TOKEN_HINT, 1);
+    if (!answer.active || !answer.username)
+      throw new UserError(`The Kaggle token from ${this.credentials.source} is not active (expired or revoked).`, CREATE_TOKEN_HINT, 1);
     return answer.username;
   }
 
@@ -219,7 +236,12 @@ export class KaggleApi {
   }
 
   sessionOutput(userName: string, kernelSlug: string, pageToken?: string, pageSize?: number): Promise<SessionOutputPage> {
-    return this.call("kernels.KernelsApiService", "ListKernelSessionOutput", { userName, kernelSlug, ...(pageSize ? { pageSize } : {}), ...(pageToken ? { pageToken } : {}) });
+    return this.call("kernels.KernelsApiService", "ListKernelSessionOutput", {
+      userName,
+      kernelSlug,
+      ...(pageSize ? { pageSize } : {}),
+      ...(pageToken ? { pageToken } : {}),
+    });
   }
 
   /** Every output file of a session, following pagination to the end, and the log (from the first page). */
@@ -244,12 +266,23 @@ export class KaggleApi {
     return this.call("blobs.BlobApiService", "StartBlobUpload", { type: "DATASET", name, contentLength, lastModifiedEpochSeconds });
   }
 
-  createDataset(request: { ownerSlug: string; slug: string; title: string; isPrivate: boolean; licenseName: string; files: Array<{ token: string }> }): Promise<CreateDatasetResponse> {
+  createDataset(request: {
+    ownerSlug: string;
+    slug: string;
+    title: string;
+    isPrivate: boolean;
+    licenseName: string;
+    files: Array<{ token: string }>;
+  }): Promise<CreateDatasetResponse> {
     return this.call("datasets.DatasetApiService", "CreateDataset", request);
   }
 
   createDatasetVersion(ownerSlug: string, datasetSlug: string, fileToken: string, versionNotes: string): Promise<CreateDatasetResponse> {
-    return this.call("datasets.DatasetApiService", "CreateDatasetVersion", { ownerSlug, datasetSlug, body: { versionNotes, deleteOldVersions: false, files: [{ token: fileToken }] } });
+    return this.call("datasets.DatasetApiService", "CreateDatasetVersion", {
+      ownerSlug,
+      datasetSlug,
+      body: { versionNotes, deleteOldVersions: false, files: [{ token: fileToken }] },
+    });
   }
 
   datasetStatus(ownerSlug: string, datasetSlug: string): Promise<{ status?: string }> {

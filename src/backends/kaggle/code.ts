@@ -21,8 +21,16 @@ const READY_TIMEOUT_MS = 10 * 60_000;
 /** Pack what ships of the artifact's folder (ship.ts: ignore files, no secrets) as a gzip tar at `archive`; what the rules kept out is said through the reporter. */
 export async function packCode(spec: JobSpec, archive: string, ctx: Pick<Context, "env" | "reporter">): Promise<void> {
   const envFile = spec.environment ? path.relative(spec.artifact.dir, spec.environment.path).split(path.sep).join("/") : undefined;
-  const shipment = shippedFiles(spec.artifact.dir, { env: ctx.env, entry: spec.artifact.entry, requirements: envFile && !envFile.startsWith("..") ? [envFile] : [] });
-  reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
+  const shipment = shippedFiles(spec.artifact.dir, {
+    env: ctx.env,
+    entry: spec.artifact.entry,
+    requirements: envFile && !envFile.startsWith("..") ? [envFile] : [],
+  });
+  reportShipment(
+    shipment,
+    (message) => ctx.reporter.warn(message),
+    (message) => ctx.reporter.info(message),
+  );
   const plain = `${archive}.tar`;
   try {
     packShipment(shipment, plain);
@@ -55,9 +63,10 @@ export async function uploadCode(api: KaggleApi, owner: string, slug: string, sp
     } catch {
       current = undefined;
     }
-    const created = current !== undefined
-      ? await api.createDatasetVersion(owner, datasetSlug, blob.token, "code for an alekseylearn run")
-      : await api.createDataset(createCodeDatasetRequest(owner, slug, blob.token));
+    const created =
+      current !== undefined
+        ? await api.createDatasetVersion(owner, datasetSlug, blob.token, "code for an alekseylearn run")
+        : await api.createDataset(createCodeDatasetRequest(owner, slug, blob.token));
     if (created.error) throw failure(`Kaggle refused the code dataset ${owner}/${datasetSlug}: ${created.error}`);
     const expected = (current ?? 0) + 1;
 
@@ -71,7 +80,11 @@ export async function uploadCode(api: KaggleApi, owner: string, slug: string, sp
         const version = (await api.dataset(owner, datasetSlug)).currentVersionNumber ?? 0;
         if (version >= expected) return `${owner}/${datasetSlug}`;
       }
-      if (Date.now() - started > READY_TIMEOUT_MS) throw failure(`Version ${expected} of the code dataset ${owner}/${datasetSlug} was not ready after 10 minutes.`, "Run again later; Kaggle is still processing it.");
+      if (Date.now() - started > READY_TIMEOUT_MS)
+        throw failure(
+          `Version ${expected} of the code dataset ${owner}/${datasetSlug} was not ready after 10 minutes.`,
+          "Run again later; Kaggle is still processing it.",
+        );
       await sleep(wait, undefined, { signal: ctx.signal });
     }
   } finally {

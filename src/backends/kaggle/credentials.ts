@@ -22,11 +22,11 @@ import { postKaggle } from "./api.js";
 
 /** How requests are signed, who they act for, and where the secret came from (for messages). */
 export type KaggleCredentials =
-  | { kind: "token"; token: string; source: string; username?: string }
-  | { kind: "key"; username: string; key: string; source: string };
+  { kind: "token"; token: string; source: string; username?: string } | { kind: "key"; username: string; key: string; source: string };
 
 /** Where to create credentials, for the message when there are none. */
-export const CREATE_TOKEN_HINT = "Create an API token at https://www.kaggle.com/settings (API section), then set KAGGLE_API_TOKEN, or save kaggle.json in ~/.kaggle (chmod 600), or run `kaggle auth login`.";
+export const CREATE_TOKEN_HINT =
+  "Create an API token at https://www.kaggle.com/settings (API section), then set KAGGLE_API_TOKEN, or save kaggle.json in ~/.kaggle (chmod 600), or run `kaggle auth login`.";
 
 /** How long before its expiry an OAuth access token is refreshed: a job is followed for a while with it. */
 const REFRESH_MARGIN_MS = 30 * 60_000;
@@ -79,7 +79,10 @@ async function introspect(endpoint: string, token: string): Promise<string | und
   try {
     reply = await postKaggle(endpoint, "security.OAuthService", "IntrospectToken", { token }, `Bearer ${token}`);
   } catch (err) {
-    throw failure(`Cannot reach the Kaggle API at ${endpoint}: ${(err as Error).cause ?? (err as Error).message}.`, "Check the network connection; nothing was changed on Kaggle.");
+    throw failure(
+      `Cannot reach the Kaggle API at ${endpoint}: ${(err as Error).cause ?? (err as Error).message}.`,
+      "Check the network connection; nothing was changed on Kaggle.",
+    );
   }
   // As the CLI: 400, 401, 403 and 404 mean the token is no good; other failures are Kaggle's.
   if ([400, 401, 403, 404].includes(reply.status)) return undefined;
@@ -98,13 +101,17 @@ function legacyKey(env: Env, warn: (message: string) => void): KaggleCredentials
     try {
       fromFile = JSON.parse(text) as typeof fromFile;
     } catch {
-      throw new UserError(`${file} is not valid JSON.`, "It should read {\"username\": \"...\", \"key\": \"...\"}; download a fresh one from https://www.kaggle.com/settings.");
+      throw new UserError(
+        `${file} is not valid JSON.`,
+        'It should read {"username": "...", "key": "..."}; download a fresh one from https://www.kaggle.com/settings.',
+      );
     }
   }
   const username = env.KAGGLE_USERNAME || (typeof fromFile.username === "string" ? fromFile.username : "");
   const key = env.KAGGLE_KEY || (typeof fromFile.key === "string" ? fromFile.key : "");
   if (username && key) return { kind: "key", username, key, source: env.KAGGLE_USERNAME && env.KAGGLE_KEY ? "KAGGLE_USERNAME and KAGGLE_KEY" : file };
-  if (text && !env.KAGGLE_USERNAME && !env.KAGGLE_KEY) throw new UserError(`${file} has no username and key.`, "Download a fresh kaggle.json from https://www.kaggle.com/settings.");
+  if (text && !env.KAGGLE_USERNAME && !env.KAGGLE_KEY)
+    throw new UserError(`${file} has no username and key.`, "Download a fresh kaggle.json from https://www.kaggle.com/settings.");
   return undefined;
 }
 
@@ -141,18 +148,34 @@ async function oauth(env: Env, endpoint: string, warn: (message: string) => void
   }
   let reply: Awaited<ReturnType<typeof postKaggle>>;
   try {
-    reply = await postKaggle(endpoint, "users.AccountService", "GenerateAccessToken", { refreshToken: saved.refresh_token, apiVersion: "API_VERSION_V1", expirationDuration: ACCESS_TOKEN_LIFETIME });
+    reply = await postKaggle(endpoint, "users.AccountService", "GenerateAccessToken", {
+      refreshToken: saved.refresh_token,
+      apiVersion: "API_VERSION_V1",
+      expirationDuration: ACCESS_TOKEN_LIFETIME,
+    });
   } catch (err) {
-    throw failure(`Cannot reach the Kaggle API at ${endpoint}: ${(err as Error).cause ?? (err as Error).message}.`, "Check the network connection; nothing was changed on Kaggle.");
+    throw failure(
+      `Cannot reach the Kaggle API at ${endpoint}: ${(err as Error).cause ?? (err as Error).message}.`,
+      "Check the network connection; nothing was changed on Kaggle.",
+    );
   }
   if (reply.status === 401) {
     warn(`Kaggle refused the OAuth credentials in ${file} (the login has expired or was revoked); run \`kaggle auth login\` again.`);
     return undefined;
   }
   const answer = reply.answer as { token?: string; expiresIn?: number; userName?: string } | undefined;
-  if (reply.status !== 200 || !answer?.token) throw failure(`Kaggle's GenerateAccessToken failed (${reply.status}) while refreshing the OAuth credentials in ${file}.`, "Try again in a minute, or run `kaggle auth login` again.");
+  if (reply.status !== 200 || !answer?.token)
+    throw failure(
+      `Kaggle's GenerateAccessToken failed (${reply.status}) while refreshing the OAuth credentials in ${file}.`,
+      "Try again in a minute, or run `kaggle auth login` again.",
+    );
   const username = saved.username || answer.userName || undefined;
-  const refreshed: OAuthFile = { ...saved, access_token: answer.token, access_token_expiration: pythonIsoTime(new Date(Date.now() + (answer.expiresIn ?? 43_200) * 1000)), ...(username ? { username } : {}) };
+  const refreshed: OAuthFile = {
+    ...saved,
+    access_token: answer.token,
+    access_token_expiration: pythonIsoTime(new Date(Date.now() + (answer.expiresIn ?? 43_200) * 1000)),
+    ...(username ? { username } : {}),
+  };
   // Saved back as the CLI saves it (mode 600), through a temporary file so a crash never leaves half a file.
   const temporary = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(temporary, JSON.stringify(refreshed, null, 2), { mode: 0o600 });

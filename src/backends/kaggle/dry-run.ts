@@ -22,7 +22,11 @@ export async function planKaggle(job: KaggleJob, ctx: Context): Promise<Submissi
   const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
   const placeholders: string[] = [];
   const credentials = credentialsWithoutAsking(ctx.env, (message) => ctx.reporter.warn(message));
-  if (!credentials) throw new UserError("No Kaggle credentials found (KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME and KAGGLE_KEY, kaggle.json, or ~/.kaggle/credentials.json from `kaggle auth login`).", CREATE_TOKEN_HINT);
+  if (!credentials)
+    throw new UserError(
+      "No Kaggle credentials found (KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME and KAGGLE_KEY, kaggle.json, or ~/.kaggle/credentials.json from `kaggle auth login`).",
+      CREATE_TOKEN_HINT,
+    );
   let owner = credentials.username;
   checks.done.push(`credentials: from ${credentials.source} (not sent, nor checked: a dry run makes no request)`);
   if (!owner) {
@@ -34,13 +38,24 @@ export async function planKaggle(job: KaggleJob, ctx: Context): Promise<Submissi
   let codeDataset: string | undefined;
   if (spec.artifact.isFolder) {
     codeDataset = `${owner}/${codeDatasetSlug(slug)}`;
-    placeholders.push("the blob upload token in CreateDataset (Kaggle gives it when code.tar.gz is uploaded); a dataset that exists gets CreateDatasetVersion instead");
+    placeholders.push(
+      "the blob upload token in CreateDataset (Kaggle gives it when code.tar.gz is uploaded); a dataset that exists gets CreateDatasetVersion instead",
+    );
     requests.push({ api: "kaggle", operation: "CreateDataset", request: createCodeDatasetRequest(owner, slug, "<blob upload token>") });
   }
   const text = fs.readFileSync(path.join(spec.artifact.dir, spec.artifact.entry), "utf8");
   const shipment = spec.artifact.isFolder ? jobShipment(spec, ctx.env) : undefined;
-  if (shipment) reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
-  requests.push({ api: "kaggle", operation: "SaveKernel", request: saveKernelRequest(spec, owner, { text, jobName: job.name, ...(codeDataset ? { codeDataset } : {}) }) });
+  if (shipment)
+    reportShipment(
+      shipment,
+      (message) => ctx.reporter.warn(message),
+      (message) => ctx.reporter.info(message),
+    );
+  requests.push({
+    api: "kaggle",
+    operation: "SaveKernel",
+    request: saveKernelRequest(spec, owner, { text, jobName: job.name, ...(codeDataset ? { codeDataset } : {}) }),
+  });
   return {
     backend: "kaggle",
     job: job.name,

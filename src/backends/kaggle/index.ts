@@ -46,7 +46,9 @@ const NEW_RUN_GRACE_MS = 60_000;
 /** The lines of a Kaggle session log: a JSON list of {stream_name, time, data}, or plain text from older servers. */
 export function logLines(log: string | undefined): string[] {
   if (!log) return [];
-  const text = logEvents(log).map((event) => event.data ?? "").join("");
+  const text = logEvents(log)
+    .map((event) => event.data ?? "")
+    .join("");
   return text.replace(/\n$/, "").split(/\r?\n/);
 }
 
@@ -111,7 +113,10 @@ export const kaggleBackend = {
     const response = await api.saveKernel(request);
     if (response.error) {
       const quota = /quota|gpu|tpu|accelerator/i.test(response.error);
-      throw failure(`Kaggle refused the kernel ${owner}/${slug}: ${response.error}`, quota ? "Check your weekly GPU/TPU quota and phone verification at https://www.kaggle.com/settings, or run with --config.accelerator=none." : undefined);
+      throw failure(
+        `Kaggle refused the kernel ${owner}/${slug}: ${response.error}`,
+        quota ? "Check your weekly GPU/TPU quota and phone verification at https://www.kaggle.com/settings, or run with --config.accelerator=none." : undefined,
+      );
     }
     const invalid = [
       ...(response.invalidDatasetSources ?? []).map((s) => `dataset ${s}`),
@@ -123,7 +128,11 @@ export const kaggleBackend = {
     if (invalid.length) {
       options.record({ provider }); // the version was pushed: the job knows its kernel, though it failed here
 
-      throw failure(`Kaggle does not know ${invalid.length === 1 ? "this source" : "these sources"} of ${owner}/${slug}:`, "Fix the names (OWNER/SLUG, as in the source's URL) and run again; the kernel version was pushed without them.", invalid.map((s) => `- ${s}`));
+      throw failure(
+        `Kaggle does not know ${invalid.length === 1 ? "this source" : "these sources"} of ${owner}/${slug}:`,
+        "Fix the names (OWNER/SLUG, as in the source's URL) and run again; the kernel version was pushed without them.",
+        invalid.map((s) => `- ${s}`),
+      );
     }
     ctx.reporter.info(`Kernel ${owner}/${slug} version ${response.versionNumber ?? "?"}: ${response.url ?? ""}`);
     return { state: "queued", jobOutput: `kaggle://${owner}/${slug}`, provider };

@@ -30,17 +30,23 @@ export function outputDestination(fileName: string): string | undefined {
 async function download(url: string, file: string): Promise<void> {
   // Output URLs are signed by Kaggle: they are fetched without our credentials, which must not travel to a storage host.
   const response = await fetch(url);
-  if (!response.ok || !response.body) throw failure(`Downloading ${path.basename(file)} from Kaggle failed (${response.status}).`, "Fetch again; files already fetched are kept as they are.");
+  if (!response.ok || !response.body)
+    throw failure(`Downloading ${path.basename(file)} from Kaggle failed (${response.status}).`, "Fetch again; files already fetched are kept as they are.");
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await pipeline(Readable.fromWeb(response.body as import("node:stream/web").ReadableStream), fs.createWriteStream(file));
   const expected = Number(response.headers.get("content-length"));
-  if (expected && fs.statSync(file).size !== expected) throw failure(`${path.basename(file)} arrived short (${fs.statSync(file).size} of ${expected} bytes).`, "Fetch again.");
+  if (expected && fs.statSync(file).size !== expected)
+    throw failure(`${path.basename(file)} arrived short (${fs.statSync(file).size} of ${expected} bytes).`, "Fetch again.");
 }
 
 /** Download the output of OWNER/SLUG's latest session into `to`; returns the files written, relative to `to`. */
 export async function fetchKernelOutput(api: KaggleApi, owner: string, slug: string, to: string, overwrite: boolean, ctx: Context): Promise<string[]> {
   const { files } = await api.allSessionOutput(owner, slug);
-  if (!files.length) throw failure(`Kernel ${owner}/${slug} has no output files.`, "Its model is what it writes to /opt/ml/model (SM_MODEL_DIR); check its log with `alekseylearn logs JOB`.");
+  if (!files.length)
+    throw failure(
+      `Kernel ${owner}/${slug} has no output files.`,
+      "Its model is what it writes to /opt/ml/model (SM_MODEL_DIR); check its log with `alekseylearn logs JOB`.",
+    );
   const unsafe = files.filter((file) => !outputDestination(file.fileName));
   if (unsafe.length) throw failure(`Refusing to fetch ${owner}/${slug}: the output file name ${JSON.stringify(unsafe[0]!.fileName)} would land outside ${to}.`);
 

@@ -27,8 +27,10 @@ export function kernelName(spec: KaggleSpec): { title: string; slug: string; pro
     title = title.slice(0, MAX_TITLE).trim();
   }
   const slug = given.slug ?? slugify(title);
-  if (title.length < MIN_TITLE || title.length > MAX_TITLE) problems.push(`config.title must be ${MIN_TITLE} to ${MAX_TITLE} characters, got ${JSON.stringify(title)}`);
-  if (slugify(title) !== slug) problems.push(`config.slug ${JSON.stringify(slug)} must equal the slugified title ${JSON.stringify(slugify(title))} (Kaggle derives one from the other)`);
+  if (title.length < MIN_TITLE || title.length > MAX_TITLE)
+    problems.push(`config.title must be ${MIN_TITLE} to ${MAX_TITLE} characters, got ${JSON.stringify(title)}`);
+  if (slugify(title) !== slug)
+    problems.push(`config.slug ${JSON.stringify(slug)} must equal the slugified title ${JSON.stringify(slugify(title))} (Kaggle derives one from the other)`);
   return { title, slug, problems };
 }
 
@@ -37,7 +39,8 @@ export function acceleratorFields(accelerator: string): Pick<SaveKernelRequest, 
   if (accelerator === "none") return { enableGpu: false, enableTpu: false };
   if (accelerator === "gpu") return { enableGpu: true, enableTpu: false };
   if (accelerator === "tpu") return { enableGpu: false, enableTpu: true };
-  if (MACHINE_SHAPE.test(accelerator)) return { enableGpu: accelerator.startsWith("Nvidia"), enableTpu: accelerator.startsWith("Tpu"), machineShape: accelerator };
+  if (MACHINE_SHAPE.test(accelerator))
+    return { enableGpu: accelerator.startsWith("Nvidia"), enableTpu: accelerator.startsWith("Tpu"), machineShape: accelerator };
   return undefined;
 }
 
@@ -103,21 +106,39 @@ export function codeDatasetSlug(kernelSlug: string): string {
 }
 
 /** The CreateDataset request for a folder artifact's code dataset, given the upload's blob token. */
-export function createCodeDatasetRequest(owner: string, kernelSlug: string, fileToken: string): { ownerSlug: string; slug: string; title: string; isPrivate: boolean; licenseName: string; files: Array<{ token: string }> } {
-  return { ownerSlug: owner, slug: codeDatasetSlug(kernelSlug), title: `${kernelSlug} code`.slice(0, 50), isPrivate: true, licenseName: "unknown", files: [{ token: fileToken }] };
+export function createCodeDatasetRequest(
+  owner: string,
+  kernelSlug: string,
+  fileToken: string,
+): { ownerSlug: string; slug: string; title: string; isPrivate: boolean; licenseName: string; files: Array<{ token: string }> } {
+  return {
+    ownerSlug: owner,
+    slug: codeDatasetSlug(kernelSlug),
+    title: `${kernelSlug} code`.slice(0, 50),
+    isPrivate: true,
+    licenseName: "unknown",
+    files: [{ token: fileToken }],
+  };
 }
 
 /** Every reason the Kaggle backend cannot run `spec`. */
 export function kaggleProblems(spec: KaggleSpec): string[] {
   const problems = [...kernelName(spec).problems];
   if (spec.settings.instance_count > 1) problems.push("a Kaggle kernel runs on one machine; config.instance_count must be 1");
-  if (!acceleratorFields(spec.settings.accelerator)) problems.push(`config.accelerator must be none, gpu, tpu or a machine shape such as NvidiaTeslaT4, got ${JSON.stringify(spec.settings.accelerator)}`);
-  if (spec.environment?.kind === "conda") problems.push("Kaggle runs its own Python image and cannot build an environment.yml; pass a requirements.txt with --envfile");
+  if (!acceleratorFields(spec.settings.accelerator))
+    problems.push(`config.accelerator must be none, gpu, tpu or a machine shape such as NvidiaTeslaT4, got ${JSON.stringify(spec.settings.accelerator)}`);
+  if (spec.environment?.kind === "conda")
+    problems.push("Kaggle runs its own Python image and cannot build an environment.yml; pass a requirements.txt with --envfile");
   if (spec.environment?.kind === "requirements" && shippableRequirements(spec.environment.content).removed) {
-    problems.push(`${path.basename(spec.environment.path)} has a credential in a URL (a package index's password or token), which would be kept in the kernel's source on Kaggle; put the private packages in the folder as wheels (pip download -d wheels PACKAGE, then --find-links wheels) instead`);
+    problems.push(
+      `${path.basename(spec.environment.path)} has a credential in a URL (a package index's password or token), which would be kept in the kernel's source on Kaggle; put the private packages in the folder as wheels (pip download -d wheels PACKAGE, then --find-links wheels) instead`,
+    );
   }
   for (const [channel, location] of Object.entries(spec.inputs)) {
-    if (!datasetOfInput(location)) problems.push(`input ${channel}: a Kaggle kernel reads Kaggle datasets; write it as kaggle://OWNER/DATASET (upload local data as a dataset first), not ${location}`);
+    if (!datasetOfInput(location))
+      problems.push(
+        `input ${channel}: a Kaggle kernel reads Kaggle datasets; write it as kaggle://OWNER/DATASET (upload local data as a dataset first), not ${location}`,
+      );
   }
   return problems;
 }

@@ -144,7 +144,9 @@ export function scriptKernel(spec: PreambleSpec): string {
 
 /** A notebook kernel's text: the user's notebook with its outputs stripped and the preamble as its first cell. */
 export function notebookKernel(notebookJson: string, spec: PreambleSpec): string {
-  const notebook = JSON.parse(notebookJson) as { cells?: Array<{ cell_type?: string; source?: string | string[]; outputs?: unknown[]; execution_count?: number | null }> };
+  const notebook = JSON.parse(notebookJson) as {
+    cells?: Array<{ cell_type?: string; source?: string | string[]; outputs?: unknown[]; execution_count?: number | null }>;
+  };
   const cells = (notebook.cells ?? []).map((cell) => {
     // Kaggle wants each cell's source as one string, and the outputs of a previous run stripped.
     const source = Array.isArray(cell.source) ? cell.source.join("") : (cell.source ?? "");

@@ -17,7 +17,10 @@ export const kaggleSchema = {
   competition_sources: { type: { kind: "list" }, default: [], doc: "Competitions whose data is attached." },
   kernel_sources: { type: { kind: "list" }, default: [], doc: "Other kernels (OWNER/SLUG) whose output is attached." },
   model_sources: { type: { kind: "list" }, default: [], doc: "Models (OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]) attached." },
-  docker_image_pinning: { type: { kind: "enum", values: ["original", "latest"] as const }, doc: "Run on the kernel's original Docker image or the latest one." },
+  docker_image_pinning: {
+    type: { kind: "enum", values: ["original", "latest"] as const },
+    doc: "Run on the kernel's original Docker image or the latest one.",
+  },
   max_runtime: { type: { kind: "duration" }, doc: "Stop the session after this long (sessionTimeoutSeconds)." },
   poll_interval: { type: { kind: "number", min: 0.05 }, default: 10, doc: "Seconds between status checks while following; grows to 60." },
 } satisfies Schema;

@@ -68,7 +68,12 @@ async function containerSetup(job: LocalJob, ctx: Context): Promise<{ setup: Run
 }
 
 /** Start the run here, or under a detached supervisor (which records the run itself); returns what changed once it is under way. */
-function submitRun(job: LocalJob, how: { setup: RunSetup; provider: LocalProvider }, ctx: Context, options: SubmitOptions<LocalProvider>): JobChanges<LocalProvider> {
+function submitRun(
+  job: LocalJob,
+  how: { setup: RunSetup; provider: LocalProvider },
+  ctx: Context,
+  options: SubmitOptions<LocalProvider>,
+): JobChanges<LocalProvider> {
   const logFile = runPaths(ctx.stateDir, job.name).log;
   fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
   if (options.detach) return { pid: startSupervisor(job, how.setup, ctx), logFile, provider: how.provider };
@@ -100,7 +105,8 @@ export const localBackend = {
   check(spec) {
     const problems: string[] = [];
     if (spec.settings.instance_count > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
-    if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3") problems.push(`the local backend writes to a local folder or s3://, not ${spec.outputPath}`);
+    if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3")
+      problems.push(`the local backend writes to a local folder or s3://, not ${spec.outputPath}`);
     for (const [channel, location] of Object.entries(spec.inputs)) {
       if (schemeOf(location)) problems.push(`input ${channel}: the local backend reads local files and folders, not ${location}`);
       else if (!fs.existsSync(location)) problems.push(`input ${channel}: ${location} does not exist`);
@@ -115,13 +121,18 @@ export const localBackend = {
     if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options);
     const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH);
     if (!sandbox.bwrap) {
-      if (spec.settings.sandbox === "bwrap") throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
+      if (spec.settings.sandbox === "bwrap")
+        throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
       if (spec.settings.sandbox === "auto") {
-        ctx.reporter.warn(`${sandbox.reason}: the job finds its folders through SM_MODEL_DIR and the other SM_* variables only; a script that writes to /opt/ml directly will fail. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml.`);
+        ctx.reporter.warn(
+          `${sandbox.reason}: the job finds its folders through SM_MODEL_DIR and the other SM_* variables only; a script that writes to /opt/ml directly will fail. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml.`,
+        );
       }
     }
     if (!sandbox.bwrap && hostMlWritable()) {
-      ctx.reporter.warn("Without a sandbox, a script that hard-codes /opt/ml writes into this machine's /opt/ml (you may write there); alekseylearn names what it wrote afterwards. $SM_MODEL_DIR and the other SM_* variables point at the job's own folder.");
+      ctx.reporter.warn(
+        "Without a sandbox, a script that hard-codes /opt/ml writes into this machine's /opt/ml (you may write there); alekseylearn names what it wrote afterwards. $SM_MODEL_DIR and the other SM_* variables point at the job's own folder.",
+      );
     }
     const started = Date.now();
     const environment = await ensureEnvironment(

@@ -35,7 +35,10 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
     const choice = chooseSandbox(settings.sandbox, ctx.env.PATH);
     sandbox = choice.bwrap ? "bwrap" : `none (${choice.reason})`;
     checks.done.push(`sandbox: ${sandbox}`);
-    const location = environmentLocation({ ...(spec.environment ? { file: spec.environment } : {}), python: settings.python, extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] }, ctx);
+    const location = environmentLocation(
+      { ...(spec.environment ? { file: spec.environment } : {}), python: settings.python, extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
+      ctx,
+    );
     checks.done.push(location.ready ? `environment: cached at ${location.dir}` : `environment: not cached; it would be created at ${location.dir}`);
     python = location.ready ? `${location.dir}/bin/python` : settings.python;
   } else {
@@ -60,7 +63,10 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
           sandbox,
           workingDir: spec.artifact.dir,
           environmentFile: spec.environment?.path ?? null,
-          command: spec.artifact.kind === "script" ? ["python", "-u", spec.artifact.entry, ...args] : ["python", "-u", "alekseylearn_run_notebook.py", spec.artifact.entry],
+          command:
+            spec.artifact.kind === "script"
+              ? ["python", "-u", spec.artifact.entry, ...args]
+              : ["python", "-u", "alekseylearn_run_notebook.py", spec.artifact.entry],
           inputs: spec.inputs,
           configFiles,
           environment: contract?.env ?? {},

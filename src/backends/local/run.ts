@@ -123,7 +123,11 @@ function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof 
     // The image's entrypoint sets the SM_* variables itself, as it does on SageMaker.
     const containerEnv = { TRAINING_JOB_NAME: job.name, ...jobSettingsEnv(job.spec.settings.hyperparameter_args) };
     const gpus = countGpus(ctx.env.PATH) > 0;
-    return { program: "docker", args: trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, env: containerEnv, gpus }), env: { ...ctx.env, ...containerEnv } };
+    return {
+      program: "docker",
+      args: trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, env: containerEnv, gpus }),
+      env: { ...ctx.env, ...containerEnv },
+    };
   }
   const run = artifactCommand(job, setup.python, paths.dir, root);
   const env = { ...ctx.env, ...run.env };
@@ -186,10 +190,13 @@ function stopper(job: LocalJob, setup: RunSetup, running: Running, grace: number
       return;
     }
     void running.init.then((pid) => send(pid, "SIGTERM"));
-    killTimer = setTimeout(() => {
-      void running.init.then((pid) => send(pid, "SIGKILL"));
-      send(running.group && -running.group, "SIGKILL");
-    }, (grace + 5) * 1000);
+    killTimer = setTimeout(
+      () => {
+        void running.init.then((pid) => send(pid, "SIGKILL"));
+        send(running.group && -running.group, "SIGKILL");
+      },
+      (grace + 5) * 1000,
+    );
   };
   return { stop, done: () => clearTimeout(killTimer) };
 }
@@ -220,7 +227,9 @@ function keepLeftBehind(dir: string, before: ReturnType<typeof snapshot>, ml: st
   if (!files.length) return;
   keepWorkingFiles(dir, files, path.join(ml, "output", "data"));
   const shown = files.slice(0, 10).join(", ") + (files.length > 10 ? `, … (${files.length - 10} more)` : "");
-  log.write(`[alekseylearn] warning: the job wrote ${files.length} file(s) into ${dir}: ${shown}. They stay there, and are kept in output.tar.gz under ${WORKING}/ (only /opt/ml/model is the model).\n`);
+  log.write(
+    `[alekseylearn] warning: the job wrote ${files.length} file(s) into ${dir}: ${shown}. They stay there, and are kept in output.tar.gz under ${WORKING}/ (only /opt/ml/model is the model).\n`,
+  );
 }
 
 /**
@@ -237,7 +246,13 @@ function hostMlWatch(): { report: (log: fs.WriteStream) => void } | undefined {
   return {
     report: (log) => {
       const written = fs.existsSync(ML_ROOT) ? leftBehind(before, snapshot(ML_ROOT)) : [];
-      if (written.length) log.write(`[alekseylearn] warning: the job wrote into this machine's ${ML_ROOT} (config.sandbox=none): ${written.slice(0, 10).map((file) => `${ML_ROOT}/${file}`).join(", ")}. Use $SM_MODEL_DIR and the other SM_* variables, or bubblewrap for a private /opt/ml.\n`);
+      if (written.length)
+        log.write(
+          `[alekseylearn] warning: the job wrote into this machine's ${ML_ROOT} (config.sandbox=none): ${written
+            .slice(0, 10)
+            .map((file) => `${ML_ROOT}/${file}`)
+            .join(", ")}. Use $SM_MODEL_DIR and the other SM_* variables, or bubblewrap for a private /opt/ml.\n`,
+        );
     },
   };
 }
@@ -247,14 +262,25 @@ function outcome(result: Awaited<Running["exited"]>, stopping: boolean, program:
   if (result.error) return { state: "failed", reason: `could not start ${program}: ${result.error.message}` };
   if (stopping) return { state: "stopped", reason: "stopped by request" };
   if (result.code === 0) return { state: "completed" };
-  return { state: "failed", reason: readFailureFile(ml) ?? (result.code !== null ? `the training process exited with code ${result.code}` : `the training process was killed by ${result.signal}`) };
+  return {
+    state: "failed",
+    reason:
+      readFailureFile(ml) ??
+      (result.code !== null ? `the training process exited with code ${result.code}` : `the training process was killed by ${result.signal}`),
+  };
 }
 
 /**
  * Run `job` to its end and return its final record; `record` saves what changes as it goes (jobs/ owns the
  * records). Aborting `signal` stops the job (see `stopper`). Never throws for the job's own failures: they end up in the record.
  */
-export async function runLocalJob(job: LocalJob, setup: RunSetup, ctx: Context, signal: AbortSignal, record: (changes: JobChanges) => JobRecord): Promise<JobRecord> {
+export async function runLocalJob(
+  job: LocalJob,
+  setup: RunSetup,
+  ctx: Context,
+  signal: AbortSignal,
+  record: (changes: JobChanges) => JobRecord,
+): Promise<JobRecord> {
   const paths = runPaths(ctx.stateDir, job.name);
   const log = fs.createWriteStream(paths.log, { flags: "a" });
   let logOpen = true;
@@ -287,7 +313,13 @@ export async function runLocalJob(job: LocalJob, setup: RunSetup, ctx: Context, 
     if (workingDir && before) keepLeftBehind(workingDir, before, paths.ml, log);
     if (hostMl) hostMl.report(log);
     const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
-    const changes: JobChanges = { state, endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason, ...(await packOutputs(job, paths, state, ctx)) };
+    const changes: JobChanges = {
+      state,
+      endedAt: new Date().toISOString(),
+      exitCode: result.code ?? undefined,
+      reason,
+      ...(await packOutputs(job, paths, state, ctx)),
+    };
     // A finished job's files now live in its output path; a failed or stopped one keeps its folder for inspection.
     if (state === "completed") fs.rmSync(paths.ml, { recursive: true, force: true });
     await closeLog();

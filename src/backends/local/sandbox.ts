@@ -26,12 +26,19 @@ export interface Mount {
  */
 export function bwrapArgs(mlDir: string, mounts: readonly Mount[], optEntries: readonly string[], command: readonly string[], infoFd?: number): string[] {
   return [
-    "--dev-bind", "/", "/",
-    "--unshare-pid", "--as-pid-1",
-    "--proc", "/proc",
-    "--tmpfs", "/opt",
+    "--dev-bind",
+    "/",
+    "/",
+    "--unshare-pid",
+    "--as-pid-1",
+    "--proc",
+    "/proc",
+    "--tmpfs",
+    "/opt",
     ...optEntries.filter((entry) => entry !== "ml").flatMap((entry) => ["--dev-bind", `/opt/${entry}`, `/opt/${entry}`]),
-    "--bind", mlDir, ML_ROOT,
+    "--bind",
+    mlDir,
+    ML_ROOT,
     ...mounts.flatMap((mount) => [mount.readOnly ? "--ro-bind" : "--bind", mount.host, mount.inside]),
     "--die-with-parent",
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
@@ -72,7 +79,10 @@ export function chooseSandbox(setting: string, pathVar: string | undefined): San
   if (setting === "none") return { reason: "config.sandbox=none" };
   const bwrap = which("bwrap", pathVar);
   if (!bwrap) return { reason: "bubblewrap (bwrap) is not installed" };
-  const probe = spawnSync(bwrap, ["--dev-bind", "/", "/", "--unshare-pid", "--as-pid-1", "--proc", "/proc", "--tmpfs", "/opt", "true"], { encoding: "utf8", timeout: 10_000 });
+  const probe = spawnSync(bwrap, ["--dev-bind", "/", "/", "--unshare-pid", "--as-pid-1", "--proc", "/proc", "--tmpfs", "/opt", "true"], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
   if (probe.status !== 0) return { reason: `bwrap cannot create a sandbox here (${(probe.stderr || probe.error?.message || "").trim()})` };
   return { bwrap };
 }

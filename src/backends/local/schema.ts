@@ -19,8 +19,16 @@ export const localSchema = {
     default: "process",
     doc: "process: run with this machine's Python; docker: build the image SageMaker would run and run it with `train`, /opt/ml mounted from the job's folder.",
   },
-  base_image: { type: { kind: "string" }, default: "auto", doc: "With runner=docker: the image the job's image is built on (auto: python:3.11-slim, micromamba for environment.yml)." },
-  platform: { type: { kind: "string" }, default: "auto", doc: "With runner=docker: the platform the image is built for (linux/amd64 is SageMaker's); auto: this Docker's own." },
+  base_image: {
+    type: { kind: "string" },
+    default: "auto",
+    doc: "With runner=docker: the image the job's image is built on (auto: python:3.11-slim, micromamba for environment.yml).",
+  },
+  platform: {
+    type: { kind: "string" },
+    default: "auto",
+    doc: "With runner=docker: the platform the image is built for (linux/amd64 is SageMaker's); auto: this Docker's own.",
+  },
   stop_timeout: {
     type: { kind: "duration" },
     default: 30,

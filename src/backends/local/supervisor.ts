@@ -19,4 +19,6 @@ const store = new JobStore(stateDir);
 const saved = store.update(name, { pid: process.pid });
 // The record's settings, typed again by the local schema (they were validated by it when the job was made).
 const job = { ...saved, spec: { ...saved.spec, settings: validateSettings(localSchema, saved.spec.settings, "the local backend").settings } };
-await runLocalJob(job, setup, { cwd: process.cwd(), env: process.env, stateDir, cacheDir, reporter: silentReporter }, controller.signal, (changes) => store.update(name, changes));
+await runLocalJob(job, setup, { cwd: process.cwd(), env: process.env, stateDir, cacheDir, reporter: silentReporter }, controller.signal, (changes) =>
+  store.update(name, changes),
+);

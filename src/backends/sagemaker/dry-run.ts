@@ -26,7 +26,10 @@ import { checkRolePermissions, resolveRole, roleDeniedError } from "./role.js";
 export async function planSageMaker(job: SageMakerJob, ctx: Context): Promise<SubmissionPlan> {
   const { spec } = job;
   const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
-  const placeholders = [`the image digest ${PLACEHOLDERS.digest} (known once the image is built and pushed)`, `the submission id ${PLACEHOLDERS.submission} (made at submission)`];
+  const placeholders = [
+    `the image digest ${PLACEHOLDERS.digest} (known once the image is built and pushed)`,
+    `the submission id ${PLACEHOLDERS.submission} (made at submission)`,
+  ];
   const repository = repositoryName(spec);
   const requests: ProviderRequest[] = [];
   let image: string;
@@ -48,7 +51,9 @@ export async function planSageMaker(job: SageMakerJob, ctx: Context): Promise<Su
     const existing = await findRepository(repository, ctx);
     checks.done.push(`ecr:DescribeRepositories: ${existing ? `${repository} exists` : `${repository} does not exist yet; it would be created`}`);
     if (!existing) requests.push({ api: "ecr", operation: "CreateRepository", request: createRepositoryRequest(repository) });
-    image = existing ? `${registryOverride(existing, ctx.env)}@${PLACEHOLDERS.digest}` : imageReference({ account, region: aws.region, ...(ctx.env.ALEKSEYLEARN_REGISTRY ? { registry: ctx.env.ALEKSEYLEARN_REGISTRY } : {}) }, repository);
+    image = existing
+      ? `${registryOverride(existing, ctx.env)}@${PLACEHOLDERS.digest}`
+      : imageReference({ account, region: aws.region, ...(ctx.env.ALEKSEYLEARN_REGISTRY ? { registry: ctx.env.ALEKSEYLEARN_REGISTRY } : {}) }, repository);
   } else {
     const region = awsRegion(ctx.env);
     checks.skipped.push("no AWS credentials found: who you are (STS), the role (IAM), the output bucket (S3) and the image repository (ECR) were not checked");
@@ -58,12 +63,21 @@ export async function planSageMaker(job: SageMakerJob, ctx: Context): Promise<Su
   }
   const request = trainingJobRequest(spec, { name: job.name, image, roleArn, submissionId: PLACEHOLDERS.submission, version: VERSION });
   const problems = requestProblems(request);
-  if (problems.length) throw failure(`The training job would be refused by SageMaker:`, "Change the settings named above.", problems.map((problem) => `- ${problem}`));
+  if (problems.length)
+    throw failure(
+      `The training job would be refused by SageMaker:`,
+      "Change the settings named above.",
+      problems.map((problem) => `- ${problem}`),
+    );
   checks.done.push("the CreateTrainingJob request is within every limit and pattern of SageMaker's published API model");
   requests.push({ api: "sagemaker", operation: "CreateTrainingJob", request });
   const base = baseImageFor(spec, spec.settings.base_image, isGpuInstance(spec.settings.instance_type));
   const shipment = jobShipment(spec, ctx.env);
-  reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
+  reportShipment(
+    shipment,
+    (message) => ctx.reporter.warn(message),
+    (message) => ctx.reporter.info(message),
+  );
   return {
     backend: "sagemaker",
     job: job.name,

@@ -48,12 +48,20 @@ function schemeOf(host: string): string {
 /** Docker's image manifest (schema 2), the one manifest type SageMaker pulls. */
 export const DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json";
 /** Every manifest type a push may leave, for the Accept header of a read-back. */
-const ANY_MANIFEST = [DOCKER_MANIFEST_V2, "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json"].join(", ");
+const ANY_MANIFEST = [
+  DOCKER_MANIFEST_V2,
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.oci.image.index.v1+json",
+].join(", ");
 
 /** Is `digest` of `repository` in the registry? (HEAD of its manifest with ECR's token.) */
 async function registryHas(host: string, repository: string, digest: string, token: string): Promise<boolean> {
   try {
-    const response = await fetch(`${schemeOf(host)}://${host}/v2/${repository}/manifests/${digest}`, { method: "HEAD", headers: { Authorization: `Basic ${token}`, Accept: ANY_MANIFEST } });
+    const response = await fetch(`${schemeOf(host)}://${host}/v2/${repository}/manifests/${digest}`, {
+      method: "HEAD",
+      headers: { Authorization: `Basic ${token}`, Accept: ANY_MANIFEST },
+    });
     return response.ok;
   } catch {
     return false;
@@ -71,11 +79,17 @@ export async function pushedImageProblems(host: string, repository: string, dige
   const headers = { Authorization: `Basic ${token}` };
   const answer = await fetch(`${base}/manifests/${digest}`, { headers: { ...headers, Accept: ANY_MANIFEST } });
   if (!answer.ok) return [`the registry does not give back its manifest (HTTP ${answer.status})`];
-  const manifest = (await answer.json()) as { mediaType?: string; config?: { digest?: string }; manifests?: Array<{ platform?: { os?: string; architecture?: string } }> };
+  const manifest = (await answer.json()) as {
+    mediaType?: string;
+    config?: { digest?: string };
+    manifests?: Array<{ platform?: { os?: string; architecture?: string } }>;
+  };
   const type = manifest.mediaType ?? answer.headers.get("content-type") ?? "";
   if (manifest.manifests) {
     const platforms = manifest.manifests.map((entry) => `${entry.platform?.os ?? "?"}/${entry.platform?.architecture ?? "?"}`);
-    return [`it is an image index (${type}: ${platforms.join(", ")}), as BuildKit pushes with provenance attestations or for several platforms; SageMaker needs one ${DOCKER_MANIFEST_V2}`];
+    return [
+      `it is an image index (${type}: ${platforms.join(", ")}), as BuildKit pushes with provenance attestations or for several platforms; SageMaker needs one ${DOCKER_MANIFEST_V2}`,
+    ];
   }
   const problems: string[] = [];
   if (type !== DOCKER_MANIFEST_V2) problems.push(`its manifest is ${type || "of no declared type"}; SageMaker pulls only ${DOCKER_MANIFEST_V2}`);
@@ -84,7 +98,8 @@ export async function pushedImageProblems(host: string, repository: string, dige
     if (!blob.ok) return [...problems, `the registry does not give back its config (HTTP ${blob.status})`];
     const config = (await blob.json()) as { os?: string; architecture?: string };
     const platform = `${config.os ?? "?"}/${config.architecture ?? "?"}`;
-    if (platform !== SAGEMAKER_PLATFORM) problems.push(`it is built for ${platform}; SageMaker training runs ${SAGEMAKER_PLATFORM} only (the job would fail with "exec format error")`);
+    if (platform !== SAGEMAKER_PLATFORM)
+      problems.push(`it is built for ${platform}; SageMaker training runs ${SAGEMAKER_PLATFORM} only (the job would fail with "exec format error")`);
   }
   return problems;
 }
@@ -169,7 +184,11 @@ async function authorization(ctx: Context): Promise<{ token: string; user: strin
  * resolved true: a Dockerfile that does not build, or a missing role, leaves
  * nothing behind in AWS.
  */
-export async function pushTrainingImage(spec: SageMakerSpec, ctx: Context, options: { gate?: Promise<boolean>; onBuildStarted?: () => void } = {}): Promise<PushedImage> {
+export async function pushTrainingImage(
+  spec: SageMakerSpec,
+  ctx: Context,
+  options: { gate?: Promise<boolean>; onBuildStarted?: () => void } = {},
+): Promise<PushedImage> {
   const repository = repositoryName(spec);
   const local = `${imageName(spec)}:latest`;
   let found: Promise<string | undefined> | undefined;
@@ -181,7 +200,11 @@ export async function pushTrainingImage(spec: SageMakerSpec, ctx: Context, optio
     for (const pending of [found, authorized]) pending.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
     options.onBuildStarted?.();
   };
-  const built = await buildTrainingImage(spec, { tag: local, gpu: isGpuInstance(spec.settings.instance_type), baseImage: spec.settings.base_image, platform: SAGEMAKER_PLATFORM, onStarted: askEcr }, ctx);
+  const built = await buildTrainingImage(
+    spec,
+    { tag: local, gpu: isGpuInstance(spec.settings.instance_type), baseImage: spec.settings.base_image, platform: SAGEMAKER_PLATFORM, onStarted: askEcr },
+    ctx,
+  );
   const gate = options.gate ?? Promise.resolve(true);
   if (!(await gate)) throw failure("Stopped before pushing: the checks before it failed.");
   const existing = await found!;

@@ -31,10 +31,14 @@ const WAITING = new Set(["Starting", "Pending", "LaunchingMLInstances", "Prepari
 /** The unified state of a SageMaker job. */
 export function stateOf(status: string | undefined, secondary: string | undefined): JobState {
   switch (status) {
-    case "Completed": return "completed";
-    case "Failed": return "failed";
-    case "Stopped": return "stopped";
-    default: return secondary && WAITING.has(secondary) ? "queued" : "running";
+    case "Completed":
+      return "completed";
+    case "Failed":
+      return "failed";
+    case "Stopped":
+      return "stopped";
+    default:
+      return secondary && WAITING.has(secondary) ? "queued" : "running";
   }
 }
 
@@ -51,7 +55,10 @@ export async function createJob(request: ReturnType<typeof trainingJobRequest>, 
     const arn = existing.TrainingJobArn ?? "";
     const tags = await sagemaker.send(new sdk.ListTagsCommand({ ResourceArn: arn }));
     if (tags.Tags?.some((tag) => tag.Key === SUBMISSION_TAG && tag.Value === submissionId)) return arn;
-    throw failure(`SageMaker already has a training job named ${request.TrainingJobName}.`, "Training job names are unique per account and region; pick another with --name.");
+    throw failure(
+      `SageMaker already has a training job named ${request.TrainingJobName}.`,
+      "Training job names are unique per account and region; pick another with --name.",
+    );
   }
 }
 
@@ -71,7 +78,13 @@ async function buildWhileChecking(spec: SageMakerSpec, ctx: Context): Promise<{ 
   const pushing = pushTrainingImage(spec, { ...ctx, signal }, { gate, onBuildStarted: buildStarted });
   pushing.catch(() => {}); // awaited below, after the checks
   // Loading the SDK modules holds the JavaScript thread: they load once Docker is building (or could not start).
-  await Promise.race([started, pushing.then(() => {}, () => {})]);
+  await Promise.race([
+    started,
+    pushing.then(
+      () => {},
+      () => {},
+    ),
+  ]);
   void aws.sagemaker().catch(() => {});
   try {
     await aws.identity();
@@ -138,17 +151,37 @@ export const sagemakerBackend = {
     if (role.verdict === "unknown") ctx.reporter.warn(`Could not check the role ${role.roleArn} against this job (${role.why}); going on.`);
     const { pushed, roleArn } = await buildWhileChecking(spec, ctx);
     if (/AmazonSageMaker-ExecutionRole/.test(roleArn) && !spec.outputPath.includes("sagemaker")) {
-      ctx.reporter.warn(`${roleArn} is a role SageMaker created, which may only write to S3 keys containing "sagemaker"; ${spec.outputPath} has no such part, so the model upload may be denied.`);
+      ctx.reporter.warn(
+        `${roleArn} is a role SageMaker created, which may only write to S3 keys containing "sagemaker"; ${spec.outputPath} has no such part, so the model upload may be denied.`,
+      );
     }
     const submission = randomUUID();
     const request = trainingJobRequest(spec, { name: job.name, image: pushed.image, roleArn, submissionId: submission, version: VERSION });
     // check() held the request to SageMaker's limits with stand-ins before the build; the real image reference and role are checked too.
     const problems = requestProblems(request);
-    if (problems.length) throw failure("The training job would be refused by SageMaker:", "Change the settings named above.", problems.map((problem) => `- ${problem}`));
-    ctx.reporter.info(`Creating the training job ${job.name} on ${request.ResourceConfig?.InstanceCount} × ${request.ResourceConfig?.InstanceType} in ${aws.region}…`);
+    if (problems.length)
+      throw failure(
+        "The training job would be refused by SageMaker:",
+        "Change the settings named above.",
+        problems.map((problem) => `- ${problem}`),
+      );
+    ctx.reporter.info(
+      `Creating the training job ${job.name} on ${request.ResourceConfig?.InstanceCount} × ${request.ResourceConfig?.InstanceType} in ${aws.region}…`,
+    );
     const arn = await whileRoleSettles(() => createJob(request, submission, ctx), role.verdict === "skipped" ? undefined : role.createdAt, ctx);
     if (options.detach) ctx.reporter.info(`Submitted ${arn}`);
-    return { state: "queued", provider: { arn, region: aws.region, image: pushed.image, role: roleArn, submission, layersPushed: String(pushed.layersPushed), stepsRun: String(pushed.stepsRun) } };
+    return {
+      state: "queued",
+      provider: {
+        arn,
+        region: aws.region,
+        image: pushed.image,
+        role: roleArn,
+        submission,
+        layersPushed: String(pushed.layersPushed),
+        stepsRun: String(pushed.stepsRun),
+      },
+    };
   },
 
   async describe(job, ctx) {
@@ -222,7 +255,15 @@ export const sagemakerBackend = {
     const outputPath = answer.OutputDataConfig?.S3OutputPath?.replace(/\/+$/, "") ?? "";
     const created = new Date(answer.CreationTime ?? Date.now()).toISOString();
     // What is known of a job started elsewhere: its settings as SageMaker reports them (the rest at their defaults); its code is not here.
-    const { settings } = validateSettings(sagemakerSchema, { instance_type: answer.ResourceConfig?.InstanceType ?? "", instance_count: answer.ResourceConfig?.InstanceCount ?? 1, use_spot: answer.EnableManagedSpotTraining ?? false }, "the sagemaker backend");
+    const { settings } = validateSettings(
+      sagemakerSchema,
+      {
+        instance_type: answer.ResourceConfig?.InstanceType ?? "",
+        instance_count: answer.ResourceConfig?.InstanceCount ?? 1,
+        use_spot: answer.EnableManagedSpotTraining ?? false,
+      },
+      "the sagemaker backend",
+    );
     const record: SageMakerJob = {
       name,
       backend: "sagemaker",
@@ -237,7 +278,12 @@ export const sagemakerBackend = {
       },
       createdAt: created,
       jobOutput: outputPath ? joinLocation(outputPath, name) : "",
-      provider: { arn: answer.TrainingJobArn ?? "", region: (await awsFor(ctx)).region, image: answer.AlgorithmSpecification?.TrainingImage ?? "", role: answer.RoleArn ?? "" },
+      provider: {
+        arn: answer.TrainingJobArn ?? "",
+        region: (await awsFor(ctx)).region,
+        image: answer.AlgorithmSpecification?.TrainingImage ?? "",
+        role: answer.RoleArn ?? "",
+      },
     };
     return { ...record, ...changesFrom(answer, record) };
   },

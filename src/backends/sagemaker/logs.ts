@@ -55,8 +55,11 @@ export class TrainingLog {
     const { client, sdk } = await (await awsFor(this.ctx)).logs();
     let nextToken: string | undefined;
     do {
-      const page = await this.call(() => client.send(new sdk.DescribeLogStreamsCommand({ logGroupName: LOG_GROUP, logStreamNamePrefix: `${this.jobName}/`, nextToken })));
-      for (const stream of page.logStreams ?? []) if (stream.logStreamName && !this.streams.has(stream.logStreamName)) this.streams.set(stream.logStreamName, undefined);
+      const page = await this.call(() =>
+        client.send(new sdk.DescribeLogStreamsCommand({ logGroupName: LOG_GROUP, logStreamNamePrefix: `${this.jobName}/`, nextToken })),
+      );
+      for (const stream of page.logStreams ?? [])
+        if (stream.logStreamName && !this.streams.has(stream.logStreamName)) this.streams.set(stream.logStreamName, undefined);
       nextToken = page.nextToken;
     } while (nextToken);
   }
@@ -80,7 +83,11 @@ export class TrainingLog {
       for (let pages = 0; pages < MAX_PAGES_PER_READ; pages++) {
         let page;
         try {
-          page = await this.call(() => client.send(new sdk.GetLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, startFromHead: true, ...(next ? { nextToken: next } : {}) })));
+          page = await this.call(() =>
+            client.send(
+              new sdk.GetLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stream, startFromHead: true, ...(next ? { nextToken: next } : {}) }),
+            ),
+          );
         } catch (err) {
           throw awsError(err, `reading the log of ${this.jobName}`);
         }

@@ -131,7 +131,8 @@ export function validate(model: Pick<Model, "shapes">, name: string, value: Json
           if (!ref) problems.push(`${child(key)}: not a member of ${shapeName}`);
           else walk(ref.shape, member, child(key));
         }
-        if (shape.union && Object.keys(item).length !== 1) problems.push(`${label}: exactly one member of ${shapeName} must be set, not ${Object.keys(item).length}`);
+        if (shape.union && Object.keys(item).length !== 1)
+          problems.push(`${label}: exactly one member of ${shapeName} must be set, not ${Object.keys(item).length}`);
         return;
       }
       case "list":
@@ -187,4 +188,3 @@ export function validate(model: Pick<Model, "shapes">, name: string, value: Json
   walk(name, value, where);
   return problems;
 }
-

@@ -35,13 +35,19 @@ export function imageReference(where: { account: string; region: string; registr
 }
 
 /** The CreateRepository request for a missing repository (ECR). */
-export function createRepositoryRequest(name: string): { repositoryName: string; imageScanningConfiguration: { scanOnPush: boolean }; tags: Array<{ Key: string; Value: string }> } {
+export function createRepositoryRequest(name: string): {
+  repositoryName: string;
+  imageScanningConfiguration: { scanOnPush: boolean };
+  tags: Array<{ Key: string; Value: string }>;
+} {
   return { repositoryName: name, imageScanningConfiguration: { scanOnPush: false }, tags: [{ Key: "alekseylearn:repository", Value: "training-images" }] };
 }
 
 /** Every way `request` breaks SageMaker's published limits and patterns for CreateTrainingJob (botocore's model): lengths, ranges, patterns, counts. */
 export function requestProblems(request: CreateTrainingJobRequest): string[] {
-  return validate({ shapes: SAGEMAKER_SHAPES }, "CreateTrainingJobRequest", request).map((problem) => `the CreateTrainingJob request breaks SageMaker's rules: ${problem}`);
+  return validate({ shapes: SAGEMAKER_SHAPES }, "CreateTrainingJobRequest", request).map(
+    (problem) => `the CreateTrainingJob request breaks SageMaker's rules: ${problem}`,
+  );
 }
 
 /** `KEY=VALUE` items as a record; `problems` gets one line per bad item. */
@@ -61,15 +67,22 @@ export function planProblems(spec: SageMakerSpec): string[] {
   const { settings } = spec;
   if (!spec.outputPath) problems.push("config.output_path is required on SageMaker: an s3://BUCKET/PREFIX where the model is written");
   else if (schemeOf(spec.outputPath) !== "s3") problems.push(`config.output_path must be an s3:// location on SageMaker, not ${spec.outputPath}`);
-  if (!isTrainingInstanceType(settings.instance_type)) problems.push(`config.instance_type ${settings.instance_type} is not a SageMaker instance type (like ml.c4.2xlarge or ml.g5.xlarge)`);
-  if (settings.checkpoint_s3_uri !== undefined && schemeOf(settings.checkpoint_s3_uri) !== "s3") problems.push(`config.checkpoint_s3_uri must be an s3:// location, not ${settings.checkpoint_s3_uri}`);
-  if (settings.max_wait !== undefined && !settings.use_spot) problems.push("config.max_wait applies to spot training only: add --config.use_spot=true, or drop it");
+  if (!isTrainingInstanceType(settings.instance_type))
+    problems.push(`config.instance_type ${settings.instance_type} is not a SageMaker instance type (like ml.c4.2xlarge or ml.g5.xlarge)`);
+  if (settings.checkpoint_s3_uri !== undefined && schemeOf(settings.checkpoint_s3_uri) !== "s3")
+    problems.push(`config.checkpoint_s3_uri must be an s3:// location, not ${settings.checkpoint_s3_uri}`);
+  if (settings.max_wait !== undefined && !settings.use_spot)
+    problems.push("config.max_wait applies to spot training only: add --config.use_spot=true, or drop it");
   if (settings.use_spot && settings.max_wait !== undefined && settings.max_wait < settings.max_runtime) {
     problems.push(`config.max_wait (${settings.max_wait}s) must be at least config.max_runtime (${settings.max_runtime}s)`);
   }
-  if (settings.role_arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(settings.role_arn)) problems.push(`config.role_arn ${settings.role_arn} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)`);
+  if (settings.role_arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(settings.role_arn))
+    problems.push(`config.role_arn ${settings.role_arn} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)`);
   for (const [channel, location] of Object.entries(spec.inputs)) {
-    if (schemeOf(location) !== "s3") problems.push(`input ${channel}: SageMaker reads inputs from S3; upload it (aws s3 cp --recursive ${location} s3://BUCKET/PREFIX) and pass --input.${channel}=s3://BUCKET/PREFIX`);
+    if (schemeOf(location) !== "s3")
+      problems.push(
+        `input ${channel}: SageMaker reads inputs from S3; upload it (aws s3 cp --recursive ${location} s3://BUCKET/PREFIX) and pass --input.${channel}=s3://BUCKET/PREFIX`,
+      );
     else if (!/^[A-Za-z0-9.\-_]+$/.test(channel)) problems.push(`input ${channel}: channel names are letters, digits, ., - and _`);
   }
   parsePairs(settings.environment, "environment", problems);
@@ -130,7 +143,11 @@ export function trainingJobRequest(spec: SageMakerSpec, inputs: TrainingJobInput
     AlgorithmSpecification: { TrainingImage: inputs.image, TrainingInputMode: "File" },
     RoleArn: inputs.roleArn,
     OutputDataConfig: { S3OutputPath: spec.outputPath.replace(/\/+$/, "") },
-    ResourceConfig: { InstanceType: isTrainingInstanceType(settings.instance_type) ? settings.instance_type : undefined, InstanceCount: settings.instance_count, VolumeSizeInGB: settings.volume_size_gb },
+    ResourceConfig: {
+      InstanceType: isTrainingInstanceType(settings.instance_type) ? settings.instance_type : undefined,
+      InstanceCount: settings.instance_count,
+      VolumeSizeInGB: settings.volume_size_gb,
+    },
     StoppingCondition: { MaxRuntimeInSeconds: maxRuntime, ...(spot ? { MaxWaitTimeInSeconds: settings.max_wait ?? maxRuntime } : {}) },
     HyperParameters: hyperparameterStrings(spec.hyperparameters),
     EnableManagedSpotTraining: spot,

@@ -35,7 +35,10 @@ const list = (value: string | string[] | undefined): string[] => (value === unde
 
 /** A policy pattern with `*` and `?` as a regular expression over the whole value. */
 function wildcard(pattern: string, ignoreCase: boolean): RegExp {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${source}$`, ignoreCase ? "is" : "s");
 }
 

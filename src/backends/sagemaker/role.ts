@@ -48,7 +48,12 @@ function objectPatterns(spec: SageMakerSpec, partition: string): string[] {
     return `arn:${partition}:s3:::${bucket}/${base}${below && base ? "/" : ""}*`;
   };
   const written = [spec.outputPath, ...(spec.settings.checkpoint_s3_uri ? [spec.settings.checkpoint_s3_uri] : [])];
-  return [...written.filter(isS3).map((location) => pattern(location, true)), ...Object.values(spec.inputs).filter(isS3).map((location) => pattern(location, false))];
+  return [
+    ...written.filter(isS3).map((location) => pattern(location, true)),
+    ...Object.values(spec.inputs)
+      .filter(isS3)
+      .map((location) => pattern(location, false)),
+  ];
 }
 
 function isS3(location: string): boolean {
@@ -57,7 +62,9 @@ function isS3(location: string): boolean {
 
 /** The buckets of the S3 locations a job of `spec` touches. */
 function bucketsOf(spec: SageMakerSpec): string[] {
-  return [spec.outputPath, ...Object.values(spec.inputs), ...(spec.settings.checkpoint_s3_uri ? [spec.settings.checkpoint_s3_uri] : [])].filter(isS3).map((location) => parseS3(location).bucket);
+  return [spec.outputPath, ...Object.values(spec.inputs), ...(spec.settings.checkpoint_s3_uri ? [spec.settings.checkpoint_s3_uri] : [])]
+    .filter(isS3)
+    .map((location) => parseS3(location).bucket);
 }
 
 /** The KMS key ARN of config.kms_key (a key ID, key ARN, alias name or alias ARN). */
@@ -116,14 +123,30 @@ export function rolePolicy(spec: SageMakerSpec, where: Where, existing?: PolicyD
   const statements: PolicyStatement[] = [
     { Sid: "JobData", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], Resource: objects },
     { Sid: "JobBuckets", Effect: "Allow", Action: ["s3:ListBucket", "s3:GetBucketLocation"], Resource: buckets },
-    { Sid: "ImagePull", Effect: "Allow", Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"], Resource: repositories },
+    {
+      Sid: "ImagePull",
+      Effect: "Allow",
+      Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+      Resource: repositories,
+    },
     { Sid: "ImageAuth", Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
-    { Sid: "Logs", Effect: "Allow", Action: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], Resource: [logGroup, `${logGroup}:*`] },
+    {
+      Sid: "Logs",
+      Effect: "Allow",
+      Action: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+      Resource: [logGroup, `${logGroup}:*`],
+    },
     // PutMetricData takes no resource-level permission: `*` is its only resource.
     { Sid: "Metrics", Effect: "Allow", Action: "cloudwatch:PutMetricData", Resource: "*" },
   ];
   // The model is encrypted with the key, and the volume's grant made with it (OutputDataConfig.KmsKeyId, ResourceConfig.VolumeKmsKeyId).
-  if (keys.length) statements.push({ Sid: "JobKeys", Effect: "Allow", Action: ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey"], Resource: keys });
+  if (keys.length)
+    statements.push({
+      Sid: "JobKeys",
+      Effect: "Allow",
+      Action: ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey"],
+      Resource: keys,
+    });
   return { Version: "2012-10-17", Statement: statements };
 }
 
@@ -173,7 +196,10 @@ export async function resolveRole(spec: SageMakerSpec, ctx: Context): Promise<st
   const name = spec.settings.role_name;
   const role = await findRole(name, ctx);
   if (role) return role.arn;
-  throw failure(`The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`, `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`);
+  throw failure(
+    `The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`,
+    `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`,
+  );
 }
 
 /** An IAM policy document as IAM returns it (URL-encoded JSON). */
@@ -217,15 +243,20 @@ export async function createRole(spec: SageMakerSpec, ctx: Context): Promise<{ a
   let arn = found?.arn;
   try {
     if (!arn) {
-      const made = await client.send(new sdk.CreateRoleCommand({
-        RoleName: name,
-        AssumeRolePolicyDocument: JSON.stringify(TRUST_POLICY),
-        Description: "Runs alekseylearn training jobs on SageMaker",
-        Tags: [{ Key: "alekseylearn:role", Value: "training" }],
-      }), { abortSignal: ctx.signal });
+      const made = await client.send(
+        new sdk.CreateRoleCommand({
+          RoleName: name,
+          AssumeRolePolicyDocument: JSON.stringify(TRUST_POLICY),
+          Description: "Runs alekseylearn training jobs on SageMaker",
+          Tags: [{ Key: "alekseylearn:role", Value: "training" }],
+        }),
+        { abortSignal: ctx.signal },
+      );
       arn = made.Role?.Arn ?? `arn:${where.partition}:iam::${where.account}:role/${name}`;
     }
-    await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME, PolicyDocument: JSON.stringify(policy) }), { abortSignal: ctx.signal });
+    await client.send(new sdk.PutRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME, PolicyDocument: JSON.stringify(policy) }), {
+      abortSignal: ctx.signal,
+    });
   } catch (err) {
     throw awsError(err, `creating the IAM role ${name}`);
   }
@@ -256,14 +287,22 @@ export function roleNeeds(spec: SageMakerSpec, where: Where, jobName: string): R
   const object = (bucket: string, key: string): string => `arn:${p}:s3:::${bucket}/${key}`;
   if (spec.outputPath.startsWith("s3://")) {
     const { bucket, key } = parseS3(spec.outputPath);
-    needs.push({ action: "s3:PutObject", resources: [object(bucket, `${key.replace(/\/+$/, "")}${key ? "/" : ""}${jobName}/output/model.tar.gz`)], why: `writing the model to ${spec.outputPath}` });
+    needs.push({
+      action: "s3:PutObject",
+      resources: [object(bucket, `${key.replace(/\/+$/, "")}${key ? "/" : ""}${jobName}/output/model.tar.gz`)],
+      why: `writing the model to ${spec.outputPath}`,
+    });
   }
   for (const [channel, location] of Object.entries(spec.inputs)) {
     if (!location.startsWith("s3://")) continue;
     const { bucket, key } = parseS3(location);
     needs.push({ action: "s3:ListBucket", resources: [`arn:${p}:s3:::${bucket}`], why: `listing input ${channel} (${location})` });
     // The input is a single object or a prefix: either grant lets SageMaker read it.
-    needs.push({ action: "s3:GetObject", resources: [object(bucket, key), object(bucket, `${key.replace(/\/+$/, "")}/part`)], why: `reading input ${channel} (${location})` });
+    needs.push({
+      action: "s3:GetObject",
+      resources: [object(bucket, key), object(bucket, `${key.replace(/\/+$/, "")}/part`)],
+      why: `reading input ${channel} (${location})`,
+    });
   }
   if (spec.settings.checkpoint_s3_uri) {
     const location = spec.settings.checkpoint_s3_uri;
@@ -273,7 +312,8 @@ export function roleNeeds(spec: SageMakerSpec, where: Where, jobName: string): R
     needs.push({ action: "s3:GetObject", resources: [file], why: `restoring checkpoints from ${location}` });
   }
   const repository = repositoryArn(repositoryName(spec), where);
-  for (const action of ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]) needs.push({ action, resources: [repository], why: `pulling the image from ${repositoryName(spec)}` });
+  for (const action of ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"])
+    needs.push({ action, resources: [repository], why: `pulling the image from ${repositoryName(spec)}` });
   needs.push({ action: "ecr:GetAuthorizationToken", resources: ["*"], why: "logging in to ECR to pull the image" });
   return needs;
 }
@@ -304,7 +344,9 @@ async function identityPolicies(name: string, ctx: Context): Promise<PolicyDocum
 async function managedPolicy(arn: string, ctx: Context): Promise<PolicyDocument> {
   const { client, sdk } = await (await awsFor(ctx)).iam();
   const policy = await client.send(new sdk.GetPolicyCommand({ PolicyArn: arn }), { abortSignal: ctx.signal });
-  const version = await client.send(new sdk.GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.Policy?.DefaultVersionId }), { abortSignal: ctx.signal });
+  const version = await client.send(new sdk.GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.Policy?.DefaultVersionId }), {
+    abortSignal: ctx.signal,
+  });
   return parseDocument(version.PolicyVersion?.Document) ?? { Statement: [] };
 }
 
@@ -356,7 +398,8 @@ export async function checkRolePermissions(spec: SageMakerSpec, ctx: Context, jo
   const roleArn = roleArnFor(spec, account, partition);
   if (spec.settings.check_role === false) return { verdict: "skipped", roleArn };
   const roleAccount = roleArn.split(":")[4];
-  if (roleAccount !== account) return { verdict: "unknown", roleArn, why: `the role is in account ${roleAccount}, not yours (${account}), so its policies cannot be read` };
+  if (roleAccount !== account)
+    return { verdict: "unknown", roleArn, why: `the role is in account ${roleAccount}, not yours (${account}), so its policies cannot be read` };
   const name = roleArn.split(":role/")[1]!.split("/").pop()!;
   const where = { account, partition, region: aws.region };
   let role: Awaited<ReturnType<typeof findRole>>;
@@ -364,13 +407,21 @@ export async function checkRolePermissions(spec: SageMakerSpec, ctx: Context, jo
   let boundary: PolicyDocument | undefined;
   try {
     role = await findRole(name, ctx);
-    if (!role) throw failure(`The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`, `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`);
+    if (!role)
+      throw failure(
+        `The IAM role ${name} does not exist in account ${account}; SageMaker runs the job as that role.`,
+        `Create it with: ${createRoleCommand(spec, ctx.cwd)}\n(or name an existing role with --config.role_name=NAME or --config.role_arn=ARN)`,
+      );
     documents = await identityPolicies(name, ctx);
     if (role.boundary) boundary = await managedPolicy(role.boundary, ctx);
   } catch (err) {
     if (err instanceof UserError && !/denied access/.test(err.message)) throw err;
     if (/AccessDenied|NotAuthorized|denied access/i.test(`${errorName(err)} ${(err as Error).message}`)) {
-      return { verdict: "unknown", roleArn, why: "you may not read the role's policies (iam:GetRole, iam:ListRolePolicies, iam:GetRolePolicy, iam:ListAttachedRolePolicies, iam:GetPolicy, iam:GetPolicyVersion)" };
+      return {
+        verdict: "unknown",
+        roleArn,
+        why: "you may not read the role's policies (iam:GetRole, iam:ListRolePolicies, iam:GetRolePolicy, iam:ListAttachedRolePolicies, iam:GetPolicy, iam:GetPolicyVersion)",
+      };
     }
     throw awsError(err, `reading the policies of the IAM role ${name}`);
   }

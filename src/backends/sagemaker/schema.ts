@@ -10,7 +10,12 @@ export const DEFAULT_ROLE_NAME = "alekseylearn_sagemaker_role";
 /** `--config.KEY` for `--backend sagemaker`. */
 export const sagemakerSchema = {
   output_path: { ...commonSchema.output_path, doc: "s3://BUCKET/PREFIX where SageMaker writes OUTPUT_PATH/JOB/output/model.tar.gz (required)." },
-  instance_type: { type: { kind: "string" }, default: "ml.c4.2xlarge", doc: "The machine type (8 vCPUs, 15 GiB, no GPU by default; see SageMaker's pricing page).", aliases: ["train_instance_type"] },
+  instance_type: {
+    type: { kind: "string" },
+    default: "ml.c4.2xlarge",
+    doc: "The machine type (8 vCPUs, 15 GiB, no GPU by default; see SageMaker's pricing page).",
+    aliases: ["train_instance_type"],
+  },
   instance_count: commonSchema.instance_count,
   hyperparameter_args: commonSchema.hyperparameter_args,
   volume_size_gb: { type: { kind: "integer", min: 1, max: 16384 }, default: 30, doc: "Size of each instance's storage volume, in GB." },
@@ -20,10 +25,21 @@ export const sagemakerSchema = {
   checkpoint_s3_uri: { type: { kind: "string" }, doc: "s3:// location that /opt/ml/checkpoints is synced to and restored from." },
   role_name: { type: { kind: "string" }, default: DEFAULT_ROLE_NAME, doc: "The IAM role SageMaker assumes to run the job." },
   role_arn: { type: { kind: "string" }, doc: "The role's full ARN (instead of role_name)." },
-  base_image: { type: { kind: "string" }, default: "auto", doc: "The image the job's image is built on; auto: python:3.11-slim, a PyTorch CUDA image on GPU instances, micromamba for environment.yml." },
+  base_image: {
+    type: { kind: "string" },
+    default: "auto",
+    doc: "The image the job's image is built on; auto: python:3.11-slim, a PyTorch CUDA image on GPU instances, micromamba for environment.yml.",
+  },
   repository: { type: { kind: "string" }, doc: "The ECR repository to push to; default: alekseylearn/ and the artifact's name (created when missing)." },
-  kms_key: { type: { kind: "string" }, doc: "A KMS key (ID or ARN) that encrypts the model in S3 and the instances' volumes (OutputDataConfig.KmsKeyId, ResourceConfig.VolumeKmsKeyId); unset: SageMaker's defaults." },
-  check_role: { type: { kind: "boolean" }, default: true, doc: "Before building, check the role's own policies allow this job's output, inputs, checkpoints and repository; stop on a definite deny." },
+  kms_key: {
+    type: { kind: "string" },
+    doc: "A KMS key (ID or ARN) that encrypts the model in S3 and the instances' volumes (OutputDataConfig.KmsKeyId, ResourceConfig.VolumeKmsKeyId); unset: SageMaker's defaults.",
+  },
+  check_role: {
+    type: { kind: "boolean" },
+    default: true,
+    doc: "Before building, check the role's own policies allow this job's output, inputs, checkpoints and repository; stop on a definite deny.",
+  },
   environment: { type: { kind: "list" }, default: [], doc: "Environment variables of the job, as KEY=VALUE items." },
   tags: { type: { kind: "list" }, default: [], doc: "Tags on the job, as KEY=VALUE items (alekseylearn adds its own)." },
   poll_interval: { type: { kind: "number", min: 0.05 }, default: 5, doc: "Seconds between status checks while following; grows to 30 while nothing changes." },

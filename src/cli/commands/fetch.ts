@@ -7,7 +7,8 @@ import type { CommandRun } from "../commands.js";
 export const run: CommandRun = async (args, ctx, output) => {
   const { options } = args;
   const maxSize = typeof options["max-size"] === "string" ? parseSize(options["max-size"]) : undefined;
-  if (typeof options["max-size"] === "string" && maxSize === undefined) throw new UserError(`--max-size ${options["max-size"]} is not a size.`, "Write it as bytes or with a unit: 500M, 20G, 1.5T.");
+  if (typeof options["max-size"] === "string" && maxSize === undefined)
+    throw new UserError(`--max-size ${options["max-size"]} is not a size.`, "Write it as bytes or with a unit: 500M, 20G, 1.5T.");
   const result = await fetch(args.positionals[0]!, ctx, {
     ...(typeof options.to === "string" ? { to: options.to } : {}),
     extract: options["no-extract"] !== true,

@@ -38,13 +38,20 @@ export const run: CommandRun = async (args, ctx, output) => {
   if (options["dry-run"]) {
     const planned = await planFit(request, ctx, typeof options.name === "string" ? { name: options.name } : {});
     // What is printed holds no credential: secret-named values (Environment.WANDB_API_KEY) and URL credentials are redacted; hyperparameters are shown as typed.
-    const plan = { ...planned, requests: planned.requests.map((request) => ({ ...request, request: redactDeep(request.request, new Set(["HyperParameters", "hyperparameters.json"])) })) };
+    const plan = {
+      ...planned,
+      requests: planned.requests.map((request) => ({ ...request, request: redactDeep(request.request, new Set(["HyperParameters", "hyperparameters.json"])) })),
+    };
     output.out(options.json ? JSON.stringify(plan, null, 2) + "\n" : describePlan(plan));
     return 0;
   }
   let result: FollowResult;
   try {
-    result = await fit(request, ctx, { detach: options.detach === true, overwriteImage: options.overwrite === true, ...(typeof options.name === "string" ? { name: options.name } : {}) });
+    result = await fit(request, ctx, {
+      detach: options.detach === true,
+      overwriteImage: options.overwrite === true,
+      ...(typeof options.name === "string" ? { name: options.name } : {}),
+    });
   } catch (err) {
     // Scripts get the failed or stopped job's record too; the error still goes to stderr with its exit code.
     if (options.json && err instanceof JobEndedError) output.out(JSON.stringify(redactRecord(err.job), null, 2) + "\n");

@@ -14,7 +14,14 @@ export const run: CommandRun = async (args, ctx, output) => {
     output.out("No jobs yet. Start one with `alekseylearn fit ARTIFACT`.\n");
     return 0;
   }
-  const rows = records.map((job) => [job.name, job.backend, job.state, job.createdAt.replace("T", " ").slice(0, 19), jobDuration(job), job.model ?? job.jobOutput]);
+  const rows = records.map((job) => [
+    job.name,
+    job.backend,
+    job.state,
+    job.createdAt.replace("T", " ").slice(0, 19),
+    jobDuration(job),
+    job.model ?? job.jobOutput,
+  ]);
   output.out(table(["NAME", "BACKEND", "STATE", "CREATED (UTC)", "DURATION", "MODEL"], rows));
   return 0;
 };
