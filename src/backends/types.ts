@@ -29,8 +29,10 @@ export interface LogOptions<S extends object = Settings, P extends object = Prov
 export interface ProviderRequest {
   /** The provider's API (`sagemaker`, `ecr`, `kaggle`; `local` for this machine's own run). */
   api: string;
-  /** The operation, as the provider names it (`CreateTrainingJob`, `SaveKernel`). */
+  /** The operation, as the provider names it (`CreateTrainingJob`, `SaveKernel`, `projects.locations.customJobs.create`). */
   operation: string;
+  /** The resource the request is made under, for APIs that name one apart from the body (Google's `parent`). */
+  parent?: string;
   /** Its body; values known only after building (an image digest) are placeholders of the right form. */
   request: unknown;
 }
