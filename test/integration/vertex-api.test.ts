@@ -1,0 +1,177 @@
+/**
+ * The Vertex backend's REST calls against the Vertex/Logging/token test
+ * server (test/servers/vertex-fake.ts), with credentials as a user has them:
+ * a service account key file (a locally made RSA key) that Google's auth
+ * library signs a JWT with, exchanged at the token endpoint for a bearer
+ * token. The bodies sent are checked against Google's published descriptions
+ * by the server; what a user sees is checked here.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { buildSpecFor } from "../../src/jobs/spec.js";
+import { UserError } from "../../src/errors.js";
+import { vertexRules } from "../../src/backends/vertex/index.js";
+import { customJobRequest, logFilter, parentOf, stateOf } from "../../src/backends/vertex/plan.js";
+import { googleSession } from "../../src/backends/vertex/auth.js";
+import { entryText, jobIdOf, logFilterFrom, unseen, VertexApi, type LogCursor } from "../../src/backends/vertex/api.js";
+import { loadDocument } from "../servers/google-discovery.js";
+import { PROJECT_NUMBER, startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
+import { TEST_CACHE, REPO } from "../helpers/cli.js";
+import { writeTree } from "../helpers/tree.js";
+
+const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
+let fake: VertexFake;
+let env: Record<string, string>;
+let privateKey: string;
+
+/** A service account key file as the IAM console downloads it, for `key` (PEM). */
+function keyFile(key: string, email = EMAIL): string {
+  const dir = writeTree({}, "alekseylearn-sa-");
+  const file = path.join(dir, "key.json");
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      type: "service_account",
+      project_id: "my-proj",
+      private_key_id: crypto.randomBytes(20).toString("hex"),
+      private_key: key,
+      client_email: email,
+      client_id: "1234567890",
+      auth_uri: "https://accounts.google.com/o/oauth2/auth",
+      token_uri: "https://oauth2.googleapis.com/token",
+    }),
+  );
+  return file;
+}
+
+before(async () => {
+  fs.mkdirSync(TEST_CACHE, { recursive: true });
+  const pair = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+  privateKey = pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  fake = await startVertexFake(
+    { aiplatform: loadDocument(TEST_CACHE, "aiplatform.v1"), logging: loadDocument(TEST_CACHE, "logging.v2") },
+    { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
+  );
+  env = {
+    HOME: writeTree({}),
+    CLOUDSDK_CONFIG: writeTree({}),
+    GOOGLE_APPLICATION_CREDENTIALS: keyFile(privateKey),
+    CLOUDSDK_AUTH_TOKEN_HOST: fake.url,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: fake.url,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: fake.url,
+  };
+});
+
+after(async () => {
+  await fake.close();
+});
+
+function spec(config: Record<string, unknown> = {}) {
+  const dir = writeTree({ "train.py": "print('hi')\n" });
+  return buildSpecFor(vertexRules, { artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj", ...config } }, dir);
+}
+
+const IMAGE = `us-central1-docker.pkg.dev/my-proj/alekseylearn/x-train@sha256:${"b".repeat(64)}`;
+
+test("a service account key signs in at the token endpoint; the job is created, read, found by name and cancelled, in the API's states", async () => {
+  const api = new VertexApi(await googleSession(env), "us-central1", env);
+  const body = customJobRequest(spec({ instance_count: 2, use_spot: true }), { name: "train-20", image: IMAGE, submissionId: "s-1", version: "0.1.0" });
+  const created = await api.createCustomJob(parentOf("my-proj", "us-central1"), body);
+  assert.match(created.name, new RegExp(`^projects/${PROJECT_NUMBER}/locations/us-central1/customJobs/\\d+$`));
+  assert.equal(stateOf(created.state), "queued");
+  assert.equal(fake.tokens.size, 1, "one token was issued, for a JWT the server verified");
+  const id = jobIdOf(created.name);
+  fake.setState(id, "JOB_STATE_RUNNING");
+  assert.equal(stateOf((await api.getCustomJob(created.name))!.state), "running");
+  assert.equal((await api.findCustomJob(parentOf("my-proj", "us-central1"), "train-20"))?.name, created.name);
+  assert.equal(await api.findCustomJob(parentOf("my-proj", "us-central1"), "no-such-job"), undefined);
+  await api.cancelCustomJob(created.name);
+  const cancelling = (await api.getCustomJob(created.name))!;
+  assert.equal(cancelling.state, "JOB_STATE_CANCELLING");
+  assert.equal(stateOf(cancelling.state), "running", "a cancelling job is still running");
+  fake.setState(id, "JOB_STATE_CANCELLED");
+  assert.equal(stateOf((await api.getCustomJob(created.name))!.state), "stopped");
+  await assert.rejects(api.cancelCustomJob(created.name), (err) => err instanceof UserError && /FAILED_PRECONDITION/.test(err.message));
+  assert.equal(await api.getCustomJob(`projects/${PROJECT_NUMBER}/locations/us-central1/customJobs/999999`), undefined);
+  fake.setState(id, "JOB_STATE_FAILED", "The replica workerpool0-0 exited with a non-zero status of 1.");
+  const failed = (await api.getCustomJob(created.name))!;
+  assert.equal(stateOf(failed.state), "failed");
+  assert.match(failed.error?.message ?? "", /non-zero status of 1/);
+});
+
+test("a body the published schema refuses is refused by the server, and the error says what Google said", async () => {
+  const api = new VertexApi(await googleSession(env), "us-central1", env);
+  const body = customJobRequest(spec(), { name: "bad", image: IMAGE, submissionId: "s", version: "1" });
+  (body.jobSpec.workerPoolSpecs[0] as unknown as { replicaCount: number }).replicaCount = 1;
+  await assert.rejects(
+    api.createCustomJob(parentOf("my-proj", "us-central1"), body),
+    (err) => err instanceof UserError && /INVALID_ARGUMENT/.test(err.message) && /replicaCount/.test(err.message),
+  );
+});
+
+test("a key the token endpoint does not accept: one clear error naming the login command, with no key or token in it", async () => {
+  const other = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  const session = await googleSession({ ...env, GOOGLE_APPLICATION_CREDENTIALS: keyFile(other) });
+  const err = await session.accessToken().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  assert.ok(err instanceof UserError, String(err));
+  assert.match(err.message, /Invalid JWT Signature/);
+  assert.match(err.hint ?? "", /gcloud auth application-default login/);
+  const shown = `${err.message} ${err.hint} ${err.details.join(" ")}`;
+  assert.ok(!shown.includes("PRIVATE KEY") && !shown.includes(other.split("\n")[1]!) && !/ya29\./.test(shown), shown);
+  // And a call made without a token the server issued is refused as Google refuses it.
+  const api = new VertexApi(
+    { source: "none", accessToken: async () => "x", headers: async () => ({ authorization: "Bearer ya29.forged" }) },
+    "us-central1",
+    env,
+  );
+  await assert.rejects(
+    api.getCustomJob("projects/p/locations/us-central1/customJobs/1"),
+    (e) => e instanceof UserError && /UNAUTHENTICATED/.test(e.message) && !e.message.includes("ya29.forged"),
+  );
+});
+
+test("the job's log from Cloud Logging: every line once, in order, across overlapping reads and entries of the same instant that arrive late", async () => {
+  const api = new VertexApi(await googleSession(env), "us-central1", env);
+  const created = await api.createCustomJob(
+    parentOf("my-proj", "us-central1"),
+    customJobRequest(spec(), { name: "logs-1", image: IMAGE, submissionId: "s", version: "1" }),
+  );
+  const id = jobIdOf(created.name);
+  fake.addLog(id, "epoch 1\n", "2026-01-01T00:00:01Z");
+  fake.addLog(id, "epoch 2\n", "2026-01-01T00:00:02.5Z");
+  let cursor: LogCursor | undefined;
+  const shown: string[] = [];
+  const read = async (): Promise<void> => {
+    const page = await api.listLogEntries("my-proj", logFilterFrom(logFilter(id), cursor));
+    const { fresh, cursor: after } = unseen(page.entries, cursor);
+    cursor = after;
+    shown.push(...fresh.map((entry) => entryText(entry) ?? ""));
+  };
+  await read();
+  await read();
+  assert.deepEqual(shown, ["epoch 1", "epoch 2"]);
+  fake.addLog(id, "epoch 2 (another replica)", "2026-01-01T00:00:02.500Z");
+  fake.addLog(id, "done", "2026-01-01T00:00:03Z");
+  await read();
+  await read();
+  assert.deepEqual(shown, ["epoch 1", "epoch 2", "epoch 2 (another replica)", "done"]);
+  // Every entries.list request named the job by its numeric id, and the server checked each body against logging v2.
+  const asked = fake.requests.filter((request) => request.path === "/v2/entries:list");
+  assert.equal(asked.length, 4);
+  assert.ok(asked.every((request) => JSON.stringify(request.body).includes(`resource.labels.job_id=\\"${id}\\"`)));
+});
+
+test("Google's auth library is loaded only when a Vertex command asks for credentials (--help never loads it)", () => {
+  const src = path.join(REPO, "src");
+  const files = (fs.readdirSync(src, { recursive: true }) as string[]).filter((file) => file.endsWith(".ts"));
+  const staticImports = files.filter((file) => /^\s*import[^(]*from\s+["']google-auth-library["']/m.test(fs.readFileSync(path.join(src, file), "utf8")));
+  assert.deepEqual(staticImports, []);
+  const dynamic = files.filter((file) => /import\(["']google-auth-library["']\)/.test(fs.readFileSync(path.join(src, file), "utf8")));
+  assert.deepEqual(dynamic, [path.join("backends", "vertex", "auth.ts")]);
+});
