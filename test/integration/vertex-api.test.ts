@@ -19,6 +19,8 @@ import { googleSession } from "../../src/backends/vertex/auth.js";
 import { entryText, jobIdOf, logFilterFrom, unseen, VertexApi, type LogCursor } from "../../src/backends/vertex/api.js";
 import { loadDocument } from "../servers/google-discovery.js";
 import { PROJECT_NUMBER, startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
+import { changesFrom, JobLog, statusLine } from "../../src/backends/vertex/follow.js";
+import type { VertexJob } from "../../src/backends/vertex/schema.js";
 import { TEST_CACHE, REPO } from "../helpers/cli.js";
 import { writeTree } from "../helpers/tree.js";
 
@@ -174,4 +176,73 @@ test("Google's auth library is loaded only when a Vertex command asks for creden
   assert.deepEqual(staticImports, []);
   const dynamic = files.filter((file) => /import\(["']google-auth-library["']\)/.test(fs.readFileSync(path.join(src, file), "utf8")));
   assert.deepEqual(dynamic, [path.join("backends", "vertex", "auth.ts")]);
+});
+
+test("what an answer changes in the record: states, times, the model where every backend puts it, and the reason in Vertex's words", () => {
+  const s = spec();
+  const record: VertexJob = {
+    name: "j",
+    backend: "vertex",
+    state: "running",
+    spec: s,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    jobOutput: "gs://bucket/runs/j",
+    provider: { project: "my-proj" },
+  };
+  const resource = `projects/${PROJECT_NUMBER}/locations/us-central1/customJobs/7`;
+  const done = changesFrom(
+    { name: resource, displayName: "j", state: "JOB_STATE_SUCCEEDED", startTime: "2026-01-01T00:01:00Z", endTime: "2026-01-01T00:05:00Z" },
+    record,
+  );
+  assert.deepEqual(done, {
+    state: "completed",
+    provider: { project: "my-proj", resource, status: "JOB_STATE_SUCCEEDED", message: "" },
+    startedAt: "2026-01-01T00:01:00.000Z",
+    endedAt: "2026-01-01T00:05:00.000Z",
+    model: "gs://bucket/runs/j/output/model.tar.gz",
+  });
+  const failed = changesFrom(
+    {
+      name: resource,
+      displayName: "j",
+      state: "JOB_STATE_FAILED",
+      error: { code: 3, message: "The replica workerpool0-0 exited with a non-zero status of 1." },
+    },
+    record,
+  );
+  assert.equal(failed.state, "failed");
+  assert.equal(failed.reason, "The replica workerpool0-0 exited with a non-zero status of 1.");
+  assert.equal(failed.model, undefined);
+  assert.equal(
+    statusLine({ ...record, ...failed, provider: failed.provider! }),
+    "[vertex] JOB_STATE_FAILED: The replica workerpool0-0 exited with a non-zero status of 1.",
+  );
+  assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_CANCELLED" }, record).reason, "stopped by request");
+  assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_EXPIRED" }, record).state, "failed");
+  assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_QUEUED" }, record).endedAt, undefined);
+});
+
+test("the log reader asks Cloud Logging no faster than its interval, names replicas when there are several, and shows each line once", async () => {
+  const api = new VertexApi(await googleSession(env), "us-central1", env);
+  const created = await api.createCustomJob(
+    parentOf("my-proj", "us-central1"),
+    customJobRequest(spec(), { name: "logs-2", image: IMAGE, submissionId: "s", version: "1" }),
+  );
+  const id = jobIdOf(created.name);
+  fake.addLog(id, "hello", "2026-01-02T00:00:01Z");
+  const log = new JobLog(api, "my-proj", created.name, 2, 300);
+  const before = fake.requests.length;
+  const started = Date.now();
+  assert.deepEqual(await log.read(), ["[workerpool0-0] hello"]);
+  assert.deepEqual(await log.read(), []);
+  assert.deepEqual(await log.read(), []);
+  assert.ok(Date.now() - started >= 600, `three reads took ${Date.now() - started} ms, at least two intervals`);
+  assert.equal(fake.requests.length - before, 3);
+  // A stop while waiting ends the wait at once.
+  const controller = new AbortController();
+  const slow = new JobLog(api, "my-proj", created.name, 1, 60_000, controller.signal);
+  await slow.read();
+  const waiting = slow.read();
+  controller.abort();
+  await assert.rejects(waiting, (err) => (err as Error).name === "AbortError");
 });

@@ -32,6 +32,8 @@ export interface LogEntry {
   severity?: string;
   textPayload?: string;
   jsonPayload?: { message?: unknown };
+  /** The monitored resource; for ml_job, labels.task_name names the replica (workerpool0-0). */
+  resource?: { type?: string; labels?: Record<string, string> };
 }
 
 /** The numeric id of a custom job, the last part of its resource name (Cloud Logging's resource.labels.job_id). */
