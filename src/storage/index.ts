@@ -12,16 +12,13 @@ const made = new WeakMap<Context, Map<string, Promise<Storage>>>();
 export async function storageFor(location: string, ctx: Context): Promise<Storage> {
   const scheme = schemeOf(location);
   if (scheme === undefined) return fileStorage;
-  if (scheme !== "s3")
-    throw new UserError(
-      `${scheme}:// locations are not supported yet (${location}).`,
-      "This version reads and writes local folders and s3://; gs:// arrives with Vertex AI.",
-    );
+  if (scheme !== "s3" && scheme !== "gs")
+    throw new UserError(`${scheme}:// locations are not supported yet (${location}).`, "This version reads and writes local folders, s3:// and gs://.");
   const byScheme = made.get(ctx) ?? new Map<string, Promise<Storage>>();
   made.set(ctx, byScheme);
   let storage = byScheme.get(scheme);
   if (!storage) {
-    storage = import("./s3.js").then((module) => module.s3Storage(ctx));
+    storage = scheme === "gs" ? import("./gcs.js").then((module) => module.gcsStorage(ctx)) : import("./s3.js").then((module) => module.s3Storage(ctx));
     byScheme.set(scheme, storage);
   }
   return storage;

@@ -1,0 +1,255 @@
+/**
+ * gs:// behind the storage interface, with Google's storage library
+ * (@google-cloud/storage, loaded only when a gs:// location is used).
+ * Uploads are resumable sessions (the library's, checked with CRC32C);
+ * downloads are ranged GETs of one generation of the object, several at
+ * once, straight into the file at their offsets, resumed from what is on
+ * disk after an interruption, and verified before the file appears: with the
+ * object's CRC32C, and its MD5 when it has one (composite objects have none).
+ * STORAGE_EMULATOR_HOST points it at another server, as the library reads it.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Writable } from "node:stream";
+import type { Context } from "../context.js";
+import { failure, UserError } from "../errors.js";
+import { eachLimited } from "../exec.js";
+import { fetchRange, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { makeDigest } from "./s3-verify.js";
+import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const MiB = 1024 * 1024;
+/** Bytes per ranged GET. */
+const DEFAULT_RANGE = 32 * MiB;
+/** Ranges in flight at once. */
+const PARALLEL = Math.min(16, Math.max(4, 2 * os.availableParallelism()));
+
+/** `gs://BUCKET/NAME` as its bucket and object name. */
+export function parseGs(location: string): { bucket: string; name: string } {
+  const match = /^gs:\/\/([^/]+)\/?(.*)$/.exec(location);
+  if (!match || !match[1]) throw new UserError(`${location} is not a gs://BUCKET/PATH location.`);
+  return { bucket: match[1], name: match[2] ?? "" };
+}
+
+/** The object's metadata this storage reads (storage v1's Object resource: sizes are int64 strings, hashes base64). */
+interface GcsObject {
+  name?: string;
+  size?: string | number;
+  updated?: string;
+  generation?: string | number;
+  crc32c?: string;
+  md5Hash?: string;
+  etag?: string;
+}
+
+/** How the transfers are tuned (tests make them small). */
+export interface GcsTuning {
+  rangeSize?: number;
+  parallel?: number;
+  attempts?: number;
+}
+
+/** A Cloud Storage error as a UserError: the API's message, and a hint for the usual causes. */
+function explain(err: unknown, what: string): Error {
+  if (err instanceof UserError) return err;
+  const e = err as { code?: number | string; message?: string; name?: string };
+  if (e?.name === "AbortError") return new UserError(`Stopped ${what}.`, "Run the same command again to resume.");
+  const code = typeof e?.code === "number" ? e.code : Number(e?.code);
+  const hint =
+    code === 401 || /Could not load the default credentials/i.test(e?.message ?? "")
+      ? "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account's key file."
+      : code === 403
+        ? "The caller lacks permission on the bucket (storage.objects.get, .list or .create)."
+        : "Run the command again; the download resumes where it stopped.";
+  // The library's messages name the request, never its Authorization header.
+  return failure(`Cloud Storage failed while ${what}: ${e?.message ?? String(err)}`, hint);
+}
+
+/** A response body whose cut connection (fetch's "terminated") reads as the reset it is, so the range is resumed. */
+async function* cutIsReset(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  try {
+    yield* body;
+  } catch (err) {
+    if ((err as Error).name === "AbortError") throw err;
+    throw Object.assign(new Error(`premature close (${(err as Error).message})`), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+  }
+}
+
+/** A gs:// Storage for the context's Google settings. */
+export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<Storage> {
+  const { Storage: Client } = await import("@google-cloud/storage");
+  const env: Env = ctx.env;
+  const emulator = env.STORAGE_EMULATOR_HOST;
+  const client = new Client({
+    ...(emulator ? { apiEndpoint: /^https?:\/\//.test(emulator) ? emulator : `http://${emulator}` } : {}),
+    ...(env.GOOGLE_APPLICATION_CREDENTIALS ? { keyFilename: env.GOOGLE_APPLICATION_CREDENTIALS } : {}),
+    ...(env.GOOGLE_CLOUD_PROJECT ? { projectId: env.GOOGLE_CLOUD_PROJECT } : {}),
+    retryOptions: { autoRetry: true, maxRetries: 3 },
+  });
+  const rangeSize = tuning.rangeSize ?? DEFAULT_RANGE;
+  const parallel = tuning.parallel ?? PARALLEL;
+
+  const info = (bucket: string, object: GcsObject): ObjectInfo => ({
+    location: `gs://${bucket}/${object.name}`,
+    size: Number(object.size ?? 0),
+    modified: new Date(object.updated ?? 0),
+    ...(object.etag ? { etag: object.etag } : {}),
+  });
+
+  const metadataOf = async (location: string): Promise<GcsObject | undefined> => {
+    const { bucket, name } = parseGs(location);
+    try {
+      const [metadata] = await client.bucket(bucket).file(name).getMetadata();
+      return metadata as GcsObject;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw explain(err, `reading ${location}`);
+    }
+  };
+
+  return {
+    async stat(location) {
+      const object = await metadataOf(location);
+      return object ? info(parseGs(location).bucket, object) : undefined;
+    },
+
+    async list(prefix) {
+      const { bucket, name } = parseGs(prefix);
+      try {
+        const [files] = await client.bucket(bucket).getFiles({ prefix: name, autoPaginate: true });
+        return files.map((file) => info(bucket, file.metadata as GcsObject)).sort((a, b) => a.location.localeCompare(b.location));
+      } catch (err) {
+        throw explain(err, `listing ${prefix}`);
+      }
+    },
+
+    async upload(file, location) {
+      const { bucket, name } = parseGs(location);
+      try {
+        // A resumable session survives a dropped connection mid-file; the library checks the stored object's CRC32C against the bytes it sent.
+        await client
+          .bucket(bucket)
+          .upload(file, { destination: name, resumable: true, validation: "crc32c", metadata: { contentType: "application/octet-stream" } });
+      } catch (err) {
+        throw explain(err, `uploading ${file} to ${location}`);
+      }
+    },
+
+    async download(location, file, onProgress?: ProgressListener, inOrder?: Writable) {
+      const fail = (err: Error): Error => {
+        inOrder?.destroy(err);
+        return err;
+      };
+      const object = await metadataOf(location).catch((err: Error) => {
+        throw fail(err);
+      });
+      if (!object) throw fail(failure(`${location} does not exist.`));
+      const size = Number(object.size ?? 0);
+      const { bucket, name } = parseGs(location);
+      if (!object.crc32c) throw fail(failure(`Cannot fetch ${location}: Cloud Storage keeps no CRC32C for it, so what arrives could not be checked.`));
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      if (size === 0) {
+        fs.writeFileSync(file, "");
+        inOrder?.end();
+        return;
+      }
+      // Every range comes from the generation described, so a replaced object cannot mix into the file.
+      const generation = String(object.generation ?? "");
+      const stop = new AbortController();
+      const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
+      const ranges = planRanges(size, undefined, rangeSize);
+      const partial = `${file}.partial`;
+      const stateFile = `${partial}.json`;
+      const identity = JSON.stringify([generation, size, object.crc32c, object.md5Hash ?? "", rangeSize]);
+      const done = new Set<number>();
+      try {
+        const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as { identity: string; done: number[] };
+        if (saved.identity === identity && fs.existsSync(partial)) for (const index of saved.done) done.add(index);
+      } catch {
+        // nothing to resume
+      }
+      if (!done.size) {
+        fs.writeFileSync(partial, "");
+        fs.truncateSync(partial, size);
+      }
+      const saveState = (): void => fs.writeFileSync(stateFile, JSON.stringify({ identity, done: [...done] }));
+      let moved = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      onProgress?.(moved, size);
+
+      // Ranges are plain ranged GETs of the media (the JSON API's alt=media), authorized by the library's own credentials: the
+      // library's read stream, cut mid-body, neither ends nor fails (it was seen to hang), where a fetch fails and is resumed.
+      const mediaUrl = `${client.apiEndpoint.replace(/\/+$/, "")}/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(name)}?alt=media${generation ? `&generation=${generation}` : ""}`;
+      const source: RangeSource = async (start, end) => {
+        const auth = emulator ? {} : Object.fromEntries(new Headers(await client.authClient.getRequestHeaders(mediaUrl)).entries());
+        const response = await fetch(mediaUrl, { headers: { ...auth, range: `bytes=${start}-${end}` }, signal });
+        if (response.status !== 206 && response.status !== 200) {
+          const text = await response.text().catch(() => "");
+          const message = (JSON.parse(text || "{}") as { error?: { message?: string } }).error?.message ?? `HTTP ${response.status}`;
+          throw Object.assign(new Error(message), { code: response.status >= 500 || response.status === 429 ? "ECONNRESET" : response.status });
+        }
+        if (response.status === 200 && (start !== 0 || end !== size - 1))
+          throw failure(`Cloud Storage ignored the range asked of ${location}.`, "Fetch again.");
+        return { body: cutIsReset(response.body!) };
+      };
+      let failed: { err: unknown } | undefined;
+      const handle = await fs.promises.open(partial, "r+");
+      try {
+        await eachLimited(
+          ranges.filter((r: Range) => !done.has(r.index)),
+          parallel,
+          async (range) => {
+            if (failed) return;
+            try {
+              await fetchRange(source, range, handle, {
+                onBytes: (n) => onProgress?.((moved += n), size),
+                signal,
+                ...(tuning.attempts ? { attempts: tuning.attempts } : {}),
+                what: location,
+              });
+              done.add(range.index);
+              saveState();
+            } catch (err) {
+              failed ??= { err };
+              stop.abort();
+            }
+          },
+        );
+      } finally {
+        await handle.close();
+      }
+      if (failed) throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : failed.err, `downloading ${location}`));
+
+      // Verify the whole file against what Cloud Storage keeps, then let it appear (and stream it, in order, to whoever reads along).
+      const crc = await makeDigest("CRC32C");
+      const md5 = object.md5Hash ? await makeDigest("MD5") : undefined;
+      for await (const chunk of fs.createReadStream(partial, { highWaterMark: MiB })) {
+        crc.update(chunk as Buffer);
+        md5?.update(chunk as Buffer);
+      }
+      const crcOk = (await crc.digest()).toString("base64") === object.crc32c;
+      const md5Ok = !md5 || (await md5.digest()).toString("base64") === object.md5Hash;
+      if (fs.statSync(partial).size !== size || !crcOk || !md5Ok) {
+        fs.rmSync(partial, { force: true });
+        fs.rmSync(stateFile, { force: true });
+        throw fail(
+          failure(
+            `${location} arrived damaged: it does not match ${!crcOk ? "its CRC32C" : "its MD5"} in Cloud Storage; the download was thrown away.`,
+            "Fetch again.",
+          ),
+        );
+      }
+      if (inOrder) {
+        for await (const chunk of fs.createReadStream(partial, { highWaterMark: MiB })) {
+          if (inOrder.destroyed) break;
+          if (!inOrder.write(chunk)) await new Promise<void>((resolve) => inOrder.once("drain", resolve));
+        }
+        inOrder.end();
+      }
+      fs.renameSync(partial, file);
+      fs.rmSync(stateFile, { force: true });
+    },
+  };
+}

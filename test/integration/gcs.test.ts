@@ -1,0 +1,102 @@
+/**
+ * gs:// storage with Google's storage library against the Cloud Storage test
+ * server (test/servers/gcs-fake.ts): a resumable upload, a listing across
+ * pages, a parallel ranged download that survives cut connections and is
+ * checked with CRC32C and MD5, and damage refused with nothing left behind.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { makeContext } from "../../src/context.js";
+import { UserError } from "../../src/errors.js";
+import { gcsStorage, parseGs } from "../../src/storage/gcs.js";
+import { storageFor } from "../../src/storage/index.js";
+import { loadDocument } from "../servers/google-discovery.js";
+import { crc32c, startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
+import { TEST_CACHE } from "../helpers/cli.js";
+import { writeTree } from "../helpers/tree.js";
+
+let fake: GcsFake;
+let ctx: ReturnType<typeof makeContext>;
+
+before(async () => {
+  fs.mkdirSync(TEST_CACHE, { recursive: true });
+  fake = await startGcsFake(loadDocument(TEST_CACHE, "storage.v1"), ["bucket"]);
+  ctx = makeContext({ cwd: writeTree({}), env: { HOME: writeTree({}), STORAGE_EMULATOR_HOST: fake.url, GOOGLE_CLOUD_PROJECT: "my-proj" } });
+});
+
+after(async () => {
+  await fake.close();
+});
+
+test("the test server's CRC32C is Cloud Storage's (the published check value of 123456789, and of 32 zero bytes)", () => {
+  assert.equal(Buffer.from(crc32c(Buffer.from("123456789")), "base64").readUInt32BE(), 0xe3069283);
+  assert.equal(Buffer.from(crc32c(Buffer.alloc(32)), "base64").readUInt32BE(), 0x8a9136aa);
+});
+
+test("gs:// locations: bucket and name", () => {
+  assert.deepEqual(parseGs("gs://b/runs/j/output/model.tar.gz"), { bucket: "b", name: "runs/j/output/model.tar.gz" });
+  assert.deepEqual(parseGs("gs://b"), { bucket: "b", name: "" });
+  assert.throws(() => parseGs("gs:///x"), UserError);
+});
+
+test("upload, stat, list, and a parallel ranged download that resumes cut ranges and checks CRC32C and MD5", async () => {
+  const storage = await gcsStorage(ctx, { rangeSize: 64 * 1024, parallel: 4 });
+  const data = crypto.randomBytes(1024 * 1024 + 123);
+  const dir = writeTree({ "model.tar.gz": data });
+  await storage.upload(path.join(dir, "model.tar.gz"), "gs://bucket/runs/j1/output/model.tar.gz");
+  assert.ok(
+    fake.requests.some((r) => r.method === "POST" && r.path.includes("uploadType=resumable")),
+    "a resumable session was used",
+  );
+  await storage.upload(path.join(dir, "model.tar.gz"), "gs://bucket/runs/j1/output/output.tar.gz");
+  await storage.upload(path.join(dir, "model.tar.gz"), "gs://bucket/runs/j2/output/model.tar.gz");
+  const stat = await storage.stat("gs://bucket/runs/j1/output/model.tar.gz");
+  assert.equal(stat?.size, data.length);
+  assert.equal(await storage.stat("gs://bucket/runs/none"), undefined);
+  assert.deepEqual(
+    (await storage.list("gs://bucket/runs/")).map((o) => o.location),
+    ["gs://bucket/runs/j1/output/model.tar.gz", "gs://bucket/runs/j1/output/output.tar.gz", "gs://bucket/runs/j2/output/model.tar.gz"],
+    "all three, across the server's two-object pages",
+  );
+  fake.cutNext(3, 1000);
+  const before = fake.requests.length;
+  const out = path.join(writeTree({}), "got", "model.tar.gz");
+  let progress = 0;
+  await storage.download("gs://bucket/runs/j1/output/model.tar.gz", out, (done) => (progress = done));
+  assert.ok(fs.readFileSync(out).equals(data));
+  assert.equal(progress, data.length);
+  assert.ok(!fs.existsSync(`${out}.partial`) && !fs.existsSync(`${out}.partial.json`));
+  const media = fake.requests.slice(before).filter((r) => r.path.includes("alt=media"));
+  assert.ok(media.length >= 17 + 3, `${media.length} ranged GETs: 17 ranges and 3 resumed`);
+  assert.ok(
+    media.every((r) => /^bytes=\d+-\d+$/.test(r.range ?? "") && /generation=\d+/.test(r.path)),
+    "every GET is ranged, and of one generation",
+  );
+  // Resumed ranges start at the first byte not yet received.
+  const starts = media.map((r) => Number(/^bytes=(\d+)-/.exec(r.range!)![1]));
+  assert.equal(starts.filter((start) => start % (64 * 1024) === 1000).length, 3, "each cut range was asked again from its first missing byte");
+});
+
+test("an object damaged at rest is refused, and nothing of it is kept; one without MD5 is checked with CRC32C alone", async () => {
+  const storage = await gcsStorage(ctx, { rangeSize: 64 * 1024, parallel: 2 });
+  const data = crypto.randomBytes(200_000);
+  const dir = writeTree({ "m.tar.gz": data });
+  await storage.upload(path.join(dir, "m.tar.gz"), "gs://bucket/bad/model.tar.gz");
+  fake.damage("bucket", "bad/model.tar.gz");
+  const out = path.join(writeTree({}), "model.tar.gz");
+  await assert.rejects(storage.download("gs://bucket/bad/model.tar.gz", out), (err) => err instanceof UserError && /arrived damaged/.test(err.message));
+  assert.ok(!fs.existsSync(out) && !fs.existsSync(`${out}.partial`) && !fs.existsSync(`${out}.partial.json`));
+  await storage.upload(path.join(dir, "m.tar.gz"), "gs://bucket/composite/model.tar.gz");
+  fake.noMd5.add("bucket/composite/model.tar.gz");
+  await storage.download("gs://bucket/composite/model.tar.gz", out);
+  assert.ok(fs.readFileSync(out).equals(data));
+  await assert.rejects(storage.download("gs://bucket/none", out), (err) => err instanceof UserError && /does not exist/.test(err.message));
+});
+
+test("gs:// is a storage like s3:// (storageFor), so the local backend and fetch can use it", async () => {
+  const storage = await storageFor("gs://bucket/x", ctx);
+  assert.equal(typeof storage.download, "function");
+});
