@@ -82,13 +82,22 @@ async function* cutIsReset(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8
 export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<Storage> {
   const { Storage: Client } = await import("@google-cloud/storage");
   const env: Env = ctx.env;
-  const emulator = env.STORAGE_EMULATOR_HOST;
+  // STORAGE_EMULATOR_HOST names a host (http://HOST:PORT), as Google's Python and Go libraries read it; the JSON API lies under
+  // /storage/v1 there as at Google. This library reads the same variable from process.env only, and then as a base URL without
+  // /storage/v1: its base is set here from the context's variable, so that a command behaves the same whoever set it.
+  const emulator = env.STORAGE_EMULATOR_HOST
+    ? (/^https?:\/\//.test(env.STORAGE_EMULATOR_HOST) ? env.STORAGE_EMULATOR_HOST : `http://${env.STORAGE_EMULATOR_HOST}`).replace(/\/+$/, "")
+    : undefined;
   const client = new Client({
-    ...(emulator ? { apiEndpoint: /^https?:\/\//.test(emulator) ? emulator : `http://${emulator}` } : {}),
+    ...(emulator ? { apiEndpoint: emulator } : {}),
     ...(env.GOOGLE_APPLICATION_CREDENTIALS ? { keyFilename: env.GOOGLE_APPLICATION_CREDENTIALS } : {}),
     ...(env.GOOGLE_CLOUD_PROJECT ? { projectId: env.GOOGLE_CLOUD_PROJECT } : {}),
     retryOptions: { autoRetry: true, maxRetries: 3 },
   });
+  if (emulator) {
+    client.apiEndpoint = emulator;
+    client.baseUrl = `${emulator}/storage/v1`;
+  }
   const rangeSize = tuning.rangeSize ?? DEFAULT_RANGE;
   const parallel = tuning.parallel ?? PARALLEL;
 
@@ -181,7 +190,7 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
 
       // Ranges are plain ranged GETs of the media (the JSON API's alt=media), authorized by the library's own credentials: the
       // library's read stream, cut mid-body, neither ends nor fails (it was seen to hang), where a fetch fails and is resumed.
-      const mediaUrl = `${client.apiEndpoint.replace(/\/+$/, "")}/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(name)}?alt=media${generation ? `&generation=${generation}` : ""}`;
+      const mediaUrl = `${client.baseUrl.replace(/\/+$/, "")}/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(name)}?alt=media${generation ? `&generation=${generation}` : ""}`;
       const source: RangeSource = async (start, end) => {
         const auth = emulator ? {} : Object.fromEntries(new Headers(await client.authClient.getRequestHeaders(mediaUrl)).entries());
         const response = await fetch(mediaUrl, { headers: { ...auth, range: `bytes=${start}-${end}` }, signal });

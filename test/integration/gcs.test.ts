@@ -15,7 +15,7 @@ import { gcsStorage, parseGs } from "../../src/storage/gcs.js";
 import { storageFor } from "../../src/storage/index.js";
 import { loadDocument } from "../servers/google-discovery.js";
 import { crc32c, startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
-import { TEST_CACHE } from "../helpers/cli.js";
+import { cliEnv, runCli, TEST_CACHE } from "../helpers/cli.js";
 import { writeTree } from "../helpers/tree.js";
 
 let fake: GcsFake;
@@ -99,4 +99,21 @@ test("an object damaged at rest is refused, and nothing of it is kept; one witho
 test("gs:// is a storage like s3:// (storageFor), so the local backend and fetch can use it", async () => {
   const storage = await storageFor("gs://bucket/x", ctx);
   assert.equal(typeof storage.download, "function");
+});
+
+test("the local backend writes its model to gs://, and fetch takes it back: by job, by output path (its newest job), and by the archive's URL", async () => {
+  const project = writeTree({ "train.py": "open('/opt/ml/model/w.txt', 'w').write('to gcs')\n", "requirements.txt": "" });
+  const { env } = cliEnv({ STORAGE_EMULATOR_HOST: fake.url, GOOGLE_CLOUD_PROJECT: "my-proj" });
+  const result = await runCli(["fit", "train.py", "--backend", "local", "--config.output_path=gs://bucket/local-runs", "--json"], { cwd: project, env });
+  assert.equal(result.code, 0, result.stderr);
+  const job = JSON.parse(result.stdout) as { name: string; model: string };
+  assert.match(job.model, /^gs:\/\/bucket\/local-runs\/train-\S+\/output\/model\.tar\.gz$/);
+  const byJob = await runCli(["fetch", job.name, "--to", "a"], { cwd: project, env });
+  assert.equal(byJob.code, 0, byJob.stderr);
+  assert.equal(fs.readFileSync(path.join(project, "a", "w.txt"), "utf8"), "to gcs");
+  const byPath = await runCli(["fetch", "gs://bucket/local-runs", "--to", "b"], { cwd: writeTree({}), env });
+  assert.equal(byPath.code, 0, byPath.stderr);
+  const byUrl = await runCli(["fetch", job.model, "--to", "c"], { cwd: project, env });
+  assert.equal(byUrl.code, 0, byUrl.stderr);
+  assert.equal(fs.readFileSync(path.join(project, "c", "w.txt"), "utf8"), "to gcs");
 });

@@ -105,8 +105,8 @@ export const localBackend = {
   check(spec) {
     const problems: string[] = [];
     if (spec.settings.instance_count > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
-    if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3")
-      problems.push(`the local backend writes to a local folder or s3://, not ${spec.outputPath}`);
+    if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3" && schemeOf(spec.outputPath) !== "gs")
+      problems.push(`the local backend writes to a local folder, s3:// or gs://, not ${spec.outputPath}`);
     for (const [channel, location] of Object.entries(spec.inputs)) {
       if (schemeOf(location)) problems.push(`input ${channel}: the local backend reads local files and folders, not ${location}`);
       else if (!fs.existsSync(location)) problems.push(`input ${channel}: ${location} does not exist`);
