@@ -54,7 +54,11 @@ before(async () => {
   const pair = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
   privateKey = pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
   fake = await startVertexFake(
-    { aiplatform: loadDocument(TEST_CACHE, "aiplatform.v1"), logging: loadDocument(TEST_CACHE, "logging.v2") },
+    {
+      aiplatform: loadDocument(TEST_CACHE, "aiplatform.v1"),
+      logging: loadDocument(TEST_CACHE, "logging.v2"),
+      artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
+    },
     { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
   );
   env = {
@@ -64,6 +68,7 @@ before(async () => {
     CLOUDSDK_AUTH_TOKEN_HOST: fake.url,
     CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: fake.url,
     CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: fake.url,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY: fake.url,
   };
 });
 
@@ -245,4 +250,20 @@ test("the log reader asks Cloud Logging no faster than its interval, names repli
   const waiting = slow.read();
   controller.abort();
   await assert.rejects(waiting, (err) => (err as Error).name === "AbortError");
+});
+
+test("the image repository: found when it exists, made (a DOCKER repository, labelled) when it does not, and made once", async () => {
+  const api = new VertexApi(await googleSession(env), "us-central1", env);
+  assert.equal(await api.repositoryExists("my-proj", "us-central1", "alekseylearn"), false);
+  await api.createRepository("my-proj", "us-central1", "alekseylearn");
+  assert.equal(await api.repositoryExists("my-proj", "us-central1", "alekseylearn"), true);
+  assert.deepEqual(fake.repositories.get("projects/my-proj/locations/us-central1/repositories/alekseylearn"), {
+    format: "DOCKER",
+    description: "Training images of alekseylearn jobs",
+    labels: { alekseylearn: "training-images" },
+    name: "projects/my-proj/locations/us-central1/repositories/alekseylearn",
+  });
+  await api.createRepository("my-proj", "us-central1", "alekseylearn");
+  assert.equal(fake.repositories.size, 1);
+  await assert.rejects(api.createRepository("my-proj", "us-central1", "Bad_Name"), (err) => err instanceof UserError && /INVALID_ARGUMENT/.test(err.message));
 });

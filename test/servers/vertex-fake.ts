@@ -40,6 +40,8 @@ export interface FakeJob {
 export interface VertexFake {
   url: string;
   jobs: Map<string, FakeJob>;
+  /** Artifact Registry repositories by resource name. */
+  repositories: Map<string, object>;
   /** Every request: method, path, and body. */
   requests: Array<{ method: string; path: string; body: unknown }>;
   /** Tokens handed out. */
@@ -65,7 +67,7 @@ function base64url(text: string): Buffer {
 
 /** Start the server; `accounts` maps each service account's email to its public key (PEM). */
 export async function startVertexFake(
-  docs: { aiplatform: DiscoveryDocument; logging: DiscoveryDocument },
+  docs: { aiplatform: DiscoveryDocument; logging: DiscoveryDocument; artifactregistry?: DiscoveryDocument },
   accounts: Record<string, string>,
 ): Promise<VertexFake> {
   const jobs = new Map<string, FakeJob>();
@@ -75,6 +77,7 @@ export async function startVertexFake(
   }> = [];
   const requests: VertexFake["requests"] = [];
   const tokens = new Set<string>();
+  const repositories = new Map<string, object>();
   let next = 1000;
   const create = findMethod(docs.aiplatform, "aiplatform.projects.locations.customJobs.create")!;
   const listEntries = findMethod(docs.logging, "logging.entries.list")!;
@@ -167,6 +170,26 @@ export async function startVertexFake(
         const found = [...jobs.values()].filter((job) => !wanted || job.displayName === wanted[1]!.replace(/\\(.)/g, "$1"));
         return json(res, found.length ? { customJobs: found } : {});
       }
+      // Artifact Registry: repositories.get and .create, whose answer is a long-running Operation (done at once here).
+      if (method === "GET" && (match = /^\/v1\/(projects\/[^/]+\/locations\/[^/]+\/repositories\/[^/]+)$/.exec(path))) {
+        const repository = repositories.get(match[1]!);
+        return repository ? json(res, repository) : status(res, 404, "NOT_FOUND", `Requested entity was not found.`);
+      }
+      if (method === "POST" && (match = /^\/v1\/(projects\/[^/]+\/locations\/[^/]+)\/repositories$/.exec(path)) && docs.artifactregistry) {
+        const id = url.searchParams.get("repositoryId") ?? "";
+        const problems = checkBody(docs.artifactregistry, "Repository", body);
+        if (!/^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(id)) problems.push(`repositoryId ${id} is not a valid repository id`);
+        if ((body as { format?: string }).format !== "DOCKER") problems.push("format: this test server makes DOCKER repositories only");
+        if (problems.length) return status(res, 400, "INVALID_ARGUMENT", problems.join("; "));
+        const name = `${match[1]}/repositories/${id}`;
+        if (repositories.has(name)) return status(res, 409, "ALREADY_EXISTS", `the repository already exists`);
+        repositories.set(name, { ...(body as object), name });
+        return json(res, {
+          name: `${match[1]}/operations/${crypto.randomUUID()}`,
+          done: true,
+          response: { "@type": "type.googleapis.com/google.devtools.artifactregistry.v1.Repository", name },
+        });
+      }
       if (method === "POST" && path === "/v2/entries:list") {
         const problems = checkBody(docs.logging, listEntries.request!.$ref, body);
         if (problems.length) return status(res, 400, "INVALID_ARGUMENT", `Invalid JSON payload received. ${problems.join("; ")}`);
@@ -189,6 +212,7 @@ export async function startVertexFake(
   return {
     url: `http://127.0.0.1:${port}`,
     jobs,
+    repositories,
     requests,
     tokens,
     setState(id, state, error) {

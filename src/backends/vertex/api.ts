@@ -7,7 +7,9 @@
  */
 import { endpointOf } from "./google.js";
 import { apiError, type GoogleSession } from "./auth.js";
-import type { CustomJobBody } from "./plan.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { UserError } from "../../errors.js";
+import { createRepositoryRequest, parentOf, type CustomJobBody } from "./plan.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -49,7 +51,13 @@ export class VertexApi {
     private readonly env: Env,
   ) {}
 
-  private async call<T>(what: string, api: "aiplatform" | "logging", method: "GET" | "POST", path: string, body?: unknown): Promise<T | undefined> {
+  private async call<T>(
+    what: string,
+    api: "aiplatform" | "logging" | "artifactregistry",
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+  ): Promise<T | undefined> {
     const url = `${endpointOf(api, this.region, this.env)}/${path}`;
     const response = await fetch(url, {
       method,
@@ -99,6 +107,41 @@ export class VertexApi {
       pageToken = page?.nextPageToken ?? "";
     } while (pageToken);
     return found.sort((a, b) => (b.createTime ?? "").localeCompare(a.createTime ?? ""))[0];
+  }
+
+  /** artifactregistry v1 `projects.locations.repositories.get`: whether the Docker repository `repository` exists in `project`'s `region`. */
+  async repositoryExists(project: string, region: string, repository: string): Promise<boolean> {
+    const name = `projects/${project}/locations/${region}/repositories/${repository}`;
+    return (await this.call(`Reading the Artifact Registry repository ${name}`, "artifactregistry", "GET", `v1/${name}`)) !== undefined;
+  }
+
+  /**
+   * artifactregistry v1 `projects.locations.repositories.create`: makes the
+   * Docker repository, waiting for its long-running operation; a repository
+   * made meanwhile by someone else (409 ALREADY_EXISTS) is as good.
+   */
+  async createRepository(project: string, region: string, repository: string): Promise<void> {
+    const what = `Creating the Artifact Registry repository ${repository} in ${project} (${region})`;
+    const parent = parentOf(project, region);
+    let operation: { name?: string; done?: boolean; error?: { message?: string } } | undefined;
+    try {
+      operation = await this.call(
+        what,
+        "artifactregistry",
+        "POST",
+        `v1/${parent}/repositories?repositoryId=${encodeURIComponent(repository)}`,
+        createRepositoryRequest(),
+      );
+    } catch (err) {
+      if (err instanceof UserError && /ALREADY_EXISTS/.test(err.message)) return;
+      throw err;
+    }
+    for (let waited = 0; operation && !operation.done && operation.name; waited++) {
+      if (waited > 60) throw new UserError(`${what} did not finish within a minute.`, "Run the command again; the repository may exist by then.");
+      await sleep(1000);
+      operation = await this.call(what, "artifactregistry", "GET", `v1/${operation.name}`);
+    }
+    if (operation?.error) throw new UserError(`${what} failed: ${operation.error.message ?? "the operation failed"}.`);
   }
 
   /** logging v2 `entries.list`: one page of entries matching `filter` in `project`, oldest first. */
