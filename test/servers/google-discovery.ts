@@ -58,18 +58,20 @@ export function discoveryFolder(cacheDir: string): string {
     const wheel = fs.readdirSync(download).find((file) => file.endsWith(".whl"));
     if (!wheel) throw new Error(`pip download left no wheel in ${download}`);
     fs.mkdirSync(folder, { recursive: true });
+    // Extracted beside the wheel, then renamed into place: test files run in parallel, and a reader must never see half a document.
     const extract = spawnSync(
       "python3",
       [
         "-c",
         "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nfor name in sys.argv[3:]:\n    open(sys.argv[2] + '/' + name + '.json', 'wb').write(z.read('googleapiclient/discovery_cache/documents/' + name + '.json'))",
         path.join(download, wheel),
-        folder,
+        download,
         ...DOCUMENTS,
       ],
       { encoding: "utf8" },
     );
     if (extract.status !== 0) throw new Error(`extracting the discovery documents failed: ${extract.stderr}`);
+    for (const name of DOCUMENTS) fs.renameSync(path.join(download, `${name}.json`), path.join(folder, `${name}.json`));
   } finally {
     fs.rmSync(download, { recursive: true, force: true });
   }
