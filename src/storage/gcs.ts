@@ -83,7 +83,7 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
   const { Storage: Client } = await import("@google-cloud/storage");
   const env: Env = ctx.env;
   // STORAGE_EMULATOR_HOST names a host (http://HOST:PORT), as Google's Python and Go libraries read it; the JSON API lies under
-  // /storage/v1 there as at Google. This library reads the same variable from process.env only, and then as a base URL without
+  // /storage/v1 there as at Google. This library reads the same variable from its own process environment only, and then as a base URL without
   // /storage/v1: its base is set here from the context's variable, so that a command behaves the same whoever set it.
   const emulator = env.STORAGE_EMULATOR_HOST
     ? (/^https?:\/\//.test(env.STORAGE_EMULATOR_HOST) ? env.STORAGE_EMULATOR_HOST : `http://${env.STORAGE_EMULATOR_HOST}`).replace(/\/+$/, "")
