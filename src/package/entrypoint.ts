@@ -139,6 +139,94 @@ def keep_working_files(root, before, base):
         print("[alekseylearn] the job wrote %d file(s) into its working folder (%s); they are kept in output.tar.gz under working/" % (len(left), ", ".join(left[:10])), file=sys.stderr, flush=True)
 
 
+def vertex_hosts():
+    """Vertex's CLUSTER_SPEC as SageMaker's hosts: pool 0's one replica is algo-1, pool 1's follow; this replica's index in them."""
+    try:
+        spec = _al_json.loads(_al_os.environ.get("CLUSTER_SPEC") or "{}")
+    except ValueError:
+        spec = {}
+    cluster = spec.get("cluster") or {}
+    chief = len(cluster.get("workerpool0") or ["one"])
+    workers = len(cluster.get("workerpool1") or [])
+    task = spec.get("task") or {}
+    index = 0 if task.get("type", "workerpool0") == "workerpool0" else chief + int(task.get("index", 0))
+    return ["algo-%d" % (i + 1) for i in range(chief + workers)], index
+
+
+def prepare_vertex(base, argv):
+    """On Vertex AI nothing writes /opt/ml/input/config: write it as SageMaker does, from the image's arguments (--KEY VALUE, as the
+    job was submitted) and its variables; lay the inputs (under /gcs, Cloud Storage FUSE) out as channels; restore the checkpoints."""
+    config = _al_os.path.join(base, "input", "config")
+    hyperparameters = {argv[i][2:]: argv[i + 1] for i in range(0, len(argv) - 1, 2) if argv[i].startswith("--")}
+    channels = _al_json.loads(_al_os.environ.get("ALEKSEYLEARN_INPUTS") or "{}")
+    hosts, index = vertex_hosts()
+    machine = _al_os.environ.get("ALEKSEYLEARN_MACHINE_TYPE", "vertex")
+    files = {
+        "hyperparameters.json": hyperparameters,
+        "resourceconfig.json": {
+            "current_host": hosts[index],
+            "current_instance_type": machine,
+            "current_group_name": "homogeneousCluster",
+            "hosts": hosts,
+            "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": machine, "hosts": hosts}],
+            "network_interface_name": "eth0",
+        },
+        "inputdataconfig.json": {
+            channel: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"} for channel in sorted(channels)
+        },
+    }
+    for name, content in files.items():
+        with open(_al_os.path.join(config, name), "w") as handle:
+            _al_json.dump(content, handle)
+    for channel, source in channels.items():
+        target = _al_os.path.join(base, "input", "data", channel)
+        _al_os.makedirs(_al_os.path.dirname(target), exist_ok=True)
+        if _al_os.path.isdir(source):
+            _al_os.symlink(source, target)
+        else:
+            # A single object lands as a file inside its channel's folder, as SageMaker puts it.
+            _al_os.makedirs(target, exist_ok=True)
+            _al_os.symlink(source, _al_os.path.join(target, _al_os.path.basename(source)))
+    checkpoints = _al_os.environ.get("ALEKSEYLEARN_CHECKPOINTS")
+    if checkpoints and _al_os.path.isdir(checkpoints):
+        shutil.copytree(checkpoints, _al_os.path.join(base, "checkpoints"), dirs_exist_ok=True)
+    return index == 0
+
+
+def pack(folder, archive):
+    """folder's contents as archive (tar.gz, names relative to it, as SageMaker packs model.tar.gz), written whole or not at all."""
+    import tarfile
+    partial = archive + ".partial"
+    with tarfile.open(partial, "w:gz") as tar:
+        for name in sorted(_al_os.listdir(folder)):
+            tar.add(_al_os.path.join(folder, name), arcname=name)
+    _al_os.replace(partial, archive)
+
+
+def finish_vertex(base, chief):
+    """Save the checkpoints; on the chief, pack the model and output data to OUTPUT_PATH/JOB/output (through /gcs) as SageMaker
+    does, and copy the model folder to $AIP_MODEL_DIR, where Vertex's model registry looks for it."""
+    checkpoints = _al_os.environ.get("ALEKSEYLEARN_CHECKPOINTS")
+    if checkpoints:
+        shutil.copytree(_al_os.path.join(base, "checkpoints"), checkpoints, dirs_exist_ok=True)
+    if not chief:
+        return
+    out = _al_os.environ["ALEKSEYLEARN_OUTPUT_DIR"]
+    _al_os.makedirs(out, exist_ok=True)
+    model = _al_os.path.join(base, "model")
+    pack(model, _al_os.path.join(out, "model.tar.gz"))
+    data = _al_os.path.join(base, "output", "data")
+    if any(files for _, _, files in _al_os.walk(data)):
+        pack(data, _al_os.path.join(out, "output.tar.gz"))
+    failure = _al_os.path.join(base, "output", "failure")
+    if _al_os.path.exists(failure):
+        shutil.copy(failure, _al_os.path.join(out, "failure"))
+    model_dir = _al_os.environ.get("AIP_MODEL_DIR")
+    if model_dir:
+        local = "/gcs/" + model_dir[len("gs://"):] if model_dir.startswith("gs://") else model_dir
+        shutil.copytree(model, local, dirs_exist_ok=True)
+
+
 def main():
     if sys.argv[1:2] != ["train"]:
         print("usage: IMAGE train  (this image runs a training job, as SageMaker starts it)", file=sys.stderr)
@@ -146,6 +234,9 @@ def main():
     base = _al_os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
     for sub in ("model", "output/data", "input/config", "checkpoints"):
         _al_os.makedirs(_al_os.path.join(base, sub), exist_ok=True)
+    # On Vertex AI (the job names its output folder under /gcs) the entrypoint does what SageMaker does around the script.
+    vertex = "ALEKSEYLEARN_OUTPUT_DIR" in _al_os.environ
+    chief = prepare_vertex(base, sys.argv[2:]) if vertex else False
     command, env = job_command(base)
     child_env = dict(_al_os.environ)
     for name in ("ALEKSEYLEARN_SUPERVISED", "ALEKSEYLEARN_STOP_TIMEOUT"):
@@ -202,6 +293,8 @@ def main():
                 f.write(reason.strip()[:1000] + "\n")
         except OSError:
             pass
+    if vertex:
+        finish_vertex(base, chief)
     return code if code >= 0 else 128 - code
 
 

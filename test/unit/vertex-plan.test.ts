@@ -102,6 +102,7 @@ test("the CustomJob carries every setting, field by field, and passes the publis
     MODE: "fast",
     SEED: "1",
     TRAINING_JOB_NAME: "train-1",
+    ALEKSEYLEARN_MACHINE_TYPE: "n1-standard-8",
     ALEKSEYLEARN_OUTPUT_DIR: "/gcs/bucket/vertex/runs/train-1/output",
     ALEKSEYLEARN_INPUTS: JSON.stringify({ extra: "/gcs/data/one.csv", train: "/gcs/data/train" }),
     ALEKSEYLEARN_CHECKPOINTS: "/gcs/bucket/ckpt",

@@ -231,6 +231,8 @@ export function customJobRequest(spec: VertexSpec, inputs: CustomJobInputs): Cus
     ...jobSettingsEnv(settings.hyperparameter_args),
     // The job's name, as SageMaker gives it (the toolkit's SM_TRAINING_ENV reads it), and where the entrypoint finds and leaves files through /gcs.
     TRAINING_JOB_NAME: inputs.name,
+    // The machine type, for resourceconfig.json's instance type (SM_CURRENT_INSTANCE_TYPE), which the entrypoint writes on Vertex.
+    ALEKSEYLEARN_MACHINE_TYPE: settings.machine_type,
     [OUTPUT_ENV]: fusePath(`${jobOutput}/output`),
   };
   const channels = Object.entries(spec.inputs).sort(([a], [b]) => a.localeCompare(b));
