@@ -178,7 +178,9 @@ for (const how of ["reset", "close"] as const) {
     assert.deepEqual(listTree(cwd), ["model.tar.gz"], "no partial files are left");
     assert.equal(proxy.objects.get(`bucket/${key}`)!.cut!.times, 0, "the cuts happened");
     const gets = proxy.requests.slice(before).filter(isGetObject);
-    assert.ok(gets.length >= 4 + 3, `the cut ranges were asked again (${gets.length} GETs)`);
+    // The proxy spends a cut on each of the first four ranged GETs; the three first ones are surely cut (each part is longer than the cut),
+    // a fourth only when it still had more than the cut's length to send.
+    assert.ok(gets.length >= 3 + 3, `the cut ranges were asked again (${gets.length} GETs)`);
     const starts = gets.map((r) => Number(/bytes=(\d+)-/.exec(r.range ?? "")?.[1]));
     const part = 8 * 1024 * 1024;
     const cutAt = 3 * 1024 * 1024 + 17;
