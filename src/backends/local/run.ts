@@ -85,7 +85,8 @@ function artifactCommand(job: LocalJob, python: string, runDir: string, root: st
   };
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
   if (root !== ML_ROOT) env.SAGEMAKER_BASE_DIR = root;
-  return { command: [python, "-u", entrypoint, "train"], env };
+  // -S: the entrypoint needs only the standard library, so it skips site's start-up; the script it starts gets its environment as usual.
+  return { command: [python, "-S", "-u", entrypoint, "train"], env };
 }
 
 function readFailureFile(ml: string): string | undefined {
