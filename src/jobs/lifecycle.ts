@@ -117,8 +117,8 @@ export interface FitOptions {
   overwriteImage?: boolean;
 }
 
-/** The validated spec, its backend and the job's name (given or made), as `fit` and `planFit` both start. */
-function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec: JobSpec; backend: Backend; name: string } {
+/** The validated spec, its backend and the job's first record (named as given, or a made name; not saved), as `fit` and `planFit` both start. */
+function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec: JobSpec; backend: Backend; name: string; job: JobRecord } {
   const spec = buildSpec(request, ctx.cwd);
   const backend = getBackend(spec.backend);
   const name = options.name ?? makeJobName(artifactStem(spec.artifact));
@@ -129,7 +129,15 @@ function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec
     );
   }
   if (new JobStore(ctx.stateDir).find(name)) throw new UserError(`A job named ${name} already exists.`, "Pick another name.");
-  return { spec, backend, name };
+  const job: JobRecord = {
+    name,
+    backend: spec.backend,
+    state: "preparing",
+    spec,
+    createdAt: new Date().toISOString(),
+    jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "",
+  };
+  return { spec, backend, name, job };
 }
 
 /**
@@ -139,15 +147,7 @@ function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec
  * would be sent. No job record, repository, role, object or job is created.
  */
 export async function planFit(request: FitRequest, ctx: Context, options: Pick<FitOptions, "name"> = {}): Promise<SubmissionPlan> {
-  const { spec, backend, name } = prepare(request, ctx, options);
-  const job: JobRecord = {
-    name,
-    backend: spec.backend,
-    state: "preparing",
-    spec,
-    createdAt: new Date().toISOString(),
-    jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "",
-  };
+  const { backend, job } = prepare(request, ctx, options);
   return backend.plan(job, ctx);
 }
 
@@ -156,7 +156,7 @@ export async function planFit(request: FitRequest, ctx: Context, options: Pick<F
  * end. Resolves with the job's record; a failed or stopped job is a UserError.
  */
 export async function fit(request: FitRequest, ctx: Context, options: FitOptions = {}): Promise<FollowResult> {
-  const { spec, backend, name } = prepare(request, ctx, options);
+  const { spec, backend, name, job: first } = prepare(request, ctx, options);
   const store = new JobStore(ctx.stateDir);
   if (!spec.environment) {
     ctx.reporter.warn(
@@ -169,14 +169,7 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
       .written)
       ctx.reporter.info(`Rewrote ${file}`);
   }
-  const job = store.save({
-    name,
-    backend: spec.backend,
-    state: "preparing",
-    spec,
-    createdAt: new Date().toISOString(),
-    jobOutput: spec.outputPath ? joinLocation(spec.outputPath, name) : "",
-  });
+  const job = store.save(first);
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);
 
   let submitted: JobRecord;

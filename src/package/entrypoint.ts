@@ -253,8 +253,11 @@ def main():
 
     def stop(signum, frame):
         # SageMaker stops a job with SIGTERM: the whole job gets it (the script, a notebook's kernel, its helpers), and time to save.
-        if not stopping:
-            stopping.append(time.monotonic())
+        if not stopping and grace:
+            timer = threading.Timer(grace, signal_all, args=(signal.SIGKILL,))
+            timer.daemon = True
+            timer.start()
+        stopping.append(signum)
         signal_all(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -271,13 +274,8 @@ def main():
     reader = None if supervised else threading.Thread(target=read_errors, daemon=True)
     if reader:
         reader.start()
-    while True:
-        try:
-            code = child.wait(timeout=0.2)
-            break
-        except subprocess.TimeoutExpired:
-            if stopping and grace and time.monotonic() - stopping[0] > grace:
-                signal_all(signal.SIGKILL)
+    # A blocking wait (signals are still handled while it waits): the job's end is seen at once.
+    code = child.wait()
     # The job ends when its main process ends; nothing it started outlives it.
     end_leftovers()
     if reader:

@@ -16,10 +16,13 @@ export type Snapshot = ReadonlyMap<string, string>;
 /** Where packed working files go, within /opt/ml/output/data. */
 export const WORKING = "working";
 
-/** The files of `dir` that are code or data (not caches, environments or outputs), with size and time. */
-export function snapshot(dir: string): Snapshot {
+/** The files of `dir` that are code or data (not caches, environments or outputs, nor anything under the folders in `skip`: alekseylearn's own state, cache and outputs), with size and time. */
+export function snapshot(dir: string, skip: readonly string[] = []): Snapshot {
   const files = new Map<string, string>();
-  for (const relative of codePaths(dir)) {
+  const skipped = skip.map((folder) => path.relative(dir, folder)).filter((relative) => relative && !relative.startsWith("..") && !path.isAbsolute(relative));
+  const isSkipped = (relative: string): boolean => skipped.some((folder) => relative === folder || relative.startsWith(`${folder}/`));
+  for (const relative of codePaths(dir, isSkipped)) {
+    if (isSkipped(relative)) continue;
     try {
       const stat = fs.lstatSync(path.join(dir, relative));
       if (stat.isFile()) files.set(relative, `${stat.size}:${stat.mtimeMs}`);

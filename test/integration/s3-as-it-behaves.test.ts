@@ -178,20 +178,30 @@ for (const how of ["reset", "close"] as const) {
     assert.deepEqual(listTree(cwd), ["model.tar.gz"], "no partial files are left");
     assert.equal(proxy.objects.get(`bucket/${key}`)!.cut!.times, 0, "the cuts happened");
     const gets = proxy.requests.slice(before).filter(isGetObject);
-    assert.ok(gets.length >= 4 + 3, `the cut ranges were asked again (${gets.length} GETs)`);
+    // The proxy spends a cut on each of the first four ranged GETs; the three first ones are surely cut (each part is longer than the cut),
+    // a fourth only when it still had more than the cut's length to send.
+    assert.ok(gets.length >= 3 + 3, `the cut ranges were asked again (${gets.length} GETs)`);
     const starts = gets.map((r) => Number(/bytes=(\d+)-/.exec(r.range ?? "")?.[1]));
     const part = 8 * 1024 * 1024;
     const cutAt = 3 * 1024 * 1024 + 17;
-    // A resumed range starts inside a part, at the first byte the client lacks: exactly where a clean close cut it;
+    // A resumed range starts inside its part, at the first byte the client lacks: exactly where a clean close cut it;
     // at or before that after a reset, which also throws away what was still in flight (TCP's RST discards unread data).
-    const resumed = starts.filter((start) => start % part !== 0);
+    // A resumed range may be cut again: within each part, every start is at most one cut past the one before it.
+    const byPart = new Map<number, number[]>();
+    for (const start of starts) byPart.set(Math.floor(start / part), [...(byPart.get(Math.floor(start / part)) ?? []), start]);
+    const steps = [...byPart.values()].flatMap((list) =>
+      list
+        .sort((a, b) => a - b)
+        .slice(1)
+        .map((start, i) => start - list[i]!),
+    );
     assert.ok(
-      resumed.length > 0 && resumed.every((start) => start % part <= cutAt),
+      steps.some((step) => step > 0) && steps.every((step) => step >= 0 && step <= cutAt),
       `each cut range went on from its first missing byte (${starts.join(", ")})`,
     );
     if (how === "close")
       assert.ok(
-        resumed.some((start) => start % part === cutAt),
+        steps.some((step) => step === cutAt),
         `after a clean close, from exactly the cut (${starts.join(", ")})`,
       );
   });

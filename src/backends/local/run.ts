@@ -19,7 +19,7 @@ import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
 import { packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
-import { joinLocation } from "../../storage/location.js";
+import { joinLocation, schemeOf } from "../../storage/location.js";
 import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
 import { bwrapArgs, hostOptEntries, type Mount } from "./sandbox.js";
 
@@ -85,7 +85,8 @@ function artifactCommand(job: LocalJob, python: string, runDir: string, root: st
   };
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
   if (root !== ML_ROOT) env.SAGEMAKER_BASE_DIR = root;
-  return { command: [python, "-u", entrypoint, "train"], env };
+  // -S: the entrypoint needs only the standard library, so it skips site's start-up; the script it starts gets its environment as usual.
+  return { command: [python, "-S", "-u", entrypoint, "train"], env };
 }
 
 function readFailureFile(ml: string): string | undefined {
@@ -222,8 +223,8 @@ async function packOutputs(job: LocalJob, paths: ReturnType<typeof runPaths>, st
 }
 
 /** Files the job left in its working folder, named in its log and kept in output.tar.gz under working/. */
-function keepLeftBehind(dir: string, before: ReturnType<typeof snapshot>, ml: string, log: fs.WriteStream): void {
-  const files = leftBehind(before, snapshot(dir));
+function keepLeftBehind(dir: string, before: ReturnType<typeof snapshot>, skip: readonly string[], ml: string, log: fs.WriteStream): void {
+  const files = leftBehind(before, snapshot(dir, skip));
   if (!files.length) return;
   keepWorkingFiles(dir, files, path.join(ml, "output", "data"));
   const shown = files.slice(0, 10).join(", ") + (files.length > 10 ? `, … (${files.length - 10} more)` : "");
@@ -293,7 +294,9 @@ export async function runLocalJob(
     const launch = launchCommand(job, setup, paths, mounts, sandboxed ? ML_ROOT : paths.ml, ctx);
     // The image keeps its own working files (its entrypoint does); a job run here works in its folder, watched from outside.
     const workingDir = setup.image ? undefined : job.spec.artifact.dir;
-    const before = workingDir ? snapshot(workingDir) : undefined;
+    // alekseylearn's own state, cache and this job's outputs are not the job's files, wherever they lie.
+    const ours = [ctx.stateDir, ctx.cacheDir, ...(schemeOf(job.spec.outputPath) ? [] : [job.spec.outputPath])];
+    const before = workingDir ? snapshot(workingDir, ours) : undefined;
     const hostMl = !sandboxed ? hostMlWatch() : undefined;
     const running = startProcess(launch, job.spec.artifact.dir, log, setup.bwrap !== undefined);
     record({ state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
@@ -310,7 +313,7 @@ export async function runLocalJob(
     done();
     signal.removeEventListener("abort", onAbort);
 
-    if (workingDir && before) keepLeftBehind(workingDir, before, paths.ml, log);
+    if (workingDir && before) keepLeftBehind(workingDir, before, ours, paths.ml, log);
     if (hostMl) hostMl.report(log);
     const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
     const changes: JobChanges = {
