@@ -1,7 +1,7 @@
 /**
  * The Vertex AI backend as far as it is built: its settings, the checks a
  * spec must pass, and `fit --dry-run`'s plan. It is not in the backends'
- * table yet (submitting, following, the image push and gs:// storage are to
+ * table yet (submitting, following and the image push are still to
  * come), so `--backend vertex` still says it is not available.
  */
 import type { SpecRules } from "../../spec/types.js";
