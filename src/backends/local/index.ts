@@ -23,8 +23,8 @@ import { localSchema, type LocalJob, type LocalProvider } from "./schema.js";
 /** Runs started by this process, so `stop` can reach them without a signal. */
 const active = new Map<string, AbortController>();
 
-/** How often a follower looks for new log lines and a changed state. */
-const POLL_MS = 50;
+/** How often a follower looks for new log lines and a changed state (the end of a short job is seen within this; reading a small file this often costs next to nothing). */
+const POLL_MS = 20;
 
 /** Read what `file` holds past `offset` (nothing when it does not exist yet). */
 function readFrom(file: string, offset: number): Buffer {
