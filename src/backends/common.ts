@@ -11,3 +11,14 @@ export const commonSchema = {
     doc: "Pass the hyperparameters to a script as command-line arguments (--KEY VALUE, sorted), as SageMaker's training toolkit does; false for a script that rejects unknown arguments. Notebooks never get arguments.",
   },
 } satisfies Schema;
+
+/** `KEY=VALUE` items as a record; `problems` gets one line per bad item. */
+export function parsePairs(items: readonly string[], what: string, problems: string[]): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const item of items) {
+    const at = item.indexOf("=");
+    if (at <= 0) problems.push(`config.${what}: ${JSON.stringify(item)} is not KEY=VALUE`);
+    else pairs[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return pairs;
+}

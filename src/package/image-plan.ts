@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { JobSpec } from "../spec/types.js";
 import { codePaths } from "./bundle.js";
-import { shippedFiles, type Shipment } from "./ship.js";
+import type { Context } from "../context.js";
+import { reportShipment, shippedFiles, type Shipment } from "./ship.js";
 import { DOCKERFILE, environmentInContext, hasOwnDockerfile, imageFiles } from "./image.js";
 
 /** Every file of `dir` that is code or data (no caches, environments or outputs): what a job run on this machine sees of its folder. */
@@ -39,4 +40,23 @@ export function imageLayers(spec: JobSpec, baseImage: string): string[] {
     .split(/\r?\n/)
     .map((line) => line.trim());
   return steps.filter((line) => /^(RUN|COPY|ADD)\s/i.test(line));
+}
+
+/**
+ * The files and image a cloud submission of `spec` would build on `baseImage` for `platform`, by the one rule set of
+ * `ship.ts`; the secrets it keeps out are named through `reporter`.
+ */
+export function imagePlan(
+  spec: JobSpec,
+  baseImage: string,
+  platform: string,
+  ctx: Pick<Context, "env" | "reporter">,
+): { files: string[]; image: { base: string; platform: string; layers: string[] } } {
+  const shipment = jobShipment(spec, ctx.env);
+  reportShipment(
+    shipment,
+    (message) => ctx.reporter.warn(message),
+    (message) => ctx.reporter.info(message),
+  );
+  return { files: buildContextFiles(spec, baseImage, shipment), image: { base: baseImage, platform, layers: imageLayers(spec, baseImage) } };
 }

@@ -12,8 +12,7 @@ import { failure } from "../../errors.js";
 import type { SageMakerJob } from "./schema.js";
 import { SAGEMAKER_PLATFORM } from "../../package/container.js";
 import { baseImageFor, isGpuInstance } from "../../package/image.js";
-import { buildContextFiles, imageLayers, jobShipment } from "../../package/image-plan.js";
-import { reportShipment } from "../../package/ship.js";
+import { imagePlan } from "../../package/image-plan.js";
 import { VERSION } from "../../version.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";
 import { awsFor } from "./aws.js";
@@ -72,17 +71,10 @@ export async function planSageMaker(job: SageMakerJob, ctx: Context): Promise<Su
   checks.done.push("the CreateTrainingJob request is within every limit and pattern of SageMaker's published API model");
   requests.push({ api: "sagemaker", operation: "CreateTrainingJob", request });
   const base = baseImageFor(spec, spec.settings.base_image, isGpuInstance(spec.settings.instance_type));
-  const shipment = jobShipment(spec, ctx.env);
-  reportShipment(
-    shipment,
-    (message) => ctx.reporter.warn(message),
-    (message) => ctx.reporter.info(message),
-  );
   return {
     backend: "sagemaker",
     job: job.name,
-    files: buildContextFiles(spec, base, shipment),
-    image: { base, platform: SAGEMAKER_PLATFORM, layers: imageLayers(spec, base) },
+    ...imagePlan(spec, base, SAGEMAKER_PLATFORM, ctx),
     requests,
     checks,
     placeholders,

@@ -12,6 +12,7 @@ import type { SageMakerSpec } from "./schema.js";
 import { validate } from "./model.js";
 import { DEFAULT_ROLE_NAME } from "./schema.js";
 import { SAGEMAKER_SHAPES } from "./shapes.js";
+import { parsePairs } from "../common.js";
 
 /** The tag that marks a job as made by alekseylearn; its value is the submission's id, so a retried submission finds its own job. */
 export const SUBMISSION_TAG = "alekseylearn:submission";
@@ -48,17 +49,6 @@ export function requestProblems(request: CreateTrainingJobRequest): string[] {
   return validate({ shapes: SAGEMAKER_SHAPES }, "CreateTrainingJobRequest", request).map(
     (problem) => `the CreateTrainingJob request breaks SageMaker's rules: ${problem}`,
   );
-}
-
-/** `KEY=VALUE` items as a record; `problems` gets one line per bad item. */
-export function parsePairs(items: readonly string[], what: string, problems: string[]): Record<string, string> {
-  const pairs: Record<string, string> = {};
-  for (const item of items) {
-    const at = item.indexOf("=");
-    if (at <= 0) problems.push(`config.${what}: ${JSON.stringify(item)} is not KEY=VALUE`);
-    else pairs[item.slice(0, at)] = item.slice(at + 1);
-  }
-  return pairs;
 }
 
 /** Every reason `spec` cannot run on SageMaker, all at once (empty when it can). */

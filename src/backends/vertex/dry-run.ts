@@ -9,8 +9,7 @@ import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { SAGEMAKER_PLATFORM } from "../../package/container.js";
 import { baseImageFor } from "../../package/image.js";
-import { buildContextFiles, imageLayers, jobShipment } from "../../package/image-plan.js";
-import { reportShipment } from "../../package/ship.js";
+import { imagePlan } from "../../package/image-plan.js";
 import { VERSION } from "../../version.js";
 import type { SubmissionPlan } from "../types.js";
 import { noProjectError, resolveProject } from "./google.js";
@@ -38,17 +37,10 @@ export async function planVertex(job: VertexJob, ctx: Context): Promise<Submissi
   const request = customJobRequest(spec, { name: job.name, image, submissionId: PLACEHOLDERS.submission, version: VERSION });
   // Linux on x86-64 is what Vertex's training machines run, as SageMaker's do.
   const base = baseImageFor(spec, spec.settings.base_image, spec.settings.accelerator_type !== undefined);
-  const shipment = jobShipment(spec, ctx.env);
-  reportShipment(
-    shipment,
-    (message) => ctx.reporter.warn(message),
-    (message) => ctx.reporter.info(message),
-  );
   return {
     backend: "vertex",
     job: job.name,
-    files: buildContextFiles(spec, base, shipment),
-    image: { base, platform: SAGEMAKER_PLATFORM, layers: imageLayers(spec, base) },
+    ...imagePlan(spec, base, SAGEMAKER_PLATFORM, ctx),
     requests: [{ api: "aiplatform", operation: "projects.locations.customJobs.create", parent: parentOf(chosen.project, region), request }],
     checks,
     placeholders: [

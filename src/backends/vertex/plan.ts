@@ -13,6 +13,7 @@ import { imageName, jobSettingsEnv, refuseEnvironmentCredentials } from "../../p
 import { schemeOf } from "../../storage/location.js";
 import type { JobState } from "../../jobs/job.js";
 import type { VertexSpec } from "./schema.js";
+import { parsePairs } from "../common.js";
 
 /** The label that marks a job as made by alekseylearn; its value is the submission's id, so a retried submission finds its own job. */
 export const SUBMISSION_LABEL = "alekseylearn-submission";
@@ -122,17 +123,6 @@ export function registryOf(imagePath: string): { host: string; project: string; 
 /** The body of `projects.locations.repositories.create` (artifactregistry v1) for a missing Docker repository. */
 export function createRepositoryRequest(): { format: "DOCKER"; description: string; labels: Record<string, string> } {
   return { format: "DOCKER", description: "Training images of alekseylearn jobs", labels: { alekseylearn: "training-images" } };
-}
-
-/** `KEY=VALUE` items as a record; `problems` gets one line per bad item. */
-export function parsePairs(items: readonly string[], what: string, problems: string[]): Record<string, string> {
-  const pairs: Record<string, string> = {};
-  for (const item of items) {
-    const at = item.indexOf("=");
-    if (at <= 0) problems.push(`config.${what}: ${JSON.stringify(item)} is not KEY=VALUE`);
-    else pairs[item.slice(0, at)] = item.slice(at + 1);
-  }
-  return pairs;
 }
 
 // Google's label rules (cloud.google.com/resource-manager/docs/labels-overview): keys start with a lowercase letter; keys and values are at most 63 lowercase letters, digits, _ and -.
