@@ -6,12 +6,14 @@ import type { Backend } from "./types.js";
 import { localBackend } from "./local/index.js";
 import { kaggleBackend } from "./kaggle/index.js";
 import { sagemakerBackend } from "./sagemaker/index.js";
+import { vertexBackend } from "./vertex/index.js";
 
 /** Every backend that is built, by name. */
 export const backends: Partial<Record<BackendName, Backend>> = {
   local: localBackend,
   sagemaker: sagemakerBackend,
   kaggle: kaggleBackend,
+  vertex: vertexBackend,
 };
 
 /** The backend called `name`; a UserError for an unknown or not-yet-built one. */

@@ -28,7 +28,7 @@ export const commands: readonly Command[] = [
     description: [
       "ARTIFACT is a Python script (.py), a Jupyter notebook (.ipynb, executed headless cell by cell), or a folder with --entry FILE. Its environment is --envfile, else requirements.txt or environment.yml beside it.",
       "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. A script gets its hyperparameters as command-line arguments too, as SageMaker's training toolkit passes them (--KEY VALUE, sorted; --config.hyperparameter_args=false turns that off), so argparse scripts written for SageMaker run unchanged. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
-      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on SageMaker and Kaggle it stops following and the job goes on (`alekseylearn logs JOB --follow` re-attaches).",
+      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on SageMaker, Vertex AI and Kaggle it stops following and the job goes on (`alekseylearn logs JOB --follow` re-attaches).",
     ],
     positionals: [{ name: "ARTIFACT", required: true }],
     options: [

@@ -253,7 +253,7 @@ export async function login(registry: string, user: string, password: string, en
   if (result.code !== 0) {
     throw failure(
       `docker login to ${registry} failed.`,
-      "Check that the registry answers (ECR's, or ALEKSEYLEARN_REGISTRY when set) and that your AWS identity may call ecr:GetAuthorizationToken.",
+      "Check that the registry answers (the cloud's, or ALEKSEYLEARN_REGISTRY when set) and that you may push to it (ECR: ecr:GetAuthorizationToken; Artifact Registry: artifactregistry.repositories.uploadArtifacts).",
       result.tail.filter((line) => !line.includes(password)).slice(-3),
     );
   }

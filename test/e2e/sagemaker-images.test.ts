@@ -290,7 +290,7 @@ async function pushManifest(repository: string, mediaType: string, manifest: obj
 }
 
 test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an arm64 config are refused by fit's read-back and failed by the fake as SageMaker fails them", async () => {
-  const { pushedImageProblems } = await import("../../src/backends/sagemaker/image.js");
+  const { pushedImageProblems } = await import("../../src/package/registry.js");
   const repository = "alekseylearn/by-hand";
   const layer = await pushBlob(repository, Buffer.from("not really a layer"));
   const amd64 = await pushBlob(repository, Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } })));

@@ -13,7 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { buildSpecFor } from "../../src/jobs/spec.js";
 import { UserError } from "../../src/errors.js";
-import { vertexRules } from "../../src/backends/vertex/index.js";
+import { vertexBackend } from "../../src/backends/vertex/index.js";
 import { customJobRequest, logFilter, parentOf, stateOf } from "../../src/backends/vertex/plan.js";
 import { googleSession } from "../../src/backends/vertex/auth.js";
 import { entryText, jobIdOf, logFilterFrom, unseen, VertexApi, type LogCursor } from "../../src/backends/vertex/api.js";
@@ -78,7 +78,7 @@ after(async () => {
 
 function spec(config: Record<string, unknown> = {}) {
   const dir = writeTree({ "train.py": "print('hi')\n" });
-  return buildSpecFor(vertexRules, { artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj", ...config } }, dir);
+  return buildSpecFor(vertexBackend, { artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj", ...config } }, dir);
 }
 
 const IMAGE = `us-central1-docker.pkg.dev/my-proj/alekseylearn/x-train@sha256:${"b".repeat(64)}`;

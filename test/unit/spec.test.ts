@@ -215,10 +215,10 @@ test("error: more than one instance on the local backend, and inputs that do not
   assert.match(said(err), /input train: .*missing-data does not exist/);
 });
 
-test("error: backends that are not built yet say so, and a typo names the nearest", () => {
+test("the output path picks the backend (gs:// → vertex, which then needs it), and a typo names the nearest", () => {
   const dir = writeTree({ "train.py": SCRIPT });
-  assert.match(userError(() => buildSpec({ artifact: "train.py", backend: "vertex" }, dir)).message, /vertex backend is not available in this version/);
-  assert.match(userError(() => buildSpec({ artifact: "train.py", config: { output_path: "gs://b/runs" } }, dir)).message, /vertex backend is not available/);
+  assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "vertex" }, dir))), /config\.output_path is required by the vertex backend/);
+  assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj" } }, dir).backend, "vertex");
   assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "s3://b/sagemaker" } }, dir).backend, "sagemaker");
   assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "locl" }, dir))), /Did you mean local\?/);
 });

@@ -13,7 +13,7 @@ import { buildSpecFor } from "../../src/jobs/spec.js";
 import { makeContext } from "../../src/context.js";
 import { UserError } from "../../src/errors.js";
 import type { JobRecord } from "../../src/jobs/job.js";
-import { vertexRules } from "../../src/backends/vertex/index.js";
+import { vertexBackend } from "../../src/backends/vertex/index.js";
 import {
   ACCELERATOR_TYPES,
   createRepositoryRequest,
@@ -42,7 +42,7 @@ function spec(
   files: Record<string, string> = { "train.py": "print('hi')\n", "requirements.txt": "scikit-learn\n" },
 ) {
   const dir = writeTree(files);
-  return buildSpecFor(vertexRules, { artifact: Object.keys(files)[0]!, config: { output_path: OUT, ...config }, ...extra }, dir);
+  return buildSpecFor(vertexBackend, { artifact: Object.keys(files)[0]!, config: { output_path: OUT, ...config }, ...extra }, dir);
 }
 
 function problemsOf(config: Record<string, unknown>, inputs: Record<string, string> = {}): string[] {
@@ -273,7 +273,7 @@ function record(s: ReturnType<typeof spec>): JobRecord<VertexSettings> {
 test("fit --dry-run's plan: the CustomJob exactly as it would be sent, under its parent, with no credentials when the project is given", async () => {
   const s = spec({ project: "my-proj", region: "asia-east1" }, { hyperparameters: { epochs: 3 } });
   const bare = { HOME: gcloudDir({}), CLOUDSDK_CONFIG: gcloudDir({}), PATH: process.env.PATH };
-  const plan = await vertexRules.plan(record(s), makeContext({ cwd: s.artifact.dir, env: bare }));
+  const plan = await vertexBackend.plan(record(s), makeContext({ cwd: s.artifact.dir, env: bare }));
   assert.equal(plan.backend, "vertex");
   assert.deepEqual(plan.files.includes("train.py"), true);
   assert.equal(plan.image?.platform, "linux/amd64");
@@ -292,7 +292,7 @@ test("fit --dry-run's plan: the CustomJob exactly as it would be sent, under its
   );
   assert.ok(plan.checks.skipped.some((line) => /sends nothing to Google/.test(line)));
   // A GPU job is built on the CUDA base.
-  const gpu = await vertexRules.plan(record(spec({ project: "my-proj", accelerator_type: "NVIDIA_L4" })), makeContext({ cwd: s.artifact.dir, env: bare }));
+  const gpu = await vertexBackend.plan(record(spec({ project: "my-proj", accelerator_type: "NVIDIA_L4" })), makeContext({ cwd: s.artifact.dir, env: bare }));
   assert.match(gpu.image!.base, /cuda/);
 });
 
@@ -300,7 +300,7 @@ test("fit --dry-run with no project anywhere: one error naming where a project i
   const s = spec({});
   const env = { HOME: gcloudDir({}), CLOUDSDK_CONFIG: gcloudDir({}) };
   await assert.rejects(
-    vertexRules.plan(record(s), makeContext({ cwd: s.artifact.dir, env })),
+    vertexBackend.plan(record(s), makeContext({ cwd: s.artifact.dir, env })),
     (err) =>
       err instanceof UserError &&
       /No Google Cloud project/.test(err.message) &&

@@ -17,7 +17,8 @@ import { VERSION } from "../../version.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";
 import { awsFor } from "./aws.js";
 import { checkBucket } from "./bucket.js";
-import { findRepository, registryOverride } from "./image.js";
+import { findRepository } from "./image.js";
+import { registryOverride } from "../../package/registry.js";
 import { createRepositoryRequest, imageReference, PLACEHOLDERS, repositoryName, requestProblems, roleArnFor, trainingJobRequest } from "./plan.js";
 import { checkRolePermissions, resolveRole, roleDeniedError } from "./role.js";
 

@@ -24,7 +24,11 @@ export interface CustomJob {
   createTime?: string;
   startTime?: string;
   endTime?: string;
-  jobSpec?: { baseOutputDirectory?: { outputUriPrefix?: string } };
+  jobSpec?: {
+    baseOutputDirectory?: { outputUriPrefix?: string };
+    workerPoolSpecs?: Array<{ machineSpec?: { machineType?: string; acceleratorType?: string }; replicaCount?: string }>;
+    scheduling?: { strategy?: string };
+  };
 }
 
 /** One entry of Cloud Logging (LogEntry; the fields a job's log line is made of). */

@@ -1,19 +1,262 @@
 /**
- * The Vertex AI backend as far as it is built: its settings, the checks a
- * spec must pass, and `fit --dry-run`'s plan. It is not in the backends'
- * table yet (submitting, following and the image push are still to
- * come), so `--backend vertex` still says it is not available.
+ * The Vertex AI backend: the artifact's image is built with the local Docker
+ * and pushed to Artifact Registry, the job is a custom job
+ * (`projects.locations.customJobs.create`) followed through
+ * `customJobs.get` and Cloud Logging, and its model lands in Cloud Storage
+ * under OUTPUT_PATH/JOB/output, where `fetch` finds it as on every backend.
  */
-import type { SpecRules } from "../../spec/types.js";
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Context } from "../../context.js";
+import { failure, UserError } from "../../errors.js";
+import { isFinal } from "../../jobs/job.js";
+import { validateSettings } from "../../spec/schema.js";
+import { storageFor } from "../../storage/index.js";
+import { joinLocation } from "../../storage/location.js";
+import { VERSION } from "../../version.js";
+import type { Backend } from "../types.js";
+import { LOG_POLL_SECONDS, VertexApi, type CustomJob } from "./api.js";
+import { googleSession, type GoogleSession } from "./auth.js";
 import { planVertex } from "./dry-run.js";
-import { planProblems } from "./plan.js";
-import { vertexSchema } from "./schema.js";
+import { changesFrom, JobLog, statusLine } from "./follow.js";
+import { credentialSource, noProjectError, resolveProject } from "./google.js";
+import { pushVertexImage } from "./image.js";
+import { customJobRequest, modelLocation, parentOf, planProblems, SUBMISSION_LABEL, labelValue } from "./plan.js";
+import { DEFAULT_REGION, vertexSchema, type VertexJob, type VertexProvider } from "./schema.js";
 
-/** What building a spec for Vertex AI needs (its settings and its checks), and the dry run's plan. */
-export const vertexRules = {
+/** A session, its API client and the project, for one region. */
+interface Google {
+  project: string;
+  session: GoogleSession;
+  api: VertexApi;
+}
+
+/** Google's credentials and the project for `project` (config.project or found) in `region`; a UserError naming the fix when either is missing. */
+async function connect(configured: string | undefined, region: string, ctx: Context): Promise<Google> {
+  const chosen = resolveProject(configured, ctx.env);
+  if (!chosen) throw noProjectError();
+  const session = await googleSession(ctx.env);
+  return { project: chosen.project, session, api: new VertexApi(session, region, ctx.env) };
+}
+
+/** Fail before anything is built when the output path's bucket does not exist (Vertex itself finds out only when the job writes there). */
+async function checkOutputBucket(outputPath: string, ctx: Context): Promise<void> {
+  const bucket = /^gs:\/\/([^/]+)/.exec(outputPath)?.[1] ?? "";
+  const storage = await storageFor(outputPath, ctx);
+  try {
+    await storage.list(`gs://${bucket}/${randomUUID()}`);
+  } catch (err) {
+    if (/bucket does not exist|notFound|\b404\b/i.test((err as Error).message))
+      throw failure(
+        `The bucket ${bucket} of config.output_path does not exist.`,
+        `Create it (gcloud storage buckets create gs://${bucket} --location=REGION) or pick another config.output_path.`,
+      );
+    throw err;
+  }
+}
+
+/**
+ * Create the custom job. A create whose answer was lost on the way (the
+ * connection dropped) may still have made the job: it is looked for by name
+ * and this submission's label before anything is sent again.
+ */
+async function createJob(google: Google, parent: string, body: ReturnType<typeof customJobRequest>, submission: string): Promise<CustomJob> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await google.api.createCustomJob(parent, body);
+    } catch (err) {
+      if (err instanceof UserError || attempt >= 3) throw err;
+      const made = await google.api.findCustomJob(parent, body.displayName).catch(() => undefined);
+      if (made?.labels?.[SUBMISSION_LABEL] === labelValue(submission)) return made;
+      await sleep(1000 * attempt);
+    }
+  }
+}
+
+/** What the job wrote as its failure (the entrypoint's OUTPUT_PATH/JOB/output/failure: the script's last error line), if anything. */
+async function failureText(jobOutput: string, ctx: Context): Promise<string | undefined> {
+  const location = joinLocation(jobOutput, "output/failure");
+  const storage = await storageFor(location, ctx);
+  if (!(await storage.stat(location).catch(() => undefined))) return undefined;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-failure-"));
+  try {
+    await storage.download(location, path.join(dir, "failure"));
+    return fs.readFileSync(path.join(dir, "failure"), "utf8").trim().slice(0, 1000) || undefined;
+  } catch {
+    return undefined;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The Vertex AI backend. */
+export const vertexBackend = {
   name: "vertex",
-  summary: "Google Cloud Vertex AI custom jobs (ML Engine's successor), in a container built from the artifact.",
+  summary: "Google Cloud Vertex AI custom jobs: the image is built with Docker and pushed to Artifact Registry; the model lands in Cloud Storage",
   schema: vertexSchema,
+  onInterrupt: "detach",
+
   check: planProblems,
   plan: planVertex,
-} satisfies SpecRules<typeof vertexSchema> & { summary: string; plan: typeof planVertex };
+
+  async submit(job, ctx, options) {
+    const { spec } = job;
+    const { region } = spec.settings;
+    const google = await connect(spec.settings.project, region, ctx);
+    // The credentials are tried now (a token), and the bucket looked at, before anything is built.
+    await google.session.accessToken();
+    await checkOutputBucket(spec.outputPath, ctx);
+    const pushed = await pushVertexImage(spec, google.project, google, ctx);
+    const submission = randomUUID();
+    const body = customJobRequest(spec, { name: job.name, image: pushed.image, submissionId: submission, version: VERSION });
+    const parent = parentOf(google.project, region);
+    const accelerator = spec.settings.accelerator_type ? ` with ${spec.settings.accelerator_count} × ${spec.settings.accelerator_type}` : "";
+    ctx.reporter.info(
+      `Creating the custom job ${job.name} on ${spec.settings.instance_count} × ${spec.settings.machine_type}${accelerator} in ${google.project} (${region})…`,
+    );
+    const created = await createJob(google, parent, body, submission);
+    if (options.detach) ctx.reporter.info(`Submitted ${created.name}`);
+    return {
+      state: "queued",
+      provider: {
+        resource: created.name,
+        project: google.project,
+        region,
+        image: pushed.image,
+        submission,
+        status: created.state,
+        layersPushed: String(pushed.layersPushed),
+        stepsRun: String(pushed.stepsRun),
+      },
+    };
+  },
+
+  async describe(job, ctx) {
+    const resource = job.provider?.resource;
+    if (isFinal(job.state) || !resource) return {};
+    const google = await connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
+    const answer = await google.api.getCustomJob(resource);
+    if (!answer)
+      throw failure(`Vertex AI has no custom job ${resource} any more.`, `It may have been deleted; \`alekseylearn jobs\` lists what this machine knows.`);
+    const changes = changesFrom(answer, job);
+    if (changes.state === "completed" || changes.state === "failed") {
+      // output.tar.gz (what the job left in /opt/ml/output/data) is written only when there was something.
+      const { output } = modelLocation(job.jobOutput);
+      const storage = await storageFor(output, ctx);
+      if (await storage.stat(output)) changes.output = output;
+    }
+    if (changes.state === "failed") {
+      // Vertex says which replica failed and its exit status; the script's own last error line says why.
+      const said = await failureText(job.jobOutput, ctx);
+      if (said) changes.reason = `${said}${answer.error?.message ? ` (${answer.error.message})` : ""}`;
+    }
+    return changes;
+  },
+
+  async *logs(job, ctx, options) {
+    const { settings } = job.spec;
+    const google = await connect(job.provider?.project ?? settings.project, job.provider?.region ?? settings.region, ctx);
+    // Cloud Logging's read quota (60 entries.list a minute per project, shared) sets the fastest pace; poll_interval may ask for a slower one.
+    const readEvery = Math.max(settings.poll_interval, LOG_POLL_SECONDS) * 1000;
+    let log: JobLog | undefined;
+    const base = settings.poll_interval * 1000;
+    let interval = base;
+    let said = "";
+    for (;;) {
+      const record = (options.refresh ? await options.refresh() : { ...job, ...(await this.describe(job, ctx)) }) as VertexJob;
+      const resource = record.provider?.resource;
+      if (options.follow) {
+        const line = statusLine(record);
+        if (resource && line !== said) {
+          yield line;
+          said = line;
+          interval = base;
+        }
+      }
+      if (resource && !log)
+        log = new JobLog(google.api, record.provider?.project ?? google.project, resource, settings.instance_count, readEvery, options.signal);
+      let lines: string[] = [];
+      try {
+        if (log) lines = await log.read();
+      } catch (err) {
+        if (options.signal?.aborted) return; // stopped following while waiting for the quota
+        throw err;
+      }
+      yield* lines;
+      if (lines.length) interval = base;
+      if (!options.follow) return;
+      if (isFinal(record.state)) {
+        // Cloud Logging may take a moment to have a job's last lines; one more read after the end.
+        if (log) yield* await log.read().catch(() => [] as string[]);
+        return;
+      }
+      try {
+        await sleep(interval, undefined, { signal: options.signal });
+      } catch {
+        return; // the reader stopped following; the job goes on
+      }
+      interval = Math.min(interval * 1.5, 30_000);
+    }
+  },
+
+  async stop(job, ctx) {
+    const resource = job.provider?.resource;
+    if (!resource) throw new UserError(`${job.name} has no Vertex AI custom job yet.`);
+    const google = await connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
+    await google.api.cancelCustomJob(resource);
+  },
+
+  async lookup(name, ctx) {
+    let google: Google;
+    try {
+      // Only with credentials named by a file: finding a name must never wait on a metadata server that is not there.
+      if (credentialSource(ctx.env).kind !== "file" || !resolveProject(undefined, ctx.env)) return undefined;
+      google = await connect(undefined, ctx.env.CLOUDSDK_AI_REGION || DEFAULT_REGION, ctx);
+    } catch {
+      return undefined;
+    }
+    const region = ctx.env.CLOUDSDK_AI_REGION || DEFAULT_REGION;
+    const found = await google.api.findCustomJob(parentOf(google.project, region), name).catch(() => undefined);
+    if (!found) return undefined;
+    const pools = found.jobSpec?.workerPoolSpecs ?? [];
+    const machine = pools[0]?.machineSpec;
+    // What is known of a job started elsewhere: its settings as Vertex reports them (the rest at their defaults); its code is not here.
+    const { settings } = validateSettings(
+      vertexSchema,
+      {
+        project: google.project,
+        region,
+        ...(machine?.machineType ? { machine_type: machine.machineType } : {}),
+        ...(machine?.acceleratorType ? { accelerator_type: machine.acceleratorType } : {}),
+        instance_count: Math.max(
+          1,
+          pools.reduce((sum, pool) => sum + Number(pool.replicaCount ?? 0), 0),
+        ),
+        use_spot: found.jobSpec?.scheduling?.strategy === "SPOT",
+      },
+      "the vertex backend",
+    );
+    const jobOutput = found.jobSpec?.baseOutputDirectory?.outputUriPrefix?.replace(/\/+$/, "") ?? "";
+    const record: VertexJob = {
+      name,
+      backend: "vertex",
+      state: "queued",
+      spec: {
+        artifact: { kind: "script", dir: "", entry: "", isFolder: false },
+        backend: "vertex",
+        settings,
+        hyperparameters: {},
+        inputs: {},
+        // A job alekseylearn made has its output at OUTPUT_PATH/JOB; another's base output directory is taken as it is.
+        outputPath: jobOutput.endsWith(`/${name}`) ? jobOutput.slice(0, -name.length - 1) : jobOutput,
+      },
+      createdAt: new Date(found.createTime ?? Date.now()).toISOString(),
+      jobOutput,
+      provider: { resource: found.name, project: google.project, region },
+    };
+    return { ...record, ...changesFrom(found, record) };
+  },
+} satisfies Backend<typeof vertexSchema, VertexProvider>;

@@ -78,6 +78,9 @@ export type VertexProvider = {
   image?: string;
   /** This submission's id (the job's alekseylearn-submission label). */
   submission?: string;
+  /** What the image's push did (layers sent, build steps run), for the benchmarks. */
+  layersPushed?: string;
+  stepsRun?: string;
   /** The API's JobState and error.message. */
   status?: string;
   message?: string;

@@ -1,0 +1,75 @@
+/**
+ * The job's image in Artifact Registry: built with the local Docker for
+ * linux/amd64, its Docker repository created when missing (and the user told),
+ * pushed with a short-lived access token as the password of `oauth2accesstoken`
+ * (Artifact Registry's documented token login, given to `docker login` on
+ * stdin), and referred to by digest.
+ */
+import type { Context } from "../../context.js";
+import { failure } from "../../errors.js";
+import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
+import { imageName } from "../../package/image.js";
+import { pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
+import type { GoogleSession } from "./auth.js";
+import type { VertexApi } from "./api.js";
+import { registryOf, repositoryPath } from "./plan.js";
+import type { VertexSpec } from "./schema.js";
+
+/** The user name of Artifact Registry's access-token login (cloud.google.com/artifact-registry/docs/docker/authentication#token). */
+export const TOKEN_USER = "oauth2accesstoken";
+
+/**
+ * Build the job's image and put it in Artifact Registry; returns it by digest
+ * under its Artifact Registry name (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE@sha256:…),
+ * which the job pulls. The repository is looked up while Docker builds;
+ * nothing is created or pushed until the build has succeeded and `gate` (the
+ * caller's own checks) has resolved true.
+ */
+export async function pushVertexImage(
+  spec: VertexSpec,
+  project: string,
+  google: { session: GoogleSession; api: VertexApi },
+  ctx: Context,
+  options: { gate?: Promise<boolean> } = {},
+): Promise<PushedImage> {
+  const imagePath = repositoryPath(spec, project);
+  const registry = registryOf(imagePath);
+  if (!registry) throw failure(`${imagePath} is not an Artifact Registry image path (REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE).`);
+  let found: Promise<boolean> | undefined;
+  const askRegistry = (): void => {
+    found = google.api.repositoryExists(registry.project, registry.region, registry.repository);
+    found.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
+  };
+  const built = await buildTrainingImage(
+    spec,
+    {
+      tag: `${imageName(spec)}:latest`,
+      gpu: spec.settings.accelerator_type !== undefined,
+      baseImage: spec.settings.base_image,
+      // Vertex AI's training machines are x86-64, as SageMaker's are.
+      platform: SAGEMAKER_PLATFORM,
+      onStarted: askRegistry,
+    },
+    ctx,
+  );
+  if (!(await (options.gate ?? Promise.resolve(true)))) throw failure("Stopped before pushing: the checks before it failed.");
+  if (!(await (found ?? google.api.repositoryExists(registry.project, registry.region, registry.repository)))) {
+    ctx.reporter.info(
+      `Creating the Artifact Registry repository ${registry.repository} in ${registry.project} (${registry.region}): no image has been pushed there from this project and region before.`,
+    );
+    await google.api.createRepository(registry.project, registry.region, registry.repository);
+  }
+  const pushed = await pushBuiltImage(
+    built.imageId,
+    {
+      backend: "vertex",
+      service: "Vertex AI",
+      uri: registryOverride(imagePath, ctx.env),
+      user: TOKEN_USER,
+      password: await google.session.accessToken(),
+      unusableHint: unusableImageHint(spec),
+    },
+    ctx,
+  );
+  return { image: `${imagePath}@${pushed.digest}`, stepsRun: built.stepsRun, layersPushed: pushed.layersPushed, reused: pushed.reused };
+}
