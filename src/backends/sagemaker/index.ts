@@ -5,7 +5,6 @@
  * Logs, and its model is fetched from S3 where SageMaker writes it.
  */
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { DescribeTrainingJobResponse } from "@aws-sdk/client-sagemaker";
 import { awsConfigured } from "../../aws.js";
 import type { Context } from "../../context.js";
@@ -16,6 +15,7 @@ import { joinLocation } from "../../storage/location.js";
 import { validateSettings } from "../../spec/schema.js";
 import { VERSION } from "../../version.js";
 import type { Backend, JobChanges } from "../types.js";
+import { followCloudJob } from "../follow.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { checkBucket } from "./bucket.js";
 import { pushTrainingImage } from "./image.js";
@@ -206,42 +206,20 @@ export const sagemakerBackend = {
 
   async *logs(job, ctx, options) {
     const log = new TrainingLog(job.name, ctx, options.signal, job.spec.settings.instance_count);
-    const base = job.spec.settings.poll_interval * 1000;
-    let interval = base;
-    let said = "";
-    for (;;) {
-      const record = options.refresh ? await options.refresh() : { ...job, ...(await this.describe(job, ctx)) };
-      if (options.follow) {
-        const line = statusLine(record);
-        if (record.provider?.arn && line !== said) {
-          yield line;
-          said = line;
-          interval = base;
-        }
-      }
-      let lines: string[];
-      try {
-        lines = await log.read();
-      } catch (err) {
-        if (options.signal?.aborted) return; // stopped following while CloudWatch made us wait
-        throw err;
-      }
-      yield* lines;
-      if (lines.length) interval = base;
-      if (!options.follow) return;
-      if (isFinal(record.state)) {
-        yield* await log.read(); // what the last instant wrote
+    yield* followCloudJob({
+      follow: options.follow,
+      ...(options.signal ? { signal: options.signal } : {}),
+      pollSeconds: job.spec.settings.poll_interval,
+      refresh: async () => (options.refresh ? await options.refresh() : { ...job, ...(await this.describe(job, ctx)) }),
+      status: (record) => (record.provider?.arn ? statusLine(record) : undefined),
+      read: () => log.read(),
+      ended: (record) => {
         const billable = record.provider?.billableSeconds;
-        if (billable !== undefined) yield `[sagemaker] ${record.state}; billable time ${billable} s${record.spec.settings.use_spot ? " (managed spot)" : ""}`;
-        return;
-      }
-      try {
-        await sleep(interval, undefined, { signal: options.signal });
-      } catch {
-        return; // the reader stopped following; the job goes on
-      }
-      interval = Math.min(interval * 1.5, 30_000);
-    }
+        return billable === undefined
+          ? []
+          : [`[sagemaker] ${record.state}; billable time ${billable} s${record.spec.settings.use_spot ? " (managed spot)" : ""}`];
+      },
+    });
   },
 
   async lookup(name, ctx) {

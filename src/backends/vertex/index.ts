@@ -18,6 +18,7 @@ import { storageFor } from "../../storage/index.js";
 import { joinLocation } from "../../storage/location.js";
 import { VERSION } from "../../version.js";
 import type { Backend } from "../types.js";
+import { followCloudJob } from "../follow.js";
 import { LOG_POLL_SECONDS, VertexApi, type CustomJob } from "./api.js";
 import { googleSession, type GoogleSession } from "./auth.js";
 import { planVertex } from "./dry-run.js";
@@ -38,8 +39,22 @@ interface Google {
 async function connect(configured: string | undefined, region: string, ctx: Context): Promise<Google> {
   const chosen = resolveProject(configured, ctx.env);
   if (!chosen) throw noProjectError();
-  const session = await googleSession(ctx.env);
+  const session = await sessionFor(ctx.env);
   return { project: chosen.project, session, api: new VertexApi(session, region, ctx.env) };
+}
+
+/** Sessions by what chooses their credentials: a command that follows a job asks Google for a token when the last one nears its end, not at every poll. */
+const sessions = new Map<string, Promise<GoogleSession>>();
+
+function sessionFor(env: Context["env"]): Promise<GoogleSession> {
+  const key = JSON.stringify([env.GOOGLE_APPLICATION_CREDENTIALS, env.CLOUDSDK_CONFIG, env.HOME, env.CLOUDSDK_AUTH_TOKEN_HOST]);
+  let session = sessions.get(key);
+  if (!session) {
+    session = googleSession(env);
+    sessions.set(key, session);
+    session.catch(() => sessions.delete(key)); // a failure is not kept: the next command may have fixed it
+  }
+  return session;
 }
 
 /** Fail before anything is built when the output path's bucket does not exist (Vertex itself finds out only when the job writes there). */
@@ -162,44 +177,19 @@ export const vertexBackend = {
     // Cloud Logging's read quota (60 entries.list a minute per project, shared) sets the fastest pace; poll_interval may ask for a slower one.
     const readEvery = Math.max(settings.poll_interval, LOG_POLL_SECONDS) * 1000;
     let log: JobLog | undefined;
-    const base = settings.poll_interval * 1000;
-    let interval = base;
-    let said = "";
-    for (;;) {
-      const record = (options.refresh ? await options.refresh() : { ...job, ...(await this.describe(job, ctx)) }) as VertexJob;
-      const resource = record.provider?.resource;
-      if (options.follow) {
-        const line = statusLine(record);
-        if (resource && line !== said) {
-          yield line;
-          said = line;
-          interval = base;
-        }
-      }
-      if (resource && !log)
-        log = new JobLog(google.api, record.provider?.project ?? google.project, resource, settings.instance_count, readEvery, options.signal);
-      let lines: string[] = [];
-      try {
-        if (log) lines = await log.read();
-      } catch (err) {
-        if (options.signal?.aborted) return; // stopped following while waiting for the quota
-        throw err;
-      }
-      yield* lines;
-      if (lines.length) interval = base;
-      if (!options.follow) return;
-      if (isFinal(record.state)) {
-        // Cloud Logging may take a moment to have a job's last lines; one more read after the end.
-        if (log) yield* await log.read().catch(() => [] as string[]);
-        return;
-      }
-      try {
-        await sleep(interval, undefined, { signal: options.signal });
-      } catch {
-        return; // the reader stopped following; the job goes on
-      }
-      interval = Math.min(interval * 1.5, 30_000);
-    }
+    yield* followCloudJob<VertexJob>({
+      follow: options.follow,
+      ...(options.signal ? { signal: options.signal } : {}),
+      pollSeconds: settings.poll_interval,
+      refresh: async () => (options.refresh ? await options.refresh() : { ...job, ...(await this.describe(job, ctx)) }) as VertexJob,
+      status: (record) => (record.provider?.resource ? statusLine(record) : undefined),
+      read: async (record) => {
+        const resource = record.provider?.resource;
+        if (!resource) return [];
+        log ??= new JobLog(google.api, record.provider?.project ?? google.project, resource, settings.instance_count, readEvery, options.signal);
+        return log.read();
+      },
+    });
   },
 
   async stop(job, ctx) {

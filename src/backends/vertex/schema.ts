@@ -62,7 +62,11 @@ export const vertexSchema = {
     doc: "The Artifact Registry image to push to, REGION-docker.pkg.dev/PROJECT/REPO/IMAGE; default: the alekseylearn repository and the artifact's name.",
   },
   checkpoint_uri: { type: { kind: "string" }, doc: "gs:// location that /opt/ml/checkpoints is synced to and restored from on restart." },
-  poll_interval: { type: { kind: "number", min: 0.05 }, default: 5, doc: "Seconds between status checks while following; grows to 30 while nothing changes." },
+  poll_interval: {
+    type: { kind: "number", min: 0.05 },
+    default: 5,
+    doc: "Seconds between status checks while following; grows to 30 while nothing changes. Log lines are read at most every 5 s (Cloud Logging's read quota).",
+  },
 } satisfies Schema;
 
 /** The Vertex backend's settings, typed from its schema. */

@@ -1,0 +1,64 @@
+/**
+ * Following a cloud job (SageMaker, Vertex AI): its record refreshed from the
+ * provider, a status line whenever the provider's status changes, and the
+ * log's new lines, polled at `pollSeconds`, slowing to every 30 s while
+ * nothing happens, until the job ends or the reader stops following.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { isFinal, type JobRecord } from "../jobs/job.js";
+
+/** What a backend gives the follow loop. */
+export interface CloudLog<J extends JobRecord> {
+  /** Keep going until the job ends. */
+  follow: boolean;
+  signal?: AbortSignal;
+  /** Seconds between polls while something changes (config.poll_interval). */
+  pollSeconds: number;
+  /** The job's record as the provider says it is now. */
+  refresh(): Promise<J>;
+  /** The status line for `record`, or undefined while there is none to show yet. */
+  status(record: J): string | undefined;
+  /** The log lines written since the last read. */
+  read(record: J): Promise<string[]>;
+  /** What to say once the job has ended, after the log's last lines. */
+  ended?(record: J): string[];
+}
+
+/** The lines of a cloud job's log, with status lines when following. */
+export async function* followCloudJob<J extends JobRecord>(log: CloudLog<J>): AsyncIterable<string> {
+  const base = log.pollSeconds * 1000;
+  let interval = base;
+  let said = "";
+  for (;;) {
+    const record = await log.refresh();
+    if (log.follow) {
+      const line = log.status(record);
+      if (line !== undefined && line !== said) {
+        yield line;
+        said = line;
+        interval = base;
+      }
+    }
+    let lines: string[];
+    try {
+      lines = await log.read(record);
+    } catch (err) {
+      if (log.signal?.aborted) return; // stopped following while the provider made us wait
+      throw err;
+    }
+    yield* lines;
+    if (lines.length) interval = base;
+    if (!log.follow) return;
+    if (isFinal(record.state)) {
+      yield* await log.read(record).catch(() => [] as string[]); // what the last instant wrote
+      yield* log.ended?.(record) ?? [];
+      return;
+    }
+    try {
+      await sleep(interval, undefined, { signal: log.signal });
+    } catch {
+      return; // the reader stopped following; the job goes on
+    }
+    interval = Math.min(interval * 1.5, 30_000);
+  }
+}
