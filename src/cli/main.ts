@@ -170,6 +170,12 @@ const onSignal = (): void => {
 };
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
+// Google's auth library warns on the process when it finds no metadata server (it asks one when no credentials file exists); the
+// command's own error already says what to do, so that warning is dropped and every other warning printed as Node prints it.
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  if (warning.name !== "MetadataLookupWarning") process.stderr.write(`(node:${process.pid}) ${warning.name}: ${warning.message}\n`);
+});
 const code = await main(process.argv.slice(2), process.env, output, controller.signal);
 // Let stdout drain before exiting, so piped JSON is never cut short.
 process.stdout.write("", () => process.exit(code ?? EXIT_USAGE));

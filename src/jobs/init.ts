@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
-import { baseImageFor, imageFiles, isGpuInstance } from "../package/image.js";
+import { baseImageFor, imageFiles, wantsGpu } from "../package/image.js";
 import { getBackend } from "../backends/registry.js";
 import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
@@ -63,7 +63,7 @@ export async function init(request: FitRequest, ctx: Context, options: { overwri
       `--create-role makes the identity a backend's jobs run as; the ${spec.backend} backend has none to make. Use it with --backend sagemaker.`,
     );
   const result: InitResult = {
-    ...writeImageFiles(spec, isGpuInstance(String(config.instance_type ?? config.train_instance_type ?? "")), options.overwrite ?? false, ctx.cwd),
+    ...writeImageFiles(spec, wantsGpu(config), options.overwrite ?? false, ctx.cwd),
   };
   if (options.createRole && backend.createRole) {
     const role = await backend.createRole(spec, ctx);

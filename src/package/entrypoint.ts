@@ -203,17 +203,62 @@ def pack(folder, archive):
     _al_os.replace(partial, archive)
 
 
+def sync_checkpoints(source, target):
+    """Copy the files of source that changed since they were last copied (by size and time) to target, as SageMaker syncs
+    /opt/ml/checkpoints to checkpoint_s3_uri while the job runs; a file being written may fail and is copied next time."""
+    for root, _, files in _al_os.walk(source):
+        for name in files:
+            local = _al_os.path.join(root, name)
+            remote = _al_os.path.join(target, _al_os.path.relpath(local, source))
+            try:
+                mine = _al_os.stat(local)
+                theirs = _al_os.stat(remote) if _al_os.path.exists(remote) else None
+                if theirs and theirs.st_size == mine.st_size and int(theirs.st_mtime) >= int(mine.st_mtime):
+                    continue
+                _al_os.makedirs(_al_os.path.dirname(remote), exist_ok=True)
+                shutil.copy2(local, remote)
+            except OSError:
+                pass
+
+
+def keep_syncing_checkpoints(base):
+    """While the job runs, its checkpoints reach checkpoint_uri every ALEKSEYLEARN_CHECKPOINT_SYNC seconds (60), so a preempted
+    Spot VM resumes from the last ones rather than from the start."""
+    target = _al_os.environ.get("ALEKSEYLEARN_CHECKPOINTS")
+    if not target:
+        return
+    every = float(_al_os.environ.get("ALEKSEYLEARN_CHECKPOINT_SYNC") or 60)
+
+    def loop():
+        while True:
+            time.sleep(every)
+            sync_checkpoints(_al_os.path.join(base, "checkpoints"), target)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def model_folder(base):
+    """The folder that holds the model: /opt/ml/model, or $AIP_MODEL_DIR (through /gcs) when a script written for Vertex AI
+    saved its model there and left /opt/ml/model empty."""
+    model = _al_os.path.join(base, "model")
+    aip = _al_os.environ.get("AIP_MODEL_DIR") or ""
+    local = "/gcs/" + aip[len("gs://"):] if aip.startswith("gs://") else aip
+    if not _al_os.listdir(model) and local and _al_os.path.isdir(local) and _al_os.listdir(local):
+        return local
+    return model
+
+
 def finish_vertex(base, chief):
     """Save the checkpoints; on the chief, pack the model and output data to OUTPUT_PATH/JOB/output (through /gcs) as SageMaker
     does, and copy the model folder to $AIP_MODEL_DIR, where Vertex's model registry looks for it."""
     checkpoints = _al_os.environ.get("ALEKSEYLEARN_CHECKPOINTS")
     if checkpoints:
-        shutil.copytree(_al_os.path.join(base, "checkpoints"), checkpoints, dirs_exist_ok=True)
+        sync_checkpoints(_al_os.path.join(base, "checkpoints"), checkpoints)
     if not chief:
         return
     out = _al_os.environ["ALEKSEYLEARN_OUTPUT_DIR"]
     _al_os.makedirs(out, exist_ok=True)
-    model = _al_os.path.join(base, "model")
+    model = model_folder(base)
     pack(model, _al_os.path.join(out, "model.tar.gz"))
     data = _al_os.path.join(base, "output", "data")
     if any(files for _, _, files in _al_os.walk(data)):
@@ -224,7 +269,8 @@ def finish_vertex(base, chief):
     model_dir = _al_os.environ.get("AIP_MODEL_DIR")
     if model_dir:
         local = "/gcs/" + model_dir[len("gs://"):] if model_dir.startswith("gs://") else model_dir
-        shutil.copytree(model, local, dirs_exist_ok=True)
+        if _al_os.path.abspath(local) != _al_os.path.abspath(model):
+            shutil.copytree(model, local, dirs_exist_ok=True)
 
 
 def main():
@@ -237,6 +283,8 @@ def main():
     # On Vertex AI (the job names its output folder under /gcs) the entrypoint does what SageMaker does around the script.
     vertex = "ALEKSEYLEARN_OUTPUT_DIR" in _al_os.environ
     chief = prepare_vertex(base, sys.argv[2:]) if vertex else False
+    if vertex:
+        keep_syncing_checkpoints(base)
     command, env = job_command(base)
     child_env = dict(_al_os.environ)
     for name in ("ALEKSEYLEARN_SUPERVISED", "ALEKSEYLEARN_STOP_TIMEOUT"):

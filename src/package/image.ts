@@ -34,6 +34,17 @@ export function isGpuInstance(instanceType: string): boolean {
   return /^ml\.(p|g)\d/.test(instanceType);
 }
 
+/**
+ * True when a job's settings ask for NVIDIA GPUs, whose default base image has
+ * CUDA: a SageMaker GPU instance type, or a Vertex NVIDIA_* accelerator_type
+ * (a TPU needs no CUDA, and gets the plain image).
+ */
+export function wantsGpu(settings: Readonly<Record<string, unknown>>): boolean {
+  const instanceType = settings.instance_type ?? settings.train_instance_type;
+  const accelerator = settings.accelerator_type;
+  return (typeof instanceType === "string" && isGpuInstance(instanceType)) || (typeof accelerator === "string" && accelerator.startsWith("NVIDIA_"));
+}
+
 /** ECR's longest repository name. */
 const REPOSITORY_MAX = 256;
 

@@ -8,7 +8,7 @@
 import { endpointOf } from "./google.js";
 import { apiError, type GoogleSession } from "./auth.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { UserError } from "../../errors.js";
+import { failure, UserError } from "../../errors.js";
 import { createRepositoryRequest, parentOf, type CustomJobBody } from "./plan.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -141,11 +141,11 @@ export class VertexApi {
       throw err;
     }
     for (let waited = 0; operation && !operation.done && operation.name; waited++) {
-      if (waited > 60) throw new UserError(`${what} did not finish within a minute.`, "Run the command again; the repository may exist by then.");
+      if (waited > 60) throw failure(`${what} did not finish within a minute.`, "Run the command again; the repository may exist by then.");
       await sleep(1000);
       operation = await this.call(what, "artifactregistry", "GET", `v1/${operation.name}`);
     }
-    if (operation?.error) throw new UserError(`${what} failed: ${operation.error.message ?? "the operation failed"}.`);
+    if (operation?.error) throw failure(`${what} failed: ${operation.error.message ?? "the operation failed"}.`);
   }
 
   /** logging v2 `entries.list`: one page of entries matching `filter` in `project`, oldest first. */

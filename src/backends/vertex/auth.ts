@@ -16,7 +16,7 @@
  * No token is ever put in a message, a record or a log: errors name where
  * the credentials came from, never what they hold.
  */
-import { UserError } from "../../errors.js";
+import { failure, UserError } from "../../errors.js";
 import { credentialSource, noCredentialsError, type CredentialSource } from "./google.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -106,5 +106,5 @@ export function apiError(what: string, status: number, body: unknown): UserError
         : status === 404
           ? "Check config.project and config.region."
           : undefined;
-  return new UserError(`${what} failed: ${message}${code}.`, hint);
+  return failure(`${what} failed: ${message}${code}.`, hint);
 }

@@ -8,7 +8,7 @@
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { SAGEMAKER_PLATFORM } from "../../package/container.js";
-import { baseImageFor } from "../../package/image.js";
+import { baseImageFor, wantsGpu } from "../../package/image.js";
 import { imagePlan } from "../../package/image-plan.js";
 import { VERSION } from "../../version.js";
 import type { SubmissionPlan } from "../types.js";
@@ -36,7 +36,7 @@ export async function planVertex(job: VertexJob, ctx: Context): Promise<Submissi
   const image = `${repositoryPath(spec, chosen.project)}@${PLACEHOLDERS.digest}`;
   const request = customJobRequest(spec, { name: job.name, image, submissionId: PLACEHOLDERS.submission, version: VERSION });
   // Linux on x86-64 is what Vertex's training machines run, as SageMaker's do.
-  const base = baseImageFor(spec, spec.settings.base_image, spec.settings.accelerator_type !== undefined);
+  const base = baseImageFor(spec, spec.settings.base_image, wantsGpu(spec.settings));
   return {
     backend: "vertex",
     job: job.name,

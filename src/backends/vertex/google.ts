@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { UserError } from "../../errors.js";
+import { failure, UserError } from "../../errors.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -50,14 +50,25 @@ function readText(file: string): string | undefined {
   }
 }
 
-/** gcloud's active configuration's `[core] project`, read from its files: CLOUDSDK_ACTIVE_CONFIG_NAME or the active_config file names the configuration. */
-export function gcloudProject(env: Env): ProjectChoice | undefined {
+/** A property of gcloud's active configuration, read from its files (CLOUDSDK_ACTIVE_CONFIG_NAME or the active_config file names the configuration), and where. */
+function gcloudProperty(env: Env, section: string, key: string): { value: string; from: string } | undefined {
   const dir = gcloudConfigDir(env);
   const name = env.CLOUDSDK_ACTIVE_CONFIG_NAME || readText(path.join(dir, "active_config"))?.trim() || "default";
   const file = path.join(dir, "configurations", `config_${name}`);
   const text = readText(file);
-  const project = text === undefined ? undefined : iniValue(text, "core", "project");
-  return project ? { project, from: `gcloud's configuration ${name} (${file})` } : undefined;
+  const value = text === undefined ? undefined : iniValue(text, section, key);
+  return value ? { value, from: `gcloud's configuration ${name} (${file})` } : undefined;
+}
+
+/** gcloud's active configuration's `[core] project`. */
+export function gcloudProject(env: Env): ProjectChoice | undefined {
+  const found = gcloudProperty(env, "core", "project");
+  return found ? { project: found.value, from: found.from } : undefined;
+}
+
+/** The region Vertex commands use when none is given, as gcloud ai does: CLOUDSDK_AI_REGION, gcloud's `[ai] region`, else `fallback`. */
+export function defaultRegion(env: Env, fallback: string): string {
+  return env.CLOUDSDK_AI_REGION || gcloudProperty(env, "ai", "region")?.value || fallback;
 }
 
 /** Where Application Default Credentials would come from: a key or ADC file, or (with neither) the metadata server of a Google Cloud machine. */
@@ -74,7 +85,7 @@ export function credentialSource(env: Env): CredentialSource {
   if (env.GOOGLE_APPLICATION_CREDENTIALS) {
     const file = env.GOOGLE_APPLICATION_CREDENTIALS;
     if (!fs.existsSync(file))
-      throw new UserError(
+      throw failure(
         `GOOGLE_APPLICATION_CREDENTIALS names ${file}, which does not exist.`,
         "Point it at a service account's key file, or unset it and run `gcloud auth application-default login`.",
       );
@@ -117,7 +128,7 @@ export function resolveProject(configured: string | undefined, env: Env): Projec
 
 /** The error for a job with no project, naming every place one is looked for. */
 export function noProjectError(): UserError {
-  return new UserError(
+  return failure(
     "No Google Cloud project is set for the Vertex AI job.",
     "Pass --config.project=PROJECT_ID, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set project PROJECT_ID` (and `gcloud auth application-default login` for credentials).",
   );
@@ -125,7 +136,7 @@ export function noProjectError(): UserError {
 
 /** The error for no credentials at all, naming the command that makes them. */
 export function noCredentialsError(cause?: string): UserError {
-  return new UserError(
+  return failure(
     `No Google Cloud credentials were found${cause ? ` (${cause})` : ""}.`,
     "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account's key file.",
   );

@@ -8,7 +8,7 @@
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
-import { imageName } from "../../package/image.js";
+import { imageName, wantsGpu } from "../../package/image.js";
 import { pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
 import type { GoogleSession } from "./auth.js";
 import type { VertexApi } from "./api.js";
@@ -44,7 +44,7 @@ export async function pushVertexImage(
     spec,
     {
       tag: `${imageName(spec)}:latest`,
-      gpu: spec.settings.accelerator_type !== undefined,
+      gpu: wantsGpu(spec.settings),
       baseImage: spec.settings.base_image,
       // Vertex AI's training machines are x86-64, as SageMaker's are.
       platform: SAGEMAKER_PLATFORM,

@@ -23,7 +23,7 @@ import { LOG_POLL_SECONDS, VertexApi, type CustomJob } from "./api.js";
 import { googleSession, type GoogleSession } from "./auth.js";
 import { planVertex } from "./dry-run.js";
 import { changesFrom, JobLog, statusLine } from "./follow.js";
-import { credentialSource, noProjectError, resolveProject } from "./google.js";
+import { credentialSource, defaultRegion, noProjectError, resolveProject } from "./google.js";
 import { pushVertexImage } from "./image.js";
 import { customJobRequest, modelLocation, parentOf, planProblems, SUBMISSION_LABEL, labelValue } from "./plan.js";
 import { DEFAULT_REGION, vertexSchema, type VertexJob, type VertexProvider } from "./schema.js";
@@ -194,7 +194,7 @@ export const vertexBackend = {
 
   async stop(job, ctx) {
     const resource = job.provider?.resource;
-    if (!resource) throw new UserError(`${job.name} has no Vertex AI custom job yet.`);
+    if (!resource) throw failure(`${job.name} has no Vertex AI custom job yet.`);
     const google = await connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
     await google.api.cancelCustomJob(resource);
   },
@@ -204,11 +204,11 @@ export const vertexBackend = {
     try {
       // Only with credentials named by a file: finding a name must never wait on a metadata server that is not there.
       if (credentialSource(ctx.env).kind !== "file" || !resolveProject(undefined, ctx.env)) return undefined;
-      google = await connect(undefined, ctx.env.CLOUDSDK_AI_REGION || DEFAULT_REGION, ctx);
+      google = await connect(undefined, defaultRegion(ctx.env, DEFAULT_REGION), ctx);
     } catch {
       return undefined;
     }
-    const region = ctx.env.CLOUDSDK_AI_REGION || DEFAULT_REGION;
+    const region = defaultRegion(ctx.env, DEFAULT_REGION);
     const found = await google.api.findCustomJob(parentOf(google.project, region), name).catch(() => undefined);
     if (!found) return undefined;
     const pools = found.jobSpec?.workerPoolSpecs ?? [];

@@ -55,7 +55,7 @@ export const vertexSchema = {
   base_image: {
     type: { kind: "string" },
     default: "auto",
-    doc: "The image the job's image is built on; auto: python:3.11-slim, a PyTorch CUDA image when accelerator_type is set, micromamba for environment.yml.",
+    doc: "The image the job's image is built on; auto: python:3.11-slim, a PyTorch CUDA image with an NVIDIA accelerator_type, micromamba for environment.yml.",
   },
   repository: {
     type: { kind: "string" },
