@@ -376,3 +376,28 @@ test("two hosts (pool 1 with one replica): both run, each with its own task name
   assert.equal(log.find((entry) => entry.resource.labels.task_name === "workerpool1-0")?.logName, "projects/my-proj/logs/workerpool1-0");
   assert.deepEqual(await containersOf(id), []);
 });
+
+test("close() stops and removes the containers of jobs still running, and waits for them", async () => {
+  const other = await startVertexFake(
+    {
+      aiplatform: loadDocument(TEST_CACHE, "aiplatform.v1"),
+      logging: loadDocument(TEST_CACHE, "logging.v2"),
+      artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
+    },
+    {},
+    { run: { dockerEnv: { ...process.env, DOCKER_HOST: services.DOCKER_HOST }, registry: services.registry, gcs: gcs.root } },
+  );
+  other.tokens.add(TOKEN);
+  const ask = (method: string, path: string, body: unknown) =>
+    fetch(`${other.url}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.equal((await ask("POST", `/v1/${PARENT}/repositories?repositoryId=trainers`, { format: "DOCKER" })).status, 200);
+  const created = (await (
+    await ask("POST", `/v1/${PARENT}/customJobs`, jobBody("close-1", [{ args: ["--wait-for", "/gcs/bucket/never"] }]))
+  ).json()) as FakeJob;
+  const id = created.name.split("/").pop()!;
+  for (let tries = 0; tries < 6000 && other.jobs.get(id)!.state !== "JOB_STATE_RUNNING"; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(other.jobs.get(id)!.state, "JOB_STATE_RUNNING");
+  assert.equal((await containersOf(id)).length, 1);
+  await other.close();
+  assert.deepEqual(await containersOf(id), [], "nothing of the job is left");
+});

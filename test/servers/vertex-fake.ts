@@ -37,9 +37,11 @@
  *
  * Replicas of a job with more than one host share a Docker network of their
  * own, on which each is found by its Vertex host name (workerpool1-0), as
- * CLUSTER_SPEC names them; a job with one host uses the host's network, as
- * the other test servers' containers do. Workers that exit non-zero are not
- * restarted here (Vertex restarts some: the page above).
+ * CLUSTER_SPEC names them (but not this machine's loopback: the test dockerd
+ * forwards nothing); a job with one host uses the host's network, as the other
+ * test servers' containers do, with its own Vertex name resolving to itself.
+ * Workers that exit non-zero are not restarted here (Vertex restarts some:
+ * the page above).
  */
 import crypto from "node:crypto";
 import http from "node:http";
@@ -386,7 +388,8 @@ export async function startVertexFake(
           // No --rm: the container is removed (and waited for) once its output is read, so a job's end means its containers are gone.
           const args = ["create", "--name", name, "--platform", "linux/amd64", "--volume", `${gcsRoot}:/gcs`];
           if (network) args.push("--network", network, "--network-alias", task, "--hostname", task);
-          else args.push("--network", "host");
+          // One host: the host's network, where its own Vertex name (in CLUSTER_SPEC) is this machine.
+          else args.push("--network", "host", "--add-host", `${task}:127.0.0.1`);
           // Values reach the container through the docker program's own environment (`--env NAME`), so none shows in a process list;
           // those that would change how docker itself runs are given whole.
           const dockerEnv: Record<string, string | undefined> = { ...runOptions.dockerEnv };
@@ -451,7 +454,6 @@ export async function startVertexFake(
             } finally {
               replica.running = false;
             }
-            if (!closing.signal.aborted) await removeContainers([replica.container]);
             // The first replica to fail fails the job, and the others are stopped (a permanent error "shuts down the entire job":
             // understanding-training-service). Its message is Vertex's (GoogleCloudPlatform/vertex-ai-samples#1504, #1898), with the
             // replica's last lines on stderr.
@@ -466,14 +468,17 @@ export async function startVertexFake(
         clearTimeout(deadline);
       }
       if (closing.signal.aborted) return;
+      // The job ends once its containers are gone.
+      await removeContainers(run.replicas.map((replica) => replica.container));
       if (run.stop) return cancelled(run);
       if (run.failure) return fail(run, run.failure);
       service(run, "Job completed successfully.");
       transition(run, "JOB_STATE_SUCCEEDED");
     } finally {
-      if (network) {
-        await docker(["network", "rm", network], { env: runOptions.dockerEnv }).catch(() => undefined);
-        networks.delete(network);
+      // When the server is closing, close() removes the network once it has removed the containers.
+      if (network && !closing.signal.aborted) {
+        const removed = await docker(["network", "rm", network], { env: runOptions.dockerEnv }).catch(() => undefined);
+        if (removed?.code === 0) networks.delete(network);
       }
     }
   };
@@ -646,10 +651,11 @@ export async function startVertexFake(
       addEntry(id, "my-proj", "workerpool0-0", textPayload, "INFO", at, insertId);
     },
     close: async () => {
+      // Every docker call a job is waiting on ends at once (its signal); then its containers are killed and removed, and waited for.
       closing.abort();
       if (options.run) {
-        await Promise.all([...containers].map((name) => docker(["rm", "--force", name], { env: options.run!.dockerEnv }).catch(() => undefined)));
         await Promise.allSettled([...lifecycles]);
+        await Promise.all([...containers].map((name) => docker(["rm", "--force", name], { env: options.run!.dockerEnv }).catch(() => undefined)));
         await Promise.all([...networks].map((name) => docker(["network", "rm", name], { env: options.run!.dockerEnv }).catch(() => undefined)));
       }
       server.closeAllConnections();
