@@ -124,7 +124,7 @@ function base64url(text: string): Buffer {
 }
 
 /** An RFC 3339 time as nanoseconds since the epoch, so that times finer than a millisecond compare as Cloud Logging compares them. */
-export function nanos(time: string): bigint {
+function nanos(time: string): bigint {
   const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
   if (!match) throw new Error(`not an RFC 3339 time: ${time}`);
   return BigInt(Date.parse(`${match[1]}${match[3]}`)) * 1_000_000n + BigInt((match[2] ?? "").padEnd(9, "0"));
