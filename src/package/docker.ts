@@ -24,10 +24,17 @@ export interface DockerResult {
   tail: string[];
 }
 
-/** Run `docker ARGS`, feeding `input` on stdin; `onLine` sees each line of stdout and stderr as it comes. */
+/** Run `docker ARGS`, feeding `input` on stdin; `onLine` sees each line of stdout and stderr as it comes, with the stream it came on. */
 export function docker(
   args: readonly string[],
-  options: { env: Env; cwd?: string; input?: string | Readable; onLine?: (line: string) => void; signal?: AbortSignal; onStarted?: () => void },
+  options: {
+    env: Env;
+    cwd?: string;
+    input?: string | Readable;
+    onLine?: (line: string, stream: "stdout" | "stderr") => void;
+    signal?: AbortSignal;
+    onStarted?: () => void;
+  },
 ): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn("docker", args, { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv, stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
@@ -39,7 +46,7 @@ export function docker(
     const see = (stream: keyof typeof partial, chunk: string): void => {
       const parts = (partial[stream] + chunk).split(/\r?\n/);
       partial[stream] = parts.pop() ?? "";
-      for (const line of parts) options.onLine?.(line);
+      for (const line of parts) options.onLine?.(line, stream);
     };
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk;
@@ -62,7 +69,7 @@ export function docker(
       }
     });
     child.on("close", (code) => {
-      for (const rest of [partial.stdout, partial.stderr]) if (rest) options.onLine?.(rest);
+      for (const stream of ["stdout", "stderr"] as const) if (partial[stream]) options.onLine?.(partial[stream], stream);
       resolve({ code, stdout, tail: tail.get() });
     });
     child.stdin.on("error", () => {}); // docker may exit before reading stdin

@@ -96,6 +96,34 @@ test("an object damaged at rest is refused, and nothing of it is kept; one witho
   await assert.rejects(storage.download("gs://bucket/none", out), (err) => err instanceof UserError && /does not exist/.test(err.message));
 });
 
+test("objects are files under the server's root (what a Vertex job sees at /gcs): a file put there is an object, a folder is none, an upload is a file", async () => {
+  const storage = await gcsStorage(ctx, { rangeSize: 64 * 1024, parallel: 2 });
+  assert.deepEqual(fake.buckets, ["bucket"]);
+  // Written in two pieces, as a process writes through Cloud Storage FUSE, beside an empty folder.
+  const file = path.join(fake.root, "bucket", "disk", "sub", "a.bin");
+  fs.mkdirSync(path.join(fake.root, "bucket", "disk", "sub", "empty"), { recursive: true });
+  fs.writeFileSync(file, "part one, ");
+  fs.appendFileSync(file, "part two");
+  assert.deepEqual(
+    (await storage.list("gs://bucket/disk/")).map((o) => o.location),
+    ["gs://bucket/disk/sub/a.bin"],
+  );
+  const metadata = (await (await fetch(`${fake.url}/storage/v1/b/bucket/o/${encodeURIComponent("disk/sub/a.bin")}`)).json()) as Record<string, string>;
+  assert.equal(metadata.size, "18");
+  assert.equal(metadata.crc32c, crc32c(Buffer.from("part one, part two")));
+  assert.equal(metadata.contentType, "application/octet-stream");
+  assert.equal(metadata.generation, String(fs.statSync(file, { bigint: true }).mtimeNs / 1000n), "its generation is its time in microseconds");
+  const out = path.join(writeTree({}), "a.bin");
+  await storage.download("gs://bucket/disk/sub/a.bin", out);
+  assert.equal(fs.readFileSync(out, "utf8"), "part one, part two");
+  // Changed on disk, it is a new generation with new hashes.
+  fs.appendFileSync(file, "!");
+  const changed = (await (await fetch(`${fake.url}/storage/v1/b/bucket/o/${encodeURIComponent("disk/sub/a.bin")}`)).json()) as Record<string, string>;
+  assert.equal(changed.crc32c, crc32c(Buffer.from("part one, part two!")));
+  await storage.upload(out, "gs://bucket/disk/up/a.bin");
+  assert.equal(fs.readFileSync(path.join(fake.root, "bucket", "disk", "up", "a.bin"), "utf8"), "part one, part two");
+});
+
 test("gs:// is a storage like s3:// (storageFor), so the local backend and fetch can use it", async () => {
   const storage = await storageFor("gs://bucket/x", ctx);
   assert.equal(typeof storage.download, "function");

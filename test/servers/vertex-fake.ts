@@ -17,12 +17,37 @@
  * - answers have the documented shapes: resource names with the project's
  *   number, google.rpc.Status errors, JOB_STATE_* states.
  *
- * Jobs do not run here: the test moves them through their states
- * (`setState`) and writes their log lines (`addLog`).
+ * Without the `run` option jobs do not run: the test moves them through their
+ * states (`setState`) and writes their log lines (`addLog`).
+ *
+ * With `run`, a created job runs on its own, as Vertex runs a custom training
+ * job (cloud.google.com/vertex-ai/docs/training/understanding-training-service):
+ * its image is pulled from Artifact Registry (the local docker-registry stands
+ * in for every REGION-docker.pkg.dev host, and the repository must exist in
+ * this server's Artifact Registry), every replica of every worker pool runs as
+ * its own container with Cloud Storage mounted at /gcs (the Cloud Storage test
+ * server's folder, as Cloud Storage FUSE mounts buckets there:
+ * cloud.google.com/vertex-ai/docs/training/cloud-storage-file-system), with the
+ * variables Vertex sets (AIP_*, CLOUD_ML_JOB_ID, CLUSTER_SPEC, TF_CONFIG), and
+ * every line a container prints becomes a Cloud Logging entry while it runs.
+ * The job ends JOB_STATE_SUCCEEDED when every replica exits 0, FAILED when one
+ * does not (the others are stopped), and CANCELLED after customJobs.cancel or
+ * when scheduling.timeout passes. `setState` and `addLog` still work on such
+ * jobs, for tests that script a part of one.
+ *
+ * Replicas of a job with more than one host share a Docker network of their
+ * own, on which each is found by its Vertex host name (workerpool1-0), as
+ * CLUSTER_SPEC names them (but not this machine's loopback: the test dockerd
+ * forwards nothing); a job with one host uses the host's network, as the other
+ * test servers' containers do, with its own Vertex name resolving to itself.
+ * Workers that exit non-zero are not restarted here (Vertex restarts some:
+ * the page above).
  */
 import crypto from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { docker } from "../../src/package/docker.js";
+import type { GcsFake } from "./gcs-fake.js";
 import { checkBody, findMethod, type DiscoveryDocument } from "./google-discovery.js";
 
 /** The project number the server gives every project (Vertex names resources by number, whatever the caller used). */
@@ -36,6 +61,34 @@ export interface FakeJob {
   state: string;
 }
 
+/** How jobs run, when they do (the `run` option of startVertexFake). */
+export interface VertexRunOptions {
+  /** The environment of the `docker` program that pulls and runs training images (DOCKER_HOST, …). */
+  dockerEnv: Record<string, string | undefined>;
+  /** host:port of the docker-registry standing in for every REGION-docker.pkg.dev host. */
+  registry: string;
+  /** What containers see at /gcs: the Cloud Storage test server (its root folder), or a folder. */
+  gcs: GcsFake | string;
+  /** Seconds `docker stop` gives a replica between SIGTERM and SIGKILL when its job is cancelled or ends early; 5 by default. */
+  stopGraceSeconds?: number;
+}
+
+/** What startVertexFake takes besides the documents and accounts. */
+export interface VertexFakeOptions {
+  /** Run created jobs' containers with Docker; without it, jobs stay where setState puts them. */
+  run?: VertexRunOptions;
+}
+
+/** A Cloud Logging entry as entries.list answers it. */
+export interface FakeLogEntry {
+  insertId: string;
+  timestamp: string;
+  textPayload: string;
+  severity: string;
+  resource: { type: string; labels: { job_id: string; task_name: string; project_id: string } };
+  logName: string;
+}
+
 /** A running test server. */
 export interface VertexFake {
   url: string;
@@ -46,10 +99,15 @@ export interface VertexFake {
   requests: Array<{ method: string; path: string; body: unknown }>;
   /** Tokens handed out. */
   tokens: Set<string>;
+  /** Every log entry, by job id, in the order written. */
+  logs: Array<{ jobId: string; entry: FakeLogEntry }>;
   setState(id: string, state: string, error?: string): void;
   addLog(id: string, text: string, timestamp: string, insertId?: string): void;
+  /** Stop and remove every job's containers (waiting for them), then close the server. */
   close(): Promise<void>;
 }
+
+const TERMINAL = ["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"];
 
 function status(res: http.ServerResponse, code: number, grpc: string, message: string): void {
   res.writeHead(code, { "content-type": "application/json; charset=UTF-8" });
@@ -65,22 +123,372 @@ function base64url(text: string): Buffer {
   return Buffer.from(text.replace(/-/g, "+").replace(/_/g, "/"), "base64");
 }
 
+/** An RFC 3339 time as nanoseconds since the epoch, so that times finer than a millisecond compare as Cloud Logging compares them. */
+function nanos(time: string): bigint {
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
+  if (!match) throw new Error(`not an RFC 3339 time: ${time}`);
+  return BigInt(Date.parse(`${match[1]}${match[3]}`)) * 1_000_000n + BigInt((match[2] ?? "").padEnd(9, "0"));
+}
+
+/** The wall clock to the nanosecond (monotonic within this process), as Cloud Logging writes entry timestamps: 2026-01-01T00:00:01.123456789Z. */
+const clockBase = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+let lastStamp = 0n;
+function timestamp(): string {
+  let now = clockBase + process.hrtime.bigint();
+  if (now <= lastStamp) now = lastStamp + 1n;
+  lastStamp = now;
+  return `${new Date(Number(now / 1_000_000n)).toISOString().slice(0, 19)}.${String(now % 1_000_000_000n).padStart(9, "0")}Z`;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What a CustomJobSpec holds that the runner reads. */
+interface JobSpec {
+  workerPoolSpecs: Array<{
+    replicaCount?: string;
+    containerSpec?: { imageUri: string; command?: string[]; args?: string[]; env?: Array<{ name: string; value?: string }> };
+    pythonPackageSpec?: unknown;
+  }>;
+  baseOutputDirectory?: { outputUriPrefix: string };
+  scheduling?: { timeout?: string };
+}
+
+/** One replica's container. */
+interface Replica {
+  /** Vertex's name for it, and its host name: workerpool1-0. */
+  task: string;
+  container: string;
+  /** `docker start` was called and has not returned. */
+  running: boolean;
+  /** The last lines it wrote on stderr, for a failure's message. */
+  errors: string[];
+}
+
+/** A job the server runs. */
+interface Run {
+  id: string;
+  project: string;
+  job: FakeJob;
+  /** Why it is being stopped, once it is. */
+  stop?: "cancel" | "timeout";
+  /** Why it failed (the first replica that exited non-zero), once one did. */
+  failure?: string;
+  replicas: Replica[];
+}
+
+/**
+ * The Artifact Registry path of a Docker image, REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE[@sha256:…|:TAG]
+ * (cloud.google.com/artifact-registry/docs/docker/names), or undefined for another registry's.
+ */
+function artifactImage(uri: string): { host: string; region: string; project: string; repository: string; image: string; reference: string } | undefined {
+  const match = /^(([a-z0-9-]+)-docker\.pkg\.dev)\/([^/]+)\/([^/]+)\/(.+)$/.exec(uri);
+  if (!match) return undefined;
+  const rest = match[5]!;
+  const at = rest.indexOf("@");
+  const colon = rest.lastIndexOf(":");
+  const cut = at >= 0 ? at : colon > rest.lastIndexOf("/") ? colon : rest.length;
+  return {
+    host: match[1]!,
+    region: match[2]!,
+    project: match[3]!,
+    repository: match[4]!,
+    image: rest.slice(0, cut),
+    reference: at >= 0 ? rest.slice(at) : cut < rest.length ? rest.slice(cut) : ":latest",
+  };
+}
+
+/** Seconds of a google-duration ("3600s", "1.5s"). */
+function seconds(duration: string): number {
+  return Number(duration.replace(/s$/, ""));
+}
+
 /** Start the server; `accounts` maps each service account's email to its public key (PEM). */
 export async function startVertexFake(
   docs: { aiplatform: DiscoveryDocument; logging: DiscoveryDocument; artifactregistry?: DiscoveryDocument },
   accounts: Record<string, string>,
+  options: VertexFakeOptions = {},
 ): Promise<VertexFake> {
   const jobs = new Map<string, FakeJob>();
-  const logs: Array<{
-    jobId: string;
-    entry: { insertId: string; timestamp: string; textPayload: string; severity: string; resource: unknown; logName: string };
-  }> = [];
+  const logs: VertexFake["logs"] = [];
   const requests: VertexFake["requests"] = [];
   const tokens = new Set<string>();
   const repositories = new Map<string, object>();
+  const runs = new Map<string, Run>();
+  /** Every job's lifecycle, so that close() can wait for them. */
+  const lifecycles = new Set<Promise<void>>();
+  /** Containers and networks that may exist, so that close() can remove them. */
+  const containers = new Set<string>();
+  const networks = new Set<string>();
+  const closing = new AbortController();
   let next = 1000;
   const create = findMethod(docs.aiplatform, "aiplatform.projects.locations.customJobs.create")!;
   const listEntries = findMethod(docs.logging, "logging.entries.list")!;
+
+  // -------------------------------------------------------------- Cloud Logging
+
+  const addEntry = (jobId: string, project: string, task: string, textPayload: string, severity: string, at = timestamp(), insertId?: string): void => {
+    logs.push({
+      jobId,
+      entry: {
+        insertId: insertId ?? crypto.randomBytes(6).toString("hex"),
+        timestamp: at,
+        textPayload,
+        severity,
+        resource: { type: "ml_job", labels: { job_id: jobId, task_name: task, project_id: project } },
+        // A replica's lines are in the log named after it; the service's own lines in ml.googleapis.com/JOB_ID (this server's reading).
+        logName: `projects/${project}/logs/${task === "service" ? `ml.googleapis.com%2F${jobId}` : task}`,
+      },
+    });
+  };
+  /**
+   * What Vertex itself writes in the job's log, with task_name "service": "Waiting for job to be provisioned." and "Job failed."
+   * (GoogleCloudPlatform/t5x-on-vertex-ai#2), "Job completed successfully." (kestra-io/kestra#6849).
+   */
+  const service = (run: Run, text: string, severity = "INFO"): void => addEntry(run.id, run.project, "service", text, severity);
+
+  // -------------------------------------------------------------- the job's states
+
+  const transition = (run: Run, state: string, error?: { code: number; message: string }): void => {
+    const { job } = run;
+    const now = new Date().toISOString();
+    job.state = state;
+    job.updateTime = now;
+    // startTime: when the job first entered JOB_STATE_RUNNING; endTime: when it entered SUCCEEDED, FAILED or CANCELLED (the CustomJob reference).
+    if (state === "JOB_STATE_RUNNING") job.startTime ??= now;
+    if (TERMINAL.includes(state)) job.endTime = now;
+    if (error) job.error = error;
+  };
+  const fail = (run: Run, message: string): void => {
+    service(run, "Job failed.", "ERROR");
+    transition(run, "JOB_STATE_FAILED", { code: 3, message });
+  };
+  /**
+   * "On successful cancellation, the CustomJob is not deleted; instead it becomes a job with a CustomJob.error value with a
+   * google.rpc.Status.code of 1, corresponding to Code.CANCELLED, and CustomJob.state is set to CANCELLED" (customJobs.cancel in
+   * aiplatform.v1.json); its message reads "CANCELED" (prefect-gcp's Vertex worker looks for it: PrefectHQ/prefect-gcp#213).
+   */
+  const cancelled = (run: Run): void => transition(run, "JOB_STATE_CANCELLED", { code: 1, message: "CANCELED" });
+
+  /** Stop a job: CANCELLING now, then its replicas get SIGTERM and, after the grace period, SIGKILL. */
+  const requestStop = (run: Run, why: NonNullable<Run["stop"]>): void => {
+    if (run.stop || TERMINAL.includes(run.job.state)) return;
+    run.stop = why;
+    transition(run, "JOB_STATE_CANCELLING");
+    void stopReplicas(run);
+  };
+  const stopReplicas = async (run: Run): Promise<void> => {
+    const grace = String(options.run?.stopGraceSeconds ?? 5);
+    await Promise.all(
+      run.replicas.map(async (replica) => {
+        // `docker start` may not have started the container yet: stop until it has ended.
+        while (replica.running && !closing.signal.aborted) {
+          await docker(["stop", "--time", grace, replica.container], { env: options.run!.dockerEnv }).catch(() => undefined);
+          if (replica.running) await sleep(200);
+        }
+      }),
+    );
+  };
+
+  // -------------------------------------------------------------- running a job
+
+  /**
+   * Pull `uri` as Vertex's service agent would from Artifact Registry, from the local registry; the local name, or why it failed.
+   * A repository this server's Artifact Registry does not have fails as a pull from one that does not exist:
+   * `denied: Permission "artifactregistry.repositories.downloadArtifacts" denied on resource "projects/P/locations/R/repositories/REPO"
+   * (or it may not exist)` is Artifact Registry's answer (iterative/cml#1136, terraform-google-modules/terraform-google-kubernetes-engine#1779).
+   * How Vertex words the job's error around it is this server's reading; AI Platform Training, before Vertex, refused such a job at
+   * creation ("Failed to read the container uri [...]. Please make sure that the image exists", FIRST-Tech-Challenge/fmltc#302).
+   */
+  const pull = async (uri: string, task: string): Promise<{ local: string } | { problem: string }> => {
+    const image = artifactImage(uri);
+    if (!image)
+      return {
+        problem: `Unable to pull the image ${uri} for the replica ${task}: this test server pulls from Artifact Registry (REGION-docker.pkg.dev) only.`,
+      };
+    const repository = `projects/${image.project}/locations/${image.region}/repositories/${image.repository}`;
+    if (!repositories.has(repository))
+      return {
+        problem: `Unable to pull the image ${uri} for the replica ${task}: denied: Permission "artifactregistry.repositories.downloadArtifacts" denied on resource "${repository}" (or it may not exist)`,
+      };
+    const local = `${options.run!.registry}/${image.project}/${image.repository}/${image.image}${image.reference}`;
+    const pulled = await docker(["pull", "--platform", "linux/amd64", local], { env: options.run!.dockerEnv, signal: closing.signal });
+    if (pulled.code === 0) return { local };
+    // Docker's own reason, with the registry named as the user named it.
+    const said = (pulled.tail.filter((line) => line.trim()).at(-1) ?? `docker pull exited with ${pulled.code}`)
+      .trim()
+      .split(options.run!.registry)
+      .join(image.host);
+    return { problem: `Unable to pull the image ${uri} for the replica ${task}: ${said}` };
+  };
+
+  const lifecycle = async (run: Run): Promise<void> => {
+    const spec = run.job.jobSpec as JobSpec;
+    const runOptions = options.run!;
+    const gcsRoot = typeof runOptions.gcs === "string" ? runOptions.gcs : runOptions.gcs.root;
+    service(run, "Waiting for job to be provisioned.");
+    // "All worker pools except the first one are optional and can be skipped by providing an empty value" (CustomJobSpec.workerPoolSpecs).
+    const pools = spec.workerPoolSpecs
+      .map((pool, index) => ({ pool, index, count: Number(pool.replicaCount ?? (index === 0 ? "1" : "0")) }))
+      .filter(({ count }) => count > 0);
+    for (const { pool, index } of pools)
+      if (!pool.containerSpec) return fail(run, `workerPoolSpecs[${index}]: this test server runs containerSpec pools only, not pythonPackageSpec.`);
+
+    // The images, each pulled once, before any replica starts.
+    const local = new Map<string, string>();
+    for (const { pool, index } of pools) {
+      const uri = pool.containerSpec!.imageUri;
+      if (local.has(uri)) continue;
+      const pulled = await pull(uri, `workerpool${index}-0`);
+      if (closing.signal.aborted) return;
+      if ("problem" in pulled) return fail(run, pulled.problem);
+      local.set(uri, pulled.local);
+    }
+    if (run.stop) return cancelled(run);
+
+    // CLUSTER_SPEC and TF_CONFIG (cloud.google.com/vertex-ai/docs/training/distributed-training#cluster-variables): each pool's hosts
+    // on port 2222, the task of this replica, and the CustomJobSpec as sent. TF_CONFIG names pools as TensorFlow does (chief, worker,
+    // ps; an evaluator is no part of the cluster: cloud.google.com/ai-platform/training/docs/distributed-training-details).
+    const cluster: Record<string, string[]> = {};
+    for (const { index, count } of pools) cluster[`workerpool${index}`] = Array.from({ length: count }, (_, replica) => `workerpool${index}-${replica}:2222`);
+    const tfNames = ["chief", "worker", "ps", "evaluator"];
+    const tfCluster = Object.fromEntries(pools.filter(({ index }) => index < 3).map(({ index }) => [tfNames[index]!, cluster[`workerpool${index}`]!]));
+    const hosts = pools.reduce((sum, { count }) => sum + count, 0);
+    const network = hosts > 1 ? `vertex-fake-${run.id}-${crypto.randomBytes(3).toString("hex")}` : undefined;
+    try {
+      if (network) {
+        networks.add(network);
+        const made = await docker(["network", "create", network], { env: runOptions.dockerEnv, signal: closing.signal });
+        if (closing.signal.aborted) return;
+        if (made.code !== 0) throw new Error(`docker network create ${network}: ${made.tail.join("").trim()}`);
+      }
+      // Every container is made first; the job is RUNNING once all exist, as Vertex sets it "when all the workers are available".
+      const starts: Replica[] = [];
+      for (const { pool, index, count } of pools) {
+        const container = pool.containerSpec!;
+        for (let replica = 0; replica < count; replica++) {
+          const task = `workerpool${index}-${replica}`;
+          const env: Record<string, string> = {};
+          for (const variable of container.env ?? []) env[variable.name] = variable.value ?? "";
+          // What Vertex sets for a custom container (cloud.google.com/vertex-ai/docs/training/code-requirements#environment-variables);
+          // the AIP_* folders when baseOutputDirectory is set, under its prefix ending in "/" (GcsDestination.outputUriPrefix).
+          const prefix = spec.baseOutputDirectory?.outputUriPrefix;
+          if (prefix) {
+            const base = prefix.endsWith("/") ? prefix : `${prefix}/`;
+            Object.assign(env, { AIP_MODEL_DIR: `${base}model/`, AIP_CHECKPOINT_DIR: `${base}checkpoints/`, AIP_TENSORBOARD_LOG_DIR: `${base}logs/` });
+          }
+          env.CLOUD_ML_JOB_ID = run.id;
+          env.CLUSTER_SPEC = JSON.stringify({ cluster, environment: "cloud", task: { type: `workerpool${index}`, index: replica }, job: spec });
+          env.TF_CONFIG = JSON.stringify({
+            cluster: tfCluster,
+            task: { type: tfNames[index] ?? `workerpool${index}`, index: replica },
+            environment: "cloud",
+            job: spec,
+          });
+          const name = `vertex-fake-${run.id}-${task}-${crypto.randomBytes(3).toString("hex")}`;
+          // No --rm: the container is removed (and waited for) once its output is read, so a job's end means its containers are gone.
+          const args = ["create", "--name", name, "--platform", "linux/amd64", "--volume", `${gcsRoot}:/gcs`];
+          if (network) args.push("--network", network, "--network-alias", task, "--hostname", task);
+          // One host: the host's network, where its own Vertex name (in CLUSTER_SPEC) is this machine.
+          else args.push("--network", "host", "--add-host", `${task}:127.0.0.1`);
+          // Values reach the container through the docker program's own environment (`--env NAME`), so none shows in a process list;
+          // those that would change how docker itself runs are given whole.
+          const dockerEnv: Record<string, string | undefined> = { ...runOptions.dockerEnv };
+          for (const [key, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
+            if (key === "PATH" || key === "HOME" || key.startsWith("DOCKER_")) args.push("--env", `${key}=${value}`);
+            else {
+              args.push("--env", key);
+              dockerEnv[key] = value;
+            }
+          }
+          // containerSpec.command replaces the image's ENTRYPOINT (and so its CMD), args its CMD (ContainerSpec in aiplatform.v1.json).
+          if (container.command?.length) args.push("--entrypoint", container.command[0]!, local.get(container.imageUri)!, ...container.command.slice(1));
+          else args.push(local.get(container.imageUri)!);
+          args.push(...(container.args ?? []));
+          containers.add(name);
+          const made = await docker(args, { env: dockerEnv, signal: closing.signal });
+          if (closing.signal.aborted) return;
+          if (made.code !== 0) {
+            containers.delete(name);
+            // As Vertex reports a container that could not start (GoogleCloudPlatform/vertex-ai-samples#1898).
+            const said = made.tail.filter((line) => line.trim() && !line.startsWith("WARNING")).at(-1) ?? `docker create exited with ${made.code}`;
+            await removeContainers(starts.map((replica) => replica.container));
+            return fail(
+              run,
+              `The replica ${task} exited with a non-zero status of 128. Termination reason: StartError. \n Termination log message: ${said.trim()}`,
+            );
+          }
+          const record: Replica = { task, container: name, running: false, errors: [] };
+          run.replicas.push(record);
+          starts.push(record);
+        }
+      }
+      if (run.stop) {
+        await removeContainers(run.replicas.map((replica) => replica.container));
+        return cancelled(run);
+      }
+      transition(run, "JOB_STATE_RUNNING");
+      // scheduling.timeout, "the maximum job running time. The default is 7 days" (Scheduling in aiplatform.v1.json), counted from
+      // RUNNING; when it passes the job is cancelled: "If the training job is still running after this duration, AI Platform Training
+      // cancels it" (GoogleCloudMlV1Scheduling.maxRunningTime, Vertex's predecessor), and a Vertex job that reached the default 7 days
+      // ended cancelled (tensorflow/tfx#6223). Node's timers stop at about 24.8 days.
+      const limit = Math.min(seconds(spec.scheduling?.timeout ?? "604800s") * 1000, 2 ** 31 - 1);
+      const deadline = setTimeout(() => requestStop(run, "timeout"), limit);
+      try {
+        await Promise.all(
+          starts.map(async (replica) => {
+            replica.running = true;
+            if (run.stop) void stopReplicas(run);
+            let result;
+            try {
+              // Each line the container prints is a log entry at once: stdout as INFO, stderr as ERROR, as Google's logging agents record a
+              // container's unstructured output (cloud.google.com/logging/docs/structured-logging).
+              result = await docker(["start", "--attach", replica.container], {
+                env: runOptions.dockerEnv,
+                signal: closing.signal,
+                onLine: (line, stream) => {
+                  if (!line) return;
+                  if (stream === "stderr") replica.errors = [...replica.errors, line].slice(-10);
+                  addEntry(run.id, run.project, replica.task, line, stream === "stderr" ? "ERROR" : "INFO");
+                },
+              });
+            } finally {
+              replica.running = false;
+            }
+            // The first replica to fail fails the job, and the others are stopped (a permanent error "shuts down the entire job":
+            // understanding-training-service). Its message is Vertex's (GoogleCloudPlatform/vertex-ai-samples#1504, #1898), with the
+            // replica's last lines on stderr.
+            if (result.code !== 0 && !run.stop && !run.failure && !closing.signal.aborted) {
+              const said = replica.errors.length ? ` \n${replica.errors.join("\n")}` : "";
+              run.failure = `The replica ${replica.task} exited with a non-zero status of ${result.code ?? 137}. Termination reason: Error.${said}`;
+              void stopReplicas(run);
+            }
+          }),
+        );
+      } finally {
+        clearTimeout(deadline);
+      }
+      if (closing.signal.aborted) return;
+      // The job ends once its containers are gone.
+      await removeContainers(run.replicas.map((replica) => replica.container));
+      if (run.stop) return cancelled(run);
+      if (run.failure) return fail(run, run.failure);
+      service(run, "Job completed successfully.");
+      transition(run, "JOB_STATE_SUCCEEDED");
+    } finally {
+      // When the server is closing, close() removes the network once it has removed the containers.
+      if (network && !closing.signal.aborted) {
+        const removed = await docker(["network", "rm", network], { env: runOptions.dockerEnv }).catch(() => undefined);
+        if (removed?.code === 0) networks.delete(network);
+      }
+    }
+  };
+
+  const removeContainers = async (names: string[]): Promise<void> => {
+    await Promise.all(names.map((name) => docker(["rm", "--force", name], { env: options.run!.dockerEnv }).catch(() => undefined)));
+    for (const name of names) containers.delete(name);
+  };
+
+  // -------------------------------------------------------------- the wire
 
   const token = (body: string, res: http.ServerResponse): void => {
     const form = new URLSearchParams(body);
@@ -135,9 +543,12 @@ export async function startVertexFake(
         if (!new RegExp(create.parameters.parent!.pattern!).test(match[1]!)) return status(res, 400, "INVALID_ARGUMENT", "Invalid parent.");
         const problems = checkBody(docs.aiplatform, create.request!.$ref, body);
         // Required by the CustomJob reference (cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.customJobs): displayName, jobSpec, jobSpec.workerPoolSpecs.
-        const job = body as { displayName?: string; jobSpec?: { workerPoolSpecs?: unknown[] } } | undefined;
+        const job = body as { displayName?: string; jobSpec?: { workerPoolSpecs?: Array<{ replicaCount?: string }> } } | undefined;
         if (!job?.displayName) problems.push("displayName: required");
         if (!job?.jobSpec?.workerPoolSpecs?.length) problems.push("jobSpec.workerPoolSpecs: required");
+        // "Use the first worker pool specification only for your primary replica, and set its replicaCount to 1" (distributed-training).
+        else if (!problems.length && (job.jobSpec.workerPoolSpecs[0]?.replicaCount ?? "1") !== "1")
+          problems.push("jobSpec.workerPoolSpecs[0].replicaCount: the primary replica's pool has exactly 1 replica");
         if (problems.length) return status(res, 400, "INVALID_ARGUMENT", `Invalid JSON payload received. ${problems.join("; ")}`);
         const region = match[1]!.split("/")[3]!;
         const id = String(next++);
@@ -150,6 +561,16 @@ export async function startVertexFake(
           updateTime: new Date().toISOString(),
         };
         jobs.set(id, created);
+        if (options.run) {
+          const run: Run = { id, project: match[1]!.split("/")[1]!, job: created, replicas: [] };
+          runs.set(id, run);
+          // The answer goes first; the job then runs on its own.
+          const lifecycleDone = lifecycle(run).catch((err: Error) => {
+            if (!closing.signal.aborted) fail(run, `Internal error occurred for the current attempt. (vertex-fake: ${err.message})`);
+          });
+          lifecycles.add(lifecycleDone);
+          void lifecycleDone.finally(() => lifecycles.delete(lifecycleDone));
+        }
         return json(res, created);
       }
       if ((match = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/customJobs\/([^/:]+)(:cancel)?$/.exec(path))) {
@@ -157,9 +578,10 @@ export async function startVertexFake(
         if (!job) return status(res, 404, "NOT_FOUND", `The CustomJob does not exist.`);
         if (method === "GET" && !match[2]) return json(res, job);
         if (method === "POST" && match[2]) {
-          if (["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"].includes(job.state))
-            return status(res, 400, "FAILED_PRECONDITION", `Cannot cancel ${job.name} in state ${job.state}.`);
-          job.state = "JOB_STATE_CANCELLING";
+          if (TERMINAL.includes(job.state)) return status(res, 400, "FAILED_PRECONDITION", `Cannot cancel ${job.name} in state ${job.state}.`);
+          const run = runs.get(match[1]!);
+          if (run) requestStop(run, "cancel");
+          else job.state = "JOB_STATE_CANCELLING";
           return json(res, {});
         }
       }
@@ -198,10 +620,14 @@ export async function startVertexFake(
         if (!/resource\.type="ml_job"/.test(filter) || !id)
           return status(res, 400, "INVALID_ARGUMENT", `This test server reads ml_job entries by job_id only: ${filter}`);
         const since = /timestamp>="([^"]+)"/.exec(filter)?.[1];
+        const from = since ? nanos(since) : undefined;
         const entries = logs
-          .filter((log) => log.jobId === id && (!since || Date.parse(log.entry.timestamp) >= Date.parse(since)))
+          .filter((log) => log.jobId === id && (from === undefined || nanos(log.entry.timestamp) >= from))
           .map((log) => log.entry)
-          .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+          .sort((a, b) => {
+            const [x, y] = [nanos(a.timestamp), nanos(b.timestamp)];
+            return x < y ? -1 : x > y ? 1 : 0;
+          });
         return json(res, entries.length ? { entries } : {});
       }
       status(res, 404, "NOT_FOUND", `No method ${method} ${path} on this test server.`);
@@ -215,24 +641,25 @@ export async function startVertexFake(
     repositories,
     requests,
     tokens,
+    logs,
     setState(id, state, error) {
       const job = jobs.get(id)!;
       job.state = state;
       if (error) job.error = { code: 3, message: error };
     },
-    addLog(id, textPayload, timestamp, insertId = crypto.randomBytes(6).toString("hex")) {
-      logs.push({
-        jobId: id,
-        entry: {
-          insertId,
-          timestamp,
-          textPayload,
-          severity: "INFO",
-          resource: { type: "ml_job", labels: { job_id: id, task_name: "workerpool0-0", project_id: "my-proj" } },
-          logName: "projects/my-proj/logs/workerpool0-0",
-        },
-      });
+    addLog(id, textPayload, at, insertId) {
+      addEntry(id, "my-proj", "workerpool0-0", textPayload, "INFO", at, insertId);
     },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: async () => {
+      // Every docker call a job is waiting on ends at once (its signal); then its containers are killed and removed, and waited for.
+      closing.abort();
+      if (options.run) {
+        await Promise.allSettled([...lifecycles]);
+        await Promise.all([...containers].map((name) => docker(["rm", "--force", name], { env: options.run!.dockerEnv }).catch(() => undefined)));
+        await Promise.all([...networks].map((name) => docker(["network", "rm", name], { env: options.run!.dockerEnv }).catch(() => undefined)));
+      }
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
