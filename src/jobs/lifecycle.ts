@@ -228,6 +228,6 @@ export async function stop(name: string, ctx: Context): Promise<JobRecord> {
   const backend = getBackend(job.backend);
   if (isFinal(job.state)) throw new UserError(`Job ${name} has already ended (${job.state}).`, undefined, 1);
   const changes = await backend.stop(job, ctx);
-  if (changes) new JobStore(ctx.stateDir).update(job.name, changes);
-  return refresh(job, ctx);
+  // What the stop changed is saved, and the refresh starts from it (its provider's fields are carried on).
+  return refresh(changes ? new JobStore(ctx.stateDir).update(job.name, changes) : job, ctx);
 }

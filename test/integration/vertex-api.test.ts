@@ -222,7 +222,17 @@ test("what an answer changes in the record: states, times, the model where every
     statusLine({ ...record, ...failed, provider: failed.provider! }),
     "[vertex] JOB_STATE_FAILED: The replica workerpool0-0 exited with a non-zero status of 1.",
   );
-  assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_CANCELLED" }, record).reason, "stopped by request");
+  // Vertex answers CANCELED for a stop, for a cancel from elsewhere and for a run past scheduling.timeout alike; the record tells them apart.
+  const cancelled = { name: resource, displayName: "j", state: "JOB_STATE_CANCELLED", error: { code: 1, message: "CANCELED" } };
+  assert.equal(changesFrom(cancelled, { ...record, provider: { ...record.provider, cancelRequested: "true" } }).reason, "stopped by request");
+  assert.equal(changesFrom(cancelled, record).reason, "cancelled outside alekseylearn (Vertex AI says CANCELED)");
+  const timedOut = {
+    ...cancelled,
+    startTime: "2026-01-01T00:00:00Z",
+    endTime: new Date(Date.parse("2026-01-01T00:00:00Z") + s.settings.max_runtime * 1000).toISOString(),
+  };
+  assert.equal(changesFrom(timedOut, record).reason, `stopped by Vertex AI: the job ran past config.max_runtime (${s.settings.max_runtime} s)`);
+  assert.equal(changesFrom(timedOut, record).state, "stopped");
   assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_EXPIRED" }, record).state, "failed");
   assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_QUEUED" }, record).endedAt, undefined);
 });

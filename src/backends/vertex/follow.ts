@@ -21,10 +21,23 @@ export function changesFrom(answer: CustomJob, record: VertexJob): JobChanges<Ve
   if (isFinal(state)) changes.endedAt = new Date(answer.endTime ?? Date.now()).toISOString();
   // The entrypoint writes the model under OUTPUT_PATH/JOB/output, as on every backend; a job that succeeded has written it.
   if (state === "completed") changes.model = modelLocation(record.jobOutput).model;
-  if (answer.error?.message) changes.reason = answer.error.message;
-  else if (state === "stopped") changes.reason = "stopped by request";
+  if (state === "stopped") changes.reason = cancelReason(answer, record);
+  else if (answer.error?.message) changes.reason = answer.error.message;
   else if (answer.state === "JOB_STATE_EXPIRED") changes.reason = "the job expired before it could run";
   return changes;
+}
+
+/**
+ * Why a cancelled job was cancelled: Vertex cancels a job that runs past its
+ * scheduling.timeout with the same CANCELED a stop gets, so a job this tool
+ * did not stop, whose run lasted its max_runtime, ran out of time.
+ */
+function cancelReason(answer: CustomJob, record: VertexJob): string {
+  if (record.provider?.cancelRequested) return "stopped by request";
+  const ran = answer.startTime && answer.endTime ? (Date.parse(answer.endTime) - Date.parse(answer.startTime)) / 1000 : 0;
+  const limit = record.spec.settings.max_runtime;
+  if (ran >= limit) return `stopped by Vertex AI: the job ran past config.max_runtime (${limit} s)`;
+  return `cancelled outside alekseylearn (Vertex AI says ${answer.error?.message ?? "CANCELED"})`;
 }
 
 /** A status line for the log: Vertex's state and its error, when the job has one. */

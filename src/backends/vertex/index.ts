@@ -166,7 +166,9 @@ export const vertexBackend = {
     if (changes.state === "failed") {
       // Vertex says which replica failed and its exit status; the script's own last error line says why.
       const said = await failureText(job.jobOutput, ctx);
-      if (said) changes.reason = `${said}${answer.error?.message ? ` (${answer.error.message})` : ""}`;
+      // Vertex's message goes on with the replica's last error lines, which `said` already is: its first line is kept.
+      const vertex = answer.error?.message?.split("\n")[0]?.trim();
+      if (said) changes.reason = `${said}${vertex ? ` (${vertex})` : ""}`;
     }
     return changes;
   },
@@ -197,6 +199,7 @@ export const vertexBackend = {
     if (!resource) throw failure(`${job.name} has no Vertex AI custom job yet.`);
     const google = await connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
     await google.api.cancelCustomJob(resource);
+    return { provider: { ...job.provider, cancelRequested: "true" } };
   },
 
   async lookup(name, ctx) {

@@ -85,6 +85,8 @@ export type VertexProvider = {
   /** What the image's push did (layers sent, build steps run), for the benchmarks. */
   layersPushed?: string;
   stepsRun?: string;
+  /** Set once `stop` has asked Vertex to cancel the job (a cancelled job without it was cancelled elsewhere, or timed out). */
+  cancelRequested?: string;
   /** The API's JobState and error.message. */
   status?: string;
   message?: string;

@@ -1,0 +1,362 @@
+/**
+ * The Vertex AI backend end to end through the CLI. No Vertex or Cloud
+ * Storage emulator runs here, so Google's services are test servers built
+ * from Google's published API descriptions (test/servers/google-discovery.ts:
+ * aiplatform v1, logging v2, artifactregistry v1, storage v1), which check
+ * every request body field by field: the Vertex, Cloud Logging, Artifact
+ * Registry and OAuth token server (test/servers/vertex-fake.ts), which really
+ * runs a created custom job's image from the registry with Docker, with
+ * Cloud Storage mounted at /gcs as Vertex's Cloud Storage FUSE mounts it, and
+ * the Cloud Storage server (test/servers/gcs-fake.ts), whose objects are the
+ * files the job sees under /gcs. The image is built by the real dockerd and
+ * pushed to a real docker-registry standing in for REGION-docker.pkg.dev.
+ * Credentials are a service account key file made here (a locally generated
+ * RSA key), signed into a JWT by Google's auth library and exchanged at the
+ * test server's token endpoint, as at oauth2.googleapis.com.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { cliEnv, copyExample, runCli, TEST_CACHE, waitFor, startCli } from "../helpers/cli.js";
+import { dockerTestEnv, registryHas } from "../helpers/docker.js";
+import { listTree, writeTree } from "../helpers/tree.js";
+import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
+import { checkBody, loadDocument, type DiscoveryDocument } from "../servers/google-discovery.js";
+import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
+import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
+
+const OUTPUT = "gs://bucket/runs";
+const PROJECT = "my-proj";
+const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
+const FAST = ["--config.poll_interval=0.2"];
+const docker = dockerTestEnv();
+let aiplatform: DiscoveryDocument;
+let gcs: GcsFake;
+let vertex: VertexFake;
+let keyFile: string;
+
+before(async () => {
+  fs.mkdirSync(TEST_CACHE, { recursive: true });
+  aiplatform = loadDocument(TEST_CACHE, "aiplatform.v1");
+  const pair = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+  // A service account key file as the IAM console downloads it.
+  keyFile = path.join(writeTree({}, "alekseylearn-sa-"), "key.json");
+  fs.writeFileSync(
+    keyFile,
+    JSON.stringify({
+      type: "service_account",
+      project_id: PROJECT,
+      private_key_id: crypto.randomBytes(20).toString("hex"),
+      private_key: pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+      client_email: EMAIL,
+      client_id: "1234567890",
+      token_uri: "https://oauth2.googleapis.com/token",
+    }),
+  );
+  gcs = await startGcsFake(loadDocument(TEST_CACHE, "storage.v1"), ["bucket"]);
+  vertex = await startVertexFake(
+    {
+      aiplatform,
+      logging: loadDocument(TEST_CACHE, "logging.v2"),
+      artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
+    },
+    { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
+    { run: { dockerEnv: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST }, registry: docker.registry, gcs } },
+  );
+});
+
+after(async () => {
+  await vertex?.close();
+  await gcs?.close();
+});
+
+/** The CLI's environment: the key file, every Google endpoint at the test servers, the local registry for Artifact Registry's. */
+function vertexEnv(extra: Record<string, string> = {}): ReturnType<typeof cliEnv> {
+  return cliEnv({
+    HOME: fs.mkdtempSync(path.join(os.tmpdir(), "gcloud-home-")),
+    CLOUDSDK_CONFIG: fs.mkdtempSync(path.join(os.tmpdir(), "gcloud-config-")),
+    GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+    CLOUDSDK_AUTH_TOKEN_HOST: vertex.url,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: vertex.url,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: vertex.url,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY: vertex.url,
+    STORAGE_EMULATOR_HOST: gcs.url,
+    ALEKSEYLEARN_REGISTRY: docker.registry,
+    DOCKER_HOST: docker.DOCKER_HOST,
+    PIP_INDEX_URL: docker.pipIndex,
+    ...extra,
+  });
+}
+
+/** The CustomJob body `customJobs.create` received for job `name`. */
+function created(name: string): Record<string, any> {
+  const request = vertex.requests.find((r) => r.method === "POST" && /\/customJobs$/.test(r.path) && (r.body as { displayName?: string }).displayName === name);
+  assert.ok(request, `customJobs.create for ${name} reached the Vertex test server`);
+  return request.body as Record<string, any>;
+}
+
+/** Put `data` at gs://bucket/`name` through the Cloud Storage test server's JSON API (a resumable upload, as gcloud storage cp makes). */
+async function upload(name: string, data: string): Promise<void> {
+  const start = await fetch(`${gcs.url}/upload/storage/v1/b/bucket/o?uploadType=resumable&name=${encodeURIComponent(name)}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(start.status, 200);
+  const put = await fetch(start.headers.get("location")!, { method: "PUT", body: data });
+  assert.equal(put.status, 200, await put.text());
+}
+
+/** Every object name under `prefix` in the test bucket, through the JSON API. */
+async function objects(prefix: string): Promise<string[]> {
+  const names: string[] = [];
+  let token = "";
+  do {
+    const page = (await (await fetch(`${gcs.url}/storage/v1/b/bucket/o?prefix=${encodeURIComponent(prefix)}${token ? `&pageToken=${token}` : ""}`)).json()) as {
+      items?: { name: string }[];
+      nextPageToken?: string;
+    };
+    names.push(...(page.items ?? []).map((item) => item.name));
+    token = page.nextPageToken ?? "";
+  } while (token);
+  return names;
+}
+
+test("Vertex, Logging, Artifact Registry and GCS test servers + registry + dockerd: the two commands on examples/iris leave the same model files as the local backend", async () => {
+  const dir = copyExample("iris");
+  const { env, stateDir } = vertexEnv();
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.equal(job.backend, "vertex", "gs:// picks the Vertex AI backend");
+  assert.equal(job.state, "completed");
+  assert.equal(job.model, `${OUTPUT}/${job.name}/output/model.tar.gz`);
+  assert.match(fit.stderr, /Creating the Artifact Registry repository alekseylearn in my-proj \(us-central1\)/, "the missing repository is made, and said");
+  assert.match(fit.stderr, /\[vertex\] JOB_STATE_RUNNING/, "the job's states are shown");
+  assert.match(fit.stderr, /training on 112 samples/, "the job's log is streamed from Cloud Logging");
+  assert.equal(fit.stderr.split("\n").filter((line) => line.includes("training on 112 samples")).length, 1, "each log line once");
+
+  // The request, where the command decides it (the server checked every field against aiplatform v1).
+  const body = created(job.name);
+  const pool = body.jobSpec.workerPoolSpecs[0];
+  const image: string = pool.containerSpec.imageUri;
+  assert.match(
+    image,
+    /^us-central1-docker\.pkg\.dev\/my-proj\/alekseylearn\/iris-train@sha256:[0-9a-f]{64}$/,
+    "by digest, in the project's alekseylearn repository",
+  );
+  assert.ok(await registryHas("my-proj/alekseylearn/iris-train", image.split("@")[1]!), "the job's image, by digest, is in the registry");
+  assert.equal(body.jobSpec.workerPoolSpecs.length, 1);
+  assert.deepEqual(pool.machineSpec, { machineType: "n1-standard-4" });
+  assert.equal(pool.replicaCount, "1");
+  assert.equal(pool.containerSpec.args[0], "train", "the image's entrypoint contract");
+  assert.deepEqual(body.jobSpec.baseOutputDirectory, { outputUriPrefix: `${OUTPUT}/${job.name}` });
+  assert.ok(body.labels["alekseylearn-submission"], "the submission's label");
+
+  // fetch OUTPUT_PATH: the newest job's model, unpacked here, as the same files the local backend leaves.
+  const fetch = await runCli(["fetch", OUTPUT], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  const local = await runCli(["fit", "train.py", "--backend", "local", "--json"], { cwd: copyExample("iris"), env });
+  assert.equal(local.code, 0, local.stderr);
+  const fromLocal = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-local-"));
+  assert.equal((await runCli(["fetch", JSON.parse(local.stdout).name, "--to", fromLocal], { cwd: dir, env })).code, 0);
+  const fetched = listTree(dir).filter((file) => !["train.py", "requirements.txt"].includes(file));
+  assert.deepEqual(fetched, listTree(fromLocal), "the same model files as the local backend");
+  assert.ok((await objects(`runs/${job.name}/model/`)).includes(`runs/${job.name}/model/model.joblib`), "the model folder is copied to $AIP_MODEL_DIR too");
+
+  // No credential anywhere: no access token in output, records or build logs, no login in the user's Docker config.
+  const written = [stateDir, path.join(env.XDG_CACHE_HOME!, "alekseylearn", "build")].flatMap((root) =>
+    listTree(root)
+      .filter((file) => /\.(json|log)$/.test(file))
+      .map((file) => fs.readFileSync(path.join(root, file), "utf8")),
+  );
+  const seen = [fit.stdout, fit.stderr, fetch.stdout, fetch.stderr, ...written].join("\n");
+  assert.ok(vertex.tokens.size > 0);
+  for (const token of vertex.tokens) assert.ok(!seen.includes(token), "no access token is shown or kept");
+  assert.ok(!seen.includes("PRIVATE KEY"), "nothing of the key file is shown or kept");
+  assert.ok(!fs.existsSync(path.join(env.HOME!, ".docker")), "the registry login did not land in the user's Docker config");
+});
+
+test("Vertex and GCS test servers: a notebook runs headless in the image; fetch JOB gives its model and the executed notebook in output/", async () => {
+  const dir = copyExample("notebook");
+  const { env } = vertexEnv();
+  const fit = await runCli(["fit", "train.ipynb", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.match(fit.stderr, /training on 112 samples/, "cell output is streamed from Cloud Logging");
+  assert.equal(job.output, `${OUTPUT}/${job.name}/output/output.tar.gz`);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.ok(listTree(to).includes("model.joblib"), listTree(to).join(", "));
+  const executed = JSON.parse(fs.readFileSync(path.join(to, "output", "train.ipynb"), "utf8")) as { cells: { outputs?: { text?: string | string[] }[] }[] };
+  const outputs = executed.cells.flatMap((cell) => cell.outputs ?? []);
+  assert.ok(
+    outputs.some((output) => [output.text ?? ""].flat().join("").includes("training on 112 samples")),
+    "the executed notebook holds its outputs",
+  );
+});
+
+test("Vertex and GCS test servers: a folder with --entry, a gs:// input and SageMaker-style argparse hyperparameters, on two hosts", async () => {
+  const root = writeTree({
+    "project/src/train.py": `import os, shutil\n${ARGPARSE_SCRIPT.replace('print("training with"', 'shutil.copy(os.path.join(args.train, "iris.csv"), args.model_dir)\n    print("training with"')}`,
+    "project/requirements.txt": "",
+  });
+  await upload("data/iris.csv", "5.1,3.5,1.4,0.2,setosa\n");
+  const { env } = vertexEnv();
+  const fit = await runCli(
+    [
+      "fit",
+      "project",
+      "--entry",
+      "src/train.py",
+      "--input.train=gs://bucket/data/iris.csv",
+      ...ARGPARSE_HYPERPARAMETERS,
+      `--config.output_path=${OUTPUT}`,
+      `--config.project=${PROJECT}`,
+      "--config.instance_count=2",
+      ...FAST,
+      "--json",
+    ],
+    { cwd: root, env },
+  );
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  const body = created(job.name);
+  assert.deepEqual(
+    body.jobSpec.workerPoolSpecs.map((pool: { replicaCount: string }) => pool.replicaCount),
+    ["1", "1"],
+    "two hosts: pool 0 holds one replica, pool 1 the other",
+  );
+  assert.match(fit.stderr, /\[workerpool1-0\] training with/, "with several hosts each line names its replica");
+  const model = gs(`runs/${job.name}/output/model.tar.gz`);
+  const fetched = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", model, "--to", fetched], { cwd: root, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.equal(fs.readFileSync(path.join(fetched, "iris.csv"), "utf8"), "5.1,3.5,1.4,0.2,setosa\n", "a single object lands as a file in its channel's folder");
+  const seen = JSON.parse(fs.readFileSync(path.join(fetched, "seen.json"), "utf8"));
+  assert.deepEqual(seen.args, { ...ARGPARSE_EXPECTED, model_dir: "/opt/ml/model", train: "/opt/ml/input/data/train" }, "argparse got every hyperparameter");
+  assert.deepEqual(seen.argv, ARGPARSE_ARGV);
+  assert.equal(seen.env.SM_CHANNEL_TRAIN, "/opt/ml/input/data/train");
+  assert.deepEqual(JSON.parse(seen.env.SM_HOSTS), ["algo-1", "algo-2"]);
+  assert.equal(seen.env.SM_CURRENT_HOST, "algo-1", "the model comes from the chief, pool 0");
+  assert.equal(JSON.parse(seen.env.SM_RESOURCE_CONFIG).current_instance_type, "n1-standard-4");
+});
+
+/** `gs://bucket/NAME`. */
+function gs(name: string): string {
+  return `gs://bucket/${name}`;
+}
+
+test("Vertex test server: a script that fails shows its own error as the reason, and exits 1", async () => {
+  const dir = writeTree({ "train.py": 'print("starting", flush=True)\nraise ValueError("learning rate must be positive")\n', "requirements.txt": "" });
+  const { env } = vertexEnv();
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 1, fit.stderr);
+  assert.match(fit.stderr, /starting/);
+  assert.match(fit.stderr, /ValueError: learning rate must be positive/);
+  const status = await runCli(["status", "--json"], { cwd: dir, env });
+  const record = JSON.parse(status.stdout);
+  assert.equal(record.state, "failed");
+  assert.match(record.reason, /^ValueError: learning rate must be positive \(.*workerpool0-0.*\)$/, "the script's own words, then Vertex's");
+});
+
+test("Vertex test server: --detach, logs --follow, stop (customJobs.cancel), and status of a job this machine has no record of", async () => {
+  const dir = writeTree({
+    "train.py": 'import time\nfor i in range(600):\n    print("step", i, flush=True)\n    time.sleep(0.5)\n',
+    "requirements.txt": "",
+  });
+  const { env } = vertexEnv();
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json", "--detach"], {
+    cwd: dir,
+    env,
+  });
+  assert.equal(fit.code, 0, fit.stderr);
+  const { name } = JSON.parse(fit.stdout);
+  const follow = startCli(["logs", name, "--follow"], { cwd: dir, env });
+  await waitFor(() => /step 2\b/.test(follow.output()), "the job's lines through logs --follow", 180_000);
+  const stop = await runCli(["stop", name], { cwd: dir, env });
+  assert.equal(stop.code, 0, stop.stderr);
+  const followed = await follow.done;
+  assert.equal(followed.code, 0, followed.stderr);
+  assert.match(followed.stdout + followed.stderr, /JOB_STATE_CANCELLED/);
+  const status = JSON.parse((await runCli(["status", name, "--json"], { cwd: dir, env })).stdout);
+  assert.equal(status.state, "stopped");
+  assert.ok(
+    vertex.requests.some((r) => r.method === "POST" && r.path.endsWith(":cancel")),
+    "customJobs.cancel was called",
+  );
+
+  // Another machine (a fresh state folder) finds the job by name at Vertex AI.
+  const elsewhere = vertexEnv();
+  const found = await runCli(["status", name, "--json"], { cwd: dir, env: elsewhere.env });
+  assert.equal(found.code, 0, found.stderr);
+  const record = JSON.parse(found.stdout);
+  assert.equal(record.backend, "vertex");
+  assert.equal(record.state, "stopped");
+  assert.equal(record.jobOutput, `${OUTPUT}/${name}`);
+});
+
+test("fit --dry-run --json on Vertex AI: a CustomJob that passes the published aiplatform v1 schema, with no credentials and nothing sent", async () => {
+  const dir = copyExample("iris");
+  const { env } = vertexEnv({ GOOGLE_APPLICATION_CREDENTIALS: "", CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: "http://127.0.0.1:9" });
+  const before = vertex.requests.length;
+  const result = await runCli(
+    [
+      "fit",
+      "train.py",
+      "--backend",
+      "vertex",
+      "--dry-run",
+      "--json",
+      `--config.output_path=${OUTPUT}`,
+      `--config.project=${PROJECT}`,
+      "--config.accelerator_type=NVIDIA_TESLA_T4",
+      "--config.use_spot=true",
+      "--config.max_runtime=2h",
+      "--hyperparameter.C=0.5",
+    ],
+    { cwd: dir, env },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout);
+  assert.equal(plan.requests.length, 1);
+  const [request] = plan.requests;
+  assert.equal(request.api, "aiplatform");
+  assert.equal(request.operation, "projects.locations.customJobs.create");
+  assert.equal(request.parent, "projects/my-proj/locations/us-central1");
+  assert.deepEqual(checkBody(aiplatform, "GoogleCloudAiplatformV1CustomJob", request.request), [], "the body passes the published schema");
+  assert.deepEqual(request.request.jobSpec.scheduling, { timeout: "7200s", restartJobOnWorkerRestart: false, strategy: "SPOT" });
+  assert.deepEqual(request.request.jobSpec.workerPoolSpecs[0].containerSpec.args, ["train", "--C", "0.5"]);
+  assert.equal(vertex.requests.length, before, "nothing was sent to Google");
+});
+
+test("bad input: no Google credentials names `gcloud auth application-default login`, and nothing is built or created", async () => {
+  const dir = copyExample("iris");
+  const missing = path.join(os.tmpdir(), "no-such-key.json");
+  const { env } = vertexEnv({ GOOGLE_APPLICATION_CREDENTIALS: missing });
+  const jobs = vertex.jobs.size;
+  const repositories = vertex.repositories.size;
+  const result = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`], { cwd: dir, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /GOOGLE_APPLICATION_CREDENTIALS names .*no-such-key\.json, which does not exist/);
+  assert.match(result.stderr, /gcloud auth application-default login/);
+  assert.doesNotMatch(result.stderr, /Building the image/);
+  assert.equal(vertex.jobs.size, jobs);
+  assert.equal(vertex.repositories.size, repositories);
+});
+
+test("bad input: an output bucket that does not exist is named before anything is built or created", async () => {
+  const dir = copyExample("iris");
+  const { env } = vertexEnv();
+  const jobs = vertex.jobs.size;
+  const result = await runCli(["fit", "train.py", "--config.output_path=gs://no-such-bucket/runs", `--config.project=${PROJECT}`], { cwd: dir, env });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /The bucket no-such-bucket of config\.output_path does not exist/);
+  assert.match(result.stderr, /gcloud storage buckets create gs:\/\/no-such-bucket/);
+  assert.doesNotMatch(result.stderr, /Building the image/);
+  assert.equal(vertex.jobs.size, jobs);
+});
