@@ -27,6 +27,7 @@ import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SC
 import { checkBody, loadDocument, type DiscoveryDocument } from "../servers/google-discovery.js";
 import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
+import type { CustomJobBody } from "../../src/backends/vertex/plan.js";
 
 const OUTPUT = "gs://bucket/runs";
 const PROJECT = "my-proj";
@@ -92,10 +93,10 @@ function vertexEnv(extra: Record<string, string> = {}): ReturnType<typeof cliEnv
 }
 
 /** The CustomJob body `customJobs.create` received for job `name`. */
-function created(name: string): Record<string, any> {
+function created(name: string): CustomJobBody {
   const request = vertex.requests.find((r) => r.method === "POST" && /\/customJobs$/.test(r.path) && (r.body as { displayName?: string }).displayName === name);
   assert.ok(request, `customJobs.create for ${name} reached the Vertex test server`);
-  return request.body as Record<string, any>;
+  return request.body as CustomJobBody;
 }
 
 /** Put `data` at gs://bucket/`name` through the Cloud Storage test server's JSON API (a resumable upload, as gcloud storage cp makes). */
@@ -141,8 +142,8 @@ test("Vertex, Logging, Artifact Registry and GCS test servers + registry + docke
 
   // The request, where the command decides it (the server checked every field against aiplatform v1).
   const body = created(job.name);
-  const pool = body.jobSpec.workerPoolSpecs[0];
-  const image: string = pool.containerSpec.imageUri;
+  const pool = body.jobSpec.workerPoolSpecs[0]!;
+  const image = pool.containerSpec.imageUri;
   assert.match(
     image,
     /^us-central1-docker\.pkg\.dev\/my-proj\/alekseylearn\/iris-train@sha256:[0-9a-f]{64}$/,
@@ -227,7 +228,7 @@ test("Vertex and GCS test servers: a folder with --entry, a gs:// input and Sage
   const job = JSON.parse(fit.stdout);
   const body = created(job.name);
   assert.deepEqual(
-    body.jobSpec.workerPoolSpecs.map((pool: { replicaCount: string }) => pool.replicaCount),
+    body.jobSpec.workerPoolSpecs.map((pool) => pool.replicaCount),
     ["1", "1"],
     "two hosts: pool 0 holds one replica, pool 1 the other",
   );
