@@ -361,3 +361,49 @@ test("bad input: an output bucket that does not exist is named before anything i
   assert.doesNotMatch(result.stderr, /Building the image/);
   assert.equal(vertex.jobs.size, jobs);
 });
+
+test("Vertex and GCS test servers: checkpoints reach checkpoint_uri while the job runs and come back on the next run; a script written for Vertex that saves to AIP_MODEL_DIR is fetched too", async () => {
+  // As Vertex's own samples save a model: to $AIP_MODEL_DIR (a gs:// URI) through the /gcs mount, not to /opt/ml/model.
+  const script = [
+    "import os, time",
+    "ckpt = '/opt/ml/checkpoints'",
+    "print('resumed from', sorted(os.listdir(ckpt)), flush=True)",
+    "step = len(os.listdir(ckpt)) + 1",
+    "open(os.path.join(ckpt, 'step-%d' % step), 'w').write('weights %d' % step)",
+    "remote = '/gcs/bucket/ckpt/step-%d' % step",
+    "for _ in range(100):",
+    "    if os.path.exists(remote):",
+    "        break",
+    "    time.sleep(0.1)",
+    "print('synced while running:', os.path.exists(remote), flush=True)",
+    "model_dir = os.environ['AIP_MODEL_DIR'].replace('gs://', '/gcs/')",
+    "os.makedirs(model_dir, exist_ok=True)",
+    "open(os.path.join(model_dir, 'model.txt'), 'w').write('trained')",
+  ].join("\n");
+  const dir = writeTree({ "vertex_task.py": script + "\n", "requirements.txt": "" });
+  const { env } = vertexEnv();
+  const args = [
+    "fit",
+    "vertex_task.py",
+    `--config.output_path=${OUTPUT}`,
+    `--config.project=${PROJECT}`,
+    "--config.checkpoint_uri=gs://bucket/ckpt",
+    "--config.environment=ALEKSEYLEARN_CHECKPOINT_SYNC=0.5",
+    ...FAST,
+    "--json",
+  ];
+  const first = await runCli(args, { cwd: dir, env });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /resumed from \[\]/);
+  assert.match(first.stderr, /synced while running: True/, "the checkpoint reached checkpoint_uri before the script ended");
+  assert.equal(created(JSON.parse(first.stdout).name).jobSpec.scheduling.restartJobOnWorkerRestart, true, "a restarted worker restarts the job, which resumes");
+  const second = await runCli(args, { cwd: dir, env });
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /resumed from \['step-1'\]/, "the next run starts from the saved checkpoints");
+  assert.deepEqual(await objects("ckpt/"), ["ckpt/step-1", "ckpt/step-2"]);
+
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", JSON.parse(second.stdout).name, "--to", to], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.equal(fs.readFileSync(path.join(to, "model.txt"), "utf8"), "trained", "the model saved to AIP_MODEL_DIR is the job's model");
+});
