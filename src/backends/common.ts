@@ -1,5 +1,6 @@
 /** Settings every backend shares. */
 import type { Schema } from "../spec/schema.js";
+import type { BackendName, JobSpec } from "../spec/types.js";
 
 /** `output_path`, `instance_count` and `hyperparameter_args`, the keys every backend understands (each may add a default). */
 export const commonSchema = {
@@ -21,4 +22,24 @@ export function parsePairs(items: readonly string[], what: string, problems: str
     else pairs[item.slice(0, at)] = item.slice(at + 1);
   }
   return pairs;
+}
+
+/**
+ * The spec of a job started elsewhere (found by name at its provider): its
+ * settings and what the provider reports; its code is not on this machine, so
+ * its artifact is empty.
+ */
+export function elsewhereSpec<S extends object>(
+  backend: BackendName,
+  settings: S,
+  known: { hyperparameters?: Record<string, string>; inputs?: Record<string, string>; outputPath: string },
+): JobSpec<S> {
+  return {
+    artifact: { kind: "script", dir: "", entry: "", isFolder: false },
+    backend,
+    settings,
+    hyperparameters: known.hyperparameters ?? {},
+    inputs: known.inputs ?? {},
+    outputPath: known.outputPath,
+  };
 }

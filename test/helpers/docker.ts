@@ -1,5 +1,7 @@
 /** The Docker-side test services (`scripts/test-services.sh start`, run by `npm test`): where they are, and what the registry holds. */
+import { execFile } from "node:child_process";
 import fs from "node:fs";
+import { promisify } from "node:util";
 import path from "node:path";
 
 /** Where the services are, from the environment `npm test` exports. */
@@ -64,4 +66,19 @@ export async function registryHas(repository: string, digest: string): Promise<b
     },
   });
   return response.ok;
+}
+
+/** Run the docker CLI against the test daemon (with `env` added); its stdout, or an Error holding the end of its output. */
+export async function dockerCli(args: readonly string[], env: Record<string, string> = {}): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)("docker", [...args], {
+      env: { ...process.env, DOCKER_HOST: dockerTestEnv().DOCKER_HOST, ...env },
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return stdout;
+  } catch (error) {
+    const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
+    throw new Error(`docker ${args.join(" ")} failed:\n${stdout.slice(-4000)}\n${stderr.slice(-4000)}`, { cause: error });
+  }
 }

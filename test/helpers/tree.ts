@@ -22,3 +22,12 @@ export function listTree(dir: string): string[] {
     .map((entry) => entry.split(path.sep).join("/"))
     .sort();
 }
+
+/** The text a notebook's cells printed, joined: what an executed notebook holds. */
+export function notebookOutput(file: string): string {
+  const notebook = JSON.parse(fs.readFileSync(file, "utf8")) as { cells: Array<{ outputs?: Array<{ text?: string | string[] }> }> };
+  return notebook.cells
+    .flatMap((cell) => cell.outputs ?? [])
+    .map((output) => [output.text ?? ""].flat().join(""))
+    .join("");
+}

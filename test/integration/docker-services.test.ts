@@ -7,16 +7,13 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { promisify } from "node:util";
-import { dockerTestEnv, registryBytes, registryHas } from "../helpers/docker.js";
+import { dockerCli, dockerTestEnv, registryBytes, registryHas } from "../helpers/docker.js";
 import { writeTree } from "../helpers/tree.js";
 
-const execFileAsync = promisify(execFile);
 const services = dockerTestEnv();
 const nonce = randomBytes(6).toString("hex");
 const repository = "services-test/joblib";
@@ -24,23 +21,8 @@ const local = `alekseylearn-services-test:${nonce}`;
 const remote = `${services.registry}/${repository}:${nonce}`;
 const contexts: string[] = [];
 
-/** Run the docker CLI against the test daemon; its stdout. */
-async function docker(...args: string[]): Promise<string> {
-  try {
-    const { stdout } = await execFileAsync("docker", args, {
-      env: { ...process.env, DOCKER_HOST: services.DOCKER_HOST },
-      encoding: "utf8",
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return stdout;
-  } catch (error) {
-    const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
-    throw new Error(`docker ${args.join(" ")} failed:\n${stdout.slice(-4000)}\n${stderr.slice(-4000)}`, { cause: error });
-  }
-}
-
 after(async () => {
-  await docker("rmi", "--force", local, remote).catch(() => undefined); // the daemon's data root is cached between runs
+  await dockerCli(["rmi", "--force", local, remote]).catch(() => undefined); // the daemon's data root is cached between runs
   for (const dir of contexts) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -59,7 +41,7 @@ test("the private dockerd answers at DOCKER_HOST and has no bridge network", asy
       .on("error", reject);
   });
   assert.equal(ping, "OK");
-  const networks = (await docker("network", "ls", "--format", "{{.Name}}")).split("\n").filter(Boolean);
+  const networks = (await dockerCli(["network", "ls", "--format", "{{.Name}}"])).split("\n").filter(Boolean);
   assert.ok(networks.includes("host"), networks.join(", "));
   assert.ok(!networks.includes("bridge"), `no bridge network (--bridge=none): ${networks.join(", ")}`);
 });
@@ -67,9 +49,9 @@ test("the private dockerd answers at DOCKER_HOST and has no bridge network", asy
 test("python:3.11-slim (debootstrapped Debian 12) runs python3 with venv, and reaches the host's loopback with --network host", async () => {
   assert.equal(services.baseImage, "python:3.11-slim");
   const script = "import sys, urllib.request, venv; print(sys.version_info[0], urllib.request.urlopen(sys.argv[1] + '/joblib/').status)";
-  const out = await docker("run", "--rm", "--network", "host", services.baseImage, "python3", "-c", script, services.pipIndex);
+  const out = await dockerCli(["run", "--rm", "--network", "host", services.baseImage, "python3", "-c", script, services.pipIndex]);
   assert.equal(out.trim(), "3 200");
-  assert.ok((await docker("image", "inspect", "alekseylearn-test/python:3.11")).includes("sha256:"), "the second tag exists too");
+  assert.ok((await dockerCli(["image", "inspect", "alekseylearn-test/python:3.11"])).includes("sha256:"), "the second tag exists too");
 });
 
 test("a --network host build pip-installs joblib from the wheel index over http; the image pushes to the registry over http", async () => {
@@ -84,12 +66,12 @@ test("a --network host build pip-installs joblib from the wheel index over http;
     ].join("\n"),
   });
   contexts.push(context);
-  await docker("build", "--network", "host", "--build-arg", `PIP_INDEX_URL=${services.pipIndex}`, "--tag", local, context);
-  assert.match((await docker("run", "--rm", "--network", "host", local)).trim(), /^\d+\.\d+/, "joblib imports in the built image");
+  await dockerCli(["build", "--network", "host", "--build-arg", `PIP_INDEX_URL=${services.pipIndex}`, "--tag", local, context]);
+  assert.match((await dockerCli(["run", "--rm", "--network", "host", local])).trim(), /^\d+\.\d+/, "joblib imports in the built image");
 
   const before = registryBytes();
-  await docker("tag", local, remote);
-  const pushed = await docker("push", remote);
+  await dockerCli(["tag", local, remote]);
+  const pushed = await dockerCli(["push", remote]);
   const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed)?.[1];
   assert.ok(digest, `docker push names the digest:\n${pushed}`);
   assert.ok(await registryHas(repository, digest), `the registry holds ${repository}@${digest}`);

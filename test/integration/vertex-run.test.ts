@@ -11,18 +11,15 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import { promisify } from "node:util";
-import { dockerTestEnv } from "../helpers/docker.js";
+import { dockerCli, dockerTestEnv } from "../helpers/docker.js";
 import { TEST_CACHE } from "../helpers/cli.js";
 import { writeTree } from "../helpers/tree.js";
 import { loadDocument } from "../servers/google-discovery.js";
 import { crc32c, startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { startVertexFake, type FakeJob, type FakeLogEntry, type VertexFake } from "../servers/vertex-fake.js";
 
-const execFileAsync = promisify(execFile);
 const services = dockerTestEnv();
 const nonce = crypto.randomBytes(6).toString("hex");
 const localTag = `vertex-run-test:${nonce}`;
@@ -88,21 +85,6 @@ if code:
     print("failing with %d" % code, file=sys.stderr, flush=True)
 sys.exit(code)
 `;
-
-/** Run the docker CLI against the test daemon; its stdout. */
-async function dockerCli(...args: string[]): Promise<string> {
-  try {
-    const { stdout } = await execFileAsync("docker", args, {
-      env: { ...process.env, DOCKER_HOST: services.DOCKER_HOST, DOCKER_BUILDKIT: "0" },
-      encoding: "utf8",
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return stdout;
-  } catch (error) {
-    const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
-    throw new Error(`docker ${args.join(" ")} failed:\n${stdout.slice(-4000)}\n${stderr.slice(-4000)}`, { cause: error });
-  }
-}
 
 /** A call to the Vertex test server's REST API with the test's bearer token: the status and the JSON answer. */
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -179,7 +161,7 @@ async function entries(id: string): Promise<FakeLogEntry[]> {
 
 /** Containers of job `id` that still exist. */
 async function containersOf(id: string): Promise<string[]> {
-  return (await dockerCli("ps", "--all", "--filter", `name=vertex-fake-${id}-`, "--format", "{{.Names}}")).split("\n").filter(Boolean);
+  return (await dockerCli(["ps", "--all", "--filter", `name=vertex-fake-${id}-`, "--format", "{{.Names}}"])).split("\n").filter(Boolean);
 }
 
 before(async () => {
@@ -199,9 +181,9 @@ before(async () => {
   // The image: FROM the suite's base image (a Debian with python3), its ENTRYPOINT the program above, pushed as PROJECT/REPOSITORY/IMAGE.
   const context = writeTree({ Dockerfile: `FROM ${services.baseImage}\nCOPY job.py /job.py\nENTRYPOINT ["python3", "-u", "/job.py"]\n`, "job.py": JOB });
   folders.push(context);
-  await dockerCli("build", "--tag", localTag, context);
-  await dockerCli("tag", localTag, pushed);
-  const digest = /digest: (sha256:[0-9a-f]{64})/.exec(await dockerCli("push", pushed))?.[1];
+  await dockerCli(["build", "--tag", localTag, context], { DOCKER_BUILDKIT: "0" });
+  await dockerCli(["tag", localTag, pushed]);
+  const digest = /digest: (sha256:[0-9a-f]{64})/.exec(await dockerCli(["push", pushed]))?.[1];
   assert.ok(digest, "the push reported a digest");
   image = `us-central1-docker.pkg.dev/my-proj/trainers/job@${digest}`;
   // The repository, made through the server's Artifact Registry API (repositories.create).
@@ -213,8 +195,8 @@ after(async () => {
   await vertex?.close();
   await gcs?.close();
   // The daemon's data root is cached between runs: leave no test image behind (the pulled copy shares the image's ID).
-  const id = (await dockerCli("image", "inspect", "--format", "{{.Id}}", localTag).catch(() => "")).trim();
-  if (id) await dockerCli("rmi", "--force", id).catch(() => undefined);
+  const id = (await dockerCli(["image", "inspect", "--format", "{{.Id}}", localTag]).catch(() => "")).trim();
+  if (id) await dockerCli(["rmi", "--force", id]).catch(() => undefined);
   for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
 });
 

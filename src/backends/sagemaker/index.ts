@@ -16,6 +16,7 @@ import { validateSettings } from "../../spec/schema.js";
 import { VERSION } from "../../version.js";
 import type { Backend, JobChanges } from "../types.js";
 import { followCloudJob } from "../follow.js";
+import { elsewhereSpec } from "../common.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { checkBucket } from "./bucket.js";
 import { pushTrainingImage } from "./image.js";
@@ -247,14 +248,11 @@ export const sagemakerBackend = {
       name,
       backend: "sagemaker",
       state: "queued",
-      spec: {
-        artifact: { kind: "script", dir: "", entry: "", isFolder: false },
-        backend: "sagemaker",
-        settings,
+      spec: elsewhereSpec("sagemaker", settings, {
         hyperparameters: { ...answer.HyperParameters },
         inputs: Object.fromEntries((answer.InputDataConfig ?? []).map((channel) => [channel.ChannelName ?? "", channel.DataSource?.S3DataSource?.S3Uri ?? ""])),
         outputPath,
-      },
+      }),
       createdAt: created,
       jobOutput: outputPath ? joinLocation(outputPath, name) : "",
       provider: {

@@ -19,6 +19,7 @@ import { joinLocation } from "../../storage/location.js";
 import { VERSION } from "../../version.js";
 import type { Backend } from "../types.js";
 import { followCloudJob } from "../follow.js";
+import { elsewhereSpec } from "../common.js";
 import { LOG_POLL_SECONDS, VertexApi, type CustomJob } from "./api.js";
 import { googleSession, type GoogleSession } from "./auth.js";
 import { planVertex } from "./dry-run.js";
@@ -237,15 +238,8 @@ export const vertexBackend = {
       name,
       backend: "vertex",
       state: "queued",
-      spec: {
-        artifact: { kind: "script", dir: "", entry: "", isFolder: false },
-        backend: "vertex",
-        settings,
-        hyperparameters: {},
-        inputs: {},
-        // A job alekseylearn made has its output at OUTPUT_PATH/JOB; another's base output directory is taken as it is.
-        outputPath: jobOutput.endsWith(`/${name}`) ? jobOutput.slice(0, -name.length - 1) : jobOutput,
-      },
+      // A job alekseylearn made has its output at OUTPUT_PATH/JOB; another's base output directory is taken as it is.
+      spec: elsewhereSpec("vertex", settings, { outputPath: jobOutput.endsWith(`/${name}`) ? jobOutput.slice(0, -name.length - 1) : jobOutput }),
       createdAt: new Date(found.createTime ?? Date.now()).toISOString(),
       jobOutput,
       provider: { resource: found.name, project: google.project, region },
