@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Context } from "./context.js";
 import { UserError } from "./errors.js";
+import { loadSdk } from "./sdk.js";
 
 type Env = Context["env"];
 /** Credentials as every SDK client takes them: fixed keys, or a provider. */
@@ -53,7 +54,9 @@ export async function awsCredentials(env: Env): Promise<Credentials> {
       ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
     };
   }
-  return (await import("@aws-sdk/credential-providers")).fromNodeProviderChain(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {});
+  return loadSdk<typeof import("@aws-sdk/credential-providers")>("@aws-sdk/credential-providers").fromNodeProviderChain(
+    env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {},
+  );
 }
 
 /** True when this environment shows any sign of an AWS setup (keys, a profile, a config or credentials file, SSO, a container or web identity role), so an optional lookup does not wait on the instance metadata address for nothing. */

@@ -18,6 +18,7 @@ import { eachLimited } from "../exec.js";
 import { fetchRange, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
 import { makeDigest } from "./s3-verify.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
+import { loadSdk } from "../sdk.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -80,7 +81,7 @@ async function* cutIsReset(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8
 
 /** A gs:// Storage for the context's Google settings. */
 export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<Storage> {
-  const { Storage: Client } = await import("@google-cloud/storage");
+  const { Storage: Client } = loadSdk<typeof import("@google-cloud/storage")>("@google-cloud/storage");
   const env: Env = ctx.env;
   // STORAGE_EMULATOR_HOST names a host (http://HOST:PORT), as Google's Python and Go libraries read it; the JSON API lies under
   // /storage/v1 there as at Google. This library reads the same variable from its own process environment only, and then as a base URL without

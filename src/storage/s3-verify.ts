@@ -19,6 +19,7 @@ import fs from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import zlib from "node:zlib";
+import { loadSdk } from "../sdk.js";
 
 /** The checksum algorithms S3 stores (botocore: ChecksumAlgorithm). */
 export const CHECKSUM_ALGORITHMS = ["CRC64NVME", "CRC32", "CRC32C", "SHA1", "SHA256"] as const;
@@ -170,7 +171,7 @@ export async function makeDigest(algorithm: DigestAlgorithm): Promise<Digest> {
     };
   }
   // The SDK's own CRC32C and CRC64NVME, the ones it checks S3's answers with.
-  const crc = await import("@aws-sdk/checksums/crc");
+  const crc = loadSdk<typeof import("@aws-sdk/checksums/crc")>("@aws-sdk/checksums/crc");
   const sum = algorithm === "CRC32C" ? new crc.Crc32cJs() : new crc.Crc64NvmeJs();
   return { update: (chunk) => sum.update(chunk), digest: async () => Buffer.from(await sum.digest()) };
 }

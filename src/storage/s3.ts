@@ -31,6 +31,7 @@ import {
   type Verification,
 } from "./s3-verify.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
+import { loadSdk } from "../sdk.js";
 
 export { guessPartSize } from "./s3-verify.js";
 
@@ -109,7 +110,7 @@ export async function s3Client(
   env: Context["env"],
   options: { region?: string; followRedirects?: boolean } = {},
 ): Promise<{ client: S3Client; sdk: S3Module }> {
-  const sdk: S3Module = await import("@aws-sdk/client-s3");
+  const sdk = loadSdk<S3Module>("@aws-sdk/client-s3");
   const config = await awsClientConfig(env, "S3");
   return {
     client: new sdk.S3Client({

@@ -179,7 +179,8 @@ test("Google's auth library is loaded only when a Vertex command asks for creden
   const files = (fs.readdirSync(src, { recursive: true }) as string[]).filter((file) => file.endsWith(".ts"));
   const staticImports = files.filter((file) => /^\s*import[^(]*from\s+["']google-auth-library["']/m.test(fs.readFileSync(path.join(src, file), "utf8")));
   assert.deepEqual(staticImports, []);
-  const dynamic = files.filter((file) => /import\(["']google-auth-library["']\)/.test(fs.readFileSync(path.join(src, file), "utf8")));
+  // Loaded on first use with loadSdk (src/sdk.ts: require(), which Node 20 does faster than import() for a CommonJS package).
+  const dynamic = files.filter((file) => /loadSdk<[^>]*>\(["']google-auth-library["']\)/.test(fs.readFileSync(path.join(src, file), "utf8")));
   assert.deepEqual(dynamic, [path.join("backends", "vertex", "auth.ts")]);
 });
 

@@ -10,6 +10,7 @@ import type { SageMakerClient } from "@aws-sdk/client-sagemaker";
 import { awsClientConfig, awsRegion, credentialError } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
+import { loadSdk } from "../../sdk.js";
 
 /** The clients of one context, and who the caller is. */
 export interface Aws {
@@ -35,23 +36,23 @@ async function makeAws(ctx: Context): Promise<Aws> {
   return {
     region: awsRegion(env),
     sagemaker: once(async () => {
-      const sdk = await import("@aws-sdk/client-sagemaker");
+      const sdk = loadSdk<typeof import("@aws-sdk/client-sagemaker")>("@aws-sdk/client-sagemaker");
       return { client: new sdk.SageMakerClient(await awsClientConfig(env, "SAGEMAKER")), sdk };
     }),
     ecr: once(async () => {
-      const ecr = await import("@aws-sdk/client-ecr");
+      const ecr = loadSdk<typeof import("@aws-sdk/client-ecr")>("@aws-sdk/client-ecr");
       return { client: new ecr.ECRClient(await awsClientConfig(env, "ECR")), sdk: ecr };
     }),
     iam: once(async () => {
-      const iam = await import("@aws-sdk/client-iam");
+      const iam = loadSdk<typeof import("@aws-sdk/client-iam")>("@aws-sdk/client-iam");
       return { client: new iam.IAMClient(await awsClientConfig(env, "IAM")), sdk: iam };
     }),
     logs: once(async () => {
-      const logs = await import("@aws-sdk/client-cloudwatch-logs");
+      const logs = loadSdk<typeof import("@aws-sdk/client-cloudwatch-logs")>("@aws-sdk/client-cloudwatch-logs");
       return { client: new logs.CloudWatchLogsClient(await awsClientConfig(env, "CLOUDWATCH_LOGS")), sdk: logs };
     }),
     identity: once(async () => {
-      const sts = await import("@aws-sdk/client-sts");
+      const sts = loadSdk<typeof import("@aws-sdk/client-sts")>("@aws-sdk/client-sts");
       const client = new sts.STSClient(await awsClientConfig(env, "STS"));
       try {
         const who = await client.send(new sts.GetCallerIdentityCommand({}), { abortSignal: ctx.signal });

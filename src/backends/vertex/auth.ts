@@ -18,6 +18,7 @@
  */
 import { failure, UserError } from "../../errors.js";
 import { credentialSource, noCredentialsError, type CredentialSource } from "./google.js";
+import { loadSdk } from "../../sdk.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -46,7 +47,7 @@ export interface GoogleSession {
  */
 export async function googleSession(env: Env): Promise<GoogleSession> {
   const source: CredentialSource = credentialSource(env);
-  const { GoogleAuth } = await import("google-auth-library");
+  const { GoogleAuth } = loadSdk<typeof import("google-auth-library")>("google-auth-library");
   const auth = new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], ...(source.kind === "file" ? { keyFilename: source.file } : {}) });
   let client: Awaited<ReturnType<typeof auth.getClient>>;
   try {
