@@ -36,7 +36,7 @@ export function describeJob(job: JobRecord): string {
     ["State", job.state],
     ["Reason", job.reason],
     ["Artifact", job.spec.artifact.dir ? `${job.spec.artifact.dir}/${job.spec.artifact.entry}` : undefined],
-    ["Status", job.provider?.secondary ? `${job.provider.secondary}${job.provider.message ? ` (${job.provider.message})` : ""}` : undefined],
+    ["Status", providerStatus(job)],
     ["Created", job.createdAt],
     ["Started", job.startedAt],
     ["Ended", job.endedAt],
@@ -48,6 +48,7 @@ export function describeJob(job: JobRecord): string {
     ["Billable", job.provider?.billableSeconds ? `${job.provider.billableSeconds} s` : undefined],
     ["Image", job.provider?.image],
     ["ARN", job.provider?.arn],
+    ["Resource", job.provider?.resource],
     ["Page", job.provider?.url],
   ];
   return (
@@ -56,6 +57,12 @@ export function describeJob(job: JobRecord): string {
       .map(([key, value]) => `${(key + ":").padEnd(13)}${value}`)
       .join("\n") + "\n"
   );
+}
+
+/** The provider's own status of a job, with its message: SageMaker's secondary status, Vertex AI's JobState. */
+function providerStatus(job: JobRecord): string | undefined {
+  const status = job.provider?.secondary || (job.backend === "vertex" ? job.provider?.status : undefined);
+  return status ? `${status}${job.provider?.message ? ` (${job.provider.message})` : ""}` : undefined;
 }
 
 /** A plan (`fit --dry-run`) for people: what would ship, the image, each request, and what was and was not checked. Long text values are cut; `--json` shows them whole. */
