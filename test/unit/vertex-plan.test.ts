@@ -294,6 +294,9 @@ test("fit --dry-run's plan: the CustomJob exactly as it would be sent, under its
   // A GPU job is built on the CUDA base.
   const gpu = await vertexBackend.plan(record(spec({ project: "my-proj", accelerator_type: "NVIDIA_L4" })), makeContext({ cwd: s.artifact.dir, env: bare }));
   assert.match(gpu.image!.base, /cuda/);
+  // A TPU needs no CUDA: the plain base.
+  const tpu = await vertexBackend.plan(record(spec({ project: "my-proj", accelerator_type: "TPU_V3" })), makeContext({ cwd: s.artifact.dir, env: bare }));
+  assert.equal(tpu.image!.base, "python:3.11-slim");
 });
 
 test("fit --dry-run with no project anywhere: one error naming where a project is looked for, nothing planned", async () => {
