@@ -16,10 +16,10 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { awsCli, testAwsKeys } from "../helpers/aws.js";
-import { copyExample, cliEnv, runCli, startCli, waitFor } from "../helpers/cli.js";
+import { copyExample, cliEnv, notebookRoundTrip, runCli, startCli, waitFor } from "../helpers/cli.js";
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
 import { freePort, startMoto, type Moto } from "../helpers/servers.js";
-import { listTree, notebookOutput, writeTree } from "../helpers/tree.js";
+import { listTree, writeTree } from "../helpers/tree.js";
 import { sagemakerModel, startFakeSageMaker, validate } from "../servers/sagemaker-fake.js";
 import { startCloudWatchProxy } from "../servers/cloudwatch-proxy.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
@@ -402,18 +402,7 @@ test("local container runner: --config.runner=docker runs the very image SageMak
 });
 
 test("moto + registry + fake SageMaker: a notebook runs headless in the image; fetch gives its model and the executed notebook in output/", async () => {
-  const dir = copyExample("notebook");
-  const { env } = sagemakerEnv();
-  const fit = await runCli(["fit", "train.ipynb", `--config.output_path=${OUTPUT}`, ...FAST, "--json"], { cwd: dir, env });
-  assert.equal(fit.code, 0, fit.stderr);
-  const job = JSON.parse(fit.stdout);
-  assert.match(fit.stderr, /training on 112 samples/, "cell output is streamed from CloudWatch");
-  assert.equal(job.output, `${OUTPUT}/${job.name}/output/output.tar.gz`);
-  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
-  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
-  assert.equal(fetch.code, 0, fetch.stderr);
-  assert.ok(listTree(to).includes("model.joblib"), listTree(to).join(", "));
-  assert.match(notebookOutput(path.join(to, "output", "train.ipynb")), /training on 112 samples/, "the executed notebook holds its outputs");
+  await notebookRoundTrip([`--config.output_path=${OUTPUT}`, ...FAST], sagemakerEnv().env, OUTPUT, "CloudWatch");
 });
 
 /** The fetched model's seen.json of an ARGPARSE_SCRIPT job. */

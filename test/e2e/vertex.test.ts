@@ -20,9 +20,9 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cliEnv, copyExample, runCli, TEST_CACHE, waitFor, startCli } from "../helpers/cli.js";
+import { cliEnv, copyExample, notebookRoundTrip, runCli, TEST_CACHE, waitFor, startCli } from "../helpers/cli.js";
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
-import { listTree, notebookOutput, writeTree } from "../helpers/tree.js";
+import { listTree, writeTree } from "../helpers/tree.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 import { checkBody, loadDocument, type DiscoveryDocument } from "../servers/google-discovery.js";
 import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
@@ -182,18 +182,7 @@ test("Vertex, Logging, Artifact Registry and GCS test servers + registry + docke
 });
 
 test("Vertex and GCS test servers: a notebook runs headless in the image; fetch JOB gives its model and the executed notebook in output/", async () => {
-  const dir = copyExample("notebook");
-  const { env } = vertexEnv();
-  const fit = await runCli(["fit", "train.ipynb", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
-  assert.equal(fit.code, 0, fit.stderr);
-  const job = JSON.parse(fit.stdout);
-  assert.match(fit.stderr, /training on 112 samples/, "cell output is streamed from Cloud Logging");
-  assert.equal(job.output, `${OUTPUT}/${job.name}/output/output.tar.gz`);
-  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
-  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
-  assert.equal(fetch.code, 0, fetch.stderr);
-  assert.ok(listTree(to).includes("model.joblib"), listTree(to).join(", "));
-  assert.match(notebookOutput(path.join(to, "output", "train.ipynb")), /training on 112 samples/, "the executed notebook holds its outputs");
+  await notebookRoundTrip([`--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST], vertexEnv().env, OUTPUT, "Cloud Logging");
 });
 
 test("Vertex and GCS test servers: a folder with --entry, a gs:// input and SageMaker-style argparse hyperparameters, on two hosts", async () => {

@@ -1,9 +1,11 @@
 /** Running the built CLI as a subprocess, the way a user runs it, with its own state folder. */
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { listTree, notebookOutput } from "./tree.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The repository root (tests run from dist/test/...). */
@@ -61,4 +63,24 @@ export function copyExample(name: string): string {
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-example-")), name);
   fs.cpSync(path.join(REPO, "examples", name), dir, { recursive: true });
   return dir;
+}
+
+/**
+ * examples/notebook run to its end on a cloud backend (`flags` pick it), then
+ * fetched by job name, checked as a user would: the cells' output streamed
+ * while it ran, output.tar.gz beside the model, and the model and the
+ * executed notebook (with its outputs) fetched.
+ */
+export async function notebookRoundTrip(flags: readonly string[], env: NodeJS.ProcessEnv, outputPath: string, where: string): Promise<void> {
+  const dir = copyExample("notebook");
+  const fit = await runCli(["fit", "train.ipynb", ...flags, "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout) as { name: string; output?: string };
+  assert.match(fit.stderr, /training on 112 samples/, `cell output is streamed from ${where}`);
+  assert.equal(job.output, `${outputPath}/${job.name}/output/output.tar.gz`);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.ok(listTree(to).includes("model.joblib"), listTree(to).join(", "));
+  assert.match(notebookOutput(path.join(to, "output", "train.ipynb")), /training on 112 samples/, "the executed notebook holds its outputs");
 }
