@@ -5,7 +5,10 @@
  * nothing happens, until the job ends or the reader stops following.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Context } from "../context.js";
 import { isFinal, type JobRecord } from "../jobs/job.js";
+import { storageFor } from "../storage/index.js";
+import { joinLocation } from "../storage/location.js";
 
 /** What a backend gives the follow loop. */
 export interface CloudLog<J extends JobRecord> {
@@ -61,4 +64,10 @@ export async function* followCloudJob<J extends JobRecord>(log: CloudLog<J>): As
     }
     interval = Math.min(interval * 1.5, 30_000);
   }
+}
+
+/** OUTPUT_PATH/JOB/output/output.tar.gz of an ended cloud job, when it left one (it is written only when /opt/ml/output/data held something). */
+export async function leftOutput(jobOutput: string, ctx: Context): Promise<string | undefined> {
+  const output = joinLocation(jobOutput, "output/output.tar.gz");
+  return (await (await storageFor(output, ctx)).stat(output)) ? output : undefined;
 }

@@ -237,12 +237,17 @@ def keep_syncing_checkpoints(base):
     threading.Thread(target=loop, daemon=True).start()
 
 
-def model_folder(base):
-    """The folder that holds the model: /opt/ml/model, or $AIP_MODEL_DIR (through /gcs) when a script written for Vertex AI
-    saved its model there and left /opt/ml/model empty."""
-    model = _al_os.path.join(base, "model")
+def aip_model_dir():
+    """$AIP_MODEL_DIR as this machine sees it: a gs:// URI through Vertex's Cloud Storage FUSE mount at /gcs; empty when unset."""
     aip = _al_os.environ.get("AIP_MODEL_DIR") or ""
-    local = "/gcs/" + aip[len("gs://"):] if aip.startswith("gs://") else aip
+    return "/gcs/" + aip[len("gs://"):] if aip.startswith("gs://") else aip
+
+
+def model_folder(base):
+    """The folder that holds the model: /opt/ml/model, or $AIP_MODEL_DIR when a script written for Vertex AI saved its
+    model there and left /opt/ml/model empty."""
+    model = _al_os.path.join(base, "model")
+    local = aip_model_dir()
     if not _al_os.listdir(model) and local and _al_os.path.isdir(local) and _al_os.listdir(local):
         return local
     return model
@@ -266,11 +271,9 @@ def finish_vertex(base, chief):
     failure = _al_os.path.join(base, "output", "failure")
     if _al_os.path.exists(failure):
         shutil.copy(failure, _al_os.path.join(out, "failure"))
-    model_dir = _al_os.environ.get("AIP_MODEL_DIR")
-    if model_dir:
-        local = "/gcs/" + model_dir[len("gs://"):] if model_dir.startswith("gs://") else model_dir
-        if _al_os.path.abspath(local) != _al_os.path.abspath(model):
-            shutil.copytree(model, local, dirs_exist_ok=True)
+    local = aip_model_dir()
+    if local and _al_os.path.abspath(local) != _al_os.path.abspath(model):
+        shutil.copytree(model, local, dirs_exist_ok=True)
 
 
 def main():

@@ -14,8 +14,7 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
-import { eachLimited } from "../exec.js";
-import { fetchRange, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { fetchRanges, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
 import { makeDigest } from "./s3-verify.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 import { loadSdk } from "../sdk.js";
@@ -204,33 +203,27 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
           throw failure(`Cloud Storage ignored the range asked of ${location}.`, "Fetch again.");
         return { body: cutIsReset(response.body!) };
       };
-      let failed: { err: unknown } | undefined;
-      const handle = await fs.promises.open(partial, "r+");
       try {
-        await eachLimited(
+        await fetchRanges(
+          source,
           ranges.filter((r: Range) => !done.has(r.index)),
-          parallel,
-          async (range) => {
-            if (failed) return;
-            try {
-              await fetchRange(source, range, handle, {
-                onBytes: (n) => onProgress?.((moved += n), size),
-                signal,
-                ...(tuning.attempts ? { attempts: tuning.attempts } : {}),
-                what: location,
-              });
+          partial,
+          {
+            parallel,
+            stop,
+            signal,
+            onBytes: (n) => onProgress?.((moved += n), size),
+            ...(tuning.attempts ? { attempts: tuning.attempts } : {}),
+            what: location,
+            onRange: (range) => {
               done.add(range.index);
               saveState();
-            } catch (err) {
-              failed ??= { err };
-              stop.abort();
-            }
+            },
           },
         );
-      } finally {
-        await handle.close();
+      } catch (err) {
+        throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
-      if (failed) throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : failed.err, `downloading ${location}`));
 
       // Verify the whole file against what Cloud Storage keeps, then let it appear (and stream it, in order, to whoever reads along).
       const crc = await makeDigest("CRC32C");

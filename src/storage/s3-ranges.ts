@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { failure } from "../errors.js";
+import { eachLimited } from "../exec.js";
 import type { Digest } from "./s3-verify.js";
 
 /** One range of the download: its place in order, and its first and last byte (inclusive). */
@@ -166,4 +167,45 @@ async function writeAll(file: fs.promises.FileHandle, chunks: Buffer[], length: 
     while (rest.length && skip >= rest[0]!.length) skip -= rest.shift()!.length;
     if (skip) rest = [rest[0]!.subarray(skip), ...rest.slice(1)];
   }
+}
+
+/** How `fetchRanges` runs: `fetchRange`'s options for every range, and what is done around each. */
+export interface FetchRangesOptions extends Omit<FetchRangeOptions, "digest" | "signal"> {
+  /** Ranges in flight at once. */
+  parallel: number;
+  /** Aborted by the first range that fails, to stop the others; `signal` is it joined with the caller's own. */
+  stop: AbortController;
+  signal: AbortSignal;
+  /** A fresh digest for each range, when the object's checksum is one per part. */
+  digestFor?: () => Promise<Digest>;
+  /** Told of each range once it is whole on disk, with its digest when there is one. */
+  onRange: (range: Range, digest?: Buffer) => void;
+}
+
+/**
+ * Fetch `ranges` into the existing file `file` at their offsets, `parallel`
+ * at once, each retried and resumed on its own (`fetchRange`). The first
+ * failure stops the others; it is thrown once none is writing any more, and
+ * the file is closed only then. S3 and Cloud Storage download with it.
+ */
+export async function fetchRanges(source: RangeSource, ranges: readonly Range[], file: string, options: FetchRangesOptions): Promise<void> {
+  const { parallel, stop, digestFor, onRange, ...each } = options;
+  let failed: { err: unknown } | undefined;
+  const handle = await fs.promises.open(file, "r+");
+  try {
+    await eachLimited(ranges, parallel, async (range) => {
+      if (failed) return;
+      try {
+        const digest = digestFor ? await digestFor() : undefined;
+        await fetchRange(source, range, handle, { ...each, ...(digest ? { digest } : {}) });
+        onRange(range, digest ? await digest.digest() : undefined);
+      } catch (err) {
+        failed ??= { err };
+        stop.abort();
+      }
+    });
+  } finally {
+    await handle.close();
+  }
+  if (failed) throw failed.err;
 }

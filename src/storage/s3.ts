@@ -17,7 +17,7 @@ import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
-import { fetchRange, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
 import {
   CHECKSUM_ALGORITHMS,
   checkArchive,
@@ -26,7 +26,6 @@ import {
   guessPartSize,
   makeDigest,
   type ChecksumAlgorithm,
-  type Digest,
   type StoredObject,
   type Verification,
 } from "./s3-verify.js";
@@ -468,42 +467,33 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       // The first failure stops the other ranges; the file is closed only once none is writing.
       const stop = new AbortController();
       const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
-      let failed: { err: unknown } | undefined;
-      const handle = await fs.promises.open(partial, "r+");
       try {
-        await eachLimited(
+        await fetchRanges(
+          source,
           ranges.filter((r) => !done.has(r.index)),
-          parallel,
-          async (range) => {
-            if (failed) return;
-            try {
-              const digest: Digest | undefined = verification.kind === "parts" ? await makeDigest(verification.algorithm) : undefined;
-              await fetchRange(source, range, handle, {
-                ...(digest ? { digest } : {}),
-                onBytes: (n) => onProgress?.((moved += n), object.size),
-                ...(object.etag ? { etag: object.etag } : {}),
-                signal,
-                ...(tuning.attempts ? { attempts: tuning.attempts } : {}),
-                what: location,
-              });
-              if (digest) partDigests[range.index] = await digest.digest();
+          partial,
+          {
+            parallel,
+            stop,
+            signal,
+            ...(verification.kind === "parts" ? { digestFor: () => makeDigest(verification.algorithm) } : {}),
+            onBytes: (n) => onProgress?.((moved += n), object.size),
+            ...(object.etag ? { etag: object.etag } : {}),
+            ...(tuning.attempts ? { attempts: tuning.attempts } : {}),
+            what: location,
+            onRange: (range, digest) => {
+              if (digest) partDigests[range.index] = digest;
               done.add(range.index);
               saveState();
               advanceDigest();
               advanceStream();
-            } catch (err) {
-              failed ??= { err };
-              stop.abort();
-            }
+            },
           },
         );
-      } finally {
-        await handle.close();
-      }
-      if (failed) {
+      } catch (err) {
         await whole?.terminate();
         // However the abort surfaced (ours, the SDK's, or the socket's "aborted"), it is a stop, and the ranges kept resume.
-        throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : failed.err, `downloading ${location}`));
+        throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
 
       // Step 4: verify, then assemble (the partial file becomes the file; nothing unverified is kept).

@@ -10,12 +10,11 @@ import { awsConfigured } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { isFinal, type JobRecord, type JobState } from "../../jobs/job.js";
-import { storageFor } from "../../storage/index.js";
 import { joinLocation } from "../../storage/location.js";
 import { validateSettings } from "../../spec/schema.js";
 import { VERSION } from "../../version.js";
 import type { Backend, JobChanges } from "../types.js";
-import { followCloudJob } from "../follow.js";
+import { followCloudJob, leftOutput } from "../follow.js";
 import { elsewhereSpec } from "../common.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { checkBucket } from "./bucket.js";
@@ -197,10 +196,8 @@ export const sagemakerBackend = {
     }
     const changes = changesFrom(answer, job);
     if (changes.state === "completed" || changes.state === "failed") {
-      // output.tar.gz (what the job left in /opt/ml/output/data) is written only when there was something.
-      const output = joinLocation(job.jobOutput, "output/output.tar.gz");
-      const storage = await storageFor(output, ctx);
-      if (await storage.stat(output)) changes.output = output;
+      const output = await leftOutput(job.jobOutput, ctx);
+      if (output) changes.output = output;
     }
     return changes;
   },

@@ -20,7 +20,7 @@ export function changesFrom(answer: CustomJob, record: VertexJob): JobChanges<Ve
   if (answer.startTime) changes.startedAt = new Date(answer.startTime).toISOString();
   if (isFinal(state)) changes.endedAt = new Date(answer.endTime ?? Date.now()).toISOString();
   // The entrypoint writes the model under OUTPUT_PATH/JOB/output, as on every backend; a job that succeeded has written it.
-  if (state === "completed") changes.model = modelLocation(record.jobOutput).model;
+  if (state === "completed") changes.model = modelLocation(record.jobOutput);
   if (state === "stopped") changes.reason = cancelReason(answer, record);
   else if (answer.error?.message) changes.reason = answer.error.message;
   else if (answer.state === "JOB_STATE_EXPIRED") changes.reason = "the job expired before it could run";

@@ -16,9 +16,10 @@ import { isFinal } from "../../jobs/job.js";
 import { validateSettings } from "../../spec/schema.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation } from "../../storage/location.js";
+import { parseGs } from "../../storage/gcs.js";
 import { VERSION } from "../../version.js";
 import type { Backend } from "../types.js";
-import { followCloudJob } from "../follow.js";
+import { followCloudJob, leftOutput } from "../follow.js";
 import { elsewhereSpec } from "../common.js";
 import { LOG_POLL_SECONDS, VertexApi, type CustomJob } from "./api.js";
 import { googleSession, type GoogleSession } from "./auth.js";
@@ -26,7 +27,7 @@ import { planVertex } from "./dry-run.js";
 import { changesFrom, JobLog, statusLine } from "./follow.js";
 import { credentialSource, defaultRegion, noProjectError, resolveProject } from "./google.js";
 import { pushVertexImage } from "./image.js";
-import { customJobRequest, modelLocation, parentOf, planProblems, SUBMISSION_LABEL, labelValue } from "./plan.js";
+import { customJobRequest, parentOf, planProblems, SUBMISSION_LABEL, labelValue } from "./plan.js";
 import { DEFAULT_REGION, vertexSchema, type VertexJob, type VertexProvider } from "./schema.js";
 
 /** A session, its API client and the project, for one region. */
@@ -42,6 +43,11 @@ async function connect(configured: string | undefined, region: string, ctx: Cont
   if (!chosen) throw noProjectError();
   const session = await sessionFor(ctx.env);
   return { project: chosen.project, session, api: new VertexApi(session, region, ctx.env) };
+}
+
+/** `connect` for a job: the project and region its record names (a job found by name has them), else its settings'. */
+function connectTo(job: VertexJob, ctx: Context): Promise<Google> {
+  return connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
 }
 
 /** Sessions by what chooses their credentials: a command that follows a job asks Google for a token when the last one nears its end, not at every poll. */
@@ -60,7 +66,7 @@ function sessionFor(env: Context["env"]): Promise<GoogleSession> {
 
 /** Fail before anything is built when the output path's bucket does not exist (Vertex itself finds out only when the job writes there). */
 async function checkOutputBucket(outputPath: string, ctx: Context): Promise<void> {
-  const bucket = /^gs:\/\/([^/]+)/.exec(outputPath)?.[1] ?? "";
+  const { bucket } = parseGs(outputPath);
   const storage = await storageFor(outputPath, ctx);
   try {
     await storage.list(`gs://${bucket}/${randomUUID()}`);
@@ -153,16 +159,14 @@ export const vertexBackend = {
   async describe(job, ctx) {
     const resource = job.provider?.resource;
     if (isFinal(job.state) || !resource) return {};
-    const google = await connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
+    const google = await connectTo(job, ctx);
     const answer = await google.api.getCustomJob(resource);
     if (!answer)
       throw failure(`Vertex AI has no custom job ${resource} any more.`, `It may have been deleted; \`alekseylearn jobs\` lists what this machine knows.`);
     const changes = changesFrom(answer, job);
     if (changes.state === "completed" || changes.state === "failed") {
-      // output.tar.gz (what the job left in /opt/ml/output/data) is written only when there was something.
-      const { output } = modelLocation(job.jobOutput);
-      const storage = await storageFor(output, ctx);
-      if (await storage.stat(output)) changes.output = output;
+      const output = await leftOutput(job.jobOutput, ctx);
+      if (output) changes.output = output;
     }
     if (changes.state === "failed") {
       // Vertex says which replica failed and its exit status; the script's own last error line says why.
@@ -176,7 +180,7 @@ export const vertexBackend = {
 
   async *logs(job, ctx, options) {
     const { settings } = job.spec;
-    const google = await connect(job.provider?.project ?? settings.project, job.provider?.region ?? settings.region, ctx);
+    const google = await connectTo(job, ctx);
     // Cloud Logging's read quota (60 entries.list a minute per project, shared) sets the fastest pace; poll_interval may ask for a slower one.
     const readEvery = Math.max(settings.poll_interval, LOG_POLL_SECONDS) * 1000;
     let log: JobLog | undefined;
@@ -198,21 +202,21 @@ export const vertexBackend = {
   async stop(job, ctx) {
     const resource = job.provider?.resource;
     if (!resource) throw failure(`${job.name} has no Vertex AI custom job yet.`);
-    const google = await connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
+    const google = await connectTo(job, ctx);
     await google.api.cancelCustomJob(resource);
     return { provider: { ...job.provider, cancelRequested: "true" } };
   },
 
   async lookup(name, ctx) {
+    const region = defaultRegion(ctx.env, DEFAULT_REGION);
     let google: Google;
     try {
       // Only with credentials named by a file: finding a name must never wait on a metadata server that is not there.
       if (credentialSource(ctx.env).kind !== "file" || !resolveProject(undefined, ctx.env)) return undefined;
-      google = await connect(undefined, defaultRegion(ctx.env, DEFAULT_REGION), ctx);
+      google = await connect(undefined, region, ctx);
     } catch {
       return undefined;
     }
-    const region = defaultRegion(ctx.env, DEFAULT_REGION);
     const found = await google.api.findCustomJob(parentOf(google.project, region), name).catch(() => undefined);
     if (!found) return undefined;
     const pools = found.jobSpec?.workerPoolSpecs ?? [];

@@ -268,8 +268,8 @@ export function customJobRequest(spec: VertexSpec, inputs: CustomJobInputs): Cus
 }
 
 /** Where the model lands for a job whose output is `jobOutput` (OUTPUT_PATH/JOB), as on every backend. */
-export function modelLocation(jobOutput: string): { model: string; output: string } {
-  return { model: `${jobOutput}/output/model.tar.gz`, output: `${jobOutput}/output/output.tar.gz` };
+export function modelLocation(jobOutput: string): string {
+  return `${jobOutput}/output/model.tar.gz`;
 }
 
 /** Every JobState of aiplatform v1 (GoogleCloudAiplatformV1CustomJob.state's enum). */
