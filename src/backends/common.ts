@@ -1,8 +1,9 @@
 /** Settings every backend shares. */
 import type { Schema } from "../spec/schema.js";
 import type { BackendName, JobSpec } from "../spec/types.js";
+import { HYPERPARAMETER_FORMATS } from "../package/runtime.js";
 
-/** `output_path`, `instance_count` and `hyperparameter_args`, the keys every backend understands (each may add a default). */
+/** `output_path`, `instance_count`, `hyperparameter_args` and `hyperparameter_format`, the keys every backend understands (each may add a default). */
 export const commonSchema = {
   output_path: { type: { kind: "string" }, doc: "Where model.tar.gz and output.tar.gz go, under OUTPUT_PATH/JOB/output/." },
   instance_count: { type: { kind: "integer", min: 1 }, default: 1, doc: "How many machines run the job.", aliases: ["train_instance_count"] },
@@ -10,6 +11,11 @@ export const commonSchema = {
     type: { kind: "boolean" },
     default: true,
     doc: "Pass the hyperparameters to a script as command-line arguments (--KEY VALUE, sorted), as SageMaker's training toolkit does; false for a script that rejects unknown arguments. Notebooks never get arguments.",
+  },
+  hyperparameter_format: {
+    type: { kind: "enum", values: HYPERPARAMETER_FORMATS },
+    default: "toolkit",
+    doc: "How each argument's value is written: toolkit (the classic training toolkit: true → True, a mapping as k=v,…) or json (SDK v3 ModelTrainer's drivers: true, 0.1, {\"a\": 1}, in the hyperparameters' order).",
   },
 } satisfies Schema;
 

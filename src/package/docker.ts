@@ -321,6 +321,8 @@ export interface TrainingContainer {
   env?: Readonly<Record<string, string>>;
   /** Give the container every GPU. */
   gpus?: boolean;
+  /** Arguments after `train` (the hyperparameters, for the job runtime). */
+  args?: readonly string[];
 }
 
 /** The arguments of `docker run` for a training container (pure). */
@@ -332,6 +334,6 @@ export function trainingRunArgs(container: TrainingContainer): string[] {
   // Values go through the environment of `docker` itself (`--env NAME`), so none shows in a process list.
   for (const key of Object.keys(container.env ?? {}).sort()) args.push("--env", key);
   if (container.gpus) args.push("--gpus", "all");
-  args.push(container.image, "train");
+  args.push(container.image, "train", ...(container.args ?? []));
   return args;
 }

@@ -9,7 +9,7 @@ import type { JobSpec } from "../spec/types.js";
 import { codePaths } from "./bundle.js";
 import type { Context } from "../context.js";
 import { reportShipment, shippedFiles, type Shipment } from "./ship.js";
-import { DOCKERFILE, environmentInContext, hasOwnDockerfile, imageFiles } from "./image.js";
+import { contextRuntimeFiles, DOCKERFILE, environmentInContext, hasOwnDockerfile, imageFiles } from "./image.js";
 
 /** Every file of `dir` that is code or data (no caches, environments or outputs): what a job run on this machine sees of its folder. */
 export function folderFiles(dir: string): string[] {
@@ -22,10 +22,11 @@ export function jobShipment(spec: JobSpec, env: Readonly<Record<string, string |
   return shippedFiles(spec.artifact.dir, { env, entry: spec.artifact.entry, requirements: envFile && !envFile.startsWith(".alekseylearn/") ? [envFile] : [] });
 }
 
-/** The files of the image's build context: the shipped files, the generated image files the folder lacks, and an environment file from outside it. */
+/** The files of the image's build context: the shipped files, the generated Dockerfile the folder lacks, the job runtime, and an environment file from outside it. */
 export function buildContextFiles(spec: JobSpec, baseImage: string, shipment: Shipment): string[] {
   const files = new Set(shipment.files);
   if (!hasOwnDockerfile(spec)) for (const name of Object.keys(imageFiles(spec, baseImage))) files.add(name);
+  for (const name of Object.keys(contextRuntimeFiles())) files.add(name);
   const envFile = environmentInContext(spec);
   if (envFile) files.add(envFile);
   return [...files].sort();

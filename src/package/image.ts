@@ -15,12 +15,10 @@ import type { JobSpec } from "../spec/types.js";
 import { artifactStem } from "./artifact.js";
 import { codePaths } from "./bundle.js";
 import { packShipment, reportShipment, shippableRequirements, shippedFiles, type Shipment } from "./ship.js";
-import { ENTRYPOINT_SOURCE } from "./entrypoint.js";
-import { NOTEBOOK_PACKAGES, NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "./notebook.js";
+import { ENTRYPOINT, NOTEBOOK_PACKAGES, RUNTIME_IN_CONTEXT, RUNTIME_IN_IMAGE, runtimeFiles } from "./runtime.js";
 
-/** File names of the image definition in a project folder (`alekseylearn init` writes them). */
+/** File name of the image definition in a project folder (`alekseylearn init` writes it). */
 export const DOCKERFILE = "Dockerfile";
-export const ENTRYPOINT = "alekseylearn_entrypoint.py";
 
 /** Default base images: Python for pip environments, micromamba for conda ones; a CUDA one for GPU instances. */
 export const BASE_IMAGES = {
@@ -140,27 +138,26 @@ export function dockerfileFor(spec: JobSpec, baseImage: string, options: { apt?:
   lines.push(
     "",
     "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
-    `COPY ${ENTRYPOINT}${notebook ? ` ${NOTEBOOK_RUNNER_NAME}` : ""} /opt/alekseylearn/`,
+    "# The job runtime (alekseylearn's, added to the build context): every platform's contract, then the script.",
+    `COPY ${RUNTIME_IN_CONTEXT}/ ${RUNTIME_IN_IMAGE}/`,
     "# The code last.",
     "COPY . /opt/ml/code",
     "WORKDIR /opt/ml/code",
     `ENV ALEKSEYLEARN_ENTRY=${JSON.stringify(spec.artifact.entry)} ALEKSEYLEARN_KIND=${spec.artifact.kind}`,
-    `ENTRYPOINT ["python3", "/opt/alekseylearn/${ENTRYPOINT}"]`,
+    `ENTRYPOINT ["python3", "${RUNTIME_IN_IMAGE}/${ENTRYPOINT}"]`,
     "",
   );
   return lines.join("\n");
 }
 
-/** Variables the entrypoint reads for settings of the job, only those that differ from its defaults (SageMaker passes them in the job's Environment). */
-export function jobSettingsEnv(hyperparameterArgs: boolean): Record<string, string> {
-  return hyperparameterArgs ? {} : { ALEKSEYLEARN_HYPERPARAMETER_ARGS: "false" };
+/** The generated image definition, by name (pure): what `init` writes into the project folder. */
+export function imageFiles(spec: JobSpec, baseImage: string): Record<string, string> {
+  return { [DOCKERFILE]: dockerfileFor(spec, baseImage, { apt: hasAptFile(spec) }) };
 }
 
-/** The generated files of the image definition, by name (pure). */
-export function imageFiles(spec: JobSpec, baseImage: string): Record<string, string> {
-  const files: Record<string, string> = { [DOCKERFILE]: dockerfileFor(spec, baseImage, { apt: hasAptFile(spec) }), [ENTRYPOINT]: ENTRYPOINT_SOURCE };
-  if (spec.artifact.kind === "notebook") files[NOTEBOOK_RUNNER_NAME] = NOTEBOOK_RUNNER;
-  return files;
+/** The files alekseylearn adds to every build context (path in the context → text): the job runtime, always this version's. */
+export function contextRuntimeFiles(): Record<string, string> {
+  return Object.fromEntries(Object.entries(runtimeFiles()).map(([name, text]) => [`${RUNTIME_IN_CONTEXT}/${name}`, text]));
 }
 
 /** True when the project folder has its own image definition (from `alekseylearn init`, maybe edited). */
@@ -190,19 +187,15 @@ export async function writeBuildContext(
   refuseEnvironmentCredentials(spec);
   const staging = fs.mkdtempSync(`${file}.d-`);
   try {
-    const generated = hasOwnDockerfile(spec) ? {} : imageFiles(spec, baseImage);
-    const extra: string[] = [];
+    const generated: Record<string, string> = { ...(hasOwnDockerfile(spec) ? {} : imageFiles(spec, baseImage)), ...contextRuntimeFiles() };
     const envFile = environmentInContext(spec);
-    if (spec.environment && envFile?.startsWith(".alekseylearn/")) {
-      fs.mkdirSync(path.join(staging, ".alekseylearn"));
-      fs.writeFileSync(path.join(staging, envFile), shippableRequirements(fs.readFileSync(spec.environment.path, "utf8")).text);
-      extra.push(".alekseylearn");
-    }
+    if (spec.environment && envFile?.startsWith(".alekseylearn/"))
+      generated[envFile] = shippableRequirements(fs.readFileSync(spec.environment.path, "utf8")).text;
     for (const [name, text] of Object.entries(generated)) {
-      if (fs.existsSync(path.join(spec.artifact.dir, name)) && name !== DOCKERFILE) continue; // the user's own copy wins
+      fs.mkdirSync(path.dirname(path.join(staging, name)), { recursive: true });
       fs.writeFileSync(path.join(staging, name), text);
-      extra.push(name);
     }
+    const extra = [...new Set(Object.keys(generated).map((name) => name.split("/")[0]!))];
     const shipment = shippedFiles(spec.artifact.dir, {
       env: report?.env ?? {},
       entry: spec.artifact.entry,
@@ -220,7 +213,7 @@ export async function writeBuildContext(
     if (extra.length)
       tar.r(
         { ...options, cwd: staging },
-        extra.sort().flatMap((name) => (name === ".alekseylearn" ? [name, ...codePaths(staging, undefined, name)] : [name])),
+        extra.sort().flatMap((name) => (fs.statSync(path.join(staging, name)).isDirectory() ? [name, ...codePaths(staging, undefined, name)] : [name])),
       );
     return shipment;
   } finally {

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import * as tar from "tar";
 import { ensureEnvironment } from "../../src/package/environment.js";
-import { NOTEBOOK_PACKAGES } from "../../src/package/notebook.js";
+import { NOTEBOOK_PACKAGES } from "../../src/package/runtime.js";
 import { makeContext } from "../../src/context.js";
 import { KaggleApi } from "../../src/backends/kaggle/api.js";
 import { copyExample, cliEnv, runCli, startCli, TEST_CACHE, waitFor } from "../helpers/cli.js";

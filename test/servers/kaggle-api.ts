@@ -32,7 +32,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import type { AddressInfo } from "node:net";
-import { NOTEBOOK_RUNNER } from "../../src/package/notebook.js";
+import { RUNTIME_DIR } from "../../src/package/runtime.js";
 import { hostOptEntries } from "../../src/backends/local/sandbox.js";
 
 type Type = "str" | "int" | "bool" | "enum" | "str[]" | Shape | [Shape];
@@ -262,7 +262,7 @@ export async function startKaggleServer(python: string, options: { queueMs?: num
     const inside = `/kaggle/src/${path.basename(file)}`;
     let command = [python, "-u", inside];
     if (notebook) {
-      fs.writeFileSync(path.join(kernelDir, "runner.py"), NOTEBOOK_RUNNER);
+      fs.copyFileSync(path.join(RUNTIME_DIR, "alekseylearn_runtime", "notebook.py"), path.join(kernelDir, "runner.py"));
       command = [python, "-u", "/kaggle/src/runner.py", inside, "/tmp/executed.ipynb"];
     }
     // The image's environment may live under /tmp (a checkout there), which the kernel otherwise sees as an empty tmpfs.

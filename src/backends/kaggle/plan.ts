@@ -68,6 +68,7 @@ export function saveKernelRequest(spec: KaggleSpec, owner: string, code: KernelC
   const preamble: PreambleSpec = {
     program: spec.artifact.entry,
     hyperparameterArgs: settings.hyperparameter_args !== false,
+    hyperparameterFormat: settings.hyperparameter_format,
     ...(code.jobName ? { jobName: code.jobName } : {}),
     hyperparameters: spec.hyperparameters,
     channels,

@@ -8,6 +8,7 @@ import { commonSchema } from "../common.js";
 export const kaggleSchema = {
   instance_count: commonSchema.instance_count,
   hyperparameter_args: commonSchema.hyperparameter_args,
+  hyperparameter_format: commonSchema.hyperparameter_format,
   slug: { type: { kind: "string" }, doc: "The kernel's slug (its URL name); default: the slugified title." },
   title: { type: { kind: "string" }, doc: "The kernel's title, 5 to 50 characters; default: from the artifact's folder and name." },
   is_private: { type: { kind: "boolean" }, default: true, doc: "Keep the kernel private." },

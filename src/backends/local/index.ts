@@ -12,7 +12,7 @@ import { failure } from "../../errors.js";
 import { isProcessAlive } from "../../exec.js";
 import { isFinal, type JobRecord } from "../../jobs/job.js";
 import { ensureEnvironment } from "../../package/environment.js";
-import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
+import { NOTEBOOK_PACKAGES } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
 import type { Backend, JobChanges, SubmitOptions } from "../types.js";
 import { planLocal } from "./plan.js";

@@ -7,12 +7,10 @@
 import os from "node:os";
 import type { Context } from "../../context.js";
 import type { LocalJob } from "./schema.js";
-import { contractConfigFiles } from "../../package/contract.js";
 import { environmentLocation } from "../../package/environment.js";
 import { baseImageFor } from "../../package/image.js";
 import { folderFiles, imageLayers } from "../../package/image-plan.js";
-import { NOTEBOOK_PACKAGES } from "../../package/notebook.js";
-import { previewContract } from "../../package/toolkit-run.js";
+import { entrypointPath, NOTEBOOK_PACKAGES, previewContract, trainArgs } from "../../package/runtime.js";
 import { joinLocation } from "../../storage/location.js";
 import type { SubmissionPlan } from "../types.js";
 import { chooseSandbox } from "./sandbox.js";
@@ -28,12 +26,13 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
   const { settings } = spec;
   const checks: SubmissionPlan["checks"] = { done: [], skipped: [] };
   const docker = settings.runner === "docker";
-  const configFiles = contractConfigFiles({ hyperparameters: spec.hyperparameters, channels: Object.keys(spec.inputs) });
   let sandbox = "docker";
   let python = "python3";
+  let sandboxed = docker;
   if (!docker) {
     const choice = chooseSandbox(settings.sandbox, ctx.env.PATH);
     sandbox = choice.bwrap ? "bwrap" : `none (${choice.reason})`;
+    sandboxed = choice.bwrap !== undefined;
     checks.done.push(`sandbox: ${sandbox}`);
     const location = environmentLocation(
       { ...(spec.environment ? { file: spec.environment } : {}), python: settings.python, extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
@@ -44,10 +43,20 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
   } else {
     checks.skipped.push("Docker was not asked: the image would be built and run with `docker run IMAGE train`");
   }
-  // The arguments are what SageMaker's toolkit would form, computed by the same Python code the job runs.
-  const contract = previewContract(python, configFiles, spec.artifact.entry, spec.artifact.dir, job.name);
-  if (!contract) checks.skipped.push(`${python} could not compute the script's arguments and SM_* variables`);
-  const args = spec.artifact.kind === "script" && settings.hyperparameter_args ? (contract?.args ?? []) : [];
+  // The arguments, variables and config files are what the job runtime itself would give the job, computed by it.
+  const description = {
+    entry: spec.artifact.entry,
+    kind: spec.artifact.kind,
+    name: job.name,
+    inputs: spec.inputs,
+    platform: docker ? ("container" as const) : ("local" as const),
+    hyperparameterArgs: settings.hyperparameter_args,
+    hyperparameterFormat: settings.hyperparameter_format,
+    sandboxed,
+  };
+  const contract = previewContract(python, description, spec.hyperparameters, spec.artifact.dir);
+  if (!contract) checks.skipped.push(`${python} could not run the job runtime to compute the script's arguments, variables and config files`);
+  const args = spec.artifact.kind === "script" ? (contract?.args ?? []) : [];
   const base = docker ? baseImageFor(spec, settings.base_image, false) : undefined;
   return {
     backend: "local",
@@ -63,12 +72,10 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
           sandbox,
           workingDir: spec.artifact.dir,
           environmentFile: spec.environment?.path ?? null,
-          command:
-            spec.artifact.kind === "script"
-              ? ["python", "-u", spec.artifact.entry, ...args]
-              : ["python", "-u", "alekseylearn_run_notebook.py", spec.artifact.entry],
+          runtime: ["python", entrypointPath(), ...trainArgs(spec.hyperparameters)],
+          command: spec.artifact.kind === "script" ? ["python", "-u", spec.artifact.entry, ...args] : ["python", "-u", "notebook.py", spec.artifact.entry],
           inputs: spec.inputs,
-          configFiles,
+          configFiles: contract?.files ?? {},
           environment: contract?.env ?? {},
           model: joinLocation(job.jobOutput, "output/model.tar.gz"),
           stopTimeoutSeconds: settings.stop_timeout,

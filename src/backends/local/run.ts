@@ -11,17 +11,15 @@ import type { Context } from "../../context.js";
 import type { JobRecord, JobState } from "../../jobs/job.js";
 import type { LocalJob } from "./schema.js";
 import type { JobChanges } from "../types.js";
-import { contractConfigFiles, ML_ROOT } from "../../package/contract.js";
-import { ENTRYPOINT_SOURCE } from "../../package/entrypoint.js";
-import { ENTRYPOINT, jobSettingsEnv } from "../../package/image.js";
-import { NOTEBOOK_RUNNER, NOTEBOOK_RUNNER_NAME } from "../../package/notebook.js";
+import { ML_ROOT } from "../../package/contract.js";
+import { entrypointPath, runtimeEnv, trainArgs } from "../../package/runtime.js";
 import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
 import { packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation, schemeOf } from "../../storage/location.js";
 import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
-import { bwrapArgs, hostOptEntries, type Mount } from "./sandbox.js";
+import { bwrapArgs, hostOptEntries, hostRootEntries, type Mount } from "./sandbox.js";
 
 /** Where a job's run lives on this machine: its /opt/ml and its log. */
 export function runPaths(stateDir: string, name: string): { dir: string; ml: string; log: string } {
@@ -36,57 +34,64 @@ function countGpus(pathVar: string | undefined): number {
   return result.status === 0 ? result.stdout.split("\n").filter((line) => line.startsWith("GPU ")).length : 0;
 }
 
-/** Lay out /opt/ml for the job in `ml`; returns the mounts (sandboxed) that bring its inputs in. */
-function layout(job: LocalJob, ml: string, sandboxed: boolean): Mount[] {
+/**
+ * Make the job's folders: its /opt/ml, and (sandboxed) its own /gcs and /kaggle. Returns the mounts that bring its inputs
+ * in (sandboxed) and where the runtime finds each channel. The runtime lays out the rest of every contract itself.
+ */
+function layout(job: LocalJob, paths: ReturnType<typeof runPaths>, sandboxed: boolean): { mounts: Mount[]; inputs: Record<string, string> } {
   const { spec } = job;
-  const channels = Object.keys(spec.inputs);
-  for (const sub of ["model", "output/data", "input/config", "checkpoints"]) fs.mkdirSync(path.join(ml, sub), { recursive: true });
-  for (const [file, content] of Object.entries(contractConfigFiles({ hyperparameters: spec.hyperparameters, channels }))) {
-    fs.writeFileSync(path.join(ml, "input", "config", file), JSON.stringify(content, null, 2) + "\n");
-  }
+  fs.mkdirSync(paths.ml, { recursive: true });
   const mounts: Mount[] = [];
+  const inputs: Record<string, string> = {};
   for (const [channel, location] of Object.entries(spec.inputs)) {
-    const channelDir = path.join(ml, "input", "data", channel);
-    const isDir = fs.statSync(location).isDirectory();
-    // A folder becomes the channel; a single file appears inside it, as SageMaker copies an object into the channel.
-    const target = isDir ? channelDir : path.join(channelDir, path.basename(location));
-    fs.mkdirSync(isDir ? channelDir : path.dirname(target), { recursive: true });
-    if (sandboxed) {
-      if (!isDir) fs.writeFileSync(target, "");
-      mounts.push({ host: location, inside: `${ML_ROOT}/input/data/${channel}${isDir ? "" : "/" + path.basename(location)}`, readOnly: true });
-    } else {
-      if (isDir) fs.rmdirSync(channelDir);
-      fs.symlinkSync(location, target);
+    if (!sandboxed) {
+      inputs[channel] = location;
+      continue;
     }
+    // A folder becomes the channel; a single file appears inside it, as SageMaker copies an object into the channel.
+    const isDir = fs.statSync(location).isDirectory();
+    const inside = `${ML_ROOT}/input/data/${channel}`;
+    const target = path.join(paths.ml, "input", "data", channel, isDir ? "" : path.basename(location));
+    fs.mkdirSync(isDir ? target : path.dirname(target), { recursive: true });
+    if (!isDir) fs.writeFileSync(target, "");
+    mounts.push({ host: location, inside: isDir ? inside : `${inside}/${path.basename(location)}`, readOnly: true });
+    inputs[channel] = inside;
   }
-  return mounts;
+  return { mounts, inputs };
 }
 
 /**
- * The command that runs the artifact with `python`: the image's entrypoint,
- * written beside the job, which computes the SM_* variables and arguments from
- * /opt/ml/input/config as SageMaker's toolkit does, runs the script, and is
- * the init of the job's whole process tree. `root` is the folder the job sees
- * as /opt/ml.
+ * The command that runs the artifact with `python`: the job runtime's entrypoint (in this package), which lays out every
+ * platform's contract, runs the script with the variables and arguments SageMaker's toolkit would give it, and is the
+ * init of the job's whole process tree. `root` is the folder the job sees as /opt/ml.
  */
-function artifactCommand(job: LocalJob, python: string, runDir: string, root: string): { command: string[]; env: Record<string, string> } {
+function artifactCommand(
+  job: LocalJob,
+  python: string,
+  root: string,
+  inputs: Record<string, string>,
+  sandboxed: boolean,
+): { command: string[]; env: Record<string, string> } {
   const { artifact, settings } = job.spec;
-  const entrypoint = path.join(runDir, ENTRYPOINT);
-  fs.writeFileSync(entrypoint, ENTRYPOINT_SOURCE);
-  if (artifact.kind === "notebook") fs.writeFileSync(path.join(runDir, NOTEBOOK_RUNNER_NAME), NOTEBOOK_RUNNER);
   const env: Record<string, string> = {
-    ALEKSEYLEARN_ENTRY: artifact.entry,
-    ALEKSEYLEARN_KIND: artifact.kind,
-    ALEKSEYLEARN_SUPERVISED: "1",
-    ALEKSEYLEARN_STOP_TIMEOUT: `${settings.stop_timeout}`,
-    TRAINING_JOB_NAME: job.name,
+    ...runtimeEnv({
+      entry: artifact.entry,
+      kind: artifact.kind,
+      name: job.name,
+      platform: "local",
+      inputs,
+      hyperparameterArgs: settings.hyperparameter_args,
+      hyperparameterFormat: settings.hyperparameter_format,
+      sandboxed,
+      supervised: true,
+      stopTimeout: settings.stop_timeout,
+    }),
     PYTHONUNBUFFERED: "1",
-    ...jobSettingsEnv(settings.hyperparameter_args),
   };
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
   if (root !== ML_ROOT) env.SAGEMAKER_BASE_DIR = root;
-  // -S: the entrypoint needs only the standard library, so it skips site's start-up; the script it starts gets its environment as usual.
-  return { command: [python, "-S", "-u", entrypoint, "train"], env };
+  // -S: the runtime needs only the standard library, so it skips site's start-up; the script it starts gets its environment as usual.
+  return { command: [python, "-S", "-u", entrypointPath(), ...trainArgs(job.spec.hyperparameters)], env };
 }
 
 function readFailureFile(ml: string): string | undefined {
@@ -119,22 +124,44 @@ interface Launch {
 }
 
 /** The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap when there is one. */
-function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, mounts: Mount[], root: string, ctx: Context): Launch {
+function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context): Launch {
+  const { settings, artifact, hyperparameters } = job.spec;
+  const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
+  const { mounts, inputs } = layout(job, paths, sandboxed);
   if (setup.image) {
-    // The image's entrypoint sets the SM_* variables itself, as it does on SageMaker.
-    const containerEnv = { TRAINING_JOB_NAME: job.name, ...jobSettingsEnv(job.spec.settings.hyperparameter_args) };
+    // The image's runtime lays out the contracts itself, as it does on SageMaker; the container's /gcs and /kaggle are its own.
+    const containerEnv = runtimeEnv({
+      entry: artifact.entry,
+      kind: artifact.kind,
+      name: job.name,
+      platform: "container",
+      inputs,
+      hyperparameterArgs: settings.hyperparameter_args,
+      hyperparameterFormat: settings.hyperparameter_format,
+    });
     const gpus = countGpus(ctx.env.PATH) > 0;
     return {
       program: "docker",
-      args: trainingRunArgs({ image: setup.image, name: containerName(job), ml: paths.ml, mounts, env: containerEnv, gpus }),
+      args: trainingRunArgs({
+        image: setup.image,
+        name: containerName(job),
+        ml: paths.ml,
+        mounts,
+        env: containerEnv,
+        gpus,
+        args: trainArgs(hyperparameters).slice(1),
+      }),
       env: { ...ctx.env, ...containerEnv },
     };
   }
-  const run = artifactCommand(job, setup.python, paths.dir, root);
+  const run = artifactCommand(job, setup.python, sandboxed ? ML_ROOT : paths.ml, inputs, sandboxed);
   const env = { ...ctx.env, ...run.env };
   if (!setup.bwrap) return { program: run.command[0]!, args: run.command.slice(1), env };
-  // bwrap writes the host pid of the job's init (the entrypoint, PID 1 of the sandbox) to fd 3, so a stop signals it, not bwrap.
-  return { program: setup.bwrap, args: bwrapArgs(paths.ml, mounts, hostOptEntries(), run.command, 3), env };
+  // bwrap writes the host pid of the job's init (the runtime, PID 1 of the sandbox) to fd 3, so a stop signals it, not bwrap.
+  const roots = { ml: paths.ml, gcs: path.join(paths.dir, "gcs"), kaggle: path.join(paths.dir, "kaggle") };
+  fs.mkdirSync(roots.gcs, { recursive: true });
+  fs.mkdirSync(roots.kaggle, { recursive: true });
+  return { program: setup.bwrap, args: bwrapArgs(roots, mounts, hostRootEntries(), hostOptEntries(), run.command, 3), env };
 }
 
 /** A started job process: its end, and the pid to signal to stop it (the job's init, inside bwrap when sandboxed). */
@@ -288,10 +315,9 @@ export async function runLocalJob(
   // The log is complete before the record says the job ended, so a follower that sees the end has every line.
   const closeLog = (): Promise<unknown> => (logOpen ? ((logOpen = false), new Promise((resolve) => log.end(resolve))) : Promise.resolve());
   try {
-    fs.rmSync(paths.ml, { recursive: true, force: true });
+    for (const folder of ["ml", "gcs", "kaggle"]) fs.rmSync(path.join(paths.dir, folder), { recursive: true, force: true });
     const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
-    const mounts = layout(job, paths.ml, sandboxed);
-    const launch = launchCommand(job, setup, paths, mounts, sandboxed ? ML_ROOT : paths.ml, ctx);
+    const launch = launchCommand(job, setup, paths, ctx);
     // The image keeps its own working files (its entrypoint does); a job run here works in its folder, watched from outside.
     const workingDir = setup.image ? undefined : job.spec.artifact.dir;
     // alekseylearn's own state, cache and this job's outputs are not the job's files, wherever they lie.
@@ -324,7 +350,7 @@ export async function runLocalJob(
       ...(await packOutputs(job, paths, state, ctx)),
     };
     // A finished job's files now live in its output path; a failed or stopped one keeps its folder for inspection.
-    if (state === "completed") fs.rmSync(paths.ml, { recursive: true, force: true });
+    if (state === "completed") for (const folder of ["ml", "gcs", "kaggle"]) fs.rmSync(path.join(paths.dir, folder), { recursive: true, force: true });
     await closeLog();
     return record(changes);
   } catch (err) {

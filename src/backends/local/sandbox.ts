@@ -1,8 +1,9 @@
 /**
- * Making /opt/ml private to one job with bubblewrap: the whole file system is
- * shared as it is, except that /opt is a fresh tmpfs holding the host's /opt
- * entries again plus this job's folder at /opt/ml. Two jobs never share a
- * folder, and nothing is created on the host's /opt. The host's own /opt/ml
+ * Making every contract root private to one job with bubblewrap: the whole
+ * file system is shared as it is, except that /opt is a fresh tmpfs holding
+ * the host's /opt entries again plus this job's folder at /opt/ml, and /gcs
+ * and /kaggle are the job's own folders. Two jobs never share a folder, and
+ * nothing is created on the host's /, /opt, /gcs or /kaggle. The host's own /opt/ml
  * (SageMaker notebook instances have one, and so does a machine where a job
  * once wrote there) is never bound, nor an entry that leads into it.
  */
@@ -19,16 +20,47 @@ export interface Mount {
   readOnly: boolean;
 }
 
+/** The job's own folders that the sandbox shows at /opt/ml, /gcs and /kaggle. */
+export interface SandboxRoots {
+  ml: string;
+  gcs: string;
+  kaggle: string;
+}
+
+/** The contract roots a sandbox makes private: never the host's, whatever it has there. */
+const PRIVATE_ROOTS = ["opt", "gcs", "kaggle", "proc", "dev"];
+
+/** One entry of the host's `/`, to be shown again inside the sandbox. */
+export type RootEntry = { name: string; kind: "dir" | "file" } | { name: string; kind: "link"; target: string };
+
 /**
- * The bwrap arguments that run `command` with `mlDir` at /opt/ml; `optEntries` are the host's /opt entries to keep.
- * The command gets a PID namespace of its own, as PID 1 (it is the job's init: when it ends, nothing of the job
- * is left), with a /proc that shows only the job; with `infoFd`, bwrap writes the init's host pid there.
+ * The bwrap arguments that run `command` with `roots.ml` at /opt/ml, and `roots.gcs` and `roots.kaggle` at /gcs and
+ * /kaggle. The sandbox's `/` (bwrap's own tmpfs) holds the host's top-level entries again (`rootEntries`) rather than the host's
+ * `/` itself, so /gcs and /kaggle exist only inside it: binding onto a missing path under a bound host `/` would make
+ * the mount point on the host. The command gets a PID namespace of its own, as PID 1 (it is the job's init: when it
+ * ends, nothing of the job is left), with a /proc that shows only the job; with `infoFd`, bwrap writes the init's host
+ * pid there.
  */
-export function bwrapArgs(mlDir: string, mounts: readonly Mount[], optEntries: readonly string[], command: readonly string[], infoFd?: number): string[] {
+export function bwrapArgs(
+  roots: SandboxRoots,
+  mounts: readonly Mount[],
+  rootEntries: readonly RootEntry[],
+  optEntries: readonly string[],
+  command: readonly string[],
+  infoFd?: number,
+): string[] {
+  const host = rootEntries
+    .filter((entry) => !PRIVATE_ROOTS.includes(entry.name))
+    .flatMap((entry) =>
+      entry.kind === "link"
+        ? ["--symlink", entry.target, `/${entry.name}`]
+        : [entry.kind === "dir" ? "--dev-bind" : "--ro-bind", `/${entry.name}`, `/${entry.name}`],
+    );
   return [
+    ...host,
     "--dev-bind",
-    "/",
-    "/",
+    "/dev",
+    "/dev",
     "--unshare-pid",
     "--as-pid-1",
     "--proc",
@@ -37,14 +69,31 @@ export function bwrapArgs(mlDir: string, mounts: readonly Mount[], optEntries: r
     "/opt",
     ...optEntries.filter((entry) => entry !== "ml").flatMap((entry) => ["--dev-bind", `/opt/${entry}`, `/opt/${entry}`]),
     "--bind",
-    mlDir,
+    roots.ml,
     ML_ROOT,
+    "--bind",
+    roots.gcs,
+    "/gcs",
+    "--bind",
+    roots.kaggle,
+    "/kaggle",
     ...mounts.flatMap((mount) => [mount.readOnly ? "--ro-bind" : "--bind", mount.host, mount.inside]),
     "--die-with-parent",
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
     "--",
     ...command,
   ];
+}
+
+/** The host's top-level entries (`/bin` as the link it is on a merged-/usr system), sorted. */
+export function hostRootEntries(root = "/"): RootEntry[] {
+  const entries: RootEntry[] = [];
+  for (const entry of fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (entry.isSymbolicLink()) entries.push({ name: entry.name, kind: "link", target: fs.readlinkSync(path.join(root, entry.name)) });
+    else if (entry.isDirectory()) entries.push({ name: entry.name, kind: "dir" });
+    else if (entry.isFile()) entries.push({ name: entry.name, kind: "file" });
+  }
+  return entries;
 }
 
 /** The host's /opt entries a job may see again (none when it has no /opt): every one but `ml`, and but a link that leads into the host's /opt/ml. */

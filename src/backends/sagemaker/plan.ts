@@ -6,7 +6,8 @@
 import type { CreateTrainingJobRequest, TrainingInstanceType } from "@aws-sdk/client-sagemaker";
 import { hyperparameterStrings } from "../../package/contract.js";
 import { UserError } from "../../errors.js";
-import { imageName, jobSettingsEnv, refuseEnvironmentCredentials } from "../../package/image.js";
+import { imageName, refuseEnvironmentCredentials } from "../../package/image.js";
+import { settingsEnv } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
 import type { SageMakerSpec } from "./schema.js";
 import { validate } from "./model.js";
@@ -148,7 +149,10 @@ export function trainingJobRequest(spec: SageMakerSpec, inputs: TrainingJobInput
     ],
   };
   // The one setting the image's entrypoint reads from the job (the SM_* variables it computes itself, as the toolkit does).
-  const environment = { ...parsePairs(settings.environment, "environment", ignored), ...jobSettingsEnv(settings.hyperparameter_args) };
+  const environment = {
+    ...parsePairs(settings.environment, "environment", ignored),
+    ...settingsEnv({ hyperparameterArgs: settings.hyperparameter_args, hyperparameterFormat: settings.hyperparameter_format }),
+  };
   if (Object.keys(environment).length) request.Environment = environment;
   const channels = Object.entries(spec.inputs).sort(([a], [b]) => a.localeCompare(b));
   if (channels.length) {

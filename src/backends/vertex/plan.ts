@@ -7,9 +7,10 @@
  * durations as "Ns", enums by name).
  */
 import path from "node:path";
-import { hyperparameterStrings, ML_ROOT } from "../../package/contract.js";
+import { ML_ROOT } from "../../package/contract.js";
 import { UserError } from "../../errors.js";
-import { imageName, jobSettingsEnv, refuseEnvironmentCredentials } from "../../package/image.js";
+import { imageName, refuseEnvironmentCredentials } from "../../package/image.js";
+import { settingsEnv, trainArgs } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
 import type { JobState } from "../../jobs/job.js";
 import type { VertexSpec } from "./schema.js";
@@ -196,19 +197,13 @@ export interface CustomJobInputs {
 }
 
 /**
- * The image's arguments: `train` (the entrypoint's one command, as on
- * SageMaker) and then the hyperparameters in script mode's form, `--KEY VALUE`
- * sorted by key, from which the entrypoint writes hyperparameters.json (Vertex
- * writes no /opt/ml/input/config of its own).
+ * The image's arguments: `train` (the runtime's one command, as on SageMaker)
+ * and the hyperparameters as typed, `--KEY VALUE` sorted by key, from which
+ * the runtime writes hyperparameters.json (Vertex writes no
+ * /opt/ml/input/config of its own).
  */
 export function containerArgs(spec: VertexSpec): string[] {
-  const strings = hyperparameterStrings(spec.hyperparameters);
-  return [
-    "train",
-    ...Object.keys(strings)
-      .sort()
-      .flatMap((key) => [`--${key}`, strings[key]!]),
-  ];
+  return trainArgs(spec.hyperparameters);
 }
 
 /** The CustomJob body for `spec` (pure): what `projects.locations.customJobs.create` is sent. */
@@ -218,7 +213,7 @@ export function customJobRequest(spec: VertexSpec, inputs: CustomJobInputs): Cus
   const jobOutput = `${spec.outputPath.replace(/\/+$/, "")}/${inputs.name}`;
   const environment: Record<string, string> = {
     ...parsePairs(settings.environment, "environment", ignored),
-    ...jobSettingsEnv(settings.hyperparameter_args),
+    ...settingsEnv({ hyperparameterArgs: settings.hyperparameter_args, hyperparameterFormat: settings.hyperparameter_format }),
     // The job's name, as SageMaker gives it (the toolkit's SM_TRAINING_ENV reads it), and where the entrypoint finds and leaves files through /gcs.
     TRAINING_JOB_NAME: inputs.name,
     // The machine type, for resourceconfig.json's instance type (SM_CURRENT_INSTANCE_TYPE), which the entrypoint writes on Vertex.

@@ -30,6 +30,7 @@ export const vertexSchema = {
     doc: "How many machines run the job, in all: worker pool 0 holds one replica, pool 1 the rest (same image).",
   },
   hyperparameter_args: commonSchema.hyperparameter_args,
+  hyperparameter_format: commonSchema.hyperparameter_format,
   boot_disk_size_gb: {
     type: { kind: "integer", min: 100, max: 65536 },
     default: 100,

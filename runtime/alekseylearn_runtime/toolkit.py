@@ -1,45 +1,46 @@
-/**
- * SageMaker's training toolkit in miniature, in Python: from the files under
- * `/opt/ml/input/config` to the `SM_*` variables and the command-line
- * arguments a script gets, computed where the script runs, exactly as
- * github:aws/sagemaker-training-toolkit computes them
- * (`src/sagemaker_training/environment.py`, `mapping.py`,
- * `ENVIRONMENT_VARIABLES.md`). The image's entrypoint, the local runner and
- * Kaggle's preamble all embed this one text, so a script sees the same
- * contract on every backend.
- */
+"""SageMaker's training toolkit in miniature: from the files under /opt/ml/input/config to the SM_* variables and the
+command-line arguments a script gets, exactly as github:aws/sagemaker-training-toolkit computes them
+(src/sagemaker_training/environment.py, mapping.py, ENVIRONMENT_VARIABLES.md), or as the SageMaker Python SDK v3
+ModelTrainer's drivers pass the arguments (sagemaker-python-sdk, container_drivers/common/utils.py)."""
 
-/** The Python functions (no imports run at module level beyond the standard library). `training_environment(base, code_dir, entry, job_name)` returns `(env, args)`. */
-export const TOOLKIT_SOURCE = String.raw`
-import json as _al_json
-import os as _al_os
-import re as _al_re
-import shutil as _al_shutil
-import subprocess as _al_subprocess
+import json
+import os
+import re
+import shutil
+import subprocess
 
 # The hyperparameters the toolkit keeps for itself (params.SAGEMAKER_HYPERPARAMETERS and the sagemaker_ prefix).
-_AL_SAGEMAKER_PREFIX = "sagemaker_"
-_AL_SAGEMAKER_HYPERPARAMETERS = (
-    "sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics", "sagemaker_region",
-    "sagemaker_container_log_level", "sagemaker_job_name", "default_user_module_name", "_tuning_objective_metric",
+SAGEMAKER_PREFIX = "sagemaker_"
+SAGEMAKER_HYPERPARAMETERS = (
+    "sagemaker_program",
+    "sagemaker_submit_directory",
+    "sagemaker_enable_cloudwatch_metrics",
+    "sagemaker_region",
+    "sagemaker_container_log_level",
+    "sagemaker_job_name",
+    "default_user_module_name",
+    "_tuning_objective_metric",
     "sagemaker_s3_output",
 )
 
+#: How hyperparameters become a script's arguments: the classic toolkit's `to_cmd_args`, or SDK v3's `hyperparameters_to_cli_args`.
+FORMATS = ("toolkit", "json")
 
-def _al_read_json(path, default):
+
+def read_json(path, default):
     try:
         with open(path) as handle:
-            return _al_json.load(handle)
+            return json.load(handle)
     except (OSError, ValueError):
         return default
 
 
-def _al_decode_hyperparameters(raw):
+def decode_hyperparameters(raw):
     """environment.read_hyperparameters: each value json.loads'ed, or kept as the string it is."""
     decoded = {}
     for key, value in raw.items():
         try:
-            decoded[key] = _al_json.loads(value)
+            decoded[key] = json.loads(value)
         except (TypeError, ValueError):
             decoded[key] = value
     return decoded
@@ -59,36 +60,63 @@ def to_cmd_args(mapping):
     return args
 
 
+def safe_serialize(value):
+    """SDK v3's safe_serialize: a string as it is, anything else as json.dumps gives it (str() when JSON cannot say it)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return str(value)
+
+
+def to_json_args(mapping):
+    """SDK v3's hyperparameters_to_cli_args: --KEY and the value decoded with json.loads where it parses, then serialized
+    by safe_serialize (`true`, `0.1`, `{"a": 1}`), in the hyperparameters' own order."""
+    args = []
+    for key, value in mapping.items():
+        args += ["--%s" % key, safe_serialize(value)]
+    return args
+
+
+def script_args(user, form):
+    """The arguments a script gets for its (decoded) hyperparameters, in the form asked for."""
+    return to_json_args(user) if form == "json" else to_cmd_args(user)
+
+
 def to_env_vars(mapping):
     """mapping.to_env_vars: SM_ and the upper-cased key; text as it is, None as "", anything else compact sorted JSON."""
+
     def value_of(value):
         if value is None:
             return ""
         if isinstance(value, str):
             return value
-        return _al_json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
     return {("SM_%s" % str(key).upper()) if key else "": value_of(value) for key, value in mapping.items()}
 
 
-def _al_num_gpus():
-    if not _al_shutil.which("nvidia-smi"):
+def num_gpus():
+    """The GPUs nvidia-smi lists (the toolkit asks it too); 0 without one."""
+    if not shutil.which("nvidia-smi"):
         return 0
     try:
-        out = _al_subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, _al_subprocess.SubprocessError):
+        out = subprocess.run(["nvidia-smi", "--list-gpus"], stdout=subprocess.PIPE, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
         return 0
     return sum(1 for line in out.split("\n") if line.startswith("GPU "))
 
 
-def training_environment(base, code_dir, entry, job_name=None):
+def training_environment(base, code_dir, entry, job_name=None, form="toolkit"):
     """The toolkit's Environment for the job under base (/opt/ml): (SM_* variables, the script's arguments)."""
-    config = _al_os.path.join(base, "input", "config")
-    hyperparameters = _al_decode_hyperparameters(_al_read_json(_al_os.path.join(config, "hyperparameters.json"), {}))
-    resource_config = _al_read_json(_al_os.path.join(config, "resourceconfig.json"), {"current_host": "algo-1", "hosts": ["algo-1"]})
-    input_data_config = _al_read_json(_al_os.path.join(config, "inputdataconfig.json"), {})
-    framework = {k: v for k, v in hyperparameters.items() if k in _AL_SAGEMAKER_HYPERPARAMETERS or k.startswith(_AL_SAGEMAKER_PREFIX)}
+    config = os.path.join(base, "input", "config")
+    hyperparameters = decode_hyperparameters(read_json(os.path.join(config, "hyperparameters.json"), {}))
+    resource_config = read_json(os.path.join(config, "resourceconfig.json"), {"current_host": "algo-1", "hosts": ["algo-1"]})
+    input_data_config = read_json(os.path.join(config, "inputdataconfig.json"), {})
+    framework = {k: v for k, v in hyperparameters.items() if k in SAGEMAKER_HYPERPARAMETERS or k.startswith(SAGEMAKER_PREFIX)}
     user = {k: v for k, v in hyperparameters.items() if k not in framework}
-    additional = {k: v for k, v in framework.items() if k not in _AL_SAGEMAKER_HYPERPARAMETERS}
+    additional = {k: v for k, v in framework.items() if k not in SAGEMAKER_HYPERPARAMETERS}
     hosts = resource_config.get("hosts", ["algo-1"])
     current_host = resource_config.get("current_host", hosts[0])
     instance_type = resource_config.get("current_instance_type", "local")
@@ -96,12 +124,12 @@ def training_environment(base, code_dir, entry, job_name=None):
     groups = resource_config.get("instance_groups", [{"instance_group_name": group, "instance_type": instance_type, "hosts": hosts}])
     groups_dict = {g["instance_group_name"]: g for g in groups}
     group_hosts = groups_dict.get(group, {}).get("hosts", hosts)
-    model_dir = _al_os.path.join(base, "model")
-    input_dir = _al_os.path.join(base, "input")
-    output_dir = _al_os.path.join(base, "output")
-    channels = {channel: _al_os.path.join(input_dir, "data", channel) for channel in input_data_config}
+    model_dir = os.path.join(base, "model")
+    input_dir = os.path.join(base, "input")
+    output_dir = os.path.join(base, "output")
+    channels = {channel: os.path.join(input_dir, "data", channel) for channel in input_data_config}
     module_name = entry[:-3] if entry.endswith(".py") else entry
-    args = to_cmd_args(user)
+    args = script_args(user, form)
     log_level = framework.get("sagemaker_container_log_level", 20)
     training_env = {
         "additional_framework_parameters": additional,
@@ -132,12 +160,12 @@ def training_environment(base, code_dir, entry, job_name=None):
         "module_dir": code_dir,
         "module_name": module_name,
         "network_interface_name": resource_config.get("network_interface_name", "eth0"),
-        "num_cpus": _al_os.cpu_count() or 1,
-        "num_gpus": _al_num_gpus(),
+        "num_cpus": os.cpu_count() or 1,
+        "num_gpus": num_gpus(),
         "num_neurons": 0,
-        "output_data_dir": _al_os.path.join(output_dir, "data"),
+        "output_data_dir": os.path.join(output_dir, "data"),
         "output_dir": output_dir,
-        "output_intermediate_dir": _al_os.path.join(output_dir, "intermediate"),
+        "output_intermediate_dir": os.path.join(output_dir, "intermediate"),
         "resource_config": resource_config,
         "user_entry_point": entry,
     }
@@ -183,7 +211,6 @@ def training_environment(base, code_dir, entry, job_name=None):
     # alekseylearn's earlier names (SM_HP_LEARNING_RATE for learning-rate) stay, beside the toolkit's own.
     for prefix, names in (("SM_CHANNEL_", channels.keys()), ("SM_HP_", user.keys())):
         for name in names:
-            legacy = prefix + _al_re.sub(r"[^A-Z0-9_]", "_", name.upper())
+            legacy = prefix + re.sub(r"[^A-Z0-9_]", "_", name.upper())
             variables.setdefault(legacy, variables[prefix + name.upper()])
     return variables, args
-`;

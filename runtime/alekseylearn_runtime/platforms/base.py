@@ -1,0 +1,81 @@
+"""What every platform adapter answers. The defaults are those of a single machine that gives a job nothing of its own
+(the local backend): the runtime writes SageMaker's config files and gives Vertex AI's and Kaggle's contracts too."""
+
+import json
+import os
+
+from .. import contract
+from ..contract import Host
+
+#: Where the contracts' roots are; tests point them elsewhere.
+ML_ROOT, GCS_ROOT, KAGGLE_ROOT = "/opt/ml", "/gcs", "/kaggle"
+
+
+class Platform:
+    name = "base"
+    #: True when the platform writes no /opt/ml/input/config of its own, so the runtime writes it.
+    writes_config = True
+    #: True when this runtime packs what the job leaves in its working folder (false where alekseylearn watches it from outside).
+    keeps_working_files = True
+
+    def __init__(self, job, environ, base=None):
+        self.job = job
+        self.environ = environ
+        self.base = base or environ.get("SAGEMAKER_BASE_DIR") or ML_ROOT
+        self.gcs = GCS_ROOT
+        self.kaggle = KAGGLE_ROOT
+        #: True for a preview: nothing outside the job's folder is made.
+        self.dry = False
+
+    def owns_roots(self):
+        """True when /gcs and /kaggle are the job's own (a container, a sandbox), so the runtime may make them lead to its folders."""
+        return False
+
+    def hosts(self):
+        """The job's machines, in SageMaker's order (algo-1 first), each with an address that reaches it."""
+        return [Host("algo-1", "127.0.0.1")]
+
+    def current_host(self):
+        """This machine's index in hosts()."""
+        return 0
+
+    def instance_type(self):
+        return "local"
+
+    def code_dir(self):
+        """Where the job's code is (the toolkit's module_dir): the working folder it runs in."""
+        return os.getcwd()
+
+    def channel_sources(self):
+        """Channel name → where its data is on this machine, to be laid out at /opt/ml/input/data/NAME."""
+        return dict(self.job.channels)
+
+    def prepare(self):
+        """Whatever the platform needs before the contract is laid out (mounts checked, checkpoints restored)."""
+
+    def finish(self, code):
+        """Hand the finished job back as the platform expects (the model packed where it is looked for)."""
+
+    def contract_variables(self, hosts, current):
+        """The variables of the other platforms' contracts (Vertex AI's), and their folders (Vertex's /gcs, Kaggle's), for a
+        file written for any of them."""
+        variables = {}
+        owns = self.owns_roots()
+        folders = self.vertex_folders()
+        if owns and not self.dry:
+            contract.gcs_links(self.gcs, self.job.name, folders)
+            channels = {name: os.path.join(self.base, "input", "data", name) for name in self.job.channels}
+            contract.kaggle_links(self.kaggle, channels, os.path.join(self.base, "model"))
+        variables.update(contract.vertex_variables(self.job.name, folders, owns))
+        spec = contract.cluster_spec(hosts, current)
+        variables["CLUSTER_SPEC"] = json.dumps(spec)
+        variables["TF_CONFIG"] = json.dumps(contract.tf_config(spec))
+        return variables
+
+    def vertex_folders(self):
+        """Vertex AI's variables → (the folder's name under the job's gs:// prefix, the job's own folder they name)."""
+        return {
+            "AIP_MODEL_DIR": ("model", os.path.join(self.base, "model")),
+            "AIP_CHECKPOINT_DIR": ("checkpoints", os.path.join(self.base, "checkpoints")),
+            "AIP_TENSORBOARD_LOG_DIR": ("tensorboard", os.path.join(self.base, "output", "data", "tensorboard")),
+        }

@@ -1,0 +1,150 @@
+"""Google Cloud Vertex AI custom jobs. Vertex writes no /opt/ml of its own: the runtime writes SageMaker's config files
+from the image's arguments and CLUSTER_SPEC, reads the channels through Cloud Storage FUSE at /gcs, syncs checkpoints
+there while the job runs, and at the end packs the model to OUTPUT_PATH/JOB/output and copies it to $AIP_MODEL_DIR.
+
+Sources: cloud.google.com/vertex-ai/docs/training/code-requirements (AIP_MODEL_DIR, AIP_CHECKPOINT_DIR,
+AIP_TENSORBOARD_LOG_DIR, /gcs), …/training/distributed-training (CLUSTER_SPEC, TF_CONFIG, port 2222),
+…/training/cloud-storage-file-system (/gcs), …/training/understanding-training-service (a worker that exits non-zero
+is restarted in the same VM: preparing twice must work)."""
+
+import json
+import os
+import shutil
+import socket
+import tarfile
+
+from .. import contract
+from ..checkpoints import CheckpointSync
+from ..contract import JobFailure
+from .base import Platform
+
+
+class VertexPlatform(Platform):
+    name = "vertex"
+    hosts_file = "/etc/hosts"
+
+    def __init__(self, job, environ, base=None):
+        super().__init__(job, environ, base)
+        try:
+            self.spec = json.loads(environ.get("CLUSTER_SPEC") or "{}")
+        except ValueError:
+            self.spec = {}
+        self._hosts, self._current, self.addresses = contract.hosts_from_cluster_spec(self.spec)
+        self.sync = None
+
+    def owns_roots(self):
+        return True  # /kaggle is the container's own; /gcs is Vertex's and never replaced (see contract_variables)
+
+    def hosts(self):
+        return self._hosts
+
+    def current_host(self):
+        return self._current
+
+    def instance_type(self):
+        return self.job.machine_type or "vertex"
+
+    def chief(self):
+        return self._current == 0
+
+    def gcs_paths(self):
+        """Every path the job reads or writes through Cloud Storage FUSE."""
+        paths = [self.job.output_dir, self.job.checkpoints, *self.job.channels.values(), self.aip_model_dir()]
+        return [path for path in paths if path and (path == self.gcs or path.startswith(self.gcs + "/"))]
+
+    def aip_model_dir(self):
+        """$AIP_MODEL_DIR as this machine sees it: a gs:// URI through the FUSE mount at /gcs; empty when unset."""
+        aip = self.environ.get("AIP_MODEL_DIR") or ""
+        return self.gcs + "/" + aip[len("gs://") :] if aip.startswith("gs://") else aip
+
+    def gcs_mounted(self):
+        if os.path.ismount(self.gcs):
+            return True
+        try:
+            with open("/proc/self/mountinfo") as handle:
+                return any(line.split()[4] == self.gcs for line in handle if len(line.split()) > 4)
+        except OSError:
+            return False
+
+    def prepare(self):
+        # Without the mount, a model written "to Cloud Storage" would stay in the VM and be lost while the job succeeds
+        # (github:GoogleCloudPlatform/gcsfuse#4333: missing on some GPU machine types).
+        if self.gcs_paths() and not self.gcs_mounted():
+            raise JobFailure(
+                "Cloud Storage FUSE is not mounted at %s in this Vertex AI machine, so the job's inputs and model (%s) cannot be "
+                "read or saved; choose another machine_type or accelerator_type" % (self.gcs, self.gcs_paths()[0])
+            )
+        self.name_hosts()
+        if self.job.checkpoints:
+            self.sync = CheckpointSync(os.path.join(self.base, "checkpoints"), self.job.checkpoints)
+            self.sync.restore()
+            self.sync.every(self.job.checkpoint_sync)
+
+    def name_hosts(self):
+        """Each host's SageMaker name (algo-N) resolves to its CLUSTER_SPEC address, where /etc/hosts may be written."""
+        lines = []
+        for host in self._hosts:
+            try:
+                address = socket.gethostbyname(host.address)
+            except OSError:
+                continue
+            lines.append("%s\t%s\n" % (address, host.name))
+        try:
+            with open(self.hosts_file) as handle:
+                known = handle.read()
+            missing = [line for line in lines if line not in known]
+            if missing:
+                with open(self.hosts_file, "a") as handle:
+                    handle.write("".join(missing))
+        except OSError:
+            pass
+
+    def contract_variables(self, hosts, current):
+        # Vertex sets AIP_*, CLUSTER_SPEC and TF_CONFIG itself; the chief's address is the rendezvous of a distributed job.
+        chief = self.addresses[0].rsplit(":", 1)
+        variables = {"MASTER_ADDR": chief[0], "MASTER_PORT": chief[1] if len(chief) > 1 else str(contract.VERTEX_PORT)}
+        channels = {name: os.path.join(self.base, "input", "data", name) for name in self.job.channels}
+        try:
+            contract.kaggle_links(self.kaggle, channels, os.path.join(self.base, "model"))
+        except OSError:
+            pass
+        return variables
+
+    def model_folder(self):
+        """The folder that holds the model: /opt/ml/model, or $AIP_MODEL_DIR when a script written for Vertex AI saved its
+        model there and left /opt/ml/model empty."""
+        model = os.path.join(self.base, "model")
+        local = self.aip_model_dir()
+        if not os.listdir(model) and local and os.path.isdir(local) and os.listdir(local):
+            return local
+        return model
+
+    def finish(self, code):
+        if self.sync:
+            self.sync.sync()
+        if not self.chief() or not self.job.output_dir:
+            return
+        out = self.job.output_dir
+        os.makedirs(out, exist_ok=True)
+        model = self.model_folder()
+        pack(model, os.path.join(out, "model.tar.gz"))
+        data = os.path.join(self.base, "output", "data")
+        if any(files for _, _, files in os.walk(data)):
+            pack(data, os.path.join(out, "output.tar.gz"))
+        failure = os.path.join(self.base, "output", "failure")
+        if os.path.exists(failure):
+            shutil.copy(failure, os.path.join(out, "failure"))
+        elif os.path.exists(os.path.join(out, "failure")):
+            os.unlink(os.path.join(out, "failure"))  # a restarted worker's earlier reason is not this run's
+        local = self.aip_model_dir()
+        if local and os.path.abspath(local) != os.path.abspath(model):
+            contract.copy_tree(model, local)
+
+
+def pack(folder, archive):
+    """folder's contents as archive (tar.gz, names relative to it, as SageMaker packs model.tar.gz), written whole or not at all."""
+    partial = archive + ".partial"
+    with tarfile.open(partial, "w:gz") as tar:
+        for name in sorted(os.listdir(folder)):
+            tar.add(os.path.join(folder, name), arcname=name)
+    os.replace(partial, archive)
