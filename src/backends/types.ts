@@ -63,6 +63,8 @@ export interface Backend<Sch extends Schema = Schema, P extends object = Provide
   readonly schema: Sch;
   /** What Ctrl-C does while following a job: stop it (local), or leave it running (clouds). */
   readonly onInterrupt: "stop" | "detach";
+  /** True when `settings` (this backend's, validated or as given on the command line) ask for NVIDIA GPUs, whose default base image has CUDA. */
+  wantsGpu(settings: Readonly<Record<string, unknown>>): boolean;
   /** Every reason this backend cannot run `spec`, all at once; empty when it can. Runs before anything is uploaded. */
   check(spec: JobSpec<S>): string[];
   /** What `submit` would do for `job` (not saved), found by pure functions of its spec and read-only checks; creates nothing. */

@@ -11,7 +11,7 @@ import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";
-import { hasOwnDockerfile, wantsGpu } from "../package/image.js";
+import { hasOwnDockerfile } from "../package/image.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, type JobRecord } from "./records.js";
 
@@ -165,7 +165,7 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   }
   if (options.overwriteImage && hasOwnDockerfile(spec)) {
     const { writeImageFiles } = await import("./init.js");
-    for (const file of writeImageFiles(spec, wantsGpu(spec.settings), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
+    for (const file of writeImageFiles(spec, backend.wantsGpu(spec.settings), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
   }
   const job = store.save(first);
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);

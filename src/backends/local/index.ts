@@ -101,6 +101,8 @@ export const localBackend = {
   schema: localSchema,
   onInterrupt: "stop",
   plan: planLocal,
+  // No setting asks for one: a job here uses this machine's GPUs, if any (runner=docker passes them to the container).
+  wantsGpu: (_settings) => false,
 
   check(spec) {
     const problems: string[] = [];
