@@ -3,6 +3,8 @@
  * follow it (logs live, Ctrl-C handled), and turn its end into a result or a
  * UserError. Backends only talk to their provider.
  */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
 import { backends, getBackend } from "../backends/registry.js";
@@ -151,6 +153,19 @@ export async function planFit(request: FitRequest, ctx: Context, options: Pick<F
   return backend.plan(job, ctx);
 }
 
+/** Start the detached supervisor (`supervisor.ts`) that runs job `name` with its backend's `runDetached` and `setup`, outliving this process; returns its pid. */
+function startSupervisor(name: string, setup: unknown, ctx: Context): number {
+  const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
+  const child = spawn(process.execPath, [script, JSON.stringify({ stateDir: ctx.stateDir, cacheDir: ctx.cacheDir, name, setup })], {
+    cwd: ctx.cwd,
+    env: ctx.env as NodeJS.ProcessEnv,
+    detached: true,
+    stdio: "ignore",
+  });
+  child.unref();
+  return child.pid!;
+}
+
 /**
  * Run a training job: validate, submit, and (unless detached) follow it to the
  * end. Resolves with the job's record; a failed or stopped job is a UserError.
@@ -173,7 +188,8 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   let submitted: JobRecord;
   try {
     const record = (changes: Partial<JobRecord>): JobRecord => store.update(name, changes);
-    submitted = store.update(name, await backend.submit(job, ctx, { detach: options.detach ?? false, record }));
+    const supervise = (setup: unknown): number => startSupervisor(name, setup, ctx);
+    submitted = store.update(name, await backend.submit(job, ctx, { detach: options.detach ?? false, record, supervise }));
   } catch (err) {
     const stopped = ctx.signal?.aborted;
     store.update(name, { state: stopped ? "stopped" : "failed", endedAt: new Date().toISOString(), reason: err instanceof Error ? err.message : String(err) });
