@@ -13,6 +13,8 @@ export interface SubmitOptions<P extends object = ProviderRecord> {
   detach: boolean;
   /** Save what changed while the job goes on after `submit` has returned (a local run); returns the record as saved. */
   record: (changes: JobChanges<P>) => JobRecord;
+  /** With `detach`, for a job that runs on this machine (local): start jobs/' detached supervisor, which runs it with `runDetached` and `setup` (passed as JSON) and saves its record; returns the supervisor's pid. */
+  supervise: (setup: unknown) => number;
 }
 
 /** How to read a job's log. */
@@ -63,6 +65,8 @@ export interface Backend<Sch extends Schema = Schema, P extends object = Provide
   readonly schema: Sch;
   /** What Ctrl-C does while following a job: stop it (local), or leave it running (clouds). */
   readonly onInterrupt: "stop" | "detach";
+  /** True when `settings` (this backend's, validated or as given on the command line) ask for NVIDIA GPUs, whose default base image has CUDA. */
+  wantsGpu(settings: Readonly<Record<string, unknown>>): boolean;
   /** Every reason this backend cannot run `spec`, all at once; empty when it can. Runs before anything is uploaded. */
   check(spec: JobSpec<S>): string[];
   /** What `submit` would do for `job` (not saved), found by pure functions of its spec and read-only checks; creates nothing. */
@@ -75,6 +79,8 @@ export interface Backend<Sch extends Schema = Schema, P extends object = Provide
   logs(job: JobRecord<S, P>, ctx: Context, options: LogOptions<S, P>): AsyncIterable<string>;
   /** Ask the job to stop; returns once the request is made, with what changed when the backend knows it already. */
   stop(job: JobRecord<S, P>, ctx: Context): Promise<JobChanges<P> | void>;
+  /** For a backend whose jobs run on this machine (local): run `job` to its end inside the detached supervisor that `supervise(setup)` started, saving what changes through `record`; aborting `signal` stops the job. */
+  runDetached?(job: JobRecord<S, P>, setup: unknown, ctx: Context, signal: AbortSignal, record: (changes: JobChanges<P>) => JobRecord): Promise<unknown>;
   /** For `init --create-role`: make (or bring up to date) the identity this backend's jobs run as; its name and whether it was made now. */
   createRole?(spec: JobSpec<S>, ctx: Context): Promise<{ arn: string; created: boolean }>;
   /** A job this machine has no record of, found by name at the provider (jobs started elsewhere; the lifecycle saves it); undefined when there is none. */

@@ -7,8 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
-import { baseImageFor, imageFiles, wantsGpu } from "../package/image.js";
-import { getBackend } from "../backends/registry.js";
+import { baseImageFor, imageFiles } from "../package/image.js";
+import { backends, getBackend } from "../backends/registry.js";
 import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 
@@ -62,8 +62,11 @@ export async function init(request: FitRequest, ctx: Context, options: { overwri
     throw new UserError(
       `--create-role makes the identity a backend's jobs run as; the ${spec.backend} backend has none to make. Use it with --backend sagemaker.`,
     );
+  // The config is not validated here (the image needs only base_image), so the backend named says whether it asks for a GPU, or, with none named, any backend.
+  const named = options.createRole ? backend : request.backend !== undefined ? getBackend(request.backend) : undefined;
+  const gpu = named ? named.wantsGpu(config) : Object.values(backends).some((each) => each.wantsGpu(config));
   const result: InitResult = {
-    ...writeImageFiles(spec, wantsGpu(config), options.overwrite ?? false, ctx.cwd),
+    ...writeImageFiles(spec, gpu, options.overwrite ?? false, ctx.cwd),
   };
   if (options.createRole && backend.createRole) {
     const role = await backend.createRole(spec, ctx);

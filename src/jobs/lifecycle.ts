@@ -3,6 +3,8 @@
  * follow it (logs live, Ctrl-C handled), and turn its end into a result or a
  * UserError. Backends only talk to their provider.
  */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
 import { backends, getBackend } from "../backends/registry.js";
@@ -11,7 +13,7 @@ import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";
-import { hasOwnDockerfile, wantsGpu } from "../package/image.js";
+import { hasOwnDockerfile } from "../package/image.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, type JobRecord } from "./records.js";
 
@@ -151,6 +153,19 @@ export async function planFit(request: FitRequest, ctx: Context, options: Pick<F
   return backend.plan(job, ctx);
 }
 
+/** Start the detached supervisor (`supervisor.ts`) that runs job `name` with its backend's `runDetached` and `setup`, outliving this process; returns its pid. */
+function startSupervisor(name: string, setup: unknown, ctx: Context): number {
+  const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
+  const child = spawn(process.execPath, [script, JSON.stringify({ stateDir: ctx.stateDir, cacheDir: ctx.cacheDir, name, setup })], {
+    cwd: ctx.cwd,
+    env: ctx.env as NodeJS.ProcessEnv,
+    detached: true,
+    stdio: "ignore",
+  });
+  child.unref();
+  return child.pid!;
+}
+
 /**
  * Run a training job: validate, submit, and (unless detached) follow it to the
  * end. Resolves with the job's record; a failed or stopped job is a UserError.
@@ -165,7 +180,7 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   }
   if (options.overwriteImage && hasOwnDockerfile(spec)) {
     const { writeImageFiles } = await import("./init.js");
-    for (const file of writeImageFiles(spec, wantsGpu(spec.settings), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
+    for (const file of writeImageFiles(spec, backend.wantsGpu(spec.settings), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
   }
   const job = store.save(first);
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);
@@ -173,7 +188,8 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   let submitted: JobRecord;
   try {
     const record = (changes: Partial<JobRecord>): JobRecord => store.update(name, changes);
-    submitted = store.update(name, await backend.submit(job, ctx, { detach: options.detach ?? false, record }));
+    const supervise = (setup: unknown): number => startSupervisor(name, setup, ctx);
+    submitted = store.update(name, await backend.submit(job, ctx, { detach: options.detach ?? false, record, supervise }));
   } catch (err) {
     const stopped = ctx.signal?.aborted;
     store.update(name, { state: stopped ? "stopped" : "failed", endedAt: new Date().toISOString(), reason: err instanceof Error ? err.message : String(err) });

@@ -20,28 +20,12 @@ import { ENTRYPOINT, NOTEBOOK_PACKAGES, RUNTIME_IN_CONTEXT, RUNTIME_IN_IMAGE, ru
 /** File name of the image definition in a project folder (`alekseylearn init` writes it). */
 export const DOCKERFILE = "Dockerfile";
 
-/** Default base images: Python for pip environments, micromamba for conda ones; a CUDA one for GPU instances. */
+/** Default base images: Python for pip environments, micromamba for conda ones; a CUDA one when the backend says the settings ask for a GPU (`Backend.wantsGpu`). */
 export const BASE_IMAGES = {
   cpu: "python:3.11-slim",
   gpu: "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
   conda: "mambaorg/micromamba:1.5.10",
 } as const;
-
-/** True for SageMaker instance types with GPUs (P and G families), whose default base image has CUDA. */
-export function isGpuInstance(instanceType: string): boolean {
-  return /^ml\.(p|g)\d/.test(instanceType);
-}
-
-/**
- * True when a job's settings ask for NVIDIA GPUs, whose default base image has
- * CUDA: a SageMaker GPU instance type, or a Vertex NVIDIA_* accelerator_type
- * (a TPU needs no CUDA, and gets the plain image).
- */
-export function wantsGpu(settings: Readonly<Record<string, unknown>>): boolean {
-  const instanceType = settings.instance_type ?? settings.train_instance_type;
-  const accelerator = settings.accelerator_type;
-  return (typeof instanceType === "string" && isGpuInstance(instanceType)) || (typeof accelerator === "string" && accelerator.startsWith("NVIDIA_"));
-}
 
 /** ECR's longest repository name. */
 const REPOSITORY_MAX = 256;

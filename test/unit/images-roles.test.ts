@@ -2,15 +2,22 @@
  * The pure parts of issue 10: IAM policy evaluation (checked against cases
  * from AWS's policy evaluation docs, and against the test servers' own
  * evaluator so neither misreads alone), the role policy merge, image names,
- * the Dockerfile's apt.txt step, and `docker build`'s flags.
+ * the Dockerfile's apt.txt step, `docker build`'s flags, and the base image
+ * `init` picks from what the backends say of a GPU.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
 import { evaluate, type PolicyDocument } from "../../src/backends/sagemaker/policy.js";
 import { collapse, rolePolicy, policySize, ROLE_POLICY_MAX } from "../../src/backends/sagemaker/role.js";
 import { buildArgs, sharesKernel } from "../../src/package/docker.js";
-import { dockerfileFor, imageName } from "../../src/package/image.js";
+import { BASE_IMAGES, dockerfileFor, imageName } from "../../src/package/image.js";
+import { localBackend } from "../../src/backends/local/index.js";
+import { makeContext } from "../../src/context.js";
+import { init } from "../../src/jobs/init.js";
+import type { FitRequest } from "../../src/jobs/spec.js";
+import { writeTree } from "../helpers/tree.js";
 import { validateSettings } from "../../src/spec/schema.js";
 import { sagemakerSchema, type SageMakerSpec } from "../../src/backends/sagemaker/schema.js";
 import { policiesAllow } from "../servers/iam-policy.js";
@@ -132,4 +139,19 @@ test("Dockerfile: apt.txt's packages install before the environment layer; docke
   ]);
   assert.equal(sharesKernel({ version: "28", platform: "linux/amd64", kernel: "6.1.0" }, "linux", "6.1.0"), true);
   assert.equal(sharesKernel({ version: "28", platform: "linux/arm64", kernel: "6.10.14-linuxkit" }, "darwin", "24.1.0"), false, "Docker Desktop's VM");
+});
+
+test("init builds on the CUDA base when the backend named (or, with none named, any backend) says the settings ask for a GPU; the local backend never does", async () => {
+  assert.equal(localBackend.wantsGpu({ instance_type: "ml.p3.2xlarge", accelerator_type: "NVIDIA_L4" }), false);
+  const base = async (request: Omit<FitRequest, "artifact">): Promise<string | undefined> => {
+    const dir = writeTree({ "train.py": "print(1)\n", "requirements.txt": "" });
+    await init({ artifact: "train.py", ...request }, makeContext({ cwd: dir, env: {} }));
+    return /^FROM (\S+)/m.exec(fs.readFileSync(path.join(dir, "Dockerfile"), "utf8"))?.[1];
+  };
+  assert.equal(await base({ config: {} }), BASE_IMAGES.cpu);
+  assert.equal(await base({ config: { instance_type: "ml.p3.2xlarge" } }), BASE_IMAGES.gpu);
+  assert.equal(await base({ config: { accelerator_type: "NVIDIA_L4" } }), BASE_IMAGES.gpu);
+  assert.equal(await base({ config: { accelerator_type: "TPU_V3" } }), BASE_IMAGES.cpu);
+  assert.equal(await base({ backend: "sagemaker", config: { train_instance_type: "ml.g5.xlarge" } }), BASE_IMAGES.gpu);
+  assert.equal(await base({ backend: "local", config: { instance_type: "ml.p3.2xlarge" } }), BASE_IMAGES.cpu);
 });

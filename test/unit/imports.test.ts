@@ -47,12 +47,12 @@ const RULES: Record<string, { may: (target: string, file: string, importer: stri
 /** The modules of jobs/ that read and write nothing: the job's record type and states, and job names. */
 const JOB_NOUNS = new Set(["jobs/job.ts", "jobs/names.ts"]);
 
-/** A backend folder: its own files, the backends' interface, and what lies below; of jobs/ only the job's nouns (jobs/job.ts), since only jobs/ writes records. The detached supervisor is a process entry point, like the CLI, and owns its job's record. */
+/** A backend folder: its own files, the backends' interface, and what lies below; of jobs/ only the job's nouns (jobs/job.ts), since only jobs/ writes records (the detached supervisor of `fit --detach` is jobs/ code too). */
 function backendMay(importer: string, target: string, file: string): boolean {
   if (target === layerOf(importer)) return true;
   if (target.startsWith("backend:")) return false;
   if (target === "backends") return file !== "backends/registry.ts";
-  if (target === "jobs") return JOB_NOUNS.has(file) || (importer === "backends/local/supervisor.ts" && file === "jobs/records.ts");
+  if (target === "jobs") return JOB_NOUNS.has(file);
   return ["spec", "package", "storage", "base"].includes(target);
 }
 
@@ -100,6 +100,12 @@ test("every import in src/ follows the layering the READMEs draw", () => {
 
 test("the layering rules themselves: a forbidden edge is caught", () => {
   assert.equal(backendMay("backends/sagemaker/index.ts", "jobs", "jobs/records.ts"), false, "a backend may not write records");
+  assert.equal(backendMay("backends/local/run.ts", "jobs", "jobs/records.ts"), false, "not even the local one, whose detached runs jobs/' supervisor records");
+  assert.equal(
+    RULES.jobs!.may("backend:local", "backends/local/run.ts", "jobs/supervisor.ts"),
+    false,
+    "the supervisor reaches the local backend through the table",
+  );
   assert.equal(backendMay("backends/sagemaker/index.ts", "backend:kaggle", "backends/kaggle/api.ts"), false, "nor reach into another backend");
   assert.equal(RULES.spec!.may("backends", "backends/registry.ts", "spec/build.ts"), false, "the spec layer knows no backend");
   assert.equal(RULES.jobs!.may("backend:sagemaker", "backends/sagemaker/role.ts", "jobs/init.ts"), false, "init reaches a backend through its hook");

@@ -45,6 +45,14 @@ test("accelerators map to the SaveKernel hardware fields", () => {
   assert.throws(() => spec({ accelerator: "a100" }), /config\.accelerator must be none, gpu, tpu or a machine shape/);
 });
 
+test("the backend says accelerator gpu or an Nvidia machine shape asks for a GPU; tpu and none do not", () => {
+  assert.equal(kaggleBackend.wantsGpu(spec().settings), false, "the default: none");
+  assert.equal(kaggleBackend.wantsGpu(spec({ accelerator: "gpu" }).settings), true);
+  assert.equal(kaggleBackend.wantsGpu(spec({ accelerator: "NvidiaTeslaT4" }).settings), true);
+  assert.equal(kaggleBackend.wantsGpu(spec({ accelerator: "tpu" }).settings), false);
+  assert.equal(kaggleBackend.wantsGpu(spec({ accelerator: "TpuV6E8" }).settings), false);
+});
+
 test("the SaveKernel request: defaults, sources, inputs as attached datasets", () => {
   const request = saveKernelRequest(spec({ competition_sources: "titanic" }, { train: "kaggle://tester/iris-data" }), "tester", { text: "print(1)\n" });
   assert.equal(request.slug, "tester/iris-train");

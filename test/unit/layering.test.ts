@@ -10,7 +10,7 @@ import { REPO } from "../helpers/cli.js";
 
 const SRC = path.join(REPO, "src");
 /** Process entry points: the only places that may read the process. */
-const ENTRY_POINTS = new Set(["cli/main.ts", "backends/local/supervisor.ts"]);
+const ENTRY_POINTS = new Set(["cli/main.ts", "jobs/supervisor.ts"]);
 
 function sources(): Array<[string, string]> {
   return (fs.readdirSync(SRC, { recursive: true }) as string[])

@@ -172,6 +172,15 @@ test("Dockerfile: environment before code, so a code change reinstalls nothing; 
   assert.equal(baseImageFor(spec({ base_image: "my/base:1" }), "my/base:1", true), "my/base:1");
 });
 
+test("the backend says a GPU instance type (P and G families) asks for a GPU, also as given before validation (train_instance_type)", () => {
+  assert.equal(sagemakerBackend.wantsGpu(spec({}).settings), false, "the default ml.c4.2xlarge");
+  assert.equal(sagemakerBackend.wantsGpu(spec({ instance_type: "ml.p3.2xlarge" }).settings), true);
+  assert.equal(sagemakerBackend.wantsGpu(spec({ train_instance_type: "ml.g5.xlarge" }).settings), true);
+  assert.equal(sagemakerBackend.wantsGpu(spec({ instance_type: "ml.m5.xlarge" }).settings), false);
+  assert.equal(sagemakerBackend.wantsGpu({ train_instance_type: "ml.g4dn.xlarge" }), true);
+  assert.equal(sagemakerBackend.wantsGpu({ accelerator_type: "NVIDIA_L4" }), false, "another backend's setting means nothing here");
+});
+
 test("build context: sorted, timeless, no caches; generated files added; an environment file outside the folder comes along", async () => {
   const root = writeTree({ "proj/train.py": "", "proj/lib/util.py": "", "proj/__pycache__/x.pyc": "", "proj/.git/HEAD": "", "reqs.txt": "joblib\n" });
   const s = buildSpec({ artifact: "proj", entry: "train.py", envfile: "reqs.txt", config: { output_path: OUT } }, root);

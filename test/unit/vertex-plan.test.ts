@@ -57,6 +57,14 @@ function problemsOf(config: Record<string, unknown>, inputs: Record<string, stri
 
 const IMAGE = `us-central1-docker.pkg.dev/my-proj/alekseylearn/x-train@sha256:${"a".repeat(64)}`;
 
+test("the backend says an NVIDIA_* accelerator_type asks for a GPU; a TPU or none does not", () => {
+  assert.equal(vertexBackend.wantsGpu({ accelerator_type: "NVIDIA_L4" }), true);
+  assert.equal(vertexBackend.wantsGpu({ accelerator_type: "NVIDIA_TESLA_T4", accelerator_count: 2 }), true);
+  assert.equal(vertexBackend.wantsGpu({ accelerator_type: "TPU_V3" }), false);
+  assert.equal(vertexBackend.wantsGpu({}), false);
+  assert.equal(vertexBackend.wantsGpu({ instance_type: "ml.p3.2xlarge" }), false, "another backend's setting means nothing here");
+});
+
 test("the CustomJob carries every setting, field by field, and passes the published aiplatform v1 schema", () => {
   const s = spec(
     {

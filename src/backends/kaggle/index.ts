@@ -14,7 +14,7 @@ import { DEFAULT_ENDPOINT, KaggleApi, logEvents, parseStatus, type KernelWorkerS
 import { uploadCode } from "./code.js";
 import { findCredentials } from "./credentials.js";
 import { planKaggle } from "./dry-run.js";
-import { kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
+import { acceleratorFields, kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
 import { kaggleSchema, type KaggleJob, type KaggleProvider } from "./schema.js";
 
 const clients = new WeakMap<Context, Promise<KaggleApi>>();
@@ -97,6 +97,8 @@ export const kaggleBackend = {
 
   check: kaggleProblems,
   plan: planKaggle,
+  // config.accelerator gpu or an Nvidia* machine shape; Kaggle's kernels need no image of ours, so nothing is built from this.
+  wantsGpu: (settings) => typeof settings.accelerator === "string" && acceleratorFields(settings.accelerator)?.enableGpu === true,
 
   async submit(job, ctx, options) {
     const { spec } = job;

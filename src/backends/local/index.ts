@@ -2,15 +2,13 @@
  * The local backend: runs the training artifact on this machine, in a cached
  * virtual environment, with SageMaker's /opt/ml layout made private to the job.
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { StringDecoder } from "node:string_decoder";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { isProcessAlive } from "../../exec.js";
-import { isFinal, type JobRecord } from "../../jobs/job.js";
+import { isFinal } from "../../jobs/job.js";
 import { ensureEnvironment } from "../../package/environment.js";
 import { NOTEBOOK_PACKAGES } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
@@ -45,19 +43,6 @@ function readFrom(file: string, offset: number): Buffer {
   }
 }
 
-/** Start the run in a detached supervisor process that outlives this one. */
-function startSupervisor(job: JobRecord, setup: RunSetup, ctx: Context): number {
-  const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
-  const child = spawn(process.execPath, [script, JSON.stringify({ stateDir: ctx.stateDir, cacheDir: ctx.cacheDir, name: job.name, setup })], {
-    cwd: ctx.cwd,
-    env: ctx.env as NodeJS.ProcessEnv,
-    detached: true,
-    stdio: "ignore",
-  });
-  child.unref();
-  return child.pid!;
-}
-
 /** Build the image SageMaker would run (runner=docker); the run then starts it with `train`. */
 async function containerSetup(job: LocalJob, ctx: Context): Promise<{ setup: RunSetup; provider: LocalProvider }> {
   const { buildTrainingImage } = await import("../../package/container.js");
@@ -67,7 +52,7 @@ async function containerSetup(job: LocalJob, ctx: Context): Promise<{ setup: Run
   return { setup: { python: "python3", image: built.imageId }, provider: { runner: "docker", image: tag, imageId: built.imageId } };
 }
 
-/** Start the run here, or under a detached supervisor (which records the run itself); returns what changed once it is under way. */
+/** Start the run here, or under jobs/' detached supervisor (which calls `runDetached` and saves the record); returns what changed once it is under way. */
 function submitRun(
   job: LocalJob,
   how: { setup: RunSetup; provider: LocalProvider },
@@ -76,7 +61,7 @@ function submitRun(
 ): JobChanges<LocalProvider> {
   const logFile = runPaths(ctx.stateDir, job.name).log;
   fs.mkdirSync(runPaths(ctx.stateDir, job.name).dir, { recursive: true });
-  if (options.detach) return { pid: startSupervisor(job, how.setup, ctx), logFile, provider: how.provider };
+  if (options.detach) return { pid: options.supervise(how.setup), logFile, provider: how.provider };
   const controller = new AbortController();
   active.set(job.name, controller);
   const changes = { pid: process.pid, logFile, provider: how.provider };
@@ -101,6 +86,8 @@ export const localBackend = {
   schema: localSchema,
   onInterrupt: "stop",
   plan: planLocal,
+  // No setting asks for one: a job here uses this machine's GPUs, if any (runner=docker passes them to the container).
+  wantsGpu: (_settings) => false,
 
   check(spec) {
     const problems: string[] = [];
@@ -145,7 +132,12 @@ export const localBackend = {
     return submitRun(job, { setup, provider: { sandbox: setup.bwrap ? "bwrap" : "none", environment: environment.dir } }, ctx, options);
   },
 
-  // The run itself saves how it goes (this process, or the detached supervisor); all there is to find out here is a run that died unrecorded.
+  // The detached supervisor's run, started by `submit` through `options.supervise`.
+  runDetached(job, setup: RunSetup, ctx, signal, record) {
+    return runLocalJob(job, setup, ctx, signal, record);
+  },
+
+  // The run itself saves how it goes (in this process, or in the detached supervisor); all there is to find out here is a run that died unrecorded.
   async describe(record) {
     if (!isFinal(record.state) && record.pid && !active.has(record.name) && !isProcessAlive(record.pid)) {
       return { state: "failed", endedAt: new Date().toISOString(), reason: "the process running the job ended before the job did" };

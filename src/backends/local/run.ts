@@ -2,7 +2,8 @@
  * One local run, start to end: lay out the job's private /opt/ml, run the
  * artifact (in bubblewrap when there is one), keep its output in the job's log,
  * pack the model where SageMaker would, and record how it ended. This runs in
- * the `fit` process, or in a detached supervisor for `fit --detach`.
+ * the `fit` process, or, for `fit --detach`, in jobs/' detached supervisor
+ * (`runDetached`); either way it reports what changed through `record`.
  */
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";

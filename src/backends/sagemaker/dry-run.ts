@@ -11,7 +11,7 @@ import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import type { SageMakerJob } from "./schema.js";
 import { SAGEMAKER_PLATFORM } from "../../package/container.js";
-import { baseImageFor, isGpuInstance } from "../../package/image.js";
+import { baseImageFor } from "../../package/image.js";
 import { imagePlan } from "../../package/image-plan.js";
 import { VERSION } from "../../version.js";
 import type { ProviderRequest, SubmissionPlan } from "../types.js";
@@ -19,7 +19,16 @@ import { awsFor } from "./aws.js";
 import { checkBucket } from "./bucket.js";
 import { findRepository } from "./image.js";
 import { registryOverride } from "../../package/registry.js";
-import { createRepositoryRequest, imageReference, PLACEHOLDERS, repositoryName, requestProblems, roleArnFor, trainingJobRequest } from "./plan.js";
+import {
+  createRepositoryRequest,
+  imageReference,
+  isGpuInstance,
+  PLACEHOLDERS,
+  repositoryName,
+  requestProblems,
+  roleArnFor,
+  trainingJobRequest,
+} from "./plan.js";
 import { checkRolePermissions, resolveRole, roleDeniedError } from "./role.js";
 
 /** What a SageMaker submission of `job` would do; a UserError for what AWS says would fail (a missing role or bucket), as `fit` would. */

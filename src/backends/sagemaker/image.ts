@@ -10,8 +10,8 @@ import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.
 import { pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
 import type { SageMakerSpec } from "./schema.js";
 import { awsError, awsFor, errorName } from "./aws.js";
-import { imageName, isGpuInstance } from "../../package/image.js";
-import { createRepositoryRequest, repositoryName } from "./plan.js";
+import { imageName } from "../../package/image.js";
+import { createRepositoryRequest, isGpuInstance, repositoryName } from "./plan.js";
 
 /** The repository's URI, or undefined when there is no such repository. */
 export async function findRepository(name: string, ctx: Context): Promise<string | undefined> {

@@ -22,7 +22,7 @@ import { pushTrainingImage } from "./image.js";
 import type { PushedImage } from "../../package/registry.js";
 import { TrainingLog } from "./logs.js";
 import { planSageMaker } from "./dry-run.js";
-import { planProblems, requestProblems, SUBMISSION_TAG, trainingJobRequest } from "./plan.js";
+import { planProblems, requestProblems, SUBMISSION_TAG, trainingJobRequest, wantsGpu } from "./plan.js";
 import { checkRolePermissions, createRole, resolveRole, roleDeniedError, whileRoleSettles } from "./role.js";
 import { sagemakerSchema, type SageMakerJob, type SageMakerProvider, type SageMakerSpec } from "./schema.js";
 
@@ -138,6 +138,7 @@ export const sagemakerBackend = {
 
   check: planProblems,
   plan: planSageMaker,
+  wantsGpu,
 
   async createRole(spec, ctx) {
     return createRole(spec, ctx);

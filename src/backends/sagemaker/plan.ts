@@ -30,6 +30,17 @@ export const PLACEHOLDERS = {
   name: "alekseylearn-job",
 };
 
+/** True for SageMaker instance types with GPUs (P and G families), whose default base image has CUDA. */
+export function isGpuInstance(instanceType: string): boolean {
+  return /^ml\.(p|g)\d/.test(instanceType);
+}
+
+/** True when SageMaker settings (validated, or as given, where `train_instance_type` may still stand for `instance_type`) name a GPU instance type. */
+export function wantsGpu(settings: Readonly<Record<string, unknown>>): boolean {
+  const instanceType = settings.instance_type ?? settings.train_instance_type;
+  return typeof instanceType === "string" && isGpuInstance(instanceType);
+}
+
 /** The image reference SageMaker is given: REGISTRY/REPOSITORY@DIGEST, ECR's registry of `account` in `region` unless `registry` names another. */
 export function imageReference(where: { account: string; region: string; registry?: string }, repository: string, digest = PLACEHOLDERS.digest): string {
   const registry = where.registry ?? `${where.account}.dkr.ecr.${where.region}.amazonaws.${where.region.startsWith("cn-") ? "com.cn" : "com"}`;

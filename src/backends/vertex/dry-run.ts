@@ -8,12 +8,12 @@
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { SAGEMAKER_PLATFORM } from "../../package/container.js";
-import { baseImageFor, wantsGpu } from "../../package/image.js";
+import { baseImageFor } from "../../package/image.js";
 import { imagePlan } from "../../package/image-plan.js";
 import { VERSION } from "../../version.js";
 import type { SubmissionPlan } from "../types.js";
 import { noProjectError, resolveProject } from "./google.js";
-import { customJobRequest, parentOf, PLACEHOLDERS, planProblems, repositoryPath } from "./plan.js";
+import { customJobRequest, parentOf, PLACEHOLDERS, planProblems, repositoryPath, wantsGpu } from "./plan.js";
 import type { VertexJob } from "./schema.js";
 
 /** What a Vertex submission of `job` would do; a UserError when no project is known or the spec cannot run there. */

@@ -8,11 +8,11 @@
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
-import { imageName, wantsGpu } from "../../package/image.js";
+import { imageName } from "../../package/image.js";
 import { pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
 import type { GoogleSession } from "./auth.js";
 import type { VertexApi } from "./api.js";
-import { registryOf, repositoryPath } from "./plan.js";
+import { registryOf, repositoryPath, wantsGpu } from "./plan.js";
 import type { VertexSpec } from "./schema.js";
 
 /** The user name of Artifact Registry's access-token login (cloud.google.com/artifact-registry/docs/docker/authentication#token). */

@@ -27,7 +27,7 @@ import { planVertex } from "./dry-run.js";
 import { changesFrom, JobLog, statusLine } from "./follow.js";
 import { credentialSource, defaultRegion, noProjectError, resolveProject } from "./google.js";
 import { pushVertexImage } from "./image.js";
-import { customJobRequest, parentOf, planProblems, SUBMISSION_LABEL, labelValue } from "./plan.js";
+import { customJobRequest, parentOf, planProblems, SUBMISSION_LABEL, labelValue, wantsGpu } from "./plan.js";
 import { DEFAULT_REGION, vertexSchema, type VertexJob, type VertexProvider } from "./schema.js";
 
 /** A session, its API client and the project, for one region. */
@@ -123,6 +123,7 @@ export const vertexBackend = {
 
   check: planProblems,
   plan: planVertex,
+  wantsGpu,
 
   async submit(job, ctx, options) {
     const { spec } = job;

@@ -16,6 +16,12 @@ import type { JobState } from "../../jobs/job.js";
 import type { VertexSpec } from "./schema.js";
 import { parsePairs } from "../common.js";
 
+/** True when Vertex settings ask for NVIDIA GPUs (an NVIDIA_* accelerator_type), whose default base image has CUDA; a TPU needs no CUDA, and gets the plain image. */
+export function wantsGpu(settings: Readonly<Record<string, unknown>>): boolean {
+  const accelerator = settings.accelerator_type;
+  return typeof accelerator === "string" && accelerator.startsWith("NVIDIA_");
+}
+
 /** The label that marks a job as made by alekseylearn; its value is the submission's id, so a retried submission finds its own job. */
 export const SUBMISSION_LABEL = "alekseylearn-submission";
 
