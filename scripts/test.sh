@@ -31,6 +31,16 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 export ALEKSEYLEARN_TEST_CACHE="${ALEKSEYLEARN_TEST_CACHE:-$PWD/.cache/test}"
 mkdir -p "$ALEKSEYLEARN_TEST_CACHE"
 
+# The job runtime (runtime/: the Python that runs inside every job) is linted with ruff and tested with pytest,
+# both installed from the pip index into a cached virtual environment of the suite's own.
+runtime_tools="$ALEKSEYLEARN_TEST_CACHE/runtime-tools"
+if [ ! -x "$runtime_tools/bin/pytest" ] || [ ! -x "$runtime_tools/bin/ruff" ]; then
+  rm -rf "$runtime_tools"
+  python3 -m venv "$runtime_tools"
+  "$runtime_tools/bin/pip" install --quiet --disable-pip-version-check ruff pytest
+fi
+(cd runtime && "$runtime_tools/bin/ruff" check . && "$runtime_tools/bin/ruff" format --check . && "$runtime_tools/bin/pytest" -q -p no:cacheprovider)
+
 # The Docker-side servers (dockerd, a registry, the wheel index over http, a base image), on
 # loopback, stopped however the run ends.
 services=$(mktemp -d /tmp/alekseylearn-services-XXXXXX)

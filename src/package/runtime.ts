@@ -114,10 +114,11 @@ export function previewContract(
   job: JobDescription,
   hyperparameters: Readonly<Record<string, ConfigValue>>,
   codeDir: string,
+  pathVar: string | undefined,
 ): ScriptContract | undefined {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-contract-"));
   try {
-    const env = { PATH: process.env.PATH ?? "", ...runtimeEnv(job), SAGEMAKER_BASE_DIR: base };
+    const env = { PATH: pathVar ?? "", ...runtimeEnv(job), SAGEMAKER_BASE_DIR: base };
     const result = spawnSync(python, ["-S", entrypointPath(), "preview", ...trainArgs(hyperparameters).slice(1)], {
       cwd: codeDir,
       env,

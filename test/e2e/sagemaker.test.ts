@@ -322,7 +322,7 @@ test("moto: init --create-role makes a role SageMaker may assume, allowed the ou
   );
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /Created the role arn:aws:iam::123456789012:role\/made_by_init/);
-  assert.ok(fs.existsSync(path.join(dir, "Dockerfile")) && fs.existsSync(path.join(dir, "alekseylearn_entrypoint.py")));
+  assert.ok(fs.existsSync(path.join(dir, "Dockerfile")), "init writes the Dockerfile; the job runtime is added to every build");
   const role = JSON.parse(aws(["iam", "get-role", "--role-name", "made_by_init"])) as {
     Role: { AssumeRolePolicyDocument: { Statement: { Principal: unknown }[] } };
   };
@@ -488,7 +488,10 @@ test("moto: fit --dry-run --json prints a CreateTrainingJob request that botocor
   assert.equal(result.code, 0, result.stderr);
   const plan = JSON.parse(result.stdout);
   assert.equal(plan.backend, "sagemaker");
-  assert.deepEqual(plan.files, ["Dockerfile", "alekseylearn_entrypoint.py", "requirements.txt", "train.py"]);
+  assert.deepEqual(
+    plan.files.filter((file: string) => !file.startsWith(".alekseylearn/runtime/alekseylearn_runtime/")),
+    [".alekseylearn/runtime/alekseylearn_entrypoint.py", "Dockerfile", "requirements.txt", "train.py"],
+  );
   assert.equal(plan.image.platform, "linux/amd64");
   assert.equal(plan.image.base, "python:3.11-slim");
   assert.deepEqual(

@@ -77,5 +77,5 @@ class Platform:
         return {
             "AIP_MODEL_DIR": ("model", os.path.join(self.base, "model")),
             "AIP_CHECKPOINT_DIR": ("checkpoints", os.path.join(self.base, "checkpoints")),
-            "AIP_TENSORBOARD_LOG_DIR": ("tensorboard", os.path.join(self.base, "output", "data", "tensorboard")),
+            "AIP_TENSORBOARD_LOG_DIR": ("logs", os.path.join(self.base, "output", "data", "logs")),
         }

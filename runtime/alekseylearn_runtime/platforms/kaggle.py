@@ -13,6 +13,7 @@ import tempfile
 
 from .. import contract
 from .. import job as jobs
+from . import base as roots
 from .base import Platform
 
 WORKING = "working"
@@ -65,9 +66,9 @@ def attached(kaggle, ref):
     return None
 
 
-def ml_root(work, preferred="/opt/ml"):
+def ml_root(work, preferred=None):
     """/opt/ml with model and output leading into /kaggle/working; a private folder where /opt/ml cannot be made."""
-    for choice in (preferred, None):
+    for choice in (preferred or roots.ML_ROOT, None):
         root = choice or tempfile.mkdtemp(prefix="opt-ml-")
         try:
             for sub in ("input/data", "input/config"):
@@ -118,10 +119,12 @@ def install_requirements(spec):
     subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "-r", requirements])
 
 
-def setup(spec, kaggle="/kaggle"):
+def setup(spec, kaggle=None):
     """Lay out the contracts in this kernel and prepare the entry to run here; returns the script's path (None for a notebook,
     whose own cells follow). `spec` is what the preamble carries: the program, job name, hyperparameters as typed,
-    channel → attached dataset, requirements, internet, the inline entry or the code dataset."""
+    channel → attached dataset, requirements, internet, the inline entry or the code dataset. The roots (/kaggle, /opt/ml,
+    /gcs) are base's, read when called, as every adapter reads them."""
+    kaggle = kaggle or roots.KAGGLE_ROOT
     work = os.path.join(kaggle, WORKING)
     for sub in ("model", "output/data"):
         os.makedirs(os.path.join(work, sub), exist_ok=True)

@@ -95,7 +95,8 @@ class VertexPlatform(Platform):
             missing = [line for line in lines if line not in known]
             if missing:
                 with open(self.hosts_file, "a") as handle:
-                    handle.write("".join(missing))
+                    # A file whose last line has no newline keeps that line whole.
+                    handle.write(("\n" if known and not known.endswith("\n") else "") + "".join(missing))
         except OSError:
             pass
 

@@ -54,7 +54,7 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
     hyperparameterFormat: settings.hyperparameter_format,
     sandboxed,
   };
-  const contract = previewContract(python, description, spec.hyperparameters, spec.artifact.dir);
+  const contract = previewContract(python, description, spec.hyperparameters, spec.artifact.dir, ctx.env.PATH);
   if (!contract) checks.skipped.push(`${python} could not run the job runtime to compute the script's arguments, variables and config files`);
   const args = spec.artifact.kind === "script" ? (contract?.args ?? []) : [];
   const base = docker ? baseImageFor(spec, settings.base_image, false) : undefined;
