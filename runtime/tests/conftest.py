@@ -6,18 +6,12 @@ import os
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
-RUNTIME = Path(__file__).resolve().parents[1]
-ENTRYPOINT = RUNTIME / "alekseylearn_entrypoint.py"
-WITH_ROOTS = Path(__file__).resolve().parent / "with_roots.py"
+from alekseylearn_runtime.platforms import base
 
-sys.path.insert(0, str(RUNTIME))
-
-from alekseylearn_runtime import job as jobs  # noqa: E402
-from alekseylearn_runtime.platforms import base  # noqa: E402
+from .helpers import ENTRYPOINT, WITH_ROOTS
 
 
 @pytest.fixture
@@ -34,17 +28,6 @@ def roots(tmp_path, monkeypatch):
     monkeypatch.setattr(base, "GCS_ROOT", str(found.gcs))
     monkeypatch.setattr(base, "KAGGLE_ROOT", str(found.kaggle))
     return found
-
-
-def make_platform(cls, roots, environ, argv=()):
-    """An adapter for the job `environ` and `argv` describe, with every root under tmp_path."""
-    environ = dict(environ)
-    platform = cls(jobs.Job(environ, list(argv)), environ, str(roots.ml))
-    platform.gcs = str(roots.gcs)
-    platform.kaggle = str(roots.kaggle)
-    if hasattr(platform, "hosts_file"):
-        platform.hosts_file = str(roots.hosts)
-    return platform
 
 
 @pytest.fixture
@@ -67,25 +50,10 @@ def entrypoint(roots):
             [sys.executable, str(WITH_ROOTS), json.dumps(settings), *args],
             cwd=str(cwd),
             env=child_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            universal_newlines=True,
+            capture_output=True,
+            text=True,
             timeout=timeout,
             check=False,
         )
 
     return run
-
-
-def write(path, text=""):
-    """A file with `text`, its folders made; its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-def listing(folder):
-    """Every file under folder, relative and sorted (following links, as a script would see it)."""
-    folder = Path(folder)
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())

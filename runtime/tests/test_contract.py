@@ -9,7 +9,7 @@ import pytest
 from alekseylearn_runtime import contract
 from alekseylearn_runtime.contract import Host, JobFailure
 
-from .conftest import write
+from .helpers import write
 
 HOSTS = [Host("algo-1", "10.0.0.1"), Host("algo-2", "10.0.0.2"), Host("algo-3", "10.0.0.3")]
 

@@ -194,7 +194,9 @@ def test_config_files_are_written_as_sagemaker_writes_them():
         "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": "local", "hosts": ["algo-1"]}],
         "network_interface_name": "eth0",
     }
-    assert files["inputdataconfig.json"] == {"train": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}}
+    assert files["inputdataconfig.json"] == {
+        "train": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+    }
 
 
 def test_without_config_files_the_job_is_one_host_named_algo_1(tmp_path):

@@ -152,8 +152,9 @@ test("notebook: executed headless cell by cell, model packed, executed copy with
   );
 });
 
-test("a notebook whose cell fails: exit 1, the error shown, the executed copy kept up to the failure", async () => {
+test("a notebook whose cell fails: exit 1, the failure named by the cell's number (as Jupyter counts cells) and the exception, the executed copy kept up to the failure", async () => {
   const cells = [
+    { cell_type: "markdown", metadata: {}, source: ["# A heading cell counts too"] },
     { cell_type: "code", metadata: {}, execution_count: null, outputs: [], source: ["print('first cell ran')"] },
     { cell_type: "code", metadata: {}, execution_count: null, outputs: [], source: ["raise ValueError('bad data in cell two')"] },
   ];
@@ -161,14 +162,15 @@ test("a notebook whose cell fails: exit 1, the error shown, the executed copy ke
   const { env } = cliEnv();
   const result = await runCli(["fit", "nb.ipynb"], { cwd: project, env });
   assert.equal(result.code, 1, result.stderr);
-  assert.match(result.stderr, /error: Job nb-\S+ failed: Notebook cell failed: ValueError: bad data in cell two/);
+  assert.match(result.stderr, /error: Job nb-\S+ failed: cell 3: ValueError: bad data in cell two\./);
+  assert.doesNotMatch(/failed: [^\n]*/.exec(result.stderr)![0], /\x1b/, "no terminal colour codes in the reason");
   const name = /Job (nb-\S+) failed/.exec(result.stderr)![1]!;
   const fetched = await runCli(["fetch", path.join(project, "alekseylearn-output", name, "output", "output.tar.gz"), "--to", "out"], { cwd: project, env });
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.match(fs.readFileSync(path.join(project, "out", "nb.ipynb"), "utf8"), /first cell ran/);
 });
 
-test("a training script that exits non-zero: exit 1, its last log lines shown, the job marked failed", async () => {
+test("a training script that exits non-zero: exit 1, its own last error line as the reason, its last log lines shown, the job marked failed", async () => {
   const project = writeTree({
     "train.py": "import sys\nfor i in range(30):\n    print('step', i)\nprint('loss is nan, giving up', file=sys.stderr)\nsys.exit(3)\n",
     "requirements.txt": "",
@@ -176,7 +178,7 @@ test("a training script that exits non-zero: exit 1, its last log lines shown, t
   const { env } = cliEnv();
   const result = await runCli(["fit", "train.py"], { cwd: project, env });
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /error: Job train-\S+ failed: the training process exited with code 3\./);
+  assert.match(result.stderr, /error: Job train-\S+ failed: loss is nan, giving up\./);
   assert.match(result.stderr, /\n {2}step 29\n {2}loss is nan, giving up\n/, "the last lines of the log follow the error");
   assert.match(result.stderr, /hint: Its whole log: alekseylearn logs train-/);
   assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
@@ -191,7 +193,13 @@ test("a training script that exits non-zero: exit 1, its last log lines shown, t
   assert.match(logs.stdout, /^step 0\n[\s\S]*step 29\nloss is nan, giving up\n$/);
   const fetched = await runCli(["fetch", name], { cwd: project, env });
   assert.equal(fetched.code, 1);
-  assert.match(fetched.stderr, /Job train-\S+ has no model: it failed \(the training process exited with code 3\)/);
+  assert.match(fetched.stderr, /Job train-\S+ has no model: it failed \(loss is nan, giving up\)/);
+
+  // A traceback: the reason is its closing line, the exception's type and message, not "exited with code 1".
+  fs.writeFileSync(path.join(project, "train.py"), "import json\nprint('loading')\nimport xgboost\n");
+  const crashed = await runCli(["fit", "train.py"], { cwd: project, env });
+  assert.equal(crashed.code, 1);
+  assert.match(crashed.stderr, /error: Job train-\S+ failed: ModuleNotFoundError: No module named 'xgboost'\./);
 });
 
 test("Ctrl-C stops the job cleanly and marks it stopped", async () => {
