@@ -29,7 +29,10 @@ open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w").write(json.dump
 open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "metrics.txt"), "w").write("ok")
 """
 
-CLUSTER = {"cluster": {"workerpool0": ["10.0.0.1:2222"], "workerpool1": ["10.0.0.2:2222", "10.0.0.3:2222"]}, "task": {"type": "workerpool0", "index": 0}}
+CLUSTER = {
+    "cluster": {"workerpool0": ["10.0.0.1:2222"], "workerpool1": ["10.0.0.2:2222", "10.0.0.3:2222"]},
+    "task": {"type": "workerpool0", "index": 0},
+}
 
 
 def vertex_job(tmp_path, roots, script=SCRIPT):
@@ -207,3 +210,22 @@ def test_an_unknown_command_is_refused_with_usage(tmp_path, roots, entrypoint):
     run = entrypoint(["serve"], {}, tmp_path)
     assert run.returncode == 2
     assert "usage" in run.stderr
+
+
+def test_files_the_job_leaves_in_its_working_folder_are_kept_under_output_data_working(tmp_path, roots, entrypoint):
+    # SageMaker keeps only /opt/ml/model and /opt/ml/output; what a script saves beside itself would be lost.
+    write(tmp_path / "code" / "train.py", "open('results.csv', 'w').write('1')\n")
+    write(tmp_path / "code" / "unchanged.txt", "x")
+    run = entrypoint(["train"], {"ALEKSEYLEARN_ENTRY": "train.py", "ALEKSEYLEARN_PLATFORM": "local"}, tmp_path / "code")
+    assert run.returncode == 0, run.stderr
+    assert listing(roots.ml / "output" / "data" / "working") == ["results.csv"]
+    assert "results.csv" in run.stderr
+
+
+def test_a_vertex_worker_that_is_not_the_chief_packs_nothing(tmp_path, roots, entrypoint):
+    env = vertex_job(tmp_path, roots)
+    env["CLUSTER_SPEC"] = json.dumps({**CLUSTER, "task": {"type": "workerpool1", "index": 0}})
+    run = entrypoint(["train"], env, tmp_path / "code", gcs_mounted=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((roots.ml / "model" / "seen.json").read_text())["host"] == "algo-2"
+    assert not (roots.gcs / "bucket" / "runs" / "j" / "output").exists()

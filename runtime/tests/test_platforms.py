@@ -5,6 +5,7 @@ SageMaker: docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo
 
 import json
 import os
+import tarfile
 
 import pytest
 
@@ -151,8 +152,8 @@ SPEC = {
 }
 
 
-def vertex(roots, channels=None, **more):
-    environ = {"ALEKSEYLEARN_ENTRY": "train.py", "TRAINING_JOB_NAME": "j", "CLUSTER_SPEC": json.dumps(SPEC), **more}
+def vertex(roots, channels=None, spec=SPEC, **more):
+    environ = {"ALEKSEYLEARN_ENTRY": "train.py", "TRAINING_JOB_NAME": "j", "CLUSTER_SPEC": json.dumps(spec), **more}
     if channels:
         environ["ALEKSEYLEARN_INPUTS"] = json.dumps({name: str(path) for name, path in channels.items()})
     return make_platform(VertexPlatform, roots, environ)
@@ -232,16 +233,14 @@ def test_vertex_job_prepared_twice_in_one_machine_starts_clean(roots, monkeypatc
     assert env["SM_CHANNELS"] == '["one","train"]'
 
 
-def test_vertex_finish_uses_aip_model_dir_when_the_script_saved_its_model_there(roots, monkeypatch, tmp_path):
+def test_vertex_finish_uses_aip_model_dir_when_the_script_saved_its_model_there(roots, monkeypatch):
     # code-requirements: a script written for Vertex saves to $AIP_MODEL_DIR (through /gcs); that is the model then.
     monkeypatch.setattr(VertexPlatform, "gcs_mounted", lambda self: True)
     out = roots.gcs / "bucket" / "j" / "output"
-    platform = vertex(roots, AIP_MODEL_DIR="gs://bucket/j/model/", ALEKSEYLEARN_OUTPUT_DIR=str(out))
-    platform.spec, platform._current = {}, 0  # this replica is the chief, which packs
+    chief = {"cluster": {"workerpool0": ["10.0.0.1:2222"]}, "task": {"type": "workerpool0", "index": 0}}
+    platform = vertex(roots, spec=chief, AIP_MODEL_DIR="gs://bucket/j/model/", ALEKSEYLEARN_OUTPUT_DIR=str(out))
     jobs.prepare(platform)
     write(roots.gcs / "bucket" / "j" / "model" / "saved_model.pb", "m")
     platform.finish(0)
-    import tarfile
-
     with tarfile.open(str(out / "model.tar.gz")) as tar:
         assert tar.getnames() == ["saved_model.pb"]

@@ -1,4 +1,5 @@
 /** Fixture projects written inline as file trees, each in a fresh temporary folder. */
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -30,4 +31,15 @@ export function notebookOutput(file: string): string {
     .flatMap((cell) => cell.outputs ?? [])
     .map((output) => [output.text ?? ""].flat().join(""))
     .join("");
+}
+
+/** The files of a .tar.gz (a model.tar.gz, say), by name, as text. */
+export function archiveText(file: string): Record<string, string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-archive-"));
+  try {
+    execFileSync("tar", ["-xzf", file, "-C", dir]);
+    return Object.fromEntries(listTree(dir).map((name) => [name, fs.readFileSync(path.join(dir, name), "latin1")]));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

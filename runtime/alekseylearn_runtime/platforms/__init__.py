@@ -20,7 +20,8 @@ ADAPTERS = {
 
 def detect(environ):
     """The platform this job runs on: the one alekseylearn names, else Vertex AI by the variables it sets in every custom
-    job (CLOUD_ML_JOB_ID, CLUSTER_SPEC), else Kaggle by KAGGLE_KERNEL_RUN_TYPE, else SageMaker (the image's first home)."""
+    job (CLOUD_ML_JOB_ID, CLUSTER_SPEC) or by the output folder alekseylearn names there,
+    else Kaggle by KAGGLE_KERNEL_RUN_TYPE, else SageMaker (the image's first home)."""
     named = environ.get("ALEKSEYLEARN_PLATFORM")
     if named:
         return named

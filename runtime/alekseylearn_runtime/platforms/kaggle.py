@@ -34,7 +34,7 @@ class KagglePlatform(Platform):
 
     def contract_variables(self, hosts, current):
         folders = self.vertex_folders()
-        owns_gcs = make_root(self.gcs)
+        owns_gcs = not self.dry and make_root(self.gcs)
         if owns_gcs:
             contract.gcs_links(self.gcs, self.job.name, folders)
         variables = contract.vertex_variables(self.job.name, folders, owns_gcs)

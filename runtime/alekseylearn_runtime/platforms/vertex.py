@@ -74,6 +74,8 @@ class VertexPlatform(Platform):
                 "Cloud Storage FUSE is not mounted at %s in this Vertex AI machine, so the job's inputs and model (%s) cannot be "
                 "read or saved; choose another machine_type or accelerator_type" % (self.gcs, self.gcs_paths()[0])
             )
+        if self.dry:
+            return
         self.name_hosts()
         if self.job.checkpoints:
             self.sync = CheckpointSync(os.path.join(self.base, "checkpoints"), self.job.checkpoints)
@@ -88,15 +90,15 @@ class VertexPlatform(Platform):
                 address = socket.gethostbyname(host.address)
             except OSError:
                 continue
-            lines.append("%s\t%s\n" % (address, host.name))
+            lines.append("%s\t%s" % (address, host.name))
         try:
             with open(self.hosts_file) as handle:
                 known = handle.read()
-            missing = [line for line in lines if line not in known]
+            missing = [line for line in lines if line not in known.splitlines()]
             if missing:
                 with open(self.hosts_file, "a") as handle:
                     # A file whose last line has no newline keeps that line whole.
-                    handle.write(("\n" if known and not known.endswith("\n") else "") + "".join(missing))
+                    handle.write(("\n" if known and not known.endswith("\n") else "") + "".join(line + "\n" for line in missing))
         except OSError:
             pass
 
@@ -106,7 +108,8 @@ class VertexPlatform(Platform):
         variables = {"MASTER_ADDR": chief[0], "MASTER_PORT": chief[1] if len(chief) > 1 else str(contract.VERTEX_PORT)}
         channels = {name: os.path.join(self.base, "input", "data", name) for name in self.job.channels}
         try:
-            contract.kaggle_links(self.kaggle, channels, os.path.join(self.base, "model"))
+            if not self.dry:
+                contract.kaggle_links(self.kaggle, channels, os.path.join(self.base, "model"))
         except OSError:
             pass
         return variables

@@ -16,6 +16,7 @@ import type { Backend, JobChanges, SubmitOptions } from "../types.js";
 import { planLocal } from "./plan.js";
 import { runLocalJob, runPaths, type RunSetup } from "./run.js";
 import { chooseSandbox } from "./sandbox.js";
+import { literalRoots } from "./literal-roots.js";
 import { localSchema, type LocalJob, type LocalProvider } from "./schema.js";
 
 /** Runs started by this process, so `stop` can reach them without a signal. */
@@ -69,6 +70,26 @@ function submitRun(
   return changes;
 }
 
+/**
+ * Without a sandbox, an artifact that names /opt/ml or /kaggle itself would use this machine's folders, not the job's:
+ * refused before anything runs (config.sandbox=auto), or run with a warning naming the line (config.sandbox=none, asked
+ * for explicitly).
+ */
+function refuseLiteralRoots(spec: LocalJob["spec"], reason: string, ctx: Context): void {
+  const found = literalRoots(spec);
+  if (!found.length) return;
+  const first = found[0]!;
+  const where = `${first.file} line ${first.line} names ${first.named}${found.length > 1 ? ` (and ${found.length - 1} more line${found.length > 2 ? "s" : ""})` : ""}`;
+  if (spec.settings.sandbox === "none") {
+    ctx.reporter.warn(`${where}; with config.sandbox=none that is this machine's folder, not the job's, and fetch will not see what it writes there.`);
+    return;
+  }
+  throw failure(
+    `${where}, but ${reason}, so that path would be this machine's folder, not the job's: the job would read no hyperparameters or data there and write its model where fetch never looks.`,
+    "Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml and /kaggle, or run the job in its container with --config.runner=docker; --config.sandbox=none runs it anyway.",
+  );
+}
+
 /** True when this user may write this machine's /opt/ml (or create it). */
 function hostMlWritable(): boolean {
   try {
@@ -107,12 +128,13 @@ export const localBackend = {
     options.record({ pid: process.pid });
     if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options);
     const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH);
-    if (!sandbox.bwrap) {
+    if (sandbox.reason !== undefined) {
       if (spec.settings.sandbox === "bwrap")
         throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
+      refuseLiteralRoots(spec, sandbox.reason, ctx);
       if (spec.settings.sandbox === "auto") {
         ctx.reporter.warn(
-          `${sandbox.reason}: the job finds its folders through SM_MODEL_DIR and the other SM_* variables only; a script that writes to /opt/ml directly will fail. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml.`,
+          `${sandbox.reason}: the job finds its folders through SM_MODEL_DIR, AIP_MODEL_DIR and the other variables only, not at /opt/ml, /gcs or /kaggle. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml, /gcs and /kaggle.`,
         );
       }
     }
