@@ -32,12 +32,13 @@ export ALEKSEYLEARN_TEST_CACHE="${ALEKSEYLEARN_TEST_CACHE:-$PWD/.cache/test}"
 mkdir -p "$ALEKSEYLEARN_TEST_CACHE"
 
 # The job runtime (runtime/: the Python that runs inside every job) is linted with ruff and tested with pytest,
-# both installed from the pip index into a cached virtual environment of the suite's own.
+# both installed from the pip index into a cached virtual environment of the suite's own (with nbclient and ipykernel,
+# which the notebook runner's tests run a real kernel with).
 runtime_tools="$ALEKSEYLEARN_TEST_CACHE/runtime-tools"
-if [ ! -x "$runtime_tools/bin/pytest" ] || [ ! -x "$runtime_tools/bin/ruff" ]; then
+if [ ! -x "$runtime_tools/bin/ruff" ] || ! "$runtime_tools/bin/python" -c "import pytest, nbclient, ipykernel" 2>/dev/null; then
   rm -rf "$runtime_tools"
   python3 -m venv "$runtime_tools"
-  "$runtime_tools/bin/pip" install --quiet --disable-pip-version-check ruff pytest
+  "$runtime_tools/bin/pip" install --quiet --disable-pip-version-check ruff pytest nbclient ipykernel
 fi
 (cd runtime && "$runtime_tools/bin/ruff" check . && "$runtime_tools/bin/ruff" format --check . && "$runtime_tools/bin/pytest" -q -p no:cacheprovider)
 

@@ -1,11 +1,9 @@
 """notebook.py, the headless notebook runner: a failed cell's reason is `cell N: Type: message`, without the terminal
-colour codes IPython puts in its tracebacks. The full run needs nbclient and ipykernel (skipped where they are missing)."""
+colour codes IPython puts in its tracebacks. The full run needs nbclient and ipykernel, which `npm test` installs beside pytest."""
 
 import json
 import subprocess
 import sys
-
-import pytest
 
 from alekseylearn_runtime import notebook
 from alekseylearn_runtime.notebook import cell_failure
@@ -31,8 +29,6 @@ def code_cell(source):
 
 
 def test_a_notebook_whose_third_cell_raises_fails_with_that_cell_named(tmp_path):
-    pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
     cells = [
         code_cell("x = 1"),
         {"cell_type": "markdown", "metadata": {}, "source": "# a heading counts as a cell"},
@@ -56,8 +52,6 @@ def test_a_notebook_whose_third_cell_raises_fails_with_that_cell_named(tmp_path)
 
 
 def test_a_notebook_job_through_the_entrypoint_writes_the_cells_reason_and_keeps_the_executed_copy(tmp_path, roots, entrypoint):
-    pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
     nb = {
         "cells": [code_cell("import os\nassert os.environ['SM_HP_LR'] == '0.1'"), code_cell("1 / 0")],
         "metadata": {},
