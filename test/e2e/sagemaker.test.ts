@@ -23,6 +23,7 @@ import { listTree, writeTree } from "../helpers/tree.js";
 import { sagemakerModel, startFakeSageMaker, validate } from "../servers/sagemaker-fake.js";
 import { startCloudWatchProxy } from "../servers/cloudwatch-proxy.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
+import { KAGGLE_DATA, KAGGLE_NOTEBOOK, unpickle, V3_HYPERPARAMETERS, V3_SCRIPT, VERTEX_SCRIPT } from "../helpers/styles.js";
 
 const OUTPUT = "s3://bucket/sagemaker/runs";
 const ROLE = "alekseylearn_sagemaker_role";
@@ -646,4 +647,37 @@ test("moto + registry + fake SageMaker: secrets stay home: no canary in any imag
   }
   assert.equal(fs.statSync(stateDir).mode & 0o777, 0o700);
   assert.ok(listTree(path.join(stateDir, "jobs")).every((file) => (fs.statSync(path.join(stateDir, "jobs", file)).mode & 0o777) === 0o600));
+});
+
+test("moto + registry + fake SageMaker, and the local container runner: a Vertex AI-style script, a Kaggle-style notebook and an SDK v3 script run unchanged in the image", async () => {
+  const { env } = sagemakerEnv();
+  const root = writeTree({
+    "vertex/task.py": VERTEX_SCRIPT,
+    "vertex/requirements.txt": "",
+    "kaggle/kernel.ipynb": KAGGLE_NOTEBOOK,
+    "kaggle/requirements.txt": "",
+    "v3/train.py": V3_SCRIPT,
+    "v3/requirements.txt": "",
+    ...Object.fromEntries(Object.entries(KAGGLE_DATA).map(([name, text]) => [`kaggle/${name}`, text])),
+  });
+  aws(["s3", "cp", path.join(root, "kaggle/data/train.csv"), "s3://bucket/styles/data/train.csv"]);
+  const model = async (dir: string, args: string[]): Promise<Record<string, string>> => {
+    const result = await runCli(["fit", ...args, "--json"], { cwd: dir, env });
+    assert.equal(result.code, 0, result.stderr);
+    const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+    const fetched = await runCli(["fetch", JSON.parse(result.stdout).name, "--to", to], { cwd: dir, env });
+    assert.equal(fetched.code, 0, fetched.stderr);
+    return Object.fromEntries(listTree(to).map((name) => [name, fs.readFileSync(path.join(to, name), "latin1")]));
+  };
+  for (const [where, data, chief] of [
+    [[`--config.output_path=${OUTPUT}`, ...FAST], "s3://bucket/styles/data/", "algo-1:2222"],
+    [["--config.runner=docker"], path.join(root, "kaggle/data"), "127.0.0.1:2222"],
+  ] as const) {
+    const vertex = JSON.parse((await model(path.join(root, "vertex"), ["task.py", "--hyperparameter.lr=0.05", ...where]))["model.json"]!);
+    assert.deepEqual(vertex, { lr: 0.05, task: { type: "workerpool0", index: 0 }, chief: [chief], gs: true }, `${where[0]}: AIP_MODEL_DIR through /gcs`);
+    const kaggle = await model(path.join(root, "kaggle"), ["kernel.ipynb", `--input.data=${data}`, ...where]);
+    assert.deepEqual(unpickle(kaggle["model.pkl"]!), { rows: 3, inputs: ["data"] }, `${where[0]}: /kaggle/working is the model`);
+    const v3 = await model(path.join(root, "v3"), ["train.py", ...V3_HYPERPARAMETERS, "--config.hyperparameter_format=json", ...where]);
+    assert.equal(JSON.parse(v3["results.json"]!).status, "success", `${where[0]}: SDK v3's argument form`);
+  }
 });

@@ -74,7 +74,7 @@ import {
   ListRolePoliciesCommand,
 } from "@aws-sdk/client-iam";
 import { policiesAllow } from "./iam-policy.js";
-import { contractConfigFiles, ML_ROOT } from "../../src/package/contract.js";
+import { ML_ROOT } from "../../src/package/contract.js";
 import { docker, trainingRunArgs, type ContainerMount } from "../../src/package/docker.js";
 import { packFolder } from "../../src/storage/archive.js";
 import { validate, type Model } from "../../src/backends/sagemaker/model.js";
@@ -392,16 +392,18 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const layout = (job: Job, ml: string): void => {
     for (const sub of ["model", "output/data", "input/config", "input/data", "checkpoints"]) fs.mkdirSync(path.join(ml, sub), { recursive: true });
     const channels = channelsOf(job);
-    const base = contractConfigFiles({ hyperparameters: {}, channels: channels.map((channel) => channel.ChannelName) });
     const instanceType = (job.request.ResourceConfig as { InstanceType?: string } | undefined)?.InstanceType ?? "";
     const inputMode = (job.request.AlgorithmSpecification as { TrainingInputMode?: string } | undefined)?.TrainingInputMode ?? "File";
+    // SageMaker writes these itself (docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html);
+    // the fake runs one host, algo-1, in one homogeneous group.
     const files: Record<string, Json> = {
       // The request's HyperParameters as given: SageMaker's are strings already.
       "hyperparameters.json": job.request.HyperParameters ?? {},
       "resourceconfig.json": {
-        ...(base["resourceconfig.json"] as object),
+        current_host: "algo-1",
         current_instance_type: instanceType,
         current_group_name: "homogeneousCluster",
+        hosts: ["algo-1"],
         instance_groups: [{ instance_group_name: "homogeneousCluster", instance_type: instanceType, hosts: ["algo-1"] }],
         network_interface_name: "eth0",
       },
@@ -409,7 +411,6 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
         channels.map((channel) => [
           channel.ChannelName,
           {
-            ...(base["inputdataconfig.json"] as Record<string, object>)[channel.ChannelName],
             TrainingInputMode: channel.InputMode ?? inputMode,
             S3DistributionType: channel.DataSource.S3DataSource?.S3DataDistributionType ?? "FullyReplicated",
             RecordWrapperType: channel.RecordWrapperType ?? "None",

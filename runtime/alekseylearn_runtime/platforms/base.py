@@ -6,6 +6,7 @@ import os
 
 from .. import contract
 from ..contract import Host
+from ..toolkit import read_json
 
 #: Where the contracts' roots are; tests point them elsewhere.
 ML_ROOT, GCS_ROOT, KAGGLE_ROOT = "/opt/ml", "/gcs", "/kaggle"
@@ -64,13 +65,17 @@ class Platform:
         folders = self.vertex_folders()
         if owns and not self.dry:
             contract.gcs_links(self.gcs, self.job.name, folders)
-            channels = {name: os.path.join(self.base, "input", "data", name) for name in self.job.channels}
-            contract.kaggle_links(self.kaggle, channels, os.path.join(self.base, "model"))
+            contract.kaggle_links(self.kaggle, self.channel_folders(), os.path.join(self.base, "model"))
         variables.update(contract.vertex_variables(self.job.name, folders, owns))
         spec = contract.cluster_spec(hosts, current)
         variables["CLUSTER_SPEC"] = json.dumps(spec)
         variables["TF_CONFIG"] = json.dumps(contract.tf_config(spec))
         return variables
+
+    def channel_folders(self):
+        """Channel name → its folder under /opt/ml/input/data, by the config the platform (or the runtime) wrote."""
+        config = read_json(os.path.join(self.base, "input", "config", "inputdataconfig.json"), {})
+        return {name: os.path.join(self.base, "input", "data", name) for name in config}
 
     def vertex_folders(self):
         """Vertex AI's variables → (the folder's name under the job's gs:// prefix, the job's own folder they name)."""

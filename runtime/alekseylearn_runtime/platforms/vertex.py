@@ -106,10 +106,9 @@ class VertexPlatform(Platform):
         # Vertex sets AIP_*, CLUSTER_SPEC and TF_CONFIG itself; the chief's address is the rendezvous of a distributed job.
         chief = self.addresses[0].rsplit(":", 1)
         variables = {"MASTER_ADDR": chief[0], "MASTER_PORT": chief[1] if len(chief) > 1 else str(contract.VERTEX_PORT)}
-        channels = {name: os.path.join(self.base, "input", "data", name) for name in self.job.channels}
         try:
             if not self.dry:
-                contract.kaggle_links(self.kaggle, channels, os.path.join(self.base, "model"))
+                contract.kaggle_links(self.kaggle, self.channel_folders(), os.path.join(self.base, "model"))
         except OSError:
             pass
         return variables
