@@ -59,7 +59,8 @@ function modelOfJob(job: JobRecord): { model: string; output?: string; stopped?:
     );
   }
   if (!job.model) {
-    const why = job.state === "completed" ? "it wrote nothing to /opt/ml/model (SM_MODEL_DIR)" : `it ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
+    const why =
+      job.state === "completed" ? (job.reason ?? "it wrote nothing to /opt/ml/model (SM_MODEL_DIR)") : `it ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
     throw failure(
       `Job ${job.name} has no model: ${why}.`,
       job.state === "completed" ? "Make the training artifact save its model under /opt/ml/model." : `See why with \`alekseylearn logs ${job.name}\`.`,

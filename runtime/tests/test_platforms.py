@@ -11,6 +11,7 @@ import pytest
 
 from alekseylearn_runtime import job as jobs
 from alekseylearn_runtime.platforms import ContainerPlatform, LocalPlatform, SageMakerPlatform, VertexPlatform
+from alekseylearn_runtime.platforms import vertex as vertex_module
 
 from .helpers import make_platform, write
 
@@ -186,6 +187,59 @@ def test_vertex_keeps_a_hosts_files_last_line_without_a_newline_whole(roots):
     write(roots.hosts, "127.0.0.1\tlocalhost")
     jobs.prepare(vertex(roots))
     assert roots.hosts.read_text().splitlines()[:2] == ["127.0.0.1\tlocalhost", "10.0.0.1\talgo-1"]
+
+
+def test_vertex_waits_for_a_peer_whose_name_does_not_resolve_yet(roots, monkeypatch, capsys):
+    # understanding-training-service: replicas start in parallel and each runs its code as soon as its machine is up, so a
+    # peer's CLUSTER_SPEC name (cmle-training-workerpool1-…-0) may resolve only once that peer has started.
+    spec = {"cluster": {"workerpool0": ["chief-host:2222"], "workerpool1": ["late-host:2222"]}, "task": {"type": "workerpool1", "index": 0}}
+    tries = {"late-host": 0}
+
+    def resolve(name):
+        if name == "late-host":
+            tries[name] += 1
+            if tries[name] < 3:
+                raise OSError("Name or service not known")
+            return "10.1.0.2"
+        return {"chief-host": "10.1.0.1"}[name]
+
+    monkeypatch.setattr(vertex_module.socket, "gethostbyname", resolve)
+    write(roots.hosts, "127.0.0.1\tlocalhost\n")
+    platform = vertex(roots, CLUSTER_SPEC=json.dumps(spec))
+    platform.resolve_interval, platform.resolve_notice = 0.01, 0.0
+    jobs.prepare(platform)
+    assert tries["late-host"] == 3
+    assert roots.hosts.read_text() == "127.0.0.1\tlocalhost\n10.1.0.1\talgo-1\n10.1.0.2\talgo-2\n"
+    assert "waiting for algo-2 (late-host) to resolve" in capsys.readouterr().err
+
+
+def test_vertex_gives_up_on_a_name_that_never_resolves_and_says_so(roots, monkeypatch, capsys):
+    spec = {"cluster": {"workerpool0": ["10.1.0.1:2222"], "workerpool1": ["never-host:2222"]}, "task": {"type": "workerpool0", "index": 0}}
+    real = vertex_module.socket.gethostbyname
+
+    def resolve(name):
+        if name == "never-host":
+            raise OSError("Name or service not known")
+        return real(name)
+
+    monkeypatch.setattr(vertex_module.socket, "gethostbyname", resolve)
+    write(roots.hosts, "127.0.0.1\tlocalhost\n")
+    platform = vertex(roots, CLUSTER_SPEC=json.dumps(spec), ALEKSEYLEARN_RESOLVE_TIMEOUT="0.05")
+    platform.resolve_interval = 0.01
+    env, _ = jobs.prepare(platform)
+    assert roots.hosts.read_text() == "127.0.0.1\tlocalhost\n10.1.0.1\talgo-1\n"
+    assert "algo-2 (never-host in CLUSTER_SPEC) did not resolve within 0.05s" in capsys.readouterr().err
+    assert env["SM_HOSTS"] == '["algo-1","algo-2"]'
+
+
+def test_vertex_without_gcs_mounted_writes_nothing_through_gcs_when_it_finishes(roots):
+    out = roots.gcs / "bucket" / "j" / "output"
+    platform = vertex(roots, {"train": roots.gcs / "bucket" / "data"}, ALEKSEYLEARN_OUTPUT_DIR=str(out))
+    platform.spec, platform._current = {}, 0  # the chief, which packs the model
+    with pytest.raises(jobs.JobFailure):
+        jobs.prepare(platform)
+    platform.finish(1)
+    assert not out.exists(), "a model packed into an unmounted /gcs would stay in the machine"
 
 
 def test_vertex_without_gcs_mounted_fails_naming_gcs(roots):

@@ -107,7 +107,10 @@ test(
     const kaggle = writeTree({ "kernel.ipynb": KAGGLE_NOTEBOOK, ...KAGGLE_DATA });
     const refused = await runCli(["fit", "kernel.ipynb", "--input.data=data", `--config.python=${python}`], { cwd: kaggle, env });
     assert.equal(refused.code, 1, refused.stderr);
-    assert.match(refused.stderr, /kernel\.ipynb line 2 names \/kaggle\/input\/data\/train\.csv \(and 3 more lines\), but bubblewrap \(bwrap\) is not installed/);
+    assert.match(
+      refused.stderr,
+      /kernel\.ipynb line 2 names \/kaggle\/input\/data\/train\.csv \(and 3 more lines\), but bubblewrap \(bwrap\) is not installed/,
+    );
     assert.match(refused.stderr, /apt-get install bubblewrap/);
     assert.match(refused.stderr, /--config\.runner=docker/);
     assert.doesNotMatch(refused.stderr, /Creating|Installing|cell 1/, "nothing was built or run");

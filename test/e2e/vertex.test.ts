@@ -33,6 +33,8 @@ const OUTPUT = "gs://bucket/runs";
 const PROJECT = "my-proj";
 const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
 const FAST = ["--config.poll_interval=0.2"];
+/** A machine type on which Cloud Storage FUSE was reported missing (github:GoogleCloudPlatform/gcsfuse#4333: H200, a3-ultragpu-8g); the test server mounts no /gcs there. */
+const NO_GCS_MACHINE = "a3-ultragpu-8g";
 const docker = dockerTestEnv();
 let aiplatform: DiscoveryDocument;
 let gcs: GcsFake;
@@ -65,7 +67,16 @@ before(async () => {
       artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
     },
     { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
-    { run: { dockerEnv: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST }, registry: docker.registry, gcs } },
+    {
+      run: {
+        dockerEnv: { ...process.env, DOCKER_HOST: docker.DOCKER_HOST },
+        registry: docker.registry,
+        gcs,
+        gcsMissingOn: [NO_GCS_MACHINE],
+        // A replica that exits non-zero is started once more in its own container, as Vertex restarts a worker in the same VM.
+        restarts: 1,
+      },
+    },
   );
 });
 
@@ -185,9 +196,36 @@ test("Vertex and GCS test servers: a notebook runs headless in the image; fetch 
   await notebookRoundTrip([`--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST], vertexEnv().env, OUTPUT, "Cloud Logging");
 });
 
-test("Vertex and GCS test servers: a folder with --entry, a gs:// input and SageMaker-style argparse hyperparameters, on two hosts", async () => {
+/**
+ * Before the argparse script: the hosts talk over TCP by the names SM_HOSTS gives them, as a distributed job's workers reach its
+ * chief (algo-1): the chief listens, the worker connects to algo-1 (resolved through the /etc/hosts entry the runtime made from
+ * CLUSTER_SPEC; nothing else knows that name) and says what it heard, where algo-1 resolved, and MASTER_ADDR.
+ */
+const TALK = String.raw`import json, os, socket, time
+hosts = json.loads(os.environ["SM_HOSTS"])
+me = os.environ["SM_CURRENT_HOST"]
+if me == hosts[0]:
+    server = socket.create_server(("", 29400))
+    server.settimeout(300)
+    peer, _ = server.accept()
+    peer.sendall(b"hello from " + me.encode())
+    peer.close()
+else:
+    for _ in range(3000):
+        try:
+            with socket.create_connection((hosts[0], 29400), timeout=5) as peer:
+                heard = peer.recv(100).decode()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise SystemExit("never reached " + hosts[0])
+    print("%s reached %s at %s and heard: %s; MASTER_ADDR=%s" % (me, hosts[0], socket.gethostbyname(hosts[0]), heard, os.environ["MASTER_ADDR"]), flush=True)
+`;
+
+test("Vertex and GCS test servers: a folder with --entry, a gs:// input and SageMaker-style argparse hyperparameters, on two hosts whose worker reaches the chief by its SM_HOSTS name (algo-1)", async () => {
   const root = writeTree({
-    "project/src/train.py": `import os, shutil\n${ARGPARSE_SCRIPT.replace('print("training with"', 'shutil.copy(os.path.join(args.train, "iris.csv"), args.model_dir)\n    print("training with"')}`,
+    "project/src/train.py": `${TALK}import os, shutil\n${ARGPARSE_SCRIPT.replace('print("training with"', 'shutil.copy(os.path.join(args.train, "iris.csv"), args.model_dir)\n    print("training with"')}`,
     "project/requirements.txt": "",
   });
   await upload("data/iris.csv", "5.1,3.5,1.4,0.2,setosa\n");
@@ -217,6 +255,11 @@ test("Vertex and GCS test servers: a folder with --entry, a gs:// input and Sage
     "two hosts: pool 0 holds one replica, pool 1 the other",
   );
   assert.match(fit.stderr, /\[workerpool1-0\] training with/, "with several hosts each line names its replica");
+  assert.match(
+    fit.stderr,
+    /\[workerpool1-0\] algo-2 reached algo-1 at \d+\.\d+\.\d+\.\d+ and heard: hello from algo-1; MASTER_ADDR=cmle-training-workerpool0-[0-9a-f]{10}-0\n/,
+    "the worker connected to the chief by the name SM_HOSTS gives it; MASTER_ADDR is the chief's CLUSTER_SPEC name",
+  );
   const model = gs(`runs/${job.name}/output/model.tar.gz`);
   const fetched = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
   const fetch = await runCli(["fetch", model, "--to", fetched], { cwd: root, env });
@@ -391,3 +434,56 @@ test("Vertex and GCS test servers: checkpoints reach checkpoint_uri while the jo
   assert.equal(fetch.code, 0, fetch.stderr);
   assert.equal(fs.readFileSync(path.join(to, "model.txt"), "utf8"), "trained", "the model saved to AIP_MODEL_DIR is the job's model");
 });
+
+test(
+  "Vertex test server without /gcs on the job's machine type (gcsMissingOn, gcsfuse#4333): the runtime fails the job before the script runs, naming /gcs, and fit exits 1 showing it",
+  { timeout: 300_000 },
+  async () => {
+    const dir = writeTree({ "train.py": 'print("the script ran", flush=True)\n', "requirements.txt": "" });
+    const { env } = vertexEnv();
+    const fit = await runCli(
+      ["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, `--config.machine_type=${NO_GCS_MACHINE}`, ...FAST, "--json"],
+      { cwd: dir, env },
+    );
+    assert.equal(fit.code, 1, fit.stderr);
+    assert.match(fit.stderr, /Cloud Storage FUSE is not mounted at \/gcs in this Vertex AI machine/, "the runtime's reason is shown");
+    assert.doesNotMatch(fit.stderr, /the script ran/, "the script never ran");
+    const record = JSON.parse((await runCli(["status", "--json"], { cwd: dir, env })).stdout);
+    assert.equal(record.state, "failed");
+    assert.match(record.reason, /Cloud Storage FUSE is not mounted at \/gcs/, "the record's reason names /gcs");
+    assert.equal(record.model, undefined);
+    assert.deepEqual(await objects(`runs/${record.name}/`), [], "nothing was written to Cloud Storage, and no model is claimed");
+  },
+);
+
+test(
+  "Vertex test server, restarts option: a worker that exits non-zero is started again in the same container, which prepares the same job twice; the second run succeeds and no stale failure reason is left",
+  { timeout: 300_000 },
+  async () => {
+    // understanding-training-service: "If a worker exits with a non-zero exit code, Vertex AI restarts the worker immediately in the same VM".
+    const script = [
+      "import os",
+      "marker = '/var/tmp/alekseylearn-test-tried'",
+      "if not os.path.exists(marker):",
+      "    open(marker, 'w').close()",
+      "    raise RuntimeError('the first attempt fails')",
+      "open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.txt'), 'w').write('from the second attempt')",
+    ].join("\n");
+    const dir = writeTree({ "train.py": `${script}\n`, "requirements.txt": "" });
+    const { env } = vertexEnv();
+    const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+    assert.equal(fit.code, 0, fit.stderr);
+    assert.match(fit.stderr, /RuntimeError: the first attempt fails/, "the first run failed in this container");
+    const job = JSON.parse(fit.stdout);
+    assert.equal(job.state, "completed");
+    assert.equal(job.reason, undefined, "no reason left from the first run");
+    assert.equal(job.model, `${OUTPUT}/${job.name}/output/model.tar.gz`);
+    const written = await objects(`runs/${job.name}/output/`);
+    assert.ok(written.includes(`runs/${job.name}/output/model.tar.gz`), written.join(", "));
+    assert.ok(!written.includes(`runs/${job.name}/output/failure`), "the first run's failure reason is gone from Cloud Storage");
+    const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+    const fetched = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.equal(fs.readFileSync(path.join(to, "model.txt"), "utf8"), "from the second attempt");
+  },
+);

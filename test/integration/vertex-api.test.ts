@@ -22,6 +22,8 @@ import { PROJECT_NUMBER, startVertexFake, type VertexFake } from "../servers/ver
 import { changesFrom, JobLog, statusLine } from "../../src/backends/vertex/follow.js";
 import type { VertexJob } from "../../src/backends/vertex/schema.js";
 import { TEST_CACHE, REPO } from "../helpers/cli.js";
+import { makeContext } from "../../src/context.js";
+import { startGcsFake } from "../servers/gcs-fake.js";
 import { writeTree } from "../helpers/tree.js";
 
 const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
@@ -184,7 +186,7 @@ test("Google's auth library is loaded only when a Vertex command asks for creden
   assert.deepEqual(dynamic, [path.join("backends", "vertex", "auth.ts")]);
 });
 
-test("what an answer changes in the record: states, times, the model where every backend puts it, and the reason in Vertex's words", () => {
+test("what an answer changes in the record: states, times, and the reason in Vertex's words", () => {
   const s = spec();
   const record: VertexJob = {
     name: "j",
@@ -205,8 +207,8 @@ test("what an answer changes in the record: states, times, the model where every
     provider: { project: "my-proj", resource, status: "JOB_STATE_SUCCEEDED", message: "" },
     startedAt: "2026-01-01T00:01:00.000Z",
     endedAt: "2026-01-01T00:05:00.000Z",
-    model: "gs://bucket/runs/j/output/model.tar.gz",
   });
+  assert.equal(done.model, undefined, "a succeeded job's model is looked for in Cloud Storage (describe), never assumed from its state");
   const failed = changesFrom(
     {
       name: resource,
@@ -278,3 +280,41 @@ test("the image repository: found when it exists, made (a DOCKER repository, lab
   assert.equal(fake.repositories.size, 1);
   await assert.rejects(api.createRepository("my-proj", "us-central1", "Bad_Name"), (err) => err instanceof UserError && /INVALID_ARGUMENT/.test(err.message));
 });
+
+test(
+  "Vertex and Cloud Storage test servers: describe gives a SUCCEEDED job its model only once OUTPUT/JOB/output/model.tar.gz exists; otherwise none, and says where it looked",
+  { timeout: 120_000 },
+  async () => {
+    const gcs = await startGcsFake(loadDocument(TEST_CACHE, "storage.v1"), ["bucket"]);
+    try {
+      const ctx = makeContext({ cwd: writeTree({}), env: { ...env, STORAGE_EMULATOR_HOST: gcs.url, GOOGLE_CLOUD_PROJECT: "my-proj" } });
+      const api = new VertexApi(await googleSession(env), "us-central1", env);
+      const body = customJobRequest(spec(), { name: "nomodel-1", image: IMAGE, submissionId: "s-2", version: "0.1.0" });
+      const created = await api.createCustomJob(parentOf("my-proj", "us-central1"), body);
+      // As a job ends on a machine without /gcs, or with an image whose entrypoint is not alekseylearn's: SUCCEEDED, and nothing in Cloud Storage.
+      fake.setState(jobIdOf(created.name), "JOB_STATE_SUCCEEDED");
+      const record: VertexJob = {
+        name: "nomodel-1",
+        backend: "vertex",
+        state: "running",
+        spec: spec(),
+        createdAt: new Date().toISOString(),
+        jobOutput: "gs://bucket/runs/nomodel-1",
+        provider: { resource: created.name, project: "my-proj", region: "us-central1" },
+      };
+      const missing = await vertexBackend.describe(record, ctx);
+      assert.equal(missing.state, "completed");
+      assert.equal(missing.model, undefined);
+      assert.equal(missing.reason, "the job succeeded, but its model was not found at gs://bucket/runs/nomodel-1/output/model.tar.gz");
+      // Once the object exists, the same answer gives the model.
+      fs.mkdirSync(path.join(gcs.root, "bucket", "runs", "nomodel-1", "output"), { recursive: true });
+      fs.writeFileSync(path.join(gcs.root, "bucket", "runs", "nomodel-1", "output", "model.tar.gz"), "not really a tarball");
+      const found = await vertexBackend.describe(record, ctx);
+      assert.equal(found.state, "completed");
+      assert.equal(found.model, "gs://bucket/runs/nomodel-1/output/model.tar.gz");
+      assert.equal(found.reason, undefined);
+    } finally {
+      await gcs.close();
+    }
+  },
+);

@@ -26,15 +26,17 @@ const localTag = `vertex-run-test:${nonce}`;
 const pushed = `${services.registry}/my-proj/trainers/job:${nonce}`;
 const TOKEN = `ya29.test-vertex-run-${nonce}`;
 const PARENT = "projects/my-proj/locations/us-central1";
+/** A machine type on which Cloud Storage FUSE was reported missing (github:GoogleCloudPlatform/gcsfuse#4333: H200, a3-ultragpu-8g). */
+const NO_GCS_MACHINE = "a3-ultragpu-8g";
 let image: string;
 let vertex: VertexFake;
 let gcs: GcsFake;
 const folders: string[] = [];
 
 /**
- * The container's program: it prints who it is (its CLUSTER_SPEC task) and what Vertex gave it, a line on stderr, then does what
- * its `--KEY VALUE` arguments ask: read a file, wait for one to appear, talk to the chief over the job's network, write a file in
- * two pieces, and exit with a code.
+ * The container's program: it prints who it is (its CLUSTER_SPEC task) and what Vertex gave it, a line on stderr, whether /gcs is
+ * mounted, then does what its `--KEY VALUE` arguments ask: fail its first start in this container, read a file, wait for one to
+ * appear, talk to the chief over the job's network, write a file in two pieces, and exit with a code.
  */
 const JOB = String.raw`
 import json, os, socket, sys, time
@@ -52,6 +54,11 @@ print("model dir " + os.environ.get("AIP_MODEL_DIR", ""), flush=True)
 print("job id " + os.environ.get("CLOUD_ML_JOB_ID", ""), flush=True)
 print("greeting " + os.environ.get("GREETING", ""), flush=True)
 print("a warning from " + me, file=sys.stderr, flush=True)
+print("gcs " + ("mounted" if os.path.ismount("/gcs") else "missing"), flush=True)
+if "--fail-first" in opts and not os.path.exists("/var/tmp/tried"):
+    open("/var/tmp/tried", "w").close()
+    print("the first start fails", file=sys.stderr, flush=True)
+    sys.exit(4)
 if "--read" in opts:
     print("read " + open(opts["--read"]).read(), flush=True)
 if "--talk" in opts:
@@ -113,12 +120,16 @@ async function upload(name: string, data: string): Promise<void> {
 }
 
 /** A CustomJob body for the test image: one pool per entry of `pools` (its args, and replicaCount "1" unless said). */
-function jobBody(displayName: string, pools: Array<{ args: string[]; replicaCount?: string; imageUri?: string }>, scheduling?: { timeout: string }) {
+function jobBody(
+  displayName: string,
+  pools: Array<{ args: string[]; replicaCount?: string; imageUri?: string; machineType?: string }>,
+  scheduling?: { timeout: string },
+) {
   return {
     displayName,
     jobSpec: {
       workerPoolSpecs: pools.map((pool) => ({
-        machineSpec: { machineType: "n1-standard-4" },
+        machineSpec: { machineType: pool.machineType ?? "n1-standard-4" },
         replicaCount: pool.replicaCount ?? "1",
         containerSpec: { imageUri: pool.imageUri ?? image, args: pool.args, env: [{ name: "GREETING", value: "hello from the job's env" }] },
       })),
@@ -174,7 +185,16 @@ before(async () => {
       artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
     },
     {},
-    { run: { dockerEnv: { ...process.env, DOCKER_HOST: services.DOCKER_HOST }, registry: services.registry, gcs, stopGraceSeconds: 2 } },
+    {
+      run: {
+        dockerEnv: { ...process.env, DOCKER_HOST: services.DOCKER_HOST },
+        registry: services.registry,
+        gcs,
+        stopGraceSeconds: 2,
+        gcsMissingOn: [NO_GCS_MACHINE],
+        restarts: 1,
+      },
+    },
   );
   // A token as the token endpoint would have issued one (that endpoint, with a signed JWT, is vertex-api.test.ts's subject).
   vertex.tokens.add(TOKEN);
@@ -239,7 +259,11 @@ test("a job runs on its own (PENDING, RUNNING, SUCCEEDED): it reads an uploaded 
     `args ${JSON.stringify(["--read", "/gcs/bucket/in/data.txt", "--wait-for", "/gcs/bucket/in/go-run-1", "--write", "/gcs/bucket/out/run-1/result.txt"])}`,
   );
   assert.equal(said("task"), 'task {"index": 0, "type": "workerpool0"}');
-  assert.equal(said("cluster"), 'cluster {"workerpool0": ["workerpool0-0:2222"]}');
+  assert.match(
+    said("cluster") ?? "",
+    /^cluster \{"workerpool0": \["cmle-training-workerpool0-[0-9a-f]{10}-0:2222"\]\}$/,
+    "a host name of the form Vertex gives",
+  );
   assert.equal(said("tf task"), 'tf task {"index": 0, "type": "chief"}');
   assert.equal(said("model dir"), "model dir gs://bucket/out/run-1/model/");
   assert.equal(said("job id"), `job id ${id}`);
@@ -288,6 +312,8 @@ test("a replica that exits non-zero fails the job with Vertex's message, and its
   assert.match(error.message, /^The replica workerpool0-0 exited with a non-zero status of 3\. Termination reason: Error\. \n/);
   assert.match(error.message, /failing with 3$/);
   assert.ok(job.endTime);
+  const starts = (await entries(id)).filter((entry) => entry.textPayload === "started workerpool0-0");
+  assert.equal(starts.length, 2, "with the restarts option (1), the replica was started again in its container before it failed the job");
   assert.deepEqual(
     (await entries(id)).filter((entry) => entry.resource.labels.task_name === "service").map((entry) => entry.textPayload),
     ["Waiting for job to be provisioned.", "Job failed."],
@@ -348,13 +374,17 @@ test("two hosts (pool 1 with one replica): both run, each with its own task name
   assert.equal(job.state, "JOB_STATE_SUCCEEDED", JSON.stringify(job.error));
   const log = await entries(id);
   const of = (task: string): string[] => log.filter((entry) => entry.resource.labels.task_name === task).map((entry) => entry.textPayload);
-  const cluster = 'cluster {"workerpool0": ["workerpool0-0:2222"], "workerpool1": ["workerpool1-0:2222"]}';
+  const cluster = of("workerpool0-0").find((line) => line.startsWith("cluster "));
+  assert.match(
+    cluster ?? "",
+    /^cluster \{"workerpool0": \["cmle-training-workerpool0-([0-9a-f]{10})-0:2222"\], "workerpool1": \["cmle-training-workerpool1-\1-0:2222"\]\}$/,
+    "each pool's host names, of one job",
+  );
   assert.ok(of("workerpool0-0").includes('task {"index": 0, "type": "workerpool0"}'), of("workerpool0-0").join(" | "));
-  assert.ok(of("workerpool0-0").includes(cluster));
   assert.ok(of("workerpool1-0").includes('task {"index": 0, "type": "workerpool1"}'), of("workerpool1-0").join(" | "));
   assert.ok(of("workerpool1-0").includes('tf task {"index": 0, "type": "worker"}'));
-  assert.ok(of("workerpool1-0").includes(cluster));
-  assert.ok(of("workerpool1-0").includes("heard hello from workerpool0-0"), "the worker reached the chief at workerpool0-0:2222");
+  assert.ok(of("workerpool1-0").includes(cluster!));
+  assert.ok(of("workerpool1-0").includes("heard hello from workerpool0-0"), "the worker reached the chief at its CLUSTER_SPEC name, port 2222");
   assert.equal(log.find((entry) => entry.resource.labels.task_name === "workerpool1-0")?.logName, "projects/my-proj/logs/workerpool1-0");
   assert.deepEqual(await containersOf(id), []);
 });
@@ -383,3 +413,39 @@ test("close() stops and removes the containers of jobs still running, and waits 
   await other.close();
   assert.deepEqual(await containersOf(id), [], "nothing of the job is left");
 });
+
+test(
+  "Vertex test server, restarts option: a replica that exits non-zero is started again in the same container, which keeps its files; the job then succeeds",
+  { timeout: 120_000 },
+  async () => {
+    const { id } = await createJob(jobBody("restart-1", [{ args: ["--fail-first", "yes", "--write", "/gcs/bucket/out/restart-1/done.txt"] }]));
+    const { job } = await until(id, ["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
+    assert.equal(job.state, "JOB_STATE_SUCCEEDED", JSON.stringify(job.error));
+    const texts = (await entries(id)).filter((entry) => entry.resource.labels.task_name === "workerpool0-0").map((entry) => entry.textPayload);
+    assert.equal(texts.filter((text) => text === "started workerpool0-0").length, 2, texts.join(" | "));
+    assert.ok(texts.includes("the first start fails"), "the first start's marker was left in the container, so the second did not fail");
+    assert.equal(
+      await (await fetch(`${gcs.url}/storage/v1/b/bucket/o/${encodeURIComponent("out/restart-1/done.txt")}?alt=media`)).text(),
+      "written by workerpool0-0 in two pieces\n",
+    );
+    assert.deepEqual(await containersOf(id), []);
+  },
+);
+
+test(
+  "Vertex test server, gcsMissingOn: on a machine type where Cloud Storage FUSE is missing, /gcs is not mounted, and what a job writes there never reaches Cloud Storage although it succeeds",
+  { timeout: 120_000 },
+  async () => {
+    const { id } = await createJob(jobBody("nogcs-1", [{ args: ["--write", "/gcs/bucket/out/nogcs-1/model.txt"], machineType: NO_GCS_MACHINE }]));
+    const { job } = await until(id, ["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
+    assert.equal(job.state, "JOB_STATE_SUCCEEDED", JSON.stringify(job.error));
+    const texts = (await entries(id)).map((entry) => entry.textPayload);
+    assert.ok(texts.includes("gcs missing"), texts.join(" | "));
+    const listed = (await (await fetch(`${gcs.url}/storage/v1/b/bucket/o?prefix=out/nogcs-1/`)).json()) as { items?: unknown[] };
+    assert.deepEqual(listed.items ?? [], [], "the file stayed in the container");
+    // The same job on another machine type has /gcs.
+    const other = await createJob(jobBody("nogcs-2", [{ args: [] }]));
+    await until(other.id, ["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
+    assert.ok((await entries(other.id)).some((entry) => entry.textPayload === "gcs mounted"));
+  },
+);

@@ -36,12 +36,27 @@
  * jobs, for tests that script a part of one.
  *
  * Replicas of a job with more than one host share a Docker network of their
- * own, on which each is found by its Vertex host name (workerpool1-0), as
- * CLUSTER_SPEC names them (but not this machine's loopback: the test dockerd
- * forwards nothing); a job with one host uses the host's network, as the other
- * test servers' containers do, with its own Vertex name resolving to itself.
- * Workers that exit non-zero are not restarted here (Vertex restarts some:
- * the page above).
+ * own, on which each is found by its Vertex host name, as CLUSTER_SPEC names
+ * them: cmle-training-workerpool1-<10 hex digits, one per job>-0:2222, the form
+ * real jobs show (github:googleapis/python-aiplatform's vertexai unit tests,
+ * _TEST_CLUSTER_SPEC_CHIEF_STR; Google's distributed-training page abbreviates
+ * it cmle-training-workerpool1-ab-0); its log entries carry the task name
+ * workerpool1-0. A name resolves only once its container runs (Docker's
+ * embedded DNS), as a peer's machine may still be starting on Vertex. This
+ * machine's loopback is not on that network (the test dockerd forwards
+ * nothing); a job with one host uses the host's network, as the other test
+ * servers' containers do, with its own Vertex name resolving to itself.
+ *
+ * Two options reproduce what some Vertex machines do:
+ * - `gcsMissingOn` (machine types): their replicas run without /gcs mounted, as
+ *   github:GoogleCloudPlatform/gcsfuse#4333 reports for a3-ultragpu-8g (H200)
+ *   and B200 machines, where the FUSE mount stopped appearing;
+ * - `restarts` (a count): a replica that exits non-zero is started again in its
+ *   own container (the same file system and host name: the same VM) up to that
+ *   many times before it fails the job; Vertex "restarts the worker immediately
+ *   in the same VM" and allows "up to five restarts per worker" for an error
+ *   that is not permanent (understanding-training-service). Without it (the
+ *   default) no replica is restarted.
  */
 import crypto from "node:crypto";
 import http from "node:http";
@@ -71,6 +86,10 @@ export interface VertexRunOptions {
   gcs: GcsFake | string;
   /** Seconds `docker stop` gives a replica between SIGTERM and SIGKILL when its job is cancelled or ends early; 5 by default. */
   stopGraceSeconds?: number;
+  /** Machine types whose replicas get no /gcs (Cloud Storage FUSE missing: github:GoogleCloudPlatform/gcsfuse#4333). */
+  gcsMissingOn?: string[];
+  /** How many times a replica that exits non-zero is started again in its own container before it fails the job (Vertex: up to 5); 0 by default. */
+  restarts?: number;
 }
 
 /** What startVertexFake takes besides the documents and accounts. */
@@ -146,6 +165,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 interface JobSpec {
   workerPoolSpecs: Array<{
     replicaCount?: string;
+    machineSpec?: { machineType?: string };
     containerSpec?: { imageUri: string; command?: string[]; args?: string[]; env?: Array<{ name: string; value?: string }> };
     pythonPackageSpec?: unknown;
   }>;
@@ -155,7 +175,7 @@ interface JobSpec {
 
 /** One replica's container. */
 interface Replica {
-  /** Vertex's name for it, and its host name: workerpool1-0. */
+  /** Vertex's name for it in the job's log: workerpool1-0. */
   task: string;
   container: string;
   /** `docker start` was called and has not returned. */
@@ -349,7 +369,9 @@ export async function startVertexFake(
     // on port 2222, the task of this replica, and the CustomJobSpec as sent. TF_CONFIG names pools as TensorFlow does (chief, worker,
     // ps; an evaluator is no part of the cluster: cloud.google.com/ai-platform/training/docs/distributed-training-details).
     const cluster: Record<string, string[]> = {};
-    for (const { index, count } of pools) cluster[`workerpool${index}`] = Array.from({ length: count }, (_, replica) => `workerpool${index}-${replica}:2222`);
+    const clusterId = crypto.randomBytes(5).toString("hex");
+    const hostName = (index: number, replica: number): string => `cmle-training-workerpool${index}-${clusterId}-${replica}`;
+    for (const { index, count } of pools) cluster[`workerpool${index}`] = Array.from({ length: count }, (_, replica) => `${hostName(index, replica)}:2222`);
     const tfNames = ["chief", "worker", "ps", "evaluator"];
     const tfCluster = Object.fromEntries(pools.filter(({ index }) => index < 3).map(({ index }) => [tfNames[index]!, cluster[`workerpool${index}`]!]));
     const hosts = pools.reduce((sum, { count }) => sum + count, 0);
@@ -386,10 +408,12 @@ export async function startVertexFake(
           });
           const name = `vertex-fake-${run.id}-${task}-${crypto.randomBytes(3).toString("hex")}`;
           // No --rm: the container is removed (and waited for) once its output is read, so a job's end means its containers are gone.
-          const args = ["create", "--name", name, "--platform", "linux/amd64", "--volume", `${gcsRoot}:/gcs`];
-          if (network) args.push("--network", network, "--network-alias", task, "--hostname", task);
+          const args = ["create", "--name", name, "--platform", "linux/amd64"];
+          if (!runOptions.gcsMissingOn?.includes(pool.machineSpec?.machineType ?? "")) args.push("--volume", `${gcsRoot}:/gcs`);
+          const host = hostName(index, replica);
+          if (network) args.push("--network", network, "--network-alias", host, "--hostname", host);
           // One host: the host's network, where its own Vertex name (in CLUSTER_SPEC) is this machine.
-          else args.push("--network", "host", "--add-host", `${task}:127.0.0.1`);
+          else args.push("--network", "host", "--add-host", `${host}:127.0.0.1`);
           // Values reach the container through the docker program's own environment (`--env NAME`), so none shows in a process list;
           // those that would change how docker itself runs are given whole.
           const dockerEnv: Record<string, string | undefined> = { ...runOptions.dockerEnv };
@@ -440,17 +464,21 @@ export async function startVertexFake(
             if (run.stop) void stopReplicas(run);
             let result;
             try {
-              // Each line the container prints is a log entry at once: stdout as INFO, stderr as ERROR, as Google's logging agents record a
-              // container's unstructured output (cloud.google.com/logging/docs/structured-logging).
-              result = await docker(["start", "--attach", replica.container], {
-                env: runOptions.dockerEnv,
-                signal: closing.signal,
-                onLine: (line, stream) => {
-                  if (!line) return;
-                  if (stream === "stderr") replica.errors = [...replica.errors, line].slice(-10);
-                  addEntry(run.id, run.project, replica.task, line, stream === "stderr" ? "ERROR" : "INFO");
-                },
-              });
+              for (let attempt = 0; ; attempt++) {
+                // Each line the container prints is a log entry at once: stdout as INFO, stderr as ERROR, as Google's logging agents record a
+                // container's unstructured output (cloud.google.com/logging/docs/structured-logging).
+                result = await docker(["start", "--attach", replica.container], {
+                  env: runOptions.dockerEnv,
+                  signal: closing.signal,
+                  onLine: (line, stream) => {
+                    if (!line) return;
+                    if (stream === "stderr") replica.errors = [...replica.errors, line].slice(-10);
+                    addEntry(run.id, run.project, replica.task, line, stream === "stderr" ? "ERROR" : "INFO");
+                  },
+                });
+                // The `restarts` option: started again in the same container (the same VM), unless the job is ending.
+                if (result.code === 0 || attempt >= (runOptions.restarts ?? 0) || run.stop || run.failure || closing.signal.aborted) break;
+              }
             } finally {
               replica.running = false;
             }

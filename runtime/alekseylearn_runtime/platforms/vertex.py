@@ -11,7 +11,9 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tarfile
+import time
 
 from .. import contract
 from ..checkpoints import CheckpointSync
@@ -22,6 +24,11 @@ from .base import Platform
 class VertexPlatform(Platform):
     name = "vertex"
     hosts_file = "/etc/hosts"
+    #: Seconds to wait for the other replicas' CLUSTER_SPEC names to resolve: Vertex starts replicas in parallel and runs
+    #: each one's code as soon as its machine is up (understanding-training-service), so a peer's name may not resolve yet.
+    resolve_timeout = 600.0
+    #: Seconds between two tries, and before a line says what is awaited.
+    resolve_interval, resolve_notice = 0.2, 5.0
 
     def __init__(self, job, environ, base=None):
         super().__init__(job, environ, base)
@@ -31,6 +38,11 @@ class VertexPlatform(Platform):
             self.spec = {}
         self._hosts, self._current, self.addresses = contract.hosts_from_cluster_spec(self.spec)
         self.sync = None
+        #: False once /gcs was found missing: nothing is then written "through" it (it would stay in this machine).
+        self.gcs_ok = True
+        timeout = environ.get("ALEKSEYLEARN_RESOLVE_TIMEOUT")
+        if timeout:
+            self.resolve_timeout = float(timeout)
 
     def owns_roots(self):
         return True  # /kaggle is the container's own; /gcs is Vertex's and never replaced (see contract_variables)
@@ -70,6 +82,7 @@ class VertexPlatform(Platform):
         # Without the mount, a model written "to Cloud Storage" would stay in the VM and be lost while the job succeeds
         # (github:GoogleCloudPlatform/gcsfuse#4333: missing on some GPU machine types).
         if self.gcs_paths() and not self.gcs_mounted():
+            self.gcs_ok = False
             raise JobFailure(
                 "Cloud Storage FUSE is not mounted at %s in this Vertex AI machine, so the job's inputs and model (%s) cannot be "
                 "read or saved; choose another machine_type or accelerator_type" % (self.gcs, self.gcs_paths()[0])
@@ -83,24 +96,53 @@ class VertexPlatform(Platform):
             self.sync.every(self.job.checkpoint_sync)
 
     def name_hosts(self):
-        """Each host's SageMaker name (algo-N) resolves to its CLUSTER_SPEC address, where /etc/hosts may be written."""
-        lines = []
-        for host in self._hosts:
-            try:
-                address = socket.gethostbyname(host.address)
-            except OSError:
-                continue
-            lines.append("%s\t%s" % (address, host.name))
+        """Each host's SageMaker name (algo-N) resolves to its CLUSTER_SPEC address, where /etc/hosts may be written. A
+        peer whose name does not resolve yet (its machine is still starting) is waited for, up to resolve_timeout."""
         try:
             with open(self.hosts_file) as handle:
                 known = handle.read()
-            missing = [line for line in lines if line not in known.splitlines()]
-            if missing:
-                with open(self.hosts_file, "a") as handle:
-                    # A file whose last line has no newline keeps that line whole.
-                    handle.write(("\n" if known and not known.endswith("\n") else "") + "".join(line + "\n" for line in missing))
+        except OSError:
+            return
+        if not os.access(self.hosts_file, os.W_OK):
+            return
+        lines = []
+        deadline = time.monotonic() + self.resolve_timeout
+        noticed = time.monotonic() + self.resolve_notice
+        for host in self._hosts:
+            address = self.resolve(host, deadline, noticed)
+            if address:
+                lines.append("%s\t%s" % (address, host.name))
+        missing = [line for line in lines if line not in known.splitlines()]
+        if not missing:
+            return
+        try:
+            with open(self.hosts_file, "a") as handle:
+                # A file whose last line has no newline keeps that line whole.
+                handle.write(("\n" if known and not known.endswith("\n") else "") + "".join(line + "\n" for line in missing))
         except OSError:
             pass
+
+    def resolve(self, host, deadline, noticed):
+        """host's CLUSTER_SPEC address as an IP address, retried until `deadline`; None (and a line saying so) after it."""
+        said = False
+        while True:
+            try:
+                return socket.gethostbyname(host.address)
+            except OSError:
+                pass
+            now = time.monotonic()
+            if now >= deadline:
+                print(
+                    "[alekseylearn] %s (%s in CLUSTER_SPEC) did not resolve within %gs; %s is not in %s"
+                    % (host.name, host.address, self.resolve_timeout, host.name, self.hosts_file),
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return None
+            if now >= noticed and not said:
+                print("[alekseylearn] waiting for %s (%s) to resolve" % (host.name, host.address), file=sys.stderr, flush=True)
+                said = True
+            time.sleep(min(self.resolve_interval, max(0.0, deadline - now)))
 
     def contract_variables(self, hosts, current):
         # Vertex sets AIP_*, CLUSTER_SPEC and TF_CONFIG itself; the chief's address is the rendezvous of a distributed job.
@@ -125,7 +167,7 @@ class VertexPlatform(Platform):
     def finish(self, code):
         if self.sync:
             self.sync.sync()
-        if not self.chief() or not self.job.output_dir:
+        if not self.chief() or not self.job.output_dir or not self.gcs_ok:
             return
         out = self.job.output_dir
         os.makedirs(out, exist_ok=True)

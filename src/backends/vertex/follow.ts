@@ -7,10 +7,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isFinal } from "../../jobs/job.js";
 import type { JobChanges } from "../types.js";
 import { entryText, jobIdOf, LOG_POLL_SECONDS, logFilterFrom, unseen, type CustomJob, type LogCursor, type VertexApi } from "./api.js";
-import { logFilter, modelLocation, stateOf } from "./plan.js";
+import { logFilter, stateOf } from "./plan.js";
 import type { VertexJob, VertexProvider } from "./schema.js";
 
-/** The record's changes for what `customJobs.get` answered (pure). */
+/** The record's changes for what `customJobs.get` answered (pure; a succeeded job's model is looked for by `foundModel`). */
 export function changesFrom(answer: CustomJob, record: VertexJob): JobChanges<VertexProvider> {
   const state = stateOf(answer.state);
   const changes: JobChanges<VertexProvider> = {
@@ -19,8 +19,6 @@ export function changesFrom(answer: CustomJob, record: VertexJob): JobChanges<Ve
   };
   if (answer.startTime) changes.startedAt = new Date(answer.startTime).toISOString();
   if (isFinal(state)) changes.endedAt = new Date(answer.endTime ?? Date.now()).toISOString();
-  // The entrypoint writes the model under OUTPUT_PATH/JOB/output, as on every backend; a job that succeeded has written it.
-  if (state === "completed") changes.model = modelLocation(record.jobOutput);
   if (state === "stopped") changes.reason = cancelReason(answer, record);
   else if (answer.error?.message) changes.reason = answer.error.message;
   else if (answer.state === "JOB_STATE_EXPIRED") changes.reason = "the job expired before it could run";

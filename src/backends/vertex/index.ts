@@ -27,7 +27,7 @@ import { planVertex } from "./dry-run.js";
 import { changesFrom, JobLog, statusLine } from "./follow.js";
 import { credentialSource, defaultRegion, noProjectError, resolveProject } from "./google.js";
 import { pushVertexImage } from "./image.js";
-import { customJobRequest, parentOf, planProblems, SUBMISSION_LABEL, labelValue, wantsGpu } from "./plan.js";
+import { customJobRequest, modelLocation, parentOf, planProblems, SUBMISSION_LABEL, labelValue, wantsGpu } from "./plan.js";
 import { DEFAULT_REGION, vertexSchema, type VertexJob, type VertexProvider } from "./schema.js";
 
 /** A session, its API client and the project, for one region. */
@@ -114,6 +114,17 @@ async function failureText(jobOutput: string, ctx: Context): Promise<string | un
   }
 }
 
+/**
+ * A succeeded job's model: OUTPUT_PATH/JOB/output/model.tar.gz once the object exists in Cloud Storage. A job can end
+ * SUCCEEDED without it (a machine where Cloud Storage FUSE was not mounted at /gcs, github:GoogleCloudPlatform/gcsfuse#4333,
+ * or an image whose entrypoint is not alekseylearn's), so it is looked for, never assumed; when it is missing, the reason says where it was looked for.
+ */
+async function foundModel(jobOutput: string, ctx: Context): Promise<{ model: string } | { reason: string }> {
+  const model = modelLocation(jobOutput);
+  if (await (await storageFor(model, ctx)).stat(model)) return { model };
+  return { reason: `the job succeeded, but its model was not found at ${model}` };
+}
+
 /** The Vertex AI backend. */
 export const vertexBackend = {
   name: "vertex",
@@ -165,6 +176,7 @@ export const vertexBackend = {
     if (!answer)
       throw failure(`Vertex AI has no custom job ${resource} any more.`, `It may have been deleted; \`alekseylearn jobs\` lists what this machine knows.`);
     const changes = changesFrom(answer, job);
+    if (changes.state === "completed") Object.assign(changes, await foundModel(job.jobOutput, ctx));
     if (changes.state === "completed" || changes.state === "failed") {
       const output = await leftOutput(job.jobOutput, ctx);
       if (output) changes.output = output;
@@ -249,6 +261,8 @@ export const vertexBackend = {
       jobOutput,
       provider: { resource: found.name, project: google.project, region },
     };
-    return { ...record, ...changesFrom(found, record) };
+    const changes = changesFrom(found, record);
+    if (changes.state === "completed") Object.assign(changes, await foundModel(jobOutput, ctx).catch(() => ({})));
+    return { ...record, ...changes };
   },
 } satisfies Backend<typeof vertexSchema, VertexProvider>;

@@ -68,7 +68,8 @@ export const run: CommandRun = async (args, ctx, output) => {
   }
   output.out(`Job ${job.name} completed in ${jobDuration(job)}.\n`);
   if (job.model) output.out(`Model: ${job.model}\nFetch it: alekseylearn fetch ${job.name} --to model/\n`);
-  else output.out("It wrote nothing to /opt/ml/model, so there is no model to fetch.\n");
+  // A backend that looked for the model and did not find it says where (Vertex AI); otherwise the job wrote none.
+  else output.out(job.reason ? `There is no model to fetch: ${job.reason}.\n` : "It wrote nothing to /opt/ml/model, so there is no model to fetch.\n");
   if (job.output) output.out(`Output data: ${job.output}\n`);
   return 0;
 };
