@@ -24,6 +24,7 @@ import { cliEnv, copyExample, notebookRoundTrip, runCli, TEST_CACHE, waitFor, st
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
+import { KAGGLE_DATA, KAGGLE_NOTEBOOK, unpickle, V3_HYPERPARAMETERS, V3_SCRIPT, VERTEX_SCRIPT } from "../helpers/styles.js";
 import { checkBody, loadDocument, type DiscoveryDocument } from "../servers/google-discovery.js";
 import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
@@ -485,5 +486,39 @@ test(
     const fetched = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
     assert.equal(fetched.code, 0, fetched.stderr);
     assert.equal(fs.readFileSync(path.join(to, "model.txt"), "utf8"), "from the second attempt");
+  },
+);
+
+test(
+  "Vertex and GCS test servers: a Vertex AI-style script, a Kaggle-style notebook and an SDK v3 script run unchanged, and fetch returns their models",
+  { timeout: 600_000 },
+  async () => {
+    const { env } = vertexEnv();
+    const root = writeTree({
+      "vertex/task.py": VERTEX_SCRIPT,
+      "vertex/requirements.txt": "",
+      "kaggle/kernel.ipynb": KAGGLE_NOTEBOOK,
+      "kaggle/requirements.txt": "",
+      "v3/train.py": V3_SCRIPT,
+      "v3/requirements.txt": "",
+    });
+    await upload("styles/data/train.csv", KAGGLE_DATA["data/train.csv"]);
+    const model = async (dir: string, args: string[]): Promise<Record<string, string>> => {
+      const result = await runCli(["fit", ...args, `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+      assert.equal(result.code, 0, result.stderr);
+      const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+      const fetched = await runCli(["fetch", JSON.parse(result.stdout).name, "--to", to], { cwd: dir, env });
+      assert.equal(fetched.code, 0, fetched.stderr);
+      return Object.fromEntries(listTree(to).map((name) => [name, fs.readFileSync(path.join(to, name), "latin1")]));
+    };
+    // On Vertex, AIP_MODEL_DIR is Vertex's own gs:// URI (baseOutputDirectory/model/), written through Cloud Storage FUSE.
+    const vertexModel = JSON.parse((await model(path.join(root, "vertex"), ["task.py", "--hyperparameter.lr=0.05"]))["model.json"]!);
+    assert.equal(vertexModel.lr, 0.05);
+    assert.equal(vertexModel.gs, true);
+    assert.deepEqual(vertexModel.task, { type: "workerpool0", index: 0 });
+    const kaggle = await model(path.join(root, "kaggle"), ["kernel.ipynb", "--input.data=gs://bucket/styles/data/"]);
+    assert.deepEqual(unpickle(kaggle["model.pkl"]!), { rows: 3, inputs: ["data"] }, "/kaggle/input/data is the channel, /kaggle/working the model");
+    const v3 = await model(path.join(root, "v3"), ["train.py", ...V3_HYPERPARAMETERS, "--config.hyperparameter_format=json"]);
+    assert.equal(JSON.parse(v3["results.json"]!).status, "success");
   },
 );
