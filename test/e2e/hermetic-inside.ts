@@ -1,6 +1,6 @@
 /**
- * Run by hermetic.test.ts inside a private mount namespace whose /opt/ml holds
- * the canary files named in argv: a local job (bubblewrap) and a Kaggle kernel
+ * Run by hermetic.test.ts inside a private mount namespace whose /opt/ml, /gcs
+ * and /kaggle hold canary files (those of /opt/ml named in argv): a local job (bubblewrap) and a Kaggle kernel
  * (the Kaggle API test server) must neither see them nor write beside them.
  * Not a test file itself: it prints "hermetic ok" and exits 0, or fails.
  */
@@ -19,14 +19,16 @@ assert.ok(
   "the namespace's /opt/ml holds the canary files",
 );
 
-/** A job that fails unless its /opt/ml is its own, then leaves a model. */
+/** A job that fails unless its /opt/ml, /gcs and /kaggle are its own, then leaves a model (through /gcs where it is the job's). */
 const SCRIPT = `import json, os, sys
-seen = sorted(os.path.join(d, f) for d, _, fs in os.walk("/opt/ml") for f in fs)
+seen = sorted(os.path.join(d, f) for root in ("/opt/ml", "/gcs", "/kaggle") for d, _, fs in os.walk(root, followlinks=True) for f in fs)
 leaked = [f for f in seen if ${JSON.stringify(canary)} in open(f, errors="replace").read()]
-assert not leaked, "the host's /opt/ml is visible: %s" % leaked
+assert not leaked, "the host's /opt/ml, /gcs or /kaggle is visible: %s" % leaked
 os.makedirs("/opt/ml/model", exist_ok=True)
 open("/opt/ml/model/model.txt", "w").write("mine")
-print("own /opt/ml:", seen, flush=True)
+aip = os.environ["AIP_MODEL_DIR"]
+open(os.path.join(aip.replace("gs://", "/gcs/"), "aip.txt"), "w").write("through " + aip)
+print("own /opt/ml, /gcs, /kaggle:", seen, flush=True)
 `;
 
 const project = path.join(writeTree({ "hermetic/train.py": SCRIPT }), "hermetic");
@@ -38,6 +40,9 @@ const to = fs.mkdtempSync(path.join(os.tmpdir(), "hermetic-local-"));
 const fetched = await runCli(["fetch", JSON.parse(local.stdout).name, "--to", to], { cwd: project, env: cliEnv().env });
 assert.deepEqual(listTree(to), [], "a fetch in another state folder knows no such job");
 assert.notEqual(fetched.code, 0);
+const model = fs.mkdtempSync(path.join(os.tmpdir(), "hermetic-local-model-"));
+execFileSync("tar", ["-xzf", JSON.parse(local.stdout).model, "-C", model]);
+assert.deepEqual(listTree(model), ["aip.txt", "model.txt"], "what the job wrote through its own /gcs is its model");
 
 const server = await startKaggleServer(execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim());
 try {

@@ -195,7 +195,8 @@ function spell(status: string, spelling: KaggleTestServer["statusSpelling"]): st
 function hostRootArgs(): string[] {
   const args = ["--tmpfs", "/"];
   for (const entry of fs.readdirSync("/")) {
-    if (["proc", "dev", "tmp", "opt", "kaggle"].includes(entry)) continue;
+    // Kaggle's machines have their own /kaggle and no /gcs, whatever this machine has.
+    if (["proc", "dev", "tmp", "opt", "kaggle", "gcs"].includes(entry)) continue;
     const full = `/${entry}`;
     const stat = fs.lstatSync(full);
     if (stat.isSymbolicLink()) args.push("--symlink", fs.readlinkSync(full), full);

@@ -63,6 +63,10 @@ class Platform:
         variables = {}
         owns = self.owns_roots()
         folders = self.vertex_folders()
+        if not self.dry:
+            # Each folder the variables name exists, as a gs:// prefix does for a script that lists or walks it.
+            for _, folder in folders.values():
+                os.makedirs(folder, exist_ok=True)
         if owns and not self.dry:
             contract.gcs_links(self.gcs, self.job.name, folders)
             contract.kaggle_links(self.kaggle, self.channel_folders(), os.path.join(self.base, "model"))

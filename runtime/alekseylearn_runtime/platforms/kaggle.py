@@ -34,6 +34,8 @@ class KagglePlatform(Platform):
 
     def contract_variables(self, hosts, current):
         folders = self.vertex_folders()
+        for _, folder in folders.values():
+            os.makedirs(folder, exist_ok=True)
         owns_gcs = not self.dry and make_root(self.gcs)
         if owns_gcs:
             contract.gcs_links(self.gcs, self.job.name, folders)

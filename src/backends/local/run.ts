@@ -236,7 +236,10 @@ async function packOutputs(job: LocalJob, paths: ReturnType<typeof runPaths>, st
   const storage = await storageFor(outputs, ctx);
   const pack = async (folder: string, name: string): Promise<string | undefined> => {
     const archive = path.join(paths.dir, name);
-    if ((await packFolder(folder, archive)) === 0) return undefined;
+    if ((await packFolder(folder, archive)) === 0) {
+      fs.rmSync(archive, { force: true }); // empty folders only (say, the AIP_TENSORBOARD_LOG_DIR nothing wrote to): no archive
+      return undefined;
+    }
     const location = joinLocation(outputs, name);
     await storage.upload(archive, location);
     fs.rmSync(archive, { force: true });
