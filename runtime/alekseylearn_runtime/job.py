@@ -188,6 +188,7 @@ def run(platform):
     code = child.wait()
     process.end_leftovers()
     reader.join(timeout=1)
+    platform.tidy()
     if before is not None:
         keep_working_files(os.getcwd(), before, base)
     if code != 0 and not stopping and not os.path.exists(os.path.join(base, "output", "failure")):

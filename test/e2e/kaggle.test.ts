@@ -77,7 +77,7 @@ test("Kaggle API test server: iris on Kaggle: pushed as a script kernel, followe
   assert.equal(request.enableGpu, false);
   assert.equal(request.enableTpu, false);
   assert.equal(request.enableInternet, true);
-  assert.match(String(request.text), /^# Added by alekseylearn: the \/opt\/ml contract on Kaggle/);
+  assert.match(String(request.text), /^# Added by alekseylearn: every platform.s contract on Kaggle/);
   assert.match(String(request.text), /_alekseylearn_runpy\.run_path\(_alekseylearn_entry, run_name="__main__"\)\n$/);
 
   const fetched = await runCli(["fetch", "kaggle://tester/iris-train", "--to", "m"], { cwd: dir, env });

@@ -76,6 +76,14 @@ class Platform:
         variables["TF_CONFIG"] = json.dumps(contract.tf_config(spec))
         return variables
 
+    def tidy(self):
+        """After the script: a folder made only so that a variable could name it (AIP_TENSORBOARD_LOG_DIR's), and left empty,
+        is removed, so that no empty folder lands in output.tar.gz."""
+        try:
+            os.rmdir(self.vertex_folders()["AIP_TENSORBOARD_LOG_DIR"][1])
+        except OSError:
+            pass  # written to, or never made
+
     def channel_folders(self):
         """Channel name → its folder under /opt/ml/input/data, by the config the platform (or the runtime) wrote."""
         config = read_json(os.path.join(self.base, "input", "config", "inputdataconfig.json"), {})
