@@ -148,7 +148,15 @@ test("Vertex, Logging, Artifact Registry and GCS test servers + registry + docke
   assert.equal(job.state, "completed");
   assert.equal(job.model, `${OUTPUT}/${job.name}/output/model.tar.gz`);
   assert.match(fit.stderr, /Creating the Artifact Registry repository alekseylearn in my-proj \(us-central1\)/, "the missing repository is made, and said");
-  assert.match(fit.stderr, /\[vertex\] JOB_STATE_RUNNING/, "the job's states are shown");
+  // The states a poll saw, in Vertex's order, ending with the final one (a short job may pass through RUNNING between two polls).
+  const order = ["JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"];
+  const shown = [...fit.stderr.matchAll(/\[vertex\] (JOB_STATE_\w+)/g)].map((match) => match[1]!);
+  assert.equal(shown.at(-1), "JOB_STATE_SUCCEEDED", "the job's states are shown, the final one last");
+  assert.deepEqual(
+    shown,
+    [...shown].sort((a, b) => order.indexOf(a) - order.indexOf(b)),
+    "in the order the job went through them",
+  );
   assert.match(fit.stderr, /training on 112 samples/, "the job's log is streamed from Cloud Logging");
   assert.equal(fit.stderr.split("\n").filter((line) => line.includes("training on 112 samples")).length, 1, "each log line once");
 
