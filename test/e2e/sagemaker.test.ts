@@ -23,7 +23,7 @@ import { listTree, writeTree } from "../helpers/tree.js";
 import { sagemakerModel, startFakeSageMaker, validate } from "../servers/sagemaker-fake.js";
 import { startCloudWatchProxy } from "../servers/cloudwatch-proxy.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
-import { KAGGLE_DATA, KAGGLE_NOTEBOOK, unpickle, V3_HYPERPARAMETERS, V3_SCRIPT, VERTEX_SCRIPT } from "../helpers/styles.js";
+import { fitAndFetch, styleProjects, unpickle, V3_HYPERPARAMETERS } from "../helpers/styles.js";
 
 const OUTPUT = "s3://bucket/sagemaker/runs";
 const ROLE = "alekseylearn_sagemaker_role";
@@ -651,24 +651,9 @@ test("moto + registry + fake SageMaker: secrets stay home: no canary in any imag
 
 test("moto + registry + fake SageMaker, and the local container runner: a Vertex AI-style script, a Kaggle-style notebook and an SDK v3 script run unchanged in the image", async () => {
   const { env } = sagemakerEnv();
-  const root = writeTree({
-    "vertex/task.py": VERTEX_SCRIPT,
-    "vertex/requirements.txt": "",
-    "kaggle/kernel.ipynb": KAGGLE_NOTEBOOK,
-    "kaggle/requirements.txt": "",
-    "v3/train.py": V3_SCRIPT,
-    "v3/requirements.txt": "",
-    ...Object.fromEntries(Object.entries(KAGGLE_DATA).map(([name, text]) => [`kaggle/${name}`, text])),
-  });
+  const root = styleProjects();
   aws(["s3", "cp", path.join(root, "kaggle/data/train.csv"), "s3://bucket/styles/data/train.csv"]);
-  const model = async (dir: string, args: string[]): Promise<Record<string, string>> => {
-    const result = await runCli(["fit", ...args, "--json"], { cwd: dir, env });
-    assert.equal(result.code, 0, result.stderr);
-    const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
-    const fetched = await runCli(["fetch", JSON.parse(result.stdout).name, "--to", to], { cwd: dir, env });
-    assert.equal(fetched.code, 0, fetched.stderr);
-    return Object.fromEntries(listTree(to).map((name) => [name, fs.readFileSync(path.join(to, name), "latin1")]));
-  };
+  const model = (dir: string, args: string[]): Promise<Record<string, string>> => fitAndFetch(dir, args, env);
   for (const [where, data, chief] of [
     [[`--config.output_path=${OUTPUT}`, ...FAST], "s3://bucket/styles/data/", "algo-1:2222"],
     [["--config.runner=docker"], path.join(root, "kaggle/data"), "127.0.0.1:2222"],

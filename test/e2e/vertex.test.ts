@@ -24,7 +24,7 @@ import { cliEnv, copyExample, notebookRoundTrip, runCli, TEST_CACHE, waitFor, st
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
-import { KAGGLE_DATA, KAGGLE_NOTEBOOK, unpickle, V3_HYPERPARAMETERS, V3_SCRIPT, VERTEX_SCRIPT } from "../helpers/styles.js";
+import { fitAndFetch, KAGGLE_DATA, styleProjects, unpickle, V3_HYPERPARAMETERS } from "../helpers/styles.js";
 import { checkBody, loadDocument, type DiscoveryDocument } from "../servers/google-discovery.js";
 import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
@@ -502,23 +502,10 @@ test(
   { timeout: 600_000 },
   async () => {
     const { env } = vertexEnv();
-    const root = writeTree({
-      "vertex/task.py": VERTEX_SCRIPT,
-      "vertex/requirements.txt": "",
-      "kaggle/kernel.ipynb": KAGGLE_NOTEBOOK,
-      "kaggle/requirements.txt": "",
-      "v3/train.py": V3_SCRIPT,
-      "v3/requirements.txt": "",
-    });
+    const root = styleProjects();
     await upload("styles/data/train.csv", KAGGLE_DATA["data/train.csv"]);
-    const model = async (dir: string, args: string[]): Promise<Record<string, string>> => {
-      const result = await runCli(["fit", ...args, `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
-      assert.equal(result.code, 0, result.stderr);
-      const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
-      const fetched = await runCli(["fetch", JSON.parse(result.stdout).name, "--to", to], { cwd: dir, env });
-      assert.equal(fetched.code, 0, fetched.stderr);
-      return Object.fromEntries(listTree(to).map((name) => [name, fs.readFileSync(path.join(to, name), "latin1")]));
-    };
+    const model = (dir: string, args: string[]): Promise<Record<string, string>> =>
+      fitAndFetch(dir, [...args, `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST], env);
     // On Vertex, AIP_MODEL_DIR is Vertex's own gs:// URI (baseOutputDirectory/model/), written through Cloud Storage FUSE.
     const vertexModel = JSON.parse((await model(path.join(root, "vertex"), ["task.py", "--hyperparameter.lr=0.05"]))["model.json"]!);
     assert.equal(vertexModel.lr, 0.05);

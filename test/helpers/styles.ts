@@ -12,7 +12,13 @@
  * Standard library only, so they run in any environment.
  */
 
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { runCli } from "./cli.js";
+import { listTree, writeTree } from "./tree.js";
 
 /** Vertex AI style: `--model-dir` defaults to $AIP_MODEL_DIR; gs:// becomes /gcs/; the hyperparameter `lr` as an argument. */
 export const VERTEX_SCRIPT = `import argparse
@@ -95,4 +101,27 @@ export function unpickle(latin1: string): unknown {
     encoding: "utf8",
   });
   return JSON.parse(out);
+}
+
+/** One project per style, each with an empty requirements.txt, under one new folder: `vertex/task.py`, `kaggle/kernel.ipynb` (and its `data/`), `v3/train.py`. */
+export function styleProjects(): string {
+  return writeTree({
+    "vertex/task.py": VERTEX_SCRIPT,
+    "vertex/requirements.txt": "",
+    "kaggle/kernel.ipynb": KAGGLE_NOTEBOOK,
+    "kaggle/requirements.txt": "",
+    ...Object.fromEntries(Object.entries(KAGGLE_DATA).map(([name, text]) => [`kaggle/${name}`, text])),
+    "v3/train.py": V3_SCRIPT,
+    "v3/requirements.txt": "",
+  });
+}
+
+/** `fit ARGS` in `dir`, then `fetch` of that job: the model's files, by name, as text (latin1). */
+export async function fitAndFetch(dir: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  const result = await runCli(["fit", ...args, "--json"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetched = await runCli(["fetch", JSON.parse(result.stdout).name, "--to", to], { cwd: dir, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  return Object.fromEntries(listTree(to).map((name) => [name, fs.readFileSync(path.join(to, name), "latin1")]));
 }
