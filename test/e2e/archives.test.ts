@@ -7,6 +7,9 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { cliEnv, runCli } from "../helpers/cli.js";
 import { rawTar } from "../helpers/rawtar.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(10, import.meta.url);
 
 test("fetch of an archive bomb: exit 1, --max-size named, and no --to folder left behind; a bad --max-size is a usage error", async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "fetch-bomb-"));

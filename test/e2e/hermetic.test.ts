@@ -14,6 +14,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { hostOptEntries, hostRootEntries } from "../../src/backends/local/sandbox.js";
 import { listTree, writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(10, import.meta.url);
 
 /** path → content of every file under `dir`. */
 function contents(dir: string): Record<string, string> {

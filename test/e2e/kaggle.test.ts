@@ -19,6 +19,9 @@ import { copyExample, cliEnv, runCli, startCli, TEST_CACHE, waitFor } from "../h
 import { listTree, writeTree } from "../helpers/tree.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 import { startKaggleServer, USER, type KaggleTestServer } from "../servers/kaggle-api.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 let server: KaggleTestServer;
 

@@ -88,6 +88,9 @@ with open("/opt/ml/model/" + hps["tag"] + ".txt", "w") as f:
 with open("/opt/ml/output/data/report.txt", "w") as f:
     f.write("rows: " + data)
 `;
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(20, import.meta.url);
 
 test("contract: a script hard-coding /opt/ml sees SageMaker's layout, and two jobs at once never share a folder", async () => {
   const project = writeTree({ "train.py": CONTRACT_SCRIPT, "requirements.txt": "", "data/rows.csv": "1,2\n" });

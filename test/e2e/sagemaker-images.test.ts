@@ -19,6 +19,9 @@ import { dockerTestEnv } from "../helpers/docker.js";
 import { startMoto, type Moto } from "../helpers/servers.js";
 import { writeTree } from "../helpers/tree.js";
 import { startFakeSageMaker } from "../servers/sagemaker-fake.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(20, import.meta.url);
 
 const OUTPUT = "s3://bucket/sagemaker/runs";
 const ROLE = "alekseylearn_sagemaker_role";

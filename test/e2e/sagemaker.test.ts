@@ -24,6 +24,9 @@ import { sagemakerModel, startFakeSageMaker, validate } from "../servers/sagemak
 import { startCloudWatchProxy } from "../servers/cloudwatch-proxy.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 import { fitAndFetch, styleProjects, unpickle, V3_HYPERPARAMETERS } from "../helpers/styles.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(30, import.meta.url);
 
 const OUTPUT = "s3://bucket/sagemaker/runs";
 const ROLE = "alekseylearn_sagemaker_role";

@@ -13,6 +13,9 @@ import path from "node:path";
 import { cliEnv, runCli } from "../helpers/cli.js";
 import { archiveText, listTree, writeTree } from "../helpers/tree.js";
 import { KAGGLE_DATA, KAGGLE_NOTEBOOK, unpickle, V3_HYPERPARAMETERS, V3_SCRIPT, VERTEX_SCRIPT } from "../helpers/styles.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 const LIMIT = { timeout: 5 * 60_000 };
 

@@ -29,6 +29,9 @@ import { checkBody, loadDocument, type DiscoveryDocument } from "../servers/goog
 import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
 import type { CustomJobBody } from "../../src/backends/vertex/plan.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(30, import.meta.url);
 
 const OUTPUT = "gs://bucket/runs";
 const PROJECT = "my-proj";

@@ -12,6 +12,9 @@ import { makeContext } from "../../src/context.js";
 import { LOG_GROUP, TrainingLog } from "../../src/backends/sagemaker/logs.js";
 import { startMoto, type Moto } from "../helpers/servers.js";
 import { startCloudWatchProxy, type CloudWatchProxy } from "../servers/cloudwatch-proxy.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 let moto: Moto;
 let proxy: CloudWatchProxy;

@@ -13,6 +13,9 @@ import http from "node:http";
 import path from "node:path";
 import { dockerCli, dockerTestEnv, registryBytes, registryHas } from "../helpers/docker.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 const services = dockerTestEnv();
 const nonce = randomBytes(6).toString("hex");

@@ -17,6 +17,9 @@ import { loadDocument } from "../servers/google-discovery.js";
 import { crc32c, startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { cliEnv, runCli, TEST_CACHE } from "../helpers/cli.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 let fake: GcsFake;
 let ctx: ReturnType<typeof makeContext>;

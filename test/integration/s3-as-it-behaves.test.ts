@@ -18,6 +18,9 @@ import { cliEnv, runCli } from "../helpers/cli.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { awsEnv, startMoto, startS3rver, type Moto, type S3rverHandle } from "../helpers/servers.js";
 import { startS3Proxy, type S3Proxy } from "../servers/s3-proxy.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 const execFileAsync = promisify(execFile);
 let moto: Moto;

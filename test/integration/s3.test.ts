@@ -18,6 +18,9 @@ import { UserError } from "../../src/errors.js";
 import { cliEnv, runCli } from "../helpers/cli.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { awsEnv, startMoto, startS3rver, type Moto, type S3rverHandle } from "../helpers/servers.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 const execFileAsync = promisify(execFile);
 let moto: Moto;

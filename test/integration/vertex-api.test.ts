@@ -25,6 +25,9 @@ import { TEST_CACHE, REPO } from "../helpers/cli.js";
 import { makeContext } from "../../src/context.js";
 import { startGcsFake } from "../servers/gcs-fake.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
 let fake: VertexFake;

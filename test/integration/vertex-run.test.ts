@@ -92,6 +92,9 @@ if code:
     print("failing with %d" % code, file=sys.stderr, flush=True)
 sys.exit(code)
 `;
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(15, import.meta.url);
 
 /** A call to the Vertex test server's REST API with the test's bearer token: the status and the JSON answer. */
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {

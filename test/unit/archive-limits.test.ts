@@ -14,6 +14,9 @@ import { UserError } from "../../src/errors.js";
 import { REPO } from "../helpers/cli.js";
 import { listTree } from "../helpers/tree.js";
 import { rawTar } from "../helpers/rawtar.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const MiB = 1024 * 1024;
 

@@ -9,6 +9,9 @@ import * as tar from "tar";
 import { extractArchive, packFolder } from "../../src/storage/archive.js";
 import { UserError } from "../../src/errors.js";
 import { rawTar, type RawEntry as Entry } from "../helpers/rawtar.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 /** A fresh temporary folder, removed when the test ends. */
 function tempDir(t: TestContext): string {

@@ -3,6 +3,9 @@ import assert from "node:assert/strict";
 import { parseArgs, formatHelp } from "../../src/cli/args.js";
 import { commands } from "../../src/cli/commands.js";
 import { UserError } from "../../src/errors.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const fit = commands.find((c) => c.name === "fit")!;
 

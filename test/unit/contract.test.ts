@@ -10,6 +10,9 @@ import assert from "node:assert/strict";
 import { hyperparameterStrings } from "../../src/package/contract.js";
 import { trainArgs } from "../../src/package/runtime.js";
 import { bwrapArgs } from "../../src/backends/local/sandbox.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 test("hyperparameters.json holds every value as a string, as the CreateTrainingJob API does; the runtime gets them as typed, sorted", () => {
   assert.deepEqual(hyperparameterStrings({ epochs: 3, fast: true, name: "x", sizes: [1, 2], lr: "0.10" }), {

@@ -21,6 +21,9 @@ import { writeTree } from "../helpers/tree.js";
 import { validateSettings } from "../../src/spec/schema.js";
 import { sagemakerSchema, type SageMakerSpec } from "../../src/backends/sagemaker/schema.js";
 import { policiesAllow } from "../servers/iam-policy.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const doc = (...Statement: PolicyDocument["Statement"][]): PolicyDocument => ({ Version: "2012-10-17", Statement: Statement.flat() });
 

@@ -13,6 +13,9 @@ import fs from "node:fs";
 import path from "node:path";
 import ts from "typescript";
 import { REPO } from "../helpers/cli.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const SRC = path.join(REPO, "src");
 

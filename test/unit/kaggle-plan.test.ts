@@ -10,6 +10,9 @@ import { LineAssembler, logLines } from "../../src/backends/kaggle/index.js";
 import { outputDestination } from "../../src/backends/kaggle/outputs.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 function spec(
   config: Record<string, string> = {},

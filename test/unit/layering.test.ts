@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { REPO } from "../helpers/cli.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const SRC = path.join(REPO, "src");
 /** Process entry points: the only places that may read the process. */

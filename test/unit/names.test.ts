@@ -1,6 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { isValidJobName, makeJobName, MAX_JOB_NAME } from "../../src/jobs/names.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const when = new Date("2026-11-26T18:42:14.123Z");
 const fixed = (): Buffer => Buffer.from([0, 1, 2, 25]);

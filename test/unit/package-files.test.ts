@@ -9,6 +9,9 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { RUNTIME_DIR, runtimeFiles } from "../../src/package/runtime.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 

@@ -7,6 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import { JobStore, redactRecord, type JobRecord } from "../../src/jobs/records.js";
 import { hasUrlCredentials, namesSecret, redactUrls } from "../../src/redact.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 test("a key names a secret only as a whole word", () => {
   for (const key of [

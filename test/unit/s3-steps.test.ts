@@ -24,6 +24,9 @@ import { fetchRange, isTransient, planRanges, type RangeSource } from "../../src
 import { redirectRegion } from "../../src/storage/s3.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const MiB = 1024 * 1024;
 const md5 = (data: Buffer): string => createHash("md5").update(data).digest("hex");

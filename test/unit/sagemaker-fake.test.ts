@@ -13,6 +13,9 @@ import { CreateRoleCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/cli
 import * as tar from "tar";
 import { startMoto, type Moto } from "../helpers/servers.js";
 import { javaPatternToJs, patternOf, sagemakerModel, startFakeSageMaker, validate, type FakeSageMaker } from "../servers/sagemaker-fake.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 let moto: Moto;
 let fake: FakeSageMaker;

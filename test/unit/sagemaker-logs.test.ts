@@ -9,6 +9,9 @@ import http from "node:http";
 import os from "node:os";
 import { makeContext } from "../../src/context.js";
 import { TrainingLog, LOG_GROUP } from "../../src/backends/sagemaker/logs.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 interface Call {
   target: string;

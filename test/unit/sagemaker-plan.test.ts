@@ -17,6 +17,9 @@ import { trainingRunArgs } from "../../src/package/docker.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
 import { REPO } from "../helpers/cli.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const OUT = "s3://bucket/sagemaker/runs";
 

@@ -20,6 +20,9 @@ import { saveKernelRequest } from "../../src/backends/kaggle/plan.js";
 import { reportShipment, shippableRequirements, shippedFiles } from "../../src/package/ship.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 /** A credential no real file holds: finding it anywhere means it leaked. */
 function canary(): string {

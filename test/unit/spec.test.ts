@@ -9,6 +9,9 @@ import { buildSpec, backendForOutputPath } from "../../src/jobs/spec.js";
 import { localSchema } from "../../src/backends/local/schema.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const SCRIPT = "print('hi')\n";
 

@@ -29,6 +29,9 @@ import type { VertexSettings } from "../../src/backends/vertex/schema.js";
 import { checkBody, findMethod, loadDocument } from "../servers/google-discovery.js";
 import { TEST_CACHE } from "../helpers/cli.js";
 import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const OUT = "gs://bucket/vertex/runs";
 fs.mkdirSync(TEST_CACHE, { recursive: true });

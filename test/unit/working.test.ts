@@ -5,6 +5,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { keepWorkingFiles, leftBehind, snapshot } from "../../src/package/working.js";
 import { listTree, writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 test("new and changed files are what a job left; caches, environments and alekseylearn's own folders are not", () => {
   const dir = writeTree({ "train.py": "x", "data/a.csv": "1", "state/alekseylearn/jobs/j.json": "{}", ".venv/lib/x.py": "" });
