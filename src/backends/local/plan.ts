@@ -14,6 +14,7 @@ import { entrypointPath, NOTEBOOK_PACKAGES, previewContract, trainArgs } from ".
 import { joinLocation } from "../../storage/location.js";
 import type { SubmissionPlan } from "../types.js";
 import { chooseSandbox } from "./sandbox.js";
+import { localDescription } from "./run.js";
 
 /** This machine's platform as Docker names it (`linux/amd64`, `linux/arm64`). */
 export function localPlatform(arch = os.arch()): string {
@@ -44,16 +45,8 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
     checks.skipped.push("Docker was not asked: the image would be built and run with `docker run IMAGE train`");
   }
   // The arguments, variables and config files are what the job runtime itself would give the job, computed by it.
-  const description = {
-    entry: spec.artifact.entry,
-    kind: spec.artifact.kind,
-    name: job.name,
-    inputs: spec.inputs,
-    platform: docker ? ("container" as const) : ("local" as const),
-    hyperparameterArgs: settings.hyperparameter_args,
-    hyperparameterFormat: settings.hyperparameter_format,
-    sandboxed,
-  };
+  const description = { ...localDescription(job, spec.inputs), platform: docker ? ("container" as const) : ("local" as const), sandboxed };
+
   const contract = previewContract(python, description, spec.hyperparameters, spec.artifact.dir, ctx.env.PATH);
   if (!contract) checks.skipped.push(`${python} could not run the job runtime to compute the script's arguments, variables and config files`);
   const args = spec.artifact.kind === "script" ? (contract?.args ?? []) : [];

@@ -13,7 +13,7 @@ import type { JobRecord, JobState } from "../../jobs/job.js";
 import type { LocalJob } from "./schema.js";
 import type { JobChanges } from "../types.js";
 import { ML_ROOT } from "../../package/contract.js";
-import { entrypointPath, runtimeEnv, trainArgs } from "../../package/runtime.js";
+import { entrypointPath, runtimeEnv, trainArgs, type JobDescription } from "../../package/runtime.js";
 import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
 import { packFolder } from "../../storage/archive.js";
@@ -61,6 +61,19 @@ function layout(job: LocalJob, paths: ReturnType<typeof runPaths>, sandboxed: bo
   return { mounts, inputs };
 }
 
+/** What the job runtime is told of `job` wherever it runs on this machine; `inputs`: channel → where the job sees its data. */
+export function localDescription(job: Pick<LocalJob, "name" | "spec">, inputs: Readonly<Record<string, string>>): JobDescription {
+  const { artifact, settings } = job.spec;
+  return {
+    entry: artifact.entry,
+    kind: artifact.kind,
+    name: job.name,
+    inputs,
+    hyperparameterArgs: settings.hyperparameter_args,
+    hyperparameterFormat: settings.hyperparameter_format,
+  };
+}
+
 /**
  * The command that runs the artifact with `python`: the job runtime's entrypoint (in this package), which lays out every
  * platform's contract, runs the script with the variables and arguments SageMaker's toolkit would give it, and is the
@@ -73,20 +86,8 @@ function artifactCommand(
   inputs: Record<string, string>,
   sandboxed: boolean,
 ): { command: string[]; env: Record<string, string> } {
-  const { artifact, settings } = job.spec;
   const env: Record<string, string> = {
-    ...runtimeEnv({
-      entry: artifact.entry,
-      kind: artifact.kind,
-      name: job.name,
-      platform: "local",
-      inputs,
-      hyperparameterArgs: settings.hyperparameter_args,
-      hyperparameterFormat: settings.hyperparameter_format,
-      sandboxed,
-      supervised: true,
-      stopTimeout: settings.stop_timeout,
-    }),
+    ...runtimeEnv({ ...localDescription(job, inputs), platform: "local", sandboxed, supervised: true, stopTimeout: job.spec.settings.stop_timeout }),
     PYTHONUNBUFFERED: "1",
   };
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
@@ -126,20 +127,11 @@ interface Launch {
 
 /** The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap when there is one. */
 function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context): Launch {
-  const { settings, artifact, hyperparameters } = job.spec;
   const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
   const { mounts, inputs } = layout(job, paths, sandboxed);
   if (setup.image) {
     // The image's runtime lays out the contracts itself, as it does on SageMaker; the container's /gcs and /kaggle are its own.
-    const containerEnv = runtimeEnv({
-      entry: artifact.entry,
-      kind: artifact.kind,
-      name: job.name,
-      platform: "container",
-      inputs,
-      hyperparameterArgs: settings.hyperparameter_args,
-      hyperparameterFormat: settings.hyperparameter_format,
-    });
+    const containerEnv = runtimeEnv({ ...localDescription(job, inputs), platform: "container" });
     const gpus = countGpus(ctx.env.PATH) > 0;
     return {
       program: "docker",
@@ -150,7 +142,7 @@ function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof 
         mounts,
         env: containerEnv,
         gpus,
-        args: trainArgs(hyperparameters).slice(1),
+        args: trainArgs(job.spec.hyperparameters).slice(1),
       }),
       env: { ...ctx.env, ...containerEnv },
     };
