@@ -6,8 +6,9 @@ def _alekseylearn_setup(payload):
     import os
     import sys
     import tempfile
+    import zlib
 
-    spec = json.loads(base64.b64decode(payload))
+    spec = json.loads(zlib.decompress(base64.b64decode(payload)))
     runtime = tempfile.mkdtemp(prefix="alekseylearn-runtime-")
     for name, text in spec.pop("runtime").items():
         os.makedirs(os.path.dirname(os.path.join(runtime, name)), exist_ok=True)

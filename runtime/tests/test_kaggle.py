@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 
 import pytest
 
@@ -144,7 +145,7 @@ def test_setup_unpacks_the_attached_code_dataset(kernel):
 
 
 def test_the_bootstrap_cell_runs_the_entry_with_the_contract_laid_out(tmp_path):
-    """kaggle_bootstrap.py as src/package/runtime.ts kaggleBootstrap makes it: "ALEKSEYLEARN_PAYLOAD" replaced by base64 JSON
+    """kaggle_bootstrap.py as src/package/runtime.ts kaggleBootstrap makes it: "ALEKSEYLEARN_PAYLOAD" replaced by base64 zlib-deflated JSON
     holding the setup fields and "runtime" (each .py of the package by its path). The payload's base.py has its roots
     moved under tmp_path, the one change from the files that ship."""
     root = tmp_path
@@ -164,7 +165,7 @@ def test_the_bootstrap_cell_runs_the_entry_with_the_contract_laid_out(tmp_path):
         " 'model': os.environ['SM_MODEL_DIR'], 'cwd': os.getcwd()}))\n"
     )
     setup = spec(channels={"train": "alice/cifar"}, source=entry)
-    payload = base64.b64encode(json.dumps({**setup, "runtime": files}).encode()).decode()
+    payload = base64.b64encode(zlib.compress(json.dumps({**setup, "runtime": files}).encode())).decode()
     cell = (RUNTIME / "kaggle_bootstrap.py").read_text()
     assert cell.count('"ALEKSEYLEARN_PAYLOAD"') == 1
     write(root / "cell.py", cell.replace('"ALEKSEYLEARN_PAYLOAD"', json.dumps(payload)))

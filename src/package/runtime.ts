@@ -11,6 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { deflateSync } from "node:zlib";
 import type { ConfigValue } from "../spec/values.js";
 import { hyperparameterStrings } from "./contract.js";
 
@@ -150,11 +151,12 @@ export interface KaggleSetup {
   codeDataset: string | null;
 }
 
-/** The first cell of a Kaggle kernel: runtime/kaggle_bootstrap.py with the runtime's files and `setup` inside, as one base64 payload. */
+/** The first cell of a Kaggle kernel: runtime/kaggle_bootstrap.py with the runtime's files and `setup` inside, as one deflated base64 payload. */
 export function kaggleBootstrap(setup: KaggleSetup): string {
   const template = fs.readFileSync(path.join(RUNTIME_DIR, "kaggle_bootstrap.py"), "utf8");
   const files = runtimeFiles();
   delete files[ENTRYPOINT];
-  const payload = Buffer.from(JSON.stringify({ ...setup, runtime: files })).toString("base64");
+  // Deflated: the runtime's files are most of the cell, and Kaggle keeps (and shows) the kernel's source.
+  const payload = deflateSync(JSON.stringify({ ...setup, runtime: files })).toString("base64");
   return template.replace('"ALEKSEYLEARN_PAYLOAD"', JSON.stringify(payload));
 }
