@@ -25,6 +25,9 @@ const PACKAGE = "alekseylearn_runtime";
 export const RUNTIME_IN_CONTEXT = ".alekseylearn/runtime";
 export const RUNTIME_IN_IMAGE = "/opt/alekseylearn";
 
+/** The bucket the Vertex AI variables name where a job is not on Vertex: /gcs/BUCKET/JOB/… leads to the job's own folders (contract.py's LOCAL_BUCKET). */
+export const LOCAL_BUCKET = "alekseylearn-job";
+
 /** Packages a notebook's job needs in its environment (the runtime's notebook runner executes it with nbclient). */
 export const NOTEBOOK_PACKAGES = ["nbclient", "ipykernel"] as const;
 

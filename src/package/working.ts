@@ -42,10 +42,10 @@ export function leftBehind(before: Snapshot, after: Snapshot): string[] {
 }
 
 /** Copy `files` of `dir` under `into/working/`, keeping their paths; returns how many were copied. */
-export function keepWorkingFiles(dir: string, files: readonly string[], into: string): number {
+export function keepWorkingFiles(dir: string, files: readonly string[], into: string, under: string = WORKING): number {
   let copied = 0;
   for (const file of files) {
-    const target = path.join(into, WORKING, file);
+    const target = path.join(into, under, file);
     try {
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.copyFileSync(path.join(dir, file), target);

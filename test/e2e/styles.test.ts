@@ -47,6 +47,22 @@ test(
   },
 );
 
+test(
+  "in bubblewrap, a Vertex AI-style script given a gs:// path of its own writes through the job's own /gcs: named, kept in output.tar.gz under gcs/, nothing on this machine's /gcs",
+  LIMIT,
+  async () => {
+    const project = writeTree({ "task.py": VERTEX_SCRIPT });
+    const { env } = cliEnv();
+    const result = await runCli(["fit", "task.py", "--hyperparameter.model-dir=gs://my-bucket/models/x", "--json"], { cwd: project, env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /warning: the job wrote 1 file\(s\) through \/gcs \(\/gcs\/my-bucket\/models\/x\/model\.json\)/);
+    const job = JSON.parse(result.stdout);
+    assert.equal(job.model, undefined, "nothing in /opt/ml/model: the script was told to save elsewhere");
+    assert.equal(JSON.parse(archiveText(job.output)["gcs/my-bucket/models/x/model.json"]!).gs, true);
+    assert.deepEqual(hostRoots(), before);
+  },
+);
+
 test("in bubblewrap, a Kaggle-style notebook reads /kaggle/input/data and its /kaggle/working/model.pkl comes back as the model", LIMIT, async () => {
   const project = writeTree({ "kernel.ipynb": KAGGLE_NOTEBOOK, ...KAGGLE_DATA });
   const { env } = cliEnv();

@@ -132,6 +132,11 @@ export const localBackend = {
       if (spec.settings.sandbox === "bwrap")
         throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
       refuseLiteralRoots(spec, sandbox.reason, ctx);
+      const gs = Object.entries(spec.hyperparameters).find(([, value]) => typeof value === "string" && value.startsWith("gs://"));
+      if (gs)
+        ctx.reporter.warn(
+          `hyperparameter ${gs[0]} is a gs:// URI (${gs[1]}); without a sandbox, a script that turns it into a /gcs/… path, as Vertex AI's samples do, writes into this machine's /gcs. Install bubblewrap for a /gcs of the job's own, or leave it to $AIP_MODEL_DIR.`,
+        );
       if (spec.settings.sandbox === "auto") {
         ctx.reporter.warn(
           `${sandbox.reason}: the job finds its folders through SM_MODEL_DIR, AIP_MODEL_DIR and the other variables only, not at /opt/ml, /gcs or /kaggle. Install bubblewrap (apt-get install bubblewrap) for a private /opt/ml, /gcs and /kaggle.`,

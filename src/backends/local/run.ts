@@ -13,7 +13,7 @@ import type { JobRecord, JobState } from "../../jobs/job.js";
 import type { LocalJob } from "./schema.js";
 import type { JobChanges } from "../types.js";
 import { ML_ROOT } from "../../package/contract.js";
-import { entrypointPath, runtimeEnv, trainArgs, type JobDescription } from "../../package/runtime.js";
+import { entrypointPath, LOCAL_BUCKET, runtimeEnv, trainArgs, type JobDescription } from "../../package/runtime.js";
 import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
 import { packFolder } from "../../storage/archive.js";
@@ -257,6 +257,26 @@ function keepLeftBehind(dir: string, before: ReturnType<typeof snapshot>, skip: 
 }
 
 /**
+ * In bubblewrap /gcs is the job's own folder: what the job wrote there beyond the folders the Vertex variables name (a
+ * script given a gs:// path of its own, which it turned into /gcs/BUCKET/…, as Vertex AI's samples do) reached no
+ * bucket. It is kept in output.tar.gz under gcs/, and named, rather than lost with the job's folder.
+ */
+function keepGcsWrites(gcs: string, ml: string, log: fs.WriteStream): void {
+  if (!fs.existsSync(gcs)) return;
+  const files = [...snapshot(gcs).keys()].filter((file) => !file.startsWith(`${LOCAL_BUCKET}/`));
+  if (!files.length) return;
+  keepWorkingFiles(gcs, files, path.join(ml, "output", "data"), "gcs");
+  const shown =
+    files
+      .slice(0, 10)
+      .map((file) => `/gcs/${file}`)
+      .join(", ") + (files.length > 10 ? `, … (${files.length - 10} more)` : "");
+  log.write(
+    `[alekseylearn] warning: the job wrote ${files.length} file(s) through /gcs (${shown}): on this machine /gcs is the job's own folder, not Cloud Storage, so they are kept in output.tar.gz under gcs/. $AIP_MODEL_DIR names the job's model folder.\n`,
+  );
+}
+
+/**
  * Without a sandbox, a script that hard-codes /opt/ml writes into this machine's /opt/ml when this
  * user may write there (root): the files it writes there are named afterwards.
  */
@@ -336,6 +356,7 @@ export async function runLocalJob(
     signal.removeEventListener("abort", onAbort);
 
     if (workingDir && before) keepLeftBehind(workingDir, before, ours, paths.ml, log);
+    if (setup.bwrap) keepGcsWrites(path.join(paths.dir, "gcs"), paths.ml, log);
     if (hostMl) hostMl.report(log);
     const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
     const changes: JobChanges = {
