@@ -47,6 +47,8 @@ function schemeOf(host: string): string {
 
 /** Docker's image manifest (schema 2), the manifest type SageMaker and Vertex AI pull. */
 export const DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json";
+/** OCI's image manifest, which Docker pushes from its containerd image store. */
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 /** Every manifest type a push may leave, for the Accept header of a read-back. */
 const ANY_MANIFEST = [
   DOCKER_MANIFEST_V2,
@@ -80,7 +82,14 @@ async function registryHas(host: string, repository: string, digest: string, aut
  * attestations make) and the platform in its config (linux/amd64 only);
  * empty when it can run it.
  */
-export async function pushedImageProblems(host: string, repository: string, digest: string, authorization: string, service = "SageMaker"): Promise<string[]> {
+export async function pushedImageProblems(
+  host: string,
+  repository: string,
+  digest: string,
+  authorization: string,
+  service = "SageMaker",
+  manifestTypes: readonly string[] = [DOCKER_MANIFEST_V2],
+): Promise<string[]> {
   const base = `${schemeOf(host)}://${host}/v2/${repository}`;
   const headers = { Authorization: authorization };
   const answer = await fetch(`${base}/manifests/${digest}`, { headers: { ...headers, Accept: ANY_MANIFEST } });
@@ -94,11 +103,11 @@ export async function pushedImageProblems(host: string, repository: string, dige
   if (manifest.manifests) {
     const platforms = manifest.manifests.map((entry) => `${entry.platform?.os ?? "?"}/${entry.platform?.architecture ?? "?"}`);
     return [
-      `it is an image index (${type}: ${platforms.join(", ")}), as BuildKit pushes with provenance attestations or for several platforms; ${service} needs one ${DOCKER_MANIFEST_V2}`,
+      `it is an image index (${type}: ${platforms.join(", ")}), as BuildKit pushes with provenance attestations or for several platforms; ${service} needs one ${manifestTypes.join(" or ")}`,
     ];
   }
   const problems: string[] = [];
-  if (type !== DOCKER_MANIFEST_V2) problems.push(`its manifest is ${type || "of no declared type"}; ${service} pulls only ${DOCKER_MANIFEST_V2}`);
+  if (!manifestTypes.includes(type)) problems.push(`its manifest is ${type || "of no declared type"}; ${service} pulls only ${manifestTypes.join(" or ")}`);
   if (manifest.config?.digest) {
     const blob = await fetch(`${base}/blobs/${manifest.config.digest}`, { headers });
     if (!blob.ok) return [...problems, `the registry does not give back its config (HTTP ${blob.status})`];
@@ -151,6 +160,13 @@ export interface PushTarget {
   password: string;
   /** What to do when the cloud could not run what was pushed (the build's platform, Docker's image store). */
   unusableHint: string;
+  /**
+   * The Authorization header of the registry API's reads (the read-back, the look for an unchanged image); by default
+   * `user:password` as Basic, which ECR documents. Artifact Registry documents `Bearer ACCESS_TOKEN` for its Docker API.
+   */
+  authorization?: string;
+  /** The manifest types the cloud runs; by default Docker's v2 schema 2 only (SageMaker's documented requirement). */
+  manifestTypes?: readonly string[];
 }
 
 /**
@@ -161,7 +177,7 @@ export interface PushTarget {
 export async function pushBuiltImage(imageId: string, target: PushTarget, ctx: Context): Promise<{ digest: string; layersPushed: number; reused: boolean }> {
   const host = hostOf(target.uri);
   const repository = target.uri.slice(host.length + 1);
-  const authorization = basicAuthorization(target.user, target.password);
+  const authorization = target.authorization ?? basicAuthorization(target.user, target.password);
   const known = readPushed(ctx, target.backend)[target.uri]?.[imageId];
   if (known && (await registryHas(host, repository, known, authorization))) {
     ctx.reporter.info(`Image unchanged and already in ${target.uri}: nothing to push.`);
@@ -177,7 +193,7 @@ export async function pushBuiltImage(imageId: string, target: PushTarget, ctx: C
     ctx.reporter.info(`Pushing ${tagged}…`);
     const pushed = await pushImage(tagged, config.env);
     ctx.reporter.info(`Pushed ${target.uri}@${pushed.digest}: ${pushed.layersPushed} layer(s) sent, ${pushed.layersExisting} already there.`);
-    const problems = await pushedImageProblems(host, repository, pushed.digest, authorization, target.service);
+    const problems = await pushedImageProblems(host, repository, pushed.digest, authorization, target.service, target.manifestTypes);
     if (problems.length)
       throw failure(
         `${target.service} cannot run the image pushed as ${target.uri}@${pushed.digest}: ${problems.join("; ")}. No job was created.`,

@@ -98,6 +98,20 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
     client.apiEndpoint = emulator;
     client.baseUrl = `${emulator}/storage/v1`;
   }
+  // GOOGLE_CLOUD_QUOTA_PROJECT (or config.quota_project, which the Vertex backend passes as it) goes out as x-goog-user-project, as
+  // google-auth-library sends a credential's quotaProjectId; the library applies the variable itself only from its own process
+  // environment and only to credentials it finds without a key file, so it is set on the credential here. (The storage options'
+  // `userProject` is another thing: the project billed for a requester-pays bucket, sent as a query parameter.) A custom endpoint
+  // (STORAGE_EMULATOR_HOST) gets no credentials from the library, so nothing to set there.
+  const quotaProject = env.GOOGLE_CLOUD_QUOTA_PROJECT;
+  if (quotaProject && !emulator) {
+    try {
+      const credential = (await client.authClient.getClient()) as { quotaProjectId?: string };
+      credential.quotaProjectId = quotaProject;
+    } catch {
+      // No credentials yet: the first request fails with the library's own explanation.
+    }
+  }
   const rangeSize = tuning.rangeSize ?? DEFAULT_RANGE;
   const parallel = tuning.parallel ?? PARALLEL;
 

@@ -325,7 +325,7 @@ function writeSecret(file: string, text: string): void {
   fs.writeFileSync(file, text, { mode: 0o600 });
 }
 
-test("Kaggle API test server: credentials, in the official order: token, token file, username and key, kaggle.json, OAuth login; never printed", async () => {
+test("Kaggle API test server: credentials, in the official order: token, token file, username and key, kaggle.json; the OAuth login with KAGGLE_ENABLE_OAUTH; never printed", async () => {
   const dir = project("exp", { "tiny.py": "print(1)\n", "requirements.txt": "" });
   const tokenFile = path.join(writeTree({ token: `${USER.token}\n` }), "token");
   const configDir = writeTree({ "kaggle.json": JSON.stringify({ username: USER.username, key: USER.key }) });
@@ -348,7 +348,7 @@ test("Kaggle API test server: credentials, in the official order: token, token f
     ["KAGGLE_USERNAME and KAGGLE_KEY", { KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key }, () => {}],
     ["kaggle.json in KAGGLE_CONFIG_DIR", { KAGGLE_CONFIG_DIR: configDir }, () => {}],
     ["~/.kaggle/kaggle.json", {}, (home) => writeSecret(path.join(home, ".kaggle", "kaggle.json"), JSON.stringify({ username: USER.username, key: USER.key }))],
-    ["kaggle auth login, token expired", {}, (home) => login(home, "KGAT_oauth_long_gone", new Date(Date.now() - 3600_000))],
+    ["kaggle auth login, token expired", { KAGGLE_ENABLE_OAUTH: "1" }, (home) => login(home, "KGAT_oauth_long_gone", new Date(Date.now() - 3600_000))],
   ];
   for (const [label, credentials, prepare] of cases) {
     const { env } = kaggleEnv(credentials);
@@ -367,7 +367,7 @@ test("Kaggle API test server: credentials, in the official order: token, token f
   }
 
   // OAuth: an expired access token is refreshed with the saved refresh token and saved back as the CLI saves it; a fresh one is used as it is.
-  const oauth = kaggleEnv({});
+  const oauth = kaggleEnv({ KAGGLE_ENABLE_OAUTH: "true" });
   login(oauth.env.HOME!, "KGAT_oauth_long_gone", new Date(Date.now() - 3600_000));
   assert.equal((await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: oauth.env })).code, 0);
   const file = path.join(oauth.env.HOME!, ".kaggle", "credentials.json");
@@ -401,7 +401,7 @@ test("Kaggle API test server: credentials, in the official order: token, token f
   assert.equal((await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: keyFirst.env })).code, 0);
   assert.equal(server.requests.filter((r) => r.method === "GenerateAccessToken").length, before, "the key came first; the login was not touched");
   // A login Kaggle refuses: a warning that says to log in again, then no credentials.
-  const revoked = kaggleEnv({});
+  const revoked = kaggleEnv({ KAGGLE_ENABLE_OAUTH: "yes" });
   writeSecret(path.join(revoked.env.HOME!, ".kaggle", "credentials.json"), JSON.stringify({ refresh_token: "KGRT_revoked" }));
   const refused = await runCli(["fit", "tiny.py", ...FAST], { cwd: dir, env: revoked.env });
   assert.equal(refused.code, 1);
@@ -415,6 +415,52 @@ test("Kaggle API test server: credentials, in the official order: token, token f
   assert.match(wrong.stderr, /Kaggle refused the credentials from KAGGLE_USERNAME and KAGGLE_KEY \(401 on SaveKernel\)/);
   assert.ok(!wrong.stderr.includes("not-the-key-42"), "the rejected key is not printed");
 });
+
+test(
+  "Kaggle API test server: KAGGLE_ENABLE_OAUTH as the official CLI reads it: the OAuth login comes first with it (before a valid token and a key), and is never read without it",
+  { timeout: 120_000 },
+  async () => {
+    const dir = project("oauth-order", { "tiny.py": "print(1)\n", "requirements.txt": "" });
+    const loginFile = (home: string): string => path.join(home, ".kaggle", "credentials.json");
+    const saveLogin = (home: string): void =>
+      writeSecret(
+        loginFile(home),
+        JSON.stringify({
+          refresh_token: USER.refreshToken,
+          access_token: "KGAT_oauth_stale",
+          access_token_expiration: new Date(Date.now() - 60_000).toISOString().replace("Z", "+00:00"),
+          username: USER.username,
+          scopes: [],
+        }),
+      );
+    const refreshes = (): number => server.requests.filter((r) => r.method === "GenerateAccessToken").length;
+    // With it (src/kaggle/__init__.py: "1", "true" or "yes"), the login wins over a valid token and a key pair: it is refreshed and used.
+    const first = kaggleEnv({ KAGGLE_ENABLE_OAUTH: "1", KAGGLE_API_TOKEN: USER.token, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key });
+    saveLogin(first.env.HOME!);
+    const before = refreshes();
+    const used = await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: first.env });
+    assert.equal(used.code, 0, used.stderr);
+    assert.equal(refreshes(), before + 1, "the login was refreshed: it came first");
+    assert.match(JSON.parse(fs.readFileSync(loginFile(first.env.HOME!), "utf8")).access_token, /^KGAT_oauth_\d+$/);
+    // Any other value, or none, and the login file is not read at all (the token is used, the file left as it was).
+    for (const value of [undefined, "0", "TRUE"]) {
+      const other = kaggleEnv({ KAGGLE_API_TOKEN: USER.token, ...(value === undefined ? {} : { KAGGLE_ENABLE_OAUTH: value }) });
+      saveLogin(other.env.HOME!);
+      const text = fs.readFileSync(loginFile(other.env.HOME!), "utf8");
+      const mark = refreshes();
+      const result = await runCli(["fit", "tiny.py", ...FAST, "--detach"], { cwd: dir, env: other.env });
+      assert.equal(result.code, 0, `${value}: ${result.stderr}`);
+      assert.equal(refreshes(), mark, `KAGGLE_ENABLE_OAUTH=${value}: the login was not used`);
+      assert.equal(fs.readFileSync(loginFile(other.env.HOME!), "utf8"), text);
+    }
+    // A login alone without the variable is no credential, and the error says why.
+    const alone = kaggleEnv({});
+    saveLogin(alone.env.HOME!);
+    const none = await runCli(["fit", "tiny.py", ...FAST], { cwd: dir, env: alone.env });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /credentials\.json is read only with KAGGLE_ENABLE_OAUTH=1, as by the official CLI/);
+  },
+);
 
 test("Kaggle API test server: attached datasets are found where Kaggle mounts them: by slug, owner-qualified on a clash, and under /kaggle/input/datasets/OWNER/SLUG", async () => {
   const dir = project("inputs", {

@@ -28,6 +28,7 @@ import { fitAndFetch, KAGGLE_DATA, styleProjects, unpickle, V3_HYPERPARAMETERS }
 import { checkBody, loadDocument, type DiscoveryDocument } from "../servers/google-discovery.js";
 import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
+import { startArtifactRegistryProxy, type ArtifactRegistryProxy } from "../servers/artifact-registry-proxy.js";
 import type { CustomJobBody } from "../../src/backends/vertex/plan.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 
@@ -43,6 +44,8 @@ const docker = dockerTestEnv();
 let aiplatform: DiscoveryDocument;
 let gcs: GcsFake;
 let vertex: VertexFake;
+/** Artifact Registry's authentication in front of the test registry: what the CLI pushes to and reads from. */
+let registry: ArtifactRegistryProxy;
 let keyFile: string;
 
 before(async () => {
@@ -82,11 +85,13 @@ before(async () => {
       },
     },
   );
+  registry = await startArtifactRegistryProxy(docker.registry, vertex.tokens);
 });
 
 after(async () => {
   await vertex?.close();
   await gcs?.close();
+  await registry?.close();
 });
 
 /** The CLI's environment: the key file, every Google endpoint at the test servers, the local registry for Artifact Registry's. */
@@ -100,7 +105,7 @@ function vertexEnv(extra: Record<string, string> = {}): ReturnType<typeof cliEnv
     CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: vertex.url,
     CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY: vertex.url,
     STORAGE_EMULATOR_HOST: gcs.url,
-    ALEKSEYLEARN_REGISTRY: docker.registry,
+    ALEKSEYLEARN_REGISTRY: registry.host,
     DOCKER_HOST: docker.DOCKER_HOST,
     PIP_INDEX_URL: docker.pipIndex,
     ...extra,
@@ -518,5 +523,40 @@ test(
     assert.deepEqual(unpickle(kaggle["model.pkl"]!), { rows: 3, inputs: ["data"] }, "/kaggle/input/data is the channel, /kaggle/working the model");
     const v3 = await model(path.join(root, "v3"), ["train.py", ...V3_HYPERPARAMETERS, "--config.hyperparameter_format=json"]);
     assert.equal(JSON.parse(v3["results.json"]!).status, "success");
+  },
+);
+
+test(
+  "Vertex test servers + Artifact Registry's authentication (proxy before docker-registry) + dockerd: the push logs in through Docker's token flow as oauth2accesstoken, the read-back sends the access token as Bearer, and Basic straight to /v2/ is refused",
+  { timeout: 600_000 },
+  async () => {
+    const dir = writeTree({ "auth/train.py": "print('auth')\n", "auth/requirements.txt": "" });
+    const before = registry.requests.length;
+    const issuedBefore = registry.issued.size;
+    const result = await runCli(["fit", "train.py", "--config.output_path=gs://bucket/auth", ...FAST, "--detach"], {
+      cwd: path.join(dir, "auth"),
+      env: vertexEnv().env,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const seen = registry.requests.slice(before);
+    assert.ok(registry.issued.size > issuedBefore, "Docker fetched a registry token from the realm with the oauth2accesstoken login");
+    const reads = seen.filter((r) => r.accepted && /\/manifests\/sha256:/.test(r.path) && (r.method === "GET" || r.method === "HEAD"));
+    assert.ok(reads.length > 0, "the pushed manifest was read back");
+    assert.ok(
+      seen.every((r) => r.scheme !== "Basic" || !r.accepted),
+      "no Basic request was let through",
+    );
+    assert.ok(
+      seen.some((r) => r.accepted && r.method === "PUT" && /\/manifests\//.test(r.path)),
+      "the manifest was pushed with a registry token",
+    );
+    // Basic credentials sent straight to /v2/ are refused, with the challenge that names the realm.
+    const token = [...vertex.tokens][0]!;
+    const basic = await fetch(`http://${registry.host}/v2/`, {
+      headers: { authorization: `Basic ${Buffer.from(`oauth2accesstoken:${token}`).toString("base64")}` },
+    });
+    assert.equal(basic.status, 401);
+    assert.match(basic.headers.get("www-authenticate") ?? "", /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/v2\/token",service=/);
+    assert.equal((await fetch(`http://${registry.host}/v2/`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
   },
 );

@@ -30,6 +30,12 @@ import { fileTimeLimit } from "../helpers/limit.js";
 fileTimeLimit(15, import.meta.url);
 
 const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
+/** A user's login, as `gcloud auth application-default login` saves it (without a quota project unless a test adds one). */
+const USER_LOGIN = {
+  client_id: "764086051850-test.apps.googleusercontent.com",
+  client_secret: "d-FL95Q19q7MQmFpd7hHD0Ty",
+  refresh_token: "1//user-refresh-token",
+};
 let fake: VertexFake;
 let env: Record<string, string>;
 let privateKey: string;
@@ -65,6 +71,7 @@ before(async () => {
       artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
     },
     { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
+    { users: [USER_LOGIN] },
   );
   env = {
     HOME: writeTree({}),
@@ -138,7 +145,7 @@ test("a key the token endpoint does not accept: one clear error naming the login
   assert.ok(!shown.includes("PRIVATE KEY") && !shown.includes(other.split("\n")[1]!) && !/ya29\./.test(shown), shown);
   // And a call made without a token the server issued is refused as Google refuses it.
   const api = new VertexApi(
-    { source: "none", accessToken: async () => "x", headers: async () => ({ authorization: "Bearer ya29.forged" }) },
+    { source: "none", quotaProject: undefined, accessToken: async () => "x", headers: async () => ({ authorization: "Bearer ya29.forged" }) },
     "us-central1",
     env,
   );
@@ -321,3 +328,63 @@ test(
     }
   },
 );
+
+/** An environment whose credentials are a user's ADC file (type authorized_user), with `extra` in the file and the variables. */
+function userEnv(file: Record<string, string>, variables: Record<string, string> = {}): Record<string, string> {
+  const gcloud = writeTree({ "application_default_credentials.json": JSON.stringify({ type: "authorized_user", ...USER_LOGIN, ...file }) });
+  const { GOOGLE_APPLICATION_CREDENTIALS: _, ...rest } = env;
+  return { ...rest, CLOUDSDK_CONFIG: gcloud, ...variables };
+}
+
+test(
+  "Vertex test server (user credentials need a quota project): x-goog-user-project from the ADC file's quota_project_id, overridden by GOOGLE_CLOUD_QUOTA_PROJECT and config.quota_project, on aiplatform, logging and artifactregistry calls; without one, Google's refusal and the fix",
+  { timeout: 60_000 },
+  async () => {
+    const calls = async (variables: Record<string, string>, file: Record<string, string>, quotaProject?: string): Promise<Array<string | undefined>> => {
+      const session = await googleSession(userEnv(file, variables), { quotaProject });
+      const api = new VertexApi(session, "us-central1", userEnv(file, variables));
+      const from = fake.quotaProjects.length;
+      await api.getCustomJob(`projects/${PROJECT_NUMBER}/locations/us-central1/customJobs/424242`);
+      await api.listLogEntries("my-proj", logFilter("424242"));
+      await api.repositoryExists("my-proj", "us-central1", "alekseylearn");
+      const seen = fake.quotaProjects.slice(from);
+      assert.deepEqual(
+        seen.map((call) => call.path.split("/")[1]),
+        ["v1", "v2", "v1"],
+        "the three APIs were called",
+      );
+      return seen.map((call) => call.project);
+    };
+    // The ADC file's quota_project_id, as google-auth-library sends it.
+    assert.deepEqual(await calls({}, { quota_project_id: "billing-proj" }), ["billing-proj", "billing-proj", "billing-proj"]);
+    // GOOGLE_CLOUD_QUOTA_PROJECT over the file's; config.quota_project over both.
+    assert.deepEqual(await calls({ GOOGLE_CLOUD_QUOTA_PROJECT: "env-proj" }, { quota_project_id: "billing-proj" }), ["env-proj", "env-proj", "env-proj"]);
+    assert.deepEqual(await calls({ GOOGLE_CLOUD_QUOTA_PROJECT: "env-proj" }, { quota_project_id: "billing-proj" }, "config-proj"), [
+      "config-proj",
+      "config-proj",
+      "config-proj",
+    ]);
+    // A service account's calls carry none unless one is set, and are accepted without it.
+    const robot = new VertexApi(await googleSession(env), "us-central1", env);
+    const from = fake.quotaProjects.length;
+    await robot.listLogEntries("my-proj", logFilter("424242"));
+    assert.equal(fake.quotaProjects[from]?.project, undefined);
+    // A user's login without any quota project: Google's refusal, and the hint names every way to set one.
+    const bare = userEnv({});
+    const api = new VertexApi(await googleSession(bare), "us-central1", bare);
+    await assert.rejects(api.listLogEntries("my-proj", logFilter("424242")), (err) => {
+      assert.ok(err instanceof UserError);
+      assert.match(err.message, /The logging\.googleapis\.com API requires a quota project, which is not set by default/);
+      assert.match(
+        err.hint ?? "",
+        /--config\.quota_project=PROJECT_ID, GOOGLE_CLOUD_QUOTA_PROJECT, or `gcloud auth application-default set-quota-project PROJECT_ID`/,
+      );
+      return true;
+    });
+  },
+);
+
+test("config.quota_project is a project ID, checked before anything is built", { timeout: 10_000 }, () => {
+  assert.deepEqual(vertexBackend.check(spec({ quota_project: "billing-proj" })), []);
+  assert.throws(() => spec({ quota_project: "Bad_Project" }), /config\.quota_project Bad_Project is not a project ID/);
+});

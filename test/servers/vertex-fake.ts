@@ -96,6 +96,15 @@ export interface VertexRunOptions {
 export interface VertexFakeOptions {
   /** Run created jobs' containers with Docker; without it, jobs stay where setState puts them. */
   run?: VertexRunOptions;
+  /** Users' logins (an ADC `authorized_user` file's client and refresh token) the token endpoint accepts; see userLogins below. */
+  users?: UserLogin[];
+}
+
+/** A user's login as `gcloud auth application-default login` saves it (application_default_credentials.json, type authorized_user). */
+export interface UserLogin {
+  client_id: string;
+  client_secret: string;
+  refresh_token: string;
 }
 
 /** A Cloud Logging entry as entries.list answers it. */
@@ -118,6 +127,8 @@ export interface VertexFake {
   requests: Array<{ method: string; path: string; body: unknown }>;
   /** Tokens handed out. */
   tokens: Set<string>;
+  /** Every API request's x-goog-user-project header (undefined when absent), in order, with its path. */
+  quotaProjects: Array<{ path: string; project: string | undefined }>;
   /** Every log entry, by job id, in the order written. */
   logs: Array<{ jobId: string; entry: FakeLogEntry }>;
   setState(id: string, state: string, error?: string): void;
@@ -232,6 +243,7 @@ export async function startVertexFake(
   const logs: VertexFake["logs"] = [];
   const requests: VertexFake["requests"] = [];
   const tokens = new Set<string>();
+  const quota = userLogins(options.users ?? [], tokens);
   const repositories = new Map<string, object>();
   const runs = new Map<string, Run>();
   /** Every job's lifecycle, so that close() can wait for them. */
@@ -524,6 +536,7 @@ export async function startVertexFake(
       res.writeHead(400, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: "invalid_grant", error_description: why }));
     };
+    if (form.get("grant_type") === "refresh_token") return quota.refresh(form, res);
     if (form.get("grant_type") !== "urn:ietf:params:oauth:grant-type:jwt-bearer") return fail("Invalid grant_type");
     const [header, claims, signature] = (form.get("assertion") ?? "").split(".");
     if (!header || !claims || !signature) return fail("Invalid JWT");
@@ -565,6 +578,7 @@ export async function startVertexFake(
           "UNAUTHENTICATED",
           "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
         );
+      if (quota.refused(bearer, req.headers["x-goog-user-project"], url.pathname, res)) return;
       const path = decodeURIComponent(url.pathname);
       let match: RegExpExecArray | null;
       if (method === "POST" && (match = /^\/v1\/(projects\/[^/]+\/locations\/[^/]+)\/customJobs$/.exec(path))) {
@@ -669,6 +683,7 @@ export async function startVertexFake(
     repositories,
     requests,
     tokens,
+    quotaProjects: quota.seen,
     logs,
     setState(id, state, error) {
       const job = jobs.get(id)!;
@@ -688,6 +703,72 @@ export async function startVertexFake(
       }
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+// ------------------------------------------------------------ users and quota projects
+
+/** The service a request path belongs to, as Google names it in its errors. */
+function serviceOf(path: string): string {
+  if (path.startsWith("/v2/entries")) return "logging.googleapis.com";
+  if (/\/repositories(\/|$)|\/operations\//.test(path)) return "artifactregistry.googleapis.com";
+  return "aiplatform.googleapis.com";
+}
+
+/**
+ * Users' logins and quota projects, as Google treats them:
+ * - the token endpoint takes a user's refresh token (grant_type=refresh_token with the client's id and secret, as
+ *   google-auth-library's UserRefreshClient sends it for an ADC `authorized_user` file:
+ *   developers.google.com/identity/protocols/oauth2/web-server#offline) and answers an access token;
+ * - a call made with a user's token and no x-goog-user-project is refused with 403 PERMISSION_DENIED and Google's
+ *   own words ("Your application is authenticating by using local Application Default Credentials. The SERVICE API
+ *   requires a quota project, which is not set by default. …", reason SERVICE_DISABLED, as quoted in
+ *   github:GoogleCloudPlatform/cloud-foundation-fabric#2622 and github:googleapis/google-auth-library-python#1459;
+ *   cloud.google.com/docs/authentication/adc-troubleshooting/user-creds). The stricter reading: every API this server
+ *   stands in for refuses it (Cloud Logging's entries:list has no project in its URL to fall back on; Google does not
+ *   publish which APIs bill a user's call to the resource's project instead). A service account's token needs no header.
+ */
+function userLogins(users: UserLogin[], tokens: Set<string>) {
+  const userTokens = new Set<string>();
+  const seen: Array<{ path: string; project: string | undefined }> = [];
+  return {
+    seen,
+    refresh(form: URLSearchParams, res: http.ServerResponse): void {
+      const user = users.find((u) => u.client_id === form.get("client_id"));
+      if (!user || user.client_secret !== form.get("client_secret")) {
+        res.writeHead(401, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "invalid_client", error_description: "The OAuth client was not found." }));
+        return;
+      }
+      if (user.refresh_token !== form.get("refresh_token")) {
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "invalid_grant", error_description: "Bad Request" }));
+        return;
+      }
+      const issued = `ya29.user-${crypto.randomBytes(16).toString("hex")}`;
+      tokens.add(issued);
+      userTokens.add(issued);
+      json(res, { access_token: issued, expires_in: 3599, token_type: "Bearer", scope: "https://www.googleapis.com/auth/cloud-platform" });
+    },
+    /** True (and answered) when the request is a user's without a quota project. */
+    refused(bearer: string, header: string | string[] | undefined, path: string, res: http.ServerResponse): boolean {
+      const project = Array.isArray(header) ? header[0] : header;
+      seen.push({ path, project });
+      if (project || !userTokens.has(bearer)) return false;
+      const service = serviceOf(path);
+      res.writeHead(403, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          error: {
+            code: 403,
+            message: `Your application is authenticating by using local Application Default Credentials. The ${service} API requires a quota project, which is not set by default. To learn how to set your quota project, see https://cloud.google.com/docs/authentication/adc-troubleshooting/user-creds .`,
+            status: "PERMISSION_DENIED",
+            details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "SERVICE_DISABLED", domain: "googleapis.com", metadata: { service } }],
+          },
+        }),
+      );
+      return true;
     },
   };
 }

@@ -9,7 +9,7 @@ import * as tar from "tar";
 import { buildSpec, buildSpecFor } from "../../src/jobs/spec.js";
 import { repositoryName, SUBMISSION_TAG, trainingJobRequest } from "../../src/backends/sagemaker/plan.js";
 import { rolePolicy, TRUST_POLICY } from "../../src/backends/sagemaker/role.js";
-import { sagemakerBackend, stateOf } from "../../src/backends/sagemaker/index.js";
+import { changesFrom, sagemakerBackend, stateOf } from "../../src/backends/sagemaker/index.js";
 import { dockerfileFor, baseImageFor, writeBuildContext, BASE_IMAGES } from "../../src/package/image.js";
 import { isIgnored, parseDockerignore } from "../../src/package/dockerignore.js";
 import { pipBuildArgs } from "../../src/package/container.js";
@@ -153,7 +153,23 @@ test("job states follow TrainingJobStatus and SecondaryStatus", () => {
   assert.equal(stateOf("Completed", "Completed"), "completed");
   assert.equal(stateOf("Failed", "Failed"), "failed");
   assert.equal(stateOf("Stopped", "Stopped"), "stopped");
+  // Deleting (botocore's TrainingJobStatus enum) comes only after a terminal state: a final state, never running.
+  assert.equal(stateOf("Deleting", "Completed"), "stopped");
+  assert.equal(stateOf("Deleting", "Training"), "stopped");
 });
+
+test(
+  "TrainingJobStatus Deleting is a state of its own: final (stopped), with a reason that says the job was deleted after it ended",
+  { timeout: 10_000 },
+  () => {
+    const record = { name: "j", backend: "sagemaker", state: "running", createdAt: new Date(0).toISOString(), jobOutput: "s3://b/j", provider: {} };
+    const changes = changesFrom({ TrainingJobStatus: "Deleting", SecondaryStatus: "Completed", LastModifiedTime: new Date(1000) } as never, record as never);
+    assert.equal(changes.state, "stopped");
+    assert.match(changes.reason ?? "", /^deleted on SageMaker \(status Deleting, after DeleteTrainingJob\): the job had ended; /);
+    assert.ok(changes.endedAt, "a final state has its end");
+    assert.equal((changes.provider as Record<string, string>).status, "Deleting");
+  },
+);
 
 test("Dockerfile: environment before code, so a code change reinstalls nothing; the job runtime from the context; notebooks get nbclient", () => {
   const script = dockerfileFor(spec({}), "python:3.11-slim");

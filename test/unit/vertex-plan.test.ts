@@ -20,6 +20,7 @@ import {
   customJobRequest,
   JOB_STATES,
   PLACEHOLDERS,
+  registryOf,
   repositoryPath,
   stateOf,
   SUBMISSION_LABEL,
@@ -322,3 +323,50 @@ test("fit --dry-run with no project anywhere: one error naming where a project i
       /GOOGLE_CLOUD_PROJECT/.test(err.hint ?? ""),
   );
 });
+
+test(
+  "names checked before anything is built: a domain-scoped project as Artifact Registry writes it, repository IDs by Artifact Registry's rule, at most 100 environment entries",
+  { timeout: 10_000 },
+  () => {
+    // Domain-scoped projects: the colon becomes a slash in the image's path (cloud.google.com/artifact-registry/docs/docker/names); the API keeps the colon.
+    const s = spec({});
+    const image = repositoryPath(s, "example.com:my-proj");
+    assert.match(image, /^us-central1-docker\.pkg\.dev\/example\.com\/my-proj\/alekseylearn\/[a-z0-9-]+-train$/);
+    assert.deepEqual(registryOf(image), {
+      host: "us-central1-docker.pkg.dev",
+      region: "us-central1",
+      project: "example.com:my-proj",
+      repository: "alekseylearn",
+    });
+    assert.deepEqual(registryOf("europe-west4-docker.pkg.dev/my-proj/team-images/model"), {
+      host: "europe-west4-docker.pkg.dev",
+      region: "europe-west4",
+      project: "my-proj",
+      repository: "team-images",
+    });
+    assert.deepEqual(problemsOf({ project: "example.com:my-proj", repository: "us-central1-docker.pkg.dev/example.com/my-proj/team/model" }), []);
+    const colon = problemsOf({ repository: "us-central1-docker.pkg.dev/example.com:my-proj/team/model" }).join("\n");
+    assert.match(colon, /has a colon in its project: .*example\.com\/my-proj in an image path/);
+    // Repository IDs: lowercase letters, numbers and hyphens; a letter first; a letter or number last; at most 63.
+    for (const bad of ["team-", "9team", "Team", "team_images", `t${"a".repeat(63)}`])
+      assert.match(
+        problemsOf({ repository: `us-central1-docker.pkg.dev/my-proj/${bad}/model` }).join("\n"),
+        new RegExp(`${bad} is not an Artifact Registry repository ID`),
+        bad,
+      );
+    for (const good of ["t", "team-2", `t${"a".repeat(62)}`])
+      assert.deepEqual(problemsOf({ repository: `us-central1-docker.pkg.dev/my-proj/${good}/model` }), [], good);
+    // ContainerSpec.env: "Maximum limit is 100" (aiplatform.v1.json), counted with alekseylearn's own variables.
+    const own = customJobRequest(spec({}), { name: "j", image: "i", submissionId: "s", version: "1" }).jobSpec.workerPoolSpecs[0]!.containerSpec.env.length;
+    const fits = Array.from({ length: 100 - own }, (_, i) => `V${i}=x`).join(",");
+    assert.deepEqual(problemsOf({ environment: fits }), []);
+    assert.match(
+      problemsOf({ environment: `${fits},ONE_MORE=x` }).join("\n"),
+      /would get 101 environment variables .*Vertex AI takes at most 100 \(ContainerSpec\.env\)/,
+    );
+    const documented = loadDocument(TEST_CACHE, "aiplatform.v1").schemas["GoogleCloudAiplatformV1ContainerSpec"]!.properties!["env"] as {
+      description?: string;
+    };
+    assert.match(String(documented.description), /Maximum limit is 100/);
+  },
+);

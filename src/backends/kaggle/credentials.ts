@@ -1,16 +1,22 @@
 /**
- * Kaggle credentials, found in the official CLI's order (kaggle-cli,
- * `KaggleApi.authenticate`):
+ * Kaggle credentials, found in the official CLI's order (github:Kaggle/kaggle-api,
+ * src/kaggle/api/kaggle_api_extended.py, `KaggleApi.authenticate`; src/kaggle/__init__.py makes the API with
+ * `enable_oauth` true only when KAGGLE_ENABLE_OAUTH is "1", "true" or "yes"):
+ * 0. only with KAGGLE_ENABLE_OAUTH, and then first: the OAuth credentials of
+ *    `kaggle auth login` (3. below);
  * 1. an access token: KAGGLE_API_TOKEN (the token, or the path of a file
  *    holding it), else ~/.kaggle/access_token (or access_token.txt); it is
  *    checked with IntrospectToken, and one Kaggle calls invalid or expired is
  *    passed over with a warning, as the CLI does;
  * 2. the legacy key: KAGGLE_USERNAME and KAGGLE_KEY over the values in
  *    kaggle.json (KAGGLE_CONFIG_DIR, ~/.kaggle, or the XDG config folder);
- * 3. OAuth credentials that `kaggle auth login` saved in
+ * 3. (only with KAGGLE_ENABLE_OAUTH, tried first) OAuth credentials that `kaggle auth login` saved in
  *    ~/.kaggle/credentials.json: a refresh token and a short-lived access
  *    token, refreshed with GenerateAccessToken and saved back when it has
  *    expired or is about to (kagglesdk, `KaggleCredentials.get_access_token`).
+ * Where the CLI departs from being followed: when Kaggle refuses the saved OAuth
+ * login (401) the CLI deletes credentials.json; here the file is kept and a
+ * warning says to log in again (a user's file is never removed).
  * A credential never appears in a message: errors name where a credential
  * came from, not its value.
  */
@@ -26,7 +32,7 @@ export type KaggleCredentials =
 
 /** Where to create credentials, for the message when there are none. */
 export const CREATE_TOKEN_HINT =
-  "Create an API token at https://www.kaggle.com/settings (API section), then set KAGGLE_API_TOKEN, or save kaggle.json in ~/.kaggle (chmod 600), or run `kaggle auth login`.";
+  "Create an API token at https://www.kaggle.com/settings (API section), then set KAGGLE_API_TOKEN, or save kaggle.json in ~/.kaggle (chmod 600), or run `kaggle auth login` and set KAGGLE_ENABLE_OAUTH=1.";
 
 /** How long before its expiry an OAuth access token is refreshed: a job is followed for a while with it. */
 const REFRESH_MARGIN_MS = 30 * 60_000;
@@ -183,8 +189,17 @@ async function oauth(env: Env, endpoint: string, warn: (message: string) => void
   return { kind: "token", token: answer.token, source: file, ...(username ? { username } : {}) };
 }
 
+/** True when the official CLI would look for `kaggle auth login`'s credentials: KAGGLE_ENABLE_OAUTH is "1", "true" or "yes" (src/kaggle/__init__.py). */
+export function oauthEnabled(env: Env): boolean {
+  return ["1", "true", "yes"].includes(env.KAGGLE_ENABLE_OAUTH ?? "");
+}
+
 /** Find credentials in the official CLI's order, checking an access token with Kaggle at `endpoint`; `warn` hears about a token passed over and a credentials file other users can read. */
 export async function findCredentials(env: Env, endpoint: string, warn: (message: string) => void): Promise<KaggleCredentials> {
+  if (oauthEnabled(env)) {
+    const login = await oauth(env, endpoint, warn);
+    if (login) return login;
+  }
   const token = accessToken(env, warn);
   if (token) {
     const username = await introspect(endpoint, token.token);
@@ -193,10 +208,10 @@ export async function findCredentials(env: Env, endpoint: string, warn: (message
   }
   const key = legacyKey(env, warn);
   if (key) return key;
-  const login = await oauth(env, endpoint, warn);
-  if (login) return login;
+  const loginFile = path.join(env.HOME || os.homedir(), ".kaggle", "credentials.json");
+  const unused = !oauthEnabled(env) && fs.existsSync(loginFile) ? `; ${loginFile} is read only with KAGGLE_ENABLE_OAUTH=1, as by the official CLI` : "";
   throw new UserError(
-    `No Kaggle credentials found (${token ? `the access token from ${token.source} is invalid or expired; ` : ""}KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME and KAGGLE_KEY, kaggle.json, or ~/.kaggle/credentials.json from \`kaggle auth login\`).`,
+    `No Kaggle credentials found (${token ? `the access token from ${token.source} is invalid or expired; ` : ""}KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME and KAGGLE_KEY, kaggle.json${oauthEnabled(env) ? ", or ~/.kaggle/credentials.json from `kaggle auth login`" : unused}).`,
     CREATE_TOKEN_HINT,
     1,
   );
@@ -209,17 +224,19 @@ export async function findCredentials(env: Env, endpoint: string, warn: (message
  */
 export function credentialsWithoutAsking(env: Env, warn: (message: string) => void): { source: string; username?: string } | undefined {
   const named = env.KAGGLE_USERNAME ? { username: env.KAGGLE_USERNAME } : {};
+  const file = path.join(env.HOME || os.homedir(), ".kaggle", "credentials.json");
+  if (oauthEnabled(env)) {
+    try {
+      const saved = JSON.parse(readTrimmed(file) ?? "") as OAuthFile;
+      if (saved.refresh_token) return { source: file, ...(saved.username ? { username: saved.username } : named) };
+    } catch {
+      // no login file
+    }
+  }
   const token = accessToken(env, warn);
   if (token) return { source: token.source, ...named };
   const key = legacyKey(env, warn);
   if (key) return { source: key.source, ...(key.kind === "key" ? { username: key.username } : named) };
-  const file = path.join(env.HOME || os.homedir(), ".kaggle", "credentials.json");
-  try {
-    const saved = JSON.parse(readTrimmed(file) ?? "") as OAuthFile;
-    if (saved.refresh_token) return { source: file, ...(saved.username ? { username: saved.username } : named) };
-  } catch {
-    // no login file
-  }
   return undefined;
 }
 

@@ -38,6 +38,10 @@ export function stateOf(status: string | undefined, secondary: string | undefine
       return "failed";
     case "Stopped":
       return "stopped";
+    case "Deleting":
+      // DeleteTrainingJob is allowed only on a job in a terminal state (Stopped, Failed or Completed: botocore's sagemaker
+      // model, DeleteTrainingJob), so the job has ended; SageMaker no longer says how, and its record is going away.
+      return "stopped";
     default:
       return secondary && WAITING.has(secondary) ? "queued" : "running";
   }
@@ -101,7 +105,7 @@ async function buildWhileChecking(spec: SageMakerSpec, ctx: Context): Promise<{ 
 }
 
 /** The record's changes for what DescribeTrainingJob said. */
-function changesFrom(answer: DescribeTrainingJobResponse, record: JobRecord): JobChanges {
+export function changesFrom(answer: DescribeTrainingJobResponse, record: JobRecord): JobChanges {
   const state = stateOf(answer.TrainingJobStatus, answer.SecondaryStatus);
   const transitions = answer.SecondaryStatusTransitions ?? [];
   const last = transitions[transitions.length - 1];
@@ -118,7 +122,9 @@ function changesFrom(answer: DescribeTrainingJobResponse, record: JobRecord): Jo
   if (answer.TrainingStartTime) changes.startedAt = new Date(answer.TrainingStartTime).toISOString();
   if (isFinal(state)) changes.endedAt = new Date(answer.TrainingEndTime ?? answer.LastModifiedTime ?? Date.now()).toISOString();
   if (answer.ModelArtifacts?.S3ModelArtifacts && state === "completed") changes.model = answer.ModelArtifacts.S3ModelArtifacts;
-  if (answer.FailureReason) changes.reason = answer.FailureReason;
+  if (answer.TrainingJobStatus === "Deleting")
+    changes.reason = `deleted on SageMaker (status Deleting, after DeleteTrainingJob): the job had ended${answer.FailureReason ? ` (${answer.FailureReason})` : ""}; SageMaker keeps no record of it once deleted`;
+  else if (answer.FailureReason) changes.reason = answer.FailureReason;
   else if (state === "stopped") changes.reason = "stopped by request";
   return changes;
 }

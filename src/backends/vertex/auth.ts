@@ -34,8 +34,24 @@ export interface GoogleSession {
   readonly source: string;
   /** A short-lived access token (for `docker login` on stdin); never print it. */
   accessToken(): Promise<string>;
-  /** The Authorization header for a request to `url`. */
+  /**
+   * The project Google bills and meters the calls to (x-goog-user-project), when there is one:
+   * config.quota_project, else GOOGLE_CLOUD_QUOTA_PROJECT, else the credentials' own (an ADC file's quota_project_id).
+   */
+  readonly quotaProject: string | undefined;
+  /** The Authorization header for a request to `url`, and x-goog-user-project when there is a quota project. */
   headers(url: string): Promise<Record<string, string>>;
+}
+
+/**
+ * The quota project of the calls, in the order Google's auth libraries use: an explicit setting
+ * (config.quota_project, as google-auth's `quota_project_id` option), GOOGLE_CLOUD_QUOTA_PROJECT
+ * (google-auth-library's GoogleAuth applies it over the credentials'), then the credentials' own
+ * `quota_project_id` (UserRefreshClient and JWT read it from the file; AuthClient sends it as
+ * x-goog-user-project: google-auth-library, src/auth/authclient.ts, addSharedMetadataHeaders).
+ */
+export function quotaProjectOf(configured: string | undefined, env: Env, fromCredentials: string | undefined): string | undefined {
+  return configured || env.GOOGLE_CLOUD_QUOTA_PROJECT || fromCredentials || undefined;
 }
 
 /**
@@ -45,7 +61,7 @@ export interface GoogleSession {
  * itself names Google's token URL in its code, so its requests to that URL
  * are redirected on the way out.
  */
-export async function googleSession(env: Env): Promise<GoogleSession> {
+export async function googleSession(env: Env, options: { quotaProject?: string | undefined } = {}): Promise<GoogleSession> {
   const source: CredentialSource = credentialSource(env);
   const { GoogleAuth } = loadSdk<typeof import("google-auth-library")>("google-auth-library");
   const auth = new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], ...(source.kind === "file" ? { keyFilename: source.file } : {}) });
@@ -73,10 +89,14 @@ export async function googleSession(env: Env): Promise<GoogleSession> {
       throw noCredentialsError(`${source.from}: ${describeAuthError(err)}`);
     }
   };
+  // The library reads the credentials file's quota_project_id into the client; its GOOGLE_CLOUD_QUOTA_PROJECT override is read from
+  // process.env, and not at all for a keyFilename, so the choice is made here from the command's own environment.
+  const quotaProject = quotaProjectOf(options.quotaProject, env, (client as { quotaProjectId?: string }).quotaProjectId);
   return {
     source: source.from,
+    quotaProject,
     accessToken: token,
-    headers: async () => ({ authorization: `Bearer ${await token()}` }),
+    headers: async () => ({ authorization: `Bearer ${await token()}`, ...(quotaProject ? { "x-goog-user-project": quotaProject } : {}) }),
   };
 }
 
@@ -102,10 +122,12 @@ export function apiError(what: string, status: number, body: unknown): UserError
   const hint =
     status === 401
       ? "The credentials were refused: run `gcloud auth application-default login` again, or check the key file."
-      : status === 403
-        ? "The caller lacks a permission named above: see the README's Vertex AI permissions, or ask the project's owner."
-        : status === 404
-          ? "Check config.project and config.region."
-          : undefined;
+      : status === 403 && /requires a quota project/i.test(message)
+        ? "Set a quota project: --config.quota_project=PROJECT_ID, GOOGLE_CLOUD_QUOTA_PROJECT, or `gcloud auth application-default set-quota-project PROJECT_ID` (it needs serviceusage.services.use there)."
+        : status === 403
+          ? "The caller lacks a permission named above: see the README's Vertex AI permissions, or ask the project's owner."
+          : status === 404
+            ? "Check config.project and config.region."
+            : undefined;
   return failure(`${what} failed: ${message}${code}.`, hint);
 }

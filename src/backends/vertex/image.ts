@@ -9,7 +9,7 @@ import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
 import { imageName } from "../../package/image.js";
-import { pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
+import { DOCKER_MANIFEST_V2, OCI_MANIFEST, pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
 import type { GoogleSession } from "./auth.js";
 import type { VertexApi } from "./api.js";
 import { registryOf, repositoryPath, wantsGpu } from "./plan.js";
@@ -59,14 +59,22 @@ export async function pushVertexImage(
     );
     await google.api.createRepository(registry.project, registry.region, registry.repository);
   }
+  const token = await google.session.accessToken();
   const pushed = await pushBuiltImage(
     built.imageId,
     {
       backend: "vertex",
       service: "Vertex AI",
       uri: registryOverride(imagePath, ctx.env),
+      // `docker login -u oauth2accesstoken` for the push (cloud.google.com/artifact-registry/docs/docker/authentication#token);
+      // the reads of the Docker API send the access token itself as a Bearer token, as Artifact Registry documents them
+      // (cloud.google.com/artifact-registry/docs/reference/docker-api: `Authorization: Bearer $(gcloud auth print-access-token)`).
       user: TOKEN_USER,
-      password: await google.session.accessToken(),
+      password: token,
+      authorization: `Bearer ${token}`,
+      // Artifact Registry stores OCI manifests as well as Docker's, and no Vertex AI source says a job cannot pull one,
+      // so only the platform is checked on Vertex (SageMaker's refusal of OCI manifests is its documented one).
+      manifestTypes: [DOCKER_MANIFEST_V2, OCI_MANIFEST],
       unusableHint: unusableImageHint(spec),
     },
     ctx,

@@ -38,26 +38,49 @@ interface Google {
 }
 
 /** Google's credentials and the project for `project` (config.project or found) in `region`; a UserError naming the fix when either is missing. */
-async function connect(configured: string | undefined, region: string, ctx: Context): Promise<Google> {
+async function connect(configured: string | undefined, region: string, ctx: Context, quotaProject?: string): Promise<Google> {
   const chosen = resolveProject(configured, ctx.env);
   if (!chosen) throw noProjectError();
-  const session = await sessionFor(ctx.env);
+  const session = await sessionFor(ctx.env, quotaProject);
   return { project: chosen.project, session, api: new VertexApi(session, region, ctx.env) };
 }
 
 /** `connect` for a job: the project and region its record names (a job found by name has them), else its settings'. */
 function connectTo(job: VertexJob, ctx: Context): Promise<Google> {
-  return connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx);
+  return connect(job.provider?.project ?? job.spec.settings.project, job.provider?.region ?? job.spec.settings.region, ctx, job.spec.settings.quota_project);
+}
+
+/** Contexts whose environment names config.quota_project as GOOGLE_CLOUD_QUOTA_PROJECT, one per context and project (so the storage made for it is reused). */
+const quotaContexts = new WeakMap<Context, Map<string, Context>>();
+
+/** `ctx` for Cloud Storage calls of a job: with config.quota_project, the storage library sends it as x-goog-user-project too (see src/storage/gcs.ts). */
+function storageContext(ctx: Context, quotaProject: string | undefined): Context {
+  if (!quotaProject || ctx.env.GOOGLE_CLOUD_QUOTA_PROJECT === quotaProject) return ctx;
+  const byProject = quotaContexts.get(ctx) ?? new Map<string, Context>();
+  quotaContexts.set(ctx, byProject);
+  let made = byProject.get(quotaProject);
+  if (!made) {
+    made = { ...ctx, env: { ...ctx.env, GOOGLE_CLOUD_QUOTA_PROJECT: quotaProject } };
+    byProject.set(quotaProject, made);
+  }
+  return made;
 }
 
 /** Sessions by what chooses their credentials: a command that follows a job asks Google for a token when the last one nears its end, not at every poll. */
 const sessions = new Map<string, Promise<GoogleSession>>();
 
-function sessionFor(env: Context["env"]): Promise<GoogleSession> {
-  const key = JSON.stringify([env.GOOGLE_APPLICATION_CREDENTIALS, env.CLOUDSDK_CONFIG, env.HOME, env.CLOUDSDK_AUTH_TOKEN_HOST]);
+function sessionFor(env: Context["env"], quotaProject: string | undefined): Promise<GoogleSession> {
+  const key = JSON.stringify([
+    env.GOOGLE_APPLICATION_CREDENTIALS,
+    env.CLOUDSDK_CONFIG,
+    env.HOME,
+    env.CLOUDSDK_AUTH_TOKEN_HOST,
+    env.GOOGLE_CLOUD_QUOTA_PROJECT,
+    quotaProject,
+  ]);
   let session = sessions.get(key);
   if (!session) {
-    session = googleSession(env);
+    session = googleSession(env, { quotaProject });
     sessions.set(key, session);
     session.catch(() => sessions.delete(key)); // a failure is not kept: the next command may have fixed it
   }
@@ -136,10 +159,11 @@ export const vertexBackend = {
   plan: planVertex,
   wantsGpu,
 
-  async submit(job, ctx, options) {
+  async submit(job, given, options) {
     const { spec } = job;
     const { region } = spec.settings;
-    const google = await connect(spec.settings.project, region, ctx);
+    const ctx = storageContext(given, spec.settings.quota_project);
+    const google = await connect(spec.settings.project, region, ctx, spec.settings.quota_project);
     // The credentials are tried now (a token), and the bucket looked at, before anything is built.
     await google.session.accessToken();
     await checkOutputBucket(spec.outputPath, ctx);
@@ -168,9 +192,10 @@ export const vertexBackend = {
     };
   },
 
-  async describe(job, ctx) {
+  async describe(job, given) {
     const resource = job.provider?.resource;
     if (isFinal(job.state) || !resource) return {};
+    const ctx = storageContext(given, job.spec.settings.quota_project);
     const google = await connectTo(job, ctx);
     const answer = await google.api.getCustomJob(resource);
     if (!answer)

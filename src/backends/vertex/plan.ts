@@ -116,16 +116,53 @@ export function isAcceleratorType(name: string): name is AcceleratorType {
   return (ACCELERATOR_TYPES as readonly string[]).includes(name);
 }
 
-/** The image's repository path for `spec` in `project`: REGION-docker.pkg.dev/PROJECT/alekseylearn/<folder>-<stem>, or config.repository. */
-export function repositoryPath(spec: VertexSpec, project: string): string {
-  return spec.settings.repository ?? `${spec.settings.region}-docker.pkg.dev/${project}/${imageName(spec)}`;
+/**
+ * A project ID as it appears in a Docker image path. A domain-scoped project (`example.com:my-proj`) has a colon, which
+ * Docker reads as a port or a tag, so Artifact Registry names it with a slash instead: `example.com/my-proj`
+ * (cloud.google.com/artifact-registry/docs/docker/names, "Domain-scoped projects": the colon in the project ID is
+ * replaced with a forward slash in the image's name).
+ */
+export function dockerProjectPath(project: string): string {
+  return project.replace(":", "/");
 }
 
-/** The Artifact Registry repository an image path lies in: its host, project and repository id. */
-export function registryOf(imagePath: string): { host: string; project: string; repository: string; region: string } | undefined {
-  const match = /^(([a-z0-9-]+)-docker\.pkg\.dev)\/([a-z0-9.:-]+)\/([a-z][a-z0-9-]*)\/[a-z0-9._/-]+$/.exec(imagePath);
-  return match ? { host: match[1]!, region: match[2]!, project: match[3]!, repository: match[4]! } : undefined;
+/** The image's repository path for `spec` in `project`: REGION-docker.pkg.dev/PROJECT/alekseylearn/<folder>-<stem>, or config.repository. */
+export function repositoryPath(spec: VertexSpec, project: string): string {
+  return spec.settings.repository ?? `${spec.settings.region}-docker.pkg.dev/${dockerProjectPath(project)}/${imageName(spec)}`;
 }
+
+/**
+ * Artifact Registry's rule for a repository ID (cloud.google.com/artifact-registry/docs/repositories/create-repos,
+ * "Repository name"): lowercase letters, numbers and hyphens, starting with a letter and ending with a letter or a number,
+ * at most 63 characters.
+ */
+export const REPOSITORY_ID = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * The Artifact Registry repository an image path lies in: its host, region, project (as the API names it:
+ * `example.com:my-proj` for the path's `example.com/my-proj`) and repository id. The repository id is taken as written;
+ * `imagePathProblem` checks it against Artifact Registry's rule.
+ */
+export function registryOf(imagePath: string): { host: string; project: string; repository: string; region: string } | undefined {
+  const match = /^(([a-z0-9-]+)-docker\.pkg\.dev)\/(?:([a-z0-9-]+(?:\.[a-z0-9-]+)+)\/)?([a-z][a-z0-9-]*)\/([^/:@]+)\/[a-z0-9._/-]+$/.exec(imagePath);
+  if (!match) return undefined;
+  const project = match[3] ? `${match[3]}:${match[4]}` : match[4]!;
+  return { host: match[1]!, region: match[2]!, project, repository: match[5]! };
+}
+
+/** Why `imagePath` (config.repository) is not an Artifact Registry image path Vertex AI can be given, or undefined when it is. */
+export function imagePathProblem(imagePath: string): string | undefined {
+  if (/^[a-z0-9-]+-docker\.pkg\.dev\/[^/]*:/.test(imagePath))
+    return `config.repository ${imagePath} has a colon in its project: Docker names cannot hold one, and Artifact Registry writes a domain-scoped project example.com:my-proj as example.com/my-proj in an image path (cloud.google.com/artifact-registry/docs/docker/names, Domain-scoped projects)`;
+  const registry = registryOf(imagePath);
+  if (!registry) return `config.repository ${imagePath} is not an Artifact Registry image path (REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE)`;
+  if (!REPOSITORY_ID.test(registry.repository))
+    return `config.repository ${imagePath}: ${registry.repository} is not an Artifact Registry repository ID (lowercase letters, numbers and hyphens, starting with a letter, ending with a letter or number, at most 63 characters)`;
+  return undefined;
+}
+
+/** How many environment variables a container may be given: ContainerSpec.env's "Maximum limit is 100" (aiplatform.v1.json, GoogleCloudAiplatformV1ContainerSpec). */
+export const MAX_CONTAINER_ENV = 100;
 
 /** The body of `projects.locations.repositories.create` (artifactregistry v1) for a missing Docker repository. */
 export function createRepositoryRequest(): { format: "DOCKER"; description: string; labels: Record<string, string> } {
@@ -167,8 +204,10 @@ export function planProblems(spec: VertexSpec): string[] {
     problems.push(`config.kms_key ${settings.kms_key} is not a Cloud KMS key name (projects/P/locations/L/keyRings/R/cryptoKeys/K)`);
   if (settings.network !== undefined && !/^projects\/[^/]+\/global\/networks\/[^/]+$/.test(settings.network))
     problems.push(`config.network ${settings.network} is not a network name (projects/NUMBER/global/networks/NAME)`);
-  if (settings.repository !== undefined && !registryOf(settings.repository))
-    problems.push(`config.repository ${settings.repository} is not an Artifact Registry image path (REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE)`);
+  if (settings.quota_project !== undefined && !/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z][a-z0-9.-]*:[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(settings.quota_project))
+    problems.push(`config.quota_project ${settings.quota_project} is not a project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter)`);
+  const repositoryProblem = settings.repository === undefined ? undefined : imagePathProblem(settings.repository);
+  if (repositoryProblem) problems.push(repositoryProblem);
   for (const [channel, location] of Object.entries(spec.inputs)) {
     if (schemeOf(location) !== "gs")
       problems.push(
@@ -182,6 +221,15 @@ export function planProblems(spec: VertexSpec): string[] {
       problems.push(`config.labels: ${key}=${value} breaks Google's label rules (at most 63 lowercase letters, digits, _ and -; keys start with a letter)`);
     else if (key.startsWith("alekseylearn")) problems.push(`config.labels: ${key} is alekseylearn's own label`);
   }
+  // Vertex refuses a ContainerSpec with more than 100 env entries; counted with alekseylearn's own, as the request will carry them.
+  const envCount = customJobRequest(
+    { ...spec, outputPath: spec.outputPath || "gs://bucket" },
+    { name: PLACEHOLDERS.name, image: "i", submissionId: PLACEHOLDERS.submission, version: "0" },
+  ).jobSpec.workerPoolSpecs[0]!.containerSpec.env.length;
+  if (envCount > MAX_CONTAINER_ENV)
+    problems.push(
+      `the job's container would get ${envCount} environment variables (config.environment and alekseylearn's own); Vertex AI takes at most ${MAX_CONTAINER_ENV} (ContainerSpec.env)`,
+    );
   try {
     refuseEnvironmentCredentials(spec);
   } catch (err) {

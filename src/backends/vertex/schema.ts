@@ -17,6 +17,10 @@ export const vertexSchema = {
     type: { kind: "string" },
     doc: "The Google Cloud project; default: GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT, gcloud's active configuration, the credentials' project.",
   },
+  quota_project: {
+    type: { kind: "string" },
+    doc: "The project Google bills and meters the calls to (x-goog-user-project); default: GOOGLE_CLOUD_QUOTA_PROJECT, else the credentials' quota_project_id.",
+  },
   region: {
     type: { kind: "string" },
     default: DEFAULT_REGION,
