@@ -37,7 +37,7 @@ export interface LogEntry {
   timestamp?: string;
   severity?: string;
   textPayload?: string;
-  jsonPayload?: { message?: unknown };
+  jsonPayload?: { message?: unknown; [key: string]: unknown };
   /** The monitored resource; for ml_job, labels.task_name names the replica (workerpool0-0). */
   resource?: { type?: string; labels?: Record<string, string> };
 }
