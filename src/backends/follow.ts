@@ -23,6 +23,12 @@ export interface CloudLog<J extends JobRecord> {
   status(record: J): string | undefined;
   /** The log lines written since the last read. */
   read(record: J): Promise<string[]>;
+  /**
+   * Once the job has ended, whether its log has been read to the end, given
+   * how many reads in a row (since the end was seen) came back empty; without
+   * it, one more read after the end.
+   */
+  complete?(record: J, emptyReads: number): boolean;
   /** What to say once the job has ended, after the log's last lines. */
   ended?(record: J): string[];
 }
@@ -53,7 +59,21 @@ export async function* followCloudJob<J extends JobRecord>(log: CloudLog<J>): As
     if (lines.length) interval = base;
     if (!log.follow) return;
     if (isFinal(record.state)) {
-      yield* await log.read(record).catch(() => [] as string[]); // what the last instant wrote
+      if (log.complete) {
+        // Read on until the backend says the log is complete (lines may be listable a while after the job ended); at most 30 reads.
+        let empty = lines.length ? 0 : 1;
+        for (let reads = 0; reads < 30 && !log.complete(record, empty); reads++) {
+          let more: string[];
+          try {
+            more = await log.read(record);
+          } catch (err) {
+            if (log.signal?.aborted) return;
+            throw err;
+          }
+          yield* more;
+          empty = more.length ? 0 : empty + 1;
+        }
+      } else yield* await log.read(record).catch(() => [] as string[]); // what the last instant wrote
       yield* log.ended?.(record) ?? [];
       return;
     }

@@ -83,6 +83,10 @@ before(async () => {
         // A replica that exits non-zero is started once more in its own container, as Vertex restarts a worker in the same VM.
         restarts: 1,
       },
+      // Cloud Logging as untidy as the real one: entries listable up to 2 s late and out of order (less than the follower's 5 s
+      // lag), a 429 now and then, JSON lines as jsonPayload; and polls that never see RUNNING (a short job passes it between two).
+      logging: { lateMs: 2_000, tooManyRequestsEvery: 7, structured: true },
+      hideRunning: true,
     },
   );
   registry = await startArtifactRegistryProxy(docker.registry, vertex.tokens);
@@ -558,5 +562,54 @@ test(
     assert.equal(basic.status, 401);
     assert.match(basic.headers.get("www-authenticate") ?? "", /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/v2\/token",service=/);
     assert.equal((await fetch(`http://${registry.host}/v2/`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  },
+);
+
+/** A script printing "line 1" … "line N", every third as a JSON object with a message (a jsonPayload entry). */
+function numberedScript(n: number): string {
+  return [
+    "import json, time",
+    `for i in range(1, ${n + 1}):`,
+    "    if i % 3 == 0:",
+    '        print(json.dumps({"message": "line %d" % i, "severity": "INFO"}), flush=True)',
+    "    else:",
+    '        print("line %d" % i, flush=True)',
+    "    time.sleep(0.05)",
+    "",
+  ].join("\n");
+}
+
+/** The numbered lines in `output`, in the order shown. */
+function numberedLines(output: string): string[] {
+  return output.split("\n").filter((line) => /^line \d+$/.test(line));
+}
+
+test(
+  "Vertex test server with late, out-of-order log entries, 429s, jsonPayload and RUNNING between two polls: lines 1..N each exactly once, in order, through fit and through logs --follow",
+  { timeout: 600_000 },
+  async () => {
+    const n = 60;
+    const expected = Array.from({ length: n }, (_, i) => `line ${i + 1}`);
+    const dir = writeTree({ "train.py": numberedScript(n), "requirements.txt": "" });
+    const { env } = vertexEnv();
+    const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+    assert.equal(fit.code, 0, fit.stderr);
+    assert.deepEqual(numberedLines(fit.stderr), expected, "fit: every line once, in order");
+    const shown = [...fit.stderr.matchAll(/\[vertex\] (JOB_STATE_\w+)/g)].map((match) => match[1]!);
+    assert.equal(shown.at(-1), "JOB_STATE_SUCCEEDED", "the final state last, though no poll saw RUNNING");
+
+    const detached = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json", "--detach"], {
+      cwd: dir,
+      env,
+    });
+    assert.equal(detached.code, 0, detached.stderr);
+    const { name } = JSON.parse(detached.stdout);
+    const followed = await runCli(["logs", name, "--follow"], { cwd: dir, env });
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.deepEqual(numberedLines(`${followed.stdout}\n${followed.stderr}`), expected, "logs --follow: every line once, in order");
+    assert.ok(
+      vertex.requests.some((r) => r.path === "/v2/entries:list" && JSON.stringify(r.body).includes("timestamp<")),
+      "reads have an upper time bound",
+    );
   },
 );

@@ -16,7 +16,7 @@ import { UserError } from "../../src/errors.js";
 import { vertexBackend } from "../../src/backends/vertex/index.js";
 import { customJobRequest, logFilter, parentOf, stateOf } from "../../src/backends/vertex/plan.js";
 import { googleSession } from "../../src/backends/vertex/auth.js";
-import { entryText, jobIdOf, logFilterFrom, unseen, VertexApi, type LogCursor } from "../../src/backends/vertex/api.js";
+import { entryText, freshEntries, jobIdOf, logWindowFilter, VertexApi, type LogWindow } from "../../src/backends/vertex/api.js";
 import { loadDocument } from "../servers/google-discovery.js";
 import { PROJECT_NUMBER, startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
 import { changesFrom, JobLog, statusLine } from "../../src/backends/vertex/follow.js";
@@ -155,36 +155,45 @@ test("a key the token endpoint does not accept: one clear error naming the login
   );
 });
 
-test("the job's log from Cloud Logging: every line once, in order, across overlapping reads and entries of the same instant that arrive late", async () => {
-  const api = new VertexApi(await googleSession(env), "us-central1", env);
-  const created = await api.createCustomJob(
-    parentOf("my-proj", "us-central1"),
-    customJobRequest(spec(), { name: "logs-1", image: IMAGE, submissionId: "s", version: "1" }),
-  );
-  const id = jobIdOf(created.name);
-  fake.addLog(id, "epoch 1\n", "2026-01-01T00:00:01Z");
-  fake.addLog(id, "epoch 2\n", "2026-01-01T00:00:02.5Z");
-  let cursor: LogCursor | undefined;
-  const shown: string[] = [];
-  const read = async (): Promise<void> => {
-    const page = await api.listLogEntries("my-proj", logFilterFrom(logFilter(id), cursor));
-    const { fresh, cursor: after } = unseen(page.entries, cursor);
-    cursor = after;
-    shown.push(...fresh.map((entry) => entryText(entry) ?? ""));
-  };
-  await read();
-  await read();
-  assert.deepEqual(shown, ["epoch 1", "epoch 2"]);
-  fake.addLog(id, "epoch 2 (another replica)", "2026-01-01T00:00:02.500Z");
-  fake.addLog(id, "done", "2026-01-01T00:00:03Z");
-  await read();
-  await read();
-  assert.deepEqual(shown, ["epoch 1", "epoch 2", "epoch 2 (another replica)", "done"]);
-  // Every entries.list request named the job by its numeric id, and the server checked each body against logging v2.
-  const asked = fake.requests.filter((request) => request.path === "/v2/entries:list");
-  assert.equal(asked.length, 4);
-  assert.ok(asked.every((request) => JSON.stringify(request.body).includes(`resource.labels.job_id=\\"${id}\\"`)));
-});
+test(
+  "Vertex/Logging test server: the job's log read in windows, every line once, in order, across overlapping reads and entries of the same instant that arrive late",
+  { timeout: 60_000 },
+  async () => {
+    const api = new VertexApi(await googleSession(env), "us-central1", env);
+    const created = await api.createCustomJob(
+      parentOf("my-proj", "us-central1"),
+      customJobRequest(spec(), { name: "logs-1", image: IMAGE, submissionId: "s", version: "1" }),
+    );
+    const id = jobIdOf(created.name);
+    fake.addLog(id, "before the job\n", "2025-12-31T23:59:59Z");
+    fake.addLog(id, "epoch 1\n", "2026-01-01T00:00:01Z");
+    fake.addLog(id, "epoch 2\n", "2026-01-01T00:00:02.5Z");
+    let window: LogWindow = { lower: "2026-01-01T00:00:00Z", seen: new Map() };
+    const shown: string[] = [];
+    // Each read up to `upper`; the next from `upper` less an overlap of 2 s.
+    const read = async (upper: string, overlapFrom: string): Promise<void> => {
+      const page = await api.listLogEntries("my-proj", logWindowFilter(logFilter(id), window.lower, upper));
+      const { fresh, window: after } = freshEntries(page.entries, window, overlapFrom);
+      window = after;
+      shown.push(...fresh.map((entry) => entryText(entry) ?? ""));
+    };
+    await read("2026-01-01T00:00:02Z", "2026-01-01T00:00:00Z");
+    assert.deepEqual(shown, ["epoch 1"], "nothing before the lower bound, nothing at or after the upper one");
+    await read("2026-01-01T00:00:04Z", "2026-01-01T00:00:02Z");
+    assert.deepEqual(shown, ["epoch 1", "epoch 2"]);
+    // Listable only now: one of the instant already shown, one older than the last upper bound but inside the overlap.
+    fake.addLog(id, "epoch 2 (another replica)", "2026-01-01T00:00:02.500Z");
+    fake.addLog(id, "late but in the overlap", "2026-01-01T00:00:03Z");
+    fake.addLog(id, "done", "2026-01-01T00:00:05Z");
+    await read("2026-01-01T00:00:06Z", "2026-01-01T00:00:04Z");
+    await read("2026-01-01T00:00:08Z", "2026-01-01T00:00:06Z");
+    assert.deepEqual(shown, ["epoch 1", "epoch 2", "epoch 2 (another replica)", "late but in the overlap", "done"]);
+    // Every entries.list request named the job by its numeric id and both bounds, and the server checked each body against logging v2.
+    const asked = fake.requests.filter((request) => request.path === "/v2/entries:list").slice(-4);
+    assert.ok(asked.every((request) => JSON.stringify(request.body).includes(`resource.labels.job_id=\\"${id}\\"`)));
+    assert.ok(asked.every((request) => /timestamp>=\\"[^"]+\\" AND timestamp<\\"/.test(JSON.stringify(request.body))));
+  },
+);
 
 test("Google's auth library is loaded only when a Vertex command asks for credentials (--help never loads it)", () => {
   const src = path.join(REPO, "src");
@@ -214,7 +223,7 @@ test("what an answer changes in the record: states, times, and the reason in Ver
   );
   assert.deepEqual(done, {
     state: "completed",
-    provider: { project: "my-proj", resource, status: "JOB_STATE_SUCCEEDED", message: "" },
+    provider: { project: "my-proj", resource, status: "JOB_STATE_SUCCEEDED", message: "", endTime: "2026-01-01T00:05:00Z" },
     startedAt: "2026-01-01T00:01:00.000Z",
     endedAt: "2026-01-01T00:05:00.000Z",
   });
@@ -246,6 +255,14 @@ test("what an answer changes in the record: states, times, and the reason in Ver
   };
   assert.equal(changesFrom(timedOut, record).reason, `stopped by Vertex AI: the job ran past config.max_runtime (${s.settings.max_runtime} s)`);
   assert.equal(changesFrom(timedOut, record).state, "stopped");
+  // Workers run before RUNNING: a job cancelled for its timeout may have run less than max_runtime since startTime; from createTime it is timed out.
+  const created = "2026-01-01T00:00:00Z";
+  const late = new Date(Date.parse(created) + s.settings.max_runtime * 1000).toISOString();
+  const fromCreation = { ...cancelled, createTime: created, startTime: "2026-01-01T00:10:00Z", endTime: late };
+  assert.equal(changesFrom(fromCreation, record).reason, `stopped by Vertex AI: the job ran past config.max_runtime (${s.settings.max_runtime} s)`);
+  // A cancel from elsewhere well before the timeout is not one.
+  const early = { ...cancelled, createTime: created, startTime: created, endTime: "2026-01-01T01:00:00Z" };
+  assert.match(changesFrom(early, record).reason!, /^cancelled outside alekseylearn/);
   assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_EXPIRED" }, record).state, "failed");
   assert.equal(changesFrom({ name: resource, displayName: "j", state: "JOB_STATE_QUEUED" }, record).endedAt, undefined);
 });
@@ -388,3 +405,138 @@ test("config.quota_project is a project ID, checked before anything is built", {
   assert.deepEqual(vertexBackend.check(spec({ quota_project: "billing-proj" })), []);
   assert.throws(() => spec({ quota_project: "Bad_Project" }), /config\.quota_project Bad_Project is not a project ID/);
 });
+/** A second Vertex/Logging test server whose Cloud Logging lists entries late and out of order and answers every third read 429. */
+async function untidyLogging(lateMs: number): Promise<{ server: VertexFake; env: Record<string, string> }> {
+  const pair = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const server = await startVertexFake(
+    {
+      aiplatform: loadDocument(TEST_CACHE, "aiplatform.v1"),
+      logging: loadDocument(TEST_CACHE, "logging.v2"),
+    },
+    { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
+    { logging: { lateMs, tooManyRequestsEvery: 3 } },
+  );
+  const key = pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  return {
+    server,
+    env: {
+      ...env,
+      GOOGLE_APPLICATION_CREDENTIALS: keyFile(key),
+      CLOUDSDK_AUTH_TOKEN_HOST: server.url,
+      CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: server.url,
+      CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: server.url,
+    },
+  };
+}
+
+/** Write "line 1" … "line N" to job `id`'s log, one every `everyMs`, each stamped when written. */
+async function writeNumbered(server: VertexFake, id: string, n: number, everyMs: number): Promise<void> {
+  for (let i = 1; i <= n; i++) {
+    server.addLog(id, `line ${i}\n`, new Date().toISOString());
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/** Read `log` while `writing` runs, then until it says the log is complete; every line read. */
+async function readAll(log: JobLog, writing: Promise<void>): Promise<string[]> {
+  let done = false;
+  void writing.then(() => (done = true));
+  const lines: string[] = [];
+  while (!done) lines.push(...(await log.read()));
+  const end = new Date().toISOString();
+  for (let empty = 0; !log.complete(end, empty);) {
+    const more = await log.read();
+    lines.push(...more);
+    empty = more.length ? 0 : empty + 1;
+  }
+  return lines;
+}
+
+const numbered = (n: number): string[] => Array.from({ length: n }, (_, i) => `line ${i + 1}`);
+
+test(
+  "Vertex/Logging test server with late, out-of-order entries (lateMs) and a 429 every third read: the follower's window lags behind them, so lines 1..N come each once, in order; the long waits are told",
+  { timeout: 120_000 },
+  async () => {
+    const { server, env: untidy } = await untidyLogging(1_500);
+    try {
+      const api = new VertexApi(await googleSession(untidy), "us-central1", untidy);
+      const created = await api.createCustomJob(
+        parentOf("my-proj", "us-central1"),
+        customJobRequest(spec(), { name: "late-1", image: IMAGE, submissionId: "s", version: "1" }),
+      );
+      const told: string[] = [];
+      const from = new Date(Date.now() - 1000).toISOString();
+      // A lag longer than the latest an entry becomes listable: nothing is listed before the entries older than it are all there.
+      const log = new JobLog(api, "my-proj", created.name, 1, 100, undefined, {
+        from,
+        lagMs: 2_500,
+        overlapMs: 5_000,
+        onWait: (line) => told.push(line),
+        tellWaitsFromMs: 0,
+      });
+      const lines = await readAll(log, writeNumbered(server, jobIdOf(created.name), 40, 40));
+      assert.deepEqual(lines, numbered(40));
+      assert.ok(
+        told.some((line) => /Cloud Logging is over its read quota \(429\); reading the job's log again in \d+ s\./.test(line)),
+        told.join("\n"),
+      );
+      const asked = server.requests.filter((request) => request.path === "/v2/entries:list");
+      assert.ok(asked.length >= 3, "at least one read was answered 429 and asked again");
+      const first = JSON.stringify(asked[0]!.body);
+      assert.ok(first.includes(`timestamp>=\\"${from}\\"`), `the first read starts at the job's creation: ${first}`);
+    } finally {
+      await server.close();
+    }
+  },
+);
+
+test(
+  "Vertex/Logging test server with entries listable later than the lag (lateMs 1.5 s, lag 0): none is lost or shown twice; the overlap catches the late ones",
+  { timeout: 120_000 },
+  async () => {
+    const { server, env: untidy } = await untidyLogging(1_500);
+    try {
+      const api = new VertexApi(await googleSession(untidy), "us-central1", untidy);
+      const created = await api.createCustomJob(
+        parentOf("my-proj", "us-central1"),
+        customJobRequest(spec(), { name: "late-2", image: IMAGE, submissionId: "s", version: "1" }),
+      );
+      const from = new Date(Date.now() - 1000).toISOString();
+      const log = new JobLog(api, "my-proj", created.name, 1, 100, undefined, { from, lagMs: 0, overlapMs: 5_000 });
+      const lines = await readAll(log, writeNumbered(server, jobIdOf(created.name), 40, 40));
+      assert.equal(new Set(lines).size, lines.length, `no line twice: ${lines.join(", ")}`);
+      assert.deepEqual(
+        [...lines].sort((a, b) => Number(a.split(" ")[1]) - Number(b.split(" ")[1])),
+        numbered(40),
+        "every line",
+      );
+    } finally {
+      await server.close();
+    }
+  },
+);
+
+test(
+  "Vertex/Logging test server: jsonPayload entries show their message (as gcloud's log_util shows them), or the object when it has none",
+  { timeout: 60_000 },
+  async () => {
+    const api = new VertexApi(await googleSession(env), "us-central1", env);
+    const created = await api.createCustomJob(
+      parentOf("my-proj", "us-central1"),
+      customJobRequest(spec(), { name: "json-1", image: IMAGE, submissionId: "s", version: "1" }),
+    );
+    const id = jobIdOf(created.name);
+    const labels = { job_id: id, task_name: "workerpool0-0", project_id: "my-proj" };
+    const entry = (insertId: string, timestamp: string, payload: object) => ({
+      jobId: id,
+      entry: { insertId, timestamp, severity: "INFO", resource: { type: "ml_job", labels }, logName: "projects/my-proj/logs/workerpool0-0", ...payload },
+    });
+    fake.logs.push(entry("a", "2026-01-03T00:00:01Z", { textPayload: "text line\n" }));
+    fake.logs.push(entry("b", "2026-01-03T00:00:02Z", { jsonPayload: { message: "json line\n", step: 2 } }));
+    fake.logs.push(entry("c", "2026-01-03T00:00:03Z", { jsonPayload: { loss: 0.5 } }));
+    const log = new JobLog(api, "my-proj", created.name, 1, 10, undefined, { from: "2026-01-03T00:00:00Z" });
+    assert.deepEqual(await log.read(), ["text line", "json line", '{"loss":0.5}']);
+    assert.deepEqual(await log.read(), [], "each once");
+  },
+);

@@ -235,7 +235,7 @@ test("a job runs on its own (PENDING, RUNNING, SUCCEEDED): it reads an uploaded 
   assert.match(String(running.job.startTime), /^\d{4}-\d\d-\d\dT/);
   // The job waits for an object only the API will write: every line so far was logged while it runs.
   let lines: FakeLogEntry[] = [];
-  for (let tries = 0; tries < 1200 && !lines.some((entry) => entry.textPayload.startsWith("waiting for")); tries++) {
+  for (let tries = 0; tries < 1200 && !lines.some((entry) => (entry.textPayload ?? "").startsWith("waiting for")); tries++) {
     lines = await entries(id);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -255,7 +255,7 @@ test("a job runs on its own (PENDING, RUNNING, SUCCEEDED): it reads an uploaded 
   // The log: every line of the replica, stdout as INFO and stderr as ERROR, under its task name (and Vertex's own lines as "service").
   const log = await entries(id);
   const replica = log.filter((entry) => entry.resource.labels.task_name === "workerpool0-0");
-  const said = (prefix: string): string | undefined => replica.find((entry) => entry.textPayload.startsWith(prefix))?.textPayload;
+  const said = (prefix: string): string | undefined => replica.find((entry) => (entry.textPayload ?? "").startsWith(prefix))?.textPayload;
   assert.equal(said("started"), "started workerpool0-0");
   assert.equal(
     said("args"),
@@ -376,7 +376,7 @@ test("two hosts (pool 1 with one replica): both run, each with its own task name
   const { job } = await until(id, ["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
   assert.equal(job.state, "JOB_STATE_SUCCEEDED", JSON.stringify(job.error));
   const log = await entries(id);
-  const of = (task: string): string[] => log.filter((entry) => entry.resource.labels.task_name === task).map((entry) => entry.textPayload);
+  const of = (task: string): string[] => log.filter((entry) => entry.resource.labels.task_name === task).map((entry) => entry.textPayload ?? "");
   const cluster = of("workerpool0-0").find((line) => line.startsWith("cluster "));
   assert.match(
     cluster ?? "",

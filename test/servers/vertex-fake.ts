@@ -92,12 +92,36 @@ export interface VertexRunOptions {
   restarts?: number;
 }
 
+/**
+ * How the Cloud Logging part behaves where the real service is less tidy than
+ * a list (the `logging` option of startVertexFake; each off by default).
+ */
+export interface LoggingFakeOptions {
+  /**
+   * An entry becomes listable up to this many milliseconds after its
+   * timestamp, each after its own delay, so entries become listable late and
+   * out of order (see `listable`).
+   */
+  lateMs?: number;
+  /** Every this many entries.list requests (2 or more), one is answered 429 RESOURCE_EXHAUSTED (see `overQuota`). */
+  tooManyRequestsEvery?: number;
+  /** A line a container prints that is a JSON object becomes a jsonPayload entry, as Google's logging agents parse structured logs (see `payloadOf`). */
+  structured?: boolean;
+}
+
 /** What startVertexFake takes besides the documents and accounts. */
 export interface VertexFakeOptions {
   /** Run created jobs' containers with Docker; without it, jobs stay where setState puts them. */
   run?: VertexRunOptions;
   /** Users' logins (an ADC `authorized_user` file's client and refresh token) the token endpoint accepts; see userLogins below. */
   users?: UserLogin[];
+  /** Cloud Logging's untidy ways: late, out-of-order entries, 429s, jsonPayload. */
+  logging?: LoggingFakeOptions;
+  /**
+   * customJobs.get never answers JOB_STATE_RUNNING: a job passes through it between two polls, as a short job may on
+   * Vertex (a poll every few seconds sees only the states a job is in when asked). See `polledView`.
+   */
+  hideRunning?: boolean;
 }
 
 /** A user's login as `gcloud auth application-default login` saves it (application_default_credentials.json, type authorized_user). */
@@ -107,11 +131,12 @@ export interface UserLogin {
   refresh_token: string;
 }
 
-/** A Cloud Logging entry as entries.list answers it. */
+/** A Cloud Logging entry as entries.list answers it (one payload: LogEntry's payload is a oneof). */
 export interface FakeLogEntry {
   insertId: string;
   timestamp: string;
-  textPayload: string;
+  textPayload?: string;
+  jsonPayload?: Record<string, unknown>;
   severity: string;
   resource: { type: string; labels: { job_id: string; task_name: string; project_id: string } };
   logName: string;
@@ -129,8 +154,8 @@ export interface VertexFake {
   tokens: Set<string>;
   /** Every API request's x-goog-user-project header (undefined when absent), in order, with its path. */
   quotaProjects: Array<{ path: string; project: string | undefined }>;
-  /** Every log entry, by job id, in the order written. */
-  logs: Array<{ jobId: string; entry: FakeLogEntry }>;
+  /** Every log entry, by job id, in the order written; `listableAt` (ms since the epoch) when `logging.lateMs` holds it back. */
+  logs: Array<{ jobId: string; entry: FakeLogEntry; listableAt?: number }>;
   setState(id: string, state: string, error?: string): void;
   addLog(id: string, text: string, timestamp: string, insertId?: string): void;
   /** Stop and remove every job's containers (waiting for them), then close the server. */
@@ -233,6 +258,72 @@ function seconds(duration: string): number {
   return Number(duration.replace(/s$/, ""));
 }
 
+// -------------------------------------------------------------- Cloud Logging's untidy ways (the `logging` option)
+
+/**
+ * When the `n`th entry written becomes listable: `lateMs` at most after its time, each entry after its own delay (a fixed
+ * scatter over 0..lateMs, so runs repeat), so a later entry may be listable before an earlier one. Cloud Logging promises no
+ * order of ingestion: gcloud's log streamer says "we have no guarantee that we will receive logs in chronological order" and
+ * never reads the newest 5 s for it (lib/googlecloudsdk/command_lib/logs/stream.py), and logging v2's
+ * ListLogEntriesRequest.orderBy warns that "timestamp asc" "may take a long time to fetch matching logs that are only recently
+ * ingested" (logging.v2.json).
+ */
+export function listable(writtenAt: number, n: number, lateMs: number): number {
+  return writtenAt + Math.round((lateMs * ((n * 7919) % 11)) / 10);
+}
+
+/**
+ * Whether the `n`th entries.list request (from 1) is answered 429: every `every`th one. Cloud Logging's read quota is 60
+ * entries.list requests a minute per project, shared by every reader of the project (cloud.google.com/logging/quotas), so a
+ * reader gets a 429 when others have spent it; its answer is RESOURCE_EXHAUSTED "Quota exceeded for quota metric 'Read
+ * requests' and limit 'Read requests per minute' of service 'logging.googleapis.com'" (github:snarfed/bridgy-fed#620,
+ * github:googleapis/google-cloud-dotnet#11745).
+ */
+export function overQuota(n: number, every: number | undefined): boolean {
+  return every !== undefined && every >= 2 && n % every === 0;
+}
+
+/** The 429 Cloud Logging answers over its read quota, in google.rpc.Status form. */
+function quotaError(res: http.ServerResponse): void {
+  status(
+    res,
+    429,
+    "RESOURCE_EXHAUSTED",
+    `Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service 'logging.googleapis.com' for consumer 'project_number:${PROJECT_NUMBER}'.`,
+  );
+}
+
+/**
+ * The payload of a line a container printed: with `structured`, a line that is a JSON object is a jsonPayload (its
+ * `severity` taken out as the entry's severity), as Google's logging agents record a container's structured output ("the
+ * JSON object is stored in the jsonPayload field", the special fields severity and message:
+ * cloud.google.com/logging/docs/structured-logging); any other line a textPayload.
+ */
+export function payloadOf(
+  line: string,
+  structured: boolean | undefined,
+): { textPayload: string } | { jsonPayload: Record<string, unknown>; severity?: string } {
+  if (structured && line.trimStart().startsWith("{")) {
+    try {
+      const parsed = JSON.parse(line) as unknown;
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+        const { severity, ...rest } = parsed as Record<string, unknown>;
+        return { jsonPayload: rest, ...(typeof severity === "string" ? { severity } : {}) };
+      }
+    } catch {
+      // not JSON: a text line
+    }
+  }
+  return { textPayload: line };
+}
+
+/** What customJobs.get answers for `job` with `hideRunning`: while it is RUNNING, what a poll before RUNNING saw (PENDING, no startTime). */
+export function polledView(job: FakeJob, hideRunning: boolean | undefined): FakeJob {
+  if (!hideRunning || job.state !== "JOB_STATE_RUNNING") return job;
+  const { startTime: _, ...before } = job;
+  return { ...before, state: "JOB_STATE_PENDING" };
+}
+
 /** Start the server; `accounts` maps each service account's email to its public key (PEM). */
 export async function startVertexFake(
   docs: { aiplatform: DiscoveryDocument; logging: DiscoveryDocument; artifactregistry?: DiscoveryDocument },
@@ -253,19 +344,24 @@ export async function startVertexFake(
   const networks = new Set<string>();
   const closing = new AbortController();
   let next = 1000;
+  /** entries.list requests so far. */
+  let reads = 0;
   const create = findMethod(docs.aiplatform, "aiplatform.projects.locations.customJobs.create")!;
   const listEntries = findMethod(docs.logging, "logging.entries.list")!;
 
   // -------------------------------------------------------------- Cloud Logging
 
-  const addEntry = (jobId: string, project: string, task: string, textPayload: string, severity: string, at = timestamp(), insertId?: string): void => {
+  const addEntry = (jobId: string, project: string, task: string, text: string, severity: string, at = timestamp(), insertId?: string): void => {
+    const payload = task === "service" ? { textPayload: text } : payloadOf(text, options.logging?.structured);
+    const lateMs = options.logging?.lateMs;
     logs.push({
       jobId,
+      ...(lateMs ? { listableAt: listable(Date.now(), logs.length, lateMs) } : {}),
       entry: {
         insertId: insertId ?? crypto.randomBytes(6).toString("hex"),
         timestamp: at,
-        textPayload,
         severity,
+        ...payload,
         resource: { type: "ml_job", labels: { job_id: jobId, task_name: task, project_id: project } },
         // A replica's lines are in the log named after it; the service's own lines in ml.googleapis.com/JOB_ID (this server's reading).
         logName: `projects/${project}/logs/${task === "service" ? `ml.googleapis.com%2F${jobId}` : task}`,
@@ -618,7 +714,7 @@ export async function startVertexFake(
       if ((match = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/customJobs\/([^/:]+)(:cancel)?$/.exec(path))) {
         const job = jobs.get(match[1]!);
         if (!job) return status(res, 404, "NOT_FOUND", `The CustomJob does not exist.`);
-        if (method === "GET" && !match[2]) return json(res, job);
+        if (method === "GET" && !match[2]) return json(res, polledView(job, options.hideRunning));
         if (method === "POST" && match[2]) {
           if (TERMINAL.includes(job.state)) return status(res, 400, "FAILED_PRECONDITION", `Cannot cancel ${job.name} in state ${job.state}.`);
           const run = runs.get(match[1]!);
@@ -657,14 +753,24 @@ export async function startVertexFake(
       if (method === "POST" && path === "/v2/entries:list") {
         const problems = checkBody(docs.logging, listEntries.request!.$ref, body);
         if (problems.length) return status(res, 400, "INVALID_ARGUMENT", `Invalid JSON payload received. ${problems.join("; ")}`);
+        if (overQuota(++reads, options.logging?.tooManyRequestsEvery)) return quotaError(res);
         const { filter = "" } = body as { filter?: string };
         const id = /resource\.labels\.job_id="(\d+)"/.exec(filter)?.[1];
         if (!/resource\.type="ml_job"/.test(filter) || !id)
           return status(res, 400, "INVALID_ARGUMENT", `This test server reads ml_job entries by job_id only: ${filter}`);
         const since = /timestamp>="([^"]+)"/.exec(filter)?.[1];
         const from = since ? nanos(since) : undefined;
+        const until = /timestamp<"([^"]+)"/.exec(filter)?.[1];
+        const to = until ? nanos(until) : undefined;
+        const now = Date.now();
         const entries = logs
-          .filter((log) => log.jobId === id && (from === undefined || nanos(log.entry.timestamp) >= from))
+          .filter(
+            (log) =>
+              log.jobId === id &&
+              (log.listableAt === undefined || log.listableAt <= now) &&
+              (from === undefined || nanos(log.entry.timestamp) >= from) &&
+              (to === undefined || nanos(log.entry.timestamp) < to),
+          )
           .map((log) => log.entry)
           .sort((a, b) => {
             const [x, y] = [nanos(a.timestamp), nanos(b.timestamp)];

@@ -37,7 +37,7 @@ export interface LogEntry {
   timestamp?: string;
   severity?: string;
   textPayload?: string;
-  jsonPayload?: { message?: unknown };
+  jsonPayload?: { message?: unknown; [key: string]: unknown };
   /** The monitored resource; for ml_job, labels.task_name names the replica (workerpool0-0). */
   resource?: { type?: string; labels?: Record<string, string> };
 }
@@ -76,7 +76,8 @@ export class VertexApi {
       parsed = undefined;
     }
     if (response.status === 404 && method === "GET") return undefined;
-    if (!response.ok) throw apiError(what, response.status, parsed);
+    // The status rides along, so that a reader may tell a quota's 429 or a 5xx (worth another try) from a refusal.
+    if (!response.ok) throw Object.assign(apiError(what, response.status, parsed), { httpStatus: response.status });
     return parsed as T;
   }
 
@@ -169,27 +170,63 @@ export class VertexApi {
 
 /**
  * Cloud Logging's read quota is 60 entries.list requests a minute per
- * project, shared by everyone reading it; following a job asks once every
- * this many seconds at most, leaving room for others.
+ * project, shared by everyone reading it ("Number of entries.list requests:
+ * 60 per minute, per Google Cloud project", cloud.google.com/logging/quotas;
+ * a 429 names it: `limit 'ReadRequestsPerMinutePerProject'`, `quota_limit_value
+ * 60`, github:snarfed/bridgy-fed#620); following a job asks once every this
+ * many seconds at most, leaving room for others.
  */
 export const LOG_POLL_SECONDS = 5;
 
-/** Where a log reader is: the newest timestamp it has shown, and the entries it has shown at exactly that time (entries of one instant may arrive apart). */
-export interface LogCursor {
-  timestamp: string;
-  seen: string[];
+/**
+ * How far behind now a read stops: entries of the newest seconds may not be
+ * listable yet, or not in timestamp order, so no read asks for them, as
+ * gcloud's log streamer does (`GetFilterUpperBound`: `timestamp<"now − 5 s"`,
+ * lib/googlecloudsdk/command_lib/logs/stream.py, which `gcloud ai
+ * custom-jobs stream-logs` uses through command_lib/ai/log_util.py).
+ */
+export const LOG_LAG_MS = 5_000;
+
+/**
+ * How much of what was read before each read reads again: gcloud drops an
+ * entry listed later than 5 s after its timestamp ("we also decided to skip
+ * logs that are returned too late", stream.py); here an entry listable up to
+ * this long after its time is still shown once (its insertId tells a repeat).
+ */
+export const LOG_OVERLAP_MS = 60_000;
+
+/**
+ * Where a log reader is: every entry older than `lower` has been looked for
+ * for LOG_OVERLAP_MS past its time; `seen` holds the entries at or after
+ * `lower` already shown (insertId → time key), so that a read that lists them
+ * again shows none twice.
+ */
+export interface LogWindow {
+  lower: string;
+  seen: Map<string, string>;
 }
 
-/** The filter for a job's entries from `cursor` on (inclusive, so that late entries of the same instant are not lost; `unseen` drops the repeats). */
-export function logFilterFrom(base: string, cursor: LogCursor | undefined): string {
-  return cursor ? `${base} AND timestamp>="${cursor.timestamp}"` : base;
+/** An RFC 3339 UTC time, as the filter and entries name times (milliseconds are enough for a bound). */
+export function rfc3339(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
-/** The text of an entry: its textPayload, or its jsonPayload's message. */
+/**
+ * The filter of one read: the job's entries from `lower` (inclusive: the
+ * job's createTime on the first read, logging v2's ListLogEntriesRequest.filter
+ * asks for a time range "to make queries faster") up to `upper` (exclusive:
+ * now − LOG_LAG_MS while following; none for a one-off read).
+ */
+export function logWindowFilter(base: string, lower: string, upper?: string): string {
+  return `${base} AND timestamp>="${lower}"${upper === undefined ? "" : ` AND timestamp<"${upper}"`}`;
+}
+
+/** The text of an entry: its textPayload, or its jsonPayload's message (as gcloud's log_util._EntryToDict reads it), else the jsonPayload itself. */
 export function entryText(entry: LogEntry): string | undefined {
   if (typeof entry.textPayload === "string") return entry.textPayload.replace(/\n$/, "");
-  const message = entry.jsonPayload?.message;
-  return typeof message === "string" ? message.replace(/\n$/, "") : undefined;
+  if (!entry.jsonPayload) return undefined;
+  const message = entry.jsonPayload.message;
+  return typeof message === "string" ? message.replace(/\n$/, "") : JSON.stringify(entry.jsonPayload);
 }
 
 /** An RFC 3339 UTC time as text that sorts in time order: the fraction padded to nanoseconds (Cloud Logging trims trailing zeros, and "00Z" sorts after "00.5Z" as text). */
@@ -198,18 +235,36 @@ export function timeKey(timestamp: string): string {
   return match ? `${match[1]}.${(match[2] ?? "").padEnd(9, "0")}Z` : timestamp;
 }
 
-/** The entries of `entries` (oldest first) not shown before `cursor`, and the cursor after them; each entry once, even when pages overlap. */
-export function unseen(entries: readonly LogEntry[], cursor: LogCursor | undefined): { fresh: LogEntry[]; cursor: LogCursor | undefined } {
-  let next = cursor ? { timestamp: cursor.timestamp, seen: [...cursor.seen] } : undefined;
+/** What identifies an entry within the window: its insertId (unique per log, LogEntry.insertId), else its time and text. */
+function entryKey(entry: LogEntry): string {
+  return entry.insertId ?? `${timeKey(entry.timestamp ?? "")}:${entryText(entry) ?? ""}`;
+}
+
+/**
+ * The entries of a read not shown before (each once, in the order listed:
+ * oldest first), and the window after it: `next` is the next read's lower
+ * bound (this read's upper bound − LOG_OVERLAP_MS, never earlier than this
+ * read's own lower bound), and entries older than it are forgotten, as no
+ * later read lists them.
+ */
+export function freshEntries(entries: readonly LogEntry[], window: LogWindow, next: string): { fresh: LogEntry[]; window: LogWindow } {
+  const lower = timeKey(next) > timeKey(window.lower) ? next : window.lower;
+  const seen = new Map(window.seen);
   const fresh: LogEntry[] = [];
   for (const entry of entries) {
-    const timestamp = timeKey(entry.timestamp ?? "");
-    const id = entry.insertId ?? `${timestamp}:${entryText(entry) ?? ""}`;
-    if (next && timestamp < next.timestamp) continue;
-    if (next && timestamp === next.timestamp && next.seen.includes(id)) continue;
+    const key = entryKey(entry);
+    if (seen.has(key)) continue;
+    seen.set(key, timeKey(entry.timestamp ?? ""));
     fresh.push(entry);
-    if (!next || timestamp > next.timestamp) next = { timestamp, seen: [id] };
-    else next.seen.push(id);
   }
-  return { fresh, cursor: next };
+  const bound = timeKey(lower);
+  for (const [key, at] of seen) if (at < bound) seen.delete(key);
+  return { fresh, window: { lower, seen } };
+}
+
+/** Whether an error from a Google API call is worth another try: a 429 (quota), a 5xx, or no answer at all (the connection failed). */
+export function retryable(err: unknown): boolean {
+  const status = (err as { httpStatus?: unknown } | undefined)?.httpStatus;
+  if (typeof status === "number") return status === 429 || status >= 500;
+  return !(err instanceof UserError) && (err as Error | undefined)?.name !== "AbortError";
 }

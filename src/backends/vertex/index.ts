@@ -148,6 +148,15 @@ async function foundModel(jobOutput: string, ctx: Context): Promise<{ model: str
   return { reason: `the job succeeded, but its model was not found at ${model}` };
 }
 
+/**
+ * Where a job's log starts: Vertex's createTime for it (no entry of the job is older), else, for a record made before it was
+ * kept, the record's creation here less ten minutes (this machine's clock may run ahead of Google's).
+ */
+function logsFrom(record: VertexJob): string {
+  if (record.provider?.createTime) return record.provider.createTime;
+  return new Date(Date.parse(record.createdAt) - 600_000).toISOString();
+}
+
 /** The Vertex AI backend. */
 export const vertexBackend = {
   name: "vertex",
@@ -186,6 +195,7 @@ export const vertexBackend = {
         image: pushed.image,
         submission,
         status: created.state,
+        ...(created.createTime ? { createTime: created.createTime } : {}),
         layersPushed: String(pushed.layersPushed),
         stepsRun: String(pushed.stepsRun),
       },
@@ -231,9 +241,13 @@ export const vertexBackend = {
       read: async (record) => {
         const resource = record.provider?.resource;
         if (!resource) return [];
-        log ??= new JobLog(google.api, record.provider?.project ?? google.project, resource, settings.instance_count, readEvery, options.signal);
-        return log.read();
+        log ??= new JobLog(google.api, record.provider?.project ?? google.project, resource, settings.instance_count, readEvery, options.signal, {
+          from: logsFrom(record),
+          onWait: (line) => ctx.reporter.warn(line),
+        });
+        return log.read(!options.follow);
       },
+      complete: (record, emptyReads) => !log || log.complete(record.provider?.endTime, emptyReads),
     });
   },
 

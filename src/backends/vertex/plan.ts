@@ -299,7 +299,8 @@ export function customJobRequest(spec: VertexSpec, inputs: CustomJobInputs): Cus
       baseOutputDirectory: { outputUriPrefix: jobOutput },
       scheduling: {
         timeout: `${settings.max_runtime}s`,
-        // With checkpoints the job restarts as a whole when a worker restarts, and resumes from them; without, a restart would start over unasked.
+        // "Restarts the entire CustomJob if a worker gets restarted" (Scheduling, aiplatform.v1.json): with checkpoints every worker
+        // resumes from them; without, one worker's restart would throw away every worker's progress, so only that worker starts over.
         restartJobOnWorkerRestart: settings.checkpoint_uri !== undefined,
         ...(settings.use_spot ? { strategy: "SPOT" as const } : {}),
       },

@@ -92,6 +92,9 @@ export type VertexProvider = {
   stepsRun?: string;
   /** Set once `stop` has asked Vertex to cancel the job (a cancelled job without it was cancelled elsewhere, or timed out). */
   cancelRequested?: string;
+  /** The custom job's createTime and endTime as Vertex gives them (where its log starts; when it ended). */
+  createTime?: string;
+  endTime?: string;
   /** The API's JobState and error.message. */
   status?: string;
   message?: string;
