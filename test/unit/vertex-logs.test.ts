@@ -10,6 +10,9 @@ import { entryText, freshEntries, LOG_LAG_MS, logWindowFilter, retryable, rfc333
 import { logFilter } from "../../src/backends/vertex/plan.js";
 import { listable, overQuota, payloadOf, polledView } from "../servers/vertex-fake.js";
 import { UserError } from "../../src/errors.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+
+fileTimeLimit(3, import.meta.url);
 
 const entry = (insertId: string, timestamp: string, textPayload = insertId): LogEntry => ({ insertId, timestamp, textPayload });
 

@@ -90,7 +90,7 @@ export async function googleSession(env: Env, options: { quotaProject?: string |
     }
   };
   // The library reads the credentials file's quota_project_id into the client; its GOOGLE_CLOUD_QUOTA_PROJECT override is read from
-  // process.env, and not at all for a keyFilename, so the choice is made here from the command's own environment.
+  // the process's own environment, and not at all for a keyFilename, so the choice is made here from the command's own environment.
   const quotaProject = quotaProjectOf(options.quotaProject, env, (client as { quotaProjectId?: string }).quotaProjectId);
   return {
     source: source.from,
