@@ -108,7 +108,15 @@ test("moto + registry + fake SageMaker: the seed's two commands on examples/iris
   const job = JSON.parse(fit.stdout);
   assert.equal(job.state, "completed");
   assert.equal(job.model, `${OUTPUT}/${job.name}/output/model.tar.gz`);
-  assert.match(fit.stderr, /\[sagemaker\] Training: /, "SecondaryStatus transitions are printed with their messages");
+  // The SecondaryStatus each poll saw, with its message, in SageMaker's order (a poll may miss a short one), ending Completed.
+  const order = ["Starting", "Downloading", "Training", "Uploading", "Completed"];
+  const seen = [...fit.stderr.matchAll(/\[sagemaker\] (\w+): /g)].map((match) => match[1]!);
+  assert.equal(seen.at(-1), "Completed", fit.stderr);
+  assert.deepEqual(
+    seen,
+    [...seen].sort((a, b) => order.indexOf(a) - order.indexOf(b)),
+    "SecondaryStatus transitions are printed with their messages, in order",
+  );
   assert.match(fit.stderr, /training on 112 samples/, "the job's CloudWatch log is streamed");
   assert.match(fit.stderr, /\[sagemaker\] completed; billable time \d+ s/);
 
