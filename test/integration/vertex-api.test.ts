@@ -93,6 +93,16 @@ function spec(config: Record<string, unknown> = {}) {
   return buildSpecFor(vertexBackend, { artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj", ...config } }, dir);
 }
 
+/** A new custom job named `name` on the test server (not run), with a client to read it. */
+async function newJob(name: string): Promise<{ api: VertexApi; id: string; resource: string }> {
+  const api = new VertexApi(await googleSession(env), "us-central1", env);
+  const created = await api.createCustomJob(
+    parentOf("my-proj", "us-central1"),
+    customJobRequest(spec(), { name, image: IMAGE, submissionId: "s", version: "1" }),
+  );
+  return { api, id: jobIdOf(created.name), resource: created.name };
+}
+
 const IMAGE = `us-central1-docker.pkg.dev/my-proj/alekseylearn/x-train@sha256:${"b".repeat(64)}`;
 
 test("a service account key signs in at the token endpoint; the job is created, read, found by name and cancelled, in the API's states", async () => {
@@ -159,12 +169,7 @@ test(
   "Vertex/Logging test server: the job's log read in windows, every line once, in order, across overlapping reads and entries of the same instant that arrive late",
   { timeout: 60_000 },
   async () => {
-    const api = new VertexApi(await googleSession(env), "us-central1", env);
-    const created = await api.createCustomJob(
-      parentOf("my-proj", "us-central1"),
-      customJobRequest(spec(), { name: "logs-1", image: IMAGE, submissionId: "s", version: "1" }),
-    );
-    const id = jobIdOf(created.name);
+    const { api, id } = await newJob("logs-1");
     fake.addLog(id, "before the job\n", "2025-12-31T23:59:59Z");
     fake.addLog(id, "epoch 1\n", "2026-01-01T00:00:01Z");
     fake.addLog(id, "epoch 2\n", "2026-01-01T00:00:02.5Z");
@@ -521,12 +526,7 @@ test(
   "Vertex/Logging test server: jsonPayload entries show their message (as gcloud's log_util shows them), or the object when it has none",
   { timeout: 60_000 },
   async () => {
-    const api = new VertexApi(await googleSession(env), "us-central1", env);
-    const created = await api.createCustomJob(
-      parentOf("my-proj", "us-central1"),
-      customJobRequest(spec(), { name: "json-1", image: IMAGE, submissionId: "s", version: "1" }),
-    );
-    const id = jobIdOf(created.name);
+    const { api, id, resource } = await newJob("json-1");
     const labels = { job_id: id, task_name: "workerpool0-0", project_id: "my-proj" };
     const entry = (insertId: string, timestamp: string, payload: object) => ({
       jobId: id,
@@ -535,7 +535,7 @@ test(
     fake.logs.push(entry("a", "2026-01-03T00:00:01Z", { textPayload: "text line\n" }));
     fake.logs.push(entry("b", "2026-01-03T00:00:02Z", { jsonPayload: { message: "json line\n", step: 2 } }));
     fake.logs.push(entry("c", "2026-01-03T00:00:03Z", { jsonPayload: { loss: 0.5 } }));
-    const log = new JobLog(api, "my-proj", created.name, 1, 10, undefined, { from: "2026-01-03T00:00:00Z" });
+    const log = new JobLog(api, "my-proj", resource, 1, 10, undefined, { from: "2026-01-03T00:00:00Z" });
     assert.deepEqual(await log.read(), ["text line", "json line", '{"loss":0.5}']);
     assert.deepEqual(await log.read(), [], "each once");
   },
