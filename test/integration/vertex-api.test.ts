@@ -93,9 +93,9 @@ function spec(config: Record<string, unknown> = {}) {
   return buildSpecFor(vertexBackend, { artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj", ...config } }, dir);
 }
 
-/** A new custom job named `name` on the test server (not run), with a client to read it. */
-async function newJob(name: string): Promise<{ api: VertexApi; id: string; resource: string }> {
-  const api = new VertexApi(await googleSession(env), "us-central1", env);
+/** A new custom job named `name` on the test server `environment` points at (not run), with a client to read it. */
+async function newJob(name: string, environment: Record<string, string> = env): Promise<{ api: VertexApi; id: string; resource: string }> {
+  const api = new VertexApi(await googleSession(environment), "us-central1", environment);
   const created = await api.createCustomJob(
     parentOf("my-proj", "us-central1"),
     customJobRequest(spec(), { name, image: IMAGE, submissionId: "s", version: "1" }),
@@ -465,22 +465,18 @@ test(
   async () => {
     const { server, env: untidy } = await untidyLogging(1_500);
     try {
-      const api = new VertexApi(await googleSession(untidy), "us-central1", untidy);
-      const created = await api.createCustomJob(
-        parentOf("my-proj", "us-central1"),
-        customJobRequest(spec(), { name: "late-1", image: IMAGE, submissionId: "s", version: "1" }),
-      );
+      const { api, id, resource } = await newJob("late-1", untidy);
       const told: string[] = [];
       const from = new Date(Date.now() - 1000).toISOString();
       // A lag longer than the latest an entry becomes listable: nothing is listed before the entries older than it are all there.
-      const log = new JobLog(api, "my-proj", created.name, 1, 100, undefined, {
+      const log = new JobLog(api, "my-proj", resource, 1, 100, undefined, {
         from,
         lagMs: 2_500,
         overlapMs: 5_000,
         onWait: (line) => told.push(line),
         tellWaitsFromMs: 0,
       });
-      const lines = await readAll(log, writeNumbered(server, jobIdOf(created.name), 40, 40));
+      const lines = await readAll(log, writeNumbered(server, id, 40, 40));
       assert.deepEqual(lines, numbered(40));
       assert.ok(
         told.some((line) => /Cloud Logging is over its read quota \(429\); reading the job's log again in \d+ s\./.test(line)),
@@ -502,14 +498,10 @@ test(
   async () => {
     const { server, env: untidy } = await untidyLogging(1_500);
     try {
-      const api = new VertexApi(await googleSession(untidy), "us-central1", untidy);
-      const created = await api.createCustomJob(
-        parentOf("my-proj", "us-central1"),
-        customJobRequest(spec(), { name: "late-2", image: IMAGE, submissionId: "s", version: "1" }),
-      );
+      const { api, id, resource } = await newJob("late-2", untidy);
       const from = new Date(Date.now() - 1000).toISOString();
-      const log = new JobLog(api, "my-proj", created.name, 1, 100, undefined, { from, lagMs: 0, overlapMs: 5_000 });
-      const lines = await readAll(log, writeNumbered(server, jobIdOf(created.name), 40, 40));
+      const log = new JobLog(api, "my-proj", resource, 1, 100, undefined, { from, lagMs: 0, overlapMs: 5_000 });
+      const lines = await readAll(log, writeNumbered(server, id, 40, 40));
       assert.equal(new Set(lines).size, lines.length, `no line twice: ${lines.join(", ")}`);
       assert.deepEqual(
         [...lines].sort((a, b) => Number(a.split(" ")[1]) - Number(b.split(" ")[1])),
