@@ -68,4 +68,6 @@ fi
 
 mapfile -t tests < <(find dist/test -name '*.test.js' | sort)
 # Each test at most 10 minutes, and each file its own limit (fileTimeLimit), well under CI's 90.
-node --test --test-reporter=spec --test-timeout=600000 "${tests[@]}"
+# Files run three at a time: most of an end-to-end test is waiting (on a container, a poll, a server), and every
+# file starts its own servers on free ports with its own state folder, so files share nothing but the machine.
+node --test --test-reporter=spec --test-timeout=600000 --test-concurrency="${ALEKSEYLEARN_TEST_CONCURRENCY:-3}" "${tests[@]}"

@@ -6,9 +6,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import * as tar from "tar";
-import { copyExample, cliEnv, runCli, startCli, TEST_CACHE, waitFor } from "../helpers/cli.js";
+import { copyExample, cliEnv, runCli, startCli, waitFor } from "../helpers/cli.js";
 import { listTree, notebookOutput, writeTree } from "../helpers/tree.js";
 import { rawTar } from "../helpers/rawtar.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
@@ -26,9 +27,14 @@ function jobName(stdout: string): string {
   return match[1]!;
 }
 
-function envCount(): number {
-  const dir = path.join(TEST_CACHE, "alekseylearn", "envs");
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => !name.includes(".")).length : 0;
+/**
+ * A cache folder of the test's own and the environments in it: test files run at the same time and share
+ * TEST_CACHE, so a count there would include what other files build.
+ */
+function privateCache(): { cache: string; envCount: () => number } {
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-cache-"));
+  const dir = path.join(cache, "alekseylearn", "envs");
+  return { cache, envCount: () => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => !name.includes(".")).length : 0) };
 }
 
 test("iris: fit leaves model.tar.gz where SageMaker would, fetch unpacks a model that loads, a rerun reuses the environment", async () => {
@@ -56,13 +62,13 @@ test("iris: fit leaves model.tar.gz where SageMaker would, fetch unpacks a model
   });
   assert.equal(predicted.trim(), "0", "a setosa flower is classified as class 0");
 
-  const envs = envCount();
   const second = await runCli(["fit", "train.py", "--hyperparameter.C=0.5"], { cwd: project, env });
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stderr, /Using the cached environment/);
   assert.doesNotMatch(second.stderr, /Installing/);
   assert.match(second.stderr, /with C=0\.5/, "hyperparameters reach the script through SM_HPS");
-  assert.equal(envCount(), envs, "the second run creates no new environment");
+  const again = JSON.parse((await runCli(["status", jobName(second.stdout), "--json"], { cwd: project, env })).stdout);
+  assert.equal(again.provider.environment, status.provider.environment, "the second run uses the first one's environment");
 });
 
 /** A script that checks the contract from inside the job: hard-coded /opt/ml paths, hyperparameters, inputs, SM_* variables. */
@@ -347,7 +353,8 @@ test("--help teaches: the overview, fit's options, every local setting with its 
 
 test("an environment that cannot be built: exit 1 with pip's own words, the job marked failed, no half-made environment kept", async () => {
   const project = writeTree({ "train.py": "print(1)\n", "requirements.txt": "surely-no-such-package-alekseylearn==9.9\n" });
-  const { env, stateDir } = cliEnv();
+  const { cache, envCount } = privateCache();
+  const { env, stateDir } = cliEnv({ XDG_CACHE_HOME: cache });
   const before = envCount();
   const result = await runCli(["fit", "train.py"], { cwd: project, env });
   assert.equal(result.code, 1, result.stderr);
@@ -388,16 +395,10 @@ test("without bubblewrap on PATH: one warning, and the job still runs through th
 });
 
 test("Ctrl-C while the environment is being built: exit 130, the job marked stopped, no half-made environment or lock left", async () => {
-  // A requirements file no other test uses, so this run really builds (a comment changes the content hash).
-  const project = writeTree({ "train.py": "print(1)\n", "requirements.txt": `# interrupted ${Date.now()}\nscipy\n` });
-  const { env, stateDir } = cliEnv();
-  const envs = path.join(TEST_CACHE, "alekseylearn", "envs");
-  const before = fs.existsSync(envs)
-    ? fs
-        .readdirSync(envs)
-        .filter((name) => !name.endsWith(".install.log"))
-        .sort()
-    : [];
+  const project = writeTree({ "train.py": "print(1)\n", "requirements.txt": "scipy\n" });
+  const { cache } = privateCache();
+  const { env, stateDir } = cliEnv({ XDG_CACHE_HOME: cache });
+  const envs = path.join(cache, "alekseylearn", "envs");
   const run = startCli(["fit", "train.py"], { cwd: project, env });
   await waitFor(() => run.output().includes("Installing requirements.txt"), "pip to start");
   run.child.kill("SIGINT");
@@ -408,7 +409,7 @@ test("Ctrl-C while the environment is being built: exit 130, the job marked stop
     .readdirSync(envs)
     .filter((name) => !name.endsWith(".install.log"))
     .sort();
-  assert.deepEqual(after, before, "neither the environment nor its lock is left");
+  assert.deepEqual(after, [], "neither the environment nor its lock is left");
   const [record] = fs.readdirSync(path.join(stateDir, "jobs"));
   assert.equal(JSON.parse(fs.readFileSync(path.join(stateDir, "jobs", record!), "utf8")).state, "stopped");
 });
@@ -416,7 +417,8 @@ test("Ctrl-C while the environment is being built: exit 130, the job marked stop
 test("two jobs needing the same new environment at once: one builds it, the other waits and reuses it", async () => {
   const requirements = `# shared ${Date.now()}\n`;
   const projects = [1, 2].map((i) => writeTree({ "train.py": `print('job ${i} ran')\n`, "requirements.txt": requirements }));
-  const { env } = cliEnv();
+  const { cache, envCount } = privateCache();
+  const { env } = cliEnv({ XDG_CACHE_HOME: cache });
   const before = envCount();
   const results = await Promise.all(projects.map((cwd) => runCli(["fit", "train.py"], { cwd, env })));
   for (const [i, result] of results.entries()) {
