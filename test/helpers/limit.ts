@@ -2,8 +2,8 @@
  * Every test file has a time limit well under CI's 90 minutes, so a hang fails
  * that file at once, with its name, instead of running out CI's clock. Each
  * test file calls `fileTimeLimit` first (test/unit/limits.test.ts checks that
- * every one does); `npm test` also gives each single test at most 10 minutes
- * (`--test-timeout`).
+ * every one does). Node's own `--test-timeout` applies to a whole file when
+ * files run side by side, so `npm test` sets it to the same 30 minutes.
  */
 import path from "node:path";
 
