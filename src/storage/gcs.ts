@@ -14,7 +14,7 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
-import { fetchRanges, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
 import { makeDigest } from "./s3-verify.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 import { loadSdk } from "../sdk.js";
@@ -58,12 +58,17 @@ function explain(err: unknown, what: string): Error {
   const e = err as { code?: number | string; message?: string; name?: string };
   if (e?.name === "AbortError") return new UserError(`Stopped ${what}.`, "Run the same command again to resume.");
   const code = typeof e?.code === "number" ? e.code : Number(e?.code);
+  // Resuming helps only a download cut by the network or the server; a missing bucket or object, or a refusal, stays as it is.
   const hint =
     code === 401 || /Could not load the default credentials/i.test(e?.message ?? "")
       ? "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account's key file."
       : code === 403
         ? "The caller lacks permission on the bucket (storage.objects.get, .list or .create)."
-        : "Run the command again; the download resumes where it stopped.";
+        : code === 404
+          ? "Check the bucket and object names: `gcloud storage ls gs://BUCKET/PATH` lists what is there."
+          : what.startsWith("downloading") && (code >= 500 || code === 429 || isTransient(err))
+            ? "Run the command again; the download resumes where it stopped."
+            : undefined;
   // The library's messages name the request, never its Authorization header.
   return failure(`Cloud Storage failed while ${what}: ${e?.message ?? String(err)}`, hint);
 }
@@ -194,12 +199,19 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
       } catch {
         // nothing to resume
       }
+      // A full disk is found now, before anything is written: what is still to come must fit.
+      const have = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      try {
+        checkSpace(file, size - have, location);
+      } catch (err) {
+        throw fail(err as Error);
+      }
       if (!done.size) {
         fs.writeFileSync(partial, "");
         fs.truncateSync(partial, size);
       }
       const saveState = (): void => fs.writeFileSync(stateFile, JSON.stringify({ identity, done: [...done] }));
-      let moved = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      let moved = have;
       onProgress?.(moved, size);
 
       // Ranges are plain ranged GETs of the media (the JSON API's alt=media), authorized by the library's own credentials: the
@@ -236,6 +248,8 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
           },
         );
       } catch (err) {
+        const full = diskFull(err, partial, size, location);
+        if (full) throw fail(full);
         throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
 

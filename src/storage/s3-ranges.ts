@@ -6,9 +6,52 @@
  */
 import fs from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { failure } from "../errors.js";
+import path from "node:path";
+import { failure, isErrnoError, UserError } from "../errors.js";
 import { eachLimited } from "../exec.js";
+import { formatBytes } from "./archive.js";
 import type { Digest } from "./s3-verify.js";
+
+/** Bytes free to this user on the disk that holds `folder` (statfs). */
+export function freeSpace(folder: string): number {
+  const { bavail, bsize } = fs.statfsSync(folder);
+  return bavail * bsize;
+}
+
+const FULL_DISK_HINT = "Free some space there, or fetch --to a folder on another disk.";
+
+/**
+ * Refuse a download of `needed` more bytes into `file` before it starts, when
+ * the disk does not have them free: the size is known from the object's
+ * metadata, so a full disk is found before anything is written.
+ */
+export function checkSpace(file: string, needed: number, what: string): void {
+  const folder = path.dirname(file);
+  const free = freeSpace(folder);
+  if (needed > free)
+    throw failure(
+      `Not enough space to download ${what}: it needs ${formatBytes(needed)}, and the disk of ${folder} has ${formatBytes(free)} free.`,
+      FULL_DISK_HINT,
+    );
+}
+
+/**
+ * A disk that filled up during the download (another program took the space
+ * after `checkSpace`), as the user's situation it is: the partial file is
+ * removed, as the AWS CLI removes its temporary file when a download fails
+ * (s3transfer's DownloadFilenameOutputManager registers that cleanup), since
+ * resuming cannot help until space is freed. Undefined for any other error.
+ */
+export function diskFull(err: unknown, partial: string, size: number, what: string): UserError | undefined {
+  if (!isErrnoError(err, "ENOSPC") && !isErrnoError(err, "EDQUOT")) return undefined;
+  fs.rmSync(partial, { force: true });
+  fs.rmSync(`${partial}.json`, { force: true });
+  const folder = path.dirname(partial);
+  return failure(
+    `The disk of ${folder} filled up while downloading ${what}: it needs ${formatBytes(size)}, and has ${formatBytes(freeSpace(folder))} free now; the partial download was removed.`,
+    FULL_DISK_HINT,
+  );
+}
 
 /** One range of the download: its place in order, and its first and last byte (inclusive). */
 export interface Range {

@@ -17,7 +17,7 @@ import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
-import { fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
 import {
   CHECKSUM_ALGORITHMS,
   checkArchive,
@@ -408,8 +408,15 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       } catch {
         // nothing to resume
       }
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // A full disk is found now, before anything is written: what is still to come must fit.
+      const have = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      try {
+        checkSpace(file, object.size - have, location);
+      } catch (err) {
+        throw fail(err as Error);
+      }
       if (!done.size) {
-        fs.mkdirSync(path.dirname(file), { recursive: true });
         fs.writeFileSync(partial, "");
         fs.truncateSync(partial, object.size);
       }
@@ -424,7 +431,7 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       };
       if (verification.kind === "parts") for (const range of ranges.filter((r) => done.has(r.index))) partDigests[range.index] = await digestOf(range);
 
-      let moved = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      let moved = have;
       onProgress?.(moved, object.size);
 
       // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still download.
@@ -492,6 +499,8 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
         );
       } catch (err) {
         await whole?.terminate();
+        const full = diskFull(err, partial, object.size, location);
+        if (full) throw fail(full);
         // However the abort surfaced (ours, the SDK's, or the socket's "aborted"), it is a stop, and the ranges kept resume.
         throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
