@@ -50,7 +50,7 @@ before(async () => {
 });
 
 after(async () => {
-  execFileSync("umount", [small]);
+  execFileSync("umount", ["-l", small]); // lazily: a file a failed download left open must not keep the disk mounted
   fs.rmSync(small, { recursive: true, force: true });
   await Promise.all([s3rver.stop(), gcs.close()]);
 });
