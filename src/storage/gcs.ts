@@ -5,7 +5,8 @@
  * downloads are ranged GETs of one generation of the object, several at
  * once, straight into the file at their offsets, resumed from what is on
  * disk after an interruption, and verified before the file appears: with the
- * object's CRC32C, and its MD5 when it has one (composite objects have none).
+ * object's CRC32C, and its MD5 when it has one (composite objects have none),
+ * digested natively on another core while the ranges still come down.
  * STORAGE_EMULATOR_HOST points it at another server, as the library reads it.
  */
 import fs from "node:fs";
@@ -14,8 +15,7 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
-import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
-import { makeDigest } from "./s3-verify.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 import { loadSdk } from "../sdk.js";
 
@@ -229,6 +229,30 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
           throw failure(`Cloud Storage ignored the range asked of ${location}.`, "Fetch again.");
         return { body: cutIsReset(response.body!) };
       };
+      // A worker on another core digests the finished prefix of the file (CRC32C, and MD5 when the object has one) while later
+      // ranges still come down; the same prefix goes, in order, to whoever reads along (extraction, which places nothing before
+      // this download has passed its checks).
+      const whole = prefixDigest(object.md5Hash ? ["CRC32C", "MD5"] : ["CRC32C"]);
+      let digested = 0;
+      let streamed = 0;
+      let streaming: Promise<void> = Promise.resolve();
+      const advance = (): void => {
+        while (digested < ranges.length && done.has(ranges[digested]!.index)) {
+          const range = ranges[digested++]!;
+          whole.add(partial, range.start, range.end);
+        }
+        if (!inOrder) return;
+        streaming = streaming.then(async () => {
+          while (streamed < ranges.length && done.has(ranges[streamed]!.index) && !inOrder.destroyed) {
+            const range = ranges[streamed++]!;
+            for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end, highWaterMark: MiB })) {
+              if (inOrder.destroyed) return;
+              if (!inOrder.write(chunk)) await new Promise<void>((resolve) => (inOrder.once("drain", resolve), inOrder.once("close", resolve)));
+            }
+          }
+        });
+      };
+      advance();
       try {
         await fetchRanges(
           source,
@@ -244,24 +268,22 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
             onRange: (range) => {
               done.add(range.index);
               saveState();
+              advance();
             },
           },
         );
       } catch (err) {
+        await whole.terminate();
         const full = diskFull(err, partial, size, location);
         if (full) throw fail(full);
         throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
 
-      // Verify the whole file against what Cloud Storage keeps, then let it appear (and stream it, in order, to whoever reads along).
-      const crc = await makeDigest("CRC32C");
-      const md5 = object.md5Hash ? await makeDigest("MD5") : undefined;
-      for await (const chunk of fs.createReadStream(partial, { highWaterMark: MiB })) {
-        crc.update(chunk as Buffer);
-        md5?.update(chunk as Buffer);
-      }
-      const crcOk = (await crc.digest()).toString("base64") === object.crc32c;
-      const md5Ok = !md5 || (await md5.digest()).toString("base64") === object.md5Hash;
+      // Verify the whole file against what Cloud Storage keeps before it appears.
+      const [crc, md5] = await whole.digests();
+      await streaming;
+      const crcOk = crc!.toString("base64") === object.crc32c;
+      const md5Ok = !object.md5Hash || md5!.toString("base64") === object.md5Hash;
       if (fs.statSync(partial).size !== size || !crcOk || !md5Ok) {
         fs.rmSync(partial, { force: true });
         fs.rmSync(stateFile, { force: true });
@@ -272,13 +294,7 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
           ),
         );
       }
-      if (inOrder) {
-        for await (const chunk of fs.createReadStream(partial, { highWaterMark: MiB })) {
-          if (inOrder.destroyed) break;
-          if (!inOrder.write(chunk)) await new Promise<void>((resolve) => inOrder.once("drain", resolve));
-        }
-        inOrder.end();
-      }
+      inOrder?.end();
       fs.renameSync(partial, file);
       fs.rmSync(stateFile, { force: true });
     },

@@ -10,7 +10,35 @@ import path from "node:path";
 import { failure, isErrnoError, UserError } from "../errors.js";
 import { eachLimited } from "../exec.js";
 import { formatBytes } from "./archive.js";
-import type { Digest } from "./s3-verify.js";
+import { Worker } from "node:worker_threads";
+import type { Digest, DigestAlgorithm } from "./s3-verify.js";
+
+/** A worker on another core that digests `file` range by range, in order, as the ranges are whole on disk (digest-worker.ts). */
+export interface PrefixDigest {
+  /** Digest these bytes next (the next range in order). */
+  add(file: string, start: number, end: number): void;
+  /** The digests of everything added, in the order of the algorithms; the worker then ends. */
+  digests(): Promise<Buffer[]>;
+  /** End the worker without digests. */
+  terminate(): Promise<unknown>;
+}
+
+/** Start a `PrefixDigest` for `algorithms`. */
+export function prefixDigest(algorithms: readonly DigestAlgorithm[]): PrefixDigest {
+  const worker = new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithms } });
+  return {
+    add: (file, start, end) => worker.postMessage({ file, start, end }),
+    digests: () =>
+      new Promise<Buffer[]>((resolve, reject) => {
+        worker.once("message", (answer: Uint8Array[] | { error: string }) =>
+          "error" in answer ? reject(new Error(`digesting the download failed: ${answer.error}`)) : resolve(answer.map((digest) => Buffer.from(digest))),
+        );
+        worker.once("error", reject);
+        worker.postMessage({ digest: true });
+      }).finally(() => worker.terminate()),
+    terminate: () => worker.terminate(),
+  };
+}
 
 /** Bytes free to this user on the disk that holds `folder` (statfs). */
 export function freeSpace(folder: string): number {

@@ -12,12 +12,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { Worker } from "node:worker_threads";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
-import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
 import {
   CHECKSUM_ALGORITHMS,
   checkArchive,
@@ -435,15 +434,12 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       onProgress?.(moved, object.size);
 
       // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still download.
-      const whole =
-        verification.kind === "full"
-          ? new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithm: verification.algorithm } })
-          : undefined;
+      const whole = verification.kind === "full" ? prefixDigest([verification.algorithm]) : undefined;
       let digested = 0;
       const advanceDigest = (): void => {
         while (whole && digested < ranges.length && done.has(ranges[digested]!.index)) {
           const range = ranges[digested++]!;
-          whole.postMessage({ file: partial, start: range.start, end: range.end });
+          whole.add(partial, range.start, range.end);
         }
       };
       advanceDigest();
@@ -506,13 +502,7 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       }
 
       // Step 4: verify, then assemble (the partial file becomes the file; nothing unverified is kept).
-      const wholeDigest = whole
-        ? await new Promise<Buffer>((resolve, reject) => {
-            whole.once("message", (digest: Uint8Array) => resolve(Buffer.from(digest)));
-            whole.once("error", reject);
-            whole.postMessage({ digest: true });
-          }).finally(() => whole.terminate())
-        : undefined;
+      const wholeDigest = whole ? (await whole.digests())[0] : undefined;
       await streaming;
       const thrownAway = (message: string, hint: string): Error => {
         fs.rmSync(partial, { force: true });
