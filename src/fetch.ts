@@ -12,13 +12,11 @@ import type { Context } from "./context.js";
 import { EXIT_INTERRUPTED, failure, isErrnoError, UserError } from "./errors.js";
 import { isProcessAlive } from "./exec.js";
 import { isFinal, JobStore, type JobRecord } from "./jobs/records.js";
-import { lookupElsewhere } from "./jobs/lifecycle.js";
 import { nearest } from "./spec/nearest.js";
 import { extractArchive } from "./storage/archive.js";
 import { storageFor } from "./storage/index.js";
 import { normalizeLocation, schemeOf } from "./storage/location.js";
 import type { ProgressListener } from "./storage/types.js";
-import { backends } from "./backends/registry.js";
 import type { Backend } from "./backends/types.js";
 
 /** Options of `fetch`. */
@@ -94,11 +92,12 @@ async function resolve(location: string, ctx: Context): Promise<{ job?: string; 
 
   // A job this machine did not start, known to a provider by name (SageMaker).
   if (!schemeOf(location) && !location.includes("/") && !fs.existsSync(path.resolve(ctx.cwd, location))) {
+    const { lookupElsewhere } = await import("./jobs/lifecycle.js");
     const found = await lookupElsewhere(location, ctx);
     if (found) return { job: found.name, ...modelOfJob(found) };
   }
   const normalized = normalizeLocation(location, ctx.cwd, "fetch location");
-  if (ARCHIVE.test(normalized) || providerOutputs(normalized)) return { model: normalized };
+  if (ARCHIVE.test(normalized) || (await providerOutputs(normalized))) return { model: normalized };
   const storage = await storageFor(normalized, ctx);
   if (!schemeOf(normalized) && !fs.existsSync(normalized)) {
     const guess = nearest(
@@ -163,9 +162,12 @@ async function bring(
 }
 
 /** The backend that keeps the outputs at `model` itself (kaggle://), if one does. */
-function providerOutputs(model: string): Backend | undefined {
+async function providerOutputs(model: string): Promise<Backend | undefined> {
   const scheme = schemeOf(model);
-  return scheme ? Object.values(backends).find((backend) => backend.outputScheme === scheme) : undefined;
+  // The storages' own schemes need no backend: a fetch from a file, s3:// or gs:// loads none of the backends' modules.
+  if (!scheme || scheme === "s3" || scheme === "gs") return undefined;
+  const { backends } = await import("./backends/registry.js");
+  return Object.values(backends).find((backend) => backend.outputScheme === scheme);
 }
 
 /** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */
@@ -176,7 +178,7 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
   const source = await resolve(location, ctx);
   // SageMaker uploads what a stopped job saved; so does every backend whose packing alekseylearn does.
   if (source.stopped) ctx.reporter.warn(`Job ${source.job} was stopped before it ended: this is what it had saved in /opt/ml/model when it stopped.`);
-  const provider = providerOutputs(source.model);
+  const provider = await providerOutputs(source.model);
   if (provider?.fetchOutputs) {
     const files = await provider.fetchOutputs(source.model, to, { overwrite: options.overwrite ?? false }, ctx);
     return { ...(source.job ? { job: source.job } : {}), model: source.model, to, files };
