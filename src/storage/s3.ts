@@ -12,12 +12,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { Worker } from "node:worker_threads";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
-import { fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
 import {
   CHECKSUM_ALGORITHMS,
   checkArchive,
@@ -408,8 +407,15 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       } catch {
         // nothing to resume
       }
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // A full disk is found now, before anything is written: what is still to come must fit.
+      const have = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      try {
+        checkSpace(file, object.size - have, location);
+      } catch (err) {
+        throw fail(err as Error);
+      }
       if (!done.size) {
-        fs.mkdirSync(path.dirname(file), { recursive: true });
         fs.writeFileSync(partial, "");
         fs.truncateSync(partial, object.size);
       }
@@ -424,19 +430,16 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       };
       if (verification.kind === "parts") for (const range of ranges.filter((r) => done.has(r.index))) partDigests[range.index] = await digestOf(range);
 
-      let moved = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      let moved = have;
       onProgress?.(moved, object.size);
 
       // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still download.
-      const whole =
-        verification.kind === "full"
-          ? new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithm: verification.algorithm } })
-          : undefined;
+      const whole = verification.kind === "full" ? prefixDigest([verification.algorithm]) : undefined;
       let digested = 0;
       const advanceDigest = (): void => {
         while (whole && digested < ranges.length && done.has(ranges[digested]!.index)) {
           const range = ranges[digested++]!;
-          whole.postMessage({ file: partial, start: range.start, end: range.end });
+          whole.add(partial, range.start, range.end);
         }
       };
       advanceDigest();
@@ -492,18 +495,14 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
         );
       } catch (err) {
         await whole?.terminate();
+        const full = diskFull(err, partial, object.size, location);
+        if (full) throw fail(full);
         // However the abort surfaced (ours, the SDK's, or the socket's "aborted"), it is a stop, and the ranges kept resume.
         throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
 
       // Step 4: verify, then assemble (the partial file becomes the file; nothing unverified is kept).
-      const wholeDigest = whole
-        ? await new Promise<Buffer>((resolve, reject) => {
-            whole.once("message", (digest: Uint8Array) => resolve(Buffer.from(digest)));
-            whole.once("error", reject);
-            whole.postMessage({ digest: true });
-          }).finally(() => whole.terminate())
-        : undefined;
+      const wholeDigest = whole ? (await whole.digests())[0] : undefined;
       await streaming;
       const thrownAway = (message: string, hint: string): Error => {
         fs.rmSync(partial, { force: true });

@@ -127,7 +127,7 @@ export const localBackend = {
     // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so.
     options.record({ pid: process.pid });
     if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options);
-    const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH);
+    const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH, ctx.cacheDir);
     if (sandbox.reason !== undefined) {
       if (spec.settings.sandbox === "bwrap")
         throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
