@@ -8,10 +8,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "../errors.js";
+import { processIdentity } from "../exec.js";
 import { redactPair, redactUrls } from "../redact.js";
 import { nearest } from "../spec/nearest.js";
 import type { JobSpec } from "../spec/types.js";
 import type { JobRecord } from "./job.js";
+import { isValidJobName } from "./names.js";
 
 export { isFinal, type JobRecord, type JobState } from "./job.js";
 
@@ -49,6 +51,30 @@ export function redactRecord(record: JobRecord): JobRecord {
   };
 }
 
+const STATES = new Set(["preparing", "queued", "running", "completed", "failed", "stopped"]);
+
+/** What is wrong with `value` as the record of job `name` (a file cut short, edited, or of another shape), or undefined when nothing is. */
+function recordProblem(value: unknown, name: string): string | undefined {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return "it is not a JSON object";
+  const record = value as Record<string, unknown>;
+  if (record.name !== name) return `it names the job ${JSON.stringify(record.name)}, not ${name}`;
+  for (const key of ["backend", "state", "createdAt", "jobOutput"]) if (typeof record[key] !== "string") return `its ${key} is not text`;
+  if (!STATES.has(record.state as string)) return `its state ${JSON.stringify(record.state)} is not one a job has`;
+  const spec = record.spec as Record<string, unknown> | undefined;
+  if (!spec || typeof spec !== "object" || typeof spec.artifact !== "object" || typeof spec.settings !== "object" || typeof spec.hyperparameters !== "object")
+    return "its spec is missing or not of a job's shape";
+  if (record.pid !== undefined && (!Number.isInteger(record.pid) || (record.pid as number) <= 0)) return "its pid is not a process id";
+  for (const key of ["reason", "logFile", "model", "output", "startedAt", "endedAt"])
+    if (record[key] !== undefined && typeof record[key] !== "string") return `its ${key} is not text`;
+  return undefined;
+}
+
+/** A record file that could not be read as one: its path, and why. */
+export interface UnreadableRecord {
+  file: string;
+  why: string;
+}
+
 /** Make `dir` (and missing parents) readable by its owner only, and tighten it when it exists with a wider mode. */
 function ownerOnlyFolder(dir: string): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -79,17 +105,49 @@ export class JobStore {
     return record;
   }
 
-  /** Apply `changes` to the saved record and save it again. */
+  /** Apply `changes` to the saved record and save it again; a new pid is kept with who that process is (its start time and command line), so `stop` can tell it from a later process given the same pid. */
   update(name: string, changes: Partial<JobRecord>): JobRecord {
-    return this.save({ ...this.get(name), ...changes });
+    const identity = changes.pid !== undefined && changes.pidStart === undefined ? processIdentity(changes.pid) : undefined;
+    return this.save({ ...this.get(name), ...changes, ...identity });
   }
 
-  /** The record of `name`, or undefined when there is none. */
-  find(name: string): JobRecord | undefined {
+  /** Read the record file of `name`: the record, nothing (no such file), or why it cannot be used. */
+  private read(name: string): JobRecord | UnreadableRecord | undefined {
+    const file = this.file(name);
+    let text: string;
     try {
-      return JSON.parse(fs.readFileSync(this.file(name), "utf8")) as JobRecord;
+      text = fs.readFileSync(file, "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      return { file, why: `it cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      return { file, why: text.trim() ? `it is not valid JSON (${(err as Error).message}); it may have been cut short` : "it is empty" };
+    }
+    const problem = recordProblem(value, name);
+    return problem ? { file, why: problem } : (value as JobRecord);
+  }
+
+  /** The record of `name`, or undefined when there is none; a UserError naming the file when it exists but cannot be used as one. */
+  find(name: string): JobRecord | undefined {
+    // A name that is not a job name has no record (and never makes a path outside the state folder).
+    if (!isValidJobName(name)) return undefined;
+    const found = this.read(name);
+    if (found && "why" in found) throw unreadableError(name, found);
+    return found;
+  }
+
+  /** Remove the record of `name` (whether or not it can be read); false when there was none. */
+  remove(name: string): boolean {
+    if (!isValidJobName(name)) return false;
+    try {
+      fs.unlinkSync(this.file(name));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
       throw err;
     }
   }
@@ -116,11 +174,27 @@ export class JobStore {
     }
   }
 
-  /** Every record, newest first. */
-  list(): JobRecord[] {
-    return this.names()
-      .map((name) => this.find(name))
-      .filter((record): record is JobRecord => record !== undefined)
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+  /** Every record, newest first; `skipped` is told of each file that is not one (cut short, empty, edited out of shape), which the list leaves out. */
+  list(skipped: (bad: UnreadableRecord) => void = () => {}): JobRecord[] {
+    const records: JobRecord[] = [];
+    for (const name of this.names()) {
+      const found = isValidJobName(name) ? this.read(name) : { file: this.file(name), why: `${name} is not a job name` };
+      if (found && "why" in found) skipped(found);
+      else if (found) records.push(found);
+    }
+    return records.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
   }
+}
+
+/** The error for a record file of `name` that exists but cannot be used. */
+function unreadableError(name: string, bad: UnreadableRecord): UserError {
+  return new UserError(
+    `The record of job ${name} (${bad.file}) cannot be used: ${bad.why}.`,
+    `Look at the file, or remove it with \`alekseylearn jobs --rm ${name}\` (the job itself, if it runs, is not touched).`,
+  );
+}
+
+/** The warning for a record file that `list` left out. */
+export function skippedRecordWarning(bad: UnreadableRecord): string {
+  return `Skipped ${bad.file}: ${bad.why}.`;
 }
