@@ -127,9 +127,12 @@ export const localBackend = {
 
   async submit(job, ctx, options) {
     const { spec } = job;
-    // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so.
-    options.record({ pid: process.pid });
-    if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options);
+    // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so. (Recorded once the
+    // checks before it pass: a job refused by them never started, and keeps no record.)
+    if (spec.settings.runner === "docker") {
+      options.record({ pid: process.pid });
+      return submitRun(job, await containerSetup(job, ctx), ctx, options);
+    }
     const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH);
     if (sandbox.reason !== undefined) {
       if (spec.settings.sandbox === "bwrap")
@@ -151,6 +154,7 @@ export const localBackend = {
         "Without a sandbox, a script that hard-codes /opt/ml writes into this machine's /opt/ml (you may write there); alekseylearn names what it wrote afterwards. $SM_MODEL_DIR and the other SM_* variables point at the job's own folder.",
       );
     }
+    options.record({ pid: process.pid });
     const started = Date.now();
     const environment = await ensureEnvironment(
       { file: spec.environment, python: spec.settings.python, extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
