@@ -248,7 +248,7 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
         }
         continue;
       }
-      let size = 0;
+      let size: number;
       try {
         size = entry.isFile() ? fs.lstatSync(full).size : 0;
       } catch (err) {
