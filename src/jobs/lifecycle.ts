@@ -19,6 +19,7 @@ import { hasOwnDockerfile } from "../package/image.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, skippedRecordWarning, type JobRecord } from "./records.js";
 import { printable } from "../storage/archive.js";
+import { namesSecret, REDACTED, redactForPrint, redactUrls, secretValues } from "../redact.js";
 
 /** How many of a failed job's last log lines an error shows. */
 const FAILURE_LINES = 15;
@@ -155,19 +156,29 @@ function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec
  * What `fit` would do, without doing it (`fit --dry-run`): everything that can
  * be checked without creating anything is checked, and the plan returned —
  * the files that would ship, the image, and each provider request as it
- * would be sent. No job record, repository, role, object or job is created.
+ * would be sent, with credentials redacted. No job record, repository, role, object or job is created.
  */
 export async function planFit(request: FitRequest, ctx: Context, options: Pick<FitOptions, "name"> = {}): Promise<SubmissionPlan> {
-  const { backend, job } = prepare(request, ctx, options);
-  return backend.plan(job, ctx);
+  const { spec, backend, job } = prepare(request, ctx, options);
+  // A plan is for printing: it holds no credential, by the rule records follow (the spec's own secret values, config file's included).
+  // Secret-named hyperparameters are redacted before the plan is made, as a request may carry them encoded (Kaggle's payload is deflated).
+  const hyperparameters = Object.fromEntries(
+    Object.entries(spec.hyperparameters).map(([key, value]) => [key, namesSecret(key) ? REDACTED : typeof value === "string" ? redactUrls(value) : value]),
+  );
+  const planned = await backend.plan({ ...job, spec: { ...spec, hyperparameters } }, ctx);
+  return redactForPrint(planned, secretValues(spec.settings, spec.hyperparameters)) as SubmissionPlan;
 }
 
+/** The variable that hands the detached supervisor the job's hyperparameters as given (its record holds them redacted). */
+export const SUPERVISOR_HYPERPARAMETERS = "ALEKSEYLEARN_SUPERVISOR_HYPERPARAMETERS";
+
 /** Start the detached supervisor (`supervisor.ts`) that runs job `name` with its backend's `runDetached` and `setup`, outliving this process; returns its pid. */
-function startSupervisor(name: string, setup: unknown, ctx: Context): number {
+function startSupervisor(name: string, setup: unknown, spec: JobSpec, ctx: Context): number {
   const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
   const child = spawn(process.execPath, [script, JSON.stringify({ stateDir: ctx.stateDir, cacheDir: ctx.cacheDir, name, setup })], {
     cwd: ctx.cwd,
-    env: ctx.env as NodeJS.ProcessEnv,
+    // In its environment, not its arguments: a process's arguments are readable by every user of the machine, its environment only by its own.
+    env: { ...(ctx.env as NodeJS.ProcessEnv), [SUPERVISOR_HYPERPARAMETERS]: JSON.stringify(spec.hyperparameters) },
     detached: true,
     stdio: "ignore",
   });
@@ -199,7 +210,7 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   let recorded = false;
   try {
     const record = (changes: Partial<JobRecord>): JobRecord => ((recorded = true), store.update(name, changes));
-    const supervise = (setup: unknown): number => startSupervisor(name, setup, ctx);
+    const supervise = (setup: unknown): number => startSupervisor(name, setup, spec, ctx);
     submitted = store.update(name, await backend.submit(job, ctx, { detach: options.detach ?? false, record, supervise }));
   } catch (err) {
     const stopped = ctx.signal?.aborted;

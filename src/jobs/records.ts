@@ -9,46 +9,23 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "../errors.js";
 import { processIdentity } from "../exec.js";
-import { redactPair, redactUrls } from "../redact.js";
+import { redactForPrint, secretValues } from "../redact.js";
 import { nearest } from "../spec/nearest.js";
-import type { JobSpec } from "../spec/types.js";
 import type { JobRecord } from "./job.js";
 import { isValidJobName } from "./names.js";
 
 export { isFinal, type JobRecord, type JobState } from "./job.js";
 
-/** Settings that are free-form `KEY=VALUE` lists: a value is redacted when its key names a secret. */
-const PAIR_SETTINGS = new Set(["environment", "tags"]);
-
-/** A copy of `value` with the credentials of every URL in its strings redacted. */
-function redactStrings(value: unknown): unknown {
-  if (typeof value === "string") return redactUrls(value);
-  if (Array.isArray(value)) return value.map(redactStrings);
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, redactStrings(inner)]));
-  return value;
-}
-
 /**
- * A copy of `record` fit to write down or print: credentials inside URLs are
- * redacted everywhere (the environment file's text, settings, locations, the
- * reason), and so are the values of `config.environment` and `config.tags`
- * items whose key names a secret (`WANDB_API_KEY`, `HF_TOKEN`; not `MAX_TOKENS`).
- * Hyperparameters stay exactly as typed; a job gets its values from the spec it
- * was submitted with, never from its record.
+ * A copy of `record` fit to write down or print, by the rule everything alekseylearn prints follows (`redactForPrint`):
+ * credentials inside URLs everywhere (the environment file's text, settings, locations, the reason); the values of
+ * `config.environment`, `config.tags` and `config.labels` items, settings and hyperparameters whose key names a secret
+ * (`WANDB_API_KEY`, `HF_TOKEN`, `api_key`; not `MAX_TOKENS`), wherever those values appear. A job gets its values from
+ * the spec it was submitted with (the detached supervisor is handed its hyperparameters), never from its record.
  */
 export function redactRecord(record: JobRecord): JobRecord {
-  const { hyperparameters, settings, ...rest } = record.spec;
-  const redactedSettings = Object.fromEntries(
-    Object.entries(settings).map(([key, value]) => [
-      key,
-      PAIR_SETTINGS.has(key) && Array.isArray(value) ? value.map((item) => (typeof item === "string" ? redactPair(item) : item)) : redactStrings(value),
-    ]),
-  );
-  const { spec: _spec, ...top } = record;
-  return {
-    ...(redactStrings(top) as Omit<JobRecord, "spec">),
-    spec: { ...(redactStrings(rest) as Omit<JobSpec, "hyperparameters" | "settings">), settings: redactedSettings as JobSpec["settings"], hyperparameters },
-  };
+  const secrets = secretValues(record.spec?.settings ?? {}, record.spec?.hyperparameters ?? {});
+  return redactForPrint(record, secrets) as JobRecord;
 }
 
 const STATES = new Set(["preparing", "queued", "running", "completed", "failed", "stopped"]);
