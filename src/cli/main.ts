@@ -115,8 +115,11 @@ function typedSecrets(argv: readonly string[]): string[] {
     if (!match) return;
     const value = match[3] ?? argv[i + 1] ?? "";
     if (namesSecret(match[2]!)) found.push(value);
-    const at = value.indexOf("=");
-    if (match[1] === "config" && at > 0 && namesSecret(value.slice(0, at))) found.push(value.slice(at + 1));
+    // A list setting's items may come comma-separated (WANDB_MODE=offline,WANDB_API_KEY=…).
+    for (const item of match[1] === "config" ? [value, ...value.split(",")] : []) {
+      const at = item.indexOf("=");
+      if (at > 0 && namesSecret(item.slice(0, at))) found.push(item.slice(at + 1));
+    }
   });
   return found.filter((value) => value.length >= 4);
 }
