@@ -90,7 +90,8 @@ export function secretValues(settings: Readonly<Record<string, unknown>>, hyperp
   const found = new Set<string>();
   const add = (value: unknown): void => {
     const text = typeof value === "string" ? value : value === undefined || value === null ? "" : JSON.stringify(value);
-    if (text.length >= MIN_SECRET_LENGTH && text !== REDACTED) found.add(text);
+    // A flag or a number (`use_token=true`) is no secret to look for as text: replacing every `true` would garble what is printed.
+    if (text.length >= MIN_SECRET_LENGTH && text !== REDACTED && !/^(true|false|null|[-+.\d eE]+)$/i.test(text)) found.add(text);
   };
   for (const [key, value] of Object.entries(hyperparameters)) if (namesSecret(key)) add(value);
   for (const [key, value] of Object.entries(settings)) {
