@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { JobStore, redactRecord, type JobRecord } from "../../src/jobs/records.js";
-import { hasUrlCredentials, namesSecret, redactUrls } from "../../src/redact.js";
+import { hasUrlCredentials, namesSecret, redactForPrint, redactUrls, secretValues } from "../../src/redact.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 
 fileTimeLimit(3, import.meta.url);
@@ -94,4 +94,36 @@ test("a saved record holds no credential, keeps hyperparameters as typed unless 
   store.update("job-1", { state: "stopped" });
   assert.equal(fs.statSync(file).mode & 0o777, 0o600, "an update keeps the file private");
   assert.deepEqual(fs.readdirSync(path.join(state, "jobs")), ["job-1.json"], "no temporary file is left");
+});
+
+test("one rule for everything printed: name/value pairs, KEY=VALUE items, --KEY arguments, secret values wherever they appear, URL credentials", () => {
+  const printed = redactForPrint(
+    {
+      env: [
+        { name: "WANDB_API_KEY", value: "w-secret" },
+        { name: "MAX_TOKENS", value: "4096" },
+      ],
+      Tags: [{ Key: "HF_TOKEN", Value: "h-secret" }],
+      labels: { api_token: "l-secret", team: "ml" },
+      args: ["train", "--api_key", "a-secret", "--epochs", "3"],
+      items: ["DB_PASSWORD=p-secret", "MODE=offline"],
+      script: "payload = {'key': 'a-secret'}",
+      url: "https://me:u-secret@host/x",
+      use_token: true,
+    },
+    secretValues({}, { api_key: "a-secret", use_token: true }),
+  );
+  assert.deepEqual(printed, {
+    env: [
+      { name: "WANDB_API_KEY", value: "***" },
+      { name: "MAX_TOKENS", value: "4096" },
+    ],
+    Tags: [{ Key: "HF_TOKEN", Value: "***" }],
+    labels: { api_token: "***", team: "ml" },
+    args: ["train", "--api_key", "***", "--epochs", "3"],
+    items: ["DB_PASSWORD=***", "MODE=offline"],
+    script: "payload = {'key': '***'}",
+    url: "https://***@host/x",
+    use_token: true,
+  });
 });
