@@ -1,6 +1,37 @@
 /** Running helper programs (pip, python -m venv, conda) with their output kept in a log file. */
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
+
+/** Who process `pid` is: its start time (clock ticks after boot, field 22 of /proc/PID/stat, fixed for its life) and a SHA-256 of its command line (a command line may hold a credential, so only its digest is kept); undefined when it does not exist or this system has no /proc. */
+export function processIdentity(pid: number): { pidStart: string; pidCommand: string } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 2, the command name, is in parentheses and may hold spaces and ")": the fields after the last ")" are plain, field 3 first.
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    if (!start) return undefined;
+    return {
+      pidStart: start,
+      pidCommand: createHash("sha256")
+        .update(fs.readFileSync(`/proc/${pid}/cmdline`))
+        .digest("hex"),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when process `pid` is the one a record names: the same start time and command line, so a pid the system has
+ * since given to another process (or one written into the record by hand) is never taken for the job's. Where there is
+ * no /proc to ask, only whether `pid` exists.
+ */
+export function isRecordedProcess(recorded: { pid?: number; pidStart?: string; pidCommand?: string }): boolean {
+  if (!recorded.pid || !Number.isInteger(recorded.pid) || recorded.pid <= 0) return false;
+  if (!fs.existsSync("/proc/self/stat")) return isProcessAlive(recorded.pid);
+  const now = processIdentity(recorded.pid);
+  return now !== undefined && now.pidStart === recorded.pidStart && now.pidCommand === recorded.pidCommand;
+}
 
 /** True while process `pid` exists (also when it belongs to another user). */
 export function isProcessAlive(pid: number): boolean {

@@ -142,9 +142,15 @@ export const commands: readonly Command[] = [
   {
     name: "jobs",
     summary: "List the jobs this machine has started, newest first.",
-    usage: "alekseylearn jobs",
+    usage: "alekseylearn jobs [--rm JOB]",
     positionals: [],
-    options: [],
+    options: [
+      {
+        name: "rm",
+        value: "JOB",
+        doc: "Remove the record of JOB (and its log and run folder here), so its name is free again; refused while the job may still run.",
+      },
+    ],
     load: () => import("./commands/jobs.js"),
   },
   {

@@ -9,6 +9,7 @@ import { commands, type Output } from "./commands.js";
 import { defaultDirs, type Context, type Reporter } from "../context.js";
 import { UserError, EXIT_INTERRUPTED, EXIT_USAGE } from "../errors.js";
 import { nearest } from "../spec/nearest.js";
+import { namesSecret, redactText } from "../redact.js";
 
 import { VERSION } from "../version.js";
 
@@ -106,7 +107,27 @@ function printError(err: unknown, output: Output, debug: boolean): number {
 }
 
 /** Run the CLI with `argv` (without node and the script); returns the exit code. */
-async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Output, signal?: AbortSignal): Promise<number> {
+/** The secret values typed on the command line: `--hyperparameter.KEY` and `--config.KEY` values whose key names a secret, and `--config.environment=KEY=VALUE` items whose KEY does. */
+function typedSecrets(argv: readonly string[]): string[] {
+  const found: string[] = [];
+  argv.forEach((token, i) => {
+    const match = /^--(config|hyperparameter)\.([^=]+)(?:=([\s\S]*))?$/.exec(token);
+    if (!match) return;
+    const value = match[3] ?? argv[i + 1] ?? "";
+    if (namesSecret(match[2]!)) found.push(value);
+    // A list setting's items may come comma-separated (WANDB_MODE=offline,WANDB_API_KEY=…).
+    for (const item of match[1] === "config" ? [value, ...value.split(",")] : []) {
+      const at = item.indexOf("=");
+      if (at > 0 && namesSecret(item.slice(0, at))) found.push(item.slice(at + 1));
+    }
+  });
+  return found.filter((value) => value.length >= 4);
+}
+
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv, given: Output, signal?: AbortSignal): Promise<number> {
+  // Everything printed follows the rule records do: secret values typed here, and URL credentials, never reach the screen.
+  const secrets = typedSecrets(argv);
+  const output: Output = { ...given, out: (text) => given.out(redactText(text, secrets)), err: (text) => given.err(redactText(text, secrets)) };
   const debug = argv.includes("--debug");
   const reporter = cliReporter(output);
   try {

@@ -1,6 +1,7 @@
 /** Turning records into text for people: durations, tables, job summaries. */
 import type { SubmissionPlan } from "../backends/types.js";
 import type { JobRecord } from "../jobs/records.js";
+import { printable } from "../storage/archive.js";
 
 /** Seconds as `4.2s`, `3m 05s` or `2h 07m`. */
 export function formatDuration(seconds: number): string {
@@ -54,7 +55,8 @@ export function describeJob(job: JobRecord): string {
   return (
     fields
       .filter(([, value]) => value)
-      .map(([key, value]) => `${(key + ":").padEnd(13)}${value}`)
+      // What a record says is data: its control characters are shown escaped, as archive names are, never acted on by the terminal.
+      .map(([key, value]) => `${(key + ":").padEnd(13)}${printable(String(value))}`)
       .join("\n") + "\n"
   );
 }

@@ -8,7 +8,7 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import { findEnvironmentFile, resolveArtifact } from "../package/artifact.js";
 import { hyperparameterStrings } from "../package/contract.js";
-import { normalizeLocation, schemeOf } from "../storage/location.js";
+import { normalizeLocation, outputLocationProblems, schemeOf } from "../storage/location.js";
 import { loadProjectConfig } from "./config-file.js";
 import { validateSettings, type Schema, type SettingsOf } from "./schema.js";
 import type { BackendName, JobSpec, SpecRules } from "./types.js";
@@ -73,6 +73,7 @@ export function buildSpec<Sch extends Schema>(request: FitRequest, cwd: string, 
     try {
       outputPath = normalizeLocation(typeof values.output_path === "string" ? values.output_path : "", cwd, "output path");
       if (values.output_path === undefined) problems.push(`config.output_path is required by ${owner}`);
+      else problems.push(...outputLocationProblems(outputPath));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       problems.push(err.message.replace(/\.$/, "") + (err.hint ? ` (${err.hint.replace(/\.$/, "")})` : ""));

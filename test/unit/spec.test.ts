@@ -222,6 +222,6 @@ test("the output path picks the backend (gs:// → vertex, which then needs it),
   const dir = writeTree({ "train.py": SCRIPT });
   assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "vertex" }, dir))), /config\.output_path is required by the vertex backend/);
   assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj" } }, dir).backend, "vertex");
-  assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "s3://b/sagemaker" } }, dir).backend, "sagemaker");
+  assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "s3://bucket/sagemaker" } }, dir).backend, "sagemaker");
   assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "locl" }, dir))), /Did you mean local\?/);
 });

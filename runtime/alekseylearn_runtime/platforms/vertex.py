@@ -166,7 +166,13 @@ class VertexPlatform(Platform):
 
     def finish(self, code):
         if self.sync:
-            self.sync.sync()
+            missed = self.sync.finish()
+            if missed:
+                print(
+                    "[alekseylearn] warning: could not copy %s to %s" % (", ".join(missed), self.job.checkpoints),
+                    file=sys.stderr,
+                    flush=True,
+                )
         if not self.chief() or not self.job.output_dir or not self.gcs_ok:
             return
         out = self.job.output_dir

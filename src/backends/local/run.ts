@@ -172,10 +172,8 @@ function startProcess(launch: Launch, cwd: string, log: fs.WriteStream, sandboxe
     child.on("error", (error) => resolve({ code: null, signal: null, error }));
     child.on("close", (code, sig) => resolve({ code, signal: sig }));
   });
-  for (const stream of [child.stdout!, child.stderr!]) {
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => log.write(chunk));
-  }
+  // Piped, so a job that prints faster than the disk takes it waits, instead of its output piling up in this process's memory.
+  for (const stream of [child.stdout!, child.stderr!]) stream.pipe(log, { end: false });
   const info = child.stdio[3] as NodeJS.ReadableStream | null;
   const init = !info
     ? Promise.resolve(child.pid)
@@ -223,16 +221,25 @@ function stopper(job: LocalJob, setup: RunSetup, running: Running, grace: number
 }
 
 /** Pack what the job left in its /opt/ml into its output path: the model (when it completed or was stopped, as SageMaker uploads a stopped job's model) and its output data. */
-async function packOutputs(job: LocalJob, paths: ReturnType<typeof runPaths>, state: JobState, ctx: Context): Promise<Pick<JobRecord, "model" | "output">> {
+async function packOutputs(
+  job: LocalJob,
+  paths: ReturnType<typeof runPaths>,
+  state: JobState,
+  ctx: Context,
+  doing: { now?: string },
+): Promise<Pick<JobRecord, "model" | "output">> {
   const outputs = joinLocation(job.jobOutput, "output");
   const storage = await storageFor(outputs, ctx);
   const pack = async (folder: string, name: string): Promise<string | undefined> => {
     const archive = path.join(paths.dir, name);
+    const what = name === "model.tar.gz" ? "the model" : "the output data";
+    doing.now = `packing ${what}`;
     if ((await packFolder(folder, archive)) === 0) {
       fs.rmSync(archive, { force: true }); // empty folders only (say, the AIP_TENSORBOARD_LOG_DIR nothing wrote to): no archive
       return undefined;
     }
     const location = joinLocation(outputs, name);
+    doing.now = `uploading ${what} to ${location}`;
     await storage.upload(archive, location);
     fs.rmSync(archive, { force: true });
     return location;
@@ -359,12 +366,24 @@ export async function runLocalJob(
     if (setup.bwrap) keepGcsWrites(path.join(paths.dir, "gcs"), paths.ml, log);
     if (hostMl) hostMl.report(log);
     const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
+    const doing: { now?: string } = {};
+    let packed: Pick<JobRecord, "model" | "output">;
+    try {
+      packed = await packOutputs(job, paths, state, ctx, doing);
+    } catch (err) {
+      // Ctrl-C (or `stop`) while the outputs were packed or uploaded: the job is stopped, and says what did not finish.
+      if (!signal.aborted && !ctx.signal?.aborted) throw err;
+      const why = `stopped while ${doing.now ?? "packing the outputs"}, which did not finish; the job's files are kept in ${paths.ml}`;
+      log.write(`[alekseylearn] ${why}\n`);
+      await closeLog();
+      return record({ state: "stopped", endedAt: new Date().toISOString(), exitCode: result.code ?? undefined, reason: why });
+    }
     const changes: JobChanges = {
       state,
       endedAt: new Date().toISOString(),
       exitCode: result.code ?? undefined,
       reason,
-      ...(await packOutputs(job, paths, state, ctx)),
+      ...packed,
     };
     // A finished job's files now live in its output path; a failed or stopped one keeps its folder for inspection.
     if (state === "completed") for (const folder of ["ml", "gcs", "kaggle"]) fs.rmSync(path.join(paths.dir, folder), { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { backends } from "../../backends/registry.js";
 import { describeType } from "../../spec/schema.js";
 import { fit, JobEndedError, planFit, type FollowResult } from "../../jobs/lifecycle.js";
 import { redactRecord } from "../../jobs/records.js";
-import { redactDeep } from "../../redact.js";
+import { redactForPrint, secretValues } from "../../redact.js";
 import type { FitRequest } from "../../spec/build.js";
 import type { CommandRun } from "../commands.js";
 import { describeJob, describePlan, jobDuration } from "../render.js";
@@ -37,11 +37,9 @@ export const run: CommandRun = async (args, ctx, output) => {
 
   if (options["dry-run"]) {
     const planned = await planFit(request, ctx, typeof options.name === "string" ? { name: options.name } : {});
-    // What is printed holds no credential: secret-named values (Environment.WANDB_API_KEY) and URL credentials are redacted; hyperparameters are shown as typed.
-    const plan = {
-      ...planned,
-      requests: planned.requests.map((request) => ({ ...request, request: redactDeep(request.request, new Set(["HyperParameters", "hyperparameters.json"])) })),
-    };
+    // What is printed holds no credential, by the rule records follow: secret-named values wherever they appear (Environment.WANDB_API_KEY,
+    // a {name, value} pair, a tag, a hyperparameter in arguments, files and scripts) and URL credentials are redacted.
+    const plan = redactForPrint(planned, secretValues(request.config ?? {}, request.hyperparameters ?? {})) as typeof planned;
     output.out(options.json ? JSON.stringify(plan, null, 2) + "\n" : describePlan(plan));
     return 0;
   }
