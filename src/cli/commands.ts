@@ -8,6 +8,8 @@ export interface Output {
   err: (text: string) => void;
   /** True when stderr is a terminal (progress may redraw, colours allowed). */
   tty: boolean;
+  /** The terminal's width in columns, when stderr is one. */
+  columns?: number;
 }
 
 /** A command's code: returns the process exit code. */

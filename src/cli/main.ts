@@ -42,6 +42,8 @@ function cliReporter(output: Output): Reporter & { clear(): void } {
   let spinner: NodeJS.Timeout | undefined;
   let lastDraw = 0;
   let step = "";
+  let detail = "";
+  let draw: (() => void) | undefined;
   let stepStarted = 0;
   // A finished step stays on screen as a plain line with the time it took.
   const clear = (): void => {
@@ -59,12 +61,22 @@ function cliReporter(output: Output): Reporter & { clear(): void } {
       if (!output.tty || !message.endsWith("…")) return line(dim(`› ${message}`));
       clear();
       step = message;
+      detail = "";
       stepStarted = Date.now();
       let frame = 0;
-      const draw = (): void => output.err(`\r\x1b[K${"⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"[frame++ % 10]} ${message} ${dim(`${Math.floor((Date.now() - stepStarted) / 1000)}s`)}`);
+      draw = (): void => {
+        const shown = detail ? `${message} ${dim(detail.slice(0, Math.max(0, (output.columns ?? 100) - message.length - 12)))}` : message;
+        output.err(`\r\x1b[K${"⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"[frame++ % 10]} ${shown} ${dim(`${Math.floor((Date.now() - stepStarted) / 1000)}s`)}`);
+      };
       draw();
       spinner = setInterval(draw, 100);
       spinner.unref();
+    },
+    // On a terminal the spinner's line shows what the step does now; elsewhere each is a plain line under its step.
+    detail: (message) => {
+      if (!spinner) return output.tty ? undefined : line(dim(`  ${message}`));
+      detail = message;
+      draw?.();
     },
     warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${message}`),
     jobLine: (text) => line(text),
@@ -160,6 +172,7 @@ const output: Output = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
   tty: Boolean(process.stderr.isTTY),
+  ...(process.stderr.columns ? { columns: process.stderr.columns } : {}),
 };
 const controller = new AbortController();
 let interrupts = 0;
