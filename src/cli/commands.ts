@@ -158,6 +158,20 @@ export const commands: readonly Command[] = [
     load: () => import("./commands/logs.js"),
   },
   {
+    name: "doctor",
+    summary: "Check that this machine and its accounts are ready to run jobs: one line per check, with the fix.",
+    usage: "alekseylearn doctor [--backend NAME] [--config.KEY=VALUE ...]",
+    description: [
+      "Checks Python and its version, bubblewrap, the image builder (Docker) and the pip index; then, per backend, its credentials (which source, never the secret), account or project and region, and what a job needs there: SageMaker's role (exists, trusted by SageMaker, allows the output) and output bucket (exists; writable, by writing and deleting a 0-byte OUTPUT_PATH/.alekseylearn-doctor-RANDOM), Kaggle's token and its user, Vertex AI's project and its APIs. Settings come from alekseylearn.yml here and --config flags, as for fit.",
+      "Without --backend it checks every backend set up on this machine and exits 1 only when a check of the local backend (the default) fails; with --backend it checks that one and exits 1 when one of its checks fails.",
+    ],
+    positionals: [],
+    options: [{ name: "backend", value: "NAME", doc: "Check this backend only, and exit 1 when one of its checks fails." }],
+    families: [{ prefix: "config", usage: "--config.KEY=VALUE", doc: "A setting of the backend, as fit takes it (output_path, role_name, project, region…)." }],
+    examples: ["alekseylearn doctor", "alekseylearn doctor --backend sagemaker --config.output_path=s3://bucket/sagemaker/runs", "alekseylearn doctor --json"],
+    load: () => import("./commands/doctor.js"),
+  },
+  {
     name: "stop",
     summary: "Stop a running job.",
     usage: "alekseylearn stop JOB",
