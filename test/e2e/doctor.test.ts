@@ -1,0 +1,113 @@
+/**
+ * `alekseylearn doctor` through the CLI against real and test servers: the
+ * machine's own checks, SageMaker's against moto (STS, IAM, S3: the role made
+ * by `init --create-role`, the bucket written to and cleaned), and Kaggle's
+ * against the Kaggle API test server. A passing check is ✓; a failing one is
+ * ✗ with its fix and exits 1.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { awsCli, testAwsKeys } from "../helpers/aws.js";
+import { cliEnv, runCli } from "../helpers/cli.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+import { startMoto, type Moto } from "../helpers/servers.js";
+import { writeTree } from "../helpers/tree.js";
+import { startKaggleServer, USER, type KaggleTestServer } from "../servers/kaggle-api.js";
+
+fileTimeLimit(5, import.meta.url);
+
+interface Report {
+  backend: string;
+  failed: boolean;
+  checks: Array<{ backend: string; check: string; status: string; detail: string; fix?: string }>;
+}
+
+let moto: Moto;
+let kaggle: KaggleTestServer;
+before(async () => {
+  [moto, kaggle] = await Promise.all([startMoto(), startKaggleServer("python3")]);
+});
+after(async () => {
+  await Promise.all([moto?.stop(), kaggle?.close()]);
+});
+
+/** A home of its own, so nothing of this machine's ~/.aws, ~/.kaggle or gcloud is seen. */
+function env(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return cliEnv({ HOME: fs.mkdtempSync(path.join(os.tmpdir(), "doctor-home-")), CLOUDSDK_CONFIG: writeTree({}), ...extra }).env;
+}
+
+function find(report: Report, backend: string, check: string): Report["checks"][number] {
+  const found = report.checks.find((line) => line.backend === backend && line.check === check);
+  assert.ok(found, `${backend} ${check} in ${JSON.stringify(report.checks)}`);
+  return found;
+}
+
+test("doctor: the machine's checks pass with a reachable pip index; an unreachable one is ✗ with the fix and exits 1", async () => {
+  const cwd = writeTree({});
+  const good = await runCli(["doctor", "--backend", "local"], { cwd, env: env({ PIP_INDEX_URL: "file:///opt/pypi/simple" }) });
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  assert.match(good.stdout, /✓ Python: \S+ \(Python 3\.\d+\.\d+\)/);
+  assert.match(good.stdout, /✓ bubblewrap: /);
+  assert.match(good.stdout, /✓ pip index: file:\/\/\/opt\/pypi\/simple \(PIP_INDEX_URL\)/);
+
+  const bad = await runCli(["doctor"], { cwd, env: env({ PIP_INDEX_URL: "http://127.0.0.1:9/simple" }) });
+  assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stdout, /✗ pip index: http:\/\/127\.0\.0\.1:9\/simple \(PIP_INDEX_URL\) cannot be reached/);
+  assert.match(bad.stdout, /fix: Set PIP_INDEX_URL=URL .*pip config set global\.index-url URL/);
+});
+
+test("doctor --backend sagemaker against moto: credentials' source, account, the role init made, the bucket written to and cleaned; a missing bucket exits 1 with its fix", async () => {
+  const keys = testAwsKeys("doctor-s3cr3t");
+  const aws = { ...keys, AWS_ENDPOINT_URL: moto.url };
+  awsCli(moto.url, ["s3", "mb", "s3://doctor-bucket"], keys);
+  const cwd = writeTree({ "train.py": "print('hi')\n" });
+  const output = "--config.output_path=s3://doctor-bucket/runs";
+  const made = await runCli(["init", "train.py", "--backend", "sagemaker", "--create-role", output], { cwd, env: env(aws) });
+  assert.equal(made.code, 0, made.stderr);
+
+  const run = await runCli(["doctor", "--backend", "sagemaker", output, "--json"], { cwd, env: env(aws) });
+  const report = JSON.parse(run.stdout) as Report;
+  assert.equal(report.backend, "sagemaker");
+  assert.equal(find(report, "sagemaker", "credentials").detail, "from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
+  assert.match(find(report, "sagemaker", "account").detail, /^\d{12}, region us-east-1$/);
+  const role = find(report, "sagemaker", "role");
+  assert.equal(role.status, "ok", role.detail);
+  assert.match(role.detail, /alekseylearn_sagemaker_role exists, is trusted by SageMaker and allows writing s3:\/\/doctor-bucket\/runs/);
+  assert.equal(find(report, "sagemaker", "output bucket").status, "ok");
+  const writable = find(report, "sagemaker", "output writable");
+  assert.equal(writable.status, "ok");
+  assert.match(writable.detail, /wrote and deleted the 0-byte s3:\/\/doctor-bucket\/runs\/\.alekseylearn-doctor-[0-9a-f]{12}/);
+  assert.doesNotMatch(awsCli(moto.url, ["s3api", "list-objects-v2", "--bucket", "doctor-bucket"], keys), /alekseylearn-doctor/, "the probe was deleted");
+  // The image builder is this machine's Docker: its line decides the rest of the exit code.
+  assert.equal(run.code, report.checks.some((check) => check.status === "fail") ? 1 : 0);
+  assert.doesNotMatch(run.stdout + run.stderr, /doctor-s3cr3t/, "never the secret");
+
+  const missing = await runCli(["doctor", "--backend", "sagemaker", "--config.output_path=s3://no-such-bucket/runs"], { cwd, env: env(aws) });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stdout, /✗ output bucket: the bucket no-such-bucket does not exist\n\s+fix: Create it \(aws s3 mb s3:\/\/no-such-bucket\)/);
+});
+
+test("doctor against the Kaggle API test server: a valid token names its user; a refused key is ✗ with the fix and exits 1 with --backend kaggle", async () => {
+  const cwd = writeTree({});
+  const base = { KAGGLE_API_ENDPOINT: kaggle.url, PIP_INDEX_URL: "file:///opt/pypi/simple" };
+  const good = await runCli(["doctor", "--backend", "kaggle"], { cwd, env: env({ ...base, KAGGLE_API_TOKEN: USER.token }) });
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  assert.match(good.stdout, /✓ credentials: from KAGGLE_API_TOKEN/);
+  assert.match(good.stdout, /✓ token valid: Kaggle accepts it, for the user tester/);
+  const key = await runCli(["doctor", "--backend", "kaggle"], { cwd, env: env({ ...base, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: USER.key }) });
+  assert.equal(key.code, 0, key.stdout + key.stderr);
+  assert.match(key.stdout, /✓ token valid: Kaggle accepts it, for the user tester/);
+
+  const bad = await runCli(["doctor", "--backend", "kaggle"], { cwd, env: env({ ...base, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: "wrong-key" }) });
+  assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stdout, /✗ token valid: Kaggle refused the credentials from KAGGLE_USERNAME and KAGGLE_KEY/);
+  assert.match(bad.stdout, /fix: Create an API token at https:\/\/www\.kaggle\.com\/settings/);
+  assert.doesNotMatch(bad.stdout + bad.stderr, /wrong-key/, "never the secret");
+  // Without --backend, Kaggle is checked (its credentials are here) but only the local backend's failures decide the exit code.
+  const all = await runCli(["doctor"], { cwd, env: env({ ...base, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: "wrong-key" }) });
+  assert.match(all.stdout, /kaggle:\n\s+✓ credentials/);
+  assert.equal(all.code, 0, all.stdout);
+});
