@@ -18,8 +18,8 @@ export type CommandRun = (args: ParsedArgs, ctx: Context, output: Output) => Pro
 /** A command: its declaration and a loader for its code. */
 export interface Command extends CommandSpec {
   load: () => Promise<{ run: CommandRun }>;
-  /** Extra help sections, computed only for `--help`. */
-  helpSections?: () => Promise<string[]>;
+  /** Extra help sections, computed only for `--help` (given the command line, as `fit --help --backend NAME`). */
+  helpSections?: (args?: ParsedArgs) => Promise<string[]>;
 }
 
 export const commands: readonly Command[] = [
@@ -28,9 +28,8 @@ export const commands: readonly Command[] = [
     summary: "Run a training job and follow it to the end.",
     usage: "alekseylearn fit ARTIFACT [--entry FILE] [--envfile FILE] [--backend NAME] [--config.KEY=VALUE ...]",
     description: [
-      "ARTIFACT is a Python script (.py), a Jupyter notebook (.ipynb, executed headless cell by cell), or a folder with --entry FILE. Its environment is --envfile, else requirements.txt or environment.yml beside it.",
-      "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. A script gets its hyperparameters as command-line arguments too, as SageMaker's training toolkit passes them (--KEY VALUE, sorted; --config.hyperparameter_args=false turns that off), so argparse scripts written for SageMaker run unchanged. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
-      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on SageMaker, Vertex AI and Kaggle it stops following and the job goes on (`alekseylearn logs JOB --follow` re-attaches).",
+      "ARTIFACT is a script (.py), a notebook (.ipynb, run cell by cell) or a folder with --entry FILE; its environment is requirements.txt or environment.yml beside it (or --envfile). It writes its model to /opt/ml/model ($SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend; the model comes back as OUTPUT_PATH/JOB/output/model.tar.gz.",
+      "The backend follows config.output_path (s3:// → sagemaker, gs:// → vertex, else local) unless --backend names one. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml; flags win. Ctrl-C stops a local job; on a cloud it stops following (`alekseylearn logs JOB --follow` re-attaches). The README tells the rest.",
     ],
     positionals: [{ name: "ARTIFACT", required: true }],
     options: [
@@ -52,7 +51,7 @@ export const commands: readonly Command[] = [
       {
         prefix: "config",
         usage: "--config.KEY=VALUE",
-        doc: "A backend setting (see below). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list.",
+        doc: "A backend setting (`alekseylearn settings BACKEND` lists them). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list.",
       },
       {
         prefix: "hyperparameter",
@@ -66,13 +65,11 @@ export const commands: readonly Command[] = [
       "alekseylearn fit train.py --hyperparameter.epochs=10 --input.train=./data",
       "alekseylearn fit project/ --entry src/train.py --config.output_path=./runs",
       "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs",
-      "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs --dry-run --json",
-      "alekseylearn fit train.py --config.runner=docker",
       "alekseylearn fit train.py --backend kaggle --config.accelerator=gpu",
       "alekseylearn fit train.py --config.output_path=gs://bucket/runs --config.project=my-proj --config.accelerator_type=NVIDIA_L4",
     ],
     load: () => import("./commands/fit.js"),
-    helpSections: async () => (await import("./commands/fit.js")).settingsHelp(),
+    helpSections: async (args) => (await import("./commands/fit.js")).settingsHelp(args),
   },
   {
     name: "init",
@@ -156,6 +153,18 @@ export const commands: readonly Command[] = [
     positionals: [{ name: "JOB", required: true }],
     options: [{ name: "follow", aliases: ["f"], doc: "Keep printing new lines until the job ends." }],
     load: () => import("./commands/logs.js"),
+  },
+  {
+    name: "settings",
+    summary: "List a backend's settings (--config.KEY=VALUE) with their types and defaults.",
+    usage: "alekseylearn settings [BACKEND]",
+    description: [
+      "Without BACKEND, lists the backends. Settings are given as --config.KEY=VALUE to fit, init and doctor, or in alekseylearn.yml (or [tool.alekseylearn] in pyproject.toml) beside the artifact.",
+    ],
+    positionals: [{ name: "BACKEND", required: false }],
+    options: [],
+    examples: ["alekseylearn settings", "alekseylearn settings sagemaker", "alekseylearn settings vertex --json"],
+    load: () => import("./commands/settings.js"),
   },
   {
     name: "doctor",

@@ -37,7 +37,7 @@ function overview(): string {
  * with its elapsed seconds until the next line, so a long pip install is
  * visibly alive; elsewhere every message is one plain line.
  */
-function cliReporter(output: Output): Reporter & { clear(): void } {
+function cliReporter(output: Output, spell: (text: string) => string = (text) => text): Reporter & { clear(): void } {
   const dim = (text: string): string => (output.tty ? `\x1b[2m${text}\x1b[0m` : text);
   let spinner: NodeJS.Timeout | undefined;
   let lastDraw = 0;
@@ -57,7 +57,8 @@ function cliReporter(output: Output): Reporter & { clear(): void } {
     output.err(text + "\n");
   };
   return {
-    info: (message) => {
+    info: (said) => {
+      const message = spell(said);
       if (!output.tty || !message.endsWith("…")) return line(dim(`› ${message}`));
       clear();
       step = message;
@@ -78,7 +79,7 @@ function cliReporter(output: Output): Reporter & { clear(): void } {
       detail = message;
       draw?.();
     },
-    warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${message}`),
+    warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${spell(message)}`),
     jobLine: (text) => line(text),
     progress: (label, done, total, unit) => {
       // Redraw at most ten times a second, and always the last time.
@@ -117,10 +118,28 @@ function printError(err: unknown, output: Output, debug: boolean): number {
   return 70;
 }
 
+/**
+ * How the user started this command, for the commands hints suggest: `npx alekseylearn` under npx (npm 7+ runs npx
+ * as `npm exec`, and says so in npm_command; older npx sets npm_lifecycle_event=npx), else `alekseylearn`.
+ */
+export function invokedAs(env: NodeJS.ProcessEnv): string {
+  return env.npm_command === "exec" || env.npm_lifecycle_event === "npx" ? "npx alekseylearn" : "alekseylearn";
+}
+
+/** `text` with every suggested `alekseylearn COMMAND` spelled as the user runs it (`npx alekseylearn COMMAND`). */
+export function spellCommands(text: string, command: string): string {
+  return command === "alekseylearn" ? text : text.replace(/(^|[\s`(])alekseylearn (?=[a-z-])/gm, `$1${command} `);
+}
+
 /** Run the CLI with `argv` (without node and the script); returns the exit code. */
-async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Output, signal?: AbortSignal): Promise<number> {
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv, plain: Output, signal?: AbortSignal): Promise<number> {
   const debug = argv.includes("--debug");
-  const reporter = cliReporter(output);
+  const command = invokedAs(env);
+  // Messages, hints and help suggest commands as the user typed this one; a job's own lines (logs, jobLine) and JSON are left as they are.
+  const spelled: Output = { ...plain, out: (text) => plain.out(spellCommands(text, command)), err: (text) => plain.err(spellCommands(text, command)) };
+  const asJson = argv.includes("--json") || argv[0] === "logs";
+  const output: Output = { ...spelled, out: asJson ? plain.out : spelled.out };
+  const reporter = cliReporter(plain, (text) => spellCommands(text, command));
   try {
     const [name, ...rest] = argv;
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
@@ -145,7 +164,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Out
     }
     const args = parseArgs(rest, command);
     if (args.options.help) {
-      output.out(formatHelp(command, (await command.helpSections?.()) ?? []));
+      output.out(formatHelp(command, (await command.helpSections?.(args)) ?? []));
       return 0;
     }
     const ctx: Context = {
