@@ -108,7 +108,7 @@ export const commands: readonly Command[] = [
   },
   {
     name: "fetch",
-    summary: "Download a job's model and unpack it.",
+    summary: "Download a job's model and unpack it (or what a failed job left, saying why there is no model).",
     usage: "alekseylearn fetch LOCATION [--to DIR] [--no-extract] [--overwrite] [--max-size SIZE]",
     description: [
       "LOCATION is a job name, an output path (its newest job is fetched), the location of a model.tar.gz, or a Kaggle kernel as kaggle://USER/SLUG. The model's files land in --to (default: the current folder); the job's output data, when it left any (an executed notebook, say), in DIR/output/.",

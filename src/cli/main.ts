@@ -138,7 +138,14 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, plain: Outp
   // Messages, hints and help suggest commands as the user typed this one; a job's own lines (logs, jobLine) and JSON are left as they are.
   const spelled: Output = { ...plain, out: (text) => plain.out(spellCommands(text, command)), err: (text) => plain.err(spellCommands(text, command)) };
   const asJson = argv.includes("--json") || argv[0] === "logs";
-  const output: Output = { ...spelled, out: asJson ? plain.out : spelled.out };
+  let printed = false;
+  const output: Output = {
+    ...spelled,
+    out: (text) => {
+      printed = true;
+      (asJson ? plain.out : spelled.out)(text);
+    },
+  };
   const reporter = cliReporter(plain, (text) => spellCommands(text, command));
   try {
     const [name, ...rest] = argv;
@@ -178,6 +185,12 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, plain: Outp
     return await run(args, ctx, output);
   } catch (err) {
     reporter.clear();
+    // With --json a script gets the error as JSON too, unless the command already printed its result (fit's failed job).
+    if (argv.includes("--json") && !printed && err instanceof UserError)
+      plain.out(
+        JSON.stringify({ error: { message: err.message, ...(err.hint ? { hint: err.hint } : {}), details: err.details, exitCode: err.exitCode } }, null, 2) +
+          "\n",
+      );
     return printError(err, output, debug);
   } finally {
     reporter.clear();
