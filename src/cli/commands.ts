@@ -167,6 +167,15 @@ export const commands: readonly Command[] = [
     load: () => import("./commands/settings.js"),
   },
   {
+    name: "completion",
+    summary: "Print a shell completion script (bash or zsh): commands, options and each backend's --config. keys.",
+    usage: "alekseylearn completion bash|zsh",
+    positionals: [{ name: "SHELL", required: true }],
+    options: [],
+    examples: ["source <(alekseylearn completion bash)    # in ~/.bashrc", "source <(alekseylearn completion zsh)     # in ~/.zshrc"],
+    load: () => import("./commands/completion.js"),
+  },
+  {
     name: "doctor",
     summary: "Check that this machine and its accounts are ready to run jobs: one line per check, with the fix.",
     usage: "alekseylearn doctor [--backend NAME] [--config.KEY=VALUE ...]",

@@ -5,6 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -133,4 +134,28 @@ test("settings lists a backend's settings with defaults; fit --help is short and
   const unknown = await runCli(["settings", "sagemkr"], { cwd: dir, env });
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Did you mean sagemaker\?/);
+});
+
+test("completion bash completes commands, a command's options, backend names and each backend's --config. keys", async () => {
+  const dir = writeTree({});
+  const script = await runCli(["completion", "bash"], { cwd: dir, env: cliEnv().env });
+  assert.equal(script.code, 0, script.stderr);
+  const file = path.join(dir, "completion.bash");
+  fs.writeFileSync(file, script.stdout);
+  const complete = (...words: string[]): string[] =>
+    execFileSync(
+      "bash",
+      ["-c", `source "$0"; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _alekseylearn; printf '%s\\n' "\${COMPREPLY[@]}"`, file, "alekseylearn", ...words],
+      { encoding: "utf8" },
+    )
+      .split("\n")
+      .filter(Boolean);
+  assert.deepEqual(complete("do"), ["doctor"]);
+  assert.deepEqual(complete("fit", "--dry"), ["--dry-run"]);
+  assert.deepEqual(complete("fit", "--backend", "sa"), ["sagemaker"]);
+  assert.deepEqual(complete("fit", "--backend", "sagemaker", "--config.rol"), ["--config.role_name=", "--config.role_arn="]);
+  assert.deepEqual(complete("fit", "--backend", "kaggle", "--config.rol"), [], "a key of another backend is not offered");
+  assert.ok(complete("fit", "--config.pro").includes("--config.project="), "without --backend, every backend's keys");
+  const zsh = await runCli(["completion", "zsh"], { cwd: dir, env: cliEnv().env });
+  assert.match(zsh.stdout, /bashcompinit[\s\S]*complete -o default -F _alekseylearn alekseylearn/);
 });
