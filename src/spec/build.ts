@@ -139,8 +139,8 @@ function explainOtherBackends(problems: string[], current: BackendName, rulesOf:
     });
     if (owners.length)
       problems[i] =
-        `config.${key} is a setting of the ${owners.join(" and ")} backend${owners.length > 1 ? "s" : ""}, not of the ${current} backend, which this job runs on ` +
-        `(${owners.map((name) => `${name} is chosen with ${CHOSEN_BY[name]}`).join("; ")})`;
+        `config.${key} is not a setting of the ${current} backend, which this job runs on; it is one of the ${owners.join(", ")} backend${owners.length > 1 ? "s" : ""}'` +
+        ` (${owners.map((name) => `${name} is chosen with ${CHOSEN_BY[name]}`).join("; ")})`;
   }
 }
 

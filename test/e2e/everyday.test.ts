@@ -106,7 +106,7 @@ test("hints are spelled as the user ran the command (npx), and a setting of anot
   assert.equal(other.code, 2);
   assert.match(
     other.stderr,
-    /config\.role_name is a setting of the sagemaker backend, not of the local backend.*sagemaker is chosen with --backend sagemaker, or an s3:\/\/ config\.output_path/,
+    /config\.role_name is not a setting of the local backend, which this job runs on; it is one of the sagemaker backend's \(sagemaker is chosen with --backend sagemaker, or an s3:\/\/ config\.output_path\)/,
   );
   assert.match(other.stderr, /hint: `npx alekseylearn settings local` lists the settings of the local backend/);
   const plain = await runCli(["fitt"], { cwd: dir, env: cliEnv().env });
