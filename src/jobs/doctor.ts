@@ -45,7 +45,7 @@ export interface DoctorOptions {
 }
 
 /** The oldest Python the job runtime supports. */
-const MIN_PYTHON: [number, number] = [3, 9];
+const MIN_PYTHON: [number, number] = [3, 8];
 
 async function pythonCheck(python: string, ctx: Context): Promise<DoctorCheck> {
   const found = which(python, ctx.env.PATH);
@@ -54,7 +54,7 @@ async function pythonCheck(python: string, ctx: Context): Promise<DoctorCheck> {
       check: "Python",
       status: "fail",
       detail: `${python} is not on PATH`,
-      fix: "Install Python 3.9 or newer, or name one with --config.python=/path/to/python3.",
+      fix: "Install Python 3.8 or newer, or name one with --config.python=/path/to/python3.",
     };
   const { code, output } = await probe(found, ["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"], ctx);
   const version = output.split("\n").pop() ?? "";
