@@ -2,20 +2,25 @@
  * `alekseylearn doctor` through the CLI against real and test servers: the
  * machine's own checks, SageMaker's against moto (STS, IAM, S3: the role made
  * by `init --create-role`, the bucket written to and cleaned), and Kaggle's
- * against the Kaggle API test server. A passing check is ✓; a failing one is
+ * against the Kaggle API test server, Vertex AI's against the Vertex AI test
+ * server (its token endpoint) and the Service Usage test server. A passing check is ✓; a failing one is
  * ✗ with its fix and exits 1.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { awsCli, testAwsKeys } from "../helpers/aws.js";
-import { cliEnv, runCli } from "../helpers/cli.js";
+import { cliEnv, runCli, TEST_CACHE } from "../helpers/cli.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 import { startMoto, type Moto } from "../helpers/servers.js";
 import { writeTree } from "../helpers/tree.js";
+import { loadDocument } from "../servers/google-discovery.js";
 import { startKaggleServer, USER, type KaggleTestServer } from "../servers/kaggle-api.js";
+import { startServiceUsageFake, type ServiceUsageFake } from "../servers/serviceusage-fake.js";
+import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
 
 fileTimeLimit(5, import.meta.url);
 
@@ -27,11 +32,42 @@ interface Report {
 
 let moto: Moto;
 let kaggle: KaggleTestServer;
+let vertex: VertexFake;
+let serviceUsage: ServiceUsageFake;
+let keyFile: string;
+const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
 before(async () => {
-  [moto, kaggle] = await Promise.all([startMoto(), startKaggleServer("python3")]);
+  const pair = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+  keyFile = path.join(writeTree({}), "key.json");
+  fs.writeFileSync(
+    keyFile,
+    JSON.stringify({
+      type: "service_account",
+      project_id: "my-proj",
+      private_key_id: "0123456789abcdef",
+      private_key: pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+      client_email: EMAIL,
+      client_id: "1234567890",
+      token_uri: "https://oauth2.googleapis.com/token",
+    }),
+  );
+  const documents = {
+    aiplatform: loadDocument(TEST_CACHE, "aiplatform.v1"),
+    logging: loadDocument(TEST_CACHE, "logging.v2"),
+    artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
+  };
+  [moto, kaggle, vertex] = await Promise.all([
+    startMoto(),
+    startKaggleServer("python3"),
+    startVertexFake(documents, { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() }),
+  ]);
+  // Logging is not enabled in my-proj: the one check that fails.
+  serviceUsage = await startServiceUsageFake(vertex.tokens, {
+    "my-proj": ["aiplatform.googleapis.com", "artifactregistry.googleapis.com", "storage.googleapis.com"],
+  });
 });
 after(async () => {
-  await Promise.all([moto?.stop(), kaggle?.close()]);
+  await Promise.all([moto?.stop(), kaggle?.close(), vertex?.close(), serviceUsage?.close()]);
 });
 
 /** A home of its own, so nothing of this machine's ~/.aws, ~/.kaggle or gcloud is seen. */
@@ -110,4 +146,33 @@ test("doctor against the Kaggle API test server: a valid token names its user; a
   const all = await runCli(["doctor"], { cwd, env: env({ ...base, KAGGLE_USERNAME: USER.username, KAGGLE_KEY: "wrong-key" }) });
   assert.match(all.stdout, /kaggle:\n\s+✓ credentials/);
   assert.equal(all.code, 0, all.stdout);
+});
+
+test("doctor --backend vertex against the Vertex AI and Service Usage test servers: credentials, project, and an API not enabled is ✗ with the gcloud command that enables it", async () => {
+  const cwd = writeTree({});
+  const google = {
+    GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+    CLOUDSDK_AUTH_TOKEN_HOST: vertex.url,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE: serviceUsage.url,
+    PIP_INDEX_URL: "file:///opt/pypi/simple",
+  };
+  const run = await runCli(["doctor", "--backend", "vertex", "--config.project=my-proj", "--json"], { cwd, env: env(google) });
+  assert.equal(run.code, 1, run.stdout + run.stderr);
+  const report = JSON.parse(run.stdout) as Report;
+  assert.equal(find(report, "vertex", "credentials").detail, `from GOOGLE_APPLICATION_CREDENTIALS (${keyFile})`);
+  assert.equal(find(report, "vertex", "project").detail, "my-proj (from config.project), region us-central1");
+  const apis = find(report, "vertex", "APIs enabled");
+  assert.equal(apis.status, "fail");
+  assert.equal(apis.detail, "not enabled in my-proj: logging.googleapis.com");
+  assert.equal(apis.fix, "gcloud services enable logging.googleapis.com --project my-proj");
+  assert.deepEqual(serviceUsage.requests.slice(-4), [
+    "/v1/projects/my-proj/services/aiplatform.googleapis.com",
+    "/v1/projects/my-proj/services/artifactregistry.googleapis.com",
+    "/v1/projects/my-proj/services/logging.googleapis.com",
+    "/v1/projects/my-proj/services/storage.googleapis.com",
+  ]);
+  serviceUsage.enabled.get("my-proj")!.add("logging.googleapis.com");
+  const again = await runCli(["doctor", "--backend", "vertex", "--config.project=my-proj"], { cwd, env: env(google) });
+  assert.match(again.stdout, /✓ APIs enabled: aiplatform, artifactregistry, logging, storage/);
+  assert.doesNotMatch(again.stdout + again.stderr, /BEGIN PRIVATE KEY/, "never the key");
 });
