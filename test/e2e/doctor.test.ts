@@ -17,6 +17,7 @@ import { cliEnv, runCli, TEST_CACHE } from "../helpers/cli.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 import { startMoto, type Moto } from "../helpers/servers.js";
 import { writeTree } from "../helpers/tree.js";
+import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { loadDocument } from "../servers/google-discovery.js";
 import { startKaggleServer, USER, type KaggleTestServer } from "../servers/kaggle-api.js";
 import { startServiceUsageFake, type ServiceUsageFake } from "../servers/serviceusage-fake.js";
@@ -34,6 +35,7 @@ let moto: Moto;
 let kaggle: KaggleTestServer;
 let vertex: VertexFake;
 let serviceUsage: ServiceUsageFake;
+let gcs: GcsFake;
 let keyFile: string;
 const EMAIL = "trainer@my-proj.iam.gserviceaccount.com";
 before(async () => {
@@ -56,10 +58,11 @@ before(async () => {
     logging: loadDocument(TEST_CACHE, "logging.v2"),
     artifactregistry: loadDocument(TEST_CACHE, "artifactregistry.v1"),
   };
-  [moto, kaggle, vertex] = await Promise.all([
+  [moto, kaggle, vertex, gcs] = await Promise.all([
     startMoto(),
     startKaggleServer("python3"),
     startVertexFake(documents, { [EMAIL]: pair.publicKey.export({ type: "spki", format: "pem" }).toString() }),
+    startGcsFake(loadDocument(TEST_CACHE, "storage.v1"), ["bucket"]),
   ]);
   // Logging is not enabled in my-proj: the one check that fails.
   serviceUsage = await startServiceUsageFake(vertex.tokens, {
@@ -67,7 +70,7 @@ before(async () => {
   });
 });
 after(async () => {
-  await Promise.all([moto?.stop(), kaggle?.close(), vertex?.close(), serviceUsage?.close()]);
+  await Promise.all([moto?.stop(), kaggle?.close(), vertex?.close(), serviceUsage?.close(), gcs?.close()]);
 });
 
 /** A home of its own, so nothing of this machine's ~/.aws, ~/.kaggle or gcloud is seen. */
@@ -154,6 +157,7 @@ test("doctor --backend vertex against the Vertex AI and Service Usage test serve
     GOOGLE_APPLICATION_CREDENTIALS: keyFile,
     CLOUDSDK_AUTH_TOKEN_HOST: vertex.url,
     CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE: serviceUsage.url,
+    STORAGE_EMULATOR_HOST: gcs.url,
     PIP_INDEX_URL: "file:///opt/pypi/simple",
   };
   const run = await runCli(["doctor", "--backend", "vertex", "--config.project=my-proj", "--json"], { cwd, env: env(google) });
@@ -172,7 +176,15 @@ test("doctor --backend vertex against the Vertex AI and Service Usage test serve
     "/v1/projects/my-proj/services/storage.googleapis.com",
   ]);
   serviceUsage.enabled.get("my-proj")!.add("logging.googleapis.com");
-  const again = await runCli(["doctor", "--backend", "vertex", "--config.project=my-proj"], { cwd, env: env(google) });
+  const again = await runCli(["doctor", "--backend", "vertex", "--config.project=my-proj", "--config.output_path=gs://bucket/runs"], { cwd, env: env(google) });
   assert.match(again.stdout, /✓ APIs enabled: aiplatform, artifactregistry, logging, storage/);
+  assert.match(again.stdout, /✓ output writable: wrote and deleted the 0-byte gs:\/\/bucket\/runs\/\.alekseylearn-doctor-[0-9a-f]{12}/);
+  assert.equal(gcs.requests.filter((request) => request.method === "DELETE").length, 1, "the probe object was deleted through objects.delete");
+  const missing = await runCli(["doctor", "--backend", "vertex", "--config.project=my-proj", "--config.output_path=gs://nobucket/runs"], {
+    cwd,
+    env: env(google),
+  });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stdout, /✗ output bucket: the bucket nobucket does not exist\n\s+fix: Create it \(gcloud storage buckets create gs:\/\/nobucket\)/);
   assert.doesNotMatch(again.stdout + again.stderr, /BEGIN PRIVATE KEY/, "never the key");
 });

@@ -29,6 +29,7 @@ import { startGcsFake } from "./gcs-fake.js";
 import { loadDocument } from "./google-discovery.js";
 import { startKaggleServer, USER } from "./kaggle-api.js";
 import { startFakeSageMaker } from "./sagemaker-fake.js";
+import { startServiceUsageFake } from "./serviceusage-fake.js";
 import { startVertexFake } from "./vertex-fake.js";
 
 const dir = path.resolve(process.argv[2] ?? ".services");
@@ -112,6 +113,10 @@ const vertex = await startVertexFake(
 closers.push(() => vertex.close());
 const artifactRegistry = await startArtifactRegistryProxy(registry, vertex.tokens);
 closers.push(() => artifactRegistry.close());
+const serviceUsage = await startServiceUsageFake(vertex.tokens, {
+  "my-proj": ["aiplatform.googleapis.com", "artifactregistry.googleapis.com", "logging.googleapis.com", "storage.googleapis.com"],
+});
+closers.push(() => serviceUsage.close());
 writeEnv("vertex.env", {
   ...common,
   CLOUDSDK_CONFIG: fs.mkdtempSync(path.join(dir, "gcloud-")),
@@ -121,6 +126,7 @@ writeEnv("vertex.env", {
   CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: vertex.url,
   CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: vertex.url,
   CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY: vertex.url,
+  CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE: serviceUsage.url,
   STORAGE_EMULATOR_HOST: gcs.url,
   ALEKSEYLEARN_REGISTRY: artifactRegistry.host,
 });

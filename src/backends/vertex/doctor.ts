@@ -66,15 +66,28 @@ async function serviceChecks(session: GoogleSession, project: string, ctx: Conte
   return { check: "APIs enabled", status: "ok", detail: REQUIRED_SERVICES.map((service) => service.split(".")[0]).join(", ") };
 }
 
-/** Write and delete a 0-byte object under the gs:// output path (Cloud Storage JSON API: objects.insert with uploadType=media, objects.delete). */
+/**
+ * Write and delete a 0-byte object under the gs:// output path, as the storage library uploads: a resumable upload
+ * (objects.insert, uploadType=resumable; its start answers 404 when the bucket does not exist), finished by one PUT
+ * with `Content-Range: bytes *\/0` (cloud.google.com/storage/docs/performing-resumable-uploads), then objects.delete.
+ */
 async function bucketChecks(session: GoogleSession, outputPath: string, ctx: Context): Promise<DoctorCheck[]> {
   const [, bucket = "", prefix = ""] = /^gs:\/\/([^/]+)\/?(.*)$/.exec(outputPath) ?? [];
   const root = storageEndpoint(ctx.env);
   const key = `${prefix.replace(/\/+$/, "")}${prefix ? "/" : ""}.alekseylearn-doctor-${randomBytes(6).toString("hex")}`;
   const shown = `gs://${bucket}/${key}`;
-  const get = `${root}/storage/v1/b/${encodeURIComponent(bucket)}`;
-  const head = await fetch(get, { headers: await session.headers(get) });
-  if (head.status === 404)
+  const refused = (status: number): DoctorCheck[] => [
+    { check: "output bucket", status: "ok", detail: `gs://${bucket} exists` },
+    {
+      check: "output writable",
+      status: "fail",
+      detail: `writing the 0-byte ${shown} was refused (${status})`,
+      fix: "Ask for storage.objects.create and storage.objects.delete on the bucket (roles/storage.objectUser), or pick another config.output_path.",
+    },
+  ];
+  const start = `${root}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=resumable&name=${encodeURIComponent(key)}`;
+  const begun = await fetch(start, { method: "POST", headers: { ...(await session.headers(start)), "content-type": "application/json" }, body: "{}" });
+  if (begun.status === 404)
     return [
       {
         check: "output bucket",
@@ -83,27 +96,22 @@ async function bucketChecks(session: GoogleSession, outputPath: string, ctx: Con
         fix: `Create it (gcloud storage buckets create gs://${bucket}) or pick another config.output_path.`,
       },
     ];
-  const insert = `${root}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=media&name=${encodeURIComponent(key)}`;
-  const written = await fetch(insert, {
-    method: "POST",
-    headers: { ...(await session.headers(insert)), "content-type": "application/octet-stream" },
-    body: new Uint8Array(),
-  });
-  if (!written.ok)
-    return [
-      { check: "output bucket", status: head.ok ? "ok" : "skip", detail: head.ok ? `gs://${bucket} exists` : `gs://${bucket}: ${head.status} when looked at` },
-      {
-        check: "output writable",
-        status: "fail",
-        detail: `writing the 0-byte ${shown} was refused (${written.status})`,
-        fix: "Ask for storage.objects.create on the bucket (roles/storage.objectUser), or pick another config.output_path.",
-      },
-    ];
+  const upload = begun.headers.get("location");
+  if (!begun.ok || !upload) return refused(begun.status);
+  const put = await fetch(upload, { method: "PUT", headers: { ...(await session.headers(upload)), "content-range": "bytes */0" }, body: new Uint8Array() });
+  if (!put.ok) return refused(put.status);
   const remove = `${root}/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(key)}`;
-  await fetch(remove, { method: "DELETE", headers: await session.headers(remove) });
+  const removed = await fetch(remove, { method: "DELETE", headers: await session.headers(remove) });
   return [
     { check: "output bucket", status: "ok", detail: `gs://${bucket} exists` },
-    { check: "output writable", status: "ok", detail: `wrote and deleted the 0-byte ${shown}` },
+    removed.ok
+      ? { check: "output writable", status: "ok", detail: `wrote and deleted the 0-byte ${shown}` }
+      : {
+          check: "output writable",
+          status: "fail",
+          detail: `wrote the 0-byte ${shown}, but deleting it was refused (${removed.status})`,
+          fix: "Delete it by hand; jobs need storage.objects.delete to replace their outputs.",
+        },
   ];
 }
 
