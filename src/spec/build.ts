@@ -139,7 +139,7 @@ function explainOtherBackends(problems: string[], current: BackendName, rulesOf:
     });
     if (owners.length)
       problems[i] =
-        `config.${key} is not a setting of the ${current} backend, which this job runs on; it is one of the ${owners.join(", ")} backend${owners.length > 1 ? "s" : ""}'` +
+        `config.${key} is not a setting of the ${current} backend, which this job runs on; it is one of the ${owners.join(", ")} ${owners.length > 1 ? "backends'" : "backend's"}` +
         ` (${owners.map((name) => `${name} is chosen with ${CHOSEN_BY[name]}`).join("; ")})`;
   }
 }
