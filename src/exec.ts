@@ -91,7 +91,14 @@ export class LineTail {
 export function execLogged(
   command: string,
   args: readonly string[],
-  options: { cwd: string; env: Readonly<Record<string, string | undefined>>; logFile: string; signal?: AbortSignal },
+  options: {
+    cwd: string;
+    env: Readonly<Record<string, string | undefined>>;
+    logFile: string;
+    signal?: AbortSignal;
+    /** Hears each complete line as it is printed (stdout and stderr apart), to show progress while the program runs. */
+    onLine?: (line: string) => void;
+  },
 ): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const log = fs.createWriteStream(options.logFile, { flags: "a" });
@@ -100,9 +107,12 @@ export function execLogged(
     const child = spawn(command, args, { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv, stdio: ["ignore", "pipe", "pipe"], signal: options.signal });
     for (const stream of [child.stdout, child.stderr]) {
       stream.setEncoding("utf8");
+      // Each stream is split apart, so a line is never made of two streams' halves.
+      const lines = new LineTail(1);
       stream.on("data", (chunk: string) => {
         log.write(chunk);
         tail.push(chunk);
+        if (options.onLine) for (const line of lines.push(chunk)) options.onLine(line);
       });
     }
     child.on("error", (err) => {

@@ -37,8 +37,10 @@ export interface FetchOptions {
 export interface FetchResult {
   /** The job the model came from, when known. */
   job?: string;
-  /** The model archive's location. */
-  model: string;
+  /** The model archive's location; absent when the job left no model (`noModel` says why) but left output data. */
+  model?: string;
+  /** Why there is no model, when the job ended without one and only its output data came back. */
+  noModel?: string;
   /** The archive of /opt/ml/output/data, when the job left one. */
   output?: string;
   /** The folder the files landed in. */
@@ -52,7 +54,15 @@ export interface FetchResult {
 const ARCHIVE = /\.(tar\.gz|tgz|tar)$/i;
 const MODEL_SUFFIX = "/output/model.tar.gz";
 
-function modelOfJob(job: JobRecord): { model: string; output?: string; stopped?: true } {
+/** What a job left to fetch: its model, its output data, or (a job that ended without a model) its output data and why there is no model. */
+interface JobArchives {
+  model?: string;
+  output?: string;
+  stopped?: true;
+  noModel?: string;
+}
+
+function modelOfJob(job: JobRecord): JobArchives {
   if (!isFinal(job.state)) {
     throw failure(
       `Job ${job.name} is still ${job.state}; it has no model yet.`,
@@ -62,6 +72,8 @@ function modelOfJob(job: JobRecord): { model: string; output?: string; stopped?:
   if (!job.model) {
     const why =
       job.state === "completed" ? (job.reason ?? "it wrote nothing to /opt/ml/model (SM_MODEL_DIR)") : `it ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
+    // A job that failed or wrote no model may still have left output data (an executed notebook, its working files): that comes back.
+    if (job.output) return { output: job.output, noModel: why };
     throw failure(
       `Job ${job.name} has no model: ${why}.`,
       job.state === "completed" ? "Make the training artifact save its model under /opt/ml/model." : `See why with \`alekseylearn logs ${job.name}\`.`,
@@ -85,7 +97,7 @@ async function newestUnder(outputPath: string, store: JobStore, ctx: Context): P
 }
 
 /** Where LOCATION points: a job's archives, or one archive. */
-async function resolve(location: string, ctx: Context): Promise<{ job?: string; model: string; output?: string; stopped?: true }> {
+async function resolve(location: string, ctx: Context): Promise<JobArchives & { job?: string }> {
   const store = new JobStore(ctx.stateDir);
   const job = !schemeOf(location) && !location.includes("/") ? store.find(location) : undefined;
   if (job) return { job: job.name, ...modelOfJob(job) };
@@ -178,8 +190,8 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
   const source = await resolve(location, ctx);
   // SageMaker uploads what a stopped job saved; so does every backend whose packing alekseylearn does.
   if (source.stopped) ctx.reporter.warn(`Job ${source.job} was stopped before it ended: this is what it had saved in /opt/ml/model when it stopped.`);
-  const provider = await providerOutputs(source.model);
-  if (provider?.fetchOutputs) {
+  const provider = source.model ? await providerOutputs(source.model) : undefined;
+  if (source.model && provider?.fetchOutputs) {
     const files = await provider.fetchOutputs(source.model, to, { overwrite: options.overwrite ?? false }, ctx);
     return { ...(source.job ? { job: source.job } : {}), model: source.model, to, files };
   }
@@ -188,12 +200,18 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
   // One fetch at a time into a folder: another one waits here for it, so that neither takes the other's scratch files away.
   const unlock = await lockFolder(to, ctx);
   // The same scratch folder for the same model, so that fetching again after an interruption resumes the download.
-  const scratch = path.join(to, `.alekseylearn-fetch-${createHash("sha256").update(source.model).digest("hex").slice(0, 12)}`);
+  const scratch = path.join(
+    to,
+    `.alekseylearn-fetch-${createHash("sha256")
+      .update(source.model ?? source.output!)
+      .digest("hex")
+      .slice(0, 12)}`,
+  );
   fs.mkdirSync(scratch, { recursive: true });
   let finished = false;
   try {
     const files: string[] = [];
-    const archives: Array<[string, string]> = [[source.model, "."]];
+    const archives: Array<[string, string]> = source.model ? [[source.model, "."]] : [];
     if (source.output) archives.push([source.output, "output"]);
     for (const [archive, into] of archives) {
       const extractTo = options.extract === false ? undefined : path.join(to, into);
@@ -219,8 +237,9 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
     finished = true;
     return {
       ...(source.job ? { job: source.job } : {}),
-      model: source.model,
+      ...(source.model ? { model: source.model } : {}),
       ...(source.output ? { output: source.output } : {}),
+      ...(source.noModel ? { noModel: source.noModel } : {}),
       to,
       files,
       ...(source.stopped ? { stopped: true as const } : {}),

@@ -14,6 +14,8 @@ import { failure, UserError } from "../errors.js";
 import { execLogged, isProcessAlive } from "../exec.js";
 import type { Context } from "../context.js";
 import type { EnvironmentFile } from "../spec/types.js";
+import { redactUrls } from "../redact.js";
+import { readPipLine, unreachableIndexMessage } from "./pip-progress.js";
 import { which } from "./which.js";
 
 /** A ready environment: run `python` to use it. */
@@ -254,16 +256,31 @@ export async function ensureEnvironment(request: EnvironmentRequest, ctx: Contex
 
 async function build(request: EnvironmentRequest, interpreter: string, dir: string, logFile: string, ctx: Context): Promise<void> {
   fs.writeFileSync(logFile, "");
-  const env = { ...ctx.env, PIP_DISABLE_PIP_VERSION_CHECK: "1" };
+  // Unbuffered, so pip's lines arrive as it prints them and progress is live. Pip's own retry and timeout settings are left as
+  // the user has them: PIP_RETRIES here would override their pip.conf, so an unreachable index is named at its first retry instead.
+  const env = { ...ctx.env, PIP_DISABLE_PIP_VERSION_CHECK: "1", PYTHONUNBUFFERED: "1" };
   const cwd = request.file ? path.dirname(request.file.path) : ctx.cwd;
-  const step = async (what: string, command: string, args: string[]): Promise<void> => {
+  let indexes: string[] = [];
+  let unreachable = false;
+  const onPipLine = (line: string): void => {
+    const read = readPipLine(line);
+    if (read.indexes) indexes = read.indexes.map(redactUrls);
+    if (read.detail) ctx.reporter.detail?.(read.detail);
+    if (read.retrying && !unreachable) {
+      unreachable = true;
+      ctx.reporter.warn(unreachableIndexMessage(indexes, read.retrying, logFile));
+    }
+  };
+  const step = async (what: string, command: string, args: string[], onLine?: (line: string) => void): Promise<void> => {
     ctx.reporter.info(what);
-    const result = await execLogged(command, args, { cwd, env, logFile, signal: ctx.signal });
+    const result = await execLogged(command, args, { cwd, env, logFile, ...(ctx.signal ? { signal: ctx.signal } : {}), ...(onLine ? { onLine } : {}) });
     if (ctx.signal?.aborted) throw new UserError("Stopped while creating the environment.", undefined, 130);
     if (result.code !== 0) {
       throw failure(
         `Creating the environment failed: \`${path.basename(command)} ${args.slice(0, 3).join(" ")}…\` exited with ${result.code ?? result.signal}.`,
-        `The full output is in ${logFile}.`,
+        unreachable
+          ? `pip could not reach its package index: set PIP_INDEX_URL=URL or run \`python3 -m pip config set global.index-url URL\`. The full output is in ${logFile}.`
+          : `The full output is in ${logFile}.`,
         result.tail,
       );
     }
@@ -283,6 +300,6 @@ async function build(request: EnvironmentRequest, interpreter: string, dir: stri
   const packages = [...(file?.kind === "requirements" ? ["-r", file.path] : []), ...request.extras];
   if (packages.length) {
     const what = file?.kind === "requirements" ? `Installing ${path.basename(file.path)}` : `Installing ${request.extras.join(", ")}`;
-    await step(`${what} (pip)…`, path.join(dir, "bin", "python"), ["-m", "pip", "install", "--no-input", ...packages]);
+    await step(`${what} (pip)…`, path.join(dir, "bin", "python"), ["-m", "pip", "install", "--no-input", ...packages], onPipLine);
   }
 }

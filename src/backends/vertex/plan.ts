@@ -191,7 +191,9 @@ export function planProblems(spec: VertexSpec): string[] {
   if (!/^[a-z]+-[a-z]+\d+$/.test(settings.region))
     problems.push(`config.region ${settings.region} is not a Google Cloud region (like us-central1 or europe-west4)`);
   if (settings.project !== undefined && !/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z][a-z0-9.-]*:[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(settings.project))
-    problems.push(`config.project ${settings.project} is not a project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter)`);
+    problems.push(
+      `config.project ${settings.project} is not a project ID (Google's rule: 6 to 30 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen)`,
+    );
   if (settings.accelerator_type !== undefined && !isAcceleratorType(settings.accelerator_type))
     problems.push(`config.accelerator_type ${settings.accelerator_type} is not a Vertex AI accelerator type (like NVIDIA_TESLA_T4 or NVIDIA_L4)`);
   if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)+$/.test(settings.machine_type))
@@ -205,7 +207,9 @@ export function planProblems(spec: VertexSpec): string[] {
   if (settings.network !== undefined && !/^projects\/[^/]+\/global\/networks\/[^/]+$/.test(settings.network))
     problems.push(`config.network ${settings.network} is not a network name (projects/NUMBER/global/networks/NAME)`);
   if (settings.quota_project !== undefined && !/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z][a-z0-9.-]*:[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(settings.quota_project))
-    problems.push(`config.quota_project ${settings.quota_project} is not a project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter)`);
+    problems.push(
+      `config.quota_project ${settings.quota_project} is not a project ID (Google's rule: 6 to 30 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen)`,
+    );
   const repositoryProblem = settings.repository === undefined ? undefined : imagePathProblem(settings.repository);
   if (repositoryProblem) problems.push(repositoryProblem);
   for (const [channel, location] of Object.entries(spec.inputs)) {
