@@ -21,6 +21,7 @@ import { storageFor } from "../../storage/index.js";
 import { joinLocation, schemeOf } from "../../storage/location.js";
 import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
 import { bwrapArgs, hostOptEntries, hostRootEntries, type Mount } from "./sandbox.js";
+import { runtimeSettings } from "../common.js";
 
 /** Where a job's run lives on this machine: its /opt/ml and its log. */
 export function runPaths(stateDir: string, name: string): { dir: string; ml: string; log: string } {
@@ -69,8 +70,7 @@ export function localDescription(job: Pick<LocalJob, "name" | "spec">, inputs: R
     kind: artifact.kind,
     name: job.name,
     inputs,
-    hyperparameterArgs: settings.hyperparameter_args,
-    hyperparameterFormat: settings.hyperparameter_format,
+    ...runtimeSettings(settings),
   };
 }
 
