@@ -7,6 +7,7 @@ from .container import ContainerPlatform
 from .kaggle import KagglePlatform
 from .local import LocalPlatform
 from .sagemaker import SageMakerPlatform
+from .slurm import SlurmPlatform
 from .vertex import VertexPlatform
 
 ADAPTERS = {
@@ -15,6 +16,7 @@ ADAPTERS = {
     "sagemaker": SageMakerPlatform,
     "vertex": VertexPlatform,
     "kaggle": KagglePlatform,
+    "slurm": SlurmPlatform,
 }
 
 
