@@ -146,8 +146,11 @@ test("Ctrl-C leaves the job running on the cluster; logs --follow then follows i
   await waitFor(() => fit.output().includes("started"), "the job to start", 60_000);
   fit.child.kill("SIGINT");
   const ended = await fit.done;
-  assert.notEqual(ended.code, 0);
-  assert.equal((await status("slurm-ctrl-c", dir)).state, "running");
+  assert.equal(ended.code, 0, ended.stderr);
+  assert.match(ended.stdout, /alekseylearn logs slurm-ctrl-c --follow/, "it says how to follow the job again");
+  const shown = await runCli(["status", "slurm-ctrl-c"], { cwd: dir, env });
+  assert.match(shown.stdout, /State: +running/);
+  assert.match(shown.stdout, /Status: +RUNNING \(on node1\)/, "status shows Slurm's state and the job's node");
   fs.writeFileSync(marker, "");
   const logs = await runCli(["logs", "slurm-ctrl-c", "--follow"], { cwd: dir, env });
   assert.equal(logs.code, 0, logs.stderr);
@@ -170,4 +173,36 @@ test("stop sends SIGTERM (the job saves its model), the job ends stopped, and fe
   const fetched = await runCli(["fetch", "slurm-stop", "--to", to], { cwd: dir, env });
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.equal(fs.readFileSync(path.join(to, "saved-on-stop.txt"), "utf8"), "saved");
+});
+
+test("a job waiting in the queue shows Slurm's reason (squeue's %r) in status; stop takes it out of the queue", async () => {
+  const dir = writeTree({ "train.py": 'print("never runs")\n' });
+  // --hold: Slurm keeps the job pending with the reason JobHeldUser until it is released (sbatch.html#OPT_hold).
+  const fit = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", "slurm-held", "--detach"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const shown = await runCli(["status", "slurm-held"], { cwd: dir, env });
+  assert.match(shown.stdout, /State: +queued/);
+  assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
+  assert.equal((await runCli(["stop", "slurm-held"], { cwd: dir, env })).code, 0);
+  const logs = await runCli(["logs", "slurm-held", "--follow"], { cwd: dir, env });
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.equal((await status("slurm-held", dir)).state, "stopped");
+});
+
+test("fit --dry-run prints the sbatch request (script and options) without asking the cluster, with no credential in it", async () => {
+  const dir = writeTree({ "train.py": "print(1)\n", "requirements.txt": "scikit-learn\n" });
+  const result = await runCli(
+    ["fit", "train.py", "--backend", "slurm", "--config.host=nowhere.invalid", "--config.output_path=/shared/runs", "--config.partition=gpu", "--dry-run", "--json"],
+    { cwd: dir, env: { ...env, PIP_EXTRA_INDEX_URL: "https://user:s3cret@pypi.example.com/simple" } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout) as { requests: Array<{ api: string; operation: string; request: { script: string; options: string[] } }> };
+  assert.equal(plan.requests.length, 1);
+  const [sbatch] = plan.requests;
+  assert.equal(sbatch!.api, "slurm");
+  assert.equal(sbatch!.operation, "sbatch");
+  assert.ok(sbatch!.request.options.includes("--partition=gpu"));
+  assert.match(sbatch!.request.script, /^#!\/bin\/bash/);
+  assert.match(sbatch!.request.script, /export PIP_EXTRA_INDEX_URL=https:\/\/pypi\.example\.com\/simple/);
+  assert.doesNotMatch(result.stdout, /s3cret/);
 });

@@ -207,7 +207,10 @@ export const slurmBackend = {
     // detached `scancel` after the grace time ends what is still running (it outlives this process and the ssh session).
     await mustRun(
       loginOf(job.spec.settings),
-      `touch ${shellWord(jobPaths(workDir, job.name).job)}/stop-requested && scancel --signal=TERM --full ${jobId} && ` +
+      // A job still pending takes no signal ("Job can not be altered now"): it is taken out of the queue.
+      `touch ${shellWord(jobPaths(workDir, job.name).job)}/stop-requested && ` +
+        `if squeue --noheader --jobs=${jobId} --states=PENDING --format=%i 2>/dev/null | grep -q .; then scancel ${jobId}; ` +
+        `else scancel --signal=TERM --full ${jobId}; fi && ` +
         `(nohup sh -c 'sleep ${grace}; scancel ${jobId}' >/dev/null 2>&1 </dev/null &)`,
       `stop Slurm job ${jobId}`,
       ctx,
