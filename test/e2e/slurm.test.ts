@@ -162,7 +162,13 @@ test("stop sends SIGTERM (the job saves its model), the job ends stopped, and fe
   const dir = writeTree({ "train.py": waitingScript(path.join(output, "never")) });
   const fit = await runCli(["fit", "train.py", ...flags(), "--name", "slurm-stop", "--detach"], { cwd: dir, env });
   assert.equal(fit.code, 0, fit.stderr);
-  await waitFor(() => fs.existsSync(path.join(workDir, "jobs", "slurm-stop", "slurm.out")) && fs.readFileSync(path.join(workDir, "jobs", "slurm-stop", "slurm.out"), "utf8").includes("started"), "the job to start", 60_000);
+  await waitFor(
+    () =>
+      fs.existsSync(path.join(workDir, "jobs", "slurm-stop", "slurm.out")) &&
+      fs.readFileSync(path.join(workDir, "jobs", "slurm-stop", "slurm.out"), "utf8").includes("started"),
+    "the job to start",
+    60_000,
+  );
   const stop = await runCli(["stop", "slurm-stop"], { cwd: dir, env });
   assert.equal(stop.code, 0, stop.stderr);
   const logs = await runCli(["logs", "slurm-stop", "--follow"], { cwd: dir, env });
@@ -192,7 +198,17 @@ test("a job waiting in the queue shows Slurm's reason (squeue's %r) in status; s
 test("fit --dry-run prints the sbatch request (script and options) without asking the cluster, with no credential in it", async () => {
   const dir = writeTree({ "train.py": "print(1)\n", "requirements.txt": "scikit-learn\n" });
   const result = await runCli(
-    ["fit", "train.py", "--backend", "slurm", "--config.host=nowhere.invalid", "--config.output_path=/shared/runs", "--config.partition=gpu", "--dry-run", "--json"],
+    [
+      "fit",
+      "train.py",
+      "--backend",
+      "slurm",
+      "--config.host=nowhere.invalid",
+      "--config.output_path=/shared/runs",
+      "--config.partition=gpu",
+      "--dry-run",
+      "--json",
+    ],
     { cwd: dir, env: { ...env, PIP_EXTRA_INDEX_URL: "https://user:s3cret@pypi.example.com/simple" } },
   );
   assert.equal(result.code, 0, result.stderr);
@@ -205,4 +221,12 @@ test("fit --dry-run prints the sbatch request (script and options) without askin
   assert.match(sbatch!.request.script, /^#!\/bin\/bash/);
   assert.match(sbatch!.request.script, /export PIP_EXTRA_INDEX_URL=https:\/\/pypi\.example\.com\/simple/);
   assert.doesNotMatch(result.stdout, /s3cret/);
+});
+
+test("a login node ssh cannot reach is a clear error, and ssh never prompts (BatchMode)", async () => {
+  const dir = writeTree({ "train.py": "print(1)\n" });
+  const fit = await runCli(["fit", "train.py", "--backend", "slurm", "--config.host=nowhere.invalid", "--config.output_path=/shared/runs"], { cwd: dir, env });
+  assert.equal(fit.code, 1, fit.stderr);
+  assert.match(fit.stderr, /Could not reach the Slurm login node nowhere\.invalid over ssh/);
+  assert.match(fit.stderr, /ssh nowhere\.invalid/);
 });

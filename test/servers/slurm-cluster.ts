@@ -44,7 +44,8 @@ function pidOf(file: string): number | undefined {
 async function until(what: string, check: () => boolean, log: string, seconds = 30): Promise<void> {
   const end = Date.now() + seconds * 1000;
   while (!check()) {
-    if (Date.now() > end) throw new Error(`${what} did not come up within ${seconds}s; ${log}:\n${fs.existsSync(log) ? fs.readFileSync(log, "utf8").slice(-2000) : "(no log)"}`);
+    if (Date.now() > end)
+      throw new Error(`${what} did not come up within ${seconds}s; ${log}:\n${fs.existsSync(log) ? fs.readFileSync(log, "utf8").slice(-2000) : "(no log)"}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

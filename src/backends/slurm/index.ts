@@ -21,7 +21,7 @@ import { distributionProblems } from "../common.js";
 import type { Backend, JobChanges, SubmissionPlan } from "../types.js";
 import { jobPaths, sbatchOptions, sbatchScript, shellWord, submitCommand } from "./plan.js";
 import { copyFrom, isHere, mustRun, runRemote, spawnRemote, type Login } from "./remote.js";
-import { slurmSchema, type SlurmJob, type SlurmProvider, type SlurmSettings, type SlurmSpec } from "./schema.js";
+import { slurmSchema, type SlurmProvider, type SlurmSettings, type SlurmSpec } from "./schema.js";
 import { blobCommand, packBlob } from "./ship.js";
 import { outputLocation, parseOutputLocation, readStatus, statusCommand } from "./status.js";
 
@@ -61,7 +61,11 @@ export const slurmBackend = {
 
   async plan(job, ctx): Promise<SubmissionPlan> {
     const shipment = jobShipment(job.spec, ctx.env);
-    reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
+    reportShipment(
+      shipment,
+      (message) => ctx.reporter.warn(message),
+      (message) => ctx.reporter.info(message),
+    );
     const blob = await packBlob(job.spec, shipment);
     fs.rmSync(blob.dir, { recursive: true, force: true });
     const { script, options } = request(job.spec, job.name, job.jobOutput, blob.digest, ctx);
@@ -85,7 +89,11 @@ export const slurmBackend = {
     const { spec } = job;
     const login = loginOf(spec.settings);
     const shipment = jobShipment(spec, ctx.env);
-    reportShipment(shipment, (message) => ctx.reporter.warn(message), (message) => ctx.reporter.info(message));
+    reportShipment(
+      shipment,
+      (message) => ctx.reporter.warn(message),
+      (message) => ctx.reporter.info(message),
+    );
     const blob = await packBlob(spec, shipment);
     try {
       const work = spec.settings.work_dir;

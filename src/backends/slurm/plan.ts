@@ -136,7 +136,7 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     `BLOB="$WORK/blobs/${inputs.digest}"`,
     `ENV="$WORK/envs/${environmentHash(spec)}"`,
     `OUTPUT=${shellWord(joinLocation(jobOutput, "output"))}`,
-    "fail() { echo \"[alekseylearn] $1\" >&2; echo \"$1\" > \"$JOB_DIR/failure\"; echo 1 > \"$JOB_DIR/exit-code\"; exit 1; }",
+    'fail() { echo "[alekseylearn] $1" >&2; echo "$1" > "$JOB_DIR/failure"; echo 1 > "$JOB_DIR/exit-code"; exit 1; }',
     ...(settings.modules.length ? [`module load ${settings.modules.map(shellWord).join(" ")} || fail "module load failed"`] : []),
     ...exports(index),
     "",

@@ -22,7 +22,11 @@ export const slurmSchema = {
     default: "~/alekseylearn",
     doc: "A folder on the cluster's shared filesystem (seen by the login node and every compute node): shipped code by digest, cached environments, job folders.",
   },
-  python: { type: { kind: "string" }, default: "python3", doc: "The cluster's interpreter the job's virtual environment is created from (after config.modules are loaded)." },
+  python: {
+    type: { kind: "string" },
+    default: "python3",
+    doc: "The cluster's interpreter the job's virtual environment is created from (after config.modules are loaded).",
+  },
   modules: { type: { kind: "list" }, default: [], doc: "Environment modules to `module load` before anything runs (e.g. python/3.11,cuda/12.4)." },
   partition: { type: { kind: "string" }, doc: "sbatch --partition." },
   account: { type: { kind: "string" }, doc: "sbatch --account." },
@@ -32,7 +36,11 @@ export const slurmSchema = {
   cpus_per_task: { type: { kind: "integer", min: 1 }, doc: "sbatch --cpus-per-task (one task per node)." },
   mem: { type: { kind: "string" }, doc: "sbatch --mem: memory per node (e.g. 16G)." },
   constraint: { type: { kind: "string" }, doc: "sbatch --constraint: node features required (e.g. a100)." },
-  extra_sbatch: { type: { kind: "list" }, default: [], doc: "Further sbatch options, each as written on sbatch's command line (e.g. --exclusive,--mail-type=END)." },
+  extra_sbatch: {
+    type: { kind: "list" },
+    default: [],
+    doc: "Further sbatch options, each as written on sbatch's command line (e.g. --exclusive,--mail-type=END).",
+  },
   stop_timeout: {
     type: { kind: "duration" },
     default: 30,

@@ -87,7 +87,12 @@ export function readStatus(text: string): SlurmStatus {
     slurmState = state.split(" ")[0]; // "CANCELLED by 0"
     nodes = list && list !== "None assigned" ? list : undefined;
   } else if (control.trim()) {
-    const fields = Object.fromEntries(control.trim().split(/\s+/).map((token) => [token.slice(0, token.indexOf("=")), token.slice(token.indexOf("=") + 1)]));
+    const fields = Object.fromEntries(
+      control
+        .trim()
+        .split(/\s+/)
+        .map((token) => [token.slice(0, token.indexOf("=")), token.slice(token.indexOf("=") + 1)]),
+    );
     slurmState = fields.JobState;
     queueReason = fields.Reason && fields.Reason !== "None" ? fields.Reason : undefined;
     nodes = fields.NodeList && fields.NodeList !== "(null)" ? fields.NodeList : undefined;
