@@ -60,7 +60,7 @@ async function status(name: string, cwd: string): Promise<JobJson> {
   return JSON.parse(result.stdout) as JobJson;
 }
 
-test("a one-node job (examples/iris) trains on the test cluster through ssh, fetch JOB returns its model, and an unchanged resubmission copies 0 bytes", async () => {
+test("a one-node job (examples/iris) trains on the test cluster through ssh and fetch JOB returns its model; an unchanged resubmission copies 0 bytes, waits in the queue with its reason shown, and stop takes it out", async () => {
   const dir = copyExample("iris");
   // A line of its own, so that the first submission of this run copies its files whatever earlier runs left in the cache.
   fs.appendFileSync(path.join(dir, "train.py"), `# ${randomBytes(8).toString("hex")}\n`);
@@ -80,11 +80,18 @@ test("a one-node job (examples/iris) trains on the test cluster through ssh, fet
   assert.ok(JSON.parse(fs.readFileSync(path.join(to, "metrics.json"), "utf8")).accuracy > 0.8);
 
   // The same code, runtime and environment: the digest is on the cluster already. `copied` is the bytes streamed to the
-  // login node for this submission (the blob's tar), recorded by the backend; the message says so too.
-  const second = await runCli(["fit", "train.py", ...flags(), "--json", "--detach"], { cwd: dir, env });
+  // login node for this submission (the blob's tar), recorded by the backend; the message says so too. Submitted held
+  // (--hold: Slurm keeps it pending with the reason JobHeldUser until released, sbatch.html#OPT_hold), so it also shows
+  // the queue reason in status, and stop takes a job out of the queue (a pending job takes no signal).
+  const second = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", "slurm-held", "--json", "--detach"], { cwd: dir, env });
   assert.equal(second.code, 0, second.stderr);
   assert.equal((JSON.parse(second.stdout) as JobJson).provider?.copied, "0");
   assert.match(second.stderr, /Nothing to copy/);
+  const shown = await runCli(["status", "slurm-held"], { cwd: dir, env });
+  assert.match(shown.stdout, /State: +queued/);
+  assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
+  assert.equal((await runCli(["stop", "slurm-held"], { cwd: dir, env })).code, 0);
+  assert.equal((await status("slurm-held", dir)).state, "stopped");
 });
 
 test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, and rank 0's model comes back", async () => {
@@ -179,20 +186,6 @@ test("stop sends SIGTERM (the job saves its model), the job ends stopped, and fe
   const fetched = await runCli(["fetch", "slurm-stop", "--to", to], { cwd: dir, env });
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.equal(fs.readFileSync(path.join(to, "saved-on-stop.txt"), "utf8"), "saved");
-});
-
-test("a job waiting in the queue shows Slurm's reason (squeue's %r) in status; stop takes it out of the queue", async () => {
-  const dir = writeTree({ "train.py": 'print("never runs")\n' });
-  // --hold: Slurm keeps the job pending with the reason JobHeldUser until it is released (sbatch.html#OPT_hold).
-  const fit = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", "slurm-held", "--detach"], { cwd: dir, env });
-  assert.equal(fit.code, 0, fit.stderr);
-  const shown = await runCli(["status", "slurm-held"], { cwd: dir, env });
-  assert.match(shown.stdout, /State: +queued/);
-  assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
-  assert.equal((await runCli(["stop", "slurm-held"], { cwd: dir, env })).code, 0);
-  const logs = await runCli(["logs", "slurm-held", "--follow"], { cwd: dir, env });
-  assert.equal(logs.code, 0, logs.stderr);
-  assert.equal((await status("slurm-held", dir)).state, "stopped");
 });
 
 test("fit --dry-run prints the sbatch request (script and options) without asking the cluster, with no credential in it", async () => {

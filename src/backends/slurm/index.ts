@@ -33,7 +33,8 @@ function loginOf(settings: Pick<SlurmSettings, "host" | "ssh_config">): Login {
 function request(spec: SlurmSpec, name: string, jobOutput: string, digest: string, ctx: Context): { script: string; options: string[] } {
   const paths = jobPaths(spec.settings.work_dir, name);
   const index = { PIP_INDEX_URL: ctx.env.PIP_INDEX_URL, PIP_EXTRA_INDEX_URL: ctx.env.PIP_EXTRA_INDEX_URL };
-  return { script: sbatchScript(spec, jobOutput, { name, digest, index }), options: sbatchOptions(spec.settings, name, paths.log) };
+  const options = sbatchOptions(spec.settings, name, paths.log);
+  return { script: sbatchScript(spec, jobOutput, { name, digest, index, options }), options };
 }
 
 /** The Slurm backend. */

@@ -83,6 +83,8 @@ export interface ScriptInputs {
   digest: string;
   /** PIP_INDEX_URL and PIP_EXTRA_INDEX_URL of the submitting environment, when set. */
   index: { PIP_INDEX_URL?: string | undefined; PIP_EXTRA_INDEX_URL?: string | undefined };
+  /** The sbatch options it is submitted with, named in its first lines for a reader. */
+  options?: readonly string[];
 }
 
 /** The bash lines that set `name` to each variable of `vars`, exported. */
@@ -129,7 +131,8 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
   return [
     "#!/bin/bash",
     `# alekseylearn job ${inputs.name}: ${spec.artifact.entry} on ${settings.instance_count} node${settings.instance_count > 1 ? "s" : ""}.`,
-    "# Submitted with the options alekseylearn shows beside this script (`fit --dry-run`); it runs on the job's first node.",
+    `# Submitted as: sbatch --parsable ${(inputs.options ?? []).join(" ")} < this script`,
+    "# It runs on the job's first node; everything it makes is under WORK (below) and OUTPUT.",
     "set -uo pipefail",
     `WORK=${shellWord(paths.work)}`,
     `JOB_DIR="$WORK/jobs/${inputs.name}"`,
