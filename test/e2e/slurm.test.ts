@@ -33,6 +33,11 @@ after(() => {
   if (output) fs.rmSync(output, { recursive: true, force: true });
 });
 
+/** A job name of its own for this run: the work folder (and its jobs/NAME folders) outlives each run. */
+function unique(name: string): string {
+  return `${name}-${randomBytes(3).toString("hex")}`;
+}
+
 function flags(...more: string[]): string[] {
   return [
     "--backend",
@@ -83,15 +88,16 @@ test("a one-node job (examples/iris) trains on the test cluster through ssh and 
   // login node for this submission (the blob's tar), recorded by the backend; the message says so too. Submitted held
   // (--hold: Slurm keeps it pending with the reason JobHeldUser until released, sbatch.html#OPT_hold), so it also shows
   // the queue reason in status, and stop takes a job out of the queue (a pending job takes no signal).
-  const second = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", "slurm-held", "--json", "--detach"], { cwd: dir, env });
+  const heldName = unique("slurm-held");
+  const second = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", heldName, "--json", "--detach"], { cwd: dir, env });
   assert.equal(second.code, 0, second.stderr);
   assert.equal((JSON.parse(second.stdout) as JobJson).provider?.copied, "0");
   assert.match(second.stderr, /Nothing to copy/);
-  const shown = await runCli(["status", "slurm-held"], { cwd: dir, env });
+  const shown = await runCli(["status", heldName], { cwd: dir, env });
   assert.match(shown.stdout, /State: +queued/);
   assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
-  assert.equal((await runCli(["stop", "slurm-held"], { cwd: dir, env })).code, 0);
-  assert.equal((await status("slurm-held", dir)).state, "stopped");
+  assert.equal((await runCli(["stop", heldName], { cwd: dir, env })).code, 0);
+  assert.equal((await status(heldName, dir)).state, "stopped");
 });
 
 test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, and rank 0's model comes back", async () => {
@@ -149,41 +155,43 @@ print("finished", flush=True)
 test("Ctrl-C leaves the job running on the cluster; logs --follow then follows it to its end", async () => {
   const marker = path.join(output, `marker-${randomBytes(4).toString("hex")}`);
   const dir = writeTree({ "train.py": waitingScript(marker) });
-  const fit = startCli(["fit", "train.py", ...flags(), "--name", "slurm-ctrl-c"], { cwd: dir, env });
+  const ctrlcName = unique("slurm-ctrl-c");
+  const fit = startCli(["fit", "train.py", ...flags(), "--name", ctrlcName], { cwd: dir, env });
   await waitFor(() => fit.output().includes("started"), "the job to start", 60_000);
   fit.child.kill("SIGINT");
   const ended = await fit.done;
   assert.equal(ended.code, 0, ended.stderr);
-  assert.match(ended.stdout, /alekseylearn logs slurm-ctrl-c --follow/, "it says how to follow the job again");
-  const shown = await runCli(["status", "slurm-ctrl-c"], { cwd: dir, env });
+  assert.match(ended.stdout, new RegExp(`alekseylearn logs ${ctrlcName} --follow`), "it says how to follow the job again");
+  const shown = await runCli(["status", ctrlcName], { cwd: dir, env });
   assert.match(shown.stdout, /State: +running/);
   assert.match(shown.stdout, /Status: +RUNNING \(on node1\)/, "status shows Slurm's state and the job's node");
   fs.writeFileSync(marker, "");
-  const logs = await runCli(["logs", "slurm-ctrl-c", "--follow"], { cwd: dir, env });
+  const logs = await runCli(["logs", ctrlcName, "--follow"], { cwd: dir, env });
   assert.equal(logs.code, 0, logs.stderr);
   assert.match(logs.stdout, /finished/);
-  assert.equal((await status("slurm-ctrl-c", dir)).state, "completed");
+  assert.equal((await status(ctrlcName, dir)).state, "completed");
 });
 
 test("stop sends SIGTERM (the job saves its model), the job ends stopped, and fetch JOB returns what it saved", async () => {
   const dir = writeTree({ "train.py": waitingScript(path.join(output, "never")) });
-  const fit = await runCli(["fit", "train.py", ...flags(), "--name", "slurm-stop", "--detach"], { cwd: dir, env });
+  const stopName = unique("slurm-stop");
+  const fit = await runCli(["fit", "train.py", ...flags(), "--name", stopName, "--detach"], { cwd: dir, env });
   assert.equal(fit.code, 0, fit.stderr);
   await waitFor(
     () =>
-      fs.existsSync(path.join(workDir, "jobs", "slurm-stop", "slurm.out")) &&
-      fs.readFileSync(path.join(workDir, "jobs", "slurm-stop", "slurm.out"), "utf8").includes("started"),
+      fs.existsSync(path.join(workDir, "jobs", stopName, "slurm.out")) &&
+      fs.readFileSync(path.join(workDir, "jobs", stopName, "slurm.out"), "utf8").includes("started"),
     "the job to start",
     60_000,
   );
-  const stop = await runCli(["stop", "slurm-stop"], { cwd: dir, env });
+  const stop = await runCli(["stop", stopName], { cwd: dir, env });
   assert.equal(stop.code, 0, stop.stderr);
-  const logs = await runCli(["logs", "slurm-stop", "--follow"], { cwd: dir, env });
+  const logs = await runCli(["logs", stopName, "--follow"], { cwd: dir, env });
   assert.match(logs.stdout, /got SIGTERM, saved/);
-  const record = await status("slurm-stop", dir);
+  const record = await status(stopName, dir);
   assert.equal(record.state, "stopped");
   const to = path.join(dir, "fetched");
-  const fetched = await runCli(["fetch", "slurm-stop", "--to", to], { cwd: dir, env });
+  const fetched = await runCli(["fetch", stopName, "--to", to], { cwd: dir, env });
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.equal(fs.readFileSync(path.join(to, "saved-on-stop.txt"), "utf8"), "saved");
 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { buildSpecFor } from "../../src/jobs/spec.js";
 import { UserError } from "../../src/errors.js";
 import { slurmBackend } from "../../src/backends/slurm/index.js";
-import { environmentHash, sbatchOptions, sbatchScript, sbatchTime, shellWord, stripCredentials } from "../../src/backends/slurm/plan.js";
+import { environmentHash, sbatchOptions, sbatchScript, sbatchTime, shellWord, stripCredentials, submitCommand } from "../../src/backends/slurm/plan.js";
 import { outputLocation, parseOutputLocation, readStatus } from "../../src/backends/slurm/status.js";
 import { writeTree } from "../helpers/tree.js";
 import { fileTimeLimit } from "../helpers/limit.js";
@@ -145,4 +145,12 @@ test("Slurm outputs: a slurm:// location keeps the login node and the ssh_config
     login: { host: "login1", sshConfig: "/home/me/.ssh/cluster config" },
     path: "/shared/runs/j/output/model.tar.gz",
   });
+});
+
+test("Slurm plan: a submission never reuses a job folder that exists (its old exit code would be read as this job's)", () => {
+  const command = submitCommand(["--job-name=j"], "/w/jobs/j");
+  assert.match(
+    command,
+    /^if \[ -e \/w\/jobs\/j \]; then echo "the job folder \/w\/jobs\/j exists already .*exit 3; fi && mkdir -p \/w\/jobs\/j && sbatch --parsable --job-name=j$/,
+  );
 });

@@ -130,7 +130,8 @@ export const slurmBackend = {
   async describe(job, ctx) {
     const jobId = job.provider?.jobId;
     const workDir = job.provider?.workDir;
-    if (!jobId || !workDir) return {};
+    // An ended job's record is what it will stay (a finished job's folder may be cleaned up on the cluster later).
+    if (!jobId || !workDir || isFinal(job.state)) return {};
     const { spec } = job;
     const paths = jobPaths(workDir, job.name);
     const output = `${job.jobOutput}/output`;

@@ -187,7 +187,15 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
   ].join("\n");
 }
 
-/** The remote command that submits a script given on its standard input: the job's folder made first (Slurm writes its log there). */
+/**
+ * The remote command that submits a script given on its standard input: the job's folder made first (Slurm writes its
+ * log there), and never one that exists (a job of the same name submitted from elsewhere: its exit code would be taken
+ * for this job's).
+ */
 export function submitCommand(options: readonly string[], jobDir: string): string {
-  return `mkdir -p ${shellWord(jobDir)} && sbatch --parsable ${options.map(shellWord).join(" ")}`;
+  const dir = shellWord(jobDir);
+  return (
+    `if [ -e ${dir} ]; then echo "the job folder ${jobDir.replace(/["$`\\]/g, "")} exists already (a job of this name was submitted before): pick another name with --name" >&2; exit 3; fi && ` +
+    `mkdir -p ${dir} && sbatch --parsable ${options.map(shellWord).join(" ")}`
+  );
 }
