@@ -6,6 +6,9 @@
  * and rank 0 saving the model. It runs unchanged on every backend with two
  * hosts, and under torchrun; the Slurm tests use it too.
  */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 
 /** requirements.txt of TWO_RANK_SCRIPT: CPU torch (from /opt/wheels through pip's configuration here). */
 export const TWO_RANK_REQUIREMENTS = "torch\n";
@@ -41,3 +44,21 @@ dist.destroy_process_group()
 
 /** What each rank sums with two ranks: 1 + 2. */
 export const TWO_RANK_SUM = 3;
+
+/**
+ * A one-package PEP 503 index (`file://…/simple`) holding this machine's CPU torch wheel (in /opt/wheels, which pip's
+ * configuration reaches through find-links, not through an index an image build can be given): set as
+ * PIP_EXTRA_INDEX_URL, an image build (which gets only the index settings) installs CPU torch from it, and the rest
+ * of torch's requirements from PIP_INDEX_URL. undefined when the wheel is not on this machine.
+ */
+export function cpuTorchIndex(wheels = "/opt/wheels"): string | undefined {
+  const wheel = fs.existsSync(wheels) ? fs.readdirSync(wheels).find((name) => /^torch-.*\+cpu-.*\.whl$/.test(name)) : undefined;
+  if (!wheel) return undefined;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "torch-index-"));
+  fs.mkdirSync(path.join(root, "files"));
+  fs.symlinkSync(path.join(wheels, wheel), path.join(root, "files", wheel));
+  fs.mkdirSync(path.join(root, "simple", "torch"), { recursive: true });
+  const href = `../../files/${encodeURIComponent(wheel)}`;
+  fs.writeFileSync(path.join(root, "simple", "torch", "index.html"), `<!DOCTYPE html><html><body><a href="${href}">${wheel}</a></body></html>\n`);
+  return `file://${root}/simple`;
+}

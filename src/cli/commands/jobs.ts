@@ -2,7 +2,7 @@
 import { jobs } from "../../jobs/lifecycle.js";
 import { redactRecord } from "../../jobs/records.js";
 import type { CommandRun } from "../commands.js";
-import { jobDuration, table } from "../render.js";
+import { hostCount, jobDuration, table } from "../render.js";
 
 export const run: CommandRun = async (args, ctx, output) => {
   const records = await jobs(ctx);
@@ -18,10 +18,11 @@ export const run: CommandRun = async (args, ctx, output) => {
     job.name,
     job.backend,
     job.state,
+    String(hostCount(job)),
     job.createdAt.replace("T", " ").slice(0, 19),
     jobDuration(job),
     job.model ?? job.jobOutput,
   ]);
-  output.out(table(["NAME", "BACKEND", "STATE", "CREATED (UTC)", "DURATION", "MODEL"], rows));
+  output.out(table(["NAME", "BACKEND", "STATE", "HOSTS", "CREATED (UTC)", "DURATION", "MODEL"], rows));
   return 0;
 };
