@@ -214,14 +214,16 @@ export const slurmBackend = {
     if (isFinal(job.state) || !jobId || !workDir) return;
     const grace = job.spec.settings.stop_timeout;
     // SIGTERM to the batch script and every step (--full: scancel.html#OPT_full), the job's stop reason noted first; a
-    // detached `scancel` after the grace time ends what is still running (it outlives this process and the ssh session).
+    // detached watcher cancels what still runs after the grace time (it outlives this process and the ssh session, and
+    // leaves as soon as the job has ended). A job still pending takes no signal ("Job can not be altered now"): it is
+    // taken out of the queue at once.
+    const alive = `squeue --noheader --jobs=${jobId} --format=%i 2>/dev/null | grep -q .`;
+    const watcher = `i=0; while [ $i -lt ${grace} ] && ${alive}; do sleep 1; i=$((i+1)); done; if ${alive}; then scancel ${jobId}; fi`;
     await mustRun(
       loginOf(job.spec.settings),
-      // A job still pending takes no signal ("Job can not be altered now"): it is taken out of the queue.
       `touch ${shellWord(jobPaths(workDir, job.name).job)}/stop-requested && ` +
         `if squeue --noheader --jobs=${jobId} --states=PENDING --format=%i 2>/dev/null | grep -q .; then scancel ${jobId}; ` +
-        `else scancel --signal=TERM --full ${jobId}; fi && ` +
-        `(nohup sh -c 'sleep ${grace}; scancel ${jobId}' >/dev/null 2>&1 </dev/null &)`,
+        `else scancel --signal=TERM --full ${jobId} && (nohup sh -c ${shellWord(watcher)} >/dev/null 2>&1 </dev/null &); fi`,
       `stop Slurm job ${jobId}`,
       ctx,
     );
