@@ -15,14 +15,12 @@ import { isFinal } from "../../jobs/job.js";
 import { jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";
 import { redactUrls } from "../../redact.js";
-import { extractArchive } from "../../storage/archive.js";
 import { schemeOf } from "../../storage/location.js";
 import { distributionProblems } from "../common.js";
 import type { Backend, JobChanges, SubmissionPlan } from "../types.js";
 import { jobPaths, sbatchOptions, sbatchScript, shellWord, submitCommand } from "./plan.js";
 import { copyFrom, isHere, mustRun, runRemote, spawnRemote, type Login } from "./remote.js";
 import { slurmSchema, type SlurmProvider, type SlurmSettings, type SlurmSpec } from "./schema.js";
-import { blobCommand, packBlob } from "./ship.js";
 import { outputLocation, parseOutputLocation, readStatus, statusCommand } from "./status.js";
 
 function loginOf(settings: Pick<SlurmSettings, "host" | "ssh_config">): Login {
@@ -67,6 +65,7 @@ export const slurmBackend = {
       (message) => ctx.reporter.warn(message),
       (message) => ctx.reporter.info(message),
     );
+    const { packBlob } = await import("./ship.js");
     const blob = await packBlob(job.spec, shipment);
     fs.rmSync(blob.dir, { recursive: true, force: true });
     const { script, options } = request(job.spec, job.name, job.jobOutput, blob.digest, ctx);
@@ -95,6 +94,8 @@ export const slurmBackend = {
       (message) => ctx.reporter.warn(message),
       (message) => ctx.reporter.info(message),
     );
+    // Loaded on first use (tar), as the other backends load their SDKs: `--help` stays quick.
+    const { blobCommand, packBlob } = await import("./ship.js");
     const blob = await packBlob(spec, shipment);
     try {
       const work = spec.settings.work_dir;
@@ -233,6 +234,7 @@ export const slurmBackend = {
 
   async fetchOutputs(location, to, options, ctx) {
     const { login, path: model } = parseOutputLocation(location);
+    const { extractArchive } = await import("../../storage/archive.js");
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-slurm-fetch-"));
     try {
       const files: string[] = [];
