@@ -71,7 +71,8 @@ export function jobHosts(job: JobRecord): string | undefined {
   const count = hostCount(job);
   const torchrun = job.spec.settings.distribution === "torchrun";
   if (count === 1 && !torchrun) return undefined;
-  const names = count > 3 ? `algo-1 … algo-${count}` : Array.from({ length: count }, (_, index) => `algo-${index + 1}`).join(", ");
+  // Slurm names the nodes it gave the job (node[1-2], in its hostlist syntax); elsewhere the hosts are SageMaker's names.
+  const names = job.provider?.nodes ?? (count > 3 ? `algo-1 … algo-${count}` : Array.from({ length: count }, (_, index) => `algo-${index + 1}`).join(", "));
   const processes = job.spec.settings.processes_per_host;
   return `${count} (${names})${torchrun ? `, torchrun with ${processes ?? "one per GPU (else 1)"} process${processes === 1 ? "" : "es"} per host` : ""}`;
 }

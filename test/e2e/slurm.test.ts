@@ -108,6 +108,7 @@ test("a two-node job: both ranks meet through torch.distributed (gloo) at the fi
   assert.match(fit.stderr, new RegExp(`rank 0 of 2 on node1: sum ${TWO_RANK_SUM}`));
   assert.match(fit.stderr, new RegExp(`rank 1 of 2 on node2: sum ${TWO_RANK_SUM}`));
   assert.equal(job.provider?.nodes, "node[1-2]");
+  assert.match((await runCli(["status", job.name], { cwd: dir, env })).stdout, /Hosts: +2 \(node\[1-2\]\)/, "status names Slurm's nodes");
   const to = path.join(dir, "fetched");
   assert.equal((await runCli(["fetch", job.name, "--to", to], { cwd: dir, env })).code, 0);
   const model = JSON.parse(fs.readFileSync(path.join(to, "model.json"), "utf8")) as { sum: number; world: number; env: Record<string, string> };
