@@ -31,6 +31,8 @@ before(async () => {
 after(() => {
   cluster?.stop();
   if (output) fs.rmSync(output, { recursive: true, force: true });
+  // The environments stay cached for the next run; this run's code and job folders go.
+  for (const folder of ["blobs", "jobs"]) fs.rmSync(path.join(workDir, folder), { recursive: true, force: true });
 });
 
 /** A job name of its own for this run: the work folder (and its jobs/NAME folders) outlives each run. */
