@@ -4,7 +4,9 @@
 #   install      install (as root, when missing) what the tests need from Debian:
 #                bubblewrap (the local backend's private /opt/ml, the Kaggle test
 #                server's kernels), the AWS CLI (tests put objects with it),
-#                docker.io, docker-registry and debootstrap (the SageMaker tests).
+#                docker.io, docker-registry and debootstrap (the SageMaker tests),
+#                slurmctld, slurmd, slurm-client, munge and openssh-server (the Slurm
+#                backend's test cluster and login node).
 #   start DIR    start, on loopback only, the Docker-side servers the SageMaker
 #                tests use, and write DIR/env (export lines) naming them:
 #                  DOCKER_HOST                      a private dockerd (no bridge, no iptables)
@@ -31,6 +33,14 @@ install() {
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
   command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  # The Slurm backend's test cluster (test/servers/slurm-cluster.ts): a controller, node daemons,
+  # munge for their authentication and an sshd standing in for the login node.
+  command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld)
+  command -v slurmd >/dev/null 2>&1 || need+=(slurmd)
+  command -v sbatch >/dev/null 2>&1 || need+=(slurm-client)
+  command -v munged >/dev/null 2>&1 || need+=(munge)
+  command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+  command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
   if ! command -v moto_server >/dev/null 2>&1; then
     say "moto_server is missing; this machine kind ships it (pip package moto)"
     exit 1

@@ -123,6 +123,7 @@ const CHOSEN_BY: Record<BackendName, string> = {
   sagemaker: "--backend sagemaker, or an s3:// config.output_path",
   vertex: "--backend vertex, or a gs:// config.output_path",
   kaggle: "--backend kaggle",
+  slurm: "--backend slurm",
 };
 
 /** A setting unknown to this backend but known to others says whose it is and how that backend is chosen (in place, in `problems`). */

@@ -14,6 +14,7 @@ ADAPTERS = {
     "sagemaker": ("sagemaker", "SageMakerPlatform"),
     "vertex": ("vertex", "VertexPlatform"),
     "kaggle": ("kaggle", "KagglePlatform"),
+    "slurm": ("slurm", "SlurmPlatform"),
 }
 
 

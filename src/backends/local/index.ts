@@ -16,6 +16,7 @@ import { LineSplitter } from "../follow.js";
 import { planLocal } from "./plan.js";
 import { runLocalJob, runPaths, type RunSetup } from "./run.js";
 import { chooseSandbox } from "./sandbox.js";
+import { distributionProblems } from "../common.js";
 import { literalRoots } from "./literal-roots.js";
 import { localSchema, type LocalJob, type LocalProvider } from "./schema.js";
 
@@ -114,8 +115,9 @@ export const localBackend = {
   wantsGpu: (_settings) => false,
 
   check(spec) {
-    const problems: string[] = [];
-    if (spec.settings.instance_count > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
+    const problems: string[] = distributionProblems(spec);
+    if (spec.settings.instance_count > 1 && spec.settings.runner === "docker")
+      problems.push("config.instance_count > 1 runs one process per host on this machine (runner=process); runner=docker runs one container");
     if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3" && schemeOf(spec.outputPath) !== "gs")
       problems.push(`the local backend writes to a local folder, s3:// or gs://, not ${spec.outputPath}`);
     for (const [channel, location] of Object.entries(spec.inputs)) {

@@ -40,7 +40,8 @@ export type RootEntry = { name: string; kind: "dir" | "file" } | { name: string;
  * `/` itself, so /gcs and /kaggle exist only inside it: binding onto a missing path under a bound host `/` would make
  * the mount point on the host. The command gets a PID namespace of its own, as PID 1 (it is the job's init: when it
  * ends, nothing of the job is left), with a /proc that shows only the job; with `infoFd`, bwrap writes the init's host
- * pid there.
+ * pid there. A host of a multi-host job (`named`) gets its own host name (`--unshare-uts --hostname`) and an /etc/hosts in
+ * which every host's name is 127.0.0.1, as each SageMaker host resolves algo-1 … algo-N.
  */
 export function bwrapArgs(
   roots: SandboxRoots,
@@ -49,6 +50,7 @@ export function bwrapArgs(
   optEntries: readonly string[],
   command: readonly string[],
   infoFd?: number,
+  named?: { name: string; hostsFile: string },
 ): string[] {
   const host = rootEntries
     .filter((entry) => !PRIVATE_ROOTS.includes(entry.name))
@@ -79,11 +81,25 @@ export function bwrapArgs(
     roots.kaggle,
     "/kaggle",
     ...mounts.flatMap((mount) => [mount.readOnly ? "--ro-bind" : "--bind", mount.host, mount.inside]),
+    ...(named ? ["--unshare-uts", "--hostname", named.name, "--ro-bind", named.hostsFile, "/etc/hosts"] : []),
     "--die-with-parent",
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
     "--",
     ...command,
   ];
+}
+
+/** The /etc/hosts of a multi-host job's sandboxes: this machine's own, and every host's name as 127.0.0.1. */
+export function hostsFileText(names: readonly string[], own = readOr("/etc/hosts")): string {
+  return `${own}${own && !own.endsWith("\n") ? "\n" : ""}${names.map((name) => `127.0.0.1\t${name}\n`).join("")}`;
+}
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return "127.0.0.1\tlocalhost\n";
+  }
 }
 
 /** The host's top-level entries (`/bin` as the link it is on a merged-/usr system), sorted. */

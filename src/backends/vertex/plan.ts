@@ -14,7 +14,7 @@ import { settingsEnv, trainArgs } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
 import type { JobState } from "../../jobs/job.js";
 import type { VertexSpec } from "./schema.js";
-import { parsePairs } from "../common.js";
+import { parsePairs, runtimeSettings, distributionProblems } from "../common.js";
 
 /** True when Vertex settings ask for NVIDIA GPUs (an NVIDIA_* accelerator_type), whose default base image has CUDA; a TPU needs no CUDA, and gets the plain image. */
 export function wantsGpu(settings: Readonly<Record<string, unknown>>): boolean {
@@ -183,7 +183,7 @@ export function labelValue(text: string): string {
 
 /** Every reason `spec` cannot run on Vertex AI, all at once (empty when it can). */
 export function planProblems(spec: VertexSpec): string[] {
-  const problems: string[] = [];
+  const problems: string[] = distributionProblems(spec);
   const { settings } = spec;
   if (!spec.outputPath) problems.push("config.output_path is required on Vertex AI: a gs://BUCKET/PREFIX where the model is written");
   else if (schemeOf(spec.outputPath) !== "gs" || !/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](\/|$)/.test(spec.outputPath))
@@ -271,7 +271,7 @@ export function customJobRequest(spec: VertexSpec, inputs: CustomJobInputs): Cus
   const jobOutput = `${spec.outputPath.replace(/\/+$/, "")}/${inputs.name}`;
   const environment: Record<string, string> = {
     ...parsePairs(settings.environment, "environment", ignored),
-    ...settingsEnv({ hyperparameterArgs: settings.hyperparameter_args, hyperparameterFormat: settings.hyperparameter_format }),
+    ...settingsEnv(runtimeSettings(settings)),
     // The job's name, as SageMaker gives it (the toolkit's SM_TRAINING_ENV reads it), and where the entrypoint finds and leaves files through /gcs.
     TRAINING_JOB_NAME: inputs.name,
     // The machine type, for resourceconfig.json's instance type (SM_CURRENT_INSTANCE_TYPE), which the entrypoint writes on Vertex.
