@@ -35,7 +35,7 @@ export const commands: readonly Command[] = [
     options: [
       { name: "entry", value: "FILE", doc: "The file to run when ARTIFACT is a folder." },
       { name: "envfile", value: "FILE", doc: "The environment file (requirements.txt or environment.yml) to use." },
-      { name: "backend", aliases: ["driver"], value: "NAME", doc: "Where to run: local, sagemaker, vertex or kaggle." },
+      { name: "backend", aliases: ["driver"], value: "NAME", doc: "Where to run: local, sagemaker, vertex, kaggle or slurm." },
       { name: "name", value: "JOB", doc: "Name the job instead of ARTIFACT-STEM-yyyymmdd-hhmmss-xxxx." },
       { name: "detach", doc: "Return once the job is submitted; follow it later with `alekseylearn logs JOB --follow`." },
       {

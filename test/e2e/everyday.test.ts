@@ -111,7 +111,7 @@ test("hints are spelled as the user ran the command (npx), and a setting of anot
   assert.match(other.stderr, /hint: `npx alekseylearn settings local` lists the settings of the local backend/);
   const plain = await runCli(["fitt"], { cwd: dir, env: cliEnv().env });
   assert.match(plain.stderr, /Did you mean `alekseylearn fit`\?/);
-  const project = await runCli(["fit", "train.py", "--backend", "vertex", "--config.output_path=gs://b/runs", "--config.project=p", "--dry-run"], {
+  const project = await runCli(["fit", "train.py", "--backend", "vertex", "--config.output_path=gs://my-bucket/runs", "--config.project=p", "--dry-run"], {
     cwd: dir,
     env,
   });
