@@ -7,8 +7,8 @@
  * hosts, and under torchrun; the Slurm tests use it too.
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { TEST_CACHE } from "./cli.js";
 
 /** requirements.txt of TWO_RANK_SCRIPT: CPU torch (from /opt/wheels through pip's configuration here). */
 export const TWO_RANK_REQUIREMENTS = "torch\n";
@@ -49,16 +49,29 @@ export const TWO_RANK_SUM = 3;
  * A one-package PEP 503 index (`file://…/simple`) holding this machine's CPU torch wheel (in /opt/wheels, which pip's
  * configuration reaches through find-links, not through an index an image build can be given): set as
  * PIP_EXTRA_INDEX_URL, an image build (which gets only the index settings) installs CPU torch from it, and the rest
- * of torch's requirements from PIP_INDEX_URL. undefined when the wheel is not on this machine.
+ * of torch's requirements from PIP_INDEX_URL. It lies at one place in the test cache, so every build serves it at the
+ * same URL and Docker's cache keeps the torch layer from one build (and test file) to the next. undefined when the
+ * wheel is not on this machine.
  */
 export function cpuTorchIndex(wheels = "/opt/wheels"): string | undefined {
   const wheel = fs.existsSync(wheels) ? fs.readdirSync(wheels).find((name) => /^torch-.*\+cpu-.*\.whl$/.test(name)) : undefined;
   if (!wheel) return undefined;
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "torch-index-"));
-  fs.mkdirSync(path.join(root, "files"));
-  fs.symlinkSync(path.join(wheels, wheel), path.join(root, "files", wheel));
+  const root = path.join(TEST_CACHE, "torch-cpu-index");
+  fs.mkdirSync(path.join(root, "files"), { recursive: true });
   fs.mkdirSync(path.join(root, "simple", "torch"), { recursive: true });
+  const link = path.join(root, "files", wheel);
+  try {
+    fs.symlinkSync(path.join(wheels, wheel), link);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
   const href = `../../files/${encodeURIComponent(wheel)}`;
-  fs.writeFileSync(path.join(root, "simple", "torch", "index.html"), `<!DOCTYPE html><html><body><a href="${href}">${wheel}</a></body></html>\n`);
+  const page = path.join(root, "simple", "torch", "index.html");
+  const html = `<!DOCTYPE html><html><body><a href="${href}">${wheel}</a></body></html>\n`;
+  // Written whole (another test file may read it now), and only when it changed.
+  if (!fs.existsSync(page) || fs.readFileSync(page, "utf8") !== html) {
+    fs.writeFileSync(`${page}.${process.pid}`, html);
+    fs.renameSync(`${page}.${process.pid}`, page);
+  }
   return `file://${root}/simple`;
 }
