@@ -15,7 +15,7 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
-import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, followPrefix, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 import { loadSdk } from "../sdk.js";
 
@@ -233,26 +233,7 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
       // ranges still come down; the same prefix goes, in order, to whoever reads along (extraction, which places nothing before
       // this download has passed its checks).
       const whole = prefixDigest(object.md5Hash ? ["CRC32C", "MD5"] : ["CRC32C"]);
-      let digested = 0;
-      let streamed = 0;
-      let streaming: Promise<void> = Promise.resolve();
-      const advance = (): void => {
-        while (digested < ranges.length && done.has(ranges[digested]!.index)) {
-          const range = ranges[digested++]!;
-          whole.add(partial, range.start, range.end);
-        }
-        if (!inOrder) return;
-        streaming = streaming.then(async () => {
-          while (streamed < ranges.length && done.has(ranges[streamed]!.index) && !inOrder.destroyed) {
-            const range = ranges[streamed++]!;
-            for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end, highWaterMark: MiB })) {
-              if (inOrder.destroyed) return;
-              if (!inOrder.write(chunk)) await new Promise<void>((resolve) => (inOrder.once("drain", resolve), inOrder.once("close", resolve)));
-            }
-          }
-        });
-      };
-      advance();
+      const prefix = followPrefix(ranges, done, partial, whole, inOrder);
       try {
         await fetchRanges(
           source,
@@ -268,7 +249,7 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
             onRange: (range) => {
               done.add(range.index);
               saveState();
-              advance();
+              prefix.advance();
             },
           },
         );
@@ -281,7 +262,7 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
 
       // Verify the whole file against what Cloud Storage keeps before it appears.
       const [crc, md5] = await whole.digests();
-      await streaming;
+      await prefix.streamed();
       const crcOk = crc!.toString("base64") === object.crc32c;
       const md5Ok = !object.md5Hash || md5!.toString("base64") === object.md5Hash;
       if (fs.statSync(partial).size !== size || !crcOk || !md5Ok) {

@@ -10,6 +10,7 @@ import path from "node:path";
 import { failure, isErrnoError, UserError } from "../errors.js";
 import { eachLimited } from "../exec.js";
 import { formatBytes } from "./archive.js";
+import type { Writable } from "node:stream";
 import { Worker } from "node:worker_threads";
 import type { Digest, DigestAlgorithm } from "./s3-verify.js";
 
@@ -21,6 +22,67 @@ export interface PrefixDigest {
   digests(): Promise<Buffer[]>;
   /** End the worker without digests. */
   terminate(): Promise<unknown>;
+}
+
+const MiB = 1024 * 1024;
+
+/** Wait until `stream` takes more, or is gone. */
+export function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.once("drain", done);
+    stream.once("close", done);
+  });
+}
+
+/** The finished prefix of a download in progress, handed on as it grows (`followPrefix`). */
+export interface PrefixFollower {
+  /** Hand on every range now whole on disk whose ranges before it are whole too; call after each range lands. */
+  advance(): void;
+  /** Settles when everything handed to the reader so far is written to it. */
+  streamed(): Promise<void>;
+}
+
+/**
+ * Follow the finished prefix of `partial` while later ranges still come down: each range, once it and every range
+ * before it are in `done`, goes to the whole-object digest (a worker on another core), and, in order, to `inOrder`,
+ * whoever reads along (extraction, which places nothing before the download has passed its checks).
+ */
+export function followPrefix(
+  ranges: readonly Range[],
+  done: ReadonlySet<number>,
+  partial: string,
+  digest: PrefixDigest | undefined,
+  inOrder: Writable | undefined,
+): PrefixFollower {
+  let digested = 0;
+  let streamedTo = 0;
+  let streaming: Promise<void> = Promise.resolve();
+  const follower: PrefixFollower = {
+    advance: () => {
+      while (digest && digested < ranges.length && done.has(ranges[digested]!.index)) {
+        const range = ranges[digested++]!;
+        digest.add(partial, range.start, range.end);
+      }
+      if (!inOrder) return;
+      streaming = streaming.then(async () => {
+        while (streamedTo < ranges.length && done.has(ranges[streamedTo]!.index) && !inOrder.destroyed) {
+          const range = ranges[streamedTo++]!;
+          for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end, highWaterMark: MiB })) {
+            if (inOrder.destroyed) return;
+            if (!inOrder.write(chunk)) await drained(inOrder);
+          }
+        }
+      });
+    },
+    streamed: () => streaming,
+  };
+  follower.advance();
+  return follower;
 }
 
 /** Start a `PrefixDigest` for `algorithms`. */

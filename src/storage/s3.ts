@@ -16,7 +16,7 @@ import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
-import { checkSpace, diskFull, fetchRanges, isTransient, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, followPrefix, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
 import {
   CHECKSUM_ALGORITHMS,
   checkArchive,
@@ -121,19 +121,6 @@ export async function s3Client(
     }),
     sdk,
   };
-}
-
-/** Wait until `stream` takes more, or is gone. */
-function drained(stream: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.once("drain", done);
-    stream.once("close", done);
-  });
 }
 
 /** What an interrupted download leaves beside its partial file, to resume: which object and ranges, and which ranges are done. */
@@ -433,32 +420,10 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       let moved = have;
       onProgress?.(moved, object.size);
 
-      // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still download.
+      // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still
+      // download; the same prefix goes, in order, to whoever reads along (extraction while later ranges still come down).
       const whole = verification.kind === "full" ? prefixDigest([verification.algorithm]) : undefined;
-      let digested = 0;
-      const advanceDigest = (): void => {
-        while (whole && digested < ranges.length && done.has(ranges[digested]!.index)) {
-          const range = ranges[digested++]!;
-          whole.add(partial, range.start, range.end);
-        }
-      };
-      advanceDigest();
-      // The finished prefix, in order, to whoever reads along (extraction while later ranges still come down).
-      let streamed = 0;
-      let streaming: Promise<void> = Promise.resolve();
-      const advanceStream = (): void => {
-        if (!inOrder) return;
-        streaming = streaming.then(async () => {
-          while (streamed < ranges.length && done.has(ranges[streamed]!.index) && !inOrder.destroyed) {
-            const range = ranges[streamed++]!;
-            for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end, highWaterMark: MiB })) {
-              if (inOrder.destroyed) return;
-              if (!inOrder.write(chunk)) await drained(inOrder);
-            }
-          }
-        });
-      };
-      advanceStream();
+      const prefix = followPrefix(ranges, done, partial, whole, inOrder);
 
       // Step 3: fetch the missing ranges, each retried and resumed on its own.
       const source: RangeSource = async (start, end) => {
@@ -488,8 +453,7 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
               if (digest) partDigests[range.index] = digest;
               done.add(range.index);
               saveState();
-              advanceDigest();
-              advanceStream();
+              prefix.advance();
             },
           },
         );
@@ -503,7 +467,7 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
 
       // Step 4: verify, then assemble (the partial file becomes the file; nothing unverified is kept).
       const wholeDigest = whole ? (await whole.digests())[0] : undefined;
-      await streaming;
+      await prefix.streamed();
       const thrownAway = (message: string, hint: string): Error => {
         fs.rmSync(partial, { force: true });
         fs.rmSync(stateFile, { force: true });
