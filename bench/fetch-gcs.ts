@@ -12,6 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { bestOf, freshFolder, measure as measureRun, row, type Run } from "./measure.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "..", "..");
@@ -35,25 +36,8 @@ const server = spawn(process.execPath, [serverScript], { stdio: ["ignore", "pipe
 const url = await new Promise<string>((resolve) => server.stdout!.once("data", (chunk: Buffer) => resolve(chunk.toString().trim())));
 const env = { ...process.env, STORAGE_EMULATOR_HOST: url, GOOGLE_CLOUD_PROJECT: "bench", XDG_STATE_HOME: path.join(work, "state") };
 
-/** Wall seconds and peak memory (MiB) of a command, by GNU time; dirty pages of earlier runs flushed first. */
-async function measure(command: string, args: string[], cwd: string): Promise<{ seconds: number; peakMiB: number }> {
-  execFileSync("sync");
-  const start = process.hrtime.bigint();
-  const child = spawn("/usr/bin/time", ["-f", "%M", command, ...args], { cwd, env, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (code !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${stderr}`);
-  return { seconds, peakMiB: Number(stderr.trim().split("\n").pop()) / 1024 };
-}
-
-function fresh(name: string): string {
-  const dir = path.join(work, name);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir);
-  return dir;
-}
+const measure = (command: string, args: string[], cwd: string): Promise<Run> => measureRun(command, args, cwd, env);
+const fresh = (name: string): string => freshFolder(work, name);
 
 try {
   // The object is a file under the server's root (objects are files there); its metadata is computed on first look.
@@ -75,27 +59,17 @@ try {
     download: () => measure(process.execPath, [cli, "fetch", location, "--no-extract"], fresh("download")),
     extracted: () => measure(process.execPath, [cli, "fetch", location], fresh("extract")),
   };
-  const best: Partial<Record<keyof typeof runs, { seconds: number; peakMiB: number }>> = {};
-  for (let round = 0; round < rounds; round++) {
-    for (const [name, run] of Object.entries(runs) as Array<[keyof typeof runs, () => Promise<{ seconds: number; peakMiB: number }>]>) {
-      const result = await run();
-      if (!best[name] || result.seconds < best[name]!.seconds) best[name] = result;
-    }
-  }
-  const { curl, gunzip, download, extracted } = best as Required<typeof best>;
+  const { curl, gunzip, download, extracted } = await bestOf(runs, rounds);
   const floor = Math.max(curl.seconds, gunzip.seconds);
-  const mibps = (seconds: number): string => `${(bytes / 1024 / 1024 / seconds).toFixed(0)} MiB/s`;
-  const row = (what: string, run: { seconds: number; peakMiB: number }): string =>
-    `${what.padEnd(43)}${run.seconds.toFixed(2).padStart(6)} s  ${mibps(run.seconds).padStart(11)}  ${run.peakMiB.toFixed(0)} MiB`;
   console.log(
     `fetch from the Cloud Storage test server (loopback), ${(bytes / 1024 / 1024).toFixed(0)} MiB model.tar.gz, ${os.cpus().length} cores, best of ${rounds} alternating rounds`,
   );
   console.log("");
   console.log("what                                         time      throughput   peak memory");
-  console.log(row("curl, one stream", curl));
-  console.log(row("gzip -dc of the archive (local file)", gunzip));
-  console.log(row("alekseylearn fetch --no-extract", download));
-  console.log(row("alekseylearn fetch (download + extract)", extracted));
+  console.log(row("curl, one stream", curl, bytes));
+  console.log(row("gzip -dc of the archive (local file)", gunzip, bytes));
+  console.log(row("alekseylearn fetch --no-extract", download, bytes));
+  console.log(row("alekseylearn fetch (download + extract)", extracted, bytes));
   console.log("");
   const throughput = curl.seconds / download.seconds;
   const vsFloor = extracted.seconds / floor;

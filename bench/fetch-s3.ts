@@ -10,12 +10,13 @@
  * Each tool's best of BENCH_ROUNDS (default 2) alternating rounds counts: on a shared machine the
  * ratios of one run are what to read, and a second run tells how much they move.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { bestOf, freshFolder, measure as measureRun, row, type Run } from "./measure.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const cli = path.join(repo, "dist", "src", "cli", "main.js");
@@ -71,23 +72,8 @@ function makeModel(mib: number, key: string): number {
   return size;
 }
 
-/** Wall seconds and peak resident memory (MiB) of a command, measured by GNU time. Dirty pages of earlier runs are flushed first, so no run pays for another's writes. */
-function measure(command: string, args: string[], cwd: string): { seconds: number; peakMiB: number } {
-  execFileSync("sync");
-  const start = process.hrtime.bigint();
-  const result = spawnSync("/usr/bin/time", ["-f", "%M", command, ...args], { cwd, env, encoding: "utf8" });
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr}`);
-  const peakKiB = Number(result.stderr.trim().split("\n").pop());
-  return { seconds, peakMiB: peakKiB / 1024 };
-}
-
-function fresh(name: string): string {
-  const dir = path.join(work, name);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir);
-  return dir;
-}
+const measure = (command: string, args: string[], cwd: string): Promise<Run> => measureRun(command, args, cwd, env);
+const fresh = (name: string): string => freshFolder(work, name);
 
 try {
   const bytes = makeModel(sizeMiB, "large");
@@ -108,34 +94,23 @@ try {
     extracted: () => measure(process.execPath, [cli, "fetch", url], fresh("extract")),
     smallFetch: () => measure(process.execPath, [cli, "fetch", "s3://bench/small/model.tar.gz"], fresh("small")),
   };
-  // Rounds in which the tools take turns; each tool's faster run counts.
-  const best: Partial<Record<keyof typeof runs, { seconds: number; peakMiB: number }>> = {};
   const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
-  for (let round = 0; round < rounds; round++) {
-    for (const [name, run] of Object.entries(runs) as Array<[keyof typeof runs, () => { seconds: number; peakMiB: number }]>) {
-      const result = run();
-      if (!best[name] || result.seconds < best[name]!.seconds) best[name] = result;
-    }
-  }
-  const { awsCli, byHand, curl, gunzip, download, extracted, smallFetch } = best as Required<typeof best>;
+  const { awsCli, byHand, curl, gunzip, download, extracted, smallFetch } = await bestOf(runs, rounds);
   const floor = Math.max(curl.seconds, gunzip.seconds);
 
-  const mibps = (seconds: number): string => `${(bytes / 1024 / 1024 / seconds).toFixed(0)} MiB/s`;
-  const row = (what: string, run: { seconds: number; peakMiB: number }, throughput = true): string =>
-    `${what.padEnd(43)}${run.seconds.toFixed(2).padStart(6)} s  ${(throughput ? mibps(run.seconds) : "").padStart(11)}  ${run.peakMiB.toFixed(0)} MiB`;
   const verdict = (ok: boolean): string => (ok ? "met" : "NOT met");
   console.log(
     `fetch from s3rver (loopback), ${(bytes / 1024 / 1024).toFixed(0)} MiB model.tar.gz, ${os.cpus().length} cores, best of ${rounds} alternating rounds`,
   );
   console.log("");
   console.log("what                                         time      throughput   peak memory");
-  console.log(row("aws s3 cp", awsCli));
-  console.log(row("aws s3 cp, then tar xzf (by hand)", byHand, false));
-  console.log(row("curl, one stream", curl));
-  console.log(row("gzip -dc of the archive (local file)", gunzip, false));
-  console.log(row("alekseylearn fetch --no-extract", download));
-  console.log(row("alekseylearn fetch (download + extract)", extracted));
-  console.log(row(`alekseylearn fetch, ${(small / 1024 / 1024).toFixed(0)} MiB object`, smallFetch, false));
+  console.log(row("aws s3 cp", awsCli, bytes));
+  console.log(row("aws s3 cp, then tar xzf (by hand)", byHand));
+  console.log(row("curl, one stream", curl, bytes));
+  console.log(row("gzip -dc of the archive (local file)", gunzip));
+  console.log(row("alekseylearn fetch --no-extract", download, bytes));
+  console.log(row("alekseylearn fetch (download + extract)", extracted, bytes));
+  console.log(row(`alekseylearn fetch, ${(small / 1024 / 1024).toFixed(0)} MiB object`, smallFetch));
   console.log("");
   const throughput = awsCli.seconds / download.seconds;
   const vsHand = extracted.seconds / byHand.seconds;
