@@ -293,7 +293,7 @@ async function pushManifest(repository: string, mediaType: string, manifest: obj
 }
 
 test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an arm64 config are refused by fit's read-back and failed by the fake as SageMaker fails them", async () => {
-  const { pushedImageProblems } = await import("../../src/package/registry.js");
+  const { readPushedImage } = await import("../../src/package/registry.js");
   const repository = "alekseylearn/by-hand";
   const layer = await pushBlob(repository, Buffer.from("not really a layer"));
   const amd64 = await pushBlob(repository, Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } })));
@@ -311,14 +311,14 @@ test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an
   });
 
   assert.match(
-    (await pushedImageProblems(docker.registry, repository, oci.digest, "")).join(),
+    (await readPushedImage(docker.registry, repository, oci.digest, "")).problems.join(),
     /its manifest is application\/vnd\.oci\.image\.manifest\.v1\+json; SageMaker pulls only application\/vnd\.docker\.distribution\.manifest\.v2\+json/,
   );
   assert.match(
-    (await pushedImageProblems(docker.registry, repository, index.digest, "")).join(),
+    (await readPushedImage(docker.registry, repository, index.digest, "")).problems.join(),
     /it is an image index \(application\/vnd\.oci\.image\.index\.v1\+json: linux\/amd64\)/,
   );
-  assert.match((await pushedImageProblems(docker.registry, repository, armV2.digest, "")).join(), /built for linux\/arm64/);
+  assert.match((await readPushedImage(docker.registry, repository, armV2.digest, "")).problems.join(), /built for linux\/arm64/);
 
   // The fake SageMaker reads the same registry and fails each job with SageMaker's own reason.
   const { createJob } = await import("../../src/backends/sagemaker/index.js");
