@@ -3,39 +3,18 @@
  * without Docker, referred to by digest. Its settings are the SageMaker
  * backend's base_image, python_version and builder, validated as there.
  */
-import fs from "node:fs";
-import path from "node:path";
 import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
 import { sagemakerSchema } from "../backends/sagemaker/schema.js";
 import { validateSettings } from "../spec/schema.js";
-import type { JobSpec } from "../spec/types.js";
-import { APT_FILE, baseImageFor, DOCKERFILE, dockerfileFor, hasAptFile, hasOwnDockerfile } from "../package/image.js";
+import { baseImageFor } from "../package/image.js";
+import { chooseBuilder } from "../package/oci/choose.js";
 import { buildAndPush, type OciBuildResult } from "../package/oci/build.js";
 import type { Credentials } from "../package/oci/registry.js";
 import { buildSpec, type FitRequest } from "./spec.js";
 
 /** The settings `build` takes: SageMaker's, as named there. */
 const buildSchema = { base_image: sagemakerSchema.base_image, python_version: sagemakerSchema.python_version, builder: sagemakerSchema.builder };
-
-/** Why `spec` needs Docker to build its image (a conda environment, apt.txt, its own Dockerfile unlike the generated one), or undefined when it does not (pure but for reading the folder). */
-export function needsDocker(spec: JobSpec, baseImage: string): string | undefined {
-  if (spec.environment?.kind === "conda") return `its environment is ${path.basename(spec.environment.path)} (conda), which only a build inside the image can install`;
-  if (hasAptFile(spec)) return `it has ${APT_FILE}, whose Debian packages only a build inside the image can install`;
-  if (hasOwnDockerfile(spec)) {
-    const own = fs.readFileSync(path.join(spec.artifact.dir, DOCKERFILE), "utf8");
-    if (own !== dockerfileFor(spec, baseImage, { apt: false })) return `it has its own ${DOCKERFILE}, which differs from the generated one`;
-  }
-  return undefined;
-}
-
-/** The builder `auto` resolves to for `spec`: oci unless the artifact needs Docker; with `docker` chosen or needed, the reason. */
-export function chooseBuilder(spec: JobSpec, chosen: "auto" | "oci" | "docker", baseImage: string): { builder: "oci" | "docker"; reason?: string } {
-  if (chosen === "docker") return { builder: "docker", reason: "config.builder=docker" };
-  const reason = needsDocker(spec, baseImage);
-  if (chosen === "oci" && reason) throw new UserError(`config.builder=oci cannot build this artifact: ${reason}.`, "Use config.builder=docker (or auto) with a Docker daemon running.");
-  return reason ? { builder: "docker", reason } : { builder: "oci" };
-}
 
 export interface BuildRequest extends Pick<FitRequest, "artifact" | "entry" | "envfile" | "config"> {
   to: string;

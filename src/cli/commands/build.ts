@@ -6,11 +6,7 @@ import type { CommandRun } from "../commands.js";
 export const run: CommandRun = async (args, ctx, output) => {
   const { options, families } = args;
   if (typeof options.to !== "string") throw new UserError("alekseylearn build needs --to HOST/REPOSITORY[:TAG], the image to push.");
-  // The library never reads the environment itself: the insecure hosts and registry credentials are read here.
-  const insecure = (ctx.env.ALEKSEYLEARN_INSECURE_REGISTRIES ?? "")
-    .split(",")
-    .map((host) => host.trim())
-    .filter(Boolean);
+  // The library never reads the environment itself: the registry credentials are read here (the insecure hosts by main).
   const user = ctx.env.ALEKSEYLEARN_REGISTRY_USER;
   const password = ctx.env.ALEKSEYLEARN_REGISTRY_PASSWORD;
   const result = await build(
@@ -18,7 +14,7 @@ export const run: CommandRun = async (args, ctx, output) => {
       artifact: args.positionals[0]!,
       to: options.to,
       config: families.config ?? {},
-      insecure,
+      insecure: ctx.insecureRegistries ?? [],
       ...(typeof options.entry === "string" ? { entry: options.entry } : {}),
       ...(typeof options.envfile === "string" ? { envfile: options.envfile } : {}),
       ...(user && password !== undefined ? { credentials: { user, password } } : {}),

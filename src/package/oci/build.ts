@@ -19,6 +19,7 @@ import { environmentInContext, refuseEnvironmentCredentials } from "../image.js"
 import { ENTRYPOINT, NOTEBOOK_PACKAGES, RUNTIME_IN_IMAGE, runtimeFiles } from "../runtime.js";
 import { reportShipment, shippableRequirements, shippedFiles } from "../ship.js";
 import { append, configBytes, dockerManifest, editConfig, envOf, isIndex, MEDIA, pickPlatform, sha256, type Image, type ImageConfig, type Layer } from "./image.js";
+import { withFallback } from "./choose.js";
 import { folderEntries, layerOf, type LayerEntry } from "./layer.js";
 import { formatReference, parseReference, Registry, type Credentials, type PushStats } from "./registry.js";
 
@@ -157,13 +158,14 @@ export async function environmentLayer(requirements: string, pythonVersion: stri
     if (result.code !== 0) {
       const tail = result.output.trim().split("\n").slice(-8);
       const noWheel = /No matching distribution|Could not find a version/i.test(result.output);
-      throw failure(
+      const error = failure(
         noWheel
           ? `A requirement has no binary wheel for linux/amd64 and Python ${pythonVersion}, so the image cannot be built without Docker.`
           : `pip could not install the environment for the image (exit ${result.code ?? "killed"}).`,
         noWheel ? "Use config.builder=docker (it builds from source inside the image), or pin a version that has a manylinux wheel." : "Fix requirements.txt and try again.",
         tail,
       );
+      throw noWheel ? withFallback(error, `a requirement has no binary wheel for linux/amd64 and Python ${pythonVersion}`) : error;
     }
     const built = layerOf(fs.existsSync(target) ? folderEntries(target, SITE_PACKAGES.slice(1)) : []);
     fs.writeFileSync(`${file}.tmp`, built.bytes);
@@ -239,7 +241,7 @@ async function streamBytes(layer: Layer): Promise<Buffer> {
 }
 
 /** Push `image` to `to` as one Docker v2 schema 2 image: blobs the registry has are only HEADed, base layers in the same registry mounted. */
-export async function pushImage(image: Image, to: string, registry: Registry, baseReference: string): Promise<{ digest: string; stats: PushStats; image: string }> {
+export async function pushImage(image: Image, to: string, registry: Registry, baseReference: string, ownTag = false): Promise<{ digest: string; stats: PushStats; image: string }> {
   const ref = parseReference(to);
   registry.want(ref.repository, "pull,push");
   const config = configBytes(image.config);
@@ -254,20 +256,32 @@ export async function pushImage(image: Image, to: string, registry: Registry, ba
     );
     await registry.putBlob(ref.repository, { digest: sha256(config), size: config.length, bytes: () => Promise.resolve(config) }, stats);
   }
-  await registry.putManifest(ref.repository, ref.tag ?? "latest", manifest, MEDIA.dockerManifest);
+  // A tag of the image's own (from its digest) when asked: concurrent submissions never move each other's tag.
+  await registry.putManifest(ref.repository, ownTag ? `alekseylearn-${digest.slice(7, 19)}` : (ref.tag ?? "latest"), manifest, MEDIA.dockerManifest);
   return { digest, stats, image: `${ref.host}/${ref.repository}@${digest}` };
 }
 
-/** Build `spec`'s training image on `options.base` and push it to `options.to`, with no Docker. */
-export async function buildAndPush(spec: JobSpec, options: OciBuildOptions, ctx: Context): Promise<OciBuildResult> {
+/** The job's image, assembled (lazy: base layers stay in their registry) and ready to push to `target`'s registry. */
+export interface AssembledImage {
+  image: Image;
+  registry: Registry;
+  base: string;
+  /** Layers alekseylearn made anew in this run (not from its cache). */
+  layersBuilt: number;
+}
+
+/** Assemble `spec`'s training image on `options.base` for the registry `targetHost`: reads the base, makes the layers; pushes nothing. */
+export async function assembleImage(spec: JobSpec, options: Omit<OciBuildOptions, "to"> & { targetHost: string }, ctx: Context): Promise<AssembledImage> {
   refuseEnvironmentCredentials(spec);
   const baseRef = parseReference(options.base);
-  const target = parseReference(options.to);
   const registryOptions = { ...(options.insecure ? { insecure: options.insecure } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) };
-  const targetRegistry = new Registry(target.host, { ...registryOptions, ...(options.credentials ? { credentials: options.credentials } : {}) });
+  const registry = new Registry(options.targetHost, { ...registryOptions, ...(options.credentials ? { credentials: options.credentials } : {}) });
   // The base is read with the target's credentials when it lives in the same registry (so its layers can be mounted), anonymously otherwise.
-  const baseRegistry = baseRef.host === target.host ? targetRegistry : new Registry(baseRef.host, registryOptions);
-  const { image: base } = await readBase(baseRegistry, options.base);
+  const baseRegistry = baseRef.host === options.targetHost ? registry : new Registry(baseRef.host, registryOptions);
+  const { image: base } = await readBase(baseRegistry, options.base).catch((err: Error) => {
+    // A base image the registry does not give (one only a local Docker has, or a registry out of reach) may still build with Docker.
+    throw withFallback(err, `the base image ${options.base} could not be read from its registry (${err.message.replace(/\.$/, "")})`);
+  });
   const requirements = layerRequirements(spec);
   let layersBuilt = 0;
   const added: Array<{ layer: Layer; createdBy: string }> = [];
@@ -279,7 +293,31 @@ export async function buildAndPush(spec: JobSpec, options: OciBuildOptions, ctx:
   added.push({ layer: runtimeLayer(), createdBy: `alekseylearn: COPY runtime ${RUNTIME_IN_IMAGE}/` });
   added.push({ layer: codeLayer(spec, ctx), createdBy: "alekseylearn: COPY . /opt/ml/code" });
   layersBuilt += 2;
-  const image = editConfig(append(base, ...added), jobConfigEdits(spec, Boolean(requirements)));
-  const pushed = await pushImage(image, formatReference(target), targetRegistry, options.base);
-  return { image: pushed.image, digest: pushed.digest, layers: image.layers.length, pushedBytes: pushed.stats.uploadedBytes, layersBuilt, stats: pushed.stats };
+  return { image: editConfig(append(base, ...added), jobConfigEdits(spec, Boolean(requirements))), registry, base: options.base, layersBuilt };
+}
+
+/** Build `spec`'s training image on `options.base` and push it to `options.to`, with no Docker. */
+export async function buildAndPush(spec: JobSpec, options: OciBuildOptions, ctx: Context): Promise<OciBuildResult> {
+  const target = parseReference(options.to);
+  const assembled = await assembleImage(spec, { ...options, targetHost: target.host }, ctx);
+  const pushed = await pushImage(assembled.image, formatReference(target), assembled.registry, options.base);
+  return {
+    image: pushed.image,
+    digest: pushed.digest,
+    layers: assembled.image.layers.length,
+    pushedBytes: pushed.stats.uploadedBytes,
+    layersBuilt: assembled.layersBuilt,
+    stats: pushed.stats,
+  };
+}
+
+/** Push an assembled job image to `uri` (REGISTRY/REPOSITORY) under a tag of its own, as the backends record it. */
+export async function pushAssembled(assembled: AssembledImage, uri: string): Promise<{ image: string; stepsRun: number; layersPushed: number; reused: boolean }> {
+  const pushed = await pushImage(assembled.image, uri, assembled.registry, assembled.base, true);
+  return {
+    image: `${uri}@${pushed.digest}`,
+    stepsRun: assembled.layersBuilt,
+    layersPushed: pushed.stats.uploaded,
+    reused: pushed.stats.uploaded === 0 && pushed.stats.mounted === 0,
+  };
 }
