@@ -4,7 +4,9 @@
 #   install      install (as root, when missing) what the tests need from Debian:
 #                bubblewrap (the local backend's private /opt/ml, the Kaggle test
 #                server's kernels), the AWS CLI (tests put objects with it),
-#                docker.io, docker-registry and debootstrap (the SageMaker tests).
+#                docker.io, docker-registry and debootstrap (the SageMaker tests),
+#                slurmctld, slurmd, slurm-client, munge and openssh-server (the Slurm
+#                backend's test cluster and login node).
 #   start DIR    start, on loopback only, the Docker-side servers the SageMaker
 #                tests use, and write DIR/env (export lines) naming them:
 #                  DOCKER_HOST                      a private dockerd (no bridge, no iptables)
@@ -31,6 +33,14 @@ install() {
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
   command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  # The Slurm backend's test cluster (test/servers/slurm-cluster.ts): a controller, node daemons,
+  # munge for their authentication and an sshd standing in for the login node.
+  command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld)
+  command -v slurmd >/dev/null 2>&1 || need+=(slurmd)
+  command -v sbatch >/dev/null 2>&1 || need+=(slurm-client)
+  command -v munged >/dev/null 2>&1 || need+=(munge)
+  command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+  command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
   if ! command -v moto_server >/dev/null 2>&1; then
     say "moto_server is missing; this machine kind ships it (pip package moto)"
     exit 1
@@ -225,6 +235,37 @@ EOF
   docker tag python:3.11-slim alekseylearn-test/python:3.11
   echo "export ALEKSEYLEARN_TEST_BASE_IMAGE=python:3.11-slim" >>"$dir/env"
   say "ready in ${SECONDS}s ($dir/env)"
+  if [ "${2:-}" = "--all" ]; then start_all "$dir"; fi
+}
+
+# --all (npm run services): every test server of the tests too (moto and the SageMaker test server, the Vertex AI, Cloud
+# Storage and Artifact Registry test servers, the Kaggle API test server), started by test/servers/run-all.ts, and the
+# environment a person exports to run `alekseylearn fit` against each backend by hand.
+start_all() {
+  local dir=$1
+  [ -f dist/test/servers/run-all.js ] || { say "building (npm run build)"; npm run build >/dev/null; }
+  # shellcheck disable=SC1091
+  source "$dir/env"
+  rm -f "$dir/servers.ready"
+  ALEKSEYLEARN_TEST_CACHE="$cache" PIP_INDEX_URL="${PIP_INDEX_URL:-$ALEKSEYLEARN_TEST_PIP_INDEX}" \
+    node dist/test/servers/run-all.js "$dir" >"$dir/servers.log" 2>&1 &
+  echo $! >"$dir/servers.pid"
+  wait_until 600 "the test servers" "$!" "$dir/servers.log" test -f "$dir/servers.ready"
+  local backend
+  cat >&2 <<EOF2
+test-services: every test server is up (${SECONDS}s in all). To run fit by hand against one, in this shell:
+EOF2
+  for backend in sagemaker vertex kaggle; do
+    echo "  source $dir/$backend.env" >&2
+  done
+  cat >&2 <<EOF2
+then, for example:
+  npx alekseylearn fit examples/iris/train.py --config.output_path=s3://bucket/sagemaker/runs   # after sagemaker.env
+  npx alekseylearn fit examples/iris/train.py --config.output_path=gs://bucket/runs             # after vertex.env
+  npx alekseylearn fit examples/iris/train.py --backend kaggle                                  # after kaggle.env
+  npx alekseylearn doctor --backend sagemaker --config.output_path=s3://bucket/sagemaker/runs
+Stop everything with: bash scripts/test-services.sh stop $dir
+EOF2
 }
 
 # Is PID running? (A zombie is not: an init that reaps slowly must not make stop wait.)
@@ -258,6 +299,7 @@ stop() {
     # shellcheck disable=SC2086
     [ -z "$containers" ] || DOCKER_HOST="unix://$dir/docker.sock" timeout 60 docker rm -f $containers >/dev/null 2>&1 || true
   fi
+  stop_pid "$dir/servers.pid" 30
   stop_pid "$dir/registry.pid"
   stop_pid "$dir/pip-index.pid"
   stop_pid "$dir/dockerd.pid" 30
@@ -285,10 +327,10 @@ stop() {
 
 case "${1:-install}" in
   install) install ;;
-  start) start "${2:?usage: $0 start DIR}" ;;
+  start) start "${2:?usage: $0 start DIR [--all]}" "${3:-}" ;;
   stop) stop "${2:?usage: $0 stop DIR}" || true ;;
   *)
-    echo "usage: $0 install | start DIR | stop DIR" >&2
+    echo "usage: $0 install | start DIR [--all] | stop DIR" >&2
     exit 2
     ;;
 esac

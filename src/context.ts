@@ -14,6 +14,8 @@ export interface Reporter {
   warn(message: string): void;
   /** A line the training job itself printed. */
   jobLine(line: string): void;
+  /** What the current step is doing now (the package pip is downloading): on a terminal it replaces the step's own text, elsewhere it is one plain line. */
+  detail?(message: string): void;
   /** How far a counted piece of work is; called again as it moves, last with done === total. */
   progress?(label: string, done: number, total: number, unit?: "files" | "bytes"): void;
 }

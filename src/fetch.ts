@@ -2,20 +2,21 @@
  * `fetch`: bring a job's model back and unpack it. LOCATION is a job name, an
  * output path (its newest job), or the location of an archive.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import { PassThrough } from "node:stream";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "./context.js";
-import { failure, UserError } from "./errors.js";
+import { EXIT_INTERRUPTED, failure, isErrnoError, UserError } from "./errors.js";
+import { isProcessAlive } from "./exec.js";
 import { isFinal, JobStore, type JobRecord } from "./jobs/records.js";
-import { lookupElsewhere } from "./jobs/lifecycle.js";
 import { nearest } from "./spec/nearest.js";
 import { extractArchive } from "./storage/archive.js";
 import { storageFor } from "./storage/index.js";
 import { normalizeLocation, schemeOf } from "./storage/location.js";
 import type { ProgressListener } from "./storage/types.js";
-import { backends } from "./backends/registry.js";
 import type { Backend } from "./backends/types.js";
 
 /** Options of `fetch`. */
@@ -36,8 +37,10 @@ export interface FetchOptions {
 export interface FetchResult {
   /** The job the model came from, when known. */
   job?: string;
-  /** The model archive's location. */
-  model: string;
+  /** The model archive's location; absent when the job left no model (`noModel` says why) but left output data. */
+  model?: string;
+  /** Why there is no model, when the job ended without one and only its output data came back. */
+  noModel?: string;
   /** The archive of /opt/ml/output/data, when the job left one. */
   output?: string;
   /** The folder the files landed in. */
@@ -51,7 +54,15 @@ export interface FetchResult {
 const ARCHIVE = /\.(tar\.gz|tgz|tar)$/i;
 const MODEL_SUFFIX = "/output/model.tar.gz";
 
-function modelOfJob(job: JobRecord): { model: string; output?: string; stopped?: true } {
+/** What a job left to fetch: its model, its output data, or (a job that ended without a model) its output data and why there is no model. */
+interface JobArchives {
+  model?: string;
+  output?: string;
+  stopped?: true;
+  noModel?: string;
+}
+
+function modelOfJob(job: JobRecord): JobArchives {
   if (!isFinal(job.state)) {
     throw failure(
       `Job ${job.name} is still ${job.state}; it has no model yet.`,
@@ -61,6 +72,8 @@ function modelOfJob(job: JobRecord): { model: string; output?: string; stopped?:
   if (!job.model) {
     const why =
       job.state === "completed" ? (job.reason ?? "it wrote nothing to /opt/ml/model (SM_MODEL_DIR)") : `it ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
+    // A job that failed or wrote no model may still have left output data (an executed notebook, its working files): that comes back.
+    if (job.output) return { output: job.output, noModel: why };
     throw failure(
       `Job ${job.name} has no model: ${why}.`,
       job.state === "completed" ? "Make the training artifact save its model under /opt/ml/model." : `See why with \`alekseylearn logs ${job.name}\`.`,
@@ -84,18 +97,19 @@ async function newestUnder(outputPath: string, store: JobStore, ctx: Context): P
 }
 
 /** Where LOCATION points: a job's archives, or one archive. */
-async function resolve(location: string, ctx: Context): Promise<{ job?: string; model: string; output?: string; stopped?: true }> {
+async function resolve(location: string, ctx: Context): Promise<JobArchives & { job?: string }> {
   const store = new JobStore(ctx.stateDir);
   const job = !schemeOf(location) && !location.includes("/") ? store.find(location) : undefined;
   if (job) return { job: job.name, ...modelOfJob(job) };
 
   // A job this machine did not start, known to a provider by name (SageMaker).
   if (!schemeOf(location) && !location.includes("/") && !fs.existsSync(path.resolve(ctx.cwd, location))) {
+    const { lookupElsewhere } = await import("./jobs/lifecycle.js");
     const found = await lookupElsewhere(location, ctx);
     if (found) return { job: found.name, ...modelOfJob(found) };
   }
   const normalized = normalizeLocation(location, ctx.cwd, "fetch location");
-  if (ARCHIVE.test(normalized) || providerOutputs(normalized)) return { model: normalized };
+  if (ARCHIVE.test(normalized) || (await providerOutputs(normalized))) return { model: normalized };
   const storage = await storageFor(normalized, ctx);
   if (!schemeOf(normalized) && !fs.existsSync(normalized)) {
     const guess = nearest(
@@ -140,14 +154,17 @@ async function bring(
     return { local };
   }
   const compressedSize = (await storage.stat(archive))?.size;
+  // The download and the extracted files share the disk: what is still to download is not free for the files.
+  const downloaded = (fs.statSync(`${local}.partial`, { throwIfNoEntry: false })?.blocks ?? 0) * 512;
   const stream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
   const downloading = storage.download(archive, local, progress, stream);
   const extracting = extractArchive(archive, extractTo, {
     overwrite: options.overwrite ?? false,
     from: stream,
     ready: downloading,
-    ...(compressedSize !== undefined ? { compressedSize } : {}),
+    ...(compressedSize !== undefined ? { compressedSize, reserved: Math.max(0, compressedSize - downloaded) } : {}),
     ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
   const [download, extraction] = await Promise.allSettled([downloading, extracting]);
   // The download's own failure (a stop, a damaged object) explains more than the unpacking that it cut short.
@@ -157,9 +174,12 @@ async function bring(
 }
 
 /** The backend that keeps the outputs at `model` itself (kaggle://), if one does. */
-function providerOutputs(model: string): Backend | undefined {
+async function providerOutputs(model: string): Promise<Backend | undefined> {
   const scheme = schemeOf(model);
-  return scheme ? Object.values(backends).find((backend) => backend.outputScheme === scheme) : undefined;
+  // The storages' own schemes need no backend: a fetch from a file, s3:// or gs:// loads none of the backends' modules.
+  if (!scheme || scheme === "s3" || scheme === "gs") return undefined;
+  const { backends } = await import("./backends/registry.js");
+  return Object.values(backends).find((backend) => backend.outputScheme === scheme);
 }
 
 /** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */
@@ -170,20 +190,28 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
   const source = await resolve(location, ctx);
   // SageMaker uploads what a stopped job saved; so does every backend whose packing alekseylearn does.
   if (source.stopped) ctx.reporter.warn(`Job ${source.job} was stopped before it ended: this is what it had saved in /opt/ml/model when it stopped.`);
-  const provider = providerOutputs(source.model);
-  if (provider?.fetchOutputs) {
+  const provider = source.model ? await providerOutputs(source.model) : undefined;
+  if (source.model && provider?.fetchOutputs) {
     const files = await provider.fetchOutputs(source.model, to, { overwrite: options.overwrite ?? false }, ctx);
     return { ...(source.job ? { job: source.job } : {}), model: source.model, to, files };
   }
   // The first folder this fetch made, if any: a fetch that fails takes it away again.
   const createdTo = fs.mkdirSync(to, { recursive: true });
+  // One fetch at a time into a folder: another one waits here for it, so that neither takes the other's scratch files away.
+  const unlock = await lockFolder(to, ctx);
   // The same scratch folder for the same model, so that fetching again after an interruption resumes the download.
-  const scratch = path.join(to, `.alekseylearn-fetch-${createHash("sha256").update(source.model).digest("hex").slice(0, 12)}`);
+  const scratch = path.join(
+    to,
+    `.alekseylearn-fetch-${createHash("sha256")
+      .update(source.model ?? source.output!)
+      .digest("hex")
+      .slice(0, 12)}`,
+  );
   fs.mkdirSync(scratch, { recursive: true });
   let finished = false;
   try {
     const files: string[] = [];
-    const archives: Array<[string, string]> = [[source.model, "."]];
+    const archives: Array<[string, string]> = source.model ? [[source.model, "."]] : [];
     if (source.output) archives.push([source.output, "output"]);
     for (const [archive, into] of archives) {
       const extractTo = options.extract === false ? undefined : path.join(to, into);
@@ -201,6 +229,7 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
           (await extractArchive(local, extractTo!, {
             overwrite: options.overwrite ?? false,
             ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+            ...(ctx.signal ? { signal: ctx.signal } : {}),
           }));
         files.push(...extracted.map((file) => (into === "." ? file : `${into}/${file}`)));
       }
@@ -208,8 +237,9 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
     finished = true;
     return {
       ...(source.job ? { job: source.job } : {}),
-      model: source.model,
+      ...(source.model ? { model: source.model } : {}),
       ...(source.output ? { output: source.output } : {}),
+      ...(source.noModel ? { noModel: source.noModel } : {}),
       to,
       files,
       ...(source.stopped ? { stopped: true as const } : {}),
@@ -218,6 +248,62 @@ export async function fetch(location: string, ctx: Context, options: FetchOption
     // A partial download stays for the next try; everything else goes.
     const keep = !finished && fs.readdirSync(scratch).some((name) => name.endsWith(".partial"));
     if (!keep) fs.rmSync(scratch, { recursive: true, force: true });
+    // Removed while still locked, so that no fetch waiting for this one starts in a folder that then disappears.
     if (!finished && !keep && createdTo) fs.rmSync(createdTo, { recursive: true, force: true });
+    unlock();
+  }
+}
+
+/** The lock file that lets one fetch at a time work in a folder. */
+const LOCK = ".alekseylearn-fetch.lock";
+
+/** Who holds a lock: its process and host, as written in the lock file ("PID HOST NONCE"). */
+function lockHolder(lock: string): { pid: number; host: string; token: string } | undefined {
+  try {
+    const token = fs.readFileSync(lock, "utf8").trim();
+    const [pid, host] = token.split(" ");
+    return Number(pid) > 0 ? { pid: Number(pid), host: host ?? "", token } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Take the fetch lock of `to`, waiting while another fetch (another process,
+ * or another call in this one) holds it; a lock whose process has died on
+ * this host is taken over. The lock file appears whole or not at all (made
+ * aside, then hard-linked into place, which fails when one is there). Returns
+ * the release.
+ */
+async function lockFolder(to: string, ctx: Context): Promise<() => void> {
+  const lock = path.join(to, LOCK);
+  const token = `${process.pid} ${os.hostname()} ${randomBytes(6).toString("hex")}`;
+  const aside = `${lock}.${randomBytes(6).toString("hex")}`;
+  let told = false;
+  for (;;) {
+    fs.mkdirSync(to, { recursive: true });
+    fs.writeFileSync(aside, `${token}\n`);
+    try {
+      fs.linkSync(aside, lock);
+      return () => {
+        if (lockHolder(lock)?.token === token) fs.rmSync(lock, { force: true });
+      };
+    } catch (err) {
+      if (!isErrnoError(err, "EEXIST")) throw err;
+    } finally {
+      fs.rmSync(aside, { force: true });
+    }
+    const holder = lockHolder(lock);
+    if (holder && holder.host === os.hostname() && !isProcessAlive(holder.pid)) {
+      fs.rmSync(lock, { force: true }); // its fetch died; what it left is resumed or replaced by this one
+      continue;
+    }
+    if (!told) ctx.reporter.info(`Waiting for another fetch into ${to}${holder ? ` (process ${holder.pid})` : ""} to finish…`);
+    told = true;
+    try {
+      await sleep(200, undefined, ctx.signal ? { signal: ctx.signal } : undefined);
+    } catch {
+      throw new UserError(`Stopped while waiting for another fetch into ${to}; nothing was changed.`, undefined, EXIT_INTERRUPTED);
+    }
   }
 }

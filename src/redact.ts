@@ -77,3 +77,73 @@ export function redactDeep(value: unknown, keep: ReadonlySet<string> = new Set()
   }
   return value;
 }
+
+/** Shorter values are not looked for as text: a secret this short is no secret, and replacing it would garble what is printed. */
+const MIN_SECRET_LENGTH = 4;
+
+/**
+ * The values of secret-named keys in a job's settings and hyperparameters: a setting or hyperparameter named as a
+ * secret (`api_key`), and each `KEY=VALUE` item of a list setting (environment, tags, labels) whose key names one.
+ * They are looked for as text in whatever is printed (a provider request embeds them in arguments, files and scripts).
+ */
+export function secretValues(settings: Readonly<Record<string, unknown>>, hyperparameters: Readonly<Record<string, unknown>> = {}): string[] {
+  const found = new Set<string>();
+  const add = (value: unknown): void => {
+    const text = typeof value === "string" ? value : value === undefined || value === null ? "" : JSON.stringify(value);
+    // A flag or a number (`use_token=true`) is no secret to look for as text: replacing every `true` would garble what is printed.
+    if (text.length >= MIN_SECRET_LENGTH && text !== REDACTED && !/^(true|false|null|[-+.\d eE]+)$/i.test(text)) found.add(text);
+  };
+  for (const [key, value] of Object.entries(hyperparameters)) if (namesSecret(key)) add(value);
+  for (const [key, value] of Object.entries(settings)) {
+    if (namesSecret(key)) add(value);
+    if (Array.isArray(value))
+      for (const item of value) {
+        const at = typeof item === "string" ? item.indexOf("=") : -1;
+        if (at > 0 && namesSecret((item as string).slice(0, at))) add((item as string).slice(at + 1));
+      }
+  }
+  return [...found];
+}
+
+/** `text` with every occurrence of each of `secrets` (as typed, and as JSON writes it inside a string) replaced, and URL credentials redacted. */
+export function redactText(text: string, secrets: readonly string[] = []): string {
+  let result = text;
+  for (const secret of secrets) {
+    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1)])) if (result.includes(form)) result = result.split(form).join(REDACTED);
+  }
+  return redactUrls(result);
+}
+
+/** A name/value pair's member names, as providers spell them: Vertex AI's `{name, value}` environment, SageMaker's `{Key, Value}` tags. */
+const PAIR_NAMES = ["name", "Name", "key", "Key"];
+const PAIR_VALUES = ["value", "Value"];
+
+/**
+ * A copy of `value` (a provider request, a plan, a record) fit to print, by the one rule everything printed follows:
+ * the text value of a member whose name names a secret (`Environment.WANDB_API_KEY`), of a name/value pair whose name
+ * does (`{"name": "HF_TOKEN", "value": …}`), of a `KEY=VALUE` item and of the argument after a `--KEY` whose key does;
+ * every occurrence of `secrets` (see `secretValues`); and URL credentials everywhere.
+ */
+export function redactForPrint(value: unknown, secrets: readonly string[] = []): unknown {
+  if (typeof value === "string") return redactText(/^[A-Za-z_][A-Za-z0-9_.-]*=/.test(value) ? redactPair(value) : value, secrets);
+  if (Array.isArray(value))
+    return value.map((item, i) => {
+      const before = value[i - 1];
+      const flag = typeof before === "string" && /^--?[A-Za-z0-9_.-]+$/.test(before) ? before.replace(/^--?/, "") : undefined;
+      return typeof item === "string" && flag !== undefined && namesSecret(flag) ? REDACTED : redactForPrint(item, secrets);
+    });
+  if (value && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    const pairName = PAIR_NAMES.map((key) => record[key]).find((name) => typeof name === "string") as string | undefined;
+    const secretPair = pairName !== undefined && namesSecret(pairName);
+    return Object.fromEntries(
+      Object.entries(record).map(([key, member]) => [
+        key,
+        (typeof member === "string" || typeof member === "number") && (namesSecret(key) || (secretPair && PAIR_VALUES.includes(key)))
+          ? REDACTED
+          : redactForPrint(member, secrets),
+      ]),
+    );
+  }
+  return value;
+}

@@ -18,6 +18,11 @@ Host = collections.namedtuple("Host", "name address")
 GROUP = "homogeneousCluster"
 #: The port Vertex AI names in CLUSTER_SPEC for every replica (cloud.google.com/vertex-ai/docs/training/distributed-training).
 VERTEX_PORT = 2222
+#: The rendezvous port where a platform names none: SageMaker SDK v3's (github:aws/sagemaker-python-sdk,
+#: sagemaker-train/src/sagemaker/train/container_drivers/scripts/environment.py: SM_MASTER_PORT = 7777).
+MASTER_PORT = 7777
+#: What a job's processes are launched with: the script itself once per host, or torchrun's workers.
+DISTRIBUTIONS = ("none", "torchrun")
 #: The bucket the Vertex AI variables name where the job is not on Vertex; /gcs/BUCKET leads to the job's own folders.
 LOCAL_BUCKET = "alekseylearn-job"
 
@@ -83,6 +88,50 @@ def hosts_from_cluster_spec(spec):
     task = spec.get("task") or {}
     current = offsets.get(task.get("type", "workerpool0"), 0) + int(task.get("index", 0))
     return hosts, min(current, len(hosts) - 1), addresses
+
+
+def rendezvous_variables(hosts, current, address, port, processes=1):
+    """What a multi-host script needs to meet its peers, one process per host (torchrun gives each of its workers its own
+    RANK, LOCAL_RANK and WORLD_SIZE): torch.distributed's env:// variables (pytorch.org/docs/stable/distributed.html,
+    "Environment variable initialization"), and SageMaker SDK v3's (container_drivers/scripts/environment.py sets
+    SM_MASTER_ADDR to the first host's NAME, algo-1, and common/utils.py's is_master_node compares it with
+    SM_CURRENT_HOST; SM_HOST_COUNT, SM_CURRENT_HOST_RANK beside them)."""
+    return {
+        "MASTER_ADDR": address,
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": str(len(hosts) * processes),
+        "RANK": str(current * processes),
+        "NODE_RANK": str(current),
+        "LOCAL_RANK": "0",
+        "SM_MASTER_ADDR": hosts[0].name,
+        "SM_MASTER_PORT": str(port),
+        "SM_HOST_COUNT": str(len(hosts)),
+        "SM_CURRENT_HOST_RANK": str(current),
+    }
+
+
+def torchrun_command(python, entry, args, hosts, current, *, processes, address, port):
+    """torchrun (torch.distributed.run, in the job's own Python) launching `processes` workers on this host, the
+    rendezvous on the first host (pytorch.org/docs/stable/elastic/run.html: --nnodes, --node_rank, --nproc_per_node,
+    --master_addr, --master_port)."""
+    return [
+        python,
+        "-u",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        str(len(hosts)),
+        "--node_rank",
+        str(current),
+        "--nproc_per_node",
+        str(processes),
+        "--master_addr",
+        address,
+        "--master_port",
+        str(port),
+        entry,
+        *args,
+    ]
 
 
 def vertex_variables(job_name, folders, owns_gcs):

@@ -21,8 +21,11 @@ INPUTS, OUTPUT_DIR, CHECKPOINTS = "ALEKSEYLEARN_INPUTS", "ALEKSEYLEARN_OUTPUT_DI
 HYPERPARAMETER_ARGS, HYPERPARAMETER_FORMAT = "ALEKSEYLEARN_HYPERPARAMETER_ARGS", "ALEKSEYLEARN_HYPERPARAMETER_FORMAT"
 MACHINE_TYPE, SANDBOXED = "ALEKSEYLEARN_MACHINE_TYPE", "ALEKSEYLEARN_SANDBOXED"
 SUPERVISED, STOP_TIMEOUT, CHECKPOINT_SYNC = "ALEKSEYLEARN_SUPERVISED", "ALEKSEYLEARN_STOP_TIMEOUT", "ALEKSEYLEARN_CHECKPOINT_SYNC"
+DISTRIBUTION, PROCESSES_PER_HOST = "ALEKSEYLEARN_DISTRIBUTION", "ALEKSEYLEARN_PROCESSES_PER_HOST"
+#: The local backend's hosts of a multi-host job (their names, comma-separated) and this one's name, and the job's free port.
+HOSTS, CURRENT_HOST, MASTER_PORT = "ALEKSEYLEARN_HOSTS", "ALEKSEYLEARN_CURRENT_HOST", "ALEKSEYLEARN_MASTER_PORT"
 #: Read by the runtime alone: the job's script never sees them.
-PRIVATE = (SUPERVISED, STOP_TIMEOUT, INPUTS, SANDBOXED, "ALEKSEYLEARN_RESOLVE_TIMEOUT")
+PRIVATE = (SUPERVISED, STOP_TIMEOUT, INPUTS, SANDBOXED, "ALEKSEYLEARN_RESOLVE_TIMEOUT", HOSTS, CURRENT_HOST, MASTER_PORT)
 
 
 class Job:
@@ -44,6 +47,8 @@ class Job:
         self.supervised = environ.get(SUPERVISED) == "1"
         self.stop_timeout = float(environ.get(STOP_TIMEOUT) or 0)
         self.checkpoint_sync = float(environ.get(CHECKPOINT_SYNC) or 60)
+        self.distribution = environ.get(DISTRIBUTION) or "none"
+        self.processes_per_host = int(environ.get(PROCESSES_PER_HOST) or 0)
 
 
 def prepare(platform):
@@ -61,17 +66,29 @@ def prepare(platform):
         contract.write_config(base, files)
     for name, source in platform.channel_sources().items():
         contract.lay_channel(source, os.path.join(base, "input", "data", name))
+    if job.distribution not in contract.DISTRIBUTIONS:
+        raise JobFailure("unknown distribution %r (known: %s)" % (job.distribution, ", ".join(contract.DISTRIBUTIONS)))
+    if job.distribution == "torchrun" and job.kind == "notebook":
+        raise JobFailure("distribution torchrun launches a script; a notebook runs in one kernel")
     env, args = toolkit.training_environment(base, platform.code_dir(), job.entry, job.name, job.hyperparameter_format)
     env.update(platform.contract_variables(hosts, current))
+    env.update(platform.rendezvous(hosts, current))
     env["TRAINING_JOB_NAME"] = job.name
     if not job.hyperparameter_args:
         args = []
     return env, args
 
 
-def command_for(job, base, args):
-    """The command that runs the artifact: the script with its arguments, or a notebook through the runner (a kernel has
-    its own argv: it gets the variables only)."""
+def command_for(job, base, args, env=None, platform=None):
+    """The command that runs the artifact: the script with its arguments (through torchrun with distribution torchrun,
+    meeting at the job's MASTER_ADDR:MASTER_PORT), or a notebook through the runner (a kernel has its own argv: it gets
+    the variables only)."""
+    if job.distribution == "torchrun" and platform is not None:
+        hosts, current = platform.hosts(), platform.current_host()
+        address, port = env["MASTER_ADDR"], env["MASTER_PORT"]
+        return contract.torchrun_command(
+            sys.executable, job.entry, args, hosts, current, processes=platform.processes(), address=address, port=port
+        )
     if job.kind == "notebook":
         runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notebook.py")
         executed = os.path.join(base, "output", "data", os.path.basename(job.entry))
@@ -159,7 +176,9 @@ def run(platform):
     child_env.update(env)
     process.become_subreaper()
     before = working_snapshot(os.getcwd()) if platform.keeps_working_files else None
-    child = subprocess.Popen(command_for(job, base, args), env=child_env, stderr=subprocess.PIPE, universal_newlines=True, errors="replace")
+    child = subprocess.Popen(
+        command_for(job, base, args, child_env, platform), env=child_env, stderr=subprocess.PIPE, universal_newlines=True, errors="replace"
+    )
     stopping = []
 
     def stop(signum, frame):

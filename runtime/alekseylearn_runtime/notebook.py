@@ -60,7 +60,15 @@ def main(argv):
                 print("\n".join(content.get("traceback", [])), file=sys.stderr, flush=True)
             return super().output(outs, msg, display_id, cell_index)
 
-    client = LiveClient(notebook, timeout=None, kernel_name="python3", resources={"metadata": {"path": os.getcwd()}})
+    # The kernel itself logs "Kernel is running over TCP without encryption" (a WARNING of IPKernelApp, in its own process, so the
+    # filter above cannot reach it): its log level is raised to ERROR, which still shows a kernel that fails to start.
+    client = LiveClient(
+        notebook,
+        timeout=None,
+        kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        resources={"metadata": {"path": os.getcwd()}},
+    )
 
     def announce(cell, cell_index, **_):
         error["cell"] = cell_index

@@ -8,6 +8,8 @@ import time
 
 def become_subreaper():
     """Orphans of the job (a helper whose parent exited) are re-parented here, not to the machine's init: none escapes."""
+    if os.getpid() == 1:
+        return  # PID 1 of a sandbox or container already gets every orphan (and ctypes costs its start-up a few ms)
     try:
         import ctypes
 

@@ -58,3 +58,54 @@ def test_only_new_or_changed_checkpoints_are_copied(tmp_path, monkeypatch):
     sync.sync()
     assert copied == ["new.ckpt"]
     assert sorted(os.listdir(remote)) == ["new.ckpt", "old.ckpt"]
+
+
+def test_a_checkpoint_rewritten_with_the_same_size_and_the_same_nanosecond_time_is_copied_by_its_hash(tmp_path):
+    # A coarse file system clock gives a rewrite the time of the write before it; a recent time is not trusted alone.
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    saved = write(local / "step.ckpt", "aaaa")
+    stamp = os.stat(str(saved)).st_mtime_ns
+    sync = CheckpointSync(str(local), str(remote))
+    sync.sync()
+    saved.write_text("bbbb")
+    os.utime(str(saved), ns=(stamp, stamp))
+    sync.sync()
+    assert (remote / "step.ckpt").read_text() == "bbbb"
+
+
+def test_an_old_unchanged_checkpoint_is_not_read_again(tmp_path, monkeypatch):
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    saved = write(local / "step.ckpt", "aaaa")
+    os.utime(str(saved), ns=(SECOND, SECOND))
+    sync = CheckpointSync(str(local), str(remote))
+    sync.sync()
+    hashed = []
+    monkeypatch.setattr(checkpoints, "_digest", hashed.append)
+    sync.sync()
+    assert hashed == []
+
+
+def test_finish_copies_the_last_version_even_when_size_and_time_tie(tmp_path):
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    saved = write(local / "step.ckpt", "aaaa")
+    os.utime(str(saved), ns=(SECOND, SECOND))
+    sync = CheckpointSync(str(local), str(remote))
+    sync.sync()
+    saved.write_text("bbbb")
+    os.utime(str(saved), ns=(SECOND, SECOND))  # nothing but the bytes says it changed
+    assert sync.finish() == []
+    assert (remote / "step.ckpt").read_text() == "bbbb"
+
+
+def test_finish_stops_the_periodic_sync_and_names_what_it_could_not_copy(tmp_path, monkeypatch):
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write(local / "step.ckpt", "aaaa")
+    sync = CheckpointSync(str(local), str(remote))
+    sync.every(0.01)
+
+    def refuse(source, target):
+        raise PermissionError(13, "denied", target)
+
+    monkeypatch.setattr(checkpoints.shutil, "copy2", refuse)
+    assert sync.finish() == ["step.ckpt"]
+    assert sync._stop.is_set()

@@ -64,3 +64,24 @@ def test_a_notebook_job_through_the_entrypoint_writes_the_cells_reason_and_keeps
     assert run.returncode == 1, run.stderr
     assert (roots.ml / "output" / "failure").read_text() == "cell 2: ZeroDivisionError: division by zero\n"
     assert (roots.ml / "output" / "data" / "train.ipynb").exists()
+
+
+def test_the_runner_is_quiet_a_notebook_without_cell_ids_runs_without_jupyters_or_nbformats_warnings(tmp_path):
+    # nbformat 4.5 made cell ids required: an older notebook saved as 4.5 without them gets MissingIDFieldWarning, and every
+    # kernel started over local TCP gets jupyter_client's "Kernel is running over TCP without encryption" warning.
+    nb = {"cells": [code_cell("print('trained')")], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    source = write(tmp_path / "train.ipynb", json.dumps(nb))
+    executed, failure = tmp_path / "out" / "train.ipynb", tmp_path / "failure"
+    run = subprocess.run(
+        [sys.executable, notebook.__file__, str(source), str(executed), str(failure)],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "trained" in run.stdout + run.stderr
+    assert "MissingIDFieldWarning" not in run.stderr
+    assert "without encryption" not in run.stderr
+    assert "Warning" not in run.stderr, run.stderr

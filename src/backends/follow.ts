@@ -4,6 +4,7 @@
  * log's new lines, polled at `pollSeconds`, slowing to every 30 s while
  * nothing happens, until the job ends or the reader stops following.
  */
+import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../context.js";
 import { isFinal, type JobRecord } from "../jobs/job.js";
@@ -90,4 +91,63 @@ export async function* followCloudJob<J extends JobRecord>(log: CloudLog<J>): As
 export async function leftOutput(jobOutput: string, ctx: Context): Promise<string | undefined> {
   const output = joinLocation(jobOutput, "output/output.tar.gz");
   return (await (await storageFor(output, ctx)).stat(output)) ? output : undefined;
+}
+
+/** The most characters of one line passed on at once: a longer line (a 100 MB dump with no newline) is passed on in pieces this long, so following holds a bounded amount whatever a job prints. */
+export const MAX_LINE_PIECE = 64 * 1024;
+
+/**
+ * A job's output, as bytes arrive, cut into lines: at `\n`, `\r\n` and a lone `\r` (a progress bar redraws its line
+ * with `\r`, as tqdm does, and each redraw is a line of its own here), and a line longer than `MAX_LINE_PIECE`
+ * characters cut into pieces of that length. What it holds between calls is at most one piece.
+ */
+export class LineSplitter {
+  private readonly decoder = new StringDecoder("utf8");
+  private partial = "";
+  /** A `\r` ended the last chunk: a `\n` first in the next one belongs to it. */
+  private carriage = false;
+
+  /** The lines `chunk` completes. */
+  push(chunk: Buffer): string[] {
+    return this.split(this.decoder.write(chunk));
+  }
+
+  /** What is left once the output has ended, as a last line (none when nothing is left). */
+  end(): string[] {
+    const rest = this.partial + this.decoder.end();
+    this.partial = "";
+    return rest ? [rest] : [];
+  }
+
+  private split(text: string): string[] {
+    const lines: string[] = [];
+    let start = this.carriage && text.startsWith("\n") ? 1 : 0;
+    this.carriage = false;
+    const breaks = /\r\n|\r|\n/g;
+    breaks.lastIndex = start;
+    for (let found = breaks.exec(text); found; found = breaks.exec(text)) {
+      lines.push(...pieces(this.partial + text.slice(start, found.index)));
+      this.partial = "";
+      start = breaks.lastIndex;
+      // A chunk may end between the \r and the \n of one line break.
+      if (found[0] === "\r" && start === text.length) this.carriage = true;
+    }
+    const rest = pieces(this.partial + text.slice(start));
+    this.partial = rest.pop() ?? "";
+    lines.push(...rest);
+    return lines;
+  }
+}
+
+/** `line` in pieces of at most MAX_LINE_PIECE characters (one piece, maybe empty, when it is short). */
+function pieces(line: string): string[] {
+  if (line.length <= MAX_LINE_PIECE) return [line];
+  const out: string[] = [];
+  let at = 0;
+  while (line.length - at > MAX_LINE_PIECE) {
+    out.push(line.slice(at, at + MAX_LINE_PIECE));
+    at += MAX_LINE_PIECE;
+  }
+  out.push(line.slice(at));
+  return out;
 }

@@ -7,6 +7,7 @@ import { localBackend } from "./local/index.js";
 import { kaggleBackend } from "./kaggle/index.js";
 import { sagemakerBackend } from "./sagemaker/index.js";
 import { vertexBackend } from "./vertex/index.js";
+import { slurmBackend } from "./slurm/index.js";
 
 /** Every backend that is built, by name. */
 export const backends: Partial<Record<BackendName, Backend>> = {
@@ -14,6 +15,7 @@ export const backends: Partial<Record<BackendName, Backend>> = {
   sagemaker: sagemakerBackend,
   kaggle: kaggleBackend,
   vertex: vertexBackend,
+  slurm: slurmBackend,
 };
 
 /** The backend called `name`; a UserError for an unknown or not-yet-built one. */

@@ -56,6 +56,18 @@ export interface SubmissionPlan {
   placeholders: string[];
 }
 
+/** One line of `alekseylearn doctor`: what was checked, how it went, what was found, and the fix when it failed. */
+export interface DoctorCheck {
+  /** What is checked, short ("credentials", "output bucket"). */
+  check: string;
+  /** `skip`: not checked, and `detail` says why (a setting that is not given, a check that needs an earlier one). */
+  status: "ok" | "fail" | "skip";
+  /** What was found (a version, a source, an account); never a secret. */
+  detail: string;
+  /** With `fail`: what to do. */
+  fix?: string;
+}
+
 /** A place jobs run. Backends talk to their provider; the core owns the lifecycle (progress, Ctrl-C, following). */
 export interface Backend<Sch extends Schema = Schema, P extends object = ProviderRecord, S extends object = SettingsOf<Sch>> {
   readonly name: BackendName;
@@ -85,6 +97,12 @@ export interface Backend<Sch extends Schema = Schema, P extends object = Provide
   createRole?(spec: JobSpec<S>, ctx: Context): Promise<{ arn: string; created: boolean }>;
   /** A job this machine has no record of, found by name at the provider (jobs started elsewhere; the lifecycle saves it); undefined when there is none. */
   lookup?(name: string, ctx: Context): Promise<JobRecord<S, P> | undefined>;
+  /**
+   * For `alekseylearn doctor` (and `fit`'s checks before anything is built): this backend's own checks
+   * (credentials, account, identity, output location) for `spec`, whose artifact is a placeholder. When
+   * `asked` is false and nothing on this machine sets this backend up (no credentials, no settings), none.
+   */
+  doctor?(spec: JobSpec<S>, ctx: Context, options: { asked: boolean }): Promise<DoctorCheck[]>;
   /** The URL scheme of the outputs this backend keeps itself (kaggle), fetched with `fetchOutputs`. */
   readonly outputScheme?: string;
   /**

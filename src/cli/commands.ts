@@ -8,6 +8,8 @@ export interface Output {
   err: (text: string) => void;
   /** True when stderr is a terminal (progress may redraw, colours allowed). */
   tty: boolean;
+  /** The terminal's width in columns, when stderr is one. */
+  columns?: number;
 }
 
 /** A command's code: returns the process exit code. */
@@ -16,8 +18,8 @@ export type CommandRun = (args: ParsedArgs, ctx: Context, output: Output) => Pro
 /** A command: its declaration and a loader for its code. */
 export interface Command extends CommandSpec {
   load: () => Promise<{ run: CommandRun }>;
-  /** Extra help sections, computed only for `--help`. */
-  helpSections?: () => Promise<string[]>;
+  /** Extra help sections, computed only for `--help` (given the command line, as `fit --help --backend NAME`). */
+  helpSections?: (args?: ParsedArgs) => Promise<string[]>;
 }
 
 export const commands: readonly Command[] = [
@@ -26,15 +28,14 @@ export const commands: readonly Command[] = [
     summary: "Run a training job and follow it to the end.",
     usage: "alekseylearn fit ARTIFACT [--entry FILE] [--envfile FILE] [--backend NAME] [--config.KEY=VALUE ...]",
     description: [
-      "ARTIFACT is a Python script (.py), a Jupyter notebook (.ipynb, executed headless cell by cell), or a folder with --entry FILE. Its environment is --envfile, else requirements.txt or environment.yml beside it.",
-      "The job writes its model to /opt/ml/model (or $SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend. A script gets its hyperparameters as command-line arguments too, as SageMaker's training toolkit passes them (--KEY VALUE, sorted; --config.hyperparameter_args=false turns that off), so argparse scripts written for SageMaker run unchanged. When it ends, /opt/ml/model is packed as OUTPUT_PATH/JOB/output/model.tar.gz.",
-      "Without --backend, the backend follows config.output_path: s3:// → sagemaker, gs:// → vertex, a local folder or none → local. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml beside the artifact; flags win. Ctrl-C stops a local job; on SageMaker, Vertex AI and Kaggle it stops following and the job goes on (`alekseylearn logs JOB --follow` re-attaches).",
+      "ARTIFACT is a script (.py), a notebook (.ipynb, run cell by cell) or a folder with --entry FILE; its environment is requirements.txt or environment.yml beside it (or --envfile). It writes its model to /opt/ml/model ($SM_MODEL_DIR) and reads hyperparameters and inputs where SageMaker puts them, on every backend; the model comes back as OUTPUT_PATH/JOB/output/model.tar.gz.",
+      "The backend follows config.output_path (s3:// → sagemaker, gs:// → vertex, else local) unless --backend names one. Settings also come from alekseylearn.yml or [tool.alekseylearn] in pyproject.toml; flags win. Ctrl-C stops a local job; on a cloud it stops following (`alekseylearn logs JOB --follow` re-attaches). The README tells the rest.",
     ],
     positionals: [{ name: "ARTIFACT", required: true }],
     options: [
       { name: "entry", value: "FILE", doc: "The file to run when ARTIFACT is a folder." },
       { name: "envfile", value: "FILE", doc: "The environment file (requirements.txt or environment.yml) to use." },
-      { name: "backend", aliases: ["driver"], value: "NAME", doc: "Where to run: local, sagemaker, vertex or kaggle." },
+      { name: "backend", aliases: ["driver"], value: "NAME", doc: "Where to run: local, sagemaker, vertex, kaggle or slurm." },
       { name: "name", value: "JOB", doc: "Name the job instead of ARTIFACT-STEM-yyyymmdd-hhmmss-xxxx." },
       { name: "detach", doc: "Return once the job is submitted; follow it later with `alekseylearn logs JOB --follow`." },
       {
@@ -50,7 +51,7 @@ export const commands: readonly Command[] = [
       {
         prefix: "config",
         usage: "--config.KEY=VALUE",
-        doc: "A backend setting (see below). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list.",
+        doc: "A backend setting (`alekseylearn settings BACKEND` lists them). Values are typed: 2 is a number, true a boolean, a,b or [a,b] a list.",
       },
       {
         prefix: "hyperparameter",
@@ -64,13 +65,11 @@ export const commands: readonly Command[] = [
       "alekseylearn fit train.py --hyperparameter.epochs=10 --input.train=./data",
       "alekseylearn fit project/ --entry src/train.py --config.output_path=./runs",
       "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs",
-      "alekseylearn fit train.py --config.output_path=s3://bucket/sagemaker/runs --dry-run --json",
-      "alekseylearn fit train.py --config.runner=docker",
       "alekseylearn fit train.py --backend kaggle --config.accelerator=gpu",
       "alekseylearn fit train.py --config.output_path=gs://bucket/runs --config.project=my-proj --config.accelerator_type=NVIDIA_L4",
     ],
     load: () => import("./commands/fit.js"),
-    helpSections: async () => (await import("./commands/fit.js")).settingsHelp(),
+    helpSections: async (args) => (await import("./commands/fit.js")).settingsHelp(args),
   },
   {
     name: "init",
@@ -109,7 +108,7 @@ export const commands: readonly Command[] = [
   },
   {
     name: "fetch",
-    summary: "Download a job's model and unpack it.",
+    summary: "Download a job's model and unpack it (or what a failed job left, saying why there is no model).",
     usage: "alekseylearn fetch LOCATION [--to DIR] [--no-extract] [--overwrite] [--max-size SIZE]",
     description: [
       "LOCATION is a job name, an output path (its newest job is fetched), the location of a model.tar.gz, or a Kaggle kernel as kaggle://USER/SLUG. The model's files land in --to (default: the current folder); the job's output data, when it left any (an executed notebook, say), in DIR/output/.",
@@ -142,9 +141,15 @@ export const commands: readonly Command[] = [
   {
     name: "jobs",
     summary: "List the jobs this machine has started, newest first.",
-    usage: "alekseylearn jobs",
+    usage: "alekseylearn jobs [--rm JOB]",
     positionals: [],
-    options: [],
+    options: [
+      {
+        name: "rm",
+        value: "JOB",
+        doc: "Remove the record of JOB (and its log and run folder here), so its name is free again; refused while the job may still run.",
+      },
+    ],
     load: () => import("./commands/jobs.js"),
   },
   {
@@ -154,6 +159,41 @@ export const commands: readonly Command[] = [
     positionals: [{ name: "JOB", required: true }],
     options: [{ name: "follow", aliases: ["f"], doc: "Keep printing new lines until the job ends." }],
     load: () => import("./commands/logs.js"),
+  },
+  {
+    name: "settings",
+    summary: "List a backend's settings (--config.KEY=VALUE) with their types and defaults.",
+    usage: "alekseylearn settings [BACKEND]",
+    description: [
+      "Without BACKEND, lists the backends. Settings are given as --config.KEY=VALUE to fit, init and doctor, or in alekseylearn.yml (or [tool.alekseylearn] in pyproject.toml) beside the artifact.",
+    ],
+    positionals: [{ name: "BACKEND", required: false }],
+    options: [],
+    examples: ["alekseylearn settings", "alekseylearn settings sagemaker", "alekseylearn settings vertex --json"],
+    load: () => import("./commands/settings.js"),
+  },
+  {
+    name: "completion",
+    summary: "Print a shell completion script (bash or zsh): commands, options and each backend's --config. keys.",
+    usage: "alekseylearn completion bash|zsh",
+    positionals: [{ name: "SHELL", required: true }],
+    options: [],
+    examples: ["source <(alekseylearn completion bash)    # in ~/.bashrc", "source <(alekseylearn completion zsh)     # in ~/.zshrc"],
+    load: () => import("./commands/completion.js"),
+  },
+  {
+    name: "doctor",
+    summary: "Check that this machine and its accounts are ready to run jobs: one line per check, with the fix.",
+    usage: "alekseylearn doctor [--backend NAME] [--config.KEY=VALUE ...]",
+    description: [
+      "Checks Python and its version, bubblewrap, the image builder (Docker) and the pip index; then, per backend, its credentials (which source, never the secret), account or project and region, and what a job needs there: SageMaker's role (exists, trusted by SageMaker, allows the output) and output bucket (exists; writable, by writing and deleting a 0-byte OUTPUT_PATH/.alekseylearn-doctor-RANDOM), Kaggle's token and its user, Vertex AI's project and its APIs. Settings come from alekseylearn.yml here and --config flags, as for fit.",
+      "Without --backend it checks every backend set up on this machine and exits 1 only when a check of the local backend (the default) fails; with --backend it checks that one and exits 1 when one of its checks fails.",
+    ],
+    positionals: [],
+    options: [{ name: "backend", value: "NAME", doc: "Check this backend only, and exit 1 when one of its checks fails." }],
+    families: [{ prefix: "config", usage: "--config.KEY=VALUE", doc: "A setting of the backend, as fit takes it (output_path, role_name, project, region…)." }],
+    examples: ["alekseylearn doctor", "alekseylearn doctor --backend sagemaker --config.output_path=s3://bucket/sagemaker/runs", "alekseylearn doctor --json"],
+    load: () => import("./commands/doctor.js"),
   },
   {
     name: "stop",

@@ -9,6 +9,7 @@ import { commands, type Output } from "./commands.js";
 import { defaultDirs, parseInsecureRegistries, type Context, type Reporter } from "../context.js";
 import { UserError, EXIT_INTERRUPTED, EXIT_USAGE } from "../errors.js";
 import { nearest } from "../spec/nearest.js";
+import { namesSecret, redactText } from "../redact.js";
 
 import { VERSION } from "../version.js";
 
@@ -37,11 +38,13 @@ function overview(): string {
  * with its elapsed seconds until the next line, so a long pip install is
  * visibly alive; elsewhere every message is one plain line.
  */
-function cliReporter(output: Output): Reporter & { clear(): void } {
+function cliReporter(output: Output, spell: (text: string) => string = (text) => text): Reporter & { clear(): void } {
   const dim = (text: string): string => (output.tty ? `\x1b[2m${text}\x1b[0m` : text);
   let spinner: NodeJS.Timeout | undefined;
   let lastDraw = 0;
   let step = "";
+  let detail = "";
+  let draw: (() => void) | undefined;
   let stepStarted = 0;
   // A finished step stays on screen as a plain line with the time it took.
   const clear = (): void => {
@@ -55,18 +58,29 @@ function cliReporter(output: Output): Reporter & { clear(): void } {
     output.err(text + "\n");
   };
   return {
-    info: (message) => {
+    info: (said) => {
+      const message = spell(said);
       if (!output.tty || !message.endsWith("…")) return line(dim(`› ${message}`));
       clear();
       step = message;
+      detail = "";
       stepStarted = Date.now();
       let frame = 0;
-      const draw = (): void => output.err(`\r\x1b[K${"⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"[frame++ % 10]} ${message} ${dim(`${Math.floor((Date.now() - stepStarted) / 1000)}s`)}`);
+      draw = (): void => {
+        const shown = detail ? `${message} ${dim(detail.slice(0, Math.max(0, (output.columns ?? 100) - message.length - 12)))}` : message;
+        output.err(`\r\x1b[K${"⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"[frame++ % 10]} ${shown} ${dim(`${Math.floor((Date.now() - stepStarted) / 1000)}s`)}`);
+      };
       draw();
       spinner = setInterval(draw, 100);
       spinner.unref();
     },
-    warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${message}`),
+    // On a terminal the spinner's line shows what the step does now; elsewhere each is a plain line under its step.
+    detail: (message) => {
+      if (!spinner) return output.tty ? undefined : line(dim(`  ${message}`));
+      detail = message;
+      draw?.();
+    },
+    warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${spell(message)}`),
     jobLine: (text) => line(text),
     progress: (label, done, total, unit) => {
       // Redraw at most ten times a second, and always the last time.
@@ -105,10 +119,55 @@ function printError(err: unknown, output: Output, debug: boolean): number {
   return 70;
 }
 
+/**
+ * How the user started this command, for the commands hints suggest: `npx alekseylearn` under npx (npm 7+ runs npx
+ * as `npm exec`, and says so in npm_command; older npx sets npm_lifecycle_event=npx), else `alekseylearn`.
+ */
+export function invokedAs(env: NodeJS.ProcessEnv): string {
+  return env.npm_command === "exec" || env.npm_lifecycle_event === "npx" ? "npx alekseylearn" : "alekseylearn";
+}
+
+/** `text` with every suggested `alekseylearn COMMAND` spelled as the user runs it (`npx alekseylearn COMMAND`). */
+export function spellCommands(text: string, command: string): string {
+  return command === "alekseylearn" ? text : text.replace(/(^|[\s`(])alekseylearn (?=[a-z-])/gm, `$1${command} `);
+}
+
 /** Run the CLI with `argv` (without node and the script); returns the exit code. */
-async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Output, signal?: AbortSignal): Promise<number> {
+/** The secret values typed on the command line: `--hyperparameter.KEY` and `--config.KEY` values whose key names a secret, and `--config.environment=KEY=VALUE` items whose KEY does. */
+function typedSecrets(argv: readonly string[]): string[] {
+  const found: string[] = [];
+  argv.forEach((token, i) => {
+    const match = /^--(config|hyperparameter)\.([^=]+)(?:=([\s\S]*))?$/.exec(token);
+    if (!match) return;
+    const value = match[3] ?? argv[i + 1] ?? "";
+    if (namesSecret(match[2]!)) found.push(value);
+    // A list setting's items may come comma-separated (WANDB_MODE=offline,WANDB_API_KEY=…).
+    for (const item of match[1] === "config" ? [value, ...value.split(",")] : []) {
+      const at = item.indexOf("=");
+      if (at > 0 && namesSecret(item.slice(0, at))) found.push(item.slice(at + 1));
+    }
+  });
+  return found.filter((value) => value.length >= 4);
+}
+
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv, given: Output, signal?: AbortSignal): Promise<number> {
+  // Everything printed follows the rule records do: secret values typed here, and URL credentials, never reach the screen.
+  const secrets = typedSecrets(argv);
+  const plain: Output = { ...given, out: (text) => given.out(redactText(text, secrets)), err: (text) => given.err(redactText(text, secrets)) };
   const debug = argv.includes("--debug");
-  const reporter = cliReporter(output);
+  const command = invokedAs(env);
+  // Messages, hints and help suggest commands as the user typed this one; a job's own lines (logs, jobLine) and JSON are left as they are.
+  const spelled: Output = { ...plain, out: (text) => plain.out(spellCommands(text, command)), err: (text) => plain.err(spellCommands(text, command)) };
+  const asJson = argv.includes("--json") || argv[0] === "logs";
+  let printed = false;
+  const output: Output = {
+    ...spelled,
+    out: (text) => {
+      printed = true;
+      (asJson ? plain.out : spelled.out)(text);
+    },
+  };
+  const reporter = cliReporter(plain, (text) => spellCommands(text, command));
   try {
     const [name, ...rest] = argv;
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
@@ -133,7 +192,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Out
     }
     const args = parseArgs(rest, command);
     if (args.options.help) {
-      output.out(formatHelp(command, (await command.helpSections?.()) ?? []));
+      output.out(formatHelp(command, (await command.helpSections?.(args)) ?? []));
       return 0;
     }
     const ctx: Context = {
@@ -148,6 +207,12 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, output: Out
     return await run(args, ctx, output);
   } catch (err) {
     reporter.clear();
+    // With --json a script gets the error as JSON too, unless the command already printed its result (fit's failed job).
+    if (argv.includes("--json") && !printed && err instanceof UserError)
+      plain.out(
+        JSON.stringify({ error: { message: err.message, ...(err.hint ? { hint: err.hint } : {}), details: err.details, exitCode: err.exitCode } }, null, 2) +
+          "\n",
+      );
     return printError(err, output, debug);
   } finally {
     reporter.clear();
@@ -161,6 +226,7 @@ const output: Output = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
   tty: Boolean(process.stderr.isTTY),
+  ...(process.stderr.columns ? { columns: process.stderr.columns } : {}),
 };
 const controller = new AbortController();
 let interrupts = 0;

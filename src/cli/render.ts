@@ -1,6 +1,7 @@
 /** Turning records into text for people: durations, tables, job summaries. */
 import type { SubmissionPlan } from "../backends/types.js";
 import type { JobRecord } from "../jobs/records.js";
+import { printable } from "../storage/archive.js";
 
 /** Seconds as `4.2s`, `3m 05s` or `2h 07m`. */
 export function formatDuration(seconds: number): string {
@@ -36,6 +37,7 @@ export function describeJob(job: JobRecord): string {
     ["State", job.state],
     ["Reason", job.reason],
     ["Artifact", job.spec.artifact.dir ? `${job.spec.artifact.dir}/${job.spec.artifact.entry}` : undefined],
+    ["Hosts", jobHosts(job)],
     ["Status", providerStatus(job)],
     ["Created", job.createdAt],
     ["Started", job.startedAt],
@@ -54,9 +56,27 @@ export function describeJob(job: JobRecord): string {
   return (
     fields
       .filter(([, value]) => value)
-      .map(([key, value]) => `${(key + ":").padEnd(13)}${value}`)
+      // What a record says is data: its control characters are shown escaped, as archive names are, never acted on by the terminal.
+      .map(([key, value]) => `${(key + ":").padEnd(13)}${printable(String(value))}`)
       .join("\n") + "\n"
   );
+}
+
+/** How many hosts a job runs on; 1 where its backend has no instance_count. */
+export function hostCount(job: JobRecord): number {
+  const count = job.spec.settings.instance_count;
+  return typeof count === "number" && count > 1 ? count : 1;
+}
+
+/** A multi-host or torchrun job's hosts, as SageMaker names them (algo-1 … algo-N), and its launch; undefined for a plain one-host job. */
+export function jobHosts(job: JobRecord): string | undefined {
+  const count = hostCount(job);
+  const torchrun = job.spec.settings.distribution === "torchrun";
+  if (count === 1 && !torchrun) return undefined;
+  // Slurm names the nodes it gave the job (node[1-2], in its hostlist syntax); elsewhere the hosts are SageMaker's names.
+  const names = job.provider?.nodes ?? (count > 3 ? `algo-1 … algo-${count}` : Array.from({ length: count }, (_, index) => `algo-${index + 1}`).join(", "));
+  const processes = job.spec.settings.processes_per_host;
+  return `${count} (${names})${torchrun ? `, torchrun with ${processes ?? "one per GPU (else 1)"} process${processes === 1 ? "" : "es"} per host` : ""}`;
 }
 
 /** The provider's own status of a job, with its message: SageMaker's secondary status, Vertex AI's JobState. */

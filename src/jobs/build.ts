@@ -5,16 +5,24 @@
  */
 import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
-import { sagemakerSchema } from "../backends/sagemaker/schema.js";
-import { validateSettings } from "../spec/schema.js";
+import { builderSetting, pythonVersionSetting } from "../backends/common.js";
+import { validateSettings, type Schema } from "../spec/schema.js";
 import { baseImageFor } from "../package/image.js";
 import { chooseBuilder } from "../package/oci/choose.js";
 import { buildAndPush, type OciBuildResult } from "../package/oci/build.js";
 import type { Credentials } from "../package/oci/registry.js";
 import { buildSpec, type FitRequest } from "./spec.js";
 
-/** The settings `build` takes: SageMaker's, as named there. */
-const buildSchema = { base_image: sagemakerSchema.base_image, python_version: sagemakerSchema.python_version, builder: sagemakerSchema.builder };
+/** The settings `build` takes: the image backends' (SageMaker's and Vertex AI's), as named there. */
+const buildSchema = {
+  base_image: {
+    type: { kind: "string" },
+    default: "auto",
+    doc: "The image the job's image is built on; auto: python:3.11-slim.",
+  },
+  python_version: pythonVersionSetting,
+  builder: builderSetting,
+} satisfies Schema;
 
 export interface BuildRequest extends Pick<FitRequest, "artifact" | "entry" | "envfile" | "config"> {
   to: string;
@@ -27,7 +35,15 @@ export async function build(request: BuildRequest, ctx: Context): Promise<OciBui
   const { settings, problems } = validateSettings(buildSchema, request.config ?? {}, "alekseylearn build (the SageMaker backend's image settings)");
   if (problems.length) throw new UserError(problems.join("; ") + ".");
   const spec = buildSpec(
-    { artifact: request.artifact, backend: "local", inputs: {}, config: {}, hyperparameters: {}, ...(request.entry ? { entry: request.entry } : {}), ...(request.envfile ? { envfile: request.envfile } : {}) },
+    {
+      artifact: request.artifact,
+      backend: "local",
+      inputs: {},
+      config: {},
+      hyperparameters: {},
+      ...(request.entry ? { entry: request.entry } : {}),
+      ...(request.envfile ? { envfile: request.envfile } : {}),
+    },
     ctx.cwd,
   );
   const base = baseImageFor(spec, settings.base_image, false);

@@ -39,6 +39,9 @@ export interface JobRecord<S extends object = Settings, P extends object = Provi
   /** Local backend: the log file, and the process that supervises the run. */
   logFile?: string;
   pid?: number;
+  /** Who `pid` was when recorded (see `processIdentity`): its start time and a digest of its command line, so `stop` signals only the job's own process. */
+  pidStart?: string;
+  pidCommand?: string;
   /** Backend-specific identifiers (ARNs, kernel slugs), typed by each backend. */
   provider?: P;
 }

@@ -4,6 +4,8 @@
  * UserError. Backends only talk to their provider.
  */
 import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
@@ -15,7 +17,9 @@ import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";
 import { hasOwnDockerfile } from "../package/image.js";
 import { isValidJobName, makeJobName } from "./names.js";
-import { isFinal, JobStore, type JobRecord } from "./records.js";
+import { isFinal, JobStore, skippedRecordWarning, type JobRecord } from "./records.js";
+import { printable } from "../storage/archive.js";
+import { namesSecret, REDACTED, redactForPrint, redactUrls, secretValues } from "../redact.js";
 
 /** How many of a failed job's last log lines an error shows. */
 const FAILURE_LINES = 15;
@@ -68,13 +72,19 @@ async function checkEnded(backend: Backend, job: JobRecord, ctx: Context): Promi
     const lines = await lastLogLines(backend, job, ctx, FAILURE_LINES);
     throw new JobEndedError(
       job,
-      `Job ${job.name} failed: ${job.reason ?? "no reason was given"}.`,
+      `Job ${job.name} failed: ${printable(job.reason ?? "no reason was given")}.`,
       `Its whole log: alekseylearn logs ${job.name}`,
       EXIT_FAILURE,
       lines,
     );
   }
-  if (job.state === "stopped") throw new JobEndedError(job, `Job ${job.name} was stopped.`, undefined, EXIT_INTERRUPTED);
+  if (job.state === "stopped")
+    throw new JobEndedError(
+      job,
+      `Job ${job.name} was stopped${job.reason && job.reason !== "stopped by request" ? `: ${printable(job.reason)}` : ""}.`,
+      undefined,
+      EXIT_INTERRUPTED,
+    );
 }
 
 /**
@@ -146,19 +156,29 @@ function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec
  * What `fit` would do, without doing it (`fit --dry-run`): everything that can
  * be checked without creating anything is checked, and the plan returned —
  * the files that would ship, the image, and each provider request as it
- * would be sent. No job record, repository, role, object or job is created.
+ * would be sent, with credentials redacted. No job record, repository, role, object or job is created.
  */
 export async function planFit(request: FitRequest, ctx: Context, options: Pick<FitOptions, "name"> = {}): Promise<SubmissionPlan> {
-  const { backend, job } = prepare(request, ctx, options);
-  return backend.plan(job, ctx);
+  const { spec, backend, job } = prepare(request, ctx, options);
+  // A plan is for printing: it holds no credential, by the rule records follow (the spec's own secret values, config file's included).
+  // Secret-named hyperparameters are redacted before the plan is made, as a request may carry them encoded (Kaggle's payload is deflated).
+  const hyperparameters = Object.fromEntries(
+    Object.entries(spec.hyperparameters).map(([key, value]) => [key, namesSecret(key) ? REDACTED : typeof value === "string" ? redactUrls(value) : value]),
+  );
+  const planned = await backend.plan({ ...job, spec: { ...spec, hyperparameters } }, ctx);
+  return redactForPrint(planned, secretValues(spec.settings, spec.hyperparameters)) as SubmissionPlan;
 }
 
+/** The variable that hands the detached supervisor the job's hyperparameters as given (its record holds them redacted). */
+export const SUPERVISOR_HYPERPARAMETERS = "ALEKSEYLEARN_SUPERVISOR_HYPERPARAMETERS";
+
 /** Start the detached supervisor (`supervisor.ts`) that runs job `name` with its backend's `runDetached` and `setup`, outliving this process; returns its pid. */
-function startSupervisor(name: string, setup: unknown, ctx: Context): number {
+function startSupervisor(name: string, setup: unknown, spec: JobSpec, ctx: Context): number {
   const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
   const child = spawn(process.execPath, [script, JSON.stringify({ stateDir: ctx.stateDir, cacheDir: ctx.cacheDir, name, setup })], {
     cwd: ctx.cwd,
-    env: ctx.env as NodeJS.ProcessEnv,
+    // In its environment, not its arguments: a process's arguments are readable by every user of the machine, its environment only by its own.
+    env: { ...(ctx.env as NodeJS.ProcessEnv), [SUPERVISOR_HYPERPARAMETERS]: JSON.stringify(spec.hyperparameters) },
     detached: true,
     stdio: "ignore",
   });
@@ -186,12 +206,19 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
   ctx.reporter.info(`Job ${name} (${backend.name} backend)`);
 
   let submitted: JobRecord;
+  // Whether the backend got as far as recording anything (a process, a provider's job): until then a failure is a preflight's (no project, a role check), and the name is not kept.
+  let recorded = false;
   try {
-    const record = (changes: Partial<JobRecord>): JobRecord => store.update(name, changes);
-    const supervise = (setup: unknown): number => startSupervisor(name, setup, ctx);
+    const record = (changes: Partial<JobRecord>): JobRecord => ((recorded = true), store.update(name, changes));
+    const supervise = (setup: unknown): number => startSupervisor(name, setup, spec, ctx);
     submitted = store.update(name, await backend.submit(job, ctx, { detach: options.detach ?? false, record, supervise }));
   } catch (err) {
     const stopped = ctx.signal?.aborted;
+    if (!recorded) {
+      store.remove(name);
+      ctx.reporter.info(`No record of ${name} was kept: it never started.`);
+      throw err;
+    }
     store.update(name, { state: stopped ? "stopped" : "failed", endedAt: new Date().toISOString(), reason: err instanceof Error ? err.message : String(err) });
     throw err;
   }
@@ -221,14 +248,14 @@ export async function lookupElsewhere(name: string, ctx: Context): Promise<JobRe
 /** The record of a job, refreshed from its backend; with no name, the newest job. */
 export async function status(name: string | undefined, ctx: Context): Promise<JobRecord> {
   const store = new JobStore(ctx.stateDir);
-  const job = name ? await findJob(name, ctx) : store.list()[0];
+  const job = name ? await findJob(name, ctx) : store.list((bad) => ctx.reporter.warn(printable(skippedRecordWarning(bad))))[0];
   if (!job) throw new UserError("No jobs yet.", "Start one with `alekseylearn fit ARTIFACT`.");
   return refresh(job, ctx);
 }
 
 /** Every job this machine has a record of, newest first, refreshed where it may still change (a provider that cannot be asked leaves the record as it was). */
 export async function jobs(ctx: Context): Promise<JobRecord[]> {
-  const records = new JobStore(ctx.stateDir).list();
+  const records = new JobStore(ctx.stateDir).list((bad) => ctx.reporter.warn(printable(skippedRecordWarning(bad))));
   return Promise.all(records.map((job) => (isFinal(job.state) ? job : refresh(job, ctx).catch(() => job))));
 }
 
@@ -236,6 +263,35 @@ export async function jobs(ctx: Context): Promise<JobRecord[]> {
 export async function* logs(name: string, ctx: Context, options: LogOptions): AsyncIterable<string> {
   const job = await findJob(name, ctx);
   yield* getBackend(job.backend).logs(job, ctx, { refresh: () => refresh(job, ctx), ...options });
+}
+
+/**
+ * Remove the record of job `name` (and, for a job run here, its run folder: log and /opt/ml), so the name is free again;
+ * refused while the job may still run (`stop` it first). A record that cannot be read is removed as it is.
+ */
+export async function forget(name: string, ctx: Context): Promise<void> {
+  const store = new JobStore(ctx.stateDir);
+  if (!isValidJobName(name)) store.get(name); // throws, naming the nearest job: a name that is no job's names no folder either
+  let job: JobRecord | undefined;
+  let unreadable = false;
+  try {
+    job = store.find(name);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    unreadable = true; // nothing in it can say a job runs
+  }
+  if (job) {
+    const latest = isFinal(job.state) ? job : await refresh(job, ctx).catch(() => job);
+    if (!isFinal(latest.state))
+      throw new UserError(`Job ${name} is ${latest.state}; its record is kept while it may run.`, `Stop it first: alekseylearn stop ${name}`);
+  } else if (!unreadable && !fs.existsSync(runPathsOf(ctx.stateDir, name))) store.get(name); // throws, naming the nearest job
+  store.remove(name);
+  fs.rmSync(runPathsOf(ctx.stateDir, name), { recursive: true, force: true });
+}
+
+/** A job's run folder under the state folder (the local backend's log and /opt/ml). */
+function runPathsOf(stateDir: string, name: string): string {
+  return path.join(stateDir, "runs", name);
 }
 
 /** Ask a job to stop; resolves with its record once the request is made. */

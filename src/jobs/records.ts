@@ -8,45 +8,48 @@ import fs from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "../errors.js";
-import { redactPair, redactUrls } from "../redact.js";
+import { processIdentity } from "../exec.js";
+import { redactForPrint, secretValues } from "../redact.js";
 import { nearest } from "../spec/nearest.js";
-import type { JobSpec } from "../spec/types.js";
 import type { JobRecord } from "./job.js";
+import { isValidJobName } from "./names.js";
 
 export { isFinal, type JobRecord, type JobState } from "./job.js";
 
-/** Settings that are free-form `KEY=VALUE` lists: a value is redacted when its key names a secret. */
-const PAIR_SETTINGS = new Set(["environment", "tags"]);
-
-/** A copy of `value` with the credentials of every URL in its strings redacted. */
-function redactStrings(value: unknown): unknown {
-  if (typeof value === "string") return redactUrls(value);
-  if (Array.isArray(value)) return value.map(redactStrings);
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, redactStrings(inner)]));
-  return value;
-}
-
 /**
- * A copy of `record` fit to write down or print: credentials inside URLs are
- * redacted everywhere (the environment file's text, settings, locations, the
- * reason), and so are the values of `config.environment` and `config.tags`
- * items whose key names a secret (`WANDB_API_KEY`, `HF_TOKEN`; not `MAX_TOKENS`).
- * Hyperparameters stay exactly as typed; a job gets its values from the spec it
- * was submitted with, never from its record.
+ * A copy of `record` fit to write down or print, by the rule everything alekseylearn prints follows (`redactForPrint`):
+ * credentials inside URLs everywhere (the environment file's text, settings, locations, the reason); the values of
+ * `config.environment`, `config.tags` and `config.labels` items, settings and hyperparameters whose key names a secret
+ * (`WANDB_API_KEY`, `HF_TOKEN`, `api_key`; not `MAX_TOKENS`), wherever those values appear. A job gets its values from
+ * the spec it was submitted with (the detached supervisor is handed its hyperparameters), never from its record.
  */
 export function redactRecord(record: JobRecord): JobRecord {
-  const { hyperparameters, settings, ...rest } = record.spec;
-  const redactedSettings = Object.fromEntries(
-    Object.entries(settings).map(([key, value]) => [
-      key,
-      PAIR_SETTINGS.has(key) && Array.isArray(value) ? value.map((item) => (typeof item === "string" ? redactPair(item) : item)) : redactStrings(value),
-    ]),
-  );
-  const { spec: _spec, ...top } = record;
-  return {
-    ...(redactStrings(top) as Omit<JobRecord, "spec">),
-    spec: { ...(redactStrings(rest) as Omit<JobSpec, "hyperparameters" | "settings">), settings: redactedSettings as JobSpec["settings"], hyperparameters },
-  };
+  const secrets = secretValues(record.spec?.settings ?? {}, record.spec?.hyperparameters ?? {});
+  return redactForPrint(record, secrets) as JobRecord;
+}
+
+const STATES = new Set(["preparing", "queued", "running", "completed", "failed", "stopped"]);
+
+/** What is wrong with `value` as the record of job `name` (a file cut short, edited, or of another shape), or undefined when nothing is. */
+function recordProblem(value: unknown, name: string): string | undefined {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return "it is not a JSON object";
+  const record = value as Record<string, unknown>;
+  if (record.name !== name) return `it names the job ${JSON.stringify(record.name)}, not ${name}`;
+  for (const key of ["backend", "state", "createdAt", "jobOutput"]) if (typeof record[key] !== "string") return `its ${key} is not text`;
+  if (!STATES.has(record.state as string)) return `its state ${JSON.stringify(record.state)} is not one a job has`;
+  const spec = record.spec as Record<string, unknown> | undefined;
+  if (!spec || typeof spec !== "object" || typeof spec.artifact !== "object" || typeof spec.settings !== "object" || typeof spec.hyperparameters !== "object")
+    return "its spec is missing or not of a job's shape";
+  if (record.pid !== undefined && (!Number.isInteger(record.pid) || (record.pid as number) <= 0)) return "its pid is not a process id";
+  for (const key of ["reason", "logFile", "model", "output", "startedAt", "endedAt"])
+    if (record[key] !== undefined && typeof record[key] !== "string") return `its ${key} is not text`;
+  return undefined;
+}
+
+/** A record file that could not be read as one: its path, and why. */
+export interface UnreadableRecord {
+  file: string;
+  why: string;
 }
 
 /** Make `dir` (and missing parents) readable by its owner only, and tighten it when it exists with a wider mode. */
@@ -79,17 +82,49 @@ export class JobStore {
     return record;
   }
 
-  /** Apply `changes` to the saved record and save it again. */
+  /** Apply `changes` to the saved record and save it again; a new pid is kept with who that process is (its start time and command line), so `stop` can tell it from a later process given the same pid. */
   update(name: string, changes: Partial<JobRecord>): JobRecord {
-    return this.save({ ...this.get(name), ...changes });
+    const identity = changes.pid !== undefined && changes.pidStart === undefined ? processIdentity(changes.pid) : undefined;
+    return this.save({ ...this.get(name), ...changes, ...identity });
   }
 
-  /** The record of `name`, or undefined when there is none. */
-  find(name: string): JobRecord | undefined {
+  /** Read the record file of `name`: the record, nothing (no such file), or why it cannot be used. */
+  private read(name: string): JobRecord | UnreadableRecord | undefined {
+    const file = this.file(name);
+    let text: string;
     try {
-      return JSON.parse(fs.readFileSync(this.file(name), "utf8")) as JobRecord;
+      text = fs.readFileSync(file, "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      return { file, why: `it cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      return { file, why: text.trim() ? `it is not valid JSON (${(err as Error).message}); it may have been cut short` : "it is empty" };
+    }
+    const problem = recordProblem(value, name);
+    return problem ? { file, why: problem } : (value as JobRecord);
+  }
+
+  /** The record of `name`, or undefined when there is none; a UserError naming the file when it exists but cannot be used as one. */
+  find(name: string): JobRecord | undefined {
+    // A name that is not a job name has no record (and never makes a path outside the state folder).
+    if (!isValidJobName(name)) return undefined;
+    const found = this.read(name);
+    if (found && "why" in found) throw unreadableError(name, found);
+    return found;
+  }
+
+  /** Remove the record of `name` (whether or not it can be read); false when there was none. */
+  remove(name: string): boolean {
+    if (!isValidJobName(name)) return false;
+    try {
+      fs.unlinkSync(this.file(name));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
       throw err;
     }
   }
@@ -116,11 +151,27 @@ export class JobStore {
     }
   }
 
-  /** Every record, newest first. */
-  list(): JobRecord[] {
-    return this.names()
-      .map((name) => this.find(name))
-      .filter((record): record is JobRecord => record !== undefined)
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+  /** Every record, newest first; `skipped` is told of each file that is not one (cut short, empty, edited out of shape), which the list leaves out. */
+  list(skipped: (bad: UnreadableRecord) => void = () => {}): JobRecord[] {
+    const records: JobRecord[] = [];
+    for (const name of this.names()) {
+      const found = isValidJobName(name) ? this.read(name) : { file: this.file(name), why: `${name} is not a job name` };
+      if (found && "why" in found) skipped(found);
+      else if (found) records.push(found);
+    }
+    return records.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
   }
+}
+
+/** The error for a record file of `name` that exists but cannot be used. */
+function unreadableError(name: string, bad: UnreadableRecord): UserError {
+  return new UserError(
+    `The record of job ${name} (${bad.file}) cannot be used: ${bad.why}.`,
+    `Look at the file, or remove it with \`alekseylearn jobs --rm ${name}\` (the job itself, if it runs, is not touched).`,
+  );
+}
+
+/** The warning for a record file that `list` left out. */
+export function skippedRecordWarning(bad: UnreadableRecord): string {
+  return `Skipped ${bad.file}: ${bad.why}.`;
 }

@@ -20,7 +20,13 @@ const { getBackend } = await import("../backends/registry.js");
 const backend = getBackend(saved.backend);
 if (!backend.runDetached) throw new Error(`the ${backend.name} backend runs no job on this machine`);
 // The record's settings, typed again by the backend's schema (they were validated by it when the job was made).
-const job = { ...saved, spec: { ...saved.spec, settings: validateSettings(backend.schema, saved.spec.settings, `the ${backend.name} backend`).settings } };
+// The hyperparameters as given, from the process that started this one: the record holds secret-named ones redacted.
+const hyperparameters = JSON.parse(process.env.ALEKSEYLEARN_SUPERVISOR_HYPERPARAMETERS ?? "null") ?? saved.spec.hyperparameters;
+delete process.env.ALEKSEYLEARN_SUPERVISOR_HYPERPARAMETERS; // not passed on to the job's own environment
+const job = {
+  ...saved,
+  spec: { ...saved.spec, hyperparameters, settings: validateSettings(backend.schema, saved.spec.settings, `the ${backend.name} backend`).settings },
+};
 await backend.runDetached(job, setup, { cwd: process.cwd(), env: process.env, stateDir, cacheDir, reporter: silentReporter }, controller.signal, (changes) =>
   store.update(name, changes),
 );

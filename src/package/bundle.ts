@@ -27,7 +27,15 @@ export function isCode(relative: string): boolean {
  */
 export function codePaths(dir: string, excluded: (relative: string) => boolean = () => false, prefix = ""): string[] {
   const paths: string[] = [];
-  for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(path.join(dir, prefix), { withFileTypes: true });
+  } catch (err) {
+    // A folder this user cannot read holds nothing a run of this user's could read either; what ships is checked by ship.ts, which names it.
+    if (prefix && ["EACCES", "EPERM"].includes((err as NodeJS.ErrnoException).code ?? "")) return paths;
+    throw err;
+  }
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (!isCode(relative)) continue;
     if (entry.isDirectory()) {

@@ -2,6 +2,7 @@
  * Building a job's training image with the local Docker: the same image for
  * SageMaker and for the local container runner (`--config.runner=docker`).
  */
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -46,6 +47,15 @@ export function pipBuildArgs(
   return { args, serve };
 }
 
+/**
+ * The port a folder is served on when it is free: the same for the same folder, so the index's URL — a build argument,
+ * part of the environment layer's cache key — is the same from one build to the next, and an unchanged environment is
+ * not installed again (20000–29999: below Linux's ephemeral ports).
+ */
+export function preferredPort(folder: string): number {
+  return 20000 + (createHash("sha256").update(path.resolve(folder)).digest().readUInt32BE(0) % 10000);
+}
+
 /** Serve `folder` read-only over http on `address` (a PEP 503 index tree: a folder answers with its index.html); its port, and a close. */
 export async function serveFolder(folder: string, address: string): Promise<{ port: number; close(): Promise<void> }> {
   const root = path.resolve(folder);
@@ -68,7 +78,13 @@ export async function serveFolder(folder: string, address: string): Promise<{ po
       });
     });
   });
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, address, resolve));
+  const listen = (port: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const failed = (err: Error): void => reject(err);
+      server.once("error", failed).listen(port, address, () => (server.off("error", failed), resolve()));
+    });
+  // Another build (or anything else) may hold the preferred port: any free one then (the layer is built again).
+  await listen(preferredPort(folder)).catch(() => listen(0));
   return {
     port: (server.address() as { port: number }).port,
     close: () =>

@@ -323,12 +323,15 @@ export interface TrainingContainer {
   gpus?: boolean;
   /** Arguments after `train` (the hyperparameters, for the job runtime). */
   args?: readonly string[];
+  /** A network of its own instead of the host's, on which the container is `hostname` (as each host of a multi-instance job is algo-N). */
+  network?: { name: string; hostname: string };
 }
 
 /** The arguments of `docker run` for a training container (pure). */
 export function trainingRunArgs(container: TrainingContainer): string[] {
   // Host networking: the job reaches what this machine reaches, as it does on the local backend.
-  const args = ["run", "--rm", "--name", container.name, "--network", "host"];
+  const args = ["run", "--rm", "--name", container.name, "--network", container.network?.name ?? "host"];
+  if (container.network) args.push("--network-alias", container.network.hostname, "--hostname", container.network.hostname);
   for (const sub of ML_SUBFOLDERS) args.push("--volume", `${container.ml}/${sub}:${ML_ROOT}/${sub}`);
   for (const mount of container.mounts ?? []) args.push("--volume", `${mount.host}:${mount.inside}${mount.readOnly ? ":ro" : ""}`);
   // Values go through the environment of `docker` itself (`--env NAME`), so none shows in a process list.

@@ -8,12 +8,14 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { failure, UserError } from "../errors.js";
 import { execLogged, isProcessAlive } from "../exec.js";
 import type { Context } from "../context.js";
 import type { EnvironmentFile } from "../spec/types.js";
+import { redactUrls } from "../redact.js";
+import { readPipLine, unreachableIndexMessage } from "./pip-progress.js";
 import { which } from "./which.js";
 
 /** A ready environment: run `python` to use it. */
@@ -157,9 +159,46 @@ async function lock(dir: string, signal?: AbortSignal): Promise<() => void> {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       // A process killed mid-install (kill -9, a crash) leaves its lock behind.
       if (abandoned(lockDir)) fs.rmSync(lockDir, { recursive: true, force: true });
-      else await sleep(500, undefined, { signal });
+      else {
+        try {
+          await sleep(500, undefined, { signal });
+        } catch {
+          throw new UserError("Stopped while waiting for another run that creates the same environment; nothing was kept.", undefined, 130);
+        }
+      }
     }
   }
+}
+
+/**
+ * Remove `target` (a folder or a link) whatever is still being written into it: a process Ctrl-C reached may write its
+ * last files while it dies (pip's build subprocesses do), and removing a folder that gains an entry meanwhile fails with
+ * ENOTEMPTY, so the removal is tried again for a few seconds. True once it is gone.
+ */
+function removeWhole(target: string): boolean {
+  try {
+    fs.rmSync(target, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+  } catch {
+    // still being written into: reported by the caller, removed by the next run
+  }
+  return !fs.existsSync(target) && !isLink(target);
+}
+
+function isLink(target: string): boolean {
+  try {
+    return fs.lstatSync(target).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** The unfinished builds of `dir` left by an interrupted run (their folders and links), for the next build to remove. */
+function leftovers(dir: string): string[] {
+  const prefix = `${path.basename(dir)}.build-`;
+  return fs
+    .readdirSync(path.dirname(dir))
+    .filter((name) => name.startsWith(prefix))
+    .map((name) => path.join(path.dirname(dir), name));
 }
 
 /** Where the environment for `request` is cached and whether it is ready there; builds nothing (a UserError when the interpreter is missing, as for a build). */
@@ -168,7 +207,12 @@ export function environmentLocation(request: EnvironmentRequest, ctx: Context): 
   return { dir, ready: fs.existsSync(path.join(dir, READY)) };
 }
 
-/** Return the cached environment for `request`, creating it first when it is not there. */
+/**
+ * Return the cached environment for `request`, creating it first when it is not there. It is built in a folder of its
+ * own (`KEY.build-RANDOM`) and published at `envs/KEY` by one rename of a link to it once it is complete, so an
+ * interruption at any moment leaves either the whole environment or none at `envs/KEY`. The folder itself never moves:
+ * a venv's scripts and a conda prefix name their own folder by absolute path.
+ */
 export async function ensureEnvironment(request: EnvironmentRequest, ctx: Context): Promise<PythonEnvironment> {
   const interpreter = resolveInterpreter(request, ctx);
   const dir = path.join(ctx.cacheDir, "envs", environmentKey(request, interpreter));
@@ -179,31 +223,64 @@ export async function ensureEnvironment(request: EnvironmentRequest, ctx: Contex
   const release = await lock(dir, ctx.signal);
   try {
     if (fs.existsSync(path.join(dir, READY))) return { dir, python, created: false };
-    fs.rmSync(dir, { recursive: true, force: true }); // a half-made environment from an interrupted run
-    await build(request, interpreter, dir, ctx);
-    fs.writeFileSync(path.join(dir, READY), JSON.stringify({ file: request.file?.path, extras: request.extras, createdAt: new Date().toISOString() }) + "\n");
-    return { dir, python, created: true };
-  } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
+    // What an interrupted run (or an older version, building in place) left: never used, since it has no ready mark.
+    for (const left of [dir, ...leftovers(dir)]) removeWhole(left);
+    const building = `${dir}.build-${randomBytes(4).toString("hex")}`;
+    try {
+      await build(request, interpreter, building, `${dir}.install.log`, ctx);
+      fs.writeFileSync(
+        path.join(building, READY),
+        JSON.stringify({ file: request.file?.path, extras: request.extras, createdAt: new Date().toISOString() }) + "\n",
+      );
+      const link = `${building}.link`;
+      fs.symlinkSync(path.basename(building), link);
+      fs.renameSync(link, dir); // the one step that makes the environment appear, whole
+      return { dir, python, created: true };
+    } catch (err) {
+      const removed = [building, `${building}.link`].map(removeWhole).every(Boolean);
+      if (ctx.signal?.aborted || (err instanceof UserError && err.exitCode === 130))
+        throw new UserError(
+          removed
+            ? "Stopped while creating the environment; nothing was kept."
+            : `Stopped while creating the environment; the unfinished ${building} is still being written to and was left (it is never used, and the next run removes it).`,
+          undefined,
+          130,
+        );
+      if (!removed) ctx.reporter.warn(`Could not remove the unfinished environment ${building} yet; it is never used, and the next run removes it.`);
+      throw err;
+    }
   } finally {
     release();
   }
 }
 
-async function build(request: EnvironmentRequest, interpreter: string, dir: string, ctx: Context): Promise<void> {
-  const logFile = `${dir}.install.log`;
+async function build(request: EnvironmentRequest, interpreter: string, dir: string, logFile: string, ctx: Context): Promise<void> {
   fs.writeFileSync(logFile, "");
-  const env = { ...ctx.env, PIP_DISABLE_PIP_VERSION_CHECK: "1" };
+  // Unbuffered, so pip's lines arrive as it prints them and progress is live. Pip's own retry and timeout settings are left as
+  // the user has them: PIP_RETRIES here would override their pip.conf, so an unreachable index is named at its first retry instead.
+  const env = { ...ctx.env, PIP_DISABLE_PIP_VERSION_CHECK: "1", PYTHONUNBUFFERED: "1" };
   const cwd = request.file ? path.dirname(request.file.path) : ctx.cwd;
-  const step = async (what: string, command: string, args: string[]): Promise<void> => {
+  let indexes: string[] = [];
+  let unreachable = false;
+  const onPipLine = (line: string): void => {
+    const read = readPipLine(line);
+    if (read.indexes) indexes = read.indexes.map(redactUrls);
+    if (read.detail) ctx.reporter.detail?.(read.detail);
+    if (read.retrying && !unreachable) {
+      unreachable = true;
+      ctx.reporter.warn(unreachableIndexMessage(indexes, read.retrying, logFile));
+    }
+  };
+  const step = async (what: string, command: string, args: string[], onLine?: (line: string) => void): Promise<void> => {
     ctx.reporter.info(what);
-    const result = await execLogged(command, args, { cwd, env, logFile, signal: ctx.signal });
-    if (ctx.signal?.aborted) throw new UserError("Stopped while creating the environment; nothing was kept.", undefined, 130);
+    const result = await execLogged(command, args, { cwd, env, logFile, ...(ctx.signal ? { signal: ctx.signal } : {}), ...(onLine ? { onLine } : {}) });
+    if (ctx.signal?.aborted) throw new UserError("Stopped while creating the environment.", undefined, 130);
     if (result.code !== 0) {
       throw failure(
         `Creating the environment failed: \`${path.basename(command)} ${args.slice(0, 3).join(" ")}…\` exited with ${result.code ?? result.signal}.`,
-        `The full output is in ${logFile}.`,
+        unreachable
+          ? `pip could not reach its package index: set PIP_INDEX_URL=URL or run \`python3 -m pip config set global.index-url URL\`. The full output is in ${logFile}.`
+          : `The full output is in ${logFile}.`,
         result.tail,
       );
     }
@@ -223,6 +300,6 @@ async function build(request: EnvironmentRequest, interpreter: string, dir: stri
   const packages = [...(file?.kind === "requirements" ? ["-r", file.path] : []), ...request.extras];
   if (packages.length) {
     const what = file?.kind === "requirements" ? `Installing ${path.basename(file.path)}` : `Installing ${request.extras.join(", ")}`;
-    await step(`${what} (pip)…`, path.join(dir, "bin", "python"), ["-m", "pip", "install", "--no-input", ...packages]);
+    await step(`${what} (pip)…`, path.join(dir, "bin", "python"), ["-m", "pip", "install", "--no-input", ...packages], onPipLine);
   }
 }

@@ -35,6 +35,19 @@ export const NOTEBOOK_PACKAGES = ["nbclient", "ipykernel"] as const;
 export const HYPERPARAMETER_FORMATS = ["toolkit", "json"] as const;
 export type HyperparameterFormat = (typeof HYPERPARAMETER_FORMATS)[number];
 
+/** How a job's processes are launched: the script once per host (none), or through torchrun (the runtime's contract.DISTRIBUTIONS). */
+export const DISTRIBUTIONS = ["none", "torchrun"] as const;
+export type Distribution = (typeof DISTRIBUTIONS)[number];
+
+/** The settings an image carries in its job's environment, where they differ from the runtime's defaults. */
+export interface RuntimeSettings {
+  hyperparameterArgs?: boolean;
+  hyperparameterFormat?: HyperparameterFormat;
+  distribution?: Distribution;
+  /** torchrun's processes per host; unset: the host's GPU count, else 1. */
+  processesPerHost?: number;
+}
+
 /** What the runtime is told about a job (the rest it reads from the platform). */
 export interface JobDescription {
   /** The entry's path within the code folder. */
@@ -47,6 +60,12 @@ export interface JobDescription {
   inputs?: Readonly<Record<string, string>>;
   hyperparameterArgs?: boolean;
   hyperparameterFormat?: HyperparameterFormat;
+  distribution?: Distribution;
+  processesPerHost?: number;
+  /** The local backend's multi-host job: every host's name (algo-1 …), this host's, and the job's free rendezvous port. */
+  hosts?: readonly string[];
+  currentHost?: string;
+  masterPort?: number;
   /** The local backend only: the job's /gcs and /kaggle are its own (bubblewrap), it is watched from outside, its stop grace. */
   sandboxed?: boolean;
   supervised?: boolean;
@@ -58,7 +77,10 @@ export function runtimeEnv(job: JobDescription): Record<string, string> {
   const env: Record<string, string> = { ALEKSEYLEARN_ENTRY: job.entry, ALEKSEYLEARN_KIND: job.kind, TRAINING_JOB_NAME: job.name };
   if (job.platform) env.ALEKSEYLEARN_PLATFORM = job.platform;
   if (job.inputs && Object.keys(job.inputs).length) env.ALEKSEYLEARN_INPUTS = JSON.stringify(job.inputs);
-  Object.assign(env, settingsEnv({ hyperparameterArgs: job.hyperparameterArgs, hyperparameterFormat: job.hyperparameterFormat }));
+  Object.assign(env, settingsEnv(job));
+  if (job.hosts && job.hosts.length > 1) env.ALEKSEYLEARN_HOSTS = job.hosts.join(",");
+  if (job.currentHost && job.hosts && job.hosts.length > 1) env.ALEKSEYLEARN_CURRENT_HOST = job.currentHost;
+  if (job.masterPort !== undefined) env.ALEKSEYLEARN_MASTER_PORT = String(job.masterPort);
   if (job.sandboxed) env.ALEKSEYLEARN_SANDBOXED = "1";
   if (job.supervised) env.ALEKSEYLEARN_SUPERVISED = "1";
   if (job.stopTimeout !== undefined) env.ALEKSEYLEARN_STOP_TIMEOUT = String(job.stopTimeout);
@@ -66,8 +88,10 @@ export function runtimeEnv(job: JobDescription): Record<string, string> {
 }
 
 /** The variables for the job's settings that an image carries in its job's environment (SageMaker's Environment, Vertex's env), only where not the default. */
-export function settingsEnv(settings: { hyperparameterArgs?: boolean; hyperparameterFormat?: HyperparameterFormat }): Record<string, string> {
+export function settingsEnv(settings: RuntimeSettings): Record<string, string> {
   return {
+    ...(settings.distribution && settings.distribution !== "none" ? { ALEKSEYLEARN_DISTRIBUTION: settings.distribution } : {}),
+    ...(settings.processesPerHost !== undefined ? { ALEKSEYLEARN_PROCESSES_PER_HOST: String(settings.processesPerHost) } : {}),
     ...(settings.hyperparameterArgs === false ? { ALEKSEYLEARN_HYPERPARAMETER_ARGS: "false" } : {}),
     ...(settings.hyperparameterFormat && settings.hyperparameterFormat !== "toolkit"
       ? { ALEKSEYLEARN_HYPERPARAMETER_FORMAT: settings.hyperparameterFormat }

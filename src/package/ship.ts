@@ -23,7 +23,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as tar from "tar";
-import { UserError } from "../errors.js";
+import { failure, UserError } from "../errors.js";
+import { printable } from "../storage/archive.js";
 import { hasUrlCredentials } from "../redact.js";
 import { isCode } from "./bundle.js";
 import { parseDockerignore } from "./dockerignore.js";
@@ -109,6 +110,12 @@ function secretByContent(file: string, size: number): boolean {
   if (bytes.includes(0)) return false; // binary
   const text = bytes.toString("latin1");
   return PRIVATE_KEY.test(text) || (SERVICE_ACCOUNT.test(text) && text.includes('"private_key"')) || AWS_SECRET.test(text);
+}
+
+/** True for an error that says this user may not read a path (as opposed to a bug, or a path gone meanwhile). */
+function isUnreadable(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "EACCES" || code === "EPERM";
 }
 
 /** True for a file that pip reads as a requirements file by its usual names. */
@@ -199,10 +206,24 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
     return parts.slice(0, -1).some((_, i) => git.paths.has(`${parts.slice(0, i + 1).join("/")}/`));
   };
 
-  /** Walk `prefix`; `secretAbove` when a secret folder above is already named. Returns whether anything inside ships. */
-  const walk = (prefix: string, secretAbove: boolean): boolean => {
+  /** What would ship but cannot be read (a folder ends with `/`), with why: named together in one error at the end. */
+  const unreadable: string[] = [];
+  /** Folders that could not be read, whether named in the error or skipped with a warning. */
+  const unreadFolders = new Set<string>();
+  /** Walk `prefix`; `secretAbove` when a secret folder above is already named; `excluded` when the rules keep it out. Returns whether anything inside ships. */
+  const walk = (prefix: string, secretAbove: boolean, excluded: boolean): boolean => {
     let shipsSomething = false;
-    const entries = fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => byName(a.name, b.name));
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => byName(a.name, b.name));
+    } catch (err) {
+      if (!isUnreadable(err)) throw err;
+      unreadFolders.add(prefix);
+      // A folder the rules keep out is only looked into for a `!` rule that brings something back; one that cannot be read brings nothing.
+      if (excluded) shipment.warnings.push(`Skipped ${prefix}/: it cannot be read (${(err as NodeJS.ErrnoException).code}), and the ignore rules keep it out.`);
+      else unreadable.push(`${prefix}/ (${(err as NodeJS.ErrnoException).code})`);
+      return false;
+    }
     for (const entry of entries) {
       const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
       if (!isCode(relative)) continue;
@@ -217,7 +238,8 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
         const secretFolder = SECRET_FOLDERS.has(entry.name) && own !== "include";
         const named = secretFolder && !ignored && !secretAbove;
         if (named) shipment.secrets.push(`${relative}/`);
-        const inside = walk(relative, secretAbove || named);
+        const inside = walk(relative, secretAbove || named, ignored || secretFolder || secretAbove);
+        if (unreadFolders.has(relative)) continue; // named in the error, or skipped with a warning, by its walk
         // A folder ships when something in it does, or when it is empty and not excluded (a script may expect it); a folder the rules emptied does not.
         const empty = fs.readdirSync(full).every((name) => !isCode(`${relative}/${name}`));
         if (inside || (!ignored && !secretFolder && empty)) {
@@ -226,7 +248,14 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
         }
         continue;
       }
-      const size = entry.isFile() ? fs.lstatSync(full).size : 0;
+      let size: number;
+      try {
+        size = entry.isFile() ? fs.lstatSync(full).size : 0;
+      } catch (err) {
+        if (!isUnreadable(err)) throw err;
+        if (!ignored) unreadable.push(`${relative} (${(err as NodeJS.ErrnoException).code})`);
+        continue;
+      }
       if (ignored) {
         if (byGit && !own && entry.isFile()) {
           shipment.gitignored.files++;
@@ -239,7 +268,16 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
         .split("/")
         .slice(0, -1)
         .some((part) => SECRET_FOLDERS.has(part));
-      const secret = own !== "include" && (inSecretFolder || secretByName(relative) || (entry.isFile() && secretByContent(full, size)));
+      let secret: boolean;
+      try {
+        secret = own !== "include" && (inSecretFolder || secretByName(relative) || (entry.isFile() && secretByContent(full, size)));
+        // Every file that ships is read when it is packed: one that cannot be is named now, with the others, not halfway through an upload.
+        if (!secret && entry.isFile()) fs.accessSync(full, fs.constants.R_OK);
+      } catch (err) {
+        if (!isUnreadable(err)) throw err;
+        unreadable.push(`${relative} (${(err as NodeJS.ErrnoException).code})`);
+        continue;
+      }
       if (secret) {
         if (!secretAbove) shipment.secrets.push(relative);
         continue;
@@ -253,7 +291,13 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
     }
     return shipsSomething;
   };
-  walk("", false);
+  walk("", false, false);
+  if (unreadable.length)
+    throw failure(
+      `${unreadable.length === 1 ? "A file or folder" : `${unreadable.length} files or folders`} in ${dir} would ship but cannot be read:`,
+      `Make ${unreadable.length === 1 ? "it" : "them"} readable (chmod u+r, and u+x for a folder), or keep ${unreadable.length === 1 ? "it" : "them"} out with a line in ${SHIP_IGNORE_FILE}.`,
+      unreadable.slice(0, 20).map((item) => `- ${printable(item)}`),
+    );
   shipment.files.sort(byName);
   shipment.folders.sort(byName);
   shipment.secrets.sort(byName);

@@ -8,10 +8,10 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import { findEnvironmentFile, resolveArtifact } from "../package/artifact.js";
 import { hyperparameterStrings } from "../package/contract.js";
-import { normalizeLocation, schemeOf } from "../storage/location.js";
+import { normalizeLocation, outputLocationProblems, schemeOf } from "../storage/location.js";
 import { loadProjectConfig } from "./config-file.js";
 import { validateSettings, type Schema, type SettingsOf } from "./schema.js";
-import type { BackendName, JobSpec, SpecRules } from "./types.js";
+import { BACKEND_NAMES, type BackendName, type JobSpec, type SpecRules } from "./types.js";
 import type { ConfigValue } from "./values.js";
 
 /** What the user asked for, as the CLI or a library caller gives it. Relative paths are relative to the context's folder. */
@@ -41,10 +41,11 @@ export function backendForOutputPath(outputPath: unknown): BackendName {
 }
 
 function problemsError(problems: string[], owner: string): UserError {
-  if (problems.length === 1) return new UserError(problems[0]! + ".", `\`alekseylearn fit --help\` lists the settings of ${owner}.`);
+  const name = owner.replace(/^the (\S+) backend$/, "$1");
+  if (problems.length === 1) return new UserError(problems[0]! + ".", `\`alekseylearn settings ${name}\` lists the settings of ${owner}.`);
   return new UserError(
     `${problems.length} problems with the job's settings:`,
-    `\`alekseylearn fit --help\` lists the settings of ${owner}.`,
+    `\`alekseylearn settings ${name}\` lists the settings of ${owner}.`,
     2,
     problems.map((p) => `- ${p}`),
   );
@@ -66,6 +67,7 @@ export function buildSpec<Sch extends Schema>(request: FitRequest, cwd: string, 
   const backend = rulesOf(backendName);
   const owner = `the ${backend.name} backend`;
   const { settings, values, problems } = validateSettings(backend.schema, config, owner);
+  explainOtherBackends(problems, backend.name, rulesOf);
 
   // A backend that keeps outputs itself (Kaggle) has no output_path; the job's outputs are named at submission.
   let outputPath = "";
@@ -73,6 +75,7 @@ export function buildSpec<Sch extends Schema>(request: FitRequest, cwd: string, 
     try {
       outputPath = normalizeLocation(typeof values.output_path === "string" ? values.output_path : "", cwd, "output path");
       if (values.output_path === undefined) problems.push(`config.output_path is required by ${owner}`);
+      else problems.push(...outputLocationProblems(outputPath));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       problems.push(err.message.replace(/\.$/, "") + (err.hint ? ` (${err.hint.replace(/\.$/, "")})` : ""));
@@ -112,6 +115,35 @@ export function buildSpec<Sch extends Schema>(request: FitRequest, cwd: string, 
   const unsupported = backend.check(spec);
   if (unsupported.length) throw problemsError(unsupported, owner);
   return spec;
+}
+
+/** How each backend is chosen, for a setting given to another one. */
+const CHOSEN_BY: Record<BackendName, string> = {
+  local: "--backend local, or a local config.output_path",
+  sagemaker: "--backend sagemaker, or an s3:// config.output_path",
+  vertex: "--backend vertex, or a gs:// config.output_path",
+  kaggle: "--backend kaggle",
+  slurm: "--backend slurm",
+};
+
+/** A setting unknown to this backend but known to others says whose it is and how that backend is chosen (in place, in `problems`). */
+function explainOtherBackends(problems: string[], current: BackendName, rulesOf: (name: string) => { schema: Schema }): void {
+  for (const [i, problem] of problems.entries()) {
+    const key = /^config\.(\S+) is not a setting of /.exec(problem)?.[1];
+    if (!key) continue;
+    const owners = BACKEND_NAMES.filter((name) => {
+      if (name === current) return false;
+      try {
+        return key in rulesOf(name).schema;
+      } catch {
+        return false; // a backend not built in this version
+      }
+    });
+    if (owners.length)
+      problems[i] =
+        `config.${key} is not a setting of the ${current} backend, which this job runs on; it is one of the ${owners.join(", ")} ${owners.length > 1 ? "backends'" : "backend's"}` +
+        ` (${owners.map((name) => `${name} is chosen with ${CHOSEN_BY[name]}`).join("; ")})`;
+  }
 }
 
 /** The folder a project config would sit in: the folder itself, or a file's folder. */

@@ -2,7 +2,7 @@
 import type { Schema, Settings, SettingsOf } from "./schema.js";
 
 /** Every backend the tool knows of, built or not. */
-export const BACKEND_NAMES = ["local", "sagemaker", "vertex", "kaggle"] as const;
+export const BACKEND_NAMES = ["local", "sagemaker", "vertex", "kaggle", "slurm"] as const;
 /** The name of a place a job runs. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 

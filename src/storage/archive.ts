@@ -14,7 +14,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import * as tar from "tar";
-import { failure, isErrnoError } from "../errors.js";
+import { EXIT_INTERRUPTED, failure, isErrnoError, UserError } from "../errors.js";
 
 /** Tar entry types that extraction accepts; everything else (devices, FIFOs, vendor types) refuses the archive. */
 const ALLOWED_TYPES = new Set(["File", "OldFile", "ContiguousFile", "Directory", "SymbolicLink", "Link"]);
@@ -237,13 +237,22 @@ function sizeRefusal(total: number, limits: SizeLimits, dir: string): Refusal | 
   return undefined;
 }
 
+/** The error for an extraction stopped by the user (Ctrl-C): exit 130, and nothing of it is left. */
+function stopped(archive: string): UserError {
+  return new UserError(`Stopped while extracting ${archive}; nothing was extracted.`, undefined, EXIT_INTERRUPTED);
+}
+
 /** Unpack `archive` into the empty folder `staging`; throws a refusal naming the first unsafe entry (or the size it would reach), or the reason the archive cannot be read. */
-async function unpackChecked(archive: string, staging: string, limits: SizeLimits, target: string, from?: Readable): Promise<void> {
+async function unpackChecked(archive: string, staging: string, limits: SizeLimits, target: string, from?: Readable, signal?: AbortSignal): Promise<void> {
   const refusals: Refusal[] = [];
   const symlinks = new Set<string>();
   const checked = new WeakSet<object>();
   let total = 0;
   const source = from ?? fs.createReadStream(archive, { highWaterMark: CHUNK });
+  // A stop ends the reading; the unpacker then fails on its cut input, and the caller removes what was made.
+  const onAbort = (): void => void source.destroy(Object.assign(new Error("stopped"), { name: "AbortError" }));
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
   try {
     // A gzip archive is inflated here, not by node-tar (see CHUNK). node-tar still reads zstd and brotli itself, under its
     // decompression ratio; gzip cannot exceed that ratio (see MAX_DECOMPRESSION_RATIO), and the size rules below apply to every archive.
@@ -292,9 +301,13 @@ async function unpackChecked(archive: string, staging: string, limits: SizeLimit
       else source.pipe(unpack);
     });
   } catch (err) {
+    if (signal?.aborted) throw stopped(archive);
     // A refusal found before the error explains it better than the error does.
     if (!refusals.length) throw unreadable(archive, staging, err);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
+  if (signal?.aborted) throw stopped(archive);
   const first = refusals[0];
   if (first) throw failure(`Refusing to extract ${archive}: ${first.message}.`, first.hint);
 }
@@ -395,6 +408,10 @@ export interface ExtractOptions {
   compressedSize?: number;
   /** Allow the extracted files to add up to this many bytes, instead of 100 times the archive's size once above 1 GiB (`--max-size`). */
   maxSize?: number;
+  /** Bytes of the target's disk already promised elsewhere (the rest of a download into the same disk): not free for the files. */
+  reserved?: number;
+  /** Stops the extraction (Ctrl-C): it then fails with exit 130 and leaves nothing behind. */
+  signal?: AbortSignal;
 }
 
 /** Safely extract the .tar.gz (or .tar) `archive` into `toDir` and return the regular files placed (relative, sorted); nothing is written when an entry is unsafe, the archive is too large (see `ExtractOptions.maxSize`) or unreadable, or a file in `toDir` would get other content without `overwrite`. */
@@ -406,12 +423,13 @@ export async function extractArchive(archive: string, toDir: string, options: Ex
     const { bavail, bsize } = fs.statfsSync(staging);
     const compressed = options.from ? options.compressedSize : fs.statSync(archive).size;
     const limits: SizeLimits = {
-      free: bavail * bsize,
+      free: Math.max(0, bavail * bsize - (options.reserved ?? 0)),
       ...(compressed !== undefined ? { compressed } : {}),
       ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
     };
-    await unpackChecked(archive, staging, limits, toDir, options.from);
+    await unpackChecked(archive, staging, limits, toDir, options.from, options.signal);
     await options.ready;
+    if (options.signal?.aborted) throw stopped(archive);
     return await placeFiles(staging, toDir, `Extracting ${path.basename(archive)}`, options.overwrite ?? false);
   } catch (err) {
     options.from?.destroy(); // a download feeding us stops waiting for a reader that is gone

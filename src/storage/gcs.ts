@@ -5,7 +5,8 @@
  * downloads are ranged GETs of one generation of the object, several at
  * once, straight into the file at their offsets, resumed from what is on
  * disk after an interruption, and verified before the file appears: with the
- * object's CRC32C, and its MD5 when it has one (composite objects have none).
+ * object's CRC32C, and its MD5 when it has one (composite objects have none),
+ * digested natively on another core while the ranges still come down.
  * STORAGE_EMULATOR_HOST points it at another server, as the library reads it.
  */
 import fs from "node:fs";
@@ -14,8 +15,7 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
-import { fetchRanges, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
-import { makeDigest } from "./s3-verify.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, followPrefix, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
 import type { ObjectInfo, ProgressListener, Storage } from "./types.js";
 import { loadSdk } from "../sdk.js";
 
@@ -58,12 +58,17 @@ function explain(err: unknown, what: string): Error {
   const e = err as { code?: number | string; message?: string; name?: string };
   if (e?.name === "AbortError") return new UserError(`Stopped ${what}.`, "Run the same command again to resume.");
   const code = typeof e?.code === "number" ? e.code : Number(e?.code);
+  // Resuming helps only a download cut by the network or the server; a missing bucket or object, or a refusal, stays as it is.
   const hint =
     code === 401 || /Could not load the default credentials/i.test(e?.message ?? "")
       ? "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account's key file."
       : code === 403
         ? "The caller lacks permission on the bucket (storage.objects.get, .list or .create)."
-        : "Run the command again; the download resumes where it stopped.";
+        : code === 404
+          ? "Check the bucket and object names: `gcloud storage ls gs://BUCKET/PATH` lists what is there."
+          : what.startsWith("downloading") && (code >= 500 || code === 429 || isTransient(err))
+            ? "Run the command again; the download resumes where it stopped."
+            : undefined;
   // The library's messages name the request, never its Authorization header.
   return failure(`Cloud Storage failed while ${what}: ${e?.message ?? String(err)}`, hint);
 }
@@ -194,12 +199,19 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
       } catch {
         // nothing to resume
       }
+      // A full disk is found now, before anything is written: what is still to come must fit.
+      const have = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      try {
+        checkSpace(file, size - have, location);
+      } catch (err) {
+        throw fail(err as Error);
+      }
       if (!done.size) {
         fs.writeFileSync(partial, "");
         fs.truncateSync(partial, size);
       }
       const saveState = (): void => fs.writeFileSync(stateFile, JSON.stringify({ identity, done: [...done] }));
-      let moved = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      let moved = have;
       onProgress?.(moved, size);
 
       // Ranges are plain ranged GETs of the media (the JSON API's alt=media), authorized by the library's own credentials: the
@@ -217,6 +229,11 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
           throw failure(`Cloud Storage ignored the range asked of ${location}.`, "Fetch again.");
         return { body: cutIsReset(response.body!) };
       };
+      // A worker on another core digests the finished prefix of the file (CRC32C, and MD5 when the object has one) while later
+      // ranges still come down; the same prefix goes, in order, to whoever reads along (extraction, which places nothing before
+      // this download has passed its checks).
+      const whole = prefixDigest(object.md5Hash ? ["CRC32C", "MD5"] : ["CRC32C"]);
+      const prefix = followPrefix(ranges, done, partial, whole, inOrder);
       try {
         await fetchRanges(
           source,
@@ -232,22 +249,22 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
             onRange: (range) => {
               done.add(range.index);
               saveState();
+              prefix.advance();
             },
           },
         );
       } catch (err) {
+        await whole.terminate();
+        const full = diskFull(err, partial, size, location);
+        if (full) throw fail(full);
         throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
 
-      // Verify the whole file against what Cloud Storage keeps, then let it appear (and stream it, in order, to whoever reads along).
-      const crc = await makeDigest("CRC32C");
-      const md5 = object.md5Hash ? await makeDigest("MD5") : undefined;
-      for await (const chunk of fs.createReadStream(partial, { highWaterMark: MiB })) {
-        crc.update(chunk as Buffer);
-        md5?.update(chunk as Buffer);
-      }
-      const crcOk = (await crc.digest()).toString("base64") === object.crc32c;
-      const md5Ok = !md5 || (await md5.digest()).toString("base64") === object.md5Hash;
+      // Verify the whole file against what Cloud Storage keeps before it appears.
+      const [crc, md5] = await whole.digests();
+      await prefix.streamed();
+      const crcOk = crc!.toString("base64") === object.crc32c;
+      const md5Ok = !object.md5Hash || md5!.toString("base64") === object.md5Hash;
       if (fs.statSync(partial).size !== size || !crcOk || !md5Ok) {
         fs.rmSync(partial, { force: true });
         fs.rmSync(stateFile, { force: true });
@@ -258,13 +275,7 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
           ),
         );
       }
-      if (inOrder) {
-        for await (const chunk of fs.createReadStream(partial, { highWaterMark: MiB })) {
-          if (inOrder.destroyed) break;
-          if (!inOrder.write(chunk)) await new Promise<void>((resolve) => inOrder.once("drain", resolve));
-        }
-        inOrder.end();
-      }
+      inOrder?.end();
       fs.renameSync(partial, file);
       fs.rmSync(stateFile, { force: true });
     },

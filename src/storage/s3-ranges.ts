@@ -6,9 +6,142 @@
  */
 import fs from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { failure } from "../errors.js";
+import path from "node:path";
+import { failure, isErrnoError, UserError } from "../errors.js";
 import { eachLimited } from "../exec.js";
-import type { Digest } from "./s3-verify.js";
+import { formatBytes } from "./archive.js";
+import type { Writable } from "node:stream";
+import { Worker } from "node:worker_threads";
+import type { Digest, DigestAlgorithm } from "./s3-verify.js";
+
+/** A worker on another core that digests `file` range by range, in order, as the ranges are whole on disk (digest-worker.ts). */
+export interface PrefixDigest {
+  /** Digest these bytes next (the next range in order). */
+  add(file: string, start: number, end: number): void;
+  /** The digests of everything added, in the order of the algorithms; the worker then ends. */
+  digests(): Promise<Buffer[]>;
+  /** End the worker without digests. */
+  terminate(): Promise<unknown>;
+}
+
+const MiB = 1024 * 1024;
+
+/** Wait until `stream` takes more, or is gone. */
+export function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.once("drain", done);
+    stream.once("close", done);
+  });
+}
+
+/** The finished prefix of a download in progress, handed on as it grows (`followPrefix`). */
+export interface PrefixFollower {
+  /** Hand on every range now whole on disk whose ranges before it are whole too; call after each range lands. */
+  advance(): void;
+  /** Settles when everything handed to the reader so far is written to it. */
+  streamed(): Promise<void>;
+}
+
+/**
+ * Follow the finished prefix of `partial` while later ranges still come down: each range, once it and every range
+ * before it are in `done`, goes to the whole-object digest (a worker on another core), and, in order, to `inOrder`,
+ * whoever reads along (extraction, which places nothing before the download has passed its checks).
+ */
+export function followPrefix(
+  ranges: readonly Range[],
+  done: ReadonlySet<number>,
+  partial: string,
+  digest: PrefixDigest | undefined,
+  inOrder: Writable | undefined,
+): PrefixFollower {
+  let digested = 0;
+  let streamedTo = 0;
+  let streaming: Promise<void> = Promise.resolve();
+  const follower: PrefixFollower = {
+    advance: () => {
+      while (digest && digested < ranges.length && done.has(ranges[digested]!.index)) {
+        const range = ranges[digested++]!;
+        digest.add(partial, range.start, range.end);
+      }
+      if (!inOrder) return;
+      streaming = streaming.then(async () => {
+        while (streamedTo < ranges.length && done.has(ranges[streamedTo]!.index) && !inOrder.destroyed) {
+          const range = ranges[streamedTo++]!;
+          for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end, highWaterMark: MiB })) {
+            if (inOrder.destroyed) return;
+            if (!inOrder.write(chunk)) await drained(inOrder);
+          }
+        }
+      });
+    },
+    streamed: () => streaming,
+  };
+  follower.advance();
+  return follower;
+}
+
+/** Start a `PrefixDigest` for `algorithms`. */
+export function prefixDigest(algorithms: readonly DigestAlgorithm[]): PrefixDigest {
+  const worker = new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithms } });
+  return {
+    add: (file, start, end) => worker.postMessage({ file, start, end }),
+    digests: () =>
+      new Promise<Buffer[]>((resolve, reject) => {
+        worker.once("message", (answer: Uint8Array[] | { error: string }) =>
+          "error" in answer ? reject(new Error(`digesting the download failed: ${answer.error}`)) : resolve(answer.map((digest) => Buffer.from(digest))),
+        );
+        worker.once("error", reject);
+        worker.postMessage({ digest: true });
+      }).finally(() => worker.terminate()),
+    terminate: () => worker.terminate(),
+  };
+}
+
+/** Bytes free to this user on the disk that holds `folder` (statfs). */
+export function freeSpace(folder: string): number {
+  const { bavail, bsize } = fs.statfsSync(folder);
+  return bavail * bsize;
+}
+
+const FULL_DISK_HINT = "Free some space there, or fetch --to a folder on another disk.";
+
+/**
+ * Refuse a download of `needed` more bytes into `file` before it starts, when
+ * the disk does not have them free: the size is known from the object's
+ * metadata, so a full disk is found before anything is written.
+ */
+export function checkSpace(file: string, needed: number, what: string): void {
+  const folder = path.dirname(file);
+  const free = freeSpace(folder);
+  if (needed > free)
+    throw failure(
+      `Not enough space to download ${what}: it needs ${formatBytes(needed)}, and the disk of ${folder} has ${formatBytes(free)} free.`,
+      FULL_DISK_HINT,
+    );
+}
+
+/**
+ * A disk that filled up during the download (another program took the space
+ * after `checkSpace`), as the user's situation it is: the partial file is
+ * removed, as the AWS CLI removes its temporary file when a download fails
+ * (s3transfer's DownloadFilenameOutputManager registers that cleanup), since
+ * resuming cannot help until space is freed. Undefined for any other error.
+ */
+export function diskFull(err: unknown, partial: string, size: number, what: string): UserError | undefined {
+  if (!isErrnoError(err, "ENOSPC") && !isErrnoError(err, "EDQUOT")) return undefined;
+  fs.rmSync(partial, { force: true });
+  fs.rmSync(`${partial}.json`, { force: true });
+  const folder = path.dirname(partial);
+  return failure(
+    `The disk of ${folder} filled up while downloading ${what}: it needs ${formatBytes(size)}, and has ${formatBytes(freeSpace(folder))} free now; the partial download was removed.`,
+    FULL_DISK_HINT,
+  );
+}
 
 /** One range of the download: its place in order, and its first and last byte (inclusive). */
 export interface Range {

@@ -170,9 +170,22 @@ export async function makeDigest(algorithm: DigestAlgorithm): Promise<Digest> {
       },
     };
   }
-  // The SDK's own CRC32C and CRC64NVME, the ones it checks S3's answers with.
+  if (algorithm === "CRC32C") {
+    // Native (SSE 4.2 / ARMv8 CRC instructions, prebuilt per platform): the SDK's JavaScript CRC32C runs at a fifteenth of its speed (5 s per GiB here).
+    const { crc32c } = loadSdk<typeof import("@node-rs/crc32")>("@node-rs/crc32");
+    let crc = 0;
+    return {
+      update: (chunk) => (crc = crc32c(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), crc)),
+      digest: async () => {
+        const out = Buffer.alloc(4);
+        out.writeUInt32BE(crc >>> 0);
+        return out;
+      },
+    };
+  }
+  // The SDK's own CRC64NVME, the one it checks S3's answers with (JavaScript, 2.4 s per GiB here: digested in a worker beside the download).
   const crc = loadSdk<typeof import("@aws-sdk/checksums/crc")>("@aws-sdk/checksums/crc");
-  const sum = algorithm === "CRC32C" ? new crc.Crc32cJs() : new crc.Crc64NvmeJs();
+  const sum = new crc.Crc64NvmeJs();
   return { update: (chunk) => sum.update(chunk), digest: async () => Buffer.from(await sum.digest()) };
 }
 

@@ -12,12 +12,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { Worker } from "node:worker_threads";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
 import { eachLimited } from "../exec.js";
-import { fetchRanges, isTransient, planRanges, type Range, type RangeSource } from "./s3-ranges.js";
+import { checkSpace, diskFull, fetchRanges, isTransient, followPrefix, planRanges, prefixDigest, type Range, type RangeSource } from "./s3-ranges.js";
 import {
   CHECKSUM_ALGORITHMS,
   checkArchive,
@@ -122,19 +121,6 @@ export async function s3Client(
     }),
     sdk,
   };
-}
-
-/** Wait until `stream` takes more, or is gone. */
-function drained(stream: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.once("drain", done);
-    stream.once("close", done);
-  });
 }
 
 /** What an interrupted download leaves beside its partial file, to resume: which object and ranges, and which ranges are done. */
@@ -408,8 +394,15 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       } catch {
         // nothing to resume
       }
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // A full disk is found now, before anything is written: what is still to come must fit.
+      const have = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      try {
+        checkSpace(file, object.size - have, location);
+      } catch (err) {
+        throw fail(err as Error);
+      }
       if (!done.size) {
-        fs.mkdirSync(path.dirname(file), { recursive: true });
         fs.writeFileSync(partial, "");
         fs.truncateSync(partial, object.size);
       }
@@ -424,38 +417,13 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       };
       if (verification.kind === "parts") for (const range of ranges.filter((r) => done.has(r.index))) partDigests[range.index] = await digestOf(range);
 
-      let moved = ranges.filter((r) => done.has(r.index)).reduce((sum, r) => sum + (r.end - r.start + 1), 0);
+      let moved = have;
       onProgress?.(moved, object.size);
 
-      // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still download.
-      const whole =
-        verification.kind === "full"
-          ? new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithm: verification.algorithm } })
-          : undefined;
-      let digested = 0;
-      const advanceDigest = (): void => {
-        while (whole && digested < ranges.length && done.has(ranges[digested]!.index)) {
-          const range = ranges[digested++]!;
-          whole.postMessage({ file: partial, start: range.start, end: range.end });
-        }
-      };
-      advanceDigest();
-      // The finished prefix, in order, to whoever reads along (extraction while later ranges still come down).
-      let streamed = 0;
-      let streaming: Promise<void> = Promise.resolve();
-      const advanceStream = (): void => {
-        if (!inOrder) return;
-        streaming = streaming.then(async () => {
-          while (streamed < ranges.length && done.has(ranges[streamed]!.index) && !inOrder.destroyed) {
-            const range = ranges[streamed++]!;
-            for await (const chunk of fs.createReadStream(partial, { start: range.start, end: range.end, highWaterMark: MiB })) {
-              if (inOrder.destroyed) return;
-              if (!inOrder.write(chunk)) await drained(inOrder);
-            }
-          }
-        });
-      };
-      advanceStream();
+      // A whole-object check: a worker on another core digests the finished prefix of the file while later ranges still
+      // download; the same prefix goes, in order, to whoever reads along (extraction while later ranges still come down).
+      const whole = verification.kind === "full" ? prefixDigest([verification.algorithm]) : undefined;
+      const prefix = followPrefix(ranges, done, partial, whole, inOrder);
 
       // Step 3: fetch the missing ranges, each retried and resumed on its own.
       const source: RangeSource = async (start, end) => {
@@ -485,26 +453,21 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
               if (digest) partDigests[range.index] = digest;
               done.add(range.index);
               saveState();
-              advanceDigest();
-              advanceStream();
+              prefix.advance();
             },
           },
         );
       } catch (err) {
         await whole?.terminate();
+        const full = diskFull(err, partial, object.size, location);
+        if (full) throw fail(full);
         // However the abort surfaced (ours, the SDK's, or the socket's "aborted"), it is a stop, and the ranges kept resume.
         throw fail(explain(ctx.signal?.aborted ? { name: "AbortError" } : err, `downloading ${location}`));
       }
 
       // Step 4: verify, then assemble (the partial file becomes the file; nothing unverified is kept).
-      const wholeDigest = whole
-        ? await new Promise<Buffer>((resolve, reject) => {
-            whole.once("message", (digest: Uint8Array) => resolve(Buffer.from(digest)));
-            whole.once("error", reject);
-            whole.postMessage({ digest: true });
-          }).finally(() => whole.terminate())
-        : undefined;
-      await streaming;
+      const wholeDigest = whole ? (await whole.digests())[0] : undefined;
+      await prefix.streamed();
       const thrownAway = (message: string, hint: string): Error => {
         fs.rmSync(partial, { force: true });
         fs.rmSync(stateFile, { force: true });

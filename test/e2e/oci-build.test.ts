@@ -47,7 +47,12 @@ test("build pushes examples/iris with no Docker; skopeo reads it back; the same 
   const pushed = JSON.parse(first.stdout) as { image: string; digest: string; layers: number; pushed_bytes: number };
   assert.equal(pushed.image, `${registry.host}/iris@${pushed.digest}`);
   assert.equal(pushed.layers, 4, "base, environment, runtime, code");
-  const inspected = JSON.parse(skopeo(["inspect", "--tls-verify=false", `docker://${pushed.image}`])) as { Architecture: string; Os: string; Env: string[]; Layers: string[] };
+  const inspected = JSON.parse(skopeo(["inspect", "--tls-verify=false", `docker://${pushed.image}`])) as {
+    Architecture: string;
+    Os: string;
+    Env: string[];
+    Layers: string[];
+  };
   assert.equal(`${inspected.Os}/${inspected.Architecture}`, "linux/amd64");
   assert.ok(inspected.Env.includes("ALEKSEYLEARN_ENTRY=train.py"));
   const raw = JSON.parse(skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${pushed.image}`])) as { mediaType: string };
@@ -115,7 +120,9 @@ test("a connection dropped mid-blob is retried, and the image reads back whole",
 test("Basic auth from the registry's htpasswd: the right password pushes, a wrong one is a clear error", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "oci-basic-"));
   // bcrypt, as the registry's htpasswd auth requires (distribution docs/configuration.md, "htpasswd"); cost 4 keeps each request fast.
-  const hash = execFileSync("python3", ["-c", "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"], { encoding: "utf8" }).trim();
+  const hash = execFileSync("python3", ["-c", "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"], {
+    encoding: "utf8",
+  }).trim();
   fs.writeFileSync(path.join(dir, "htpasswd"), `trainer:${hash}\n`);
   const secured = await startRegistry(dir, `  htpasswd:\n    realm: test-registry\n    path: ${path.join(dir, "htpasswd")}`);
   try {

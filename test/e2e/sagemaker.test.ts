@@ -25,6 +25,7 @@ import { startCloudWatchProxy } from "../servers/cloudwatch-proxy.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 import { fitAndFetch, styleProjects, unpickle, V3_HYPERPARAMETERS } from "../helpers/styles.js";
 import { fileTimeLimit } from "../helpers/limit.js";
+import { cpuTorchIndex, TWO_RANK_REQUIREMENTS, TWO_RANK_SCRIPT } from "../helpers/distributed.js";
 
 fileTimeLimit(30, import.meta.url);
 
@@ -676,4 +677,31 @@ test("moto + registry + fake SageMaker, and the local container runner: a Vertex
     const v3 = await model(path.join(root, "v3"), ["train.py", ...V3_HYPERPARAMETERS, "--config.hyperparameter_format=json", ...where]);
     assert.equal(JSON.parse(v3["results.json"]!).status, "success", `${where[0]}: SDK v3's argument form`);
   }
+});
+
+test("moto + registry + fake SageMaker running two containers: the two-rank torch.distributed script meets its peer across algo-1 and algo-2; their models make one model.tar.gz", async () => {
+  const torchIndex = cpuTorchIndex();
+  assert.ok(torchIndex, "the CPU torch wheel is in /opt/wheels");
+  const project = writeTree({ "train.py": TWO_RANK_SCRIPT, "requirements.txt": TWO_RANK_REQUIREMENTS });
+  const { env } = sagemakerEnv({ PIP_EXTRA_INDEX_URL: torchIndex });
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.instance_count=2", ...FAST, "--json"], { cwd: project, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.equal((created(job.name).ResourceConfig as { InstanceCount: number }).InstanceCount, 2);
+  assert.match(fit.stderr, /^\[algo-1\] rank 0 of 2 on algo-1: sum 3\.0$/m, "each instance's CloudWatch stream, prefixed by its host");
+  assert.match(fit.stderr, /^\[algo-2\] rank 1 of 2 on algo-2: sum 3\.0$/m);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: project, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  // SageMaker aggregates every host's /opt/ml/model into the one model.tar.gz.
+  assert.deepEqual(listTree(to), ["model.json", "rank-0.json", "rank-1.json"]);
+  const saved = JSON.parse(fs.readFileSync(path.join(to, "model.json"), "utf8"));
+  assert.equal(saved.sum, 3);
+  assert.deepEqual(
+    [saved.env.MASTER_ADDR, saved.env.MASTER_PORT, saved.env.SM_MASTER_ADDR, saved.env.SM_MASTER_PORT],
+    ["algo-1", "7777", "algo-1", "7777"],
+    "SageMaker's hosts meet at algo-1 on SDK v3's port",
+  );
+  const other = JSON.parse(fs.readFileSync(path.join(to, "rank-1.json"), "utf8"));
+  assert.deepEqual([other.hostname, other.env.SM_CURRENT_HOST, other.env.RANK], ["algo-2", "algo-2", "1"]);
 });

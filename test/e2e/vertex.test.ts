@@ -30,6 +30,7 @@ import { startGcsFake, type GcsFake } from "../servers/gcs-fake.js";
 import { startVertexFake, type VertexFake } from "../servers/vertex-fake.js";
 import { startArtifactRegistryProxy, type ArtifactRegistryProxy } from "../servers/artifact-registry-proxy.js";
 import type { CustomJobBody } from "../../src/backends/vertex/plan.js";
+import { cpuTorchIndex, TWO_RANK_REQUIREMENTS, TWO_RANK_SCRIPT } from "../helpers/distributed.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 
 fileTimeLimit(30, import.meta.url);
@@ -613,3 +614,27 @@ test(
     );
   },
 );
+
+test("Vertex and GCS test servers, two hosts: the two-rank torch.distributed script meets its peer at the chief's CLUSTER_SPEC address; the chief's model is the job's", async () => {
+  const torchIndex = cpuTorchIndex();
+  assert.ok(torchIndex, "the CPU torch wheel is in /opt/wheels");
+  const project = writeTree({ "train.py": TWO_RANK_SCRIPT, "requirements.txt": TWO_RANK_REQUIREMENTS });
+  const { env } = vertexEnv({ PIP_EXTRA_INDEX_URL: torchIndex });
+  const fit = await runCli(
+    ["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, "--config.instance_count=2", ...FAST, "--json"],
+    { cwd: project, env },
+  );
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.match(fit.stderr, /\[workerpool0-0\] rank 0 of 2 on algo-1: sum 3\.0/);
+  assert.match(fit.stderr, /\[workerpool1-0\] rank 1 of 2 on algo-2: sum 3\.0/);
+  assert.match(fit.stderr, /\[workerpool1-0\] \[alekseylearn\] algo-2's model folder is not kept: on Vertex AI the job's model is algo-1's/);
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "fetched-"));
+  const fetch = await runCli(["fetch", job.name, "--to", to], { cwd: project, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.deepEqual(listTree(to), ["model.json", "rank-0.json"], "the chief (workerpool0, algo-1) packs the model");
+  const saved = JSON.parse(fs.readFileSync(path.join(to, "model.json"), "utf8"));
+  assert.equal(saved.sum, 3);
+  assert.match(saved.env.MASTER_ADDR, /^cmle-training-workerpool0-[0-9a-f]{10}-0$/);
+  assert.deepEqual([saved.env.MASTER_PORT, saved.env.SM_MASTER_ADDR, saved.env.WORLD_SIZE], ["2222", "algo-1", "2"]);
+});

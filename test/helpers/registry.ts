@@ -50,7 +50,8 @@ export async function startRegistry(dir: string, auth = ""): Promise<TestRegistr
       () => false,
     );
     if (answered) break;
-    if (child.exitCode !== null || i > 300) throw new Error(`docker-registry did not start: ${fs.readFileSync(path.join(dir, "registry.log"), "utf8").slice(-2000)}`);
+    if (child.exitCode !== null || i > 300)
+      throw new Error(`docker-registry did not start: ${fs.readFileSync(path.join(dir, "registry.log"), "utf8").slice(-2000)}`);
     await sleep(100);
   }
   return {
@@ -69,7 +70,8 @@ export async function startRegistry(dir: string, auth = ""): Promise<TestRegistr
 export function baseRootfs(): string {
   const dir = path.join(process.env.ALEKSEYLEARN_TEST_CACHE ?? path.resolve(".cache/test"), "base-image");
   const found = fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => /^bookworm-[0-9a-f]+\.tar$/.test(name)) : [];
-  if (!found.length) throw new Error(`No base image root in ${dir}: run \`bash scripts/test-services.sh start DIR\` once (npm test does), which makes it with debootstrap.`);
+  if (!found.length)
+    throw new Error(`No base image root in ${dir}: run \`bash scripts/test-services.sh start DIR\` once (npm test does), which makes it with debootstrap.`);
   return path.join(dir, found.sort()[0]!);
 }
 
@@ -77,7 +79,8 @@ export function baseRootfs(): string {
 function baseLayer(): { file: string; digest: string; diffId: string; size: number } {
   const tar = baseRootfs();
   const meta = `${tar}.layer.json`;
-  if (fs.existsSync(meta) && fs.existsSync(`${tar}.gz`)) return { file: `${tar}.gz`, ...(JSON.parse(fs.readFileSync(meta, "utf8")) as { digest: string; diffId: string; size: number }) };
+  if (fs.existsSync(meta) && fs.existsSync(`${tar}.gz`))
+    return { file: `${tar}.gz`, ...(JSON.parse(fs.readFileSync(meta, "utf8")) as { digest: string; diffId: string; size: number }) };
   const bytes = fs.readFileSync(tar);
   const gz = gzipFixed(bytes);
   fs.writeFileSync(`${tar}.gz.tmp`, gz);

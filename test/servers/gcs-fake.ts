@@ -269,6 +269,17 @@ export async function startGcsFake(doc: DiscoveryDocument, buckets: string[], op
       });
       return json(res, await resource(session.bucket, session.name, find(session.bucket, session.name)!));
     }
+    // objects.delete: 204 with no body, 404 for an object that is not there (cloud.google.com/storage/docs/json_api/v1/objects/delete).
+    if (method === "DELETE" && (match = /^\/storage\/v1\/b\/([^/]+)\/o\/(.+)$/.exec(url.pathname))) {
+      const bucket = match[1]!;
+      const name = decodeURIComponent(match[2]!);
+      const file = objectFile(bucket, name);
+      if (typeof file !== "string" || !find(bucket, name)) return error(res, 404, `No such object: ${bucket}/${name}`);
+      fs.rmSync(file, { force: true });
+      written.delete(`${bucket}/${name}`);
+      res.writeHead(204);
+      return void res.end();
+    }
     if (method === "GET" && (match = /^\/storage\/v1\/b\/([^/]+)\/o\/(.+)$/.exec(url.pathname))) {
       const bucket = match[1]!;
       const name = decodeURIComponent(match[2]!);

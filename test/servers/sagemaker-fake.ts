@@ -23,9 +23,17 @@
  * folder as SageMaker does (input/config/*.json, S3 channels downloaded into
  * input/data/CHANNEL), runs the pushed image with the local container
  * runner's `docker run ... IMAGE train`, sends every line the container
- * prints to CloudWatch Logs (/aws/sagemaker/TrainingJobs, JOB/algo-1-EPOCH),
+ * prints to CloudWatch Logs (/aws/sagemaker/TrainingJobs, JOB/algo-N-EPOCH),
  * and uploads model.tar.gz (and output.tar.gz when /opt/ml/output/data holds
- * something) to S3ModelArtifacts' place. S3 and CloudWatch Logs are moto's.
+ * something) to S3ModelArtifacts' place. ResourceConfig.InstanceCount > 1
+ * runs one container per host, algo-1 … algo-N, each with its own /opt/ml and
+ * resourceconfig.json, on a Docker network of the job's own where each host's
+ * name resolves; every host's /opt/ml/model (and output/data) goes into the one
+ * model.tar.gz (output.tar.gz), as SageMaker aggregates them: "If multiple
+ * containers in a single training job write to this directory they should
+ * ensure no file/directory names clash. SageMaker AI aggregates the result in
+ * a TAR file" (docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html).
+ * The first host to fail fails the job, and the others are stopped. S3 and CloudWatch Logs are moto's.
  * `script()` forces a job's outcome without Docker, for quick tests of the
  * Failed and Stopped paths.
  *
@@ -156,8 +164,8 @@ interface Job {
   tags: Tag[];
   /** Why the job is stopping, once it is. */
   stop?: "requested" | "maxRuntime";
-  /** The training container, once `docker run` has been started. */
-  container?: { name: string; running: boolean };
+  /** The training containers (one per host), once `docker run` has been started. */
+  containers: Array<{ name: string; running: boolean }>;
   scripted?: Scripted;
 }
 
@@ -376,11 +384,15 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     void stopContainer(job);
   };
   const stopContainer = async (job: Job): Promise<void> => {
-    // `docker run` may not have created the container yet: try until the run has ended.
-    while (job.container?.running) {
-      await docker(["stop", "--time", String(grace), job.container.name], { env: options.dockerEnv }).catch(() => undefined);
-      await sleep(200);
-    }
+    // `docker run` may not have created a container yet: try until the run has ended.
+    await Promise.all(
+      job.containers.map(async (container) => {
+        while (container.running) {
+          await docker(["stop", "--time", String(grace), container.name], { env: options.dockerEnv }).catch(() => undefined);
+          await sleep(200);
+        }
+      }),
+    );
   };
   const halted = (job: Job): boolean => job.stop !== undefined || closing.signal.aborted;
 
@@ -388,23 +400,28 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
 
   const channelsOf = (job: Job): Channel[] => (job.request.InputDataConfig as Channel[] | undefined) ?? [];
 
-  /** input/config as SageMaker writes it; model, output/data, input/data and checkpoints made. */
-  const layout = (job: Job, ml: string): void => {
+  /** How many hosts the job has (ResourceConfig.InstanceCount), named algo-1 … algo-N as SageMaker names them. */
+  const hostsOf = (job: Job): string[] =>
+    Array.from({ length: (job.request.ResourceConfig as { InstanceCount?: number } | undefined)?.InstanceCount ?? 1 }, (_, i) => `algo-${i + 1}`);
+
+  /** input/config as SageMaker writes it on `host`; model, output/data, input/data and checkpoints made. */
+  const layout = (job: Job, ml: string, host = "algo-1"): void => {
     for (const sub of ["model", "output/data", "input/config", "input/data", "checkpoints"]) fs.mkdirSync(path.join(ml, sub), { recursive: true });
     const channels = channelsOf(job);
     const instanceType = (job.request.ResourceConfig as { InstanceType?: string } | undefined)?.InstanceType ?? "";
     const inputMode = (job.request.AlgorithmSpecification as { TrainingInputMode?: string } | undefined)?.TrainingInputMode ?? "File";
     // SageMaker writes these itself (docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html);
-    // the fake runs one host, algo-1, in one homogeneous group.
+    // every host in one homogeneous group.
+    const hosts = hostsOf(job);
     const files: Record<string, Json> = {
       // The request's HyperParameters as given: SageMaker's are strings already.
       "hyperparameters.json": job.request.HyperParameters ?? {},
       "resourceconfig.json": {
-        current_host: "algo-1",
+        current_host: host,
         current_instance_type: instanceType,
         current_group_name: "homogeneousCluster",
-        hosts: ["algo-1"],
-        instance_groups: [{ instance_group_name: "homogeneousCluster", instance_type: instanceType, hosts: ["algo-1"] }],
+        hosts,
+        instance_groups: [{ instance_group_name: "homogeneousCluster", instance_type: instanceType, hosts }],
         network_interface_name: "eth0",
       },
       "inputdataconfig.json": Object.fromEntries(
@@ -505,8 +522,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   // -------------------------------------------------------------- CloudWatch Logs
 
   /** A log stream for the job's container; lines go to CloudWatch Logs in batches, every 200 ms. */
-  const openLog = async (job: Job): Promise<{ push(line: string): void; close(): Promise<void> }> => {
-    const stream = `${job.name}/algo-1-${Math.floor(now())}`;
+  const openLog = async (job: Job, host = "algo-1"): Promise<{ push(line: string): void; close(): Promise<void> }> => {
+    const stream = `${job.name}/${host}-${Math.floor(now())}`;
     await logs.send(new CreateLogGroupCommand({ logGroupName: LOG_GROUP })).catch((err: Error) => {
       if (err.name !== "ResourceAlreadyExistsException") throw err;
     });
@@ -540,19 +557,51 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
 
   // -------------------------------------------------------------- Training
 
-  /** Run the job's image as SageMaker does (`IMAGE train`, /opt/ml mounted); its exit code and last line of output. */
-  const train = async (job: Job, ml: string): Promise<{ code: number | null; last: string }> => {
+  /**
+   * Run the job's image on every host as SageMaker does (`IMAGE train`, each host's /opt/ml mounted; several hosts on a network
+   * of their own); the first failed host's exit code, last line of output and /opt/ml, else algo-1's.
+   */
+  const trainAll = async (job: Job, mls: string[]): Promise<{ code: number | null; last: string; ml: string }> => {
+    const hosts = hostsOf(job);
+    const network = hosts.length > 1 ? `fake-sagemaker-${job.name}-${randomBytes(3).toString("hex")}` : undefined;
+    if (network) {
+      const made = await docker(["network", "create", network], { env: options.dockerEnv, signal: closing.signal });
+      if (made.code !== 0) throw new Error(`docker network create ${network}: ${made.tail.join("").trim()}`);
+    }
+    try {
+      let failed: { code: number | null; last: string; ml: string } | undefined;
+      const results = await Promise.all(
+        hosts.map(async (host, index) => {
+          const result = { ...(await train(job, mls[index]!, host, network)), ml: mls[index]! };
+          if (result.code !== 0 && !failed && !job.stop) {
+            failed = result;
+            void Promise.all(
+              job.containers.map((container) => docker(["stop", "--time", String(grace), container.name], { env: options.dockerEnv }).catch(() => undefined)),
+            );
+          }
+          return result;
+        }),
+      );
+      return failed ?? results[0]!;
+    } finally {
+      if (network) await docker(["network", "rm", network], { env: options.dockerEnv }).catch(() => undefined);
+    }
+  };
+
+  /** Run the job's image on `host` (`IMAGE train`, /opt/ml mounted); its exit code and last line of output. */
+  const train = async (job: Job, ml: string, host = "algo-1", network?: string): Promise<{ code: number | null; last: string }> => {
     const env = (job.request.Environment as Record<string, string> | undefined) ?? {};
     const mounts: ContainerMount[] = [];
     const localPath = (job.request.CheckpointConfig as { LocalPath?: string } | undefined)?.LocalPath;
     if (localPath && path.posix.normalize(localPath) !== `${ML_ROOT}/checkpoints`)
       mounts.push({ host: path.join(ml, "checkpoints"), inside: localPath, readOnly: false });
     const image = (job.request.AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
-    const name = `fake-sagemaker-${job.name}-${randomBytes(3).toString("hex")}`;
-    const args = trainingRunArgs({ image, name, ml, env, mounts });
-    const log = await openLog(job);
+    const name = `fake-sagemaker-${job.name}-${host}-${randomBytes(3).toString("hex")}`;
+    const args = trainingRunArgs({ image, name, ml, env, mounts, ...(network ? { network: { name: network, hostname: host } } : {}) });
+    const log = await openLog(job, host);
     let last = "";
-    job.container = { name, running: true };
+    const container = { name, running: true };
+    job.containers.push(container);
     if (job.stop) void stopContainer(job);
     try {
       // Environment values reach the container through the docker program's own environment (`--env NAME`).
@@ -566,7 +615,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       });
       return { code: result.code, last };
     } finally {
-      job.container.running = false;
+      container.running = false;
       await log.close();
     }
   };
@@ -588,11 +637,19 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     return { code: scripted.failAt === "Training" ? 1 : 0, last: scripted.reason ?? scripted.logLines?.at(-1) ?? "" };
   };
 
+  /** Every host's `sub` folder (model, output/data) in one folder, as SageMaker aggregates them into one archive (algo-1's file kept on a clash). */
+  const aggregate = (mls: string[], sub: string): string => {
+    if (mls.length === 1) return path.join(mls[0]!, sub);
+    const merged = fs.mkdtempSync(path.join(scratch, "merged-"));
+    for (const ml of mls) if (fs.existsSync(path.join(ml, sub))) fs.cpSync(path.join(ml, sub), merged, { recursive: true, force: false });
+    return merged;
+  };
+
   /** Stopped (or MaxRuntimeExceeded): what the job left in /opt/ml/model in its grace period is still uploaded, as SageMaker does. */
-  const stopped = async (job: Job, ml: string): Promise<void> => {
+  const stopped = async (job: Job, mls: string[]): Promise<void> => {
     if (job.trainingStart !== undefined && !closing.signal.aborted) {
-      await uploadCheckpoints(job, ml);
-      await uploadPacked(path.join(ml, "model"), job.model);
+      await uploadCheckpoints(job, mls[0]!);
+      await uploadPacked(aggregate(mls, "model"), job.model);
     }
     if (job.stop === "maxRuntime")
       finish(
@@ -606,7 +663,9 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
 
   const lifecycle = async (job: Job): Promise<void> => {
     const scripted = job.scripted;
-    const ml = fs.mkdtempSync(path.join(scratch, "ml-"));
+    // One /opt/ml per host; algo-1's first.
+    const mls = hostsOf(job).map(() => fs.mkdtempSync(path.join(scratch, "ml-")));
+    const ml = mls[0]!;
     let deadline: NodeJS.Timeout | undefined;
     try {
       step(job, "Starting", "Preparing the instances for training");
@@ -616,10 +675,10 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
           job,
           scripted.reason ?? "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.",
         );
-      if (halted(job)) return await stopped(job, ml);
+      if (halted(job)) return await stopped(job, mls);
 
       step(job, "Downloading", "Downloading input data");
-      layout(job, ml);
+      hostsOf(job).forEach((host, index) => layout(job, mls[index]!, host));
       let problem: string | undefined;
       try {
         problem = await downloadChannels(job, ml);
@@ -630,6 +689,9 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       if (problem) return fail(job, problem);
       const checkpoints = checkpointUri(job);
       if (checkpoints) await downloadPrefix(checkpoints, path.join(ml, "checkpoints"));
+      // FullyReplicated: every host gets every channel's objects (and the checkpoints).
+      for (const other of mls.slice(1))
+        for (const sub of ["input/data", "checkpoints"]) fs.cpSync(path.join(ml, sub), path.join(other, sub), { recursive: true });
       if (scripted?.failAt === "Downloading") return fail(job, scripted.reason ?? "ClientError: Data download failed.");
       if (!scripted) {
         // The image is pulled before Training starts ("Training image download completed").
@@ -648,22 +710,22 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
             }`,
           );
       }
-      if (halted(job)) return await stopped(job, ml);
+      if (halted(job)) return await stopped(job, mls);
 
       step(job, "Training", "Training image download completed. Training in progress.");
       job.trainingStart = now();
       const maxRuntime = (job.request.StoppingCondition as { MaxRuntimeInSeconds?: number } | undefined)?.MaxRuntimeInSeconds ?? 86_400;
       deadline = setTimeout(() => requestStop(job, "maxRuntime"), maxRuntime * 1000);
-      const result = scripted ? await pretend(job, ml, scripted) : await train(job, ml);
+      const result = scripted ? { ...(await pretend(job, ml, scripted)), ml } : await trainAll(job, mls);
       clearTimeout(deadline);
       job.trainingEnd = now();
       if (closing.signal.aborted) return;
-      if (job.stop) return await stopped(job, ml);
+      if (job.stop) return await stopped(job, mls);
       if (result.code !== 0) {
         await uploadCheckpoints(job, ml);
         let said = "";
         try {
-          said = fs.readFileSync(path.join(ml, "output", "failure"), "utf8").trim();
+          said = fs.readFileSync(path.join(result.ml, "output", "failure"), "utf8").trim();
         } catch {
           said = "";
         }
@@ -678,15 +740,15 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
         );
       }
       await uploadCheckpoints(job, ml);
-      await uploadPacked(path.join(ml, "model"), job.model);
-      await uploadPacked(path.join(ml, "output", "data"), joinS3(job.model.replace(/\/model\.tar\.gz$/, ""), "output.tar.gz"));
+      await uploadPacked(aggregate(mls, "model"), job.model);
+      await uploadPacked(aggregate(mls, "output/data"), joinS3(job.model.replace(/\/model\.tar\.gz$/, ""), "output.tar.gz"));
       finish(job, "Completed", "Completed", "Training job completed");
     } catch (err) {
       if (!closing.signal.aborted)
         fail(job, `InternalServerError: We encountered an internal error. Please try again. (fake SageMaker: ${(err as Error).message})`);
     } finally {
       clearTimeout(deadline);
-      fs.rmSync(ml, { recursive: true, force: true });
+      for (const folder of mls) fs.rmSync(folder, { recursive: true, force: true });
     }
   };
 
@@ -785,6 +847,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
         model: joinS3((body.OutputDataConfig as { S3OutputPath: string }).S3OutputPath, name, "output", "model.tar.gz"),
         tags: [...((body.Tags as Tag[] | undefined) ?? [])],
         scripted: scripts.get(name),
+        containers: [],
       };
       jobs.set(name, job);
       const run = lifecycle(job);
@@ -927,7 +990,7 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
     script: (jobName, outcome) => void scripts.set(jobName, outcome),
     setRoleSettleSeconds: (seconds) => void (settle = seconds),
     stop: async () => {
-      const containers = [...jobs.values()].filter((job) => job.container?.running).map((job) => job.container!.name);
+      const containers = [...jobs.values()].flatMap((job) => job.containers.filter((container) => container.running).map((container) => container.name));
       closing.abort();
       await Promise.all(containers.map((name) => docker(["rm", "--force", name], { env: options.dockerEnv }).catch(() => undefined)));
       await Promise.allSettled([...running]);

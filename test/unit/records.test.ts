@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { JobStore, redactRecord, type JobRecord } from "../../src/jobs/records.js";
-import { hasUrlCredentials, namesSecret, redactUrls } from "../../src/redact.js";
+import { hasUrlCredentials, namesSecret, redactForPrint, redactUrls, secretValues } from "../../src/redact.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 
 fileTimeLimit(3, import.meta.url);
@@ -58,14 +58,14 @@ function record(secret: string): JobRecord {
         tags: [`team=ml`, `deploy_password=${secret}`],
         instance_type: "ml.m5.large",
       },
-      hyperparameters: { token_budget: "12345678901234567890", api_token_hint: "kept-as-typed" },
+      hyperparameters: { token_budget: "12345678901234567890", api_token_hint: "kept-as-typed", learning_rate: "0.1" },
       inputs: { train: "s3://bucket/data" },
       outputPath: "s3://bucket/sagemaker/runs",
     },
   };
 }
 
-test("a saved record holds no credential, keeps hyperparameters as typed, and is readable by its owner only; the job keeps its values", () => {
+test("a saved record holds no credential, keeps hyperparameters as typed unless their name names a secret, and is readable by its owner only; the job keeps its values", () => {
   const secret = `CANARY${randomBytes(10).toString("hex")}`;
   const state = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "state-")), "alekseylearn");
   fs.mkdirSync(state, { mode: 0o755 }); // as an older version left it
@@ -82,7 +82,8 @@ test("a saved record holds no credential, keeps hyperparameters as typed, and is
   assert.deepEqual(saved.spec.settings.environment, ["WANDB_API_KEY=***", "MAX_TOKENS=4096", "HF_TOKEN=***"]);
   assert.deepEqual(saved.spec.settings.tags, ["team=ml", "deploy_password=***"]);
   assert.equal(saved.spec.settings.instance_type, "ml.m5.large");
-  assert.deepEqual(saved.spec.hyperparameters, given.spec.hyperparameters, "hyperparameters are never redacted");
+  // One rule for everything printed (issue 20): a hyperparameter named as a secret is one, as an environment variable is.
+  assert.deepEqual(saved.spec.hyperparameters, { token_budget: "***", api_token_hint: "***", learning_rate: "0.1" });
   assert.match(saved.spec.environment!.content, /^--extra-index-url https:\/\/\*\*\*@pypi\.example\/simple\njoblib\n$/);
   assert.match(saved.reason!, /https:\/\/\*\*\*@pypi\.example/);
   assert.deepEqual(redactRecord(saved), saved, "redacting twice changes nothing");
@@ -93,4 +94,36 @@ test("a saved record holds no credential, keeps hyperparameters as typed, and is
   store.update("job-1", { state: "stopped" });
   assert.equal(fs.statSync(file).mode & 0o777, 0o600, "an update keeps the file private");
   assert.deepEqual(fs.readdirSync(path.join(state, "jobs")), ["job-1.json"], "no temporary file is left");
+});
+
+test("one rule for everything printed: name/value pairs, KEY=VALUE items, --KEY arguments, secret values wherever they appear, URL credentials", () => {
+  const printed = redactForPrint(
+    {
+      env: [
+        { name: "WANDB_API_KEY", value: "w-secret" },
+        { name: "MAX_TOKENS", value: "4096" },
+      ],
+      Tags: [{ Key: "HF_TOKEN", Value: "h-secret" }],
+      labels: { api_token: "l-secret", team: "ml" },
+      args: ["train", "--api_key", "a-secret", "--epochs", "3"],
+      items: ["DB_PASSWORD=p-secret", "MODE=offline"],
+      script: "payload = {'key': 'a-secret'}",
+      url: "https://me:u-secret@host/x",
+      use_token: true,
+    },
+    secretValues({}, { api_key: "a-secret", use_token: true }),
+  );
+  assert.deepEqual(printed, {
+    env: [
+      { name: "WANDB_API_KEY", value: "***" },
+      { name: "MAX_TOKENS", value: "4096" },
+    ],
+    Tags: [{ Key: "HF_TOKEN", Value: "***" }],
+    labels: { api_token: "***", team: "ml" },
+    args: ["train", "--api_key", "***", "--epochs", "3"],
+    items: ["DB_PASSWORD=***", "MODE=offline"],
+    script: "payload = {'key': '***'}",
+    url: "https://***@host/x",
+    use_token: true,
+  });
 });

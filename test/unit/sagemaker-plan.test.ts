@@ -12,7 +12,7 @@ import { rolePolicy, TRUST_POLICY } from "../../src/backends/sagemaker/role.js";
 import { changesFrom, sagemakerBackend, stateOf } from "../../src/backends/sagemaker/index.js";
 import { dockerfileFor, baseImageFor, writeBuildContext, BASE_IMAGES } from "../../src/package/image.js";
 import { isIgnored, parseDockerignore } from "../../src/package/dockerignore.js";
-import { pipBuildArgs } from "../../src/package/container.js";
+import { pipBuildArgs, preferredPort, serveFolder } from "../../src/package/container.js";
 import { trainingRunArgs } from "../../src/package/docker.js";
 import { UserError } from "../../src/errors.js";
 import { writeTree } from "../helpers/tree.js";
@@ -243,6 +243,20 @@ test("pip index settings reach the build only over http(s) and without credentia
     { args: {}, serve: [] },
   );
   assert.ok(warnings.length === 1 && !warnings[0]!.includes("secret"));
+});
+
+test("a file:// index is served at the same port build after build (the environment layer stays cached), another one while that port is taken", async () => {
+  const folder = writeTree({ "simple/index.html": "<html></html>" });
+  const first = await serveFolder(folder, "127.0.0.1");
+  assert.equal(first.port, preferredPort(folder));
+  const meanwhile = await serveFolder(folder, "127.0.0.1");
+  assert.notEqual(meanwhile.port, first.port, "a second build at once gets a free port");
+  assert.equal(await (await fetch(`http://127.0.0.1:${meanwhile.port}/simple/`)).text(), "<html></html>");
+  await meanwhile.close();
+  await first.close();
+  const again = await serveFolder(folder, "127.0.0.1");
+  assert.equal(again.port, first.port);
+  await again.close();
 });
 
 test("docker run for a training container: train, /opt/ml mounted, env values never on the command line", () => {

@@ -210,18 +210,28 @@ test("error: a folder without --entry lists what it could run", () => {
   assert.match(err.hint!, /eval\.py, train\.py/);
 });
 
-test("error: more than one instance on the local backend, and inputs that do not exist, reported together", () => {
+test("error: more than one instance in one container on the local backend, and inputs that do not exist, reported together", () => {
   const dir = writeTree({ "train.py": SCRIPT });
-  const err = userError(() => buildSpec({ artifact: "train.py", config: { instance_count: "2" }, inputs: { train: "missing-data" } }, dir));
+  const err = userError(() => buildSpec({ artifact: "train.py", config: { instance_count: "2", runner: "docker" }, inputs: { train: "missing-data" } }, dir));
   assert.match(err.message, /2 problems/);
-  assert.match(said(err), /runs one instance/);
+  assert.match(said(err), /config\.instance_count > 1 runs one process per host on this machine \(runner=process\)/);
   assert.match(said(err), /input train: .*missing-data does not exist/);
+});
+
+test("error: torchrun with a notebook, and processes_per_host without torchrun", () => {
+  const dir = writeTree({ "train.ipynb": JSON.stringify({ cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 }), "train.py": SCRIPT });
+  assert.match(said(userError(() => buildSpec({ artifact: "train.ipynb", config: { distribution: "torchrun" } }, dir))), /torchrun launches a script/);
+  assert.match(
+    said(userError(() => buildSpec({ artifact: "train.py", config: { processes_per_host: "2" } }, dir))),
+    /processes_per_host applies with config\.distribution=torchrun/,
+  );
+  assert.match(said(userError(() => buildSpec({ artifact: "train.py", config: { distribution: "mpi" } }, dir))), /distribution/);
 });
 
 test("the output path picks the backend (gs:// → vertex, which then needs it), and a typo names the nearest", () => {
   const dir = writeTree({ "train.py": SCRIPT });
   assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "vertex" }, dir))), /config\.output_path is required by the vertex backend/);
   assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "gs://bucket/runs", project: "my-proj" } }, dir).backend, "vertex");
-  assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "s3://b/sagemaker" } }, dir).backend, "sagemaker");
+  assert.equal(buildSpec({ artifact: "train.py", config: { output_path: "s3://bucket/sagemaker" } }, dir).backend, "sagemaker");
   assert.match(said(userError(() => buildSpec({ artifact: "train.py", backend: "locl" }, dir))), /Did you mean local\?/);
 });

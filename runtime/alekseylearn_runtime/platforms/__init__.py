@@ -2,20 +2,34 @@
 addresses, this host, where the channels are, which contract files and variables the platform does not give itself,
 and how a finished job is handed back. The next platform is one more module here and one line in ADAPTERS."""
 
-from .base import Platform
-from .container import ContainerPlatform
-from .kaggle import KagglePlatform
-from .local import LocalPlatform
-from .sagemaker import SageMakerPlatform
-from .vertex import VertexPlatform
+import importlib
 
+from .base import Platform
+
+# Platform → (module, adapter class). An adapter's module is imported only when its platform runs: a local job's init loads
+# no cloud adapter (and none of what they import: sockets, tar files, checkpoint threads), which is most of its start-up.
 ADAPTERS = {
-    "local": LocalPlatform,
-    "container": ContainerPlatform,
-    "sagemaker": SageMakerPlatform,
-    "vertex": VertexPlatform,
-    "kaggle": KagglePlatform,
+    "local": ("local", "LocalPlatform"),
+    "container": ("container", "ContainerPlatform"),
+    "sagemaker": ("sagemaker", "SageMakerPlatform"),
+    "vertex": ("vertex", "VertexPlatform"),
+    "kaggle": ("kaggle", "KagglePlatform"),
+    "slurm": ("slurm", "SlurmPlatform"),
 }
+
+
+def adapter(name):
+    """The adapter class of the platform `name`, its module imported now."""
+    module, cls = ADAPTERS[name]
+    return getattr(importlib.import_module("." + module, __name__), cls)
+
+
+def __getattr__(attr):
+    """`platforms.LocalPlatform` and the others, imported when first named."""
+    for name, (_module, cls) in ADAPTERS.items():
+        if cls == attr:
+            return adapter(name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, attr))
 
 
 def detect(environ):
@@ -37,7 +51,7 @@ def select(job, environ, base=None):
     name = detect(environ)
     if name not in ADAPTERS:
         raise SystemExit("alekseylearn: unknown platform %r (known: %s)" % (name, ", ".join(sorted(ADAPTERS))))
-    return ADAPTERS[name](job, environ, base)
+    return adapter(name)(job, environ, base)
 
 
-__all__ = ["ADAPTERS", "Platform", "detect", "select"]
+__all__ = ["ADAPTERS", "Platform", "adapter", "detect", "select"]

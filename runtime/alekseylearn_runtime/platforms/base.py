@@ -4,7 +4,7 @@
 import json
 import os
 
-from .. import contract
+from .. import contract, toolkit
 from ..contract import Host
 from ..toolkit import read_json
 
@@ -42,6 +42,29 @@ class Platform:
 
     def instance_type(self):
         return "local"
+
+    def master(self, hosts):
+        """The rendezvous, (address, port): where the first host's rank 0 listens and every host meets it. The default is
+        the first host's address and the port alekseylearn chose for the job (ALEKSEYLEARN_MASTER_PORT: a free port on
+        this machine), else SageMaker SDK v3's 7777. An adapter whose platform names another overrides this (Vertex: the
+        chief's CLUSTER_SPEC address; Slurm: the first node's NodeAddr and a port from the job id)."""
+        return hosts[0].address, int(self.environ.get("ALEKSEYLEARN_MASTER_PORT") or contract.MASTER_PORT)
+
+    def processes(self):
+        """Processes per host: one, or with torchrun config.processes_per_host (default the host's GPUs, else 1)."""
+        if self.job.distribution != "torchrun":
+            return 1
+        return self.job.processes_per_host or toolkit.num_gpus() or 1
+
+    def rendezvous(self, hosts, current):
+        """The variables of rendezvous_variables; any the platform itself set already (Vertex AI's prebuilt PyTorch
+        containers set MASTER_ADDR and MASTER_PORT: cloud.google.com/ai-platform/training/docs/distributed-pytorch) are
+        left as the platform set them, and the rendezvous is theirs."""
+        address, port = self.master(hosts)
+        address = self.environ.get("MASTER_ADDR") or address
+        port = self.environ.get("MASTER_PORT") or port
+        variables = contract.rendezvous_variables(hosts, current, address, port, self.processes())
+        return {name: value for name, value in variables.items() if name not in self.environ}
 
     def code_dir(self):
         """Where the job's code is (the toolkit's module_dir): the working folder it runs in."""

@@ -144,10 +144,14 @@ class VertexPlatform(Platform):
                 said = True
             time.sleep(min(self.resolve_interval, max(0.0, deadline - now)))
 
-    def contract_variables(self, hosts, current):
-        # Vertex sets AIP_*, CLUSTER_SPEC and TF_CONFIG itself; the chief's address is the rendezvous of a distributed job.
+    def master(self, hosts):
+        # The chief's CLUSTER_SPEC address and port are the rendezvous of a distributed job.
         chief = self.addresses[0].rsplit(":", 1)
-        variables = {"MASTER_ADDR": chief[0], "MASTER_PORT": chief[1] if len(chief) > 1 else str(contract.VERTEX_PORT)}
+        return chief[0], int(chief[1]) if len(chief) > 1 else contract.VERTEX_PORT
+
+    def contract_variables(self, hosts, current):
+        # Vertex sets AIP_*, CLUSTER_SPEC and TF_CONFIG itself.
+        variables = {}
         try:
             if not self.dry:
                 contract.kaggle_links(self.kaggle, self.channel_folders(), os.path.join(self.base, "model"))
@@ -166,8 +170,26 @@ class VertexPlatform(Platform):
 
     def finish(self, code):
         if self.sync:
-            self.sync.sync()
-        if not self.chief() or not self.job.output_dir or not self.gcs_ok:
+            missed = self.sync.finish()
+            if missed:
+                print(
+                    "[alekseylearn] warning: could not copy %s to %s" % (", ".join(missed), self.job.checkpoints),
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if not self.chief():
+            # Vertex keeps nothing of a replica's disk: the chief's (workerpool0's) model is the job's, as the chief saves
+            # it in Google's distributed examples (cloud.google.com/vertex-ai/docs/training/distributed-training).
+            model = os.path.join(self.base, "model")
+            if os.path.isdir(model) and os.listdir(model):
+                print(
+                    "[alekseylearn] %s's model folder is not kept: on Vertex AI the job's model is algo-1's (the chief's)"
+                    % self._hosts[self._current].name,
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return
+        if not self.job.output_dir or not self.gcs_ok:
             return
         out = self.job.output_dir
         os.makedirs(out, exist_ok=True)

@@ -13,6 +13,7 @@ import type { Backend, JobChanges } from "../types.js";
 import { DEFAULT_ENDPOINT, KaggleApi, logEvents, parseStatus, type KernelWorkerStatus, type LogEvent } from "./api.js";
 import { uploadCode } from "./code.js";
 import { findCredentials } from "./credentials.js";
+import { kaggleDoctor } from "./doctor.js";
 import { planKaggle } from "./dry-run.js";
 import { acceleratorFields, kaggleProblems, kernelName, saveKernelRequest } from "./plan.js";
 import { kaggleSchema, type KaggleJob, type KaggleProvider } from "./schema.js";
@@ -220,6 +221,9 @@ export const kaggleBackend = {
     return fetchKernelOutput(await connect(ctx), match[1]!, match[2]!, to, options.overwrite, ctx);
   },
 
+  async doctor(_spec, ctx, options) {
+    return kaggleDoctor(ctx, options);
+  },
   async stop(job) {
     const url = job.provider?.url;
     throw new UserError(

@@ -3,19 +3,20 @@
  * virtual environment, with SageMaker's /opt/ml layout made private to the job.
  */
 import fs from "node:fs";
-import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
-import { isProcessAlive } from "../../exec.js";
+import { isRecordedProcess } from "../../exec.js";
 import { isFinal } from "../../jobs/job.js";
 import { ensureEnvironment } from "../../package/environment.js";
 import { NOTEBOOK_PACKAGES } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
 import type { Backend, JobChanges, SubmitOptions } from "../types.js";
+import { LineSplitter } from "../follow.js";
 import { planLocal } from "./plan.js";
 import { runLocalJob, runPaths, type RunSetup } from "./run.js";
 import { chooseSandbox } from "./sandbox.js";
+import { distributionProblems } from "../common.js";
 import { literalRoots } from "./literal-roots.js";
 import { localSchema, type LocalJob, type LocalProvider } from "./schema.js";
 
@@ -25,7 +26,10 @@ const active = new Map<string, AbortController>();
 /** How often a follower looks for new log lines and a changed state (the end of a short job is seen within this; reading a small file this often costs next to nothing). */
 const POLL_MS = 20;
 
-/** Read what `file` holds past `offset` (nothing when it does not exist yet). */
+/** The most bytes of the log read at once: a follower that falls behind catches up in steps of this size, never holding the whole backlog. */
+const READ_BYTES = 1024 * 1024;
+
+/** Read at most READ_BYTES of what `file` holds past `offset` (nothing when it does not exist yet). */
 function readFrom(file: string, offset: number): Buffer {
   let fd: number;
   try {
@@ -36,7 +40,7 @@ function readFrom(file: string, offset: number): Buffer {
   try {
     const size = fs.fstatSync(fd).size;
     if (size <= offset) return Buffer.alloc(0);
-    const buffer = Buffer.alloc(size - offset);
+    const buffer = Buffer.alloc(Math.min(size - offset, READ_BYTES));
     const read = fs.readSync(fd, buffer, 0, buffer.length, offset);
     return buffer.subarray(0, read);
   } finally {
@@ -111,8 +115,9 @@ export const localBackend = {
   wantsGpu: (_settings) => false,
 
   check(spec) {
-    const problems: string[] = [];
-    if (spec.settings.instance_count > 1) problems.push("the local backend runs one instance; config.instance_count must be 1 (use sagemaker for more)");
+    const problems: string[] = distributionProblems(spec);
+    if (spec.settings.instance_count > 1 && spec.settings.runner === "docker")
+      problems.push("config.instance_count > 1 runs one process per host on this machine (runner=process); runner=docker runs one container");
     if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3" && schemeOf(spec.outputPath) !== "gs")
       problems.push(`the local backend writes to a local folder, s3:// or gs://, not ${spec.outputPath}`);
     for (const [channel, location] of Object.entries(spec.inputs)) {
@@ -124,10 +129,13 @@ export const localBackend = {
 
   async submit(job, ctx, options) {
     const { spec } = job;
-    // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so.
-    options.record({ pid: process.pid });
-    if (spec.settings.runner === "docker") return submitRun(job, await containerSetup(job, ctx), ctx, options);
-    const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH);
+    // This process prepares the job; if it dies while pip runs, `status` sees the pid gone and says so. (Recorded once the
+    // checks before it pass: a job refused by them never started, and keeps no record.)
+    if (spec.settings.runner === "docker") {
+      options.record({ pid: process.pid });
+      return submitRun(job, await containerSetup(job, ctx), ctx, options);
+    }
+    const sandbox = chooseSandbox(spec.settings.sandbox, ctx.env.PATH, ctx.cacheDir);
     if (sandbox.reason !== undefined) {
       if (spec.settings.sandbox === "bwrap")
         throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
@@ -148,6 +156,7 @@ export const localBackend = {
         "Without a sandbox, a script that hard-codes /opt/ml writes into this machine's /opt/ml (you may write there); alekseylearn names what it wrote afterwards. $SM_MODEL_DIR and the other SM_* variables point at the job's own folder.",
       );
     }
+    options.record({ pid: process.pid });
     const started = Date.now();
     const environment = await ensureEnvironment(
       { file: spec.environment, python: spec.settings.python, extras: spec.artifact.kind === "notebook" ? NOTEBOOK_PACKAGES : [] },
@@ -166,27 +175,26 @@ export const localBackend = {
 
   // The run itself saves how it goes (in this process, or in the detached supervisor); all there is to find out here is a run that died unrecorded.
   async describe(record) {
-    if (!isFinal(record.state) && record.pid && !active.has(record.name) && !isProcessAlive(record.pid)) {
+    if (!isFinal(record.state) && record.pid && !active.has(record.name) && !isRecordedProcess(record)) {
       return { state: "failed", endedAt: new Date().toISOString(), reason: "the process running the job ended before the job did" };
     }
     return {};
   },
 
   async *logs(job, ctx, options) {
-    const file = job.logFile ?? runPaths(ctx.stateDir, job.name).log;
-    const decoder = new StringDecoder("utf8");
+    // The job's own log, where this machine's runs are kept: never a path the record names (a record is data, and may have been edited).
+    const file = runPaths(ctx.stateDir, job.name).log;
+    const lines = new LineSplitter();
     let offset = 0;
-    let partial = "";
     for (;;) {
       // The state is read before the bytes: once it is final, the log is already complete.
       const record = options.follow && options.refresh ? await options.refresh() : undefined;
-      const chunk = readFrom(file, offset);
-      offset += chunk.length;
-      const lines = (partial + decoder.write(chunk)).split(/\r?\n/);
-      partial = lines.pop() ?? "";
-      yield* lines;
+      for (let chunk = readFrom(file, offset); chunk.length; chunk = readFrom(file, offset)) {
+        offset += chunk.length;
+        yield* lines.push(chunk);
+      }
       if (!record || isFinal(record.state)) {
-        if (partial) yield partial;
+        yield* lines.end();
         return;
       }
       try {
@@ -201,7 +209,8 @@ export const localBackend = {
     const controller = active.get(job.name);
     if (controller) return controller.abort();
     if (isFinal(job.state)) return;
-    if (job.pid && isProcessAlive(job.pid)) process.kill(job.pid, "SIGTERM");
+    // Only the job's own process is signalled: a pid that now names another process (reused, or edited into the record) means the job's is gone.
+    if (isRecordedProcess(job)) process.kill(job.pid!, "SIGTERM");
     else return { state: "stopped", endedAt: new Date().toISOString(), reason: "stopped by request" };
   },
 } satisfies Backend<typeof localSchema, LocalProvider>;

@@ -14,7 +14,7 @@ import { entrypointPath, NOTEBOOK_PACKAGES, previewContract, trainArgs } from ".
 import { joinLocation } from "../../storage/location.js";
 import type { SubmissionPlan } from "../types.js";
 import { chooseSandbox } from "./sandbox.js";
-import { localDescription } from "./run.js";
+import { hostNames, localDescription } from "./run.js";
 
 /** This machine's platform as Docker names it (`linux/amd64`, `linux/arm64`). */
 export function localPlatform(arch = os.arch()): string {
@@ -45,7 +45,14 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
     checks.skipped.push("Docker was not asked: the image would be built and run with `docker run IMAGE train`");
   }
   // The arguments, variables and config files are what the job runtime itself would give the job, computed by it.
-  const description = { ...localDescription(job, spec.inputs), platform: docker ? ("container" as const) : ("local" as const), sandboxed };
+  // A multi-host job: one process per host, each told every host's name; shown here as algo-1 sees it.
+  const hosts = hostNames(docker ? 1 : settings.instance_count);
+  const description = {
+    ...localDescription(job, spec.inputs),
+    platform: docker ? ("container" as const) : ("local" as const),
+    sandboxed,
+    ...(hosts.length > 1 ? { hosts, currentHost: hosts[0] } : {}),
+  };
 
   const contract = previewContract(python, description, spec.hyperparameters, spec.artifact.dir, ctx.env.PATH);
   if (!contract) checks.skipped.push(`${python} could not run the job runtime to compute the script's arguments, variables and config files`);
@@ -63,10 +70,34 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
         request: {
           runner: settings.runner,
           sandbox,
+          hosts,
+          distribution: settings.distribution,
           workingDir: spec.artifact.dir,
           environmentFile: spec.environment?.path ?? null,
           runtime: ["python", entrypointPath(), ...trainArgs(spec.hyperparameters)],
-          command: spec.artifact.kind === "script" ? ["python", "-u", spec.artifact.entry, ...args] : ["python", "-u", "notebook.py", spec.artifact.entry],
+          command:
+            spec.artifact.kind !== "script"
+              ? ["python", "-u", "notebook.py", spec.artifact.entry]
+              : settings.distribution === "torchrun"
+                ? [
+                    "python",
+                    "-u",
+                    "-m",
+                    "torch.distributed.run",
+                    "--nnodes",
+                    String(hosts.length),
+                    "--node_rank",
+                    "NODE_RANK",
+                    "--nproc_per_node",
+                    String(settings.processes_per_host ?? "GPUS_OR_1"),
+                    "--master_addr",
+                    "MASTER_ADDR",
+                    "--master_port",
+                    "MASTER_PORT",
+                    spec.artifact.entry,
+                    ...args,
+                  ]
+                : ["python", "-u", spec.artifact.entry, ...args],
           inputs: spec.inputs,
           configFiles: contract?.files ?? {},
           environment: contract?.env ?? {},

@@ -7,7 +7,10 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
+import { StringDecoder } from "node:string_decoder";
+import { Transform } from "node:stream";
 import type { Context } from "../../context.js";
 import type { JobRecord, JobState } from "../../jobs/job.js";
 import type { LocalJob } from "./schema.js";
@@ -20,12 +23,55 @@ import { packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation, schemeOf } from "../../storage/location.js";
 import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
-import { bwrapArgs, hostOptEntries, hostRootEntries, type Mount } from "./sandbox.js";
+import { bwrapArgs, hostOptEntries, hostRootEntries, hostsFileText, type Mount } from "./sandbox.js";
+import { runtimeSettings } from "../common.js";
 
 /** Where a job's run lives on this machine: its /opt/ml and its log. */
 export function runPaths(stateDir: string, name: string): { dir: string; ml: string; log: string } {
   const dir = path.join(stateDir, "runs", name);
   return { dir, ml: path.join(dir, "ml"), log: path.join(dir, "job.log") };
+}
+
+/** SageMaker's names of a job's hosts: algo-1 … algo-N. */
+export function hostNames(count: number): string[] {
+  return Array.from({ length: count }, (_, index) => `algo-${index + 1}`);
+}
+
+/**
+ * One host of a multi-host job on this machine: its name and folders (algo-1's are the job's own, so a one-host job is laid
+ * out as before; algo-N's are under hosts/algo-N/), every host's name, the job's rendezvous port and the sandboxes' /etc/hosts.
+ */
+interface LocalHost {
+  name: string;
+  ml: string;
+  gcs: string;
+  kaggle: string;
+  names: readonly string[];
+  port: number;
+  hostsFile: string;
+}
+
+function hostFolders(paths: ReturnType<typeof runPaths>, name: string): { ml: string; gcs: string; kaggle: string } {
+  const dir = name === "algo-1" ? paths.dir : path.join(paths.dir, "hosts", name);
+  return { ml: path.join(dir, "ml"), gcs: path.join(dir, "gcs"), kaggle: path.join(dir, "kaggle") };
+}
+
+/** The one host of a torchrun job: its folders are the job's, and it is told the job's port. */
+function singleHost(paths: ReturnType<typeof runPaths>, port: number): LocalHost {
+  return { name: "algo-1", ...hostFolders(paths, "algo-1"), names: ["algo-1"], port, hostsFile: "" };
+}
+
+/** A port free on this machine now, for a job's rendezvous: two jobs run at once, each on its own. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 function countGpus(pathVar: string | undefined): number {
@@ -39,7 +85,7 @@ function countGpus(pathVar: string | undefined): number {
  * Make the job's folders: its /opt/ml, and (sandboxed) its own /gcs and /kaggle. Returns the mounts that bring its inputs
  * in (sandboxed) and where the runtime finds each channel. The runtime lays out the rest of every contract itself.
  */
-function layout(job: LocalJob, paths: ReturnType<typeof runPaths>, sandboxed: boolean): { mounts: Mount[]; inputs: Record<string, string> } {
+function layout(job: LocalJob, paths: { ml: string }, sandboxed: boolean): { mounts: Mount[]; inputs: Record<string, string> } {
   const { spec } = job;
   fs.mkdirSync(paths.ml, { recursive: true });
   const mounts: Mount[] = [];
@@ -69,8 +115,7 @@ export function localDescription(job: Pick<LocalJob, "name" | "spec">, inputs: R
     kind: artifact.kind,
     name: job.name,
     inputs,
-    hyperparameterArgs: settings.hyperparameter_args,
-    hyperparameterFormat: settings.hyperparameter_format,
+    ...runtimeSettings(settings),
   };
 }
 
@@ -85,9 +130,18 @@ function artifactCommand(
   root: string,
   inputs: Record<string, string>,
   sandboxed: boolean,
+  host?: LocalHost,
 ): { command: string[]; env: Record<string, string> } {
+  const cluster = host ? { hosts: host.names, currentHost: host.name, masterPort: host.port } : {};
   const env: Record<string, string> = {
-    ...runtimeEnv({ ...localDescription(job, inputs), platform: "local", sandboxed, supervised: true, stopTimeout: job.spec.settings.stop_timeout }),
+    ...runtimeEnv({
+      ...localDescription(job, inputs),
+      ...cluster,
+      platform: "local",
+      sandboxed,
+      supervised: true,
+      stopTimeout: job.spec.settings.stop_timeout,
+    }),
     PYTHONUNBUFFERED: "1",
   };
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
@@ -125,10 +179,13 @@ interface Launch {
   env: Record<string, string | undefined>;
 }
 
-/** The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap when there is one. */
-function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context): Launch {
+/**
+ * The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap
+ * when there is one; `host`: one host of a multi-host job (runner=process), with its own folders.
+ */
+function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context, host?: LocalHost): Launch {
   const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
-  const { mounts, inputs } = layout(job, paths, sandboxed);
+  const { mounts, inputs } = layout(job, host ?? paths, sandboxed);
   if (setup.image) {
     // The image's runtime lays out the contracts itself, as it does on SageMaker; the container's /gcs and /kaggle are its own.
     const containerEnv = runtimeEnv({ ...localDescription(job, inputs), platform: "container" });
@@ -147,14 +204,15 @@ function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof 
       env: { ...ctx.env, ...containerEnv },
     };
   }
-  const run = artifactCommand(job, setup.python, sandboxed ? ML_ROOT : paths.ml, inputs, sandboxed);
+  const roots = host ?? { ml: paths.ml, gcs: path.join(paths.dir, "gcs"), kaggle: path.join(paths.dir, "kaggle") };
+  const run = artifactCommand(job, setup.python, sandboxed ? ML_ROOT : roots.ml, inputs, sandboxed, host);
   const env = { ...ctx.env, ...run.env };
   if (!setup.bwrap) return { program: run.command[0]!, args: run.command.slice(1), env };
   // bwrap writes the host pid of the job's init (the runtime, PID 1 of the sandbox) to fd 3, so a stop signals it, not bwrap.
-  const roots = { ml: paths.ml, gcs: path.join(paths.dir, "gcs"), kaggle: path.join(paths.dir, "kaggle") };
   fs.mkdirSync(roots.gcs, { recursive: true });
   fs.mkdirSync(roots.kaggle, { recursive: true });
-  return { program: setup.bwrap, args: bwrapArgs(roots, mounts, hostRootEntries(), hostOptEntries(), run.command, 3), env };
+  const named = host && host.names.length > 1 ? { name: host.name, hostsFile: host.hostsFile } : undefined;
+  return { program: setup.bwrap, args: bwrapArgs(roots, mounts, hostRootEntries(), hostOptEntries(), run.command, 3, named), env };
 }
 
 /** A started job process: its end, and the pid to signal to stop it (the job's init, inside bwrap when sandboxed). */
@@ -165,17 +223,40 @@ interface Running {
   group: number | undefined;
 }
 
-/** Start `launch` in its own process group, its output appended to `log`. */
-function startProcess(launch: Launch, cwd: string, log: fs.WriteStream, sandboxed: boolean): Running {
+/**
+ * A host's output with every line starting with its name, as SageMaker's log streams name their host. A line that
+ * never ends (a progress bar drawn with \r) is passed on in pieces of 64 KiB, so nothing piles up here.
+ */
+function prefixLines(prefix: string): Transform {
+  const decoder = new StringDecoder("utf8");
+  let partial = "";
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const lines = (partial + decoder.write(chunk)).split("\n");
+      partial = lines.pop() ?? "";
+      let text = lines.map((line) => `${prefix}${line}\n`).join("");
+      if (partial.length > 65_536) {
+        text += `${prefix}${partial}\n`;
+        partial = "";
+      }
+      done(null, text);
+    },
+    flush(done) {
+      const rest = partial + decoder.end();
+      done(null, rest ? `${prefix}${rest}\n` : "");
+    },
+  });
+}
+
+/** Start `launch` in its own process group, its output appended to `log` (each line after `prefix`, when given). */
+function startProcess(launch: Launch, cwd: string, log: fs.WriteStream, sandboxed: boolean, prefix?: string): Running {
   const child = spawn(launch.program, launch.args, { cwd, env: launch.env, detached: true, stdio: ["ignore", "pipe", "pipe", sandboxed ? "pipe" : "ignore"] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
     child.on("error", (error) => resolve({ code: null, signal: null, error }));
     child.on("close", (code, sig) => resolve({ code, signal: sig }));
   });
-  for (const stream of [child.stdout!, child.stderr!]) {
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => log.write(chunk));
-  }
+  // Piped, so a job that prints faster than the disk takes it waits, instead of its output piling up in this process's memory.
+  for (const stream of [child.stdout!, child.stderr!]) (prefix === undefined ? stream : stream.pipe(prefixLines(prefix))).pipe(log, { end: false });
   const info = child.stdio[3] as NodeJS.ReadableStream | null;
   const init = !info
     ? Promise.resolve(child.pid)
@@ -223,16 +304,25 @@ function stopper(job: LocalJob, setup: RunSetup, running: Running, grace: number
 }
 
 /** Pack what the job left in its /opt/ml into its output path: the model (when it completed or was stopped, as SageMaker uploads a stopped job's model) and its output data. */
-async function packOutputs(job: LocalJob, paths: ReturnType<typeof runPaths>, state: JobState, ctx: Context): Promise<Pick<JobRecord, "model" | "output">> {
+async function packOutputs(
+  job: LocalJob,
+  paths: ReturnType<typeof runPaths>,
+  state: JobState,
+  ctx: Context,
+  doing: { now?: string },
+): Promise<Pick<JobRecord, "model" | "output">> {
   const outputs = joinLocation(job.jobOutput, "output");
   const storage = await storageFor(outputs, ctx);
   const pack = async (folder: string, name: string): Promise<string | undefined> => {
     const archive = path.join(paths.dir, name);
+    const what = name === "model.tar.gz" ? "the model" : "the output data";
+    doing.now = `packing ${what}`;
     if ((await packFolder(folder, archive)) === 0) {
       fs.rmSync(archive, { force: true }); // empty folders only (say, the AIP_TENSORBOARD_LOG_DIR nothing wrote to): no archive
       return undefined;
     }
     const location = joinLocation(outputs, name);
+    doing.now = `uploading ${what} to ${location}`;
     await storage.upload(archive, location);
     fs.rmSync(archive, { force: true });
     return location;
@@ -243,6 +333,22 @@ async function packOutputs(job: LocalJob, paths: ReturnType<typeof runPaths>, st
   const output = await pack(path.join(paths.ml, "output", "data"), "output.tar.gz");
   if (output) packed.output = output;
   return packed;
+}
+
+/**
+ * A multi-host job yields one model, algo-1's (SageMaker's first host, rank 0's): what the other hosts left in their model
+ * and output data folders is kept in output.tar.gz under hosts/algo-N/model/ and hosts/algo-N/data/.
+ */
+function keepOtherHosts(hosts: readonly LocalHost[], ml: string): void {
+  for (const host of hosts.slice(1)) {
+    for (const [from, to] of [
+      [path.join(host.ml, "model"), "model"],
+      [path.join(host.ml, "output", "data"), "data"],
+    ] as const) {
+      if (fs.existsSync(from) && fs.readdirSync(from).length)
+        fs.cpSync(from, path.join(ml, "output", "data", "hosts", host.name, to), { recursive: true, verbatimSymlinks: true });
+    }
+  }
 }
 
 /** Files the job left in its working folder, named in its log and kept in output.tar.gz under working/. */
@@ -331,43 +437,86 @@ export async function runLocalJob(
   // The log is complete before the record says the job ended, so a follower that sees the end has every line.
   const closeLog = (): Promise<unknown> => (logOpen ? ((logOpen = false), new Promise((resolve) => log.end(resolve))) : Promise.resolve());
   try {
-    for (const folder of ["ml", "gcs", "kaggle"]) fs.rmSync(path.join(paths.dir, folder), { recursive: true, force: true });
+    for (const folder of ["ml", "gcs", "kaggle", "hosts"]) fs.rmSync(path.join(paths.dir, folder), { recursive: true, force: true });
     const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
-    const launch = launchCommand(job, setup, paths, ctx);
+    const { settings } = job.spec;
+    const names = hostNames(setup.image ? 1 : settings.instance_count);
+    // Several hosts, or torchrun's rendezvous even on one: a port of the job's own, so two such jobs run at once.
+    const port = names.length > 1 || settings.distribution === "torchrun" ? await freePort() : undefined;
+    const hostsFile = path.join(paths.dir, "hosts", "etc-hosts");
+    if (names.length > 1) {
+      fs.mkdirSync(path.dirname(hostsFile), { recursive: true });
+      fs.writeFileSync(hostsFile, hostsFileText(names));
+    }
+    const hosts: LocalHost[] | undefined =
+      names.length > 1 ? names.map((name) => ({ name, ...hostFolders(paths, name), names, port: port!, hostsFile })) : undefined;
+    const launches = hosts
+      ? hosts.map((host) => launchCommand(job, setup, paths, ctx, host))
+      : [launchCommand(job, setup, paths, ctx, port !== undefined ? singleHost(paths, port) : undefined)];
     // The image keeps its own working files (its entrypoint does); a job run here works in its folder, watched from outside.
     const workingDir = setup.image ? undefined : job.spec.artifact.dir;
     // alekseylearn's own state, cache and this job's outputs are not the job's files, wherever they lie.
     const ours = [ctx.stateDir, ctx.cacheDir, ...(schemeOf(job.spec.outputPath) ? [] : [job.spec.outputPath])];
     const before = workingDir ? snapshot(workingDir, ours) : undefined;
     const hostMl = !sandboxed ? hostMlWatch() : undefined;
-    const running = startProcess(launch, job.spec.artifact.dir, log, setup.bwrap !== undefined);
+    const runnings = launches.map((one, index) =>
+      startProcess(one, job.spec.artifact.dir, log, setup.bwrap !== undefined, hosts ? `[${hosts[index]!.name}] ` : undefined),
+    );
     record({ state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
 
     let stopping = false;
-    const { stop, done } = stopper(job, setup, running, job.spec.settings.stop_timeout, ctx);
+    const stoppers = runnings.map((running) => stopper(job, setup, running, settings.stop_timeout, ctx));
     const onAbort = (): void => {
       stopping = true;
-      stop();
+      for (const { stop } of stoppers) stop();
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
-    const result = await running.exited;
-    done();
+    // A host that fails fails the job: the others are stopped, and the reason is the failed host's.
+    let failed: number | undefined;
+    const results = await Promise.all(
+      runnings.map((running, index) =>
+        running.exited.then((result) => {
+          if (!stopping && failed === undefined && (result.error || result.code !== 0)) {
+            failed = index;
+            stoppers.forEach(({ stop }, other) => other !== index && stop());
+          }
+          return result;
+        }),
+      ),
+    );
+    for (const { done } of stoppers) done();
     signal.removeEventListener("abort", onAbort);
 
     if (workingDir && before) keepLeftBehind(workingDir, before, ours, paths.ml, log);
     if (setup.bwrap) keepGcsWrites(path.join(paths.dir, "gcs"), paths.ml, log);
     if (hostMl) hostMl.report(log);
-    const { state, reason } = outcome(result, stopping, launch.program, paths.ml);
+    if (hosts) keepOtherHosts(hosts, paths.ml);
+    const at = failed ?? 0;
+    const ended = outcome(results[at]!, stopping && failed === undefined, launches[at]!.program, hosts ? hosts[at]!.ml : paths.ml);
+    const { state } = ended;
+    const reason = hosts && failed !== undefined && ended.reason ? `${hosts[at]!.name}: ${ended.reason}` : ended.reason;
+    const doing: { now?: string } = {};
+    let packed: Pick<JobRecord, "model" | "output">;
+    try {
+      packed = await packOutputs(job, paths, state, ctx, doing);
+    } catch (err) {
+      // Ctrl-C (or `stop`) while the outputs were packed or uploaded: the job is stopped, and says what did not finish.
+      if (!signal.aborted && !ctx.signal?.aborted) throw err;
+      const why = `stopped while ${doing.now ?? "packing the outputs"}, which did not finish; the job's files are kept in ${paths.ml}`;
+      log.write(`[alekseylearn] ${why}\n`);
+      await closeLog();
+      return record({ state: "stopped", endedAt: new Date().toISOString(), exitCode: results[at]!.code ?? undefined, reason: why });
+    }
     const changes: JobChanges = {
       state,
       endedAt: new Date().toISOString(),
-      exitCode: result.code ?? undefined,
+      exitCode: results[at]!.code ?? undefined,
       reason,
-      ...(await packOutputs(job, paths, state, ctx)),
+      ...packed,
     };
     // A finished job's files now live in its output path; a failed or stopped one keeps its folder for inspection.
-    if (state === "completed") for (const folder of ["ml", "gcs", "kaggle"]) fs.rmSync(path.join(paths.dir, folder), { recursive: true, force: true });
+    if (state === "completed") for (const folder of ["ml", "gcs", "kaggle", "hosts"]) fs.rmSync(path.join(paths.dir, folder), { recursive: true, force: true });
     await closeLog();
     return record(changes);
   } catch (err) {

@@ -8,6 +8,7 @@
  * once wrote there) is never bound, nor an entry that leads into it.
  */
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { ML_ROOT } from "../../package/contract.js";
@@ -39,7 +40,8 @@ export type RootEntry = { name: string; kind: "dir" | "file" } | { name: string;
  * `/` itself, so /gcs and /kaggle exist only inside it: binding onto a missing path under a bound host `/` would make
  * the mount point on the host. The command gets a PID namespace of its own, as PID 1 (it is the job's init: when it
  * ends, nothing of the job is left), with a /proc that shows only the job; with `infoFd`, bwrap writes the init's host
- * pid there.
+ * pid there. A host of a multi-host job (`named`) gets its own host name (`--unshare-uts --hostname`) and an /etc/hosts in
+ * which every host's name is 127.0.0.1, as each SageMaker host resolves algo-1 … algo-N.
  */
 export function bwrapArgs(
   roots: SandboxRoots,
@@ -48,6 +50,7 @@ export function bwrapArgs(
   optEntries: readonly string[],
   command: readonly string[],
   infoFd?: number,
+  named?: { name: string; hostsFile: string },
 ): string[] {
   const host = rootEntries
     .filter((entry) => !PRIVATE_ROOTS.includes(entry.name))
@@ -78,11 +81,25 @@ export function bwrapArgs(
     roots.kaggle,
     "/kaggle",
     ...mounts.flatMap((mount) => [mount.readOnly ? "--ro-bind" : "--bind", mount.host, mount.inside]),
+    ...(named ? ["--unshare-uts", "--hostname", named.name, "--ro-bind", named.hostsFile, "/etc/hosts"] : []),
     "--die-with-parent",
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
     "--",
     ...command,
   ];
+}
+
+/** The /etc/hosts of a multi-host job's sandboxes: this machine's own, and every host's name as 127.0.0.1. */
+export function hostsFileText(names: readonly string[], own = readOr("/etc/hosts")): string {
+  return `${own}${own && !own.endsWith("\n") ? "\n" : ""}${names.map((name) => `127.0.0.1\t${name}\n`).join("")}`;
+}
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return "127.0.0.1\tlocalhost\n";
+  }
 }
 
 /** The host's top-level entries (`/bin` as the link it is on a merged-/usr system), sorted. */
@@ -123,15 +140,54 @@ function realPath(file: string): string | undefined {
 /** Which sandbox a job gets: bwrap's path, or the reason there is none. */
 export type SandboxChoice = { bwrap: string; reason?: undefined } | { bwrap?: undefined; reason: string };
 
-/** Pick the sandbox for the `sandbox` setting: find bwrap and check that it can make namespaces here. */
-export function chooseSandbox(setting: string, pathVar: string | undefined): SandboxChoice {
+/** The kernel settings that decide whether an unprivileged user may make namespaces (Linux, Debian/Ubuntu, AppArmor). */
+const NAMESPACE_SETTINGS = [
+  "/proc/sys/kernel/unprivileged_userns_clone",
+  "/proc/sys/user/max_user_namespaces",
+  "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+];
+
+/** Where a passed probe of this bwrap, for this user under these kernel settings, is remembered; undefined when it cannot be told. */
+function probeMemo(bwrap: string, cacheDir: string): string | undefined {
+  try {
+    const stat = fs.statSync(bwrap);
+    const settings = NAMESPACE_SETTINGS.map((file) => {
+      try {
+        return fs.readFileSync(file, "utf8").trim();
+      } catch {
+        return "";
+      }
+    });
+    const key = JSON.stringify([fs.realpathSync(bwrap), stat.size, stat.mtimeMs, process.getuid?.(), settings]);
+    return path.join(cacheDir, "sandbox-probes", createHash("sha256").update(key).digest("hex").slice(0, 16));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pick the sandbox for the `sandbox` setting: find bwrap and check that it can make namespaces here. A probe that passed
+ * is remembered in `cacheDir` (when given) for the same bwrap, user and kernel settings: it costs every run a process
+ * start otherwise.
+ */
+export function chooseSandbox(setting: string, pathVar: string | undefined, cacheDir?: string): SandboxChoice {
   if (setting === "none") return { reason: "config.sandbox=none" };
   const bwrap = which("bwrap", pathVar);
   if (!bwrap) return { reason: "bubblewrap (bwrap) is not installed" };
+  const memo = cacheDir ? probeMemo(bwrap, cacheDir) : undefined;
+  if (memo && fs.existsSync(memo)) return { bwrap };
   const probe = spawnSync(bwrap, ["--dev-bind", "/", "/", "--unshare-pid", "--as-pid-1", "--proc", "/proc", "--tmpfs", "/opt", "true"], {
     encoding: "utf8",
     timeout: 10_000,
   });
   if (probe.status !== 0) return { reason: `bwrap cannot create a sandbox here (${(probe.stderr || probe.error?.message || "").trim()})` };
+  if (memo) {
+    try {
+      fs.mkdirSync(path.dirname(memo), { recursive: true });
+      fs.writeFileSync(memo, "passed\n");
+    } catch {
+      // not remembered: the next run probes again
+    }
+  }
   return { bwrap };
 }

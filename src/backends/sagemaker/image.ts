@@ -132,11 +132,7 @@ export async function pushTrainingImage(
     for (const pending of [found, authorized]) pending.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
     options.onBuildStarted?.();
   };
-  const built = await buildTrainingImage(
-    spec,
-    { tag: local, gpu, baseImage: spec.settings.base_image, platform: SAGEMAKER_PLATFORM, onStarted: askEcr },
-    ctx,
-  );
+  const built = await buildTrainingImage(spec, { tag: local, gpu, baseImage: spec.settings.base_image, platform: SAGEMAKER_PLATFORM, onStarted: askEcr }, ctx);
   const gate = options.gate ?? Promise.resolve(true);
   if (!(await gate)) throw failure("Stopped before pushing: the checks before it failed.");
   const existing = await found!;

@@ -18,6 +18,7 @@ import { followCloudJob, leftOutput } from "../follow.js";
 import { elsewhereSpec } from "../common.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { checkBucket } from "./bucket.js";
+import { sagemakerDoctor } from "./doctor.js";
 import { pushTrainingImage } from "./image.js";
 import type { PushedImage } from "../../package/registry.js";
 import { TrainingLog } from "./logs.js";
@@ -146,6 +147,9 @@ export const sagemakerBackend = {
   plan: planSageMaker,
   wantsGpu,
 
+  async doctor(spec, ctx, options) {
+    return sagemakerDoctor(spec, ctx, options);
+  },
   async createRole(spec, ctx) {
     return createRole(spec, ctx);
   },

@@ -13,7 +13,7 @@ import type { SageMakerSpec } from "./schema.js";
 import { validate } from "./model.js";
 import { DEFAULT_ROLE_NAME } from "./schema.js";
 import { SAGEMAKER_SHAPES } from "./shapes.js";
-import { parsePairs } from "../common.js";
+import { parsePairs, runtimeSettings, distributionProblems } from "../common.js";
 
 /** The tag that marks a job as made by alekseylearn; its value is the submission's id, so a retried submission finds its own job. */
 export const SUBMISSION_TAG = "alekseylearn:submission";
@@ -65,7 +65,7 @@ export function requestProblems(request: CreateTrainingJobRequest): string[] {
 
 /** Every reason `spec` cannot run on SageMaker, all at once (empty when it can). */
 export function planProblems(spec: SageMakerSpec): string[] {
-  const problems: string[] = [];
+  const problems: string[] = distributionProblems(spec);
   const { settings } = spec;
   if (!spec.outputPath) problems.push("config.output_path is required on SageMaker: an s3://BUCKET/PREFIX where the model is written");
   else if (schemeOf(spec.outputPath) !== "s3") problems.push(`config.output_path must be an s3:// location on SageMaker, not ${spec.outputPath}`);
@@ -162,7 +162,7 @@ export function trainingJobRequest(spec: SageMakerSpec, inputs: TrainingJobInput
   // The one setting the image's entrypoint reads from the job (the SM_* variables it computes itself, as the toolkit does).
   const environment = {
     ...parsePairs(settings.environment, "environment", ignored),
-    ...settingsEnv({ hyperparameterArgs: settings.hyperparameter_args, hyperparameterFormat: settings.hyperparameter_format }),
+    ...settingsEnv(runtimeSettings(settings)),
   };
   if (Object.keys(environment).length) request.Environment = environment;
   const channels = Object.entries(spec.inputs).sort(([a], [b]) => a.localeCompare(b));

@@ -19,6 +19,8 @@ export const sagemakerSchema = {
   instance_count: commonSchema.instance_count,
   hyperparameter_args: commonSchema.hyperparameter_args,
   hyperparameter_format: commonSchema.hyperparameter_format,
+  distribution: commonSchema.distribution,
+  processes_per_host: commonSchema.processes_per_host,
   volume_size_gb: { type: { kind: "integer", min: 1, max: 16384 }, default: 30, doc: "Size of each instance's storage volume, in GB." },
   max_runtime: { type: { kind: "duration" }, default: 86400, doc: "Stop the job after this long (StoppingCondition.MaxRuntimeInSeconds)." },
   use_spot: { type: { kind: "boolean" }, default: false, doc: "Use managed spot capacity (cheaper, may be interrupted; set checkpoint_s3_uri to resume)." },

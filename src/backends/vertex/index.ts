@@ -23,6 +23,7 @@ import { followCloudJob, leftOutput } from "../follow.js";
 import { elsewhereSpec } from "../common.js";
 import { LOG_POLL_SECONDS, VertexApi, type CustomJob } from "./api.js";
 import { googleSession, type GoogleSession } from "./auth.js";
+import { vertexDoctor } from "./doctor.js";
 import { planVertex } from "./dry-run.js";
 import { changesFrom, JobLog, statusLine } from "./follow.js";
 import { credentialSource, defaultRegion, noProjectError, resolveProject } from "./google.js";
@@ -259,6 +260,9 @@ export const vertexBackend = {
     return { provider: { ...job.provider, cancelRequested: "true" } };
   },
 
+  async doctor(spec, ctx, options) {
+    return vertexDoctor(spec, ctx, options);
+  },
   async lookup(name, ctx) {
     const region = defaultRegion(ctx.env, DEFAULT_REGION);
     let google: Google;

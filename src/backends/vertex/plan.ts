@@ -14,7 +14,7 @@ import { settingsEnv, trainArgs } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
 import type { JobState } from "../../jobs/job.js";
 import type { VertexSpec } from "./schema.js";
-import { parsePairs } from "../common.js";
+import { parsePairs, runtimeSettings, distributionProblems } from "../common.js";
 
 /** True when Vertex settings ask for NVIDIA GPUs (an NVIDIA_* accelerator_type), whose default base image has CUDA; a TPU needs no CUDA, and gets the plain image. */
 export function wantsGpu(settings: Readonly<Record<string, unknown>>): boolean {
@@ -183,7 +183,7 @@ export function labelValue(text: string): string {
 
 /** Every reason `spec` cannot run on Vertex AI, all at once (empty when it can). */
 export function planProblems(spec: VertexSpec): string[] {
-  const problems: string[] = [];
+  const problems: string[] = distributionProblems(spec);
   const { settings } = spec;
   if (!spec.outputPath) problems.push("config.output_path is required on Vertex AI: a gs://BUCKET/PREFIX where the model is written");
   else if (schemeOf(spec.outputPath) !== "gs" || !/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](\/|$)/.test(spec.outputPath))
@@ -191,7 +191,9 @@ export function planProblems(spec: VertexSpec): string[] {
   if (!/^[a-z]+-[a-z]+\d+$/.test(settings.region))
     problems.push(`config.region ${settings.region} is not a Google Cloud region (like us-central1 or europe-west4)`);
   if (settings.project !== undefined && !/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z][a-z0-9.-]*:[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(settings.project))
-    problems.push(`config.project ${settings.project} is not a project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter)`);
+    problems.push(
+      `config.project ${settings.project} is not a project ID (Google's rule: 6 to 30 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen)`,
+    );
   if (settings.accelerator_type !== undefined && !isAcceleratorType(settings.accelerator_type))
     problems.push(`config.accelerator_type ${settings.accelerator_type} is not a Vertex AI accelerator type (like NVIDIA_TESLA_T4 or NVIDIA_L4)`);
   if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)+$/.test(settings.machine_type))
@@ -205,7 +207,9 @@ export function planProblems(spec: VertexSpec): string[] {
   if (settings.network !== undefined && !/^projects\/[^/]+\/global\/networks\/[^/]+$/.test(settings.network))
     problems.push(`config.network ${settings.network} is not a network name (projects/NUMBER/global/networks/NAME)`);
   if (settings.quota_project !== undefined && !/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z][a-z0-9.-]*:[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(settings.quota_project))
-    problems.push(`config.quota_project ${settings.quota_project} is not a project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter)`);
+    problems.push(
+      `config.quota_project ${settings.quota_project} is not a project ID (Google's rule: 6 to 30 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen)`,
+    );
   const repositoryProblem = settings.repository === undefined ? undefined : imagePathProblem(settings.repository);
   if (repositoryProblem) problems.push(repositoryProblem);
   for (const [channel, location] of Object.entries(spec.inputs)) {
@@ -267,7 +271,7 @@ export function customJobRequest(spec: VertexSpec, inputs: CustomJobInputs): Cus
   const jobOutput = `${spec.outputPath.replace(/\/+$/, "")}/${inputs.name}`;
   const environment: Record<string, string> = {
     ...parsePairs(settings.environment, "environment", ignored),
-    ...settingsEnv({ hyperparameterArgs: settings.hyperparameter_args, hyperparameterFormat: settings.hyperparameter_format }),
+    ...settingsEnv(runtimeSettings(settings)),
     // The job's name, as SageMaker gives it (the toolkit's SM_TRAINING_ENV reads it), and where the entrypoint finds and leaves files through /gcs.
     TRAINING_JOB_NAME: inputs.name,
     // The machine type, for resourceconfig.json's instance type (SM_CURRENT_INSTANCE_TYPE), which the entrypoint writes on Vertex.

@@ -35,6 +35,8 @@ export const vertexSchema = {
   },
   hyperparameter_args: commonSchema.hyperparameter_args,
   hyperparameter_format: commonSchema.hyperparameter_format,
+  distribution: commonSchema.distribution,
+  processes_per_host: commonSchema.processes_per_host,
   boot_disk_size_gb: {
     type: { kind: "integer", min: 100, max: 65536 },
     default: 100,

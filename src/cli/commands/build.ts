@@ -22,7 +22,9 @@ export const run: CommandRun = async (args, ctx, output) => {
     ctx,
   );
   output.out(
-    options.json ? JSON.stringify({ image: result.image, digest: result.digest, layers: result.layers, pushed_bytes: result.pushedBytes }, null, 2) + "\n" : `${result.image}\n`,
+    options.json
+      ? JSON.stringify({ image: result.image, digest: result.digest, layers: result.layers, pushed_bytes: result.pushedBytes }, null, 2) + "\n"
+      : `${result.image}\n`,
   );
   return 0;
 };

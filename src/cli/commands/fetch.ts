@@ -19,7 +19,9 @@ export const run: CommandRun = async (args, ctx, output) => {
     output.out(JSON.stringify(result, null, 2) + "\n");
     return 0;
   }
-  ctx.reporter.info(`Fetched ${result.model}${result.job ? ` (job ${result.job})` : ""}`);
+  if (result.model) ctx.reporter.info(`Fetched ${result.model}${result.job ? ` (job ${result.job})` : ""}`);
+  // A job that ended without a model: what it left comes back, and the line says why there is no model.
+  else output.out(`There was no model: ${result.noModel}. Brought back what the job left (${result.output}).\n`);
   output.out(`${result.files.length} file${result.files.length === 1 ? "" : "s"} in ${result.to}:\n`);
   // An archive's names may hold control characters: shown escaped, they cannot act on the terminal.
   for (const file of result.files.slice(0, 20)) output.out(`  ${printable(file)}\n`);

@@ -1,24 +1,37 @@
 /** `alekseylearn fit`: validate, submit, follow, summarise. */
-import { backends } from "../../backends/registry.js";
+import { backends, getBackend } from "../../backends/registry.js";
+import type { Backend } from "../../backends/types.js";
 import { describeType } from "../../spec/schema.js";
 import { fit, JobEndedError, planFit, type FollowResult } from "../../jobs/lifecycle.js";
 import { redactRecord } from "../../jobs/records.js";
-import { redactDeep } from "../../redact.js";
+import { redactForPrint, secretValues } from "../../redact.js";
 import type { FitRequest } from "../../spec/build.js";
+import type { ParsedArgs } from "../args.js";
 import type { CommandRun } from "../commands.js";
 import { describeJob, describePlan, jobDuration } from "../render.js";
 
-/** The settings of every built backend, for `fit --help`. */
-export async function settingsHelp(): Promise<string[]> {
-  return Object.values(backends).map((backend) => {
-    const rows = Object.entries(backend.schema).map(([key, field]) => {
-      const shown = field.type.kind === "duration" ? `${field.default}s` : JSON.stringify(field.default);
-      const fallback = field.default === undefined ? "" : ` Default: ${shown}.`;
-      const aliases = field.aliases?.length ? ` (also ${field.aliases.join(", ")})` : "";
-      return `  config.${key}${aliases}: ${describeType(field.type)}. ${field.doc}${fallback}`;
-    });
-    return [`Settings of the ${backend.name} backend (${backend.summary}):`, ...rows].join("\n");
+/** One backend's settings, one a line with its type, doc and default: `alekseylearn settings NAME` and `fit --help --backend NAME`. */
+export function backendSettingsHelp(backend: Backend): string {
+  const rows = Object.entries(backend.schema).map(([key, field]) => {
+    const shown = field.type.kind === "duration" ? `${field.default}s` : JSON.stringify(field.default);
+    const fallback = field.default === undefined ? "" : ` Default: ${shown}.`;
+    const aliases = field.aliases?.length ? ` (also ${field.aliases.join(", ")})` : "";
+    return `  config.${key}${aliases}: ${describeType(field.type)}. ${field.doc}${fallback}`;
   });
+  return [`Settings of the ${backend.name} backend (${backend.summary}):`, ...rows].join("\n");
+}
+
+/** For `fit --help`: one line per backend pointing to its settings; with `--backend NAME`, that backend's settings. */
+export async function settingsHelp(args?: ParsedArgs): Promise<string[]> {
+  const asked = args?.options.backend;
+  if (typeof asked === "string") return [backendSettingsHelp(getBackend(asked))];
+  const width = Math.max(...Object.keys(backends).map((name) => name.length)) + 2;
+  return [
+    [
+      "Backends (each has its own --config. settings; `alekseylearn settings NAME` or `fit --help --backend NAME` lists them with defaults):",
+      ...Object.values(backends).map((backend) => `  ${backend.name.padEnd(width)}${backend.summary}`),
+    ].join("\n"),
+  ];
 }
 
 export const run: CommandRun = async (args, ctx, output) => {
@@ -37,11 +50,9 @@ export const run: CommandRun = async (args, ctx, output) => {
 
   if (options["dry-run"]) {
     const planned = await planFit(request, ctx, typeof options.name === "string" ? { name: options.name } : {});
-    // What is printed holds no credential: secret-named values (Environment.WANDB_API_KEY) and URL credentials are redacted; hyperparameters are shown as typed.
-    const plan = {
-      ...planned,
-      requests: planned.requests.map((request) => ({ ...request, request: redactDeep(request.request, new Set(["HyperParameters", "hyperparameters.json"])) })),
-    };
+    // What is printed holds no credential, by the rule records follow: secret-named values wherever they appear (Environment.WANDB_API_KEY,
+    // a {name, value} pair, a tag, a hyperparameter in arguments, files and scripts) and URL credentials are redacted.
+    const plan = redactForPrint(planned, secretValues(request.config ?? {}, request.hyperparameters ?? {})) as typeof planned;
     output.out(options.json ? JSON.stringify(plan, null, 2) + "\n" : describePlan(plan));
     return 0;
   }

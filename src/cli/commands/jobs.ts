@@ -1,10 +1,16 @@
-/** `alekseylearn jobs`: a table of every job, newest first. */
-import { jobs } from "../../jobs/lifecycle.js";
+/** `alekseylearn jobs`: a table of every job, newest first; `--rm JOB` removes one record. */
+import { forget, jobs } from "../../jobs/lifecycle.js";
 import { redactRecord } from "../../jobs/records.js";
+import { printable } from "../../storage/archive.js";
 import type { CommandRun } from "../commands.js";
-import { jobDuration, table } from "../render.js";
+import { hostCount, jobDuration, table } from "../render.js";
 
 export const run: CommandRun = async (args, ctx, output) => {
+  if (typeof args.options.rm === "string") {
+    await forget(args.options.rm, ctx);
+    output.out(args.options.json ? JSON.stringify({ removed: args.options.rm }) + "\n" : `Removed the record of ${args.options.rm}.\n`);
+    return 0;
+  }
   const records = await jobs(ctx);
   if (args.options.json) {
     output.out(JSON.stringify(records.map(redactRecord), null, 2) + "\n");
@@ -14,14 +20,12 @@ export const run: CommandRun = async (args, ctx, output) => {
     output.out("No jobs yet. Start one with `alekseylearn fit ARTIFACT`.\n");
     return 0;
   }
-  const rows = records.map((job) => [
-    job.name,
-    job.backend,
-    job.state,
-    job.createdAt.replace("T", " ").slice(0, 19),
-    jobDuration(job),
-    job.model ?? job.jobOutput,
-  ]);
-  output.out(table(["NAME", "BACKEND", "STATE", "CREATED (UTC)", "DURATION", "MODEL"], rows));
+  // What a record says is data: printed with its control characters escaped, as archive names are.
+  const rows = records.map((job) =>
+    [job.name, job.backend, job.state, String(hostCount(job)), job.createdAt.replace("T", " ").slice(0, 19), jobDuration(job), job.model ?? job.jobOutput].map(
+      printable,
+    ),
+  );
+  output.out(table(["NAME", "BACKEND", "STATE", "HOSTS", "CREATED (UTC)", "DURATION", "MODEL"], rows));
   return 0;
 };

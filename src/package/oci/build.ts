@@ -18,7 +18,20 @@ import type { JobSpec } from "../../spec/types.js";
 import { environmentInContext, refuseEnvironmentCredentials } from "../image.js";
 import { ENTRYPOINT, NOTEBOOK_PACKAGES, RUNTIME_IN_IMAGE, runtimeFiles } from "../runtime.js";
 import { reportShipment, shippableRequirements, shippedFiles } from "../ship.js";
-import { append, configBytes, dockerManifest, editConfig, envOf, isIndex, MEDIA, pickPlatform, sha256, type Image, type ImageConfig, type Layer } from "./image.js";
+import {
+  append,
+  configBytes,
+  dockerManifest,
+  editConfig,
+  envOf,
+  isIndex,
+  MEDIA,
+  pickPlatform,
+  sha256,
+  type Image,
+  type ImageConfig,
+  type Layer,
+} from "./image.js";
 import { withFallback } from "./choose.js";
 import { folderEntries, layerOf, type LayerEntry } from "./layer.js";
 import { formatReference, parseReference, Registry, type Credentials, type PushStats } from "./registry.js";
@@ -63,7 +76,10 @@ export async function readBase(registry: Registry, reference: string): Promise<{
   if (!doc.config || !doc.layers) throw failure(`The base image ${reference} has a manifest of type ${doc.mediaType} without a config or layers.`);
   const config = JSON.parse((await registry.blob(ref.repository, doc.config.digest)).toString("utf8")) as ImageConfig;
   if (config.os && config.architecture && `${config.os}/${config.architecture}` !== "linux/amd64")
-    throw new UserError(`The base image ${reference} is built for ${config.os}/${config.architecture}; SageMaker and Vertex AI run linux/amd64 only.`, "Choose a linux/amd64 base image (config.base_image).");
+    throw new UserError(
+      `The base image ${reference} is built for ${config.os}/${config.architecture}; SageMaker and Vertex AI run linux/amd64 only.`,
+      "Choose a linux/amd64 base image (config.base_image).",
+    );
   const diffIds = config.rootfs?.diff_ids ?? [];
   const layers: Layer[] = doc.layers.map((descriptor, at) => ({
     digest: descriptor.digest,
@@ -140,7 +156,10 @@ function run(command: string, args: string[], env: Context["env"], cwd: string):
  * clear stop that names config.builder=docker, which can build from source.
  */
 export async function environmentLayer(requirements: string, pythonVersion: string, ctx: Context, cwd: string): Promise<{ layer: Layer; built: boolean }> {
-  const key = createHash("sha256").update(JSON.stringify([ENV_LAYER_FORMAT, requirements, pythonVersion, PIP_PLATFORMS])).digest("hex").slice(0, 32);
+  const key = createHash("sha256")
+    .update(JSON.stringify([ENV_LAYER_FORMAT, requirements, pythonVersion, PIP_PLATFORMS]))
+    .digest("hex")
+    .slice(0, 32);
   const dir = path.join(ctx.cacheDir, "oci-layers");
   const file = path.join(dir, `${key}.tar.gz`);
   const meta = path.join(dir, `${key}.json`);
@@ -154,7 +173,12 @@ export async function environmentLayer(requirements: string, pythonVersion: stri
     fs.writeFileSync(path.join(work, "requirements.txt"), requirements + "\n");
     const target = path.join(work, "site-packages");
     ctx.reporter.info(`Installing the environment for Python ${pythonVersion} (linux/amd64 wheels) with pip --target.`);
-    const result = await run("python3", pipTargetArgs(path.join(work, "requirements.txt"), target, pythonVersion), { ...ctx.env, PIP_NO_CACHE_DIR: ctx.env.PIP_NO_CACHE_DIR }, cwd);
+    const result = await run(
+      "python3",
+      pipTargetArgs(path.join(work, "requirements.txt"), target, pythonVersion),
+      { ...ctx.env, PIP_NO_CACHE_DIR: ctx.env.PIP_NO_CACHE_DIR },
+      cwd,
+    );
     if (result.code !== 0) {
       const tail = result.output.trim().split("\n").slice(-8);
       const noWheel = /No matching distribution|Could not find a version/i.test(result.output);
@@ -162,7 +186,9 @@ export async function environmentLayer(requirements: string, pythonVersion: stri
         noWheel
           ? `A requirement has no binary wheel for linux/amd64 and Python ${pythonVersion}, so the image cannot be built without Docker.`
           : `pip could not install the environment for the image (exit ${result.code ?? "killed"}).`,
-        noWheel ? "Use config.builder=docker (it builds from source inside the image), or pin a version that has a manylinux wheel." : "Fix requirements.txt and try again.",
+        noWheel
+          ? "Use config.builder=docker (it builds from source inside the image), or pin a version that has a manylinux wheel."
+          : "Fix requirements.txt and try again.",
         tail,
       );
       throw noWheel ? withFallback(error, `a requirement has no binary wheel for linux/amd64 and Python ${pythonVersion}`) : error;
@@ -179,13 +205,24 @@ export async function environmentLayer(requirements: string, pythonVersion: stri
 
 /** The job runtime's layer: /opt/alekseylearn as the Docker builder copies it (`COPY .alekseylearn/runtime/ /opt/alekseylearn/`). */
 export function runtimeLayer(): Layer & { bytes: Buffer } {
-  return layerOf(Object.entries(runtimeFiles()).map(([name, text]): LayerEntry => ({ path: `${RUNTIME_IN_IMAGE.slice(1)}/${name}`, kind: "file", mode: 0o644, bytes: Buffer.from(text) })));
+  return layerOf(
+    Object.entries(runtimeFiles()).map(([name, text]): LayerEntry => ({
+      path: `${RUNTIME_IN_IMAGE.slice(1)}/${name}`,
+      kind: "file",
+      mode: 0o644,
+      bytes: Buffer.from(text),
+    })),
+  );
 }
 
 /** The code layer: the shipped files of the project folder under /opt/ml/code (ship.ts's one rule set), rewritten files with the text that ships. */
 export function codeLayer(spec: JobSpec, ctx: Pick<Context, "env" | "reporter">): Layer & { bytes: Buffer } {
   const envFile = environmentInContext(spec);
-  const shipment = shippedFiles(spec.artifact.dir, { env: ctx.env, entry: spec.artifact.entry, requirements: envFile && !envFile.startsWith(".alekseylearn/") ? [envFile] : [] });
+  const shipment = shippedFiles(spec.artifact.dir, {
+    env: ctx.env,
+    entry: spec.artifact.entry,
+    requirements: envFile && !envFile.startsWith(".alekseylearn/") ? [envFile] : [],
+  });
   reportShipment(
     shipment,
     (message) => ctx.reporter.warn(message),
@@ -241,7 +278,13 @@ async function streamBytes(layer: Layer): Promise<Buffer> {
 }
 
 /** Push `image` to `to` as one Docker v2 schema 2 image: blobs the registry has are only HEADed, base layers in the same registry mounted. */
-export async function pushImage(image: Image, to: string, registry: Registry, baseReference: string, ownTag = false): Promise<{ digest: string; stats: PushStats; image: string }> {
+export async function pushImage(
+  image: Image,
+  to: string,
+  registry: Registry,
+  baseReference: string,
+  ownTag = false,
+): Promise<{ digest: string; stats: PushStats; image: string }> {
   const ref = parseReference(to);
   registry.want(ref.repository, "pull,push");
   const config = configBytes(image.config);
@@ -252,7 +295,12 @@ export async function pushImage(image: Image, to: string, registry: Registry, ba
   if (!(await registry.hasManifest(ref.repository, digest))) {
     for (const layer of image.layers) if (layer.source?.host === registry.host) registry.want(layer.source.repository, "pull");
     await pool(image.layers, 4, (layer) =>
-      registry.putBlob(ref.repository, { digest: layer.digest, size: layer.size, bytes: () => streamBytes(layer) }, stats, layer.source?.host === registry.host ? layer.source.repository : undefined),
+      registry.putBlob(
+        ref.repository,
+        { digest: layer.digest, size: layer.size, bytes: () => streamBytes(layer) },
+        stats,
+        layer.source?.host === registry.host ? layer.source.repository : undefined,
+      ),
     );
     await registry.putBlob(ref.repository, { digest: sha256(config), size: config.length, bytes: () => Promise.resolve(config) }, stats);
   }
@@ -312,7 +360,10 @@ export async function buildAndPush(spec: JobSpec, options: OciBuildOptions, ctx:
 }
 
 /** Push an assembled job image to `uri` (REGISTRY/REPOSITORY) under a tag of its own, as the backends record it. */
-export async function pushAssembled(assembled: AssembledImage, uri: string): Promise<{ image: string; stepsRun: number; layersPushed: number; reused: boolean }> {
+export async function pushAssembled(
+  assembled: AssembledImage,
+  uri: string,
+): Promise<{ image: string; stepsRun: number; layersPushed: number; reused: boolean }> {
   const pushed = await pushImage(assembled.image, uri, assembled.registry, assembled.base, true);
   return {
     image: `${uri}@${pushed.digest}`,

@@ -15,7 +15,8 @@ export type BuilderChoice = "auto" | "oci" | "docker";
 
 /** Why `spec` needs Docker to build its image (a conda environment, apt.txt, its own Dockerfile unlike the generated one), or undefined when it does not. */
 export function needsDocker(spec: JobSpec, baseImage: string): string | undefined {
-  if (spec.environment?.kind === "conda") return `its environment is ${path.basename(spec.environment.path)} (conda), which only a build inside the image can install`;
+  if (spec.environment?.kind === "conda")
+    return `its environment is ${path.basename(spec.environment.path)} (conda), which only a build inside the image can install`;
   if (hasAptFile(spec)) return `it has ${APT_FILE}, whose Debian packages only a build inside the image can install`;
   if (hasOwnDockerfile(spec)) {
     const own = fs.readFileSync(path.join(spec.artifact.dir, DOCKERFILE), "utf8");
@@ -28,7 +29,8 @@ export function needsDocker(spec: JobSpec, baseImage: string): string | undefine
 export function chooseBuilder(spec: JobSpec, chosen: BuilderChoice, baseImage: string): { builder: "oci" | "docker"; reason?: string } {
   if (chosen === "docker") return { builder: "docker", reason: "config.builder=docker" };
   const reason = needsDocker(spec, baseImage);
-  if (chosen === "oci" && reason) throw new UserError(`config.builder=oci cannot build this artifact: ${reason}.`, "Use config.builder=docker (or auto) with a Docker daemon running.");
+  if (chosen === "oci" && reason)
+    throw new UserError(`config.builder=oci cannot build this artifact: ${reason}.`, "Use config.builder=docker (or auto) with a Docker daemon running.");
   return reason ? { builder: "docker", reason } : { builder: "oci" };
 }
 

@@ -88,7 +88,10 @@ export const FIXED_CREATED = "1970-01-01T00:00:00Z";
 /** Append `layers` to `base` (lazy: nothing is read), each with a history entry that names it. */
 export function append(base: Image, ...layers: Array<{ layer: Layer; createdBy: string }>): Image {
   const config: ImageConfig = structuredClone(base.config);
-  config.rootfs = { type: "layers", diff_ids: [...(config.rootfs?.diff_ids ?? base.layers.map((layer) => layer.diffId)), ...layers.map((entry) => entry.layer.diffId)] };
+  config.rootfs = {
+    type: "layers",
+    diff_ids: [...(config.rootfs?.diff_ids ?? base.layers.map((layer) => layer.diffId)), ...layers.map((entry) => entry.layer.diffId)],
+  };
   config.history = [...(config.history ?? []), ...layers.map((entry) => ({ created: FIXED_CREATED, created_by: entry.createdBy }))];
   return { config, layers: [...base.layers, ...layers.map((entry) => entry.layer)] };
 }
@@ -155,7 +158,8 @@ export function parseManifest(bytes: Buffer, contentType: string | null): Manife
     throw new UserError("The registry answered with a manifest that is not JSON.");
   }
   const mediaType = doc.mediaType ?? (doc.manifests ? MEDIA.ociIndex : undefined) ?? contentType?.split(";")[0]?.trim() ?? MEDIA.ociManifest;
-  if (doc.schemaVersion !== 2) throw new UserError(`The image's manifest has schemaVersion ${String(doc.schemaVersion)}; only schema 2 (Docker v2 schema 2, OCI) is read.`);
+  if (doc.schemaVersion !== 2)
+    throw new UserError(`The image's manifest has schemaVersion ${String(doc.schemaVersion)}; only schema 2 (Docker v2 schema 2, OCI) is read.`);
   return { ...doc, mediaType };
 }
 

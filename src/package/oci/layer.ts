@@ -66,7 +66,11 @@ function entryHeaders(name: string, options: { size: number; mode: number; type:
   let records = paxRecord("path", name);
   if (options.linkname) records += paxRecord("linkpath", options.linkname);
   const pax = Buffer.from(records, "utf8");
-  return [header("PaxHeader", { size: pax.length, mode: 0o644, type: "x" }), ...padded(pax), header(name.slice(0, 99), { ...options, linkname: options.linkname?.slice(0, 99) ?? "" })];
+  return [
+    header("PaxHeader", { size: pax.length, mode: 0o644, type: "x" }),
+    ...padded(pax),
+    header(name.slice(0, 99), { ...options, linkname: options.linkname?.slice(0, 99) ?? "" }),
+  ];
 }
 
 /** Every folder above `name` (`a/b/c` → `a/`, `a/b/`). */

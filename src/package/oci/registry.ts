@@ -22,7 +22,9 @@ const DOCKER_HUB = "registry-1.docker.io";
 
 /** Parse `[HOST[:PORT]/]REPOSITORY[:TAG][@sha256:HEX]` as Docker reads it (a first part with a dot, a colon or `localhost` is a host). */
 export function parseReference(reference: string): ImageReference {
-  const match = /^(?:([^/]+)\/)?([a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)(?::([\w][\w.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(reference);
+  const match = /^(?:([^/]+)\/)?([a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)(?::([\w][\w.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(
+    reference,
+  );
   let host = match?.[1];
   let repository = match?.[2];
   if (!match || !repository) throw new UserError(`${JSON.stringify(reference)} is not an image reference (HOST/REPOSITORY[:TAG] or @sha256:…).`);
@@ -104,7 +106,11 @@ export class Registry {
    * Bearer a token from the realm for the challenge's scope and every scope
    * used before (token.md "Requesting a Token"), then the request is sent again.
    */
-  async request(method: string, url: string, init: { headers?: Record<string, string>; body?: Buffer; redirect?: "follow" | "manual" } = {}): Promise<Response> {
+  async request(
+    method: string,
+    url: string,
+    init: { headers?: Record<string, string>; body?: Buffer; redirect?: "follow" | "manual" } = {},
+  ): Promise<Response> {
     const send = (): Promise<Response> =>
       fetch(url.startsWith("http") ? url : `${this.base}${url}`, {
         method,
@@ -145,10 +151,13 @@ export class Registry {
   }
 
   private refused(): Error {
-    return Object.assign(new UserError(
-      `The registry ${this.host} refused ${this.options.credentials ? `the credentials of ${JSON.stringify(this.options.credentials.user)}` : "an anonymous request"} (HTTP 401).`,
-      this.options.credentials ? "Check the user name and password (or token) for this registry." : "Give credentials for this registry.",
-    ), { final: true });
+    return Object.assign(
+      new UserError(
+        `The registry ${this.host} refused ${this.options.credentials ? `the credentials of ${JSON.stringify(this.options.credentials.user)}` : "an anonymous request"} (HTTP 401).`,
+        this.options.credentials ? "Check the user name and password (or token) for this registry." : "Give credentials for this registry.",
+      ),
+      { final: true },
+    );
   }
 
   private async authenticate(challenge: { scheme: string; params: Record<string, string> }): Promise<void> {
@@ -158,7 +167,8 @@ export class Registry {
       this.authorization = `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString("base64")}`;
       return;
     }
-    if (challenge.scheme !== "bearer" || !challenge.params.realm) throw failure(`The registry ${this.host} asks for an authentication scheme this client does not speak (${challenge.scheme}).`);
+    if (challenge.scheme !== "bearer" || !challenge.params.realm)
+      throw failure(`The registry ${this.host} asks for an authentication scheme this client does not speak (${challenge.scheme}).`);
     if (challenge.params.scope) for (const scope of challenge.params.scope.split(" ")) this.scopes.add(scope);
     const realm = new URL(challenge.params.realm);
     if (challenge.params.service) realm.searchParams.set("service", challenge.params.service);
@@ -192,12 +202,17 @@ export class Registry {
   /** A manifest or index by tag or digest; its digest is checked against what was asked or what the registry says (api.md "Pulling an Image Manifest", "Content Digests"). */
   async manifest(repository: string, reference: string): Promise<{ doc: ManifestDocument & { mediaType: string }; bytes: Buffer; digest: string }> {
     const response = await this.request("GET", `/v2/${repository}/manifests/${reference}`, { headers: { Accept: MANIFEST_TYPES.join(", ") } });
-    if (response.status === 404) throw new UserError(`The image ${this.host}/${repository}:${reference} is not in the registry (HTTP 404).`, "Check the image name (config.base_image) and that it was pushed there.");
+    if (response.status === 404)
+      throw new UserError(
+        `The image ${this.host}/${repository}:${reference} is not in the registry (HTTP 404).`,
+        "Check the image name (config.base_image) and that it was pushed there.",
+      );
     if (!response.ok) throw failure(`Reading the manifest of ${this.host}/${repository}:${reference} failed (HTTP ${response.status}).`);
     const bytes = Buffer.from(await response.arrayBuffer());
     const digest = sha256(bytes);
     const expected = reference.startsWith("sha256:") ? reference : response.headers.get("docker-content-digest");
-    if (expected && expected !== digest) throw failure(`The manifest of ${this.host}/${repository}:${reference} does not match its digest (${expected}, got ${digest}).`);
+    if (expected && expected !== digest)
+      throw failure(`The manifest of ${this.host}/${repository}:${reference} does not match its digest (${expected}, got ${digest}).`);
     return { doc: parseManifest(bytes, response.headers.get("content-type")), bytes, digest };
   }
 
@@ -252,7 +267,10 @@ export class Registry {
         const target = new URL(location, this.base);
         target.searchParams.set("digest", blob.digest);
         const bytes = await blob.bytes();
-        const put = await this.request("PUT", target.toString(), { headers: { "Content-Type": "application/octet-stream", "Content-Length": String(bytes.length) }, body: bytes });
+        const put = await this.request("PUT", target.toString(), {
+          headers: { "Content-Type": "application/octet-stream", "Content-Length": String(bytes.length) },
+          body: bytes,
+        });
         if (put.status !== 201) throw failure(`The registry ${this.host} refused the blob ${blob.digest} (HTTP ${put.status}).`);
         stats.uploaded++;
         stats.uploadedBytes += bytes.length;
@@ -272,7 +290,11 @@ export class Registry {
     const response = await this.request("PUT", `/v2/${repository}/manifests/${reference}`, { headers: { "Content-Type": mediaType }, body: bytes });
     if (response.status !== 201) {
       const text = await response.text().catch(() => "");
-      throw failure(`The registry ${this.host} refused the manifest of ${repository}:${reference} (HTTP ${response.status}).`, undefined, text ? [text.slice(0, 500)] : []);
+      throw failure(
+        `The registry ${this.host} refused the manifest of ${repository}:${reference} (HTTP ${response.status}).`,
+        undefined,
+        text ? [text.slice(0, 500)] : [],
+      );
     }
     return sha256(bytes);
   }

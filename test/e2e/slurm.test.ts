@@ -1,0 +1,236 @@
+/**
+ * The Slurm backend end to end through the CLI, on a real two-node Slurm cluster (Debian's slurmctld, slurmd and munge
+ * on loopback) reached through a real sshd as its login node (test/servers/slurm-cluster.ts). The cluster's "shared
+ * filesystem" is this machine's: the work folder's cached environments persist across runs under the test cache.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { cliEnv, copyExample, runCli, startCli, TEST_CACHE, waitFor } from "../helpers/cli.js";
+import { TWO_RANK_REQUIREMENTS, TWO_RANK_SCRIPT, TWO_RANK_SUM } from "../helpers/distributed.js";
+import { writeTree } from "../helpers/tree.js";
+import { fileTimeLimit } from "../helpers/limit.js";
+import { startSlurmCluster, type SlurmCluster } from "../servers/slurm-cluster.js";
+
+fileTimeLimit(10, import.meta.url);
+
+let cluster: SlurmCluster;
+let output: string;
+let env: NodeJS.ProcessEnv;
+const workDir = path.join(TEST_CACHE, "slurm-work");
+
+before(async () => {
+  cluster = await startSlurmCluster();
+  output = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-slurm-out-"));
+  env = cliEnv().env;
+});
+
+after(() => {
+  cluster?.stop();
+  if (output) fs.rmSync(output, { recursive: true, force: true });
+  // The environments stay cached for the next run; this run's code and job folders go.
+  for (const folder of ["blobs", "jobs"]) fs.rmSync(path.join(workDir, folder), { recursive: true, force: true });
+});
+
+/** A job name of its own for this run: the work folder (and its jobs/NAME folders) outlives each run. */
+function unique(name: string): string {
+  return `${name}-${randomBytes(3).toString("hex")}`;
+}
+
+function flags(...more: string[]): string[] {
+  return [
+    "--backend",
+    "slurm",
+    `--config.host=${cluster.host}`,
+    `--config.ssh_config=${cluster.sshConfig}`,
+    `--config.work_dir=${workDir}`,
+    `--config.output_path=${output}`,
+    "--config.poll_interval=0.2",
+    ...more,
+  ];
+}
+
+interface JobJson {
+  name: string;
+  state: string;
+  reason?: string;
+  model?: string;
+  provider?: { jobId?: string; copied?: string; nodes?: string; secondary?: string; message?: string };
+}
+
+async function status(name: string, cwd: string): Promise<JobJson> {
+  const result = await runCli(["status", name, "--json"], { cwd, env });
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout) as JobJson;
+}
+
+test("a one-node job (examples/iris) trains on the test cluster through ssh and fetch JOB returns its model; an unchanged resubmission copies 0 bytes, waits in the queue with its reason shown, and stop takes it out", async () => {
+  const dir = copyExample("iris");
+  // A line of its own, so that the first submission of this run copies its files whatever earlier runs left in the cache.
+  fs.appendFileSync(path.join(dir, "train.py"), `# ${randomBytes(8).toString("hex")}\n`);
+  const first = await runCli(["fit", "train.py", ...flags(), "--json"], { cwd: dir, env });
+  assert.equal(first.code, 0, first.stderr);
+  const job = JSON.parse(first.stdout) as JobJson;
+  assert.equal(job.state, "completed");
+  assert.match(first.stderr, /test accuracy: /, "the job's log is followed");
+  assert.ok(Number(job.provider?.copied) > 0, "the first submission copies the shipped files");
+  assert.match(job.model ?? "", new RegExp(`^slurm://${cluster.host}${output}/${job.name}/output/model\\.tar\\.gz\\?ssh_config=`));
+
+  // Fetched outside the artifact's folder, which is shipped again below unchanged.
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-slurm-fetched-"));
+  const fetched = await runCli(["fetch", job.name, "--to", to], { cwd: dir, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.ok(fs.existsSync(path.join(to, "model.joblib")));
+  assert.ok(JSON.parse(fs.readFileSync(path.join(to, "metrics.json"), "utf8")).accuracy > 0.8);
+
+  // The same code, runtime and environment: the digest is on the cluster already. `copied` is the bytes streamed to the
+  // login node for this submission (the blob's tar), recorded by the backend; the message says so too. Submitted held
+  // (--hold: Slurm keeps it pending with the reason JobHeldUser until released, sbatch.html#OPT_hold), so it also shows
+  // the queue reason in status, and stop takes a job out of the queue (a pending job takes no signal).
+  const heldName = unique("slurm-held");
+  const second = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", heldName, "--json", "--detach"], { cwd: dir, env });
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal((JSON.parse(second.stdout) as JobJson).provider?.copied, "0");
+  assert.match(second.stderr, /Nothing to copy/);
+  const shown = await runCli(["status", heldName], { cwd: dir, env });
+  assert.match(shown.stdout, /State: +queued/);
+  assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
+  assert.equal((await runCli(["stop", heldName], { cwd: dir, env })).code, 0);
+  assert.equal((await status(heldName, dir)).state, "stopped");
+});
+
+test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, and rank 0's model comes back", async () => {
+  const dir = writeTree({ "train.py": TWO_RANK_SCRIPT, "requirements.txt": TWO_RANK_REQUIREMENTS });
+  const fit = await runCli(["fit", "train.py", ...flags("--config.instance_count=2"), "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout) as JobJson;
+  assert.match(fit.stderr, new RegExp(`rank 0 of 2 on node1: sum ${TWO_RANK_SUM}`));
+  assert.match(fit.stderr, new RegExp(`rank 1 of 2 on node2: sum ${TWO_RANK_SUM}`));
+  assert.equal(job.provider?.nodes, "node[1-2]");
+  assert.match((await runCli(["status", job.name], { cwd: dir, env })).stdout, /Hosts: +2 \(node\[1-2\]\)/, "status names Slurm's nodes");
+  const to = path.join(dir, "fetched");
+  assert.equal((await runCli(["fetch", job.name, "--to", to], { cwd: dir, env })).code, 0);
+  const model = JSON.parse(fs.readFileSync(path.join(to, "model.json"), "utf8")) as { sum: number; world: number; env: Record<string, string> };
+  assert.equal(model.sum, TWO_RANK_SUM);
+  assert.equal(model.world, 2);
+  assert.equal(model.env.MASTER_ADDR, "127.0.0.1", "the first node's NodeAddr, from scontrol show node");
+  assert.equal(model.env.SM_MASTER_ADDR, "node1");
+});
+
+test("config.distribution=torchrun launches the two-rank script through torchrun on both nodes", async () => {
+  const dir = writeTree({ "train.py": TWO_RANK_SCRIPT, "requirements.txt": TWO_RANK_REQUIREMENTS });
+  const fit = await runCli(["fit", "train.py", ...flags("--config.instance_count=2", "--config.distribution=torchrun"), "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  assert.match(fit.stderr, new RegExp(`rank 0 of 2 on node1: sum ${TWO_RANK_SUM}`));
+  assert.match(fit.stderr, new RegExp(`rank 1 of 2 on node2: sum ${TWO_RANK_SUM}`));
+});
+
+test("a failing job fails fit with the script's own reason", async () => {
+  const dir = writeTree({ "train.py": 'print("loading")\nraise SystemExit("the data folder is empty")\n' });
+  const fit = await runCli(["fit", "train.py", ...flags(), "--json"], { cwd: dir, env });
+  assert.equal(fit.code, 1, fit.stderr);
+  const job = JSON.parse(fit.stdout) as JobJson;
+  assert.equal(job.state, "failed");
+  assert.match(job.reason ?? "", /the data folder is empty/);
+  assert.match(fit.stderr, /the data folder is empty/);
+});
+
+/** A script that says it started, then waits for `marker` to exist (saving a model when it gets SIGTERM first). */
+function waitingScript(marker: string): string {
+  return `import os, signal, sys, time
+model = os.environ["SM_MODEL_DIR"]
+def stopped(signum, frame):
+    open(os.path.join(model, "saved-on-stop.txt"), "w").write("saved")
+    print("got SIGTERM, saved", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stopped)
+print("started", flush=True)
+while not os.path.exists(${JSON.stringify(marker)}):
+    time.sleep(0.1)
+open(os.path.join(model, "done.txt"), "w").write("done")
+print("finished", flush=True)
+`;
+}
+
+test("Ctrl-C leaves the job running on the cluster; logs --follow then follows it to its end", async () => {
+  const marker = path.join(output, `marker-${randomBytes(4).toString("hex")}`);
+  const dir = writeTree({ "train.py": waitingScript(marker) });
+  const ctrlcName = unique("slurm-ctrl-c");
+  const fit = startCli(["fit", "train.py", ...flags(), "--name", ctrlcName], { cwd: dir, env });
+  await waitFor(() => fit.output().includes("started"), "the job to start", 60_000);
+  fit.child.kill("SIGINT");
+  const ended = await fit.done;
+  assert.equal(ended.code, 0, ended.stderr);
+  assert.match(ended.stdout, new RegExp(`alekseylearn logs ${ctrlcName} --follow`), "it says how to follow the job again");
+  const shown = await runCli(["status", ctrlcName], { cwd: dir, env });
+  assert.match(shown.stdout, /State: +running/);
+  assert.match(shown.stdout, /Status: +RUNNING \(on node1\)/, "status shows Slurm's state and the job's node");
+  fs.writeFileSync(marker, "");
+  const logs = await runCli(["logs", ctrlcName, "--follow"], { cwd: dir, env });
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.match(logs.stdout, /finished/);
+  assert.equal((await status(ctrlcName, dir)).state, "completed");
+});
+
+test("stop sends SIGTERM (the job saves its model), the job ends stopped, and fetch JOB returns what it saved", async () => {
+  const dir = writeTree({ "train.py": waitingScript(path.join(output, "never")) });
+  const stopName = unique("slurm-stop");
+  const fit = await runCli(["fit", "train.py", ...flags(), "--name", stopName, "--detach"], { cwd: dir, env });
+  assert.equal(fit.code, 0, fit.stderr);
+  await waitFor(
+    () =>
+      fs.existsSync(path.join(workDir, "jobs", stopName, "slurm.out")) &&
+      fs.readFileSync(path.join(workDir, "jobs", stopName, "slurm.out"), "utf8").includes("started"),
+    "the job to start",
+    60_000,
+  );
+  const stop = await runCli(["stop", stopName], { cwd: dir, env });
+  assert.equal(stop.code, 0, stop.stderr);
+  const logs = await runCli(["logs", stopName, "--follow"], { cwd: dir, env });
+  assert.match(logs.stdout, /got SIGTERM, saved/);
+  const record = await status(stopName, dir);
+  assert.equal(record.state, "stopped");
+  const to = path.join(dir, "fetched");
+  const fetched = await runCli(["fetch", stopName, "--to", to], { cwd: dir, env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.equal(fs.readFileSync(path.join(to, "saved-on-stop.txt"), "utf8"), "saved");
+});
+
+test("fit --dry-run prints the sbatch request (script and options) without asking the cluster, with no credential in it", async () => {
+  const dir = writeTree({ "train.py": "print(1)\n", "requirements.txt": "scikit-learn\n" });
+  const result = await runCli(
+    [
+      "fit",
+      "train.py",
+      "--backend",
+      "slurm",
+      "--config.host=nowhere.invalid",
+      "--config.output_path=/shared/runs",
+      "--config.partition=gpu",
+      "--dry-run",
+      "--json",
+    ],
+    { cwd: dir, env: { ...env, PIP_EXTRA_INDEX_URL: "https://user:s3cret@pypi.example.com/simple" } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout) as { requests: Array<{ api: string; operation: string; request: { script: string; options: string[] } }> };
+  assert.equal(plan.requests.length, 1);
+  const [sbatch] = plan.requests;
+  assert.equal(sbatch!.api, "slurm");
+  assert.equal(sbatch!.operation, "sbatch");
+  assert.ok(sbatch!.request.options.includes("--partition=gpu"));
+  assert.match(sbatch!.request.script, /^#!\/bin\/bash/);
+  assert.match(sbatch!.request.script, /export PIP_EXTRA_INDEX_URL=https:\/\/pypi\.example\.com\/simple/);
+  assert.doesNotMatch(result.stdout, /s3cret/);
+});
+
+test("a login node ssh cannot reach is a clear error, and ssh never prompts (BatchMode)", async () => {
+  const dir = writeTree({ "train.py": "print(1)\n" });
+  const fit = await runCli(["fit", "train.py", "--backend", "slurm", "--config.host=nowhere.invalid", "--config.output_path=/shared/runs"], { cwd: dir, env });
+  assert.equal(fit.code, 1, fit.stderr);
+  assert.match(fit.stderr, /Could not reach the Slurm login node nowhere\.invalid over ssh/);
+  assert.match(fit.stderr, /ssh nowhere\.invalid/);
+});
