@@ -9,7 +9,8 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -17,11 +18,12 @@ import os from "node:os";
 import path from "node:path";
 import { cliEnv, copyExample, runCli } from "../helpers/cli.js";
 import { fileTimeLimit } from "../helpers/limit.js";
-import { pushTestBase, startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { noDockerEnv, pushTestBase, startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 fileTimeLimit(10, import.meta.url);
 
-const NO_DOCKER = { DOCKER_HOST: "unix:///nonexistent/docker.sock" };
+const execFileAsync = promisify(execFile);
+const NO_DOCKER = noDockerEnv();
 let registry: TestRegistry;
 let base: string;
 
@@ -33,42 +35,56 @@ after(async () => {
   await registry?.stop();
 });
 
-function skopeo(args: string[]): string {
-  return execFileSync("skopeo", args, { encoding: "utf8" });
+/**
+ * skopeo, run without blocking: the fault-injecting proxy lives in this
+ * process, so a synchronous child would wait on a proxy that cannot answer.
+ */
+async function skopeo(args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync("skopeo", ["--command-timeout", "60s", ...args], { encoding: "utf8", timeout: 90_000 });
+  return stdout;
 }
 
-async function build(dir: string, to: string, extra: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return runCli(["build", "train.py", "--to", to, `--config.base_image=${base}`, "--json"], { cwd: dir, env: cliEnv({ ...NO_DOCKER, ...extra }).env });
+async function build(
+  dir: string,
+  to: string,
+  extra: Record<string, string> = {},
+  baseImage = base,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runCli(["build", "train.py", "--to", to, `--config.base_image=${baseImage}`, "--json"], { cwd: dir, env: cliEnv({ ...NO_DOCKER, ...extra }).env });
 }
 
-test("build pushes examples/iris with no Docker; skopeo reads it back; the same files elsewhere give the same digest and upload nothing", async () => {
-  const first = await build(copyExample("iris"), `${registry.host}/iris:one`);
-  assert.equal(first.code, 0, first.stderr);
-  const pushed = JSON.parse(first.stdout) as { image: string; digest: string; layers: number; pushed_bytes: number };
-  assert.equal(pushed.image, `${registry.host}/iris@${pushed.digest}`);
-  assert.equal(pushed.layers, 4, "base, environment, runtime, code");
-  const inspected = JSON.parse(skopeo(["inspect", "--tls-verify=false", `docker://${pushed.image}`])) as {
-    Architecture: string;
-    Os: string;
-    Env: string[];
-    Layers: string[];
-  };
-  assert.equal(`${inspected.Os}/${inspected.Architecture}`, "linux/amd64");
-  assert.ok(inspected.Env.includes("ALEKSEYLEARN_ENTRY=train.py"));
-  const raw = JSON.parse(skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${pushed.image}`])) as { mediaType: string };
-  assert.equal(raw.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
-  // skopeo copy checks every blob against its digest.
-  const copy = fs.mkdtempSync(path.join(os.tmpdir(), "oci-copy-"));
-  skopeo(["copy", "--src-tls-verify=false", `docker://${pushed.image}`, `dir:${copy}`]);
-  const code = execFileSync("tar", ["-xzOf", path.join(copy, inspected.Layers[3]!.slice(7)), "opt/ml/code/train.py"], { encoding: "utf8" });
-  assert.equal(code, fs.readFileSync(path.join(copyExample("iris"), "train.py"), "utf8"));
+test(
+  "build pushes examples/iris with no Docker; skopeo reads it back; the same files elsewhere give the same digest and upload nothing",
+  { timeout: 180_000 },
+  async () => {
+    const first = await build(copyExample("iris"), `${registry.host}/iris:one`);
+    assert.equal(first.code, 0, first.stderr);
+    const pushed = JSON.parse(first.stdout) as { image: string; digest: string; layers: number; pushed_bytes: number };
+    assert.equal(pushed.image, `${registry.host}/iris@${pushed.digest}`);
+    assert.equal(pushed.layers, 4, "base, environment, runtime, code");
+    const inspected = JSON.parse(await skopeo(["inspect", "--tls-verify=false", `docker://${pushed.image}`])) as {
+      Architecture: string;
+      Os: string;
+      Env: string[];
+      Layers: string[];
+    };
+    assert.equal(`${inspected.Os}/${inspected.Architecture}`, "linux/amd64");
+    assert.ok(inspected.Env.includes("ALEKSEYLEARN_ENTRY=train.py"));
+    const raw = JSON.parse(await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${pushed.image}`])) as { mediaType: string };
+    assert.equal(raw.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
+    // skopeo copy checks every blob against its digest.
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), "oci-copy-"));
+    await skopeo(["copy", "--src-tls-verify=false", `docker://${pushed.image}`, `dir:${copy}`]);
+    const code = execFileSync("tar", ["-xzOf", path.join(copy, inspected.Layers[3]!.slice(7)), "opt/ml/code/train.py"], { encoding: "utf8" });
+    assert.equal(code, fs.readFileSync(path.join(copyExample("iris"), "train.py"), "utf8"));
 
-  const again = await build(copyExample("iris"), `${registry.host}/iris:two`);
-  assert.equal(again.code, 0, again.stderr);
-  const second = JSON.parse(again.stdout) as { digest: string; pushed_bytes: number };
-  assert.equal(second.digest, pushed.digest, "the same inputs in another folder give the same image");
-  assert.equal(second.pushed_bytes, 0);
-});
+    const again = await build(copyExample("iris"), `${registry.host}/iris:two`);
+    assert.equal(again.code, 0, again.stderr);
+    const second = JSON.parse(again.stdout) as { digest: string; pushed_bytes: number };
+    assert.equal(second.digest, pushed.digest, "the same inputs in another folder give the same image");
+    assert.equal(second.pushed_bytes, 0);
+  },
+);
 
 /** A TCP proxy to `target` that cuts the first connection carrying more than `after` bytes to the registry. */
 async function droppingProxy(target: string, after: number): Promise<{ host: string; dropped: () => number; close(): void }> {
@@ -87,37 +103,36 @@ async function droppingProxy(target: string, after: number): Promise<{ host: str
       }
       upstream.write(chunk);
     });
-    upstream.on("data", (chunk) => client.write(chunk));
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      a.on("error", () => b.destroy());
-      a.on("close", () => b.destroy());
-    }
+    // Registry → client as a pipe, so an answer is flushed before its connection is closed.
+    upstream.pipe(client);
+    client.on("end", () => upstream.end());
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { host: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, dropped: () => dropped, close: () => server.close() };
 }
 
-test("a connection dropped mid-blob is retried, and the image reads back whole", async () => {
+test("a connection dropped mid-blob is retried, and the image reads back whole", { timeout: 180_000 }, async () => {
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "oci-drop-")), "drop");
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, "train.py"), "print('hello')\n");
   fs.writeFileSync(path.join(dir, "data.bin"), randomBytes(2 * 1024 * 1024));
   const proxy = await droppingProxy(registry.host, 1024 * 1024);
   try {
-    const result = await build(dir, `${proxy.host}/drop:one`);
+    // The base through the proxy too, so its layers are mounted and the cut falls in the code layer's upload.
+    const result = await build(dir, `${proxy.host}/drop:one`, {}, base.replace(registry.host, proxy.host));
     assert.equal(result.code, 0, result.stderr);
     assert.equal(proxy.dropped(), 1, "the proxy cut one upload");
-    const { image } = JSON.parse(result.stdout) as { image: string };
-    skopeo(["copy", "--src-tls-verify=false", `docker://${image}`, `dir:${fs.mkdtempSync(path.join(os.tmpdir(), "oci-copy-"))}`]);
+    const { digest } = JSON.parse(result.stdout) as { digest: string };
+    // Read back from the registry itself: every blob the manifest names is there whole (skopeo checks each digest).
+    await skopeo(["copy", "--src-tls-verify=false", `docker://${registry.host}/drop@${digest}`, `dir:${fs.mkdtempSync(path.join(os.tmpdir(), "oci-copy-"))}`]);
   } finally {
     proxy.close();
   }
 });
 
-test("Basic auth from the registry's htpasswd: the right password pushes, a wrong one is a clear error", async () => {
+test("Basic auth from the registry's htpasswd: the right password pushes, a wrong one is a clear error", { timeout: 180_000 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "oci-basic-"));
   // bcrypt, as the registry's htpasswd auth requires (distribution docs/configuration.md, "htpasswd"); cost 4 keeps each request fast.
   const hash = execFileSync("python3", ["-c", "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"], {

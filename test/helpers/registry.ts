@@ -4,14 +4,27 @@
  * asked (none, htpasswd Basic, or token auth), and the test base image pushed
  * into it from the debootstrapped root the test services make — no Docker.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipFixed } from "../../src/package/oci/layer.js";
 import { MEDIA, sha256 } from "../../src/package/oci/image.js";
 import { Registry, type Credentials } from "../../src/package/oci/registry.js";
+
+/**
+ * The environment of a CLI with no Docker reachable: DOCKER_HOST names a
+ * socket that is not there, and PATH holds only python3 (pip makes the
+ * environment layer), so no `docker` client can be found either.
+ */
+export function noDockerEnv(): { DOCKER_HOST: string; PATH: string } {
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), "no-docker-bin-"));
+  const python = execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim();
+  fs.symlinkSync(python, path.join(bin, "python3"));
+  return { DOCKER_HOST: "unix:///nonexistent/docker.sock", PATH: bin };
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -89,7 +89,7 @@ export async function readBase(registry: Registry, reference: string): Promise<{
     source: { host: registry.host, repository: ref.repository },
     open: async () => {
       const { Readable } = await import("node:stream");
-      return Readable.from([await registry.blob(ref.repository, descriptor.digest)]);
+      return Readable.from([await registry.blob(ref.repository, descriptor.digest, descriptor.size)]);
     },
   }));
   return { image: { config, layers }, repository: ref.repository };

@@ -68,6 +68,13 @@ export interface RegistryOptions {
   /** How often a failed blob upload is tried again. */
   retries?: number;
   signal?: AbortSignal;
+  /** How long one request without a body may take, in ms (default 60 s); blobs get this plus a second per MiB. */
+  timeoutMs?: number;
+}
+
+/** A request's time limit: `base` ms plus one second per MiB it moves, so a slow link is not cut mid-blob but a silent registry is. */
+export function requestTimeout(base: number, bytes = 0): number {
+  return base + Math.ceil(bytes / (1024 * 1024)) * 1000;
 }
 
 /** A parsed WWW-Authenticate challenge (RFC 7235; the token spec's Bearer realm/service/scope). */
@@ -109,15 +116,16 @@ export class Registry {
   async request(
     method: string,
     url: string,
-    init: { headers?: Record<string, string>; body?: Buffer; redirect?: "follow" | "manual" } = {},
+    init: { headers?: Record<string, string>; body?: Buffer; redirect?: "follow" | "manual"; expectBytes?: number } = {},
   ): Promise<Response> {
+    const limit = requestTimeout(this.options.timeoutMs ?? 60_000, init.body?.length ?? init.expectBytes ?? 0);
     const send = (): Promise<Response> =>
       fetch(url.startsWith("http") ? url : `${this.base}${url}`, {
         method,
         headers: { ...(init.headers ?? {}), ...(this.authorization ? { Authorization: this.authorization } : {}) },
         ...(init.body ? { body: init.body } : {}),
         redirect: init.redirect ?? "follow",
-        ...(this.options.signal ? { signal: this.options.signal } : {}),
+        signal: this.signalFor(limit),
       });
     let response: Response;
     try {
@@ -139,8 +147,16 @@ export class Registry {
     return response;
   }
 
+  /** The signal of one request: the caller's (Ctrl-C) or the request's own time limit, whichever comes first. */
+  private signalFor(limit: number): AbortSignal {
+    const timeout = AbortSignal.timeout(limit);
+    return this.options.signal ? AbortSignal.any([this.options.signal, timeout]) : timeout;
+  }
+
   private unreachable(err: unknown): Error {
     if ((err as Error).name === "AbortError") return err as Error;
+    if ((err as Error).name === "TimeoutError")
+      return failure(`The registry ${this.host} did not answer in time (${this.base}).`, "Check the registry and the network, and try again.");
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     return failure(
       `The registry ${this.host} could not be reached at ${this.base} (${cause?.code ?? cause?.message ?? (err as Error).message}).`,
@@ -181,7 +197,7 @@ export class Registry {
     }
     let answer: Response;
     try {
-      answer = await fetch(realm, { headers, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+      answer = await fetch(realm, { headers, signal: this.signalFor(this.options.timeoutMs ?? 60_000) });
     } catch (err) {
       throw failure(`The token service of ${this.host} (${realm.origin}) could not be reached (${(err as Error).message}).`);
     }
@@ -217,10 +233,14 @@ export class Registry {
   }
 
   /** A blob's bytes, checked against its digest (api.md "Pulling a Layer": the client must verify). */
-  async blob(repository: string, digest: string): Promise<Buffer> {
-    const response = await this.request("GET", `/v2/${repository}/blobs/${digest}`);
+  async blob(repository: string, digest: string, size?: number): Promise<Buffer> {
+    const response = await this.request("GET", `/v2/${repository}/blobs/${digest}`, size === undefined ? {} : { expectBytes: size });
     if (!response.ok) throw failure(`Reading the blob ${digest} of ${this.host}/${repository} failed (HTTP ${response.status}).`);
-    const bytes = Buffer.from(await response.arrayBuffer());
+    const bytes = Buffer.from(
+      await response.arrayBuffer().catch((err: unknown) => {
+        throw this.unreachable(err);
+      }),
+    );
     if (sha256(bytes) !== digest) throw failure(`The blob ${digest} of ${this.host}/${repository} does not match its digest.`);
     return bytes;
   }
