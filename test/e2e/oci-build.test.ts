@@ -18,6 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { cliEnv, copyExample, runCli } from "../helpers/cli.js";
 import { fileTimeLimit } from "../helpers/limit.js";
+import { folderEntries, layerOf } from "../../src/package/oci/layer.js";
 import { noDockerEnv, pushTestBase, startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 fileTimeLimit(10, import.meta.url);
@@ -85,6 +86,36 @@ test(
     assert.equal(second.pushed_bytes, 0);
   },
 );
+
+test("packages the base image already has (its *.dist-info) are not installed again in the environment layer", { timeout: 180_000 }, async () => {
+  // joblib as iris's environment layer has it, put in a base image's dist-packages the way pip installs it there.
+  const first = await build(copyExample("iris"), `${registry.host}/iris:dists`);
+  assert.equal(first.code, 0, first.stderr);
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), "oci-copy-"));
+  await skopeo(["copy", "--src-tls-verify=false", `docker://${registry.host}/iris@${(JSON.parse(first.stdout) as { digest: string }).digest}`, `dir:${copy}`]);
+  const envLayer = (layers: string[]): string => path.join(copy, layers[1]!.slice(7));
+  const inspected = JSON.parse(await skopeo(["inspect", "--tls-verify=false", `docker://${registry.host}/iris:dists`])) as { Layers: string[] };
+  const unpacked = fs.mkdtempSync(path.join(os.tmpdir(), "oci-env-"));
+  execFileSync("tar", ["-xzf", envLayer(inspected.Layers), "-C", unpacked]);
+  const site = path.join(unpacked, "opt", "alekseylearn", "site-packages");
+  const distInfo = fs.readdirSync(site).find((name) => /^joblib-.*\.dist-info$/.test(name));
+  assert.ok(distInfo, "iris's environment has joblib");
+  const dist = fs.mkdtempSync(path.join(os.tmpdir(), "oci-dist-"));
+  for (const name of ["joblib", distInfo]) fs.cpSync(path.join(site, name), path.join(dist, name), { recursive: true });
+  const withJoblib = await pushTestBase(registry.host, "library/python", "3.11-joblib", undefined, [
+    layerOf(folderEntries(dist, "usr/local/lib/python3.11/dist-packages")),
+  ]);
+
+  const again = await build(copyExample("iris"), `${registry.host}/iris:on-joblib`, {}, withJoblib);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /Not installing again what the base image has: joblib \d/);
+  const listed = JSON.parse(await skopeo(["inspect", "--tls-verify=false", `docker://${registry.host}/iris:on-joblib`])) as { Layers: string[] };
+  const layer = listed.Layers[2]!;
+  await skopeo(["copy", "--src-tls-verify=false", `docker://${registry.host}/iris:on-joblib`, `dir:${copy}`]);
+  const names = execFileSync("tar", ["-tzf", path.join(copy, layer.slice(7))], { encoding: "utf8" });
+  assert.match(names, /site-packages\/sklearn\//, "the rest of the environment is there");
+  assert.doesNotMatch(names, /joblib/, "joblib, which the base has at the same version, is not");
+});
 
 /** A TCP proxy to `target` that cuts the first connection carrying more than `after` bytes to the registry. */
 async function droppingProxy(target: string, after: number): Promise<{ host: string; dropped: () => number; close(): void }> {

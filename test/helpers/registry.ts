@@ -108,7 +108,13 @@ function baseLayer(): { file: string; digest: string; diffId: string; size: numb
  * as python:3.11-slim stands for it, with the PYTHON_VERSION the official
  * python images set (the daemonless builder reads it).
  */
-export async function pushTestBase(host: string, repository = "library/python", tag = "3.11-slim", credentials?: Credentials): Promise<string> {
+export async function pushTestBase(
+  host: string,
+  repository = "library/python",
+  tag = "3.11-slim",
+  credentials?: Credentials,
+  extra: ReadonlyArray<{ digest: string; diffId: string; size: number; bytes: Buffer }> = [],
+): Promise<string> {
   const layer = baseLayer();
   const config = Buffer.from(
     JSON.stringify({
@@ -116,7 +122,7 @@ export async function pushTestBase(host: string, repository = "library/python", 
       os: "linux",
       created: "1970-01-01T00:00:00Z",
       config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "PYTHON_VERSION=3.11.2"], Cmd: ["python3"] },
-      rootfs: { type: "layers", diff_ids: [layer.diffId] },
+      rootfs: { type: "layers", diff_ids: [layer.diffId, ...extra.map((more) => more.diffId)] },
       history: [{ created: "1970-01-01T00:00:00Z", created_by: "debootstrap bookworm (test base)" }],
     }),
   );
@@ -124,13 +130,14 @@ export async function pushTestBase(host: string, repository = "library/python", 
   registry.want(repository, "pull,push");
   const stats = { uploadedBytes: 0, uploaded: 0, mounted: 0, existing: 0 };
   await registry.putBlob(repository, { digest: layer.digest, size: layer.size, bytes: () => fs.promises.readFile(layer.file) }, stats);
+  for (const more of extra) await registry.putBlob(repository, { digest: more.digest, size: more.size, bytes: () => Promise.resolve(more.bytes) }, stats);
   await registry.putBlob(repository, { digest: sha256(config), size: config.length, bytes: () => Promise.resolve(config) }, stats);
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: MEDIA.dockerManifest,
       config: { mediaType: MEDIA.dockerConfig, size: config.length, digest: sha256(config) },
-      layers: [{ mediaType: MEDIA.dockerLayer, size: layer.size, digest: layer.digest }],
+      layers: [layer, ...extra].map((one) => ({ mediaType: MEDIA.dockerLayer, size: one.size, digest: one.digest })),
     }),
   );
   await registry.putManifest(repository, tag, manifest, MEDIA.dockerManifest);

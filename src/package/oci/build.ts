@@ -41,7 +41,90 @@ export const SITE_PACKAGES = "/opt/alekseylearn/site-packages";
 /** The manylinux tags pip may pick wheels of, oldest first (PEP 599/600): what runs on the images the clouds run. */
 export const PIP_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64", "linux_x86_64"] as const;
 /** Bumped when the environment layer's layout changes, so cached layers of the old layout are not used. */
-const ENV_LAYER_FORMAT = "1";
+const ENV_LAYER_FORMAT = "2";
+
+/** A distribution's name as PEP 503 normalises it (`Scikit_Learn` → `scikit-learn`), for comparing dist-info folder names. */
+export function normalizeName(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
+}
+
+/**
+ * The distribution a path in an image belongs to, as `name==version`, when it
+ * lies in a `NAME-VERSION.dist-info` folder of a site- or dist-packages folder
+ * (the installed-distribution layout of PyPA's "Recording installed projects").
+ */
+export function distributionAt(entryPath: string): string | undefined {
+  const found = /(?:^|\/)(?:site|dist)-packages\/([^/]+?)-([^/-]+)\.dist-info(?:\/|$)/.exec(entryPath);
+  return found ? `${normalizeName(found[1]!)}==${found[2]!}` : undefined;
+}
+
+/** The distributions a gzip layer holds (`name==version`), read from its tar's entry names without unpacking it; cached by the layer's digest. */
+async function layerDistributions(layer: Layer, cacheDir: string): Promise<string[]> {
+  const file = path.join(cacheDir, "oci-layers", `dists-${layer.digest.replace(/^sha256:/, "")}.json`);
+  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8")) as string[];
+  const found = new Set<string>();
+  const { Parser } = await import("tar");
+  const { pipeline } = await import("node:stream/promises");
+  const parser = new Parser({
+    onReadEntry: (entry) => {
+      const name = distributionAt(entry.path);
+      if (name) found.add(name);
+      entry.resume();
+    },
+  });
+  await pipeline(await layer.open(), parser as unknown as NodeJS.WritableStream);
+  const names = [...found].sort();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(names));
+  fs.renameSync(`${file}.tmp`, file);
+  return names;
+}
+
+/** The distributions the base image has installed (every gzip layer's dist-info folders), so the environment layer does not install them again. */
+export async function baseDistributions(base: Image, ctx: Pick<Context, "cacheDir">): Promise<string[]> {
+  const all = new Set<string>();
+  for (const layer of base.layers)
+    if (layer.mediaType === MEDIA.dockerLayer || layer.mediaType === MEDIA.ociLayerGzip)
+      for (const name of await layerDistributions(layer, ctx.cacheDir)) all.add(name);
+  return [...all].sort();
+}
+
+/**
+ * Remove from pip's `target` every distribution the base image has at the
+ * same version: its files as its RECORD lists them (only those inside
+ * `target`), then its dist-info folder. Returns what was removed.
+ */
+export function pruneInstalled(target: string, have: readonly string[]): string[] {
+  if (!fs.existsSync(target)) return [];
+  const removed: string[] = [];
+  const root = path.resolve(target);
+  for (const folder of fs.readdirSync(target).sort()) {
+    const name = distributionAt(`site-packages/${folder}`);
+    if (!name || !folder.endsWith(".dist-info") || !have.includes(name)) continue;
+    const record = path.join(target, folder, "RECORD");
+    const files = fs.existsSync(record) ? fs.readFileSync(record, "utf8").split("\n") : [];
+    for (const line of files) {
+      // RECORD is CSV: path,hash,size; a path with a comma is quoted.
+      const relative = line.startsWith('"') ? line.slice(1, line.indexOf('"', 1)) : line.split(",")[0]!;
+      if (!relative) continue;
+      const full = path.resolve(target, relative);
+      if (full.startsWith(root + path.sep)) fs.rmSync(full, { force: true });
+    }
+    fs.rmSync(path.join(target, folder), { recursive: true, force: true });
+    removed.push(name);
+  }
+  removeEmptyFolders(target);
+  return removed;
+}
+
+function removeEmptyFolders(dir: string): boolean {
+  let empty = true;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory() && removeEmptyFolders(path.join(dir, entry.name))) fs.rmdirSync(path.join(dir, entry.name));
+    else empty = false;
+  }
+  return empty;
+}
 
 export interface OciBuildOptions {
   /** The base image reference (config.base_image, resolved). */
@@ -155,9 +238,15 @@ function run(command: string, args: string[], env: Context["env"], cwd: string):
  * `pip install --target`. A requirement with no wheel for the target is a
  * clear stop that names config.builder=docker, which can build from source.
  */
-export async function environmentLayer(requirements: string, pythonVersion: string, ctx: Context, cwd: string): Promise<{ layer: Layer; built: boolean }> {
+export async function environmentLayer(
+  requirements: string,
+  pythonVersion: string,
+  ctx: Context,
+  cwd: string,
+  have: readonly string[] = [],
+): Promise<{ layer: Layer; built: boolean }> {
   const key = createHash("sha256")
-    .update(JSON.stringify([ENV_LAYER_FORMAT, requirements, pythonVersion, PIP_PLATFORMS]))
+    .update(JSON.stringify([ENV_LAYER_FORMAT, requirements, pythonVersion, PIP_PLATFORMS, have]))
     .digest("hex")
     .slice(0, 32);
   const dir = path.join(ctx.cacheDir, "oci-layers");
@@ -193,6 +282,8 @@ export async function environmentLayer(requirements: string, pythonVersion: stri
       );
       throw noWheel ? withFallback(error, `a requirement has no binary wheel for linux/amd64 and Python ${pythonVersion}`) : error;
     }
+    const removed = pruneInstalled(target, have);
+    if (removed.length) ctx.reporter.info(`Not installing again what the base image has: ${removed.map((name) => name.replace("==", " ")).join(", ")}.`);
     const built = layerOf(fs.existsSync(target) ? folderEntries(target, SITE_PACKAGES.slice(1)) : []);
     fs.writeFileSync(`${file}.tmp`, built.bytes);
     fs.renameSync(`${file}.tmp`, file);
@@ -334,7 +425,8 @@ export async function assembleImage(spec: JobSpec, options: Omit<OciBuildOptions
   let layersBuilt = 0;
   const added: Array<{ layer: Layer; createdBy: string }> = [];
   if (requirements) {
-    const env = await environmentLayer(requirements, pythonVersionFor(base.config, options.pythonVersion, options.base), ctx, spec.artifact.dir);
+    const pythonVersion = pythonVersionFor(base.config, options.pythonVersion, options.base);
+    const env = await environmentLayer(requirements, pythonVersion, ctx, spec.artifact.dir, await baseDistributions(base, ctx));
     if (env.built) layersBuilt++;
     added.push({ layer: env.layer, createdBy: `alekseylearn: pip install --target ${SITE_PACKAGES} (environment)` });
   }
