@@ -113,7 +113,7 @@ export async function pushTrainingImage(
       if (!(await (options.gate ?? Promise.resolve(true)))) throw failure("Stopped before pushing: the checks before it failed.");
       const uri = registryOverride(existing ?? (await createRepository(repository, ctx)), ctx.env);
       try {
-        return await pushAssembled(assembled, uri);
+        return await pushAssembled(assembled, uri, ctx);
       } catch (err) {
         if (!existing) await deleteRepository(repository, ctx);
         throw err;

@@ -67,7 +67,7 @@ export async function pushVertexImage(
         ctx.reporter.info(`Creating the Artifact Registry repository ${registry.repository} in ${registry.project} (${registry.region}).`);
         await google.api.createRepository(registry.project, registry.region, registry.repository);
       }
-      const pushed = await pushAssembled(assembled, uri);
+      const pushed = await pushAssembled(assembled, uri, ctx);
       return { ...pushed, image: `${imagePath}@${pushed.image.split("@")[1]!}` };
     }
   } else if (spec.settings.builder === "auto") {

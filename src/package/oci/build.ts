@@ -375,6 +375,7 @@ export async function pushImage(
   registry: Registry,
   baseReference: string,
   ownTag = false,
+  onProgress?: (done: number, total: number) => void,
 ): Promise<{ digest: string; stats: PushStats; image: string }> {
   const ref = parseReference(to);
   registry.want(ref.repository, "pull,push");
@@ -385,15 +386,21 @@ export async function pushImage(
   // The whole image is there already (an unchanged resubmission): nothing to upload, only the tag to set.
   if (!(await registry.hasManifest(ref.repository, digest))) {
     for (const layer of image.layers) if (layer.source?.host === registry.host) registry.want(layer.source.repository, "pull");
-    await pool(image.layers, 4, (layer) =>
-      registry.putBlob(
+    // Progress in bytes of the blobs settled (uploaded, mounted or found there), layers and config together.
+    const total = image.layers.reduce((sum, layer) => sum + layer.size, config.length);
+    let done = 0;
+    onProgress?.(0, total);
+    await pool(image.layers, 4, async (layer) => {
+      await registry.putBlob(
         ref.repository,
         { digest: layer.digest, size: layer.size, bytes: () => streamBytes(layer) },
         stats,
         layer.source?.host === registry.host ? layer.source.repository : undefined,
-      ),
-    );
+      );
+      onProgress?.((done += layer.size), total);
+    });
     await registry.putBlob(ref.repository, { digest: sha256(config), size: config.length, bytes: () => Promise.resolve(config) }, stats);
+    onProgress?.((done += config.length), total);
   }
   // A tag of the image's own (from its digest) when asked: concurrent submissions never move each other's tag.
   await registry.putManifest(ref.repository, ownTag ? `alekseylearn-${digest.slice(7, 19)}` : (ref.tag ?? "latest"), manifest, MEDIA.dockerManifest);
@@ -440,7 +447,10 @@ export async function assembleImage(spec: JobSpec, options: Omit<OciBuildOptions
 export async function buildAndPush(spec: JobSpec, options: OciBuildOptions, ctx: Context): Promise<OciBuildResult> {
   const target = parseReference(options.to);
   const assembled = await assembleImage(spec, { ...options, targetHost: target.host }, ctx);
-  const pushed = await pushImage(assembled.image, formatReference(target), assembled.registry, options.base);
+  const label = `Pushing ${assembled.image.layers.length} layers and the config to ${target.host}/${target.repository}`;
+  const pushed = await pushImage(assembled.image, formatReference(target), assembled.registry, options.base, false, (done, total) =>
+    ctx.reporter.progress?.(label, done, total, "bytes"),
+  );
   return {
     image: pushed.image,
     digest: pushed.digest,
@@ -455,8 +465,12 @@ export async function buildAndPush(spec: JobSpec, options: OciBuildOptions, ctx:
 export async function pushAssembled(
   assembled: AssembledImage,
   uri: string,
+  ctx?: Pick<Context, "reporter">,
 ): Promise<{ image: string; stepsRun: number; layersPushed: number; reused: boolean }> {
-  const pushed = await pushImage(assembled.image, uri, assembled.registry, assembled.base, true);
+  const label = `Pushing ${assembled.image.layers.length} layers and the config to ${uri}`;
+  const pushed = await pushImage(assembled.image, uri, assembled.registry, assembled.base, true, (done, total) =>
+    ctx?.reporter.progress?.(label, done, total, "bytes"),
+  );
   return {
     image: `${uri}@${pushed.digest}`,
     stepsRun: assembled.layersBuilt,
