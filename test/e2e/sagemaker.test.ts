@@ -105,7 +105,8 @@ function created(name: string): Record<string, unknown> {
 test("moto + registry + fake SageMaker: the seed's two commands on examples/iris leave the model's files in the current folder", async () => {
   const dir = copyExample("iris");
   const { env } = sagemakerEnv();
-  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST, "--json"], { cwd: dir, env });
+  // config.builder=docker: the Docker path (the daemonless one has its own test below), read back with `docker history`.
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.builder=docker", ...FAST, "--json"], { cwd: dir, env });
   assert.equal(fit.code, 0, fit.stderr);
   const job = JSON.parse(fit.stdout);
   assert.equal(job.state, "completed");

@@ -155,7 +155,11 @@ async function objects(prefix: string): Promise<string[]> {
 test("Vertex, Logging, Artifact Registry and GCS test servers + registry + dockerd: the two commands on examples/iris leave the same model files as the local backend", async () => {
   const dir = copyExample("iris");
   const { env, stateDir } = vertexEnv();
-  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+  // config.builder=docker: the Docker path (the daemonless one has its own test below).
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, "--config.builder=docker", ...FAST, "--json"], {
+    cwd: dir,
+    env,
+  });
   assert.equal(fit.code, 0, fit.stderr);
   const job = JSON.parse(fit.stdout);
   assert.equal(job.backend, "vertex", "gs:// picks the Vertex AI backend");
