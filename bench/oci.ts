@@ -119,20 +119,20 @@ try {
   const changedOci = await ociBuild();
   const changedDocker = await dockerBuildPush(false);
 
-  const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  const mib = (bytes: number): string => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
   const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)} ×`;
   console.log(`Daemonless build and push (alekseylearn build, no Docker) against Docker, examples/iris, one run each, ${os.cpus().length} cores:`);
   console.log("");
-  console.log("what                                   alekseylearn build        compared with                          ratio    target");
+  console.log("what                                   alekseylearn build        compared with                               ratio    target");
   console.log(
-    `cold (empty cache, empty registry)     ${`${coldOci.seconds.toFixed(2)} s, ${mib(coldOci.pushed)}`.padEnd(26)}${`docker build --no-cache && push ${coldDocker.toFixed(2)} s`.padEnd(39)}${ratio(coldOci.seconds, coldDocker).padEnd(9)}≤ 0.5 ×`,
+    `cold (empty cache, empty registry)     ${`${coldOci.seconds.toFixed(2)} s, ${mib(coldOci.pushed)}`.padEnd(26)}${`docker build --no-cache && push ${coldDocker.toFixed(2)} s`.padEnd(44)}${ratio(coldOci.seconds, coldDocker).padEnd(9)}≤ 0.5 ×`,
   );
-  console.log(`${"".padEnd(64)}${`skopeo copy of the image ${coldSkopeo.toFixed(2)} s`.padEnd(39)}${ratio(coldOci.seconds, coldSkopeo)}`);
+  console.log(`${"".padEnd(65)}${`skopeo copy of the image ${coldSkopeo.toFixed(2)} s`.padEnd(44)}${ratio(coldOci.seconds, coldSkopeo)}`);
   console.log(
-    `unchanged resubmission                 ${`${sameOci.seconds.toFixed(2)} s, ${sameOci.pushed} bytes`.padEnd(26)}${`cached docker build && push ${sameDocker.toFixed(2)} s`.padEnd(39)}${ratio(sameOci.seconds, sameDocker).padEnd(9)}≤ 1 ×, 0 bytes`,
+    `unchanged resubmission                 ${`${sameOci.seconds.toFixed(2)} s, ${sameOci.pushed} bytes`.padEnd(26)}${`cached docker build && push ${sameDocker.toFixed(2)} s`.padEnd(44)}${ratio(sameOci.seconds, sameDocker).padEnd(9)}≤ 1 ×, 0 bytes`,
   );
   console.log(
-    `one-line code change                   ${`${changedOci.seconds.toFixed(2)} s, ${mib(changedOci.pushed)}`.padEnd(26)}${`cached docker build && push ${changedDocker.toFixed(2)} s`.padEnd(39)}${ratio(changedOci.seconds, changedDocker).padEnd(9)}≤ 1 ×`,
+    `one-line code change                   ${`${changedOci.seconds.toFixed(2)} s, ${mib(changedOci.pushed)}`.padEnd(26)}${`cached docker build && push ${changedDocker.toFixed(2)} s`.padEnd(44)}${ratio(changedOci.seconds, changedDocker).padEnd(9)}≤ 1 ×`,
   );
 } finally {
   for (const made of registries) await made.stop();

@@ -19,7 +19,7 @@ import path from "node:path";
 import { cliEnv, copyExample, runCli } from "../helpers/cli.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 import { folderEntries, layerOf } from "../../src/package/oci/layer.js";
-import { noDockerEnv, pushTestBase, startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { noDockerEnv, pushTestBase, startRegistry, startTokenServer, type TestRegistry } from "../helpers/registry.js";
 
 fileTimeLimit(10, import.meta.url);
 
@@ -91,12 +91,9 @@ test("packages the base image already has (its *.dist-info) are not installed ag
   // joblib as iris's environment layer has it, put in a base image's dist-packages the way pip installs it there.
   const first = await build(copyExample("iris"), `${registry.host}/iris:dists`);
   assert.equal(first.code, 0, first.stderr);
-  const copy = fs.mkdtempSync(path.join(os.tmpdir(), "oci-copy-"));
-  await skopeo(["copy", "--src-tls-verify=false", `docker://${registry.host}/iris@${(JSON.parse(first.stdout) as { digest: string }).digest}`, `dir:${copy}`]);
-  const envLayer = (layers: string[]): string => path.join(copy, layers[1]!.slice(7));
   const inspected = JSON.parse(await skopeo(["inspect", "--tls-verify=false", `docker://${registry.host}/iris:dists`])) as { Layers: string[] };
   const unpacked = fs.mkdtempSync(path.join(os.tmpdir(), "oci-env-"));
-  execFileSync("tar", ["-xzf", envLayer(inspected.Layers), "-C", unpacked]);
+  execFileSync("tar", ["-xzf", "-", "-C", unpacked], { input: await blob("iris", inspected.Layers[1]!) });
   const site = path.join(unpacked, "opt", "alekseylearn", "site-packages");
   const distInfo = fs.readdirSync(site).find((name) => /^joblib-.*\.dist-info$/.test(name));
   assert.ok(distInfo, "iris's environment has joblib");
@@ -110,12 +107,17 @@ test("packages the base image already has (its *.dist-info) are not installed ag
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /Not installing again what the base image has: joblib \d/);
   const listed = JSON.parse(await skopeo(["inspect", "--tls-verify=false", `docker://${registry.host}/iris:on-joblib`])) as { Layers: string[] };
-  const layer = listed.Layers[2]!;
-  await skopeo(["copy", "--src-tls-verify=false", `docker://${registry.host}/iris:on-joblib`, `dir:${copy}`]);
-  const names = execFileSync("tar", ["-tzf", path.join(copy, layer.slice(7))], { encoding: "utf8" });
+  const names = execFileSync("tar", ["-tzf", "-"], { input: await blob("iris", listed.Layers[2]!), encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   assert.match(names, /site-packages\/sklearn\//, "the rest of the environment is there");
   assert.doesNotMatch(names, /joblib/, "joblib, which the base has at the same version, is not");
 });
+
+/** A blob of the test registry, as it stores it. */
+async function blob(repository: string, digest: string): Promise<Buffer> {
+  const response = await fetch(`http://${registry.host}/v2/${repository}/blobs/${digest}`, { signal: AbortSignal.timeout(60_000) });
+  assert.equal(response.status, 200);
+  return Buffer.from(await response.arrayBuffer());
+}
 
 /** A TCP proxy to `target` that cuts the first connection carrying more than `after` bytes to the registry. */
 async function droppingProxy(target: string, after: number): Promise<{ host: string; dropped: () => number; close(): void }> {
@@ -194,3 +196,40 @@ test("Basic auth from the registry's htpasswd: the right password pushes, a wron
     await secured.stop();
   }
 });
+
+test(
+  "token auth (distribution's Bearer realm, service and scope) with the registry checking the signed token: the right login pushes, a wrong password is a clear error",
+  { timeout: 180_000 },
+  async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "oci-token-"));
+    const tokens = await startTokenServer(dir, "trainer", "t0ken-pass");
+    const secured = await startRegistry(dir, tokens.auth);
+    try {
+      const securedBase = await pushTestBase(secured.host, "library/python", "3.11-slim", { user: "trainer", password: "t0ken-pass" });
+      const project = path.join(dir, "token");
+      fs.mkdirSync(project);
+      fs.writeFileSync(path.join(project, "train.py"), "print('hello')\n");
+      const args = ["build", "train.py", "--to", `${secured.host}/token`, `--config.base_image=${securedBase}`];
+      const ok = await runCli(args, {
+        cwd: project,
+        env: cliEnv({ ...NO_DOCKER, ALEKSEYLEARN_REGISTRY_USER: "trainer", ALEKSEYLEARN_REGISTRY_PASSWORD: "t0ken-pass" }).env,
+      });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, new RegExp(`^${secured.host}/token@sha256:[0-9a-f]{64}\\n$`));
+      assert.ok(
+        tokens.requests.some((request) => request.accepted && request.account === "trainer" && request.scopes.includes("repository:token:pull,push")),
+        `a token was asked for the target's scope: ${JSON.stringify(tokens.requests)}`,
+      );
+      const wrong = await runCli(args, {
+        cwd: project,
+        env: cliEnv({ ...NO_DOCKER, ALEKSEYLEARN_REGISTRY_USER: "trainer", ALEKSEYLEARN_REGISTRY_PASSWORD: "not-the-pass" }).env,
+      });
+      assert.equal(wrong.code, 1, wrong.stderr);
+      assert.match(wrong.stderr, /refused the credentials of "trainer" \(HTTP 401\)/);
+      assert.doesNotMatch(wrong.stderr + wrong.stdout, /not-the-pass/);
+    } finally {
+      await secured.stop();
+      await tokens.close();
+    }
+  },
+);

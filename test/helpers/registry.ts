@@ -5,7 +5,9 @@
  * into it from the debootstrapped root the test services make — no Docker.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -142,4 +144,77 @@ export async function pushTestBase(
   );
   await registry.putManifest(repository, tag, manifest, MEDIA.dockerManifest);
   return `${host}/${repository}:${tag}`;
+}
+
+/** A running token service. */
+export interface TokenServer {
+  /** The realm URL the registry names in its challenge. */
+  realm: string;
+  /** The auth section of the registry's configuration that trusts this service. */
+  auth: string;
+  /** Every token request: the scopes asked for and whether the login was accepted. */
+  requests: Array<{ scopes: string[]; account: string | null; accepted: boolean }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A token service as distribution's token auth describes it
+ * (https://distribution.github.io/distribution/spec/auth/token/, with the JWT
+ * of docs/spec/auth/jwt.md): the registry answers 401 with `WWW-Authenticate:
+ * Bearer realm="…",service="…",scope="repository:NAME:ACTIONS"`; the client
+ * GETs the realm with `service` and each `scope`, and its login as Basic
+ * credentials; the answer is `{"token", "access_token", "expires_in",
+ * "issued_at"}`, the token an RS256 JWT whose header carries the signing
+ * certificate (x5c), which the registry checks against `rootcertbundle`. Its
+ * claims: iss, sub, aud (the service), exp, nbf, iat, jti, and `access`, the
+ * granted actions. A wrong login is 401, as the spec's example service does.
+ */
+export async function startTokenServer(dir: string, user: string, password: string): Promise<TokenServer> {
+  const key = path.join(dir, "token.key");
+  const cert = path.join(dir, "token.pem");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=alekseylearn test token service"],
+    {
+      stdio: "ignore",
+    },
+  );
+  const der = new crypto.X509Certificate(fs.readFileSync(cert)).raw.toString("base64");
+  const privateKey = crypto.createPrivateKey(fs.readFileSync(key));
+  const service = "alekseylearn-test-registry";
+  const issuer = "alekseylearn-test-token-service";
+  const requests: TokenServer["requests"] = [];
+  const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://token");
+    const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? "")?.[1];
+    const login = basic ? Buffer.from(basic, "base64").toString("utf8") : "";
+    const scopes = url.searchParams.getAll("scope");
+    const accepted = url.pathname === "/token" && url.searchParams.get("service") === service && login === `${user}:${password}`;
+    requests.push({ scopes, account: url.searchParams.get("account"), accepted });
+    if (!accepted) {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
+      return;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    // scope.md: repository:NAME:ACTIONS, the actions comma-separated; each granted as asked.
+    const access = scopes.map((scope) => {
+      const [type, ...rest] = scope.split(":");
+      const actions = rest.pop() ?? "";
+      return { type, name: rest.join(":"), actions: actions.split(",").filter(Boolean) };
+    });
+    const unsigned = `${b64({ typ: "JWT", alg: "RS256", x5c: [der] })}.${b64({ iss: issuer, sub: user, aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: crypto.randomUUID(), access })}`;
+    const token = `${unsigned}.${crypto.sign("sha256", Buffer.from(unsigned), privateKey).toString("base64url")}`;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date(now * 1000).toISOString() }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const realm = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/token`;
+  return {
+    realm,
+    auth: `  token:\n    realm: ${realm}\n    service: ${service}\n    issuer: ${issuer}\n    rootcertbundle: ${cert}`,
+    requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

@@ -41,7 +41,7 @@ export const SITE_PACKAGES = "/opt/alekseylearn/site-packages";
 /** The manylinux tags pip may pick wheels of, oldest first (PEP 599/600): what runs on the images the clouds run. */
 export const PIP_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64", "linux_x86_64"] as const;
 /** Bumped when the environment layer's layout changes, so cached layers of the old layout are not used. */
-const ENV_LAYER_FORMAT = "2";
+const ENV_LAYER_FORMAT = "3";
 
 /** A distribution's name as PEP 503 normalises it (`Scikit_Learn` → `scikit-learn`), for comparing dist-info folder names. */
 export function normalizeName(name: string): string {
@@ -253,7 +253,8 @@ export async function environmentLayer(
   const file = path.join(dir, `${key}.tar.gz`);
   const meta = path.join(dir, `${key}.json`);
   if (fs.existsSync(file) && fs.existsSync(meta)) {
-    const saved = JSON.parse(fs.readFileSync(meta, "utf8")) as { digest: string; diffId: string; size: number };
+    const { removed = [], ...saved } = JSON.parse(fs.readFileSync(meta, "utf8")) as { digest: string; diffId: string; size: number; removed?: string[] };
+    reportPruned(removed, ctx);
     return { layer: { ...saved, mediaType: MEDIA.dockerLayer, open: () => fs.createReadStream(file) }, built: false };
   }
   fs.mkdirSync(dir, { recursive: true });
@@ -283,15 +284,20 @@ export async function environmentLayer(
       throw noWheel ? withFallback(error, `a requirement has no binary wheel for linux/amd64 and Python ${pythonVersion}`) : error;
     }
     const removed = pruneInstalled(target, have);
-    if (removed.length) ctx.reporter.info(`Not installing again what the base image has: ${removed.map((name) => name.replace("==", " ")).join(", ")}.`);
+    reportPruned(removed, ctx);
     const built = layerOf(fs.existsSync(target) ? folderEntries(target, SITE_PACKAGES.slice(1)) : []);
     fs.writeFileSync(`${file}.tmp`, built.bytes);
     fs.renameSync(`${file}.tmp`, file);
-    fs.writeFileSync(meta, JSON.stringify({ digest: built.digest, diffId: built.diffId, size: built.size }));
+    fs.writeFileSync(meta, JSON.stringify({ digest: built.digest, diffId: built.diffId, size: built.size, removed }));
     return { layer: built, built: true };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Say which packages the environment layer leaves to the base image (from a fresh build or the cache alike). */
+function reportPruned(removed: readonly string[], ctx: Pick<Context, "reporter">): void {
+  if (removed.length) ctx.reporter.info(`Not installing again what the base image has: ${removed.map((name) => name.replace("==", " ")).join(", ")}.`);
 }
 
 /** The job runtime's layer: /opt/alekseylearn as the Docker builder copies it (`COPY .alekseylearn/runtime/ /opt/alekseylearn/`). */

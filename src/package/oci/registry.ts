@@ -168,7 +168,7 @@ export class Registry {
 
   private refused(): Error {
     return Object.assign(
-      new UserError(
+      failure(
         `The registry ${this.host} refused ${this.options.credentials ? `the credentials of ${JSON.stringify(this.options.credentials.user)}` : "an anonymous request"} (HTTP 401).`,
         this.options.credentials ? "Check the user name and password (or token) for this registry." : "Give credentials for this registry.",
       ),
