@@ -14,22 +14,26 @@ import { TWO_RANK_REQUIREMENTS, TWO_RANK_SCRIPT, TWO_RANK_SUM } from "../helpers
 import { writeTree } from "../helpers/tree.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 import { startSlurmCluster, type SlurmCluster } from "../servers/slurm-cluster.js";
+import { startMoto, type Moto } from "../helpers/servers.js";
+import { awsCli, testAwsKeys } from "../helpers/aws.js";
 
 fileTimeLimit(10, import.meta.url);
 
 let cluster: SlurmCluster;
+let moto: Moto;
 let output: string;
 let env: NodeJS.ProcessEnv;
 const workDir = path.join(TEST_CACHE, "slurm-work");
 
 before(async () => {
-  cluster = await startSlurmCluster();
+  [cluster, moto] = await Promise.all([startSlurmCluster(), startMoto()]);
   output = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-slurm-out-"));
   env = cliEnv().env;
 });
 
-after(() => {
+after(async () => {
   cluster?.stop();
+  await moto?.stop();
   if (output) fs.rmSync(output, { recursive: true, force: true });
   // The environments stay cached for the next run; this run's code and job folders go.
   for (const folder of ["blobs", "jobs"]) fs.rmSync(path.join(workDir, folder), { recursive: true, force: true });
@@ -41,15 +45,16 @@ function unique(name: string): string {
 }
 
 function flags(...more: string[]): string[] {
+  const given = more.find((flag) => flag.startsWith("--config.output_path="));
   return [
     "--backend",
     "slurm",
     `--config.host=${cluster.host}`,
     `--config.ssh_config=${cluster.sshConfig}`,
     `--config.work_dir=${workDir}`,
-    `--config.output_path=${output}`,
+    given ?? `--config.output_path=${output}`,
     "--config.poll_interval=0.2",
-    ...more,
+    ...more.filter((flag) => flag !== given),
   ];
 }
 
@@ -100,6 +105,60 @@ test("a one-node job (examples/iris) trains on the test cluster through ssh and 
   assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
   assert.equal((await runCli(["stop", heldName], { cwd: dir, env })).code, 0);
   assert.equal((await status(heldName, dir)).state, "stopped");
+});
+
+/** Every file under `dir` whose bytes hold `text`, relative. */
+function filesHolding(dir: string, text: string): string[] {
+  const found: string[] = [];
+  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const file = path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name);
+    if (entry.isFile() && fs.readFileSync(file).includes(text)) found.push(path.relative(dir, file));
+  }
+  return found;
+}
+
+test("an s3:// output path (moto): the job left to run packs on the cluster, fetch JOB sees it ended, copies its model to the bucket with this machine's credentials and returns it; no credential reaches the cluster, and a bucket this machine cannot reach is refused before submission", async () => {
+  const secret = `slurm-secret-${randomBytes(6).toString("hex")}`;
+  const keys = testAwsKeys(secret);
+  awsCli(moto.url, ["s3", "mb", "s3://slurm-bucket"], keys);
+  const s3env = { ...env, ...keys, AWS_ENDPOINT_URL: moto.url };
+  const dir = writeTree({ "train.py": 'import os\nopen(os.path.join(os.environ["SM_MODEL_DIR"], "weights.txt"), "w").write("trained")\nprint("saved")\n' });
+
+  const missing = await runCli(["fit", "train.py", ...flags("--config.output_path=s3://no-such-bucket/runs"), "--name", unique("slurm-nobucket")], {
+    cwd: dir,
+    env: s3env,
+  });
+  assert.equal(missing.code, 1, missing.stderr);
+  assert.match(missing.stderr, /The output path s3:\/\/no-such-bucket\/runs\/slurm-nobucket-\w+\/output cannot be reached from this machine: No such bucket/);
+  assert.doesNotMatch(missing.stderr, /Submitted Slurm job/);
+
+  const name = unique("slurm-s3");
+  const fit = await runCli(["fit", "train.py", ...flags("--config.output_path=s3://slurm-bucket/runs"), "--name", name, "--detach"], { cwd: dir, env: s3env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const jobDir = path.join(workDir, "jobs", name);
+  await waitFor(() => fs.existsSync(path.join(jobDir, "exit-code")), "the job to end on the cluster", 60_000);
+  assert.ok(fs.existsSync(path.join(jobDir, "output", "model.tar.gz")), "the job packs its model in its own folder on the cluster");
+
+  const to = path.join(dir, "fetched");
+  const fetched = await runCli(["fetch", name, "--to", to], { cwd: dir, env: s3env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.match(fetched.stderr, new RegExp(`Copying model\\.tar\\.gz from ${cluster.host}:\\S+ to s3://slurm-bucket/runs/${name}/output/model\\.tar\\.gz`));
+  assert.equal(fs.readFileSync(path.join(to, "weights.txt"), "utf8"), "trained");
+  const record = await runCli(["status", name, "--json"], { cwd: dir, env: s3env });
+  const job = JSON.parse(record.stdout) as JobJson;
+  assert.equal(job.state, "completed");
+  assert.equal(job.model, `s3://slurm-bucket/runs/${name}/output/model.tar.gz`);
+  assert.ok(
+    JSON.parse(awsCli(moto.url, ["s3api", "head-object", "--bucket", "slurm-bucket", "--key", `runs/${name}/output/model.tar.gz`], keys)).ContentLength > 0,
+  );
+  // Neither the job's folder (its script's log, its /opt/ml) nor Slurm's own state (where slurmctld keeps the script) holds the key.
+  assert.deepEqual(filesHolding(jobDir, secret), []);
+  assert.deepEqual(filesHolding(path.join(cluster.dir, "state"), secret), []);
+  assert.deepEqual(
+    filesHolding(path.join(cluster.dir, "state"), name).length > 0,
+    true,
+    "slurmctld's state holds this job (the search looks in the right place)",
+  );
 });
 
 test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, and rank 0's model comes back", async () => {

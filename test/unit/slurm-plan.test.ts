@@ -75,6 +75,15 @@ test("Slurm plan: the script runs one task per node through srun only with sever
   assert.equal(environmentHash(spec({ python: "python3.11" })) === environmentHash(spec()), false);
 });
 
+test("Slurm plan: with an s3:// or gs:// output path the script packs into the job's own folder on the cluster and names the bucket only in a comment (alekseylearn copies there, with no credential given to the job)", () => {
+  for (const outputPath of ["s3://bucket/runs", "gs://bucket/runs"]) {
+    const script = sbatchScript(spec({ output_path: outputPath, work_dir: "/w" }), `${outputPath}/j`, { name: "j", digest: "abc", index: {} });
+    assert.match(script, /\nOUTPUT=\/w\/jobs\/j\/output\n/);
+    assert.match(script, new RegExp(`# The output path is ${outputPath.replace(/[/.]/g, "\\$&")}/j/output: this job is given no credential for it`));
+    assert.equal(script.split("\n").filter((line) => line.includes(outputPath) && !line.startsWith("#")).length, 0, "the bucket appears in comments only");
+  }
+});
+
 test("Slurm plan: index URLs go into the script without their credentials; modules are loaded first", () => {
   const script = sbatchScript(spec({ modules: ["python/3.11", "cuda/12.4"] }), "/o/j", {
     name: "j",
@@ -95,8 +104,17 @@ test("Slurm plan: index URLs go into the script without their credentials; modul
 
 test("Slurm plan: what the backend cannot run is refused before anything is copied", () => {
   assert.throws(
-    () => spec({ output_path: "s3://bucket/runs" }),
-    (err: unknown) => err instanceof UserError && /not s3:\/\//.test(err.message),
+    () => spec({ output_path: "kaggle://someone/runs" }),
+    (err: unknown) => err instanceof UserError && /s3:\/\/ or gs:\/\/, not kaggle:\/\//.test(err.message),
+  );
+  assert.throws(
+    () =>
+      buildSpecFor(
+        slurmBackend,
+        { artifact: "train.py", inputs: { train: "s3://bucket/data" }, config: { output_path: "s3://bucket/runs" } },
+        writeTree({ "train.py": "" }),
+      ),
+    (err: unknown) => err instanceof UserError && /input train/.test(err.message),
   );
   assert.throws(
     () => spec({ work_dir: "relative/dir" }),

@@ -10,15 +10,16 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
-import { failure } from "../../errors.js";
+import { failure, UserError } from "../../errors.js";
 import { isFinal } from "../../jobs/job.js";
 import { jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";
 import { redactUrls } from "../../redact.js";
-import { schemeOf } from "../../storage/location.js";
+import { storageFor } from "../../storage/index.js";
+import { joinLocation, schemeOf } from "../../storage/location.js";
 import { distributionProblems } from "../common.js";
 import type { Backend, JobChanges, SubmissionPlan } from "../types.js";
-import { jobPaths, sbatchOptions, sbatchScript, shellWord, submitCommand } from "./plan.js";
+import { clusterOutput, jobPaths, sbatchOptions, sbatchScript, shellWord, submitCommand } from "./plan.js";
 import { copyFrom, isHere, mustRun, runRemote, spawnRemote, type Login } from "./remote.js";
 import { slurmSchema, type SlurmProvider, type SlurmSettings, type SlurmSpec } from "./schema.js";
 import { outputLocation, parseOutputLocation, readStatus, statusCommand } from "./status.js";
@@ -35,6 +36,21 @@ function request(spec: SlurmSpec, name: string, jobOutput: string, digest: strin
   return { script: sbatchScript(spec, jobOutput, { name, digest, index, options }), options };
 }
 
+/** A UserError unless this machine's credentials can list the job's output folder in its bucket. */
+async function bucketAnswers(jobOutput: string, ctx: Context): Promise<void> {
+  const outputs = joinLocation(jobOutput, "output");
+  try {
+    await (await storageFor(outputs, ctx)).list(outputs);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    throw failure(
+      `The output path ${outputs} cannot be reached from this machine: ${err.message}`,
+      err.hint ??
+        "alekseylearn copies the job's model there with this machine's credentials once the job ends; `alekseylearn doctor --backend slurm` checks them.",
+    );
+  }
+}
+
 /** The Slurm backend. */
 export const slurmBackend = {
   name: "slurm",
@@ -49,8 +65,8 @@ export const slurmBackend = {
     if (spec.environment?.kind === "conda")
       problems.push("the slurm backend makes a virtual environment from a requirements.txt; environment.yml (conda) is not supported there");
     const scheme = schemeOf(spec.outputPath);
-    if (scheme)
-      problems.push(`the slurm backend writes to a folder on the cluster's shared filesystem (an absolute path), not ${scheme}:// (copy it there afterwards)`);
+    if (scheme && scheme !== "s3" && scheme !== "gs")
+      problems.push(`the slurm backend writes to a folder on the cluster's shared filesystem (an absolute path), s3:// or gs://, not ${scheme}://`);
     for (const [channel, location] of Object.entries(spec.inputs))
       if (schemeOf(location)) problems.push(`input ${channel}: the slurm backend reads folders on the cluster's shared filesystem, not ${location}`);
     if (!spec.settings.work_dir.startsWith("/") && !spec.settings.work_dir.startsWith("~/"))
@@ -79,7 +95,14 @@ export const slurmBackend = {
       requests: [{ api: "slurm", operation: "sbatch", request: { script: redactUrls(script), options: options.map(redactUrls) } }],
       checks: {
         done: [`shipped files, job runtime and environment file: ${blob.bytes} bytes, digest ${blob.digest}`],
-        skipped: [`the login node ${job.spec.settings.host} was not asked: whether the digest is there already (then nothing is copied), nor the queue`],
+        skipped: [
+          `the login node ${job.spec.settings.host} was not asked: whether the digest is there already (then nothing is copied), nor the queue`,
+          ...(schemeOf(job.jobOutput)
+            ? [
+                `${joinLocation(job.jobOutput, "output")} was not asked; the job packs its archives on the cluster and alekseylearn copies them there once it sees the job end`,
+              ]
+            : []),
+        ],
       },
       placeholders,
     };
@@ -88,6 +111,9 @@ export const slurmBackend = {
   async submit(job, ctx) {
     const { spec } = job;
     const login = loginOf(spec.settings);
+    // An s3:// or gs:// output path is written from this machine once the job ends (outputs.ts): asked now, before
+    // anything is copied, so that missing credentials or a wrong bucket are found before the job waits in the queue.
+    if (schemeOf(job.jobOutput)) await bucketAnswers(job.jobOutput, ctx);
     const shipment = jobShipment(spec, ctx.env);
     reportShipment(
       shipment,
@@ -135,7 +161,7 @@ export const slurmBackend = {
     if (!jobId || !workDir || isFinal(job.state)) return {};
     const { spec } = job;
     const paths = jobPaths(workDir, job.name);
-    const output = `${job.jobOutput}/output`;
+    const output = clusterOutput(workDir, job.name, job.jobOutput);
     const result = await runRemote(loginOf(spec.settings), statusCommand(jobId, paths.job, output), ctx);
     if (result.code !== 0 && !isHere(loginOf(spec.settings)) && result.code === 255) return {}; // the login node is unreachable now; try again later
     const status = readStatus(result.stdout.toString("utf8"));
@@ -151,8 +177,17 @@ export const slurmBackend = {
       if (status.exitCode !== undefined) changes.exitCode = status.exitCode;
       if (status.reason) changes.reason = status.reason;
       const login = loginOf(spec.settings);
-      if (status.model) changes.model = outputLocation(login, `${output}/model.tar.gz`);
-      if (status.output) changes.output = outputLocation(login, `${output}/output.tar.gz`);
+      if (schemeOf(job.jobOutput)) {
+        // The bucket's copy first; until it is made the record stays as it was, so the next status or fetch tries again.
+        const names = [...(status.model ? ["model.tar.gz"] : []), ...(status.output ? ["output.tar.gz"] : [])];
+        const { copyToBucket } = await import("./outputs.js");
+        const copied = names.length ? await copyToBucket(login, job.name, output, job.jobOutput, names, ctx) : {};
+        if (copied["model.tar.gz"]) changes.model = copied["model.tar.gz"];
+        if (copied["output.tar.gz"]) changes.output = copied["output.tar.gz"];
+      } else {
+        if (status.model) changes.model = outputLocation(login, `${output}/model.tar.gz`);
+        if (status.output) changes.output = outputLocation(login, `${output}/output.tar.gz`);
+      }
     }
     if (JSON.stringify(provider) !== JSON.stringify(job.provider)) changes.provider = provider;
     return changes;

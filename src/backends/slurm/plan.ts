@@ -6,13 +6,14 @@
  *
  *   WORK/blobs/DIGEST/   the shipped code, the job runtime and the environment file, by the digest of their tar
  *   WORK/envs/HASH/      the virtual environment, by the hash of the environment it is made from
- *   WORK/jobs/JOB/       the job's log (slurm.out), each node's code copy and /opt/ml (nodes/N/), exit-code, failure
+ *   WORK/jobs/JOB/       the job's log (slurm.out), each node's code copy and /opt/ml (nodes/N/), exit-code, failure,
+ *                        and output/ when the output path is s3:// or gs:// (`clusterOutput`)
  */
 import { createHash } from "node:crypto";
 import { NOTEBOOK_PACKAGES, runtimeEnv, trainArgs } from "../../package/runtime.js";
 import { shippableRequirements } from "../../package/ship.js";
 import { runtimeSettings } from "../common.js";
-import { joinLocation } from "../../storage/location.js";
+import { joinLocation, schemeOf } from "../../storage/location.js";
 import type { SlurmSettings, SlurmSpec } from "./schema.js";
 
 /** The job's folders on the cluster, from the work folder as given (absolute, or `~/…`). */
@@ -20,6 +21,15 @@ export function jobPaths(workDir: string, name: string): { work: string; job: st
   const work = workDir.replace(/\/+$/, "");
   const job = `${work}/jobs/${name}`;
   return { work, job, log: `${job}/slurm.out` };
+}
+
+/**
+ * Where the sbatch script packs the job's archives on the cluster: OUTPUT_PATH/JOB/output/ when the output path is a
+ * cluster folder; with s3:// or gs://, the job's own folder (WORK/jobs/JOB/output/), from where alekseylearn copies them
+ * to the bucket with this machine's credentials once it sees the job end (`outputs.ts`): the cluster is given none.
+ */
+export function clusterOutput(workDir: string, name: string, jobOutput: string): string {
+  return schemeOf(jobOutput) ? `${jobPaths(workDir, name).job}/output` : joinLocation(jobOutput, "output");
 }
 
 /** `text` as one bash word; a leading `~/` stays the user's home (`"$HOME"/…`). */
@@ -138,7 +148,13 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     `JOB_DIR="$WORK/jobs/${inputs.name}"`,
     `BLOB="$WORK/blobs/${inputs.digest}"`,
     `ENV="$WORK/envs/${environmentHash(spec)}"`,
-    `OUTPUT=${shellWord(joinLocation(jobOutput, "output"))}`,
+    `OUTPUT=${shellWord(clusterOutput(settings.work_dir, inputs.name, jobOutput))}`,
+    ...(schemeOf(jobOutput)
+      ? [
+          `# The output path is ${joinLocation(jobOutput, "output").replace(/[\r\n]/g, " ")}: this job is given no credential for it. alekseylearn copies`,
+          "# model.tar.gz and output.tar.gz from OUTPUT to it with its own credentials once it sees the job end (fit, status, fetch).",
+        ]
+      : []),
     'fail() { echo "[alekseylearn] $1" >&2; echo "$1" > "$JOB_DIR/failure"; echo 1 > "$JOB_DIR/exit-code"; exit 1; }',
     ...(settings.modules.length ? [`module load ${settings.modules.map(shellWord).join(" ")} || fail "module load failed"`] : []),
     ...exports(index),
