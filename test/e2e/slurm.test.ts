@@ -161,7 +161,7 @@ test("an s3:// output path (moto): the job left to run packs on the cluster, fet
   );
 });
 
-test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, and rank 0's model comes back", async () => {
+test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, rank 0's model comes back, and the other node's is kept under output.tar.gz's hosts/node2/", async () => {
   const dir = writeTree({ "train.py": TWO_RANK_SCRIPT, "requirements.txt": TWO_RANK_REQUIREMENTS });
   const fit = await runCli(["fit", "train.py", ...flags("--config.instance_count=2"), "--json"], { cwd: dir, env });
   assert.equal(fit.code, 0, fit.stderr);
@@ -177,6 +177,10 @@ test("a two-node job: both ranks meet through torch.distributed (gloo) at the fi
   assert.equal(model.world, 2);
   assert.equal(model.env.MASTER_ADDR, "127.0.0.1", "the first node's NodeAddr, from scontrol show node");
   assert.equal(model.env.SM_MASTER_ADDR, "node1");
+  // The first node's model is the job's; the second node's is kept in output.tar.gz under hosts/node2/.
+  assert.ok(fs.existsSync(path.join(to, "rank-0.json")));
+  assert.ok(!fs.existsSync(path.join(to, "rank-1.json")));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(to, "output", "hosts", "node2", "model", "rank-1.json"), "utf8")).rank, 1);
 });
 
 test("config.distribution=torchrun launches the two-rank script through torchrun on both nodes", async () => {

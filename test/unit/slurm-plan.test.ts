@@ -63,12 +63,14 @@ test("Slurm plan: the script runs one task per node through srun only with sever
   const one = spec({}, { "train.py": "print(1)\n", "requirements.txt": "joblib\n" });
   const script = sbatchScript(one, "/shared/runs/j", { name: "j", digest: "abc", index: {} });
   assert.doesNotMatch(script, /\nsrun /);
+  assert.doesNotMatch(script, /hosts\//, "one node: nothing to keep of others");
   assert.match(script, /pip install --quiet --disable-pip-version-check -r "\$BLOB\/requirements.txt"/);
   assert.match(script, new RegExp(`ENV="\\$WORK/envs/${environmentHash(one)}"`));
   const two = sbatchScript(spec({ instance_count: 2, distribution: "torchrun" }), "/shared/runs/j", { name: "j", digest: "abc", index: {} });
   assert.match(two, /\nsrun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c node &/);
   assert.match(two, /export ALEKSEYLEARN_DISTRIBUTION=torchrun/);
   assert.match(two, /export ALEKSEYLEARN_PLATFORM=slurm/);
+  assert.match(two, /to="\$first\/output\/data\/hosts\/\$host\/\$\{part#\*:\}"/, "the other nodes' folders go under hosts/NODE/ of output.tar.gz");
   assert.match(two, /OUTPUT=\/shared\/runs\/j\/output/);
   // The environment changes with what it is made from, not with the code.
   assert.notEqual(environmentHash(one), environmentHash(spec()));

@@ -107,8 +107,8 @@ function exports(vars: Record<string, string>): string[] {
 /**
  * The sbatch script of `spec`'s job: load the modules, make (once per environment hash, under a lock) or reuse the
  * virtual environment, give each node its own copy of the code and its own job folder, run the job runtime there (through
- * `srun`, one task per node, when there are several), then pack the first node's model and output data to
- * OUTPUT_PATH/JOB/output/ and write the exit code last (what alekseylearn reads once Slurm has forgotten the job).
+ * `srun`, one task per node, when there are several), then pack the first node's model and output data (with the other
+ * nodes' under hosts/NODE/) to OUTPUT_PATH/JOB/output/ (`clusterOutput`) and write the exit code last (what alekseylearn reads once Slurm has forgotten the job).
  */
 export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptInputs): string {
   const { settings } = spec;
@@ -175,6 +175,8 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     "node() {",
     '  dir="$JOB_DIR/nodes/$SLURM_NODEID"',
     '  rm -rf "$dir" && mkdir -p "$dir/ml" && cp -R "$BLOB/code" "$dir/code" && cd "$dir/code" || exit 1',
+    // The node's name as Slurm calls it (SLURMD_NODENAME, set in every task: slurm.schedmd.com/srun.html#OPT_SLURMD_NODENAME), for hosts/NODE/ below.
+    '  printf \'%s\\n\' "${SLURMD_NODENAME:-$SLURM_NODEID}" > "$dir/host"',
     `  exec "$ENV/bin/python" -S -u "$BLOB/runtime/alekseylearn_entrypoint.py" ${trainArgs(spec.hyperparameters).map(shellWord).join(" ")}`,
     "}",
     "export -f node",
@@ -194,6 +196,20 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     'pack() { [ -n "$(ls -A "$1" 2>/dev/null)" ] || return 0; tar -czf "$2.partial" -C "$1" . && mv "$2.partial" "$2"; }',
     'mkdir -p "$OUTPUT"',
     'first="$JOB_DIR/nodes/0/ml"',
+    ...(settings.instance_count > 1
+      ? [
+          "# The first node's model is the job's; what the others left in their model and output data folders is kept in",
+          "# output.tar.gz under hosts/NODE/model/ and hosts/NODE/data/ (as the local backend keeps algo-N's).",
+          'for dir in "$JOB_DIR"/nodes/*/; do',
+          '  id=$(basename "$dir"); [ "$id" = 0 ] && continue',
+          '  host=$(cat "$dir/host" 2>/dev/null || echo "$id")',
+          "  for part in model:model output/data:data; do",
+          '    from="$dir/ml/${part%%:*}"; to="$first/output/data/hosts/$host/${part#*:}"',
+          '    if [ -n "$(ls -A "$from" 2>/dev/null)" ]; then mkdir -p "$to" && cp -R "$from/." "$to/"; fi',
+          "  done",
+          "done",
+        ]
+      : []),
     'if [ "$code" = 0 ] || [ -n "$stopping" ]; then pack "$first/model" "$OUTPUT/model.tar.gz"; fi',
     'pack "$first/output/data" "$OUTPUT/output.tar.gz"',
     'cat "$JOB_DIR"/nodes/*/ml/output/failure 2>/dev/null | tail -n 3 > "$JOB_DIR/failure"',
