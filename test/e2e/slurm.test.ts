@@ -27,6 +27,7 @@ const workDir = path.join(TEST_CACHE, "slurm-work");
 
 before(async () => {
   [cluster, moto] = await Promise.all([startSlurmCluster(), startMoto()]);
+  awsCli(moto.url, ["s3", "mb", "s3://slurm-doctor"], testAwsKeys());
   output = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-slurm-out-"));
   env = cliEnv().env;
 });
@@ -288,6 +289,54 @@ test("fit --dry-run prints the sbatch request (script and options) without askin
   assert.match(sbatch!.request.script, /^#!\/bin\/bash/);
   assert.match(sbatch!.request.script, /export PIP_EXTRA_INDEX_URL=https:\/\/pypi\.example\.com\/simple/);
   assert.doesNotMatch(result.stdout, /s3cret/);
+});
+
+interface DoctorReport {
+  failed: boolean;
+  checks: Array<{ backend: string; check: string; status: string; detail: string; fix?: string }>;
+}
+
+test("doctor --backend slurm on the test cluster: ssh, Slurm's commands, accounting, the work folder (a file made and removed), Python, bubblewrap and the s3:// bucket; a failing check exits 1 naming its fix", async () => {
+  const cwd = writeTree({});
+  const s3env = { ...env, ...testAwsKeys(), AWS_ENDPOINT_URL: moto.url };
+  const good = await runCli(["doctor", ...flags("--config.output_path=s3://slurm-doctor/runs"), "--json"], { cwd, env: s3env });
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  const report = JSON.parse(good.stdout) as DoctorReport;
+  const detail = (check: string): string => report.checks.find((each) => each.check === check)!.detail;
+  assert.deepEqual(
+    report.checks.map((each) => [each.backend, each.check, each.status]),
+    [
+      ["slurm", "login node", "ok"],
+      ["slurm", "Slurm commands", "ok"],
+      ["slurm", "accounting", "ok"],
+      ["slurm", "work folder", "ok"],
+      ["slurm", "Python", "ok"],
+      ["slurm", "bubblewrap", "ok"],
+      ["slurm", "output bucket", "ok"],
+    ],
+  );
+  assert.match(detail("accounting"), /Slurm accounting storage is disabled/, "the test cluster keeps no accounting");
+  assert.match(detail("work folder"), /writable, a file made and removed there/);
+  assert.deepEqual(
+    fs.readdirSync(workDir).filter((file) => file.startsWith(".doctor")),
+    [],
+    "the file is removed",
+  );
+  assert.match(detail("Python"), /^python3 on slurm-login: Python 3\.\d+\.\d+ \(/);
+  assert.doesNotMatch(good.stdout, /testing/, "no credential in the report");
+
+  const bad = await runCli(["doctor", ...flags("--config.work_dir=/proc/alekseylearn", "--config.python=python2.7-missing")], { cwd, env });
+  assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stdout, /✗ work folder: \/proc\/alekseylearn cannot be written on slurm-login/);
+  assert.match(bad.stdout, /fix: Set config\.work_dir to a folder you can write/);
+  assert.match(bad.stdout, /✗ Python: python2\.7-missing on slurm-login cannot make a virtual environment/);
+  assert.match(bad.stdout, /fix: Name the cluster's Python 3\.8 or newer with config\.python/);
+
+  const unreachable = await runCli(["doctor", "--backend", "slurm", "--config.host=nowhere.invalid"], { cwd, env });
+  assert.equal(unreachable.code, 1);
+  assert.match(unreachable.stdout, /✗ login node: ssh nowhere\.invalid did not run a command/);
+  assert.match(unreachable.stdout, /fix: Make `ssh nowhere\.invalid true` work without a password prompt/);
+  assert.match(unreachable.stdout, /- work folder: needs the login node/);
 });
 
 test("a login node ssh cannot reach is a clear error, and ssh never prompts (BatchMode)", async () => {

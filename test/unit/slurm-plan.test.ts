@@ -10,6 +10,7 @@ import { UserError } from "../../src/errors.js";
 import { slurmBackend } from "../../src/backends/slurm/index.js";
 import { environmentHash, sbatchOptions, sbatchScript, sbatchTime, shellWord, stripCredentials, submitCommand } from "../../src/backends/slurm/plan.js";
 import { outputLocation, parseOutputLocation, readStatus } from "../../src/backends/slurm/status.js";
+import { doctorCommand, readDoctor } from "../../src/backends/slurm/doctor.js";
 import { writeTree } from "../helpers/tree.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 
@@ -173,4 +174,28 @@ test("Slurm plan: a submission never reuses a job folder that exists (its old ex
     command,
     /^if \[ -e \/w\/jobs\/j \]; then echo "the job folder \/w\/jobs\/j exists already .*exit 3; fi && mkdir -p \/w\/jobs\/j && sbatch --parsable --job-name=j$/,
   );
+});
+
+test("Slurm doctor: the login node's report read into checks (accounting kept, commands missing, an old Python, no bubblewrap)", () => {
+  const SEP_D = "@@alekseylearn-doctor@@\n";
+  const settings = { work_dir: "~/al", python: "python3", modules: ["python/3.6"] };
+  const text = [
+    "reached\n",
+    "sbatch /usr/bin/sbatch\nsqueue /usr/bin/squeue\nscontrol \nscancel \n",
+    "0\n\n",
+    "/home/u/al\nwritable\n",
+    "3.6.15\n/opt/py36/bin/python3\n",
+    "",
+  ].join(SEP_D);
+  const checks = readDoctor(text, { host: "login" }, settings);
+  const by = Object.fromEntries(checks.map((check) => [check.check, check]));
+  assert.equal(by["Slurm commands"]!.status, "fail");
+  assert.match(by["Slurm commands"]!.detail, /scontrol, scancel$/);
+  assert.equal(by.accounting!.detail, "sacct answers: an ended job's state is read from it");
+  assert.equal(by["work folder"]!.status, "ok");
+  assert.match(by["work folder"]!.detail, /^\/home\/u\/al \(config\.work_dir ~\/al\)/);
+  assert.equal(by.Python!.status, "fail");
+  assert.equal(by.Python!.detail, "python3 (after module load python/3.6) on login is Python 3.6.15");
+  assert.match(by.bubblewrap!.detail, /^not on login \(informational/);
+  assert.match(doctorCommand(settings), /module load python\/3\.6 && python3 -c /);
 });

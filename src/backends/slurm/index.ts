@@ -10,16 +10,17 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
-import { failure, UserError } from "../../errors.js";
+import { failure } from "../../errors.js";
 import { isFinal } from "../../jobs/job.js";
 import { jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";
 import { redactUrls } from "../../redact.js";
-import { storageFor } from "../../storage/index.js";
 import { joinLocation, schemeOf } from "../../storage/location.js";
 import { distributionProblems } from "../common.js";
 import type { Backend, JobChanges, SubmissionPlan } from "../types.js";
 import { clusterOutput, jobPaths, sbatchOptions, sbatchScript, shellWord, submitCommand } from "./plan.js";
+import { bucketAnswers, copyToBucket } from "./outputs.js";
+import { slurmDoctor } from "./doctor.js";
 import { copyFrom, isHere, mustRun, runRemote, spawnRemote, type Login } from "./remote.js";
 import { slurmSchema, type SlurmProvider, type SlurmSettings, type SlurmSpec } from "./schema.js";
 import { outputLocation, parseOutputLocation, readStatus, statusCommand } from "./status.js";
@@ -34,21 +35,6 @@ function request(spec: SlurmSpec, name: string, jobOutput: string, digest: strin
   const index = { PIP_INDEX_URL: ctx.env.PIP_INDEX_URL, PIP_EXTRA_INDEX_URL: ctx.env.PIP_EXTRA_INDEX_URL };
   const options = sbatchOptions(spec.settings, name, paths.log);
   return { script: sbatchScript(spec, jobOutput, { name, digest, index, options }), options };
-}
-
-/** A UserError unless this machine's credentials can list the job's output folder in its bucket. */
-async function bucketAnswers(jobOutput: string, ctx: Context): Promise<void> {
-  const outputs = joinLocation(jobOutput, "output");
-  try {
-    await (await storageFor(outputs, ctx)).list(outputs);
-  } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    throw failure(
-      `The output path ${outputs} cannot be reached from this machine: ${err.message}`,
-      err.hint ??
-        "alekseylearn copies the job's model there with this machine's credentials once the job ends; `alekseylearn doctor --backend slurm` checks them.",
-    );
-  }
 }
 
 /** The Slurm backend. */
@@ -113,7 +99,7 @@ export const slurmBackend = {
     const login = loginOf(spec.settings);
     // An s3:// or gs:// output path is written from this machine once the job ends (outputs.ts): asked now, before
     // anything is copied, so that missing credentials or a wrong bucket are found before the job waits in the queue.
-    if (schemeOf(job.jobOutput)) await bucketAnswers(job.jobOutput, ctx);
+    if (schemeOf(job.jobOutput)) await bucketAnswers(joinLocation(job.jobOutput, "output"), ctx);
     const shipment = jobShipment(spec, ctx.env);
     reportShipment(
       shipment,
@@ -180,7 +166,6 @@ export const slurmBackend = {
       if (schemeOf(job.jobOutput)) {
         // The bucket's copy first; until it is made the record stays as it was, so the next status or fetch tries again.
         const names = [...(status.model ? ["model.tar.gz"] : []), ...(status.output ? ["output.tar.gz"] : [])];
-        const { copyToBucket } = await import("./outputs.js");
         const copied = names.length ? await copyToBucket(login, job.name, output, job.jobOutput, names, ctx) : {};
         if (copied["model.tar.gz"]) changes.model = copied["model.tar.gz"];
         if (copied["output.tar.gz"]) changes.output = copied["output.tar.gz"];
@@ -264,6 +249,8 @@ export const slurmBackend = {
       ctx,
     );
   },
+
+  doctor: (spec, ctx, options) => slurmDoctor(spec, ctx, options),
 
   outputScheme: "slurm",
 

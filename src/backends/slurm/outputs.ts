@@ -60,3 +60,17 @@ export async function copyToBucket(
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
+
+/** A UserError unless this machine's credentials can list `location` (a job's output folder, or the output path) in its bucket. */
+export async function bucketAnswers(location: string, ctx: Context): Promise<void> {
+  try {
+    await (await storageFor(location, ctx)).list(location);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    throw failure(
+      `The output path ${location} cannot be reached from this machine: ${err.message}`,
+      err.hint ??
+        "alekseylearn copies each job's model there with this machine's credentials once the job ends: give this machine credentials that can write there.",
+    );
+  }
+}
