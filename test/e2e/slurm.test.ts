@@ -73,7 +73,7 @@ async function status(name: string, cwd: string): Promise<JobJson> {
   return JSON.parse(result.stdout) as JobJson;
 }
 
-test("a one-node job (examples/iris) trains on the test cluster through ssh and fetch JOB returns its model; an unchanged resubmission copies 0 bytes, waits in the queue with its reason shown, and stop takes it out", async () => {
+test("a one-node job (examples/iris) trains on the test cluster through ssh and fetch JOB returns its model; an unchanged resubmission (on two nodes) copies 0 bytes, waits in the queue with its reason and hosts shown by status and jobs, and stop takes it out", async () => {
   const dir = copyExample("iris");
   // A line of its own, so that the first submission of this run copies its files whatever earlier runs left in the cache.
   fs.appendFileSync(path.join(dir, "train.py"), `# ${randomBytes(8).toString("hex")}\n`);
@@ -97,13 +97,26 @@ test("a one-node job (examples/iris) trains on the test cluster through ssh and 
   // (--hold: Slurm keeps it pending with the reason JobHeldUser until released, sbatch.html#OPT_hold), so it also shows
   // the queue reason in status, and stop takes a job out of the queue (a pending job takes no signal).
   const heldName = unique("slurm-held");
-  const second = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", heldName, "--json", "--detach"], { cwd: dir, env });
+  const second = await runCli(
+    ["fit", "train.py", ...flags("--config.extra_sbatch=--hold", "--config.instance_count=2"), "--name", heldName, "--json", "--detach"],
+    {
+      cwd: dir,
+      env,
+    },
+  );
   assert.equal(second.code, 0, second.stderr);
   assert.equal((JSON.parse(second.stdout) as JobJson).provider?.copied, "0");
   assert.match(second.stderr, /Nothing to copy/);
   const shown = await runCli(["status", heldName], { cwd: dir, env });
   assert.match(shown.stdout, /State: +queued/);
   assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
+  assert.match(shown.stdout, /Hosts: +2 \(nodes not given yet\)/);
+  const listed = await runCli(["jobs"], { cwd: dir, env });
+  assert.match(
+    listed.stdout,
+    new RegExp(`${heldName}\\s+slurm\\s+queued \\(JobHeldUser\\)\\s+2 \\(nodes not given yet\\)\\s`),
+    "jobs shows why it waits, and its hosts",
+  );
   assert.equal((await runCli(["stop", heldName], { cwd: dir, env })).code, 0);
   assert.equal((await status(heldName, dir)).state, "stopped");
 });
@@ -274,18 +287,27 @@ test("fit --dry-run prints the sbatch request (script and options) without askin
       "--config.host=nowhere.invalid",
       "--config.output_path=/shared/runs",
       "--config.partition=gpu",
+      "--config.instance_count=2",
       "--dry-run",
       "--json",
     ],
     { cwd: dir, env: { ...env, PIP_EXTRA_INDEX_URL: "https://user:s3cret@pypi.example.com/simple" } },
   );
   assert.equal(result.code, 0, result.stderr);
-  const plan = JSON.parse(result.stdout) as { requests: Array<{ api: string; operation: string; request: { script: string; options: string[] } }> };
+  const plan = JSON.parse(result.stdout) as {
+    requests: Array<{ api: string; operation: string; request: { script: string; options: string[] } }>;
+    placeholders: string[];
+  };
+  assert.ok(
+    plan.placeholders.some((line) => /^the job's 2 hosts: the nodes Slurm gives it when it starts/.test(line)),
+    "the dry run says what the hosts will be",
+  );
   assert.equal(plan.requests.length, 1);
   const [sbatch] = plan.requests;
   assert.equal(sbatch!.api, "slurm");
   assert.equal(sbatch!.operation, "sbatch");
   assert.ok(sbatch!.request.options.includes("--partition=gpu"));
+  assert.ok(sbatch!.request.options.includes("--nodes=2"));
   assert.match(sbatch!.request.script, /^#!\/bin\/bash/);
   assert.match(sbatch!.request.script, /export PIP_EXTRA_INDEX_URL=https:\/\/pypi\.example\.com\/simple/);
   assert.doesNotMatch(result.stdout, /s3cret/);

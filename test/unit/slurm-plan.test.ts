@@ -11,6 +11,8 @@ import { slurmBackend } from "../../src/backends/slurm/index.js";
 import { environmentHash, sbatchOptions, sbatchScript, sbatchTime, shellWord, stripCredentials, submitCommand } from "../../src/backends/slurm/plan.js";
 import { outputLocation, parseOutputLocation, readStatus } from "../../src/backends/slurm/status.js";
 import { doctorCommand, readDoctor } from "../../src/backends/slurm/doctor.js";
+import { describeJob, hostsCell, stateCell } from "../../src/cli/render.js";
+import type { JobRecord } from "../../src/jobs/job.js";
 import { writeTree } from "../helpers/tree.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 
@@ -198,4 +200,26 @@ test("Slurm doctor: the login node's report read into checks (accounting kept, c
   assert.equal(by.Python!.detail, "python3 (after module load python/3.6) on login is Python 3.6.15");
   assert.match(by.bubblewrap!.detail, /^not on login \(informational/);
   assert.match(doctorCommand(settings), /module load python\/3\.6 && python3 -c /);
+});
+
+test("jobs and status: a multi-host job's hosts (Slurm's nodes once given, SageMaker's names elsewhere) and a Slurm job's queue reason while it waits", () => {
+  const base = { name: "j", createdAt: "2026-01-01T00:00:00Z", jobOutput: "/shared/runs/j" };
+  const two = spec({ instance_count: 2 });
+  const waiting = {
+    ...base,
+    backend: "slurm",
+    state: "queued",
+    spec: two,
+    provider: { jobId: "7", secondary: "PENDING", message: "Priority", queueReason: "Priority" },
+  } as JobRecord;
+  assert.equal(stateCell(waiting), "queued (Priority)");
+  assert.equal(hostsCell(waiting), "2 (nodes not given yet)");
+  assert.match(describeJob(waiting), /^Status: +PENDING \(Priority\)$/m);
+  const running = { ...waiting, state: "running", provider: { jobId: "7", secondary: "RUNNING", nodes: "node[1-2]", message: "on node[1-2]" } } as JobRecord;
+  assert.equal(stateCell(running), "running");
+  assert.equal(hostsCell(running), "2 (node[1-2])");
+  assert.match(describeJob(running), /^Hosts: +2 \(node\[1-2\]\)$/m);
+  const local = { ...base, backend: "local", state: "completed", spec: { ...two, backend: "local" } } as JobRecord;
+  assert.equal(hostsCell(local), "2 (algo-1, algo-2)");
+  assert.equal(hostsCell({ ...local, spec: spec() } as JobRecord), "1");
 });

@@ -74,6 +74,11 @@ export const slurmBackend = {
     const placeholders = job.spec.settings.work_dir.startsWith("~/")
       ? [`${job.spec.settings.work_dir} in --output: the login node's home, resolved to an absolute path at submission`]
       : [];
+    const count = job.spec.settings.instance_count;
+    if (count > 1)
+      placeholders.push(
+        `the job's ${count} hosts: the nodes Slurm gives it when it starts (SLURM_JOB_NODELIST), one task each; the first node's address (scontrol show node) is MASTER_ADDR`,
+      );
     return {
       backend: "slurm",
       job: job.name,
@@ -156,6 +161,7 @@ export const slurmBackend = {
     if (status.slurmState) provider.secondary = status.slurmState;
     if (status.nodes) provider.nodes = status.nodes;
     provider.message = status.state === "queued" && status.queueReason ? status.queueReason : status.nodes ? `on ${status.nodes}` : undefined;
+    provider.queueReason = status.state === "queued" ? status.queueReason : undefined;
     if (status.state !== job.state) changes.state = status.state;
     if (status.state === "running" && !job.startedAt) changes.startedAt = new Date().toISOString();
     if (isFinal(status.state)) {
