@@ -9,7 +9,7 @@ export const slurmSchema = {
   ...commonSchema,
   output_path: {
     ...commonSchema.output_path,
-    doc: "Where model.tar.gz and output.tar.gz go, under OUTPUT_PATH/JOB/output/: an absolute path on the cluster's shared filesystem.",
+    doc: "Where model.tar.gz and output.tar.gz go, under OUTPUT_PATH/JOB/output/: an absolute path on the cluster's shared filesystem, or s3:// or gs:// (copied there from this machine, with its credentials, once the job ends).",
   },
   host: {
     type: { kind: "string" },
