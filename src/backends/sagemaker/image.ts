@@ -11,8 +11,8 @@ import { pushBuiltImage, registryOverride, unusableImageHint, type PushedImage }
 import type { SageMakerSpec } from "./schema.js";
 import { awsError, awsFor, errorName } from "./aws.js";
 import { baseImageFor, imageName } from "../../package/image.js";
-import { assembleImage, pushAssembled } from "../../package/oci/build.js";
-import { assembleOrFallBack, chooseBuilder, resolveBuilder } from "../../package/oci/choose.js";
+import { assembleForRegistry, pushAssembled } from "../../package/oci/build.js";
+import { chooseBuilder, resolveBuilder } from "../../package/oci/choose.js";
 import { createRepositoryRequest, isGpuInstance, repositoryName } from "./plan.js";
 
 /** The repository's URI, or undefined when there is no such repository. */
@@ -93,22 +93,7 @@ export async function pushTrainingImage(
     // The registry host (ECR's, or ALEKSEYLEARN_REGISTRY's) before the repository exists: its URI's host part is the account's registry.
     const auth = await authorized;
     const host = registryOverride(existing ?? `${auth.registry}/${repository}`, ctx.env).split("/")[0]!;
-    const assembled = await assembleOrFallBack(
-      spec.settings.builder,
-      () =>
-        assembleImage(
-          spec,
-          {
-            base,
-            targetHost: host,
-            credentials: { user: auth.user, password: auth.password },
-            ...(spec.settings.python_version ? { pythonVersion: spec.settings.python_version } : {}),
-            ...(ctx.insecureRegistries ? { insecure: ctx.insecureRegistries } : {}),
-          },
-          ctx,
-        ),
-      ctx,
-    );
+    const assembled = await assembleForRegistry(spec, base, host, { user: auth.user, password: auth.password }, ctx);
     if (assembled) {
       if (!(await (options.gate ?? Promise.resolve(true)))) throw failure("Stopped before pushing: the checks before it failed.");
       const uri = registryOverride(existing ?? (await createRepository(repository, ctx)), ctx.env);

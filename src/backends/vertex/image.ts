@@ -9,8 +9,8 @@ import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
 import { baseImageFor, imageName } from "../../package/image.js";
-import { assembleImage, pushAssembled } from "../../package/oci/build.js";
-import { assembleOrFallBack, chooseBuilder, resolveBuilder } from "../../package/oci/choose.js";
+import { assembleForRegistry, pushAssembled } from "../../package/oci/build.js";
+import { chooseBuilder, resolveBuilder } from "../../package/oci/choose.js";
 import { DOCKER_MANIFEST_V2, OCI_MANIFEST, pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
 import type { GoogleSession } from "./auth.js";
 import type { VertexApi } from "./api.js";
@@ -44,23 +44,8 @@ export async function pushVertexImage(
     exists.catch(() => {});
     const uri = registryOverride(imagePath, ctx.env);
     const token = await google.session.accessToken();
-    const assembled = await assembleOrFallBack(
-      spec.settings.builder,
-      () =>
-        assembleImage(
-          spec,
-          {
-            base,
-            targetHost: uri.split("/")[0]!,
-            // Artifact Registry's token login: user oauth2accesstoken, the access token as password (cloud.google.com/artifact-registry/docs/docker/authentication#token).
-            credentials: { user: TOKEN_USER, password: token },
-            ...(spec.settings.python_version ? { pythonVersion: spec.settings.python_version } : {}),
-            ...(ctx.insecureRegistries ? { insecure: ctx.insecureRegistries } : {}),
-          },
-          ctx,
-        ),
-      ctx,
-    );
+    // Artifact Registry's token login: user oauth2accesstoken, the access token as password (cloud.google.com/artifact-registry/docs/docker/authentication#token).
+    const assembled = await assembleForRegistry(spec, base, uri.split("/")[0]!, { user: TOKEN_USER, password: token }, ctx);
     if (assembled) {
       if (!(await (options.gate ?? Promise.resolve(true)))) throw failure("Stopped before pushing: the checks before it failed.");
       if (!(await exists)) {

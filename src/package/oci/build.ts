@@ -32,7 +32,7 @@ import {
   type ImageConfig,
   type Layer,
 } from "./image.js";
-import { withFallback } from "./choose.js";
+import { assembleOrFallBack, withFallback, type BuilderChoice } from "./choose.js";
 import { folderEntries, layerOf, type LayerEntry } from "./layer.js";
 import { formatReference, parseReference, Registry, type Credentials, type PushStats } from "./registry.js";
 
@@ -420,6 +420,28 @@ export interface AssembledImage {
   base: string;
   /** Layers alekseylearn made anew in this run (not from its cache). */
   layersBuilt: number;
+}
+
+/**
+ * A backend's job image (SageMaker's, Vertex AI's) assembled for its registry at `targetHost` with that registry's
+ * login, `config.python_version` and the insecure registries applied; `undefined` when `config.builder=auto` falls
+ * back to Docker (`assembleOrFallBack`). Pushes nothing: the backend pushes once its own checks allow it.
+ */
+export function assembleForRegistry(
+  spec: JobSpec & { settings: { builder: BuilderChoice; python_version?: string | undefined } },
+  base: string,
+  targetHost: string,
+  credentials: Credentials,
+  ctx: Context,
+): Promise<AssembledImage | undefined> {
+  const options = {
+    base,
+    targetHost,
+    credentials,
+    ...(spec.settings.python_version ? { pythonVersion: spec.settings.python_version } : {}),
+    ...(ctx.insecureRegistries ? { insecure: ctx.insecureRegistries } : {}),
+  };
+  return assembleOrFallBack(spec.settings.builder, () => assembleImage(spec, options, ctx), ctx);
 }
 
 /** Assemble `spec`'s training image on `options.base` for the registry `targetHost`: reads the base, makes the layers; pushes nothing. */
