@@ -5,6 +5,7 @@
 #                bubblewrap (the local backend's private /opt/ml, the Kaggle test
 #                server's kernels), the AWS CLI (tests put objects with it),
 #                docker.io, docker-registry and debootstrap (the SageMaker tests),
+#                skopeo (reads back what the daemonless builder pushes),
 #                slurmctld, slurmd, slurm-client, munge and openssh-server (the Slurm
 #                backend's test cluster and login node), zsh (shell completion is
 #                tested in a real zsh, which also drives bash on a terminal).
@@ -33,6 +34,7 @@ install() {
   command -v aws >/dev/null 2>&1 || need+=(awscli)
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
   command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+  command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
   # The Slurm backend's test cluster (test/servers/slurm-cluster.ts): a controller, node daemons,
   # munge for their authentication and an sshd standing in for the login node.

@@ -6,7 +6,7 @@
  */
 import { parseArgs, formatHelp } from "./args.js";
 import { commands, type Output } from "./commands.js";
-import { defaultDirs, type Context, type Reporter } from "../context.js";
+import { defaultDirs, parseInsecureRegistries, type Context, type Reporter } from "../context.js";
 import { UserError, EXIT_INTERRUPTED, EXIT_USAGE } from "../errors.js";
 import { nearest } from "../spec/nearest.js";
 import { namesSecret, redactText } from "../redact.js";
@@ -214,6 +214,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, given: Outp
       cwd: process.cwd(),
       env,
       ...defaultDirs(env),
+      insecureRegistries: parseInsecureRegistries(env.ALEKSEYLEARN_INSECURE_REGISTRIES),
       reporter,
       ...(signal ? { signal } : {}),
     };

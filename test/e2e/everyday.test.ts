@@ -78,6 +78,8 @@ test("every command's --json prints JSON on stdout (logs: one object a line with
     stop: ["stop", name, "--json"],
     settings: ["settings", "vertex", "--json"],
     doctor: ["doctor", "--backend", "local", "--json"],
+    // a refused reference: its JSON error needs no registry here (test/e2e/oci-build.test.ts parses a build's --json result)
+    build: ["build", "train.py", "--to", "Bad Ref!", "--json"],
   };
   const { commands } = await import("../../src/cli/commands.js");
   for (const command of commands) {
