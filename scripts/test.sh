@@ -50,20 +50,30 @@ fi
 # The Docker-side servers (dockerd, a registry, the wheel index over http, a base image), on
 # loopback, stopped however the run ends.
 services=$(mktemp -d /tmp/alekseylearn-services-XXXXXX)
-trap 'bash scripts/test-services.sh stop "$services"; rm -rf "$services"' EXIT
+# Every temporary folder the tests make (os.tmpdir(), and the programs they start) goes under one folder of the run's
+# own, removed when the run ends however it ends: a test that forgets its folder cannot fill the machine's /tmp run
+# after run (a developer's machine gathered 50 GB that way, and CI's /tmp can be small).
+suite_tmp=$(mktemp -d /tmp/alekseylearn-suite-XXXXXX)
+hogs=()
+cleanup() {
+  if [ "${#hogs[@]}" -gt 0 ]; then kill "${hogs[@]}" 2>/dev/null || true; fi
+  bash scripts/test-services.sh stop "$services"
+  rm -rf "$services"
+  echo "test.sh: the tests' temporary files came to $(du -sh "$suite_tmp" 2>/dev/null | cut -f1); removed"
+  rm -rf "$suite_tmp"
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash scripts/test-services.sh start "$services"
 # shellcheck disable=SC1091
 source "$services/env"
 
 if $busy; then
-  hogs=()
   for _ in $(seq "$(nproc)"); do
     sh -c 'while :; do :; done' &
     hogs+=("$!")
   done
   echo "test.sh: $(nproc) CPU hogs running (--busy)"
-  trap 'kill "${hogs[@]}" 2>/dev/null; bash scripts/test-services.sh stop "$services"; rm -rf "$services"' EXIT
 fi
 
 mapfile -t tests < <(find dist/test -name '*.test.js' | sort)
@@ -71,4 +81,4 @@ mapfile -t tests < <(find dist/test -name '*.test.js' | sort)
 # file starts its own servers on free ports with its own state folder, so files share nothing but the machine.
 # Each file has its own limit (fileTimeLimit, at most 30 minutes), well under CI's 90. Node's --test-timeout
 # applies to a whole file when files run side by side, so it is set to that same 30 minutes, not to one test's share.
-node --test --test-reporter=spec --test-timeout=1800000 --test-concurrency="${ALEKSEYLEARN_TEST_CONCURRENCY:-3}" "${tests[@]}"
+TMPDIR="$suite_tmp" node --test --test-reporter=spec --test-timeout=1800000 --test-concurrency="${ALEKSEYLEARN_TEST_CONCURRENCY:-3}" "${tests[@]}"
