@@ -19,7 +19,7 @@ import { ML_ROOT } from "../../package/contract.js";
 import { entrypointPath, LOCAL_BUCKET, runtimeEnv, trainArgs, type JobDescription } from "../../package/runtime.js";
 import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
-import { packFolder } from "../../storage/archive.js";
+import { loadTar, packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation, schemeOf } from "../../storage/location.js";
 import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
@@ -463,6 +463,8 @@ export async function runLocalJob(
       startProcess(one, job.spec.artifact.dir, log, setup.bwrap !== undefined, hosts ? `[${hosts[index]!.name}] ` : undefined),
     );
     record({ state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
+    // The packer loads while the job runs, not after it (packOutputs reports a failure to load, should there be one).
+    loadTar().catch(() => undefined);
 
     let stopping = false;
     const stoppers = runnings.map((running) => stopper(job, setup, running, settings.stop_timeout, ctx));

@@ -28,7 +28,7 @@ export async function packBlob(spec: SlurmSpec, shipment: Shipment): Promise<Blo
   const stage = path.join(dir, "stage");
   fs.mkdirSync(path.join(stage, "code"), { recursive: true });
   const code = path.join(dir, "code.tar");
-  packShipment(shipment, code);
+  await packShipment(shipment, code);
   await tar.x({ file: code, cwd: path.join(stage, "code") });
   for (const [name, text] of Object.entries(runtimeFiles())) {
     const target = path.join(stage, "runtime", name);
