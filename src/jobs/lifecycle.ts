@@ -15,7 +15,6 @@ import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";
-import { hasOwnDockerfile } from "../package/image.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, skippedRecordWarning, type JobRecord } from "./records.js";
 import { printable } from "../storage/archive.js";
@@ -198,7 +197,8 @@ export async function fit(request: FitRequest, ctx: Context, options: FitOptions
       `No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`,
     );
   }
-  if (options.overwriteImage && hasOwnDockerfile(spec)) {
+  // The image's modules are loaded only for a job that asks for them (a local run needs none).
+  if (options.overwriteImage && (await import("../package/image.js")).hasOwnDockerfile(spec)) {
     const { writeImageFiles } = await import("./init.js");
     for (const file of writeImageFiles(spec, backend.wantsGpu(spec.settings), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
   }

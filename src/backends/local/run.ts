@@ -17,7 +17,6 @@ import type { LocalJob } from "./schema.js";
 import type { JobChanges } from "../types.js";
 import { ML_ROOT } from "../../package/contract.js";
 import { entrypointPath, LOCAL_BUCKET, runtimeEnv, trainArgs, type JobDescription } from "../../package/runtime.js";
-import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
 import { loadTar, packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
@@ -183,13 +182,14 @@ interface Launch {
  * The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap
  * when there is one; `host`: one host of a multi-host job (runner=process), with its own folders.
  */
-function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context, host?: LocalHost): Launch {
+async function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context, host?: LocalHost): Promise<Launch> {
   const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
   const { mounts, inputs } = layout(job, host ?? paths, sandboxed);
   if (setup.image) {
     // The image's runtime lays out the contracts itself, as it does on SageMaker; the container's /gcs and /kaggle are its own.
     const containerEnv = runtimeEnv({ ...localDescription(job, inputs), platform: "container" });
     const gpus = countGpus(ctx.env.PATH) > 0;
+    const { trainingRunArgs } = await import("../../package/docker.js");
     return {
       program: "docker",
       args: trainingRunArgs({
@@ -450,9 +450,11 @@ export async function runLocalJob(
     }
     const hosts: LocalHost[] | undefined =
       names.length > 1 ? names.map((name) => ({ name, ...hostFolders(paths, name), names, port: port!, hostsFile })) : undefined;
-    const launches = hosts
-      ? hosts.map((host) => launchCommand(job, setup, paths, ctx, host))
-      : [launchCommand(job, setup, paths, ctx, port !== undefined ? singleHost(paths, port) : undefined)];
+    const launches = await Promise.all(
+      hosts
+        ? hosts.map((host) => launchCommand(job, setup, paths, ctx, host))
+        : [launchCommand(job, setup, paths, ctx, port !== undefined ? singleHost(paths, port) : undefined)],
+    );
     // The image keeps its own working files (its entrypoint does); a job run here works in its folder, watched from outside.
     const workingDir = setup.image ? undefined : job.spec.artifact.dir;
     // alekseylearn's own state, cache and this job's outputs are not the job's files, wherever they lie.
