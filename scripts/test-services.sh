@@ -5,8 +5,10 @@
 #                bubblewrap (the local backend's private /opt/ml, the Kaggle test
 #                server's kernels), the AWS CLI (tests put objects with it),
 #                docker.io, docker-registry and debootstrap (the SageMaker tests),
+#                skopeo (reads back what the daemonless builder pushes),
 #                slurmctld, slurmd, slurm-client, munge and openssh-server (the Slurm
-#                backend's test cluster and login node).
+#                backend's test cluster and login node), zsh (shell completion is
+#                tested in a real zsh, which also drives bash on a terminal).
 #   start DIR    start, on loopback only, the Docker-side servers the SageMaker
 #                tests use, and write DIR/env (export lines) naming them:
 #                  DOCKER_HOST                      a private dockerd (no bridge, no iptables)
@@ -32,6 +34,7 @@ install() {
   command -v aws >/dev/null 2>&1 || need+=(awscli)
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
   command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+  command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
   # The Slurm backend's test cluster (test/servers/slurm-cluster.ts): a controller, node daemons,
   # munge for their authentication and an sshd standing in for the login node.
@@ -41,6 +44,8 @@ install() {
   command -v munged >/dev/null 2>&1 || need+=(munge)
   command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
   command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+  # `alekseylearn completion zsh` is tested in a real zsh, whose zpty module also types Tab into bash.
+  command -v zsh >/dev/null 2>&1 || need+=(zsh)
   if ! command -v moto_server >/dev/null 2>&1; then
     say "moto_server is missing; this machine kind ships it (pip package moto)"
     exit 1

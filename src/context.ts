@@ -36,6 +36,16 @@ export interface Context {
   reporter: Reporter;
   /** Aborted when the user asks to stop (Ctrl-C). */
   signal?: AbortSignal;
+  /** Registry hosts reached over plain http beyond loopback (the CLI reads ALEKSEYLEARN_INSECURE_REGISTRIES). */
+  insecureRegistries?: readonly string[];
+}
+
+/** The hosts of ALEKSEYLEARN_INSECURE_REGISTRIES's value (comma-separated host[:port]). */
+export function parseInsecureRegistries(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((host) => host.trim())
+    .filter(Boolean);
 }
 
 /** The XDG folders for this tool, from an environment (defaults follow the XDG base directory spec). */

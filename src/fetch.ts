@@ -99,8 +99,13 @@ async function newestUnder(outputPath: string, store: JobStore, ctx: Context): P
 /** Where LOCATION points: a job's archives, or one archive. */
 async function resolve(location: string, ctx: Context): Promise<JobArchives & { job?: string }> {
   const store = new JobStore(ctx.stateDir);
-  const job = !schemeOf(location) && !location.includes("/") ? store.find(location) : undefined;
-  if (job) return { job: job.name, ...modelOfJob(job) };
+  const recorded = !schemeOf(location) && !location.includes("/") ? store.find(location) : undefined;
+  if (recorded) {
+    // A job left to run may have ended since (and a Slurm job's bucket copy is made when that is seen).
+    const { refresh } = await import("./jobs/lifecycle.js");
+    const job = isFinal(recorded.state) ? recorded : await refresh(recorded, ctx);
+    return { job: job.name, ...modelOfJob(job) };
+  }
 
   // A job this machine did not start, known to a provider by name (SageMaker).
   if (!schemeOf(location) && !location.includes("/") && !fs.existsSync(path.resolve(ctx.cwd, location))) {

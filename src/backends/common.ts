@@ -28,6 +28,22 @@ export const commonSchema = {
   },
 } satisfies Schema;
 
+/** How an image backend builds the job's image (`config.builder`). */
+export const BUILDERS = ["auto", "oci", "docker"] as const;
+
+/** `config.builder` of the image backends: auto builds without Docker unless the artifact needs it. */
+export const builderSetting = {
+  type: { kind: "enum", values: BUILDERS },
+  default: "auto",
+  doc: "How the image is built: oci assembles and pushes it with no Docker (pip wheels for linux/amd64); docker uses the local Docker daemon; auto uses oci unless the artifact needs Docker (environment.yml, apt.txt, its own Dockerfile, a requirement with no wheel), then Docker.",
+} as const;
+
+/** `config.python_version` of the image backends: the base image's Python, for the daemonless builder's wheels. */
+export const pythonVersionSetting = {
+  type: { kind: "string" },
+  doc: "The base image's Python version (3.11) for the wheels of config.builder=oci; default: the base image's PYTHON_VERSION.",
+} as const;
+
 /** The settings the job runtime reads from a job's environment (`settingsEnv`), from a backend's validated settings. */
 export function runtimeSettings(settings: {
   hyperparameter_args: boolean;

@@ -203,4 +203,21 @@ export const commands: readonly Command[] = [
     options: [],
     load: () => import("./commands/stop.js"),
   },
+  {
+    name: "build",
+    summary: "Build a job's image without Docker and push it.",
+    usage: "alekseylearn build ARTIFACT --to HOST/REPOSITORY[:TAG] [--entry FILE] [--envfile FILE] [--config.KEY=VALUE ...]",
+    description: [
+      "Assembles the image `fit` would run on SageMaker or Vertex AI (linux/amd64, Docker v2 schema 2) with no Docker daemon: the base image read from its registry, the environment installed from wheels, the job runtime and the shipped files as layers. Prints the image by digest (--json: image, digest, layers, pushed_bytes). Settings: config.base_image, config.python_version, config.builder, as the SageMaker backend's.",
+      "Registries on localhost, 127.0.0.0/8 and ::1 are reached over plain http, others over https unless named in ALEKSEYLEARN_INSECURE_REGISTRIES (comma-separated host[:port]). Credentials, when the registry asks: ALEKSEYLEARN_REGISTRY_USER and ALEKSEYLEARN_REGISTRY_PASSWORD.",
+    ],
+    positionals: [{ name: "ARTIFACT", required: true }],
+    options: [
+      { name: "to", value: "REF", doc: "Where to push: HOST/REPOSITORY[:TAG] (required)." },
+      { name: "entry", value: "FILE", doc: "The file to run when ARTIFACT is a folder." },
+      { name: "envfile", value: "FILE", doc: "The environment file (requirements.txt) to use." },
+    ],
+    families: [{ prefix: "config", usage: "--config.KEY=VALUE", doc: "base_image, python_version or builder (as the SageMaker backend's settings)." }],
+    load: () => import("./commands/build.js"),
+  },
 ];

@@ -6,7 +6,7 @@
  */
 import { parseArgs, formatHelp } from "./args.js";
 import { commands, type Output } from "./commands.js";
-import { defaultDirs, type Context, type Reporter } from "../context.js";
+import { defaultDirs, parseInsecureRegistries, type Context, type Reporter } from "../context.js";
 import { UserError, EXIT_INTERRUPTED, EXIT_USAGE } from "../errors.js";
 import { nearest } from "../spec/nearest.js";
 import { namesSecret, redactText } from "../redact.js";
@@ -42,6 +42,8 @@ function cliReporter(output: Output, spell: (text: string) => string = (text) =>
   const dim = (text: string): string => (output.tty ? `\x1b[2m${text}\x1b[0m` : text);
   let spinner: NodeJS.Timeout | undefined;
   let lastDraw = 0;
+  // Off a terminal: the counted work last heard of, when its last plain line was printed, and whether its end was (it may be reported done more than once).
+  let plain = { label: "", at: 0, finished: false };
   let step = "";
   let detail = "";
   let draw: (() => void) | undefined;
@@ -83,8 +85,21 @@ function cliReporter(output: Output, spell: (text: string) => string = (text) =>
     warn: (message) => line(`${output.tty ? "\x1b[33mwarning\x1b[0m" : "warning"}: ${spell(message)}`),
     jobLine: (text) => line(text),
     progress: (label, done, total, unit) => {
+      const count = (n: number): string => (unit === "bytes" ? formatBytes(n) : String(n));
+      if (!output.tty) {
+        // Off a terminal, plain lines: one when the work is done (once), and one every 10 s before, so a long transfer in a log shows it moves.
+        if (label !== plain.label) plain = { label, at: Date.now(), finished: false };
+        if (done >= total) {
+          if (!plain.finished) line(dim(`  ${label}: done, ${count(total)}${unit === "files" ? " files" : ""}`));
+          plain.finished = true;
+        } else if (Date.now() - plain.at >= 10_000) {
+          plain = { label, at: Date.now(), finished: false };
+          line(dim(`  ${label}: ${count(done)} of ${count(total)}`));
+        }
+        return;
+      }
       // Redraw at most ten times a second, and always the last time.
-      if (!output.tty || (done < total && Date.now() - lastDraw < 100)) return;
+      if (done < total && Date.now() - lastDraw < 100) return;
       lastDraw = Date.now();
       clear();
       const width = 30;
@@ -199,6 +214,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv, given: Outp
       cwd: process.cwd(),
       env,
       ...defaultDirs(env),
+      insecureRegistries: parseInsecureRegistries(env.ALEKSEYLEARN_INSECURE_REGISTRIES),
       reporter,
       ...(signal ? { signal } : {}),
     };

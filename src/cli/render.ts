@@ -68,13 +68,30 @@ export function hostCount(job: JobRecord): number {
   return typeof count === "number" && count > 1 ? count : 1;
 }
 
-/** A multi-host or torchrun job's hosts, as SageMaker names them (algo-1 … algo-N), and its launch; undefined for a plain one-host job. */
+/** A job's hosts by name: the nodes Slurm gave it (node[1-2], in its hostlist syntax; none while it waits), else SageMaker's names (algo-1 … algo-N). */
+function hostNames(job: JobRecord, count: number): string {
+  if (job.provider?.nodes) return job.provider.nodes;
+  if (job.backend === "slurm") return "nodes not given yet";
+  return count > 3 ? `algo-1 … algo-${count}` : Array.from({ length: count }, (_, index) => `algo-${index + 1}`).join(", ");
+}
+
+/** The `jobs` table's HOSTS cell: the count, and a multi-host job's hosts by name. */
+export function hostsCell(job: JobRecord): string {
+  const count = hostCount(job);
+  return count > 1 ? `${count} (${hostNames(job, count)})` : "1";
+}
+
+/** The `jobs` table's STATE cell: the state, and why a job waits in its queue when the provider says (Slurm's reason: Priority, Resources). */
+export function stateCell(job: JobRecord): string {
+  return job.state === "queued" && job.provider?.queueReason ? `queued (${job.provider.queueReason})` : job.state;
+}
+
+/** A multi-host or torchrun job's hosts, as SageMaker names them (algo-1 … algo-N) or Slurm gave them, and its launch; undefined for a plain one-host job. */
 export function jobHosts(job: JobRecord): string | undefined {
   const count = hostCount(job);
   const torchrun = job.spec.settings.distribution === "torchrun";
   if (count === 1 && !torchrun) return undefined;
-  // Slurm names the nodes it gave the job (node[1-2], in its hostlist syntax); elsewhere the hosts are SageMaker's names.
-  const names = job.provider?.nodes ?? (count > 3 ? `algo-1 … algo-${count}` : Array.from({ length: count }, (_, index) => `algo-${index + 1}`).join(", "));
+  const names = hostNames(job, count);
   const processes = job.spec.settings.processes_per_host;
   return `${count} (${names})${torchrun ? `, torchrun with ${processes ?? "one per GPU (else 1)"} process${processes === 1 ? "" : "es"} per host` : ""}`;
 }

@@ -11,7 +11,7 @@ import type { Context } from "../context.js";
 import { allBackends, getBackend } from "../backends/registry.js";
 import type { Backend, DoctorCheck } from "../backends/types.js";
 import { UserError } from "../errors.js";
-import { imageBuilderCheck, probe } from "../package/builder-check.js";
+import { daemonlessBuilderCheck, imageBuilderCheck, probe } from "../package/builder-check.js";
 import { which } from "../package/which.js";
 import { redactUrls } from "../redact.js";
 import { backendForOutputPath } from "../spec/build.js";
@@ -126,6 +126,8 @@ async function pipIndexCheck(python: string, ctx: Context): Promise<DoctorCheck>
 async function machineChecks(settings: Readonly<Record<string, unknown>>, ctx: Context): Promise<DoctorCheck[]> {
   const python = typeof settings.python === "string" ? settings.python : "python3";
   const checks: DoctorCheck[] = await Promise.all([pythonCheck(python, ctx), bubblewrapCheck(ctx), pipIndexCheck(python, ctx), imageBuilderCheck(ctx)]);
+  // The daemonless builder (the image backends' default) beside Docker's; the local backend never needs it, so it fails nothing here.
+  const daemonless = await daemonlessBuilderCheck(ctx);
   // Local jobs need Docker only with runner=docker; image backends check it as theirs.
   const builder = checks[3]!;
   if (builder.status === "fail" && settings.runner !== "docker")
@@ -134,6 +136,11 @@ async function machineChecks(settings: Readonly<Record<string, unknown>>, ctx: C
       status: "skip",
       detail: `${builder.detail}; needed only for --config.runner=docker and by image backends (sagemaker, vertex)`,
     };
+  checks.push(
+    daemonless.status === "ok"
+      ? daemonless
+      : { check: daemonless.check, status: "skip", detail: `${daemonless.detail}; needed only by image backends (sagemaker, vertex)` },
+  );
   return checks;
 }
 

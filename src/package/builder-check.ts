@@ -15,10 +15,7 @@ export function probe(command: string, args: readonly string[], ctx: Context, ti
   });
 }
 
-/**
- * The image builder: Docker's daemon today. The daemonless builder (src/package/oci/, being added) is
- * checked here too when it lands: an image backend can build with either. The result is a `DoctorCheck` (backends/types.ts).
- */
+/** The image builder through Docker's daemon (config.builder=docker, and auto for an artifact that needs Docker). The result is a `DoctorCheck` (backends/types.ts). */
 export async function imageBuilderCheck(ctx: Context): Promise<{ check: string; status: "ok" | "fail"; detail: string; fix?: string }> {
   const docker = which("docker", ctx.env.PATH);
   if (!docker)
@@ -37,4 +34,49 @@ export async function imageBuilderCheck(ctx: Context): Promise<{ check: string; 
       fix: "Start it (sudo systemctl start docker), or point DOCKER_HOST at a running one; your user must be allowed to use it (the docker group).",
     };
   return { check: "image builder", status: "ok", detail: `Docker ${output.split("\n").pop()}${ctx.env.DOCKER_HOST ? ` at ${ctx.env.DOCKER_HOST}` : ""}` };
+}
+
+/**
+ * The daemonless builder (src/package/oci, config.builder=oci and auto): it
+ * needs no Docker, only python3 with pip, which installs the environment's
+ * linux/amd64 wheels with `pip install --target`.
+ */
+export async function daemonlessBuilderCheck(ctx: Context): Promise<{ check: string; status: "ok" | "fail"; detail: string; fix?: string }> {
+  const python = which("python3", ctx.env.PATH);
+  const fix = "Install Python 3 with pip (Debian/Ubuntu: apt-get install python3-pip), or build with Docker (config.builder=docker).";
+  if (!python) return { check: "daemonless builder", status: "fail", detail: "python3 is not on PATH (pip installs the environment's wheels)", fix };
+  const { code, output } = await probe(python, ["-m", "pip", "--version"], ctx);
+  if (code !== 0) return { check: "daemonless builder", status: "fail", detail: `${python} -m pip does not run: ${output.split("\n").pop()}`, fix };
+  const version = /^pip (\S+)/.exec(output)?.[1] ?? "?";
+  return {
+    check: "daemonless builder",
+    status: "ok",
+    detail: `available with no Docker (config.builder=oci, and auto): pip ${version} for the environment's linux/amd64 wheels`,
+  };
+}
+
+/**
+ * An image backend's builder checks for `builder` (config.builder): the
+ * Docker daemon and the daemonless builder. With auto or oci and the
+ * daemonless builder ready, a missing Docker is only a skip: it is needed
+ * only by config.builder=docker or an artifact that needs Docker.
+ */
+export async function imageBuilderChecks(
+  ctx: Context,
+  builder: string,
+): Promise<Array<{ check: string; status: "ok" | "fail" | "skip"; detail: string; fix?: string }>> {
+  const [docker, daemonless] = await Promise.all([imageBuilderCheck(ctx), daemonlessBuilderCheck(ctx)]);
+  if (builder === "docker") return [docker, { check: daemonless.check, status: "skip", detail: "config.builder=docker" }];
+  const dockerLine =
+    docker.status === "fail" && daemonless.status === "ok"
+      ? {
+          check: docker.check,
+          status: "skip" as const,
+          detail: `${docker.detail}; needed only with config.builder=docker or an artifact that needs Docker (environment.yml, apt.txt, its own Dockerfile)`,
+        }
+      : docker;
+  return [
+    dockerLine,
+    builder === "oci" ? daemonless : daemonless.status === "fail" && docker.status === "ok" ? { ...daemonless, status: "skip" as const } : daemonless,
+  ];
 }

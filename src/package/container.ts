@@ -11,6 +11,8 @@ import type { Context } from "../context.js";
 import type { JobSpec } from "../spec/types.js";
 import { buildImage, requireDaemon, sharesKernel, type BuildResult } from "./docker.js";
 import { baseImageFor, hasOwnDockerfile, writeBuildContext } from "./image.js";
+import { readPipLine } from "./pip-progress.js";
+import { redactUrls } from "../redact.js";
 
 /** The only platform SageMaker training runs (its containers run on x86-64 instances; Graviton is not offered for training). */
 export const SAGEMAKER_PLATFORM = "linux/amd64";
@@ -107,6 +109,12 @@ export interface BuildChoices {
   onStarted?: () => void;
 }
 
+/** A Dockerfile instruction as one short line for the progress display: spaces folded, URL credentials hidden, cut at 80 characters. */
+function shorten(instruction: string): string {
+  const line = redactUrls(instruction.replace(/\s+/g, " ").trim());
+  return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+}
+
 /** Build the training image of `spec` as `tag`; progress goes to the reporter and the whole build log to a file under the cache. */
 export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, ctx: Context): Promise<BuildResult & { baseImage: string; platform: string }> {
   const daemon = await requireDaemon(ctx.env);
@@ -124,7 +132,7 @@ export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, c
   const logFile = path.join(dir, `${stem}.log`);
   await writeBuildContext(spec, baseImage, contextTar, { env: ctx.env, reporter: ctx.reporter });
   const log = fs.createWriteStream(logFile);
-  let steps = 0;
+  let step = "";
   const pip = pipBuildArgs(ctx.env, (message) => ctx.reporter.warn(message));
   // A file:// index means nothing inside the build: it is served over http for the build's duration. A daemon on
   // this kernel reaches it on loopback with the host's network; Docker Desktop's and Colima's VMs as host.docker.internal.
@@ -151,17 +159,21 @@ export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, c
       env: ctx.env,
       signal: ctx.signal,
       ...(options.onStarted ? { onStarted: options.onStarted } : {}),
+      logFile,
       onLine: (line) => {
         log.write(line + "\n");
-        // Steps show as a progress bar on a terminal; the full build output is in the log file.
-        const step = /^Step (\d+)\/(\d+) : /.exec(line);
-        if (step) {
-          steps = Number(step[2]);
-          ctx.reporter.progress?.(`Building ${options.tag}`, Number(step[1]) - 1, steps, "files");
+        // Which step runs, and inside an environment step what pip is doing: on a terminal under the build's spinner,
+        // elsewhere one plain line each. The full build output is in the log file.
+        const header = /^Step (\d+\/\d+) : (.*)$/.exec(line);
+        if (header) {
+          step = `step ${header[1]}`;
+          ctx.reporter.detail?.(`${step}: ${shorten(header[2]!)}`);
+        } else if (step) {
+          const pip = readPipLine(line).detail;
+          if (pip) ctx.reporter.detail?.(`${step}: ${pip}`);
         }
       },
     });
-    if (steps) ctx.reporter.progress?.(`Building ${options.tag}`, steps, steps, "files");
     ctx.reporter.info(
       built.stepsRun === 0
         ? "Image unchanged: every step came from Docker's cache."

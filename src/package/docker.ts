@@ -157,6 +157,8 @@ export async function buildImage(options: {
   onLine?: (line: string) => void;
   signal?: AbortSignal;
   onStarted?: () => void;
+  /** Where the caller keeps the whole build output, named in the error of a failed build. */
+  logFile?: string;
 }): Promise<BuildResult> {
   // Build args are passed by name only, their values through the environment, so none shows in a process list.
   const env: Record<string, string | undefined> = { ...options.env, DOCKER_BUILDKIT: options.env.DOCKER_BUILDKIT ?? "0" };
@@ -203,7 +205,7 @@ export async function buildImage(options: {
   if (result.code !== 0) {
     throw failure(
       `docker build failed (exit ${result.code ?? "killed"}); the build's last lines:`,
-      "Fix the Dockerfile, apt.txt or the environment file and run fit again (the whole build log is named above).",
+      `Fix the Dockerfile, apt.txt or the environment file and run fit again${options.logFile ? ` (the whole build log: ${options.logFile})` : ""}.`,
       tail.get(),
     );
   }
@@ -271,21 +273,43 @@ export interface PushResult {
   digest: string;
   layersPushed: number;
   layersExisting: number;
+  /** The layers sent, by the short ID `docker push` names them with: the first 12 hex digits of the layer's diff ID (its uncompressed digest). */
+  pushedLayers: string[];
 }
 
-/** Push `tag`, failing clearly when the push does; returns the pushed manifest's digest. */
-export async function pushImage(tag: string, env: Env, onLine?: (line: string) => void): Promise<PushResult> {
-  let layersPushed = 0;
+/** Where a push stands after one of its layers moved on: that layer's short ID and what happened to it, and how many of all the layers are done. */
+export interface PushStep {
+  layer: string;
+  /** `pushed`, `already there` (or mounted from another repository of the registry). */
+  status: string;
+  done: number;
+  total: number;
+}
+
+/** Push `tag`, failing clearly when the push does; returns the pushed manifest's digest. `onStep` hears of each layer as it is done. */
+export async function pushImage(tag: string, env: Env, onStep?: (step: PushStep) => void): Promise<PushResult> {
   let layersExisting = 0;
+  const pushedLayers: string[] = [];
+  // Off a terminal `docker push` prints no progress bars, only each layer's changes of state ("Preparing", then "Pushed"): every
+  // layer is named in a "Preparing" line before any is done, so their number is known when the first one ends.
+  const layers = new Set<string>();
+  let done = 0;
   let digest = "";
   const result = await docker(["push", tag], {
     env,
     onLine: (line) => {
-      if (/: Pushed$/.test(line)) layersPushed++;
-      else if (/: Layer already exists$/.test(line)) layersExisting++;
+      const state = /^([0-9a-f]{12}): (Preparing|Pushed|Layer already exists|Mounted from .*)$/.exec(line.trim());
+      if (state) {
+        const [, layer, said] = state as unknown as [string, string, string];
+        layers.add(layer);
+        if (said !== "Preparing") {
+          if (said === "Pushed") pushedLayers.push(layer);
+          else layersExisting++;
+          onStep?.({ layer, status: said === "Pushed" ? "pushed" : "already there", done: ++done, total: layers.size });
+        }
+      }
       const found = /digest: (sha256:[0-9a-f]{64})/.exec(line);
       if (found) digest = found[1]!;
-      onLine?.(line);
     },
   });
   if (result.code !== 0 || !digest) {
@@ -295,7 +319,7 @@ export async function pushImage(tag: string, env: Env, onLine?: (line: string) =
       result.tail.slice(-5),
     );
   }
-  return { digest, layersPushed, layersExisting };
+  return { digest, layersPushed: pushedLayers.length, layersExisting, pushedLayers };
 }
 
 /** The folders of /opt/ml that SageMaker provides from outside the image (the code under /opt/ml/code comes with the image). */

@@ -13,6 +13,7 @@ import { failure } from "../errors.js";
 import { SAGEMAKER_PLATFORM } from "./container.js";
 import { docker, login, privateDockerConfig, pushImage } from "./docker.js";
 import { hasOwnDockerfile } from "./image.js";
+import { formatBytes } from "../storage/archive.js";
 import type { JobSpec } from "../spec/types.js";
 
 /** What submitting the image did, for the job record and the benchmarks. */
@@ -75,48 +76,74 @@ async function registryHas(host: string, repository: string, digest: string, aut
   }
 }
 
+/** A pushed image as the registry gives it back: why the cloud could not run it (empty when it can), and its layers. */
+export interface ReadBack {
+  problems: string[];
+  /** Each layer's diff ID (the digest of its uncompressed bytes, from the config's rootfs) and its size in the registry (compressed), in order; empty when unknown. */
+  layers: Array<{ diffId: string; size: number }>;
+}
+
 /**
- * Why `service` (SageMaker, Vertex AI) could not run the pushed image
- * `digest`, read back from the registry: its manifest type (Docker's v2
+ * Read the pushed image `digest` back from the registry: why `service`
+ * (SageMaker, Vertex AI) could not run it — its manifest type (Docker's v2
  * manifest only, not an OCI manifest, nor an index such as BuildKit's
- * attestations make) and the platform in its config (linux/amd64 only);
- * empty when it can run it.
+ * attestations make) and the platform in its config (linux/amd64 only) —
+ * and the size of each of its layers, for the push's summary.
  */
-export async function pushedImageProblems(
+export async function readPushedImage(
   host: string,
   repository: string,
   digest: string,
   authorization: string,
   service = "SageMaker",
   manifestTypes: readonly string[] = [DOCKER_MANIFEST_V2],
-): Promise<string[]> {
+): Promise<ReadBack> {
   const base = `${schemeOf(host)}://${host}/v2/${repository}`;
   const headers = { Authorization: authorization };
   const answer = await fetch(`${base}/manifests/${digest}`, { headers: { ...headers, Accept: ANY_MANIFEST } });
-  if (!answer.ok) return [`the registry does not give back its manifest (HTTP ${answer.status})`];
+  if (!answer.ok) return { problems: [`the registry does not give back its manifest (HTTP ${answer.status})`], layers: [] };
   const manifest = (await answer.json()) as {
     mediaType?: string;
     config?: { digest?: string };
+    layers?: Array<{ size?: number }>;
     manifests?: Array<{ platform?: { os?: string; architecture?: string } }>;
   };
   const type = manifest.mediaType ?? answer.headers.get("content-type") ?? "";
   if (manifest.manifests) {
     const platforms = manifest.manifests.map((entry) => `${entry.platform?.os ?? "?"}/${entry.platform?.architecture ?? "?"}`);
-    return [
-      `it is an image index (${type}: ${platforms.join(", ")}), as BuildKit pushes with provenance attestations or for several platforms; ${service} needs one ${manifestTypes.join(" or ")}`,
-    ];
+    return {
+      problems: [
+        `it is an image index (${type}: ${platforms.join(", ")}), as BuildKit pushes with provenance attestations or for several platforms; ${service} needs one ${manifestTypes.join(" or ")}`,
+      ],
+      layers: [],
+    };
   }
   const problems: string[] = [];
   if (!manifestTypes.includes(type)) problems.push(`its manifest is ${type || "of no declared type"}; ${service} pulls only ${manifestTypes.join(" or ")}`);
+  let layers: ReadBack["layers"] = [];
   if (manifest.config?.digest) {
     const blob = await fetch(`${base}/blobs/${manifest.config.digest}`, { headers });
-    if (!blob.ok) return [...problems, `the registry does not give back its config (HTTP ${blob.status})`];
-    const config = (await blob.json()) as { os?: string; architecture?: string };
+    if (!blob.ok) return { problems: [...problems, `the registry does not give back its config (HTTP ${blob.status})`], layers };
+    const config = (await blob.json()) as { os?: string; architecture?: string; rootfs?: { diff_ids?: string[] } };
     const platform = `${config.os ?? "?"}/${config.architecture ?? "?"}`;
     if (platform !== SAGEMAKER_PLATFORM)
       problems.push(`it is built for ${platform}; ${service} training runs ${SAGEMAKER_PLATFORM} only (the job would fail with "exec format error")`);
+    // The manifest's layers and the config's diff IDs are the same layers in the same order (the image spec's rootfs).
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length === manifest.layers?.length) layers = diffIds.map((diffId, index) => ({ diffId, size: manifest.layers![index]!.size ?? 0 }));
   }
-  return problems;
+  return { problems, layers };
+}
+
+/** The push in one line: layers and bytes sent of all (pure); the bytes are the registry's compressed sizes, when known. */
+export function pushSummary(pushedLayers: readonly string[], existing: number, layers: ReadBack["layers"]): string {
+  const total = pushedLayers.length + existing;
+  const sent = new Set(pushedLayers);
+  // docker push names a layer by the first 12 hex digits of its diff ID.
+  const bytes = (which: ReadBack["layers"]): number => which.reduce((sum, layer) => sum + layer.size, 0);
+  const sentBytes = bytes(layers.filter((layer) => sent.has(layer.diffId.replace(/^sha256:/, "").slice(0, 12))));
+  const size = layers.length ? ` (${formatBytes(sentBytes)} of ${formatBytes(bytes(layers))})` : "";
+  return `${pushedLayers.length} of ${total} layer(s) sent${size}, ${existing} already there`;
 }
 
 /** Images pushed from this machine by `backend`: pushed repository URI → image ID → digest. */
@@ -191,9 +218,10 @@ export async function pushBuiltImage(imageId: string, target: PushTarget, ctx: C
   try {
     await login(host, target.user, target.password, config.env);
     ctx.reporter.info(`Pushing ${tagged}…`);
-    const pushed = await pushImage(tagged, config.env);
-    ctx.reporter.info(`Pushed ${target.uri}@${pushed.digest}: ${pushed.layersPushed} layer(s) sent, ${pushed.layersExisting} already there.`);
-    const problems = await pushedImageProblems(host, repository, pushed.digest, authorization, target.service, target.manifestTypes);
+    // Each layer as it is done: on a terminal the line under the step, elsewhere one plain line each.
+    const pushed = await pushImage(tagged, config.env, (step) => ctx.reporter.detail?.(`layer ${step.done}/${step.total}: ${step.layer} ${step.status}`));
+    const { problems, layers } = await readPushedImage(host, repository, pushed.digest, authorization, target.service, target.manifestTypes);
+    ctx.reporter.info(`Pushed ${target.uri}@${pushed.digest}: ${pushSummary(pushed.pushedLayers, pushed.layersExisting, layers)}.`);
     if (problems.length)
       throw failure(
         `${target.service} cannot run the image pushed as ${target.uri}@${pushed.digest}: ${problems.join("; ")}. No job was created.`,

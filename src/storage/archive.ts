@@ -225,12 +225,6 @@ const MALICIOUS_HINT = "The archive may be malicious; nothing was extracted.";
 
 /** Why an archive whose regular files add up to `total` bytes (so far) may not be extracted into `dir`, or undefined. */
 function sizeRefusal(total: number, limits: SizeLimits, dir: string): Refusal | undefined {
-  if (total > limits.free) {
-    return {
-      message: `it expands to more than ${formatBytes(total)}, and the disk of ${dir} has ${formatBytes(limits.free)} free`,
-      hint: "Free some space there, or fetch --to a folder on another disk; nothing was extracted.",
-    };
-  }
   if (limits.maxSize !== undefined) {
     if (total > limits.maxSize)
       return {
@@ -241,6 +235,13 @@ function sizeRefusal(total: number, limits: SizeLimits, dir: string): Refusal | 
     return {
       message: `it expands to more than ${formatBytes(total)} from ${formatBytes(limits.compressed)}, over ${MAX_GROWTH} times its size (an archive bomb, or a model of mostly zeros)`,
       hint: `Pass --max-size SIZE (for example --max-size ${Math.ceil(total / 1024 ** 3) * 2}G) to allow more if you trust the archive; nothing was extracted.`,
+    };
+  }
+  // The archive's own limits are named first: a bomb is a bomb on any disk, and the answer does not depend on the free space.
+  if (total > limits.free) {
+    return {
+      message: `it expands to more than ${formatBytes(total)}, and the disk of ${dir} has ${formatBytes(limits.free)} free`,
+      hint: "Free some space there, or fetch --to a folder on another disk; nothing was extracted.",
     };
   }
   return undefined;

@@ -27,7 +27,7 @@ function info(location: string, stat: fs.Stats): ObjectInfo {
 
 /** The local file system as a Storage. */
 export const fileStorage: Storage = {
-  upload: (file, location) => copyAtomically(file, location),
+  upload: (file, location, onProgress) => copyAtomically(file, location, onProgress),
   download: (location, file, onProgress) => copyAtomically(location, file, onProgress),
   async list(prefix) {
     const found: ObjectInfo[] = [];

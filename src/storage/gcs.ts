@@ -154,13 +154,20 @@ export async function gcsStorage(ctx: Context, tuning: GcsTuning = {}): Promise<
       }
     },
 
-    async upload(file, location) {
+    async upload(file, location, onProgress?: ProgressListener) {
       const { bucket, name } = parseGs(location);
+      const size = fs.statSync(file).size;
       try {
         // A resumable session survives a dropped connection mid-file; the library checks the stored object's CRC32C against the bytes it sent.
-        await client
-          .bucket(bucket)
-          .upload(file, { destination: name, resumable: true, validation: "crc32c", metadata: { contentType: "application/octet-stream" } });
+        await client.bucket(bucket).upload(file, {
+          destination: name,
+          resumable: true,
+          validation: "crc32c",
+          metadata: { contentType: "application/octet-stream" },
+          // The library counts the bytes the server has taken ({ bytesWritten }); a resumed session starts from what it kept.
+          ...(onProgress ? { onUploadProgress: (event: { bytesWritten?: number }) => onProgress(Math.min(event.bytesWritten ?? 0, size), size) } : {}),
+        });
+        onProgress?.(size, size);
       } catch (err) {
         throw explain(err, `uploading ${file} to ${location}`);
       }

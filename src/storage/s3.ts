@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Readable, Writable } from "node:stream";
+import { Transform, type Readable, type Writable } from "node:stream";
 import type { Context } from "../context.js";
 import { failure, UserError } from "../errors.js";
 import { awsClientConfig, credentialError } from "../aws.js";
@@ -130,8 +130,34 @@ interface ResumeState {
   done: number[];
 }
 
-/** Tuning of transfers: ranges in flight at once, the range size when no per-part check fixes it, and attempts without progress per range. */
+/**
+ * Counts the bytes the SDK reads from an upload's bodies (the whole file, or each part by its number) for `onProgress`.
+ * A body made anew for a retry counts from 0 again; what is reported never goes back. Without a listener, bodies pass as they are.
+ */
+function sentCounter(size: number, onProgress?: ProgressListener): (index: number, body: Readable) => Readable {
+  if (!onProgress) return (_index, body) => body;
+  const sent = new Map<number, number>();
+  let shown = 0;
+  return (index, body) => {
+    sent.set(index, 0);
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        sent.set(index, (sent.get(index) ?? 0) + chunk.length);
+        let total = 0;
+        for (const bytes of sent.values()) total += bytes;
+        // The last bytes are reported once S3 has taken them all (after the call), so done === total means done.
+        if (total > shown && total < size) onProgress((shown = total), size);
+        done(null, chunk);
+      },
+    });
+    body.once("error", (err) => counter.destroy(err));
+    return body.pipe(counter);
+  };
+}
+
+/** Tuning of transfers: ranges in flight at once, the range size when no per-part check fixes it (and an upload's part size), attempts without progress per range, and the size above which an upload goes in parts. */
 export interface TransferOptions {
+  multipartThreshold?: number;
   parallel?: number;
   partSize?: number;
   attempts?: number;
@@ -308,14 +334,16 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
       return found;
     },
 
-    async upload(file, location) {
+    async upload(file, location, onProgress?: ProgressListener) {
       const { bucket, key } = parseS3(location);
       const size = fs.statSync(file).size;
+      const counted = sentCounter(size, onProgress);
       try {
-        if (size <= MULTIPART_THRESHOLD) {
+        if (size <= (tuning.multipartThreshold ?? MULTIPART_THRESHOLD)) {
           await send(bucket, (client) =>
-            client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: fs.createReadStream(file), ContentLength: size }), abortable),
+            client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: counted(0, fs.createReadStream(file)), ContentLength: size }), abortable),
           );
+          onProgress?.(size, size);
           return;
         }
         const { UploadId } = await send(bucket, (client) => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), abortable));
@@ -323,7 +351,7 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
           const starts = Array.from({ length: Math.ceil(size / defaultPart) }, (_, i) => i * defaultPart);
           const parts: Array<{ ETag?: string; PartNumber: number }> = [];
           await eachLimited(starts, parallel, async (start, i) => {
-            const body = (): Readable => fs.createReadStream(file, { start, end: Math.min(size, start + defaultPart) - 1 });
+            const body = (): Readable => counted(i, fs.createReadStream(file, { start, end: Math.min(size, start + defaultPart) - 1 }));
             const part = await send(bucket, (client) =>
               client.send(
                 new sdk.UploadPartCommand({
@@ -342,6 +370,7 @@ export async function s3Storage(ctx: Context, tuning: TransferOptions = {}): Pro
           await send(bucket, (client) =>
             client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }), abortable),
           );
+          onProgress?.(size, size);
         } catch (err) {
           await send(bucket, (client) => client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }), abortable)).catch(
             () => undefined,

@@ -18,8 +18,8 @@ export type ProgressListener = (done: number, total: number) => void;
 
 /** A place that holds objects: a local folder, a bucket. */
 export interface Storage {
-  /** Copy a local file to `location`, replacing what is there. */
-  upload(file: string, location: string): Promise<void>;
+  /** Copy a local file to `location`, replacing what is there; `onProgress` hears about the bytes sent, last with done === total. */
+  upload(file: string, location: string, onProgress?: ProgressListener): Promise<void>;
   /**
    * Copy `location` to the local `file`, atomically; `onProgress` hears about the bytes moved.
    * `inOrder`, when given, receives the bytes in order while the download goes on (so they can be

@@ -91,6 +91,7 @@ test("doctor: the machine's checks pass with a reachable pip index; an unreachab
   assert.match(good.stdout, /✓ Python: \S+ \(Python 3\.\d+\.\d+\)/);
   assert.match(good.stdout, /✓ bubblewrap: /);
   assert.match(good.stdout, /✓ pip index: file:\/\/\/opt\/pypi\/simple \(PIP_INDEX_URL\)/);
+  assert.match(good.stdout, /✓ daemonless builder: available with no Docker \(config\.builder=oci, and auto\): pip \S+/);
 
   const bad = await runCli(["doctor"], { cwd, env: env({ PIP_INDEX_URL: "http://127.0.0.1:9/simple" }) });
   assert.equal(bad.code, 1, bad.stdout + bad.stderr);
@@ -120,7 +121,8 @@ test("doctor --backend sagemaker against moto: credentials' source, account, the
   assert.equal(writable.status, "ok");
   assert.match(writable.detail, /wrote and deleted the 0-byte s3:\/\/doctor-bucket\/runs\/\.alekseylearn-doctor-[0-9a-f]{12}/);
   assert.doesNotMatch(awsCli(moto.url, ["s3api", "list-objects-v2", "--bucket", "doctor-bucket"], keys), /alekseylearn-doctor/, "the probe was deleted");
-  // The image builder is this machine's Docker: its line decides the rest of the exit code.
+  // The image builders: the daemonless one (the default) beside this machine's Docker, whose line decides the rest of the exit code.
+  assert.equal(find(report, "sagemaker", "daemonless builder").status, "ok");
   assert.equal(run.code, report.checks.some((check) => check.status === "fail") ? 1 : 0);
   assert.doesNotMatch(run.stdout + run.stderr, /doctor-s3cr3t/, "never the secret");
 

@@ -10,6 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cliEnv, runCli } from "../helpers/cli.js";
+import { completions } from "../helpers/completion.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 import { writeTree } from "../helpers/tree.js";
 
@@ -77,6 +78,8 @@ test("every command's --json prints JSON on stdout (logs: one object a line with
     stop: ["stop", name, "--json"],
     settings: ["settings", "vertex", "--json"],
     doctor: ["doctor", "--backend", "local", "--json"],
+    // a refused reference: its JSON error needs no registry here (test/e2e/oci-build.test.ts parses a build's --json result)
+    build: ["build", "train.py", "--to", "Bad Ref!", "--json"],
   };
   const { commands } = await import("../../src/cli/commands.js");
   for (const command of commands) {
@@ -136,26 +139,41 @@ test("settings lists a backend's settings with defaults; fit --help is short and
   assert.match(unknown.stderr, /Did you mean sagemaker\?/);
 });
 
-test("completion bash completes commands, a command's options, backend names and each backend's --config. keys", async () => {
+for (const shell of ["bash", "zsh"] as const) {
+  test(`completion ${shell}, loaded as the README says, completes commands, options, backend names and each backend's --config. keys in a real interactive ${shell} (Tab on a terminal)`, async () => {
+    const dir = writeTree({});
+    const script = await runCli(["completion", shell], { cwd: dir, env: cliEnv().env });
+    assert.equal(script.code, 0, script.stderr);
+    const [command, option, backend, keys, otherBackend, anyBackend] = await completions(
+      shell,
+      script.stdout,
+      [
+        "alekseylearn do",
+        "alekseylearn fit --dry",
+        "alekseylearn fit --backend sa",
+        "alekseylearn fit --backend sagemaker --config.rol",
+        "alekseylearn fit --backend kaggle --config.rol",
+        "alekseylearn fit --config.pro",
+      ],
+      dir,
+    );
+    assert.deepEqual(command, ["doctor"]);
+    assert.deepEqual(option, ["--dry-run"]);
+    assert.deepEqual(backend, ["sagemaker"]);
+    assert.deepEqual(keys!.sort(), ["--config.role_arn=", "--config.role_name="]);
+    assert.deepEqual(otherBackend, [], "a key of another backend is not offered");
+    assert.ok(anyBackend!.includes("--config.project="), `without --backend, every backend's keys: ${anyBackend}`);
+  });
+}
+
+test("completion zsh loads in a zsh that has not run compinit (it runs it) and in one that has, defining the completion for alekseylearn", async () => {
   const dir = writeTree({});
-  const script = await runCli(["completion", "bash"], { cwd: dir, env: cliEnv().env });
-  assert.equal(script.code, 0, script.stderr);
-  const file = path.join(dir, "completion.bash");
+  const script = await runCli(["completion", "zsh"], { cwd: dir, env: cliEnv().env });
+  const file = path.join(dir, "completion.zsh");
   fs.writeFileSync(file, script.stdout);
-  const complete = (...words: string[]): string[] =>
-    execFileSync(
-      "bash",
-      ["-c", `source "$0"; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _alekseylearn; printf '%s\\n' "\${COMPREPLY[@]}"`, file, "alekseylearn", ...words],
-      { encoding: "utf8" },
-    )
-      .split("\n")
-      .filter(Boolean);
-  assert.deepEqual(complete("do"), ["doctor"]);
-  assert.deepEqual(complete("fit", "--dry"), ["--dry-run"]);
-  assert.deepEqual(complete("fit", "--backend", "sa"), ["sagemaker"]);
-  assert.deepEqual(complete("fit", "--backend", "sagemaker", "--config.rol"), ["--config.role_name=", "--config.role_arn="]);
-  assert.deepEqual(complete("fit", "--backend", "kaggle", "--config.rol"), [], "a key of another backend is not offered");
-  assert.ok(complete("fit", "--config.pro").includes("--config.project="), "without --backend, every backend's keys");
-  const zsh = await runCli(["completion", "zsh"], { cwd: dir, env: cliEnv().env });
-  assert.match(zsh.stdout, /bashcompinit[\s\S]*complete -o default -F _alekseylearn alekseylearn/);
+  const show = 'source "$0"; whence -w _alekseylearn; print -r -- "$_comps[alekseylearn]"';
+  for (const before of ["", "autoload -U compinit && compinit -u; "]) {
+    const said = execFileSync("zsh", ["-fc", before + show, file], { encoding: "utf8" });
+    assert.equal(said, "_alekseylearn: function\n_bash_complete -o default -F _alekseylearn\n", `${before || "no compinit before"}: ${said}`);
+  }
 });

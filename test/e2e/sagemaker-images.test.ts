@@ -192,6 +192,24 @@ test("real dockerd behind `docker context create` (no DOCKER_HOST): the build an
   assert.equal(job.state, "completed");
   assert.match(job.provider.image, /\/alekseylearn\/iris-train@sha256:[0-9a-f]{64}$/);
   assert.match(fit.stderr, /Pushing .*\/alekseylearn\/iris-train:img-[0-9a-f]{16}…/, "pushed under a tag of its own, not latest");
+  // Off a terminal, plain lines: each step of the build, each layer of the push, and what the push sent.
+  const steps = [...fit.stderr.matchAll(/^ {2}step (\d+)\/(\d+): (\S+)/gm)].filter((step) => /^[A-Z]+$/.test(step[3]!));
+  assert.ok(steps.length > 3 && steps[0]![1] === "1" && steps[0]![3] === "FROM", fit.stderr);
+  assert.deepEqual(
+    steps.map((step) => Number(step[1])),
+    Array.from({ length: Number(steps[0]![2]) }, (_, i) => i + 1),
+    "every step named once, in order",
+  );
+  const layers = [...fit.stderr.matchAll(/^ {2}layer (\d+)\/(\d+): [0-9a-f]{12} (pushed|already there)$/gm)];
+  const summary =
+    /Pushed \S+@sha256:[0-9a-f]{64}: (\d+) of (\d+) layer\(s\) sent \(([\d.]+ (?:bytes|KiB|MiB|GiB)) of ([\d.]+ (?:KiB|MiB|GiB))\), (\d+) already there\./.exec(
+      fit.stderr,
+    );
+  assert.ok(summary, fit.stderr);
+  assert.equal(layers.length, Number(summary[2]), "a line for every layer");
+  assert.equal(layers.filter((layer) => layer[3] === "pushed").length, Number(summary[1]));
+  assert.equal(Number(summary[1]) + Number(summary[5]), Number(summary[2]));
+  assert.ok(summary[1] === "0" || !summary[3]!.startsWith("0 "), "the layers sent have their sizes");
 });
 
 test("fake SageMaker: a job started right after its role was created survives SageMaker's 'could not assume role' while IAM spreads it", async () => {
@@ -293,7 +311,7 @@ async function pushManifest(repository: string, mediaType: string, manifest: obj
 }
 
 test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an arm64 config are refused by fit's read-back and failed by the fake as SageMaker fails them", async () => {
-  const { pushedImageProblems } = await import("../../src/package/registry.js");
+  const { readPushedImage } = await import("../../src/package/registry.js");
   const repository = "alekseylearn/by-hand";
   const layer = await pushBlob(repository, Buffer.from("not really a layer"));
   const amd64 = await pushBlob(repository, Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } })));
@@ -311,14 +329,14 @@ test("registry (HTTP API) + fake SageMaker: an OCI manifest, an OCI index and an
   });
 
   assert.match(
-    (await pushedImageProblems(docker.registry, repository, oci.digest, "")).join(),
+    (await readPushedImage(docker.registry, repository, oci.digest, "")).problems.join(),
     /its manifest is application\/vnd\.oci\.image\.manifest\.v1\+json; SageMaker pulls only application\/vnd\.docker\.distribution\.manifest\.v2\+json/,
   );
   assert.match(
-    (await pushedImageProblems(docker.registry, repository, index.digest, "")).join(),
+    (await readPushedImage(docker.registry, repository, index.digest, "")).problems.join(),
     /it is an image index \(application\/vnd\.oci\.image\.index\.v1\+json: linux\/amd64\)/,
   );
-  assert.match((await pushedImageProblems(docker.registry, repository, armV2.digest, "")).join(), /built for linux\/arm64/);
+  assert.match((await readPushedImage(docker.registry, repository, armV2.digest, "")).problems.join(), /built for linux\/arm64/);
 
   // The fake SageMaker reads the same registry and fails each job with SageMaker's own reason.
   const { createJob } = await import("../../src/backends/sagemaker/index.js");
@@ -382,5 +400,7 @@ test("real dockerd, runner=docker: apt.txt installs system packages before the e
   const failed = await runCli(["fit", "train.py", "--config.runner=docker"], { cwd: dir, env });
   assert.equal(failed.code, 1, failed.stderr);
   assert.match(failed.stderr, /docker build failed \(exit 1\); the build's last lines:/);
+  const log = /the whole build log: (\S+\.log)\)/.exec(failed.stderr)?.[1];
+  assert.ok(log && fs.readFileSync(log, "utf8").includes("no-such-package-anywhere"), `the error names the build's log: ${failed.stderr}`);
   assert.match(failed.stderr, /No matching distribution found for no-such-package-anywhere==1\.0/, "pip's own error, from the build's output, is shown");
 });

@@ -18,6 +18,7 @@ import path from "node:path";
 import { awsCli, testAwsKeys } from "../helpers/aws.js";
 import { copyExample, cliEnv, notebookRoundTrip, runCli, startCli, waitFor } from "../helpers/cli.js";
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
+import { noDockerEnv, pushTestBase } from "../helpers/registry.js";
 import { freePort, startMoto, type Moto } from "../helpers/servers.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { sagemakerModel, startFakeSageMaker, validate } from "../servers/sagemaker-fake.js";
@@ -104,7 +105,8 @@ function created(name: string): Record<string, unknown> {
 test("moto + registry + fake SageMaker: the seed's two commands on examples/iris leave the model's files in the current folder", async () => {
   const dir = copyExample("iris");
   const { env } = sagemakerEnv();
-  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, ...FAST, "--json"], { cwd: dir, env });
+  // config.builder=docker: the Docker path (the daemonless one has its own test below), read back with `docker history`.
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.builder=docker", ...FAST, "--json"], { cwd: dir, env });
   assert.equal(fit.code, 0, fit.stderr);
   const job = JSON.parse(fit.stdout);
   assert.equal(job.state, "completed");
@@ -163,6 +165,26 @@ test("moto + registry + fake SageMaker: the seed's two commands on examples/iris
     assert.ok(!text.includes(password), `ECR's registry password is not in ${where}`);
   }
   assert.ok(!fs.existsSync(path.join(env.HOME!, ".docker")), "the registry login did not land in the user's Docker config");
+});
+
+test("moto + registry + fake SageMaker, no Docker reachable by the CLI: config.builder=oci assembles and pushes the image itself, and the job trains iris end to end", async () => {
+  // The base image in the registry (the daemonless builder reads it there); the fake still runs the job with the test dockerd, as SageMaker runs it.
+  const base = await pushTestBase(docker.registry, "library/python", "3.11-slim-oci");
+  const dir = copyExample("iris");
+  const { env } = sagemakerEnv(noDockerEnv());
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, "--config.builder=oci", `--config.base_image=${base}`, ...FAST, "--json"], {
+    cwd: dir,
+    env,
+  });
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.equal(job.state, "completed");
+  const image = (created(job.name).AlgorithmSpecification as { TrainingImage: string }).TrainingImage;
+  assert.ok(await registryHas("alekseylearn/iris-train", image.split("@")[1]!), "the job's image, by digest, is in the registry");
+  assert.match(fit.stderr, /training on 112 samples/);
+  const fetch = await runCli(["fetch", OUTPUT], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.ok(fs.existsSync(path.join(dir, "model.joblib")), `model.joblib in the current folder; it has ${listTree(dir).join(", ")}`);
 });
 
 test("fake SageMaker: a submission retried after its first try got through finds its own job instead of launching a second", async () => {

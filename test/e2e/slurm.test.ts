@@ -14,22 +14,27 @@ import { TWO_RANK_REQUIREMENTS, TWO_RANK_SCRIPT, TWO_RANK_SUM } from "../helpers
 import { writeTree } from "../helpers/tree.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 import { startSlurmCluster, type SlurmCluster } from "../servers/slurm-cluster.js";
+import { startMoto, type Moto } from "../helpers/servers.js";
+import { awsCli, testAwsKeys } from "../helpers/aws.js";
 
 fileTimeLimit(10, import.meta.url);
 
 let cluster: SlurmCluster;
+let moto: Moto;
 let output: string;
 let env: NodeJS.ProcessEnv;
 const workDir = path.join(TEST_CACHE, "slurm-work");
 
 before(async () => {
-  cluster = await startSlurmCluster();
+  [cluster, moto] = await Promise.all([startSlurmCluster(), startMoto()]);
+  awsCli(moto.url, ["s3", "mb", "s3://slurm-doctor"], testAwsKeys());
   output = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-slurm-out-"));
   env = cliEnv().env;
 });
 
-after(() => {
+after(async () => {
   cluster?.stop();
+  await moto?.stop();
   if (output) fs.rmSync(output, { recursive: true, force: true });
   // The environments stay cached for the next run; this run's code and job folders go.
   for (const folder of ["blobs", "jobs"]) fs.rmSync(path.join(workDir, folder), { recursive: true, force: true });
@@ -41,15 +46,16 @@ function unique(name: string): string {
 }
 
 function flags(...more: string[]): string[] {
+  const given = more.find((flag) => flag.startsWith("--config.output_path="));
   return [
     "--backend",
     "slurm",
     `--config.host=${cluster.host}`,
     `--config.ssh_config=${cluster.sshConfig}`,
     `--config.work_dir=${workDir}`,
-    `--config.output_path=${output}`,
+    given ?? `--config.output_path=${output}`,
     "--config.poll_interval=0.2",
-    ...more,
+    ...more.filter((flag) => flag !== given),
   ];
 }
 
@@ -67,7 +73,7 @@ async function status(name: string, cwd: string): Promise<JobJson> {
   return JSON.parse(result.stdout) as JobJson;
 }
 
-test("a one-node job (examples/iris) trains on the test cluster through ssh and fetch JOB returns its model; an unchanged resubmission copies 0 bytes, waits in the queue with its reason shown, and stop takes it out", async () => {
+test("a one-node job (examples/iris) trains on the test cluster through ssh and fetch JOB returns its model; an unchanged resubmission (on two nodes) copies 0 bytes, waits in the queue with its reason and hosts shown by status and jobs, and stop takes it out", async () => {
   const dir = copyExample("iris");
   // A line of its own, so that the first submission of this run copies its files whatever earlier runs left in the cache.
   fs.appendFileSync(path.join(dir, "train.py"), `# ${randomBytes(8).toString("hex")}\n`);
@@ -91,18 +97,85 @@ test("a one-node job (examples/iris) trains on the test cluster through ssh and 
   // (--hold: Slurm keeps it pending with the reason JobHeldUser until released, sbatch.html#OPT_hold), so it also shows
   // the queue reason in status, and stop takes a job out of the queue (a pending job takes no signal).
   const heldName = unique("slurm-held");
-  const second = await runCli(["fit", "train.py", ...flags("--config.extra_sbatch=--hold"), "--name", heldName, "--json", "--detach"], { cwd: dir, env });
+  const second = await runCli(
+    ["fit", "train.py", ...flags("--config.extra_sbatch=--hold", "--config.instance_count=2"), "--name", heldName, "--json", "--detach"],
+    {
+      cwd: dir,
+      env,
+    },
+  );
   assert.equal(second.code, 0, second.stderr);
   assert.equal((JSON.parse(second.stdout) as JobJson).provider?.copied, "0");
   assert.match(second.stderr, /Nothing to copy/);
   const shown = await runCli(["status", heldName], { cwd: dir, env });
   assert.match(shown.stdout, /State: +queued/);
   assert.match(shown.stdout, /Status: +PENDING \(JobHeldUser\)/);
+  assert.match(shown.stdout, /Hosts: +2 \(nodes not given yet\)/);
+  const listed = await runCli(["jobs"], { cwd: dir, env });
+  assert.match(
+    listed.stdout,
+    new RegExp(`${heldName}\\s+slurm\\s+queued \\(JobHeldUser\\)\\s+2 \\(nodes not given yet\\)\\s`),
+    "jobs shows why it waits, and its hosts",
+  );
   assert.equal((await runCli(["stop", heldName], { cwd: dir, env })).code, 0);
   assert.equal((await status(heldName, dir)).state, "stopped");
 });
 
-test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, and rank 0's model comes back", async () => {
+/** Every file under `dir` whose bytes hold `text`, relative. */
+function filesHolding(dir: string, text: string): string[] {
+  const found: string[] = [];
+  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const file = path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name);
+    if (entry.isFile() && fs.readFileSync(file).includes(text)) found.push(path.relative(dir, file));
+  }
+  return found;
+}
+
+test("an s3:// output path (moto): the job left to run packs on the cluster, fetch JOB sees it ended, copies its model to the bucket with this machine's credentials and returns it; no credential reaches the cluster, and a bucket this machine cannot reach is refused before submission", async () => {
+  const secret = `slurm-secret-${randomBytes(6).toString("hex")}`;
+  const keys = testAwsKeys(secret);
+  awsCli(moto.url, ["s3", "mb", "s3://slurm-bucket"], keys);
+  const s3env = { ...env, ...keys, AWS_ENDPOINT_URL: moto.url };
+  const dir = writeTree({ "train.py": 'import os\nopen(os.path.join(os.environ["SM_MODEL_DIR"], "weights.txt"), "w").write("trained")\nprint("saved")\n' });
+
+  const missing = await runCli(["fit", "train.py", ...flags("--config.output_path=s3://no-such-bucket/runs"), "--name", unique("slurm-nobucket")], {
+    cwd: dir,
+    env: s3env,
+  });
+  assert.equal(missing.code, 1, missing.stderr);
+  assert.match(missing.stderr, /The output path s3:\/\/no-such-bucket\/runs\/slurm-nobucket-\w+\/output cannot be reached from this machine: No such bucket/);
+  assert.doesNotMatch(missing.stderr, /Submitted Slurm job/);
+
+  const name = unique("slurm-s3");
+  const fit = await runCli(["fit", "train.py", ...flags("--config.output_path=s3://slurm-bucket/runs"), "--name", name, "--detach"], { cwd: dir, env: s3env });
+  assert.equal(fit.code, 0, fit.stderr);
+  const jobDir = path.join(workDir, "jobs", name);
+  await waitFor(() => fs.existsSync(path.join(jobDir, "exit-code")), "the job to end on the cluster", 60_000);
+  assert.ok(fs.existsSync(path.join(jobDir, "output", "model.tar.gz")), "the job packs its model in its own folder on the cluster");
+
+  const to = path.join(dir, "fetched");
+  const fetched = await runCli(["fetch", name, "--to", to], { cwd: dir, env: s3env });
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.match(fetched.stderr, new RegExp(`Copying model\\.tar\\.gz from ${cluster.host}:\\S+ to s3://slurm-bucket/runs/${name}/output/model\\.tar\\.gz`));
+  assert.equal(fs.readFileSync(path.join(to, "weights.txt"), "utf8"), "trained");
+  const record = await runCli(["status", name, "--json"], { cwd: dir, env: s3env });
+  const job = JSON.parse(record.stdout) as JobJson;
+  assert.equal(job.state, "completed");
+  assert.equal(job.model, `s3://slurm-bucket/runs/${name}/output/model.tar.gz`);
+  assert.ok(
+    JSON.parse(awsCli(moto.url, ["s3api", "head-object", "--bucket", "slurm-bucket", "--key", `runs/${name}/output/model.tar.gz`], keys)).ContentLength > 0,
+  );
+  // Neither the job's folder (its script's log, its /opt/ml) nor Slurm's own state (where slurmctld keeps the script) holds the key.
+  assert.deepEqual(filesHolding(jobDir, secret), []);
+  assert.deepEqual(filesHolding(path.join(cluster.dir, "state"), secret), []);
+  assert.deepEqual(
+    filesHolding(path.join(cluster.dir, "state"), name).length > 0,
+    true,
+    "slurmctld's state holds this job (the search looks in the right place)",
+  );
+});
+
+test("a two-node job: both ranks meet through torch.distributed (gloo) at the first node's address, rank 0's model comes back, and the other node's is kept under output.tar.gz's hosts/node2/", async () => {
   const dir = writeTree({ "train.py": TWO_RANK_SCRIPT, "requirements.txt": TWO_RANK_REQUIREMENTS });
   const fit = await runCli(["fit", "train.py", ...flags("--config.instance_count=2"), "--json"], { cwd: dir, env });
   assert.equal(fit.code, 0, fit.stderr);
@@ -118,6 +191,10 @@ test("a two-node job: both ranks meet through torch.distributed (gloo) at the fi
   assert.equal(model.world, 2);
   assert.equal(model.env.MASTER_ADDR, "127.0.0.1", "the first node's NodeAddr, from scontrol show node");
   assert.equal(model.env.SM_MASTER_ADDR, "node1");
+  // The first node's model is the job's; the second node's is kept in output.tar.gz under hosts/node2/.
+  assert.ok(fs.existsSync(path.join(to, "rank-0.json")));
+  assert.ok(!fs.existsSync(path.join(to, "rank-1.json")));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(to, "output", "hosts", "node2", "model", "rank-1.json"), "utf8")).rank, 1);
 });
 
 test("config.distribution=torchrun launches the two-rank script through torchrun on both nodes", async () => {
@@ -210,21 +287,78 @@ test("fit --dry-run prints the sbatch request (script and options) without askin
       "--config.host=nowhere.invalid",
       "--config.output_path=/shared/runs",
       "--config.partition=gpu",
+      "--config.instance_count=2",
       "--dry-run",
       "--json",
     ],
     { cwd: dir, env: { ...env, PIP_EXTRA_INDEX_URL: "https://user:s3cret@pypi.example.com/simple" } },
   );
   assert.equal(result.code, 0, result.stderr);
-  const plan = JSON.parse(result.stdout) as { requests: Array<{ api: string; operation: string; request: { script: string; options: string[] } }> };
+  const plan = JSON.parse(result.stdout) as {
+    requests: Array<{ api: string; operation: string; request: { script: string; options: string[] } }>;
+    placeholders: string[];
+  };
+  assert.ok(
+    plan.placeholders.some((line) => /^the job's 2 hosts: the nodes Slurm gives it when it starts/.test(line)),
+    "the dry run says what the hosts will be",
+  );
   assert.equal(plan.requests.length, 1);
   const [sbatch] = plan.requests;
   assert.equal(sbatch!.api, "slurm");
   assert.equal(sbatch!.operation, "sbatch");
   assert.ok(sbatch!.request.options.includes("--partition=gpu"));
+  assert.ok(sbatch!.request.options.includes("--nodes=2"));
   assert.match(sbatch!.request.script, /^#!\/bin\/bash/);
   assert.match(sbatch!.request.script, /export PIP_EXTRA_INDEX_URL=https:\/\/pypi\.example\.com\/simple/);
   assert.doesNotMatch(result.stdout, /s3cret/);
+});
+
+interface DoctorReport {
+  failed: boolean;
+  checks: Array<{ backend: string; check: string; status: string; detail: string; fix?: string }>;
+}
+
+test("doctor --backend slurm on the test cluster: ssh, Slurm's commands, accounting, the work folder (a file made and removed), Python, bubblewrap and the s3:// bucket; a failing check exits 1 naming its fix", async () => {
+  const cwd = writeTree({});
+  const s3env = { ...env, ...testAwsKeys(), AWS_ENDPOINT_URL: moto.url };
+  const good = await runCli(["doctor", ...flags("--config.output_path=s3://slurm-doctor/runs"), "--json"], { cwd, env: s3env });
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  const report = JSON.parse(good.stdout) as DoctorReport;
+  const detail = (check: string): string => report.checks.find((each) => each.check === check)!.detail;
+  assert.deepEqual(
+    report.checks.map((each) => [each.backend, each.check, each.status]),
+    [
+      ["slurm", "login node", "ok"],
+      ["slurm", "Slurm commands", "ok"],
+      ["slurm", "accounting", "ok"],
+      ["slurm", "work folder", "ok"],
+      ["slurm", "Python", "ok"],
+      ["slurm", "bubblewrap", "ok"],
+      ["slurm", "output bucket", "ok"],
+    ],
+  );
+  assert.match(detail("accounting"), /Slurm accounting storage is disabled/, "the test cluster keeps no accounting");
+  assert.match(detail("work folder"), /writable, a file made and removed there/);
+  assert.deepEqual(
+    fs.readdirSync(workDir).filter((file) => file.startsWith(".doctor")),
+    [],
+    "the file is removed",
+  );
+  assert.match(detail("Python"), /^python3 on slurm-login: Python 3\.\d+\.\d+ \(/);
+  assert.doesNotMatch(good.stdout, /testing/, "no credential in the report");
+
+  const bad = await runCli(["doctor", ...flags("--config.work_dir=/proc/alekseylearn", "--config.python=python2.7-missing")], { cwd, env });
+  assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stdout, /✗ work folder: \/proc\/alekseylearn cannot be written on slurm-login/);
+  assert.match(bad.stdout, /fix: Set config\.work_dir to a folder you can write/);
+  assert.match(bad.stdout, /✗ Python: python2\.7-missing on slurm-login cannot make a virtual environment/);
+  assert.match(bad.stdout, /fix: Name the cluster's Python 3\.8 or newer with config\.python/);
+
+  const unreachable = await runCli(["doctor", "--backend", "slurm", "--config.host=nowhere.invalid"], { cwd, env });
+  assert.equal(unreachable.code, 1);
+  assert.match(unreachable.stdout, /✗ login node: ssh nowhere\.invalid did not run a command/);
+  assert.match(unreachable.stdout, /fix: Make `ssh nowhere\.invalid true` work without a password prompt/);
+  assert.match(unreachable.stdout, /- work folder: needs the login node/);
 });
 
 test("a login node ssh cannot reach is a clear error, and ssh never prompts (BatchMode)", async () => {

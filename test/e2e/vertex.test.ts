@@ -22,6 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { cliEnv, copyExample, notebookRoundTrip, runCli, TEST_CACHE, waitFor, startCli } from "../helpers/cli.js";
 import { dockerTestEnv, registryHas } from "../helpers/docker.js";
+import { noDockerEnv, pushTestBase } from "../helpers/registry.js";
 import { listTree, writeTree } from "../helpers/tree.js";
 import { ARGPARSE_ARGV, ARGPARSE_EXPECTED, ARGPARSE_HYPERPARAMETERS, ARGPARSE_SCRIPT } from "../helpers/scripts.js";
 import { fitAndFetch, KAGGLE_DATA, styleProjects, unpickle, V3_HYPERPARAMETERS } from "../helpers/styles.js";
@@ -154,7 +155,11 @@ async function objects(prefix: string): Promise<string[]> {
 test("Vertex, Logging, Artifact Registry and GCS test servers + registry + dockerd: the two commands on examples/iris leave the same model files as the local backend", async () => {
   const dir = copyExample("iris");
   const { env, stateDir } = vertexEnv();
-  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, ...FAST, "--json"], { cwd: dir, env });
+  // config.builder=docker: the Docker path (the daemonless one has its own test below).
+  const fit = await runCli(["fit", "train.py", `--config.output_path=${OUTPUT}`, `--config.project=${PROJECT}`, "--config.builder=docker", ...FAST, "--json"], {
+    cwd: dir,
+    env,
+  });
   assert.equal(fit.code, 0, fit.stderr);
   const job = JSON.parse(fit.stdout);
   assert.equal(job.backend, "vertex", "gs:// picks the Vertex AI backend");
@@ -212,6 +217,40 @@ test("Vertex, Logging, Artifact Registry and GCS test servers + registry + docke
   for (const token of vertex.tokens) assert.ok(!seen.includes(token), "no access token is shown or kept");
   assert.ok(!seen.includes("PRIVATE KEY"), "nothing of the key file is shown or kept");
   assert.ok(!fs.existsSync(path.join(env.HOME!, ".docker")), "the registry login did not land in the user's Docker config");
+});
+
+test("Vertex and Artifact Registry test servers, no Docker reachable by the CLI: config.builder=oci pushes through Artifact Registry's token login, and the job trains iris end to end", async () => {
+  // The base image in the registry behind Artifact Registry's authentication, so its layers are mounted; the test server still runs the job with the test dockerd.
+  await pushTestBase(docker.registry, "my-proj/bases/python", "3.11-slim-oci");
+  const base = `${registry.host}/my-proj/bases/python:3.11-slim-oci`;
+  const dir = copyExample("iris");
+  const { env } = vertexEnv(noDockerEnv());
+  const before = registry.requests.length;
+  const fit = await runCli(
+    [
+      "fit",
+      "train.py",
+      `--config.output_path=${OUTPUT}`,
+      `--config.project=${PROJECT}`,
+      "--config.builder=oci",
+      `--config.base_image=${base}`,
+      ...FAST,
+      "--json",
+    ],
+    { cwd: dir, env },
+  );
+  assert.equal(fit.code, 0, fit.stderr);
+  const job = JSON.parse(fit.stdout);
+  assert.equal(job.state, "completed");
+  const image = created(job.name).jobSpec.workerPoolSpecs[0]!.containerSpec.imageUri;
+  assert.match(image, /^us-central1-docker\.pkg\.dev\/my-proj\/alekseylearn\/iris-train@sha256:[0-9a-f]{64}$/);
+  assert.ok(await registryHas("my-proj/alekseylearn/iris-train", image.split("@")[1]!), "the job's image, by digest, is in the registry");
+  const pushes = registry.requests.slice(before).filter((request) => request.method !== "GET" && request.method !== "HEAD");
+  assert.ok(pushes.length > 0 && pushes.every((request) => request.scheme === "Bearer" && request.accepted), "every write carried a registry token");
+  assert.match(fit.stderr, /training on 112 samples/);
+  const fetch = await runCli(["fetch", OUTPUT], { cwd: dir, env });
+  assert.equal(fetch.code, 0, fetch.stderr);
+  assert.ok(fs.existsSync(path.join(dir, "model.joblib")), `model.joblib in the current folder; it has ${listTree(dir).join(", ")}`);
 });
 
 test("Vertex and GCS test servers: a notebook runs headless in the image; fetch JOB gives its model and the executed notebook in output/", async () => {

@@ -49,10 +49,16 @@ test("upload, stat, list, and a parallel ranged download that resumes cut ranges
   const storage = await gcsStorage(ctx, { rangeSize: 64 * 1024, parallel: 4 });
   const data = crypto.randomBytes(1024 * 1024 + 123);
   const dir = writeTree({ "model.tar.gz": data });
-  await storage.upload(path.join(dir, "model.tar.gz"), "gs://bucket/runs/j1/output/model.tar.gz");
+  const sent: Array<[number, number]> = [];
+  await storage.upload(path.join(dir, "model.tar.gz"), "gs://bucket/runs/j1/output/model.tar.gz", (done, total) => sent.push([done, total]));
   assert.ok(
     fake.requests.some((r) => r.method === "POST" && r.path.includes("uploadType=resumable")),
     "a resumable session was used",
+  );
+  assert.deepEqual(sent.at(-1), [data.length, data.length], "the upload's progress ends at its size");
+  assert.ok(
+    sent.every(([done], i) => done <= data.length && (i === 0 || done >= sent[i - 1]![0])),
+    "never past the size, never backwards",
   );
   await storage.upload(path.join(dir, "model.tar.gz"), "gs://bucket/runs/j1/output/output.tar.gz");
   await storage.upload(path.join(dir, "model.tar.gz"), "gs://bucket/runs/j2/output/model.tar.gz");
@@ -139,6 +145,10 @@ test("the local backend writes its model to gs://, and fetch takes it back: by j
   assert.equal(result.code, 0, result.stderr);
   const job = JSON.parse(result.stdout) as { name: string; model: string };
   assert.match(job.model, /^gs:\/\/bucket\/local-runs\/train-\S+\/output\/model\.tar\.gz$/);
+  // Off a terminal the upload says, in a plain line, how many bytes went: the object's size.
+  const size = (await (await storageFor(job.model, ctx)).stat(job.model))?.size;
+  assert.ok(size && size < 1024, `a small archive, its size in bytes (${size})`);
+  assert.ok(result.stderr.includes(`\n  Uploading the model to ${job.model}: done, ${size} B\n`), result.stderr);
   const byJob = await runCli(["fetch", job.name, "--to", "a"], { cwd: project, env });
   assert.equal(byJob.code, 0, byJob.stderr);
   assert.equal(fs.readFileSync(path.join(project, "a", "w.txt"), "utf8"), "to gcs");

@@ -79,6 +79,27 @@ test("a multipart object comes down in parallel ranges, one per part, checked ag
   assert.deepEqual(fs.readdirSync(cwd), ["model.tar.gz"], "no partial files are left");
 });
 
+test("an upload, in one request or in parts, reports its bytes up to the object's size, never backwards (moto S3)", async () => {
+  const env = awsEnv(moto.url);
+  const MiB = 1024 * 1024;
+  // S3's smallest part is 5 MiB (all but the last): two parts.
+  const storage = await s3Storage(makeContext({ cwd: os.tmpdir(), env: { ...process.env, ...env } }), { multipartThreshold: 5 * MiB, partSize: 5 * MiB });
+  for (const [name, size] of [
+    ["one", MiB + 7],
+    ["parts", 5 * MiB + 7],
+  ] as const) {
+    const file = path.join(writeTree({}), "model.tar.gz");
+    fs.writeFileSync(file, randomBytes(size));
+    const sent: Array<[number, number]> = [];
+    await storage.upload(file, `s3://bucket/uploads/${name}/model.tar.gz`, (done, total) => sent.push([done, total]));
+    assert.deepEqual(sent.at(-1), [size, size], `${name}: the progress ends at the size`);
+    assert.ok(sent.length > 1 && sent.every(([done, total], i) => total === size && (i === 0 || done > sent[i - 1]![0])), `${name}: it moves, only forwards`);
+    const head = JSON.parse(await aws(env, "s3api", "head-object", "--bucket", "bucket", "--key", `uploads/${name}/model.tar.gz`));
+    assert.equal(head.ContentLength, size);
+    if (name === "parts") assert.match(head.ETag, /-2"$/, "two parts");
+  }
+});
+
 for (const upload of ["multipart", "single-part"] as const) {
   test(`an interrupted download resumes where it stopped; a damaged partial file is caught by the stored checksum (${upload} upload)`, async () => {
     const env = awsEnv(moto.url);
@@ -137,8 +158,13 @@ test("the local backend can write its model to S3, and fetch takes it from there
   assert.equal(result.code, 0, result.stderr);
   const job = JSON.parse(result.stdout);
   assert.match(job.model, /^s3:\/\/bucket\/sagemaker\/local-runs\/train-\S+\/output\/model\.tar\.gz$/);
+  // Off a terminal the upload and the download each say, in a plain line, how many bytes went: the object's size.
+  const size = JSON.parse(await aws(env, "s3api", "head-object", "--bucket", "bucket", "--key", job.model.slice("s3://bucket/".length))).ContentLength;
+  assert.ok(size < 1024, `a small archive, its size in bytes (${size})`);
+  assert.ok(result.stderr.includes(`\n  Uploading the model to ${job.model}: done, ${size} B\n`), result.stderr);
   const fetched = await runCli(["fetch", job.name, "--to", "m"], { cwd: project, env: cli });
   assert.equal(fetched.code, 0, fetched.stderr);
+  assert.ok(fetched.stderr.includes(`\n  Downloading ${job.model}: done, ${size} B\n`), fetched.stderr);
   assert.equal(fs.readFileSync(path.join(project, "m", "w.txt"), "utf8"), "to s3");
 });
 

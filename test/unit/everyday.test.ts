@@ -31,3 +31,16 @@ test("pip's first retry of an unreachable index is read with its reason, and the
   assert.match(message, /pip config set global\.index-url URL/);
   assert.match(message, /\/cache\/envs\/abc\.install\.log/);
 });
+
+test("a push's summary: the layers sent of all, their bytes as the registry stores them, the rest already there", async () => {
+  const { pushSummary } = await import("../../src/package/registry.js");
+  const layers = [
+    { diffId: `sha256:${"a".repeat(64)}`, size: 3 * 1024 * 1024 },
+    { diffId: `sha256:${"b".repeat(64)}`, size: 2048 },
+    { diffId: `sha256:${"c".repeat(64)}`, size: 100 },
+  ];
+  // docker push names each layer by the first 12 hex digits of its diff ID.
+  assert.equal(pushSummary(["bbbbbbbbbbbb", "cccccccccccc"], 1, layers), "2 of 3 layer(s) sent (2.1 KiB of 3.0 MiB), 1 already there");
+  assert.equal(pushSummary([], 3, layers), "0 of 3 layer(s) sent (0 bytes of 3.0 MiB), 3 already there");
+  assert.equal(pushSummary(["aaaaaaaaaaaa"], 0, []), "1 of 1 layer(s) sent, 0 already there", "no sizes when the registry gave none");
+});

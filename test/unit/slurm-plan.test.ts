@@ -10,6 +10,9 @@ import { UserError } from "../../src/errors.js";
 import { slurmBackend } from "../../src/backends/slurm/index.js";
 import { environmentHash, sbatchOptions, sbatchScript, sbatchTime, shellWord, stripCredentials, submitCommand } from "../../src/backends/slurm/plan.js";
 import { outputLocation, parseOutputLocation, readStatus } from "../../src/backends/slurm/status.js";
+import { doctorCommand, readDoctor } from "../../src/backends/slurm/doctor.js";
+import { describeJob, hostsCell, stateCell } from "../../src/cli/render.js";
+import type { JobRecord } from "../../src/jobs/job.js";
 import { writeTree } from "../helpers/tree.js";
 import { fileTimeLimit } from "../helpers/limit.js";
 
@@ -63,16 +66,27 @@ test("Slurm plan: the script runs one task per node through srun only with sever
   const one = spec({}, { "train.py": "print(1)\n", "requirements.txt": "joblib\n" });
   const script = sbatchScript(one, "/shared/runs/j", { name: "j", digest: "abc", index: {} });
   assert.doesNotMatch(script, /\nsrun /);
+  assert.doesNotMatch(script, /hosts\//, "one node: nothing to keep of others");
   assert.match(script, /pip install --quiet --disable-pip-version-check -r "\$BLOB\/requirements.txt"/);
   assert.match(script, new RegExp(`ENV="\\$WORK/envs/${environmentHash(one)}"`));
   const two = sbatchScript(spec({ instance_count: 2, distribution: "torchrun" }), "/shared/runs/j", { name: "j", digest: "abc", index: {} });
   assert.match(two, /\nsrun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c node &/);
   assert.match(two, /export ALEKSEYLEARN_DISTRIBUTION=torchrun/);
   assert.match(two, /export ALEKSEYLEARN_PLATFORM=slurm/);
+  assert.match(two, /to="\$first\/output\/data\/hosts\/\$host\/\$\{part#\*:\}"/, "the other nodes' folders go under hosts/NODE/ of output.tar.gz");
   assert.match(two, /OUTPUT=\/shared\/runs\/j\/output/);
   // The environment changes with what it is made from, not with the code.
   assert.notEqual(environmentHash(one), environmentHash(spec()));
   assert.equal(environmentHash(spec({ python: "python3.11" })) === environmentHash(spec()), false);
+});
+
+test("Slurm plan: with an s3:// or gs:// output path the script packs into the job's own folder on the cluster and names the bucket only in a comment (alekseylearn copies there, with no credential given to the job)", () => {
+  for (const outputPath of ["s3://bucket/runs", "gs://bucket/runs"]) {
+    const script = sbatchScript(spec({ output_path: outputPath, work_dir: "/w" }), `${outputPath}/j`, { name: "j", digest: "abc", index: {} });
+    assert.match(script, /\nOUTPUT=\/w\/jobs\/j\/output\n/);
+    assert.match(script, new RegExp(`# The output path is ${outputPath.replace(/[/.]/g, "\\$&")}/j/output: this job is given no credential for it`));
+    assert.equal(script.split("\n").filter((line) => line.includes(outputPath) && !line.startsWith("#")).length, 0, "the bucket appears in comments only");
+  }
 });
 
 test("Slurm plan: index URLs go into the script without their credentials; modules are loaded first", () => {
@@ -95,8 +109,17 @@ test("Slurm plan: index URLs go into the script without their credentials; modul
 
 test("Slurm plan: what the backend cannot run is refused before anything is copied", () => {
   assert.throws(
-    () => spec({ output_path: "s3://bucket/runs" }),
-    (err: unknown) => err instanceof UserError && /not s3:\/\//.test(err.message),
+    () => spec({ output_path: "kaggle://someone/runs" }),
+    (err: unknown) => err instanceof UserError && /s3:\/\/ or gs:\/\/, not kaggle:\/\//.test(err.message),
+  );
+  assert.throws(
+    () =>
+      buildSpecFor(
+        slurmBackend,
+        { artifact: "train.py", inputs: { train: "s3://bucket/data" }, config: { output_path: "s3://bucket/runs" } },
+        writeTree({ "train.py": "" }),
+      ),
+    (err: unknown) => err instanceof UserError && /input train/.test(err.message),
   );
   assert.throws(
     () => spec({ work_dir: "relative/dir" }),
@@ -153,4 +176,50 @@ test("Slurm plan: a submission never reuses a job folder that exists (its old ex
     command,
     /^if \[ -e \/w\/jobs\/j \]; then echo "the job folder \/w\/jobs\/j exists already .*exit 3; fi && mkdir -p \/w\/jobs\/j && sbatch --parsable --job-name=j$/,
   );
+});
+
+test("Slurm doctor: the login node's report read into checks (accounting kept, commands missing, an old Python, no bubblewrap)", () => {
+  const SEP_D = "@@alekseylearn-doctor@@\n";
+  const settings = { work_dir: "~/al", python: "python3", modules: ["python/3.6"] };
+  const text = [
+    "reached\n",
+    "sbatch /usr/bin/sbatch\nsqueue /usr/bin/squeue\nscontrol \nscancel \n",
+    "0\n\n",
+    "/home/u/al\nwritable\n",
+    "3.6.15\n/opt/py36/bin/python3\n",
+    "",
+  ].join(SEP_D);
+  const checks = readDoctor(text, { host: "login" }, settings);
+  const by = Object.fromEntries(checks.map((check) => [check.check, check]));
+  assert.equal(by["Slurm commands"]!.status, "fail");
+  assert.match(by["Slurm commands"]!.detail, /scontrol, scancel$/);
+  assert.equal(by.accounting!.detail, "sacct answers: an ended job's state is read from it");
+  assert.equal(by["work folder"]!.status, "ok");
+  assert.match(by["work folder"]!.detail, /^\/home\/u\/al \(config\.work_dir ~\/al\)/);
+  assert.equal(by.Python!.status, "fail");
+  assert.equal(by.Python!.detail, "python3 (after module load python/3.6) on login is Python 3.6.15");
+  assert.match(by.bubblewrap!.detail, /^not on login \(informational/);
+  assert.match(doctorCommand(settings), /module load python\/3\.6 && python3 -c /);
+});
+
+test("jobs and status: a multi-host job's hosts (Slurm's nodes once given, SageMaker's names elsewhere) and a Slurm job's queue reason while it waits", () => {
+  const base = { name: "j", createdAt: "2026-01-01T00:00:00Z", jobOutput: "/shared/runs/j" };
+  const two = spec({ instance_count: 2 });
+  const waiting = {
+    ...base,
+    backend: "slurm",
+    state: "queued",
+    spec: two,
+    provider: { jobId: "7", secondary: "PENDING", message: "Priority", queueReason: "Priority" },
+  } as JobRecord;
+  assert.equal(stateCell(waiting), "queued (Priority)");
+  assert.equal(hostsCell(waiting), "2 (nodes not given yet)");
+  assert.match(describeJob(waiting), /^Status: +PENDING \(Priority\)$/m);
+  const running = { ...waiting, state: "running", provider: { jobId: "7", secondary: "RUNNING", nodes: "node[1-2]", message: "on node[1-2]" } } as JobRecord;
+  assert.equal(stateCell(running), "running");
+  assert.equal(hostsCell(running), "2 (node[1-2])");
+  assert.match(describeJob(running), /^Hosts: +2 \(node\[1-2\]\)$/m);
+  const local = { ...base, backend: "local", state: "completed", spec: { ...two, backend: "local" } } as JobRecord;
+  assert.equal(hostsCell(local), "2 (algo-1, algo-2)");
+  assert.equal(hostsCell({ ...local, spec: spec() } as JobRecord), "1");
 });

@@ -323,7 +323,10 @@ async function packOutputs(
     }
     const location = joinLocation(outputs, name);
     doing.now = `uploading ${what} to ${location}`;
-    await storage.upload(archive, location);
+    // A copy into a folder here is quick and says nothing; an upload to a bucket says where, and how many bytes have gone.
+    const label = `Uploading ${what} to ${location}`;
+    if (!storage.localPath) ctx.reporter.info(label);
+    await storage.upload(archive, location, storage.localPath ? undefined : (done, total) => ctx.reporter.progress?.(label, done, total, "bytes"));
     fs.rmSync(archive, { force: true });
     return location;
   };

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { awsConfigured, awsRegion } from "../../aws.js";
 import type { Context } from "../../context.js";
 import { UserError } from "../../errors.js";
-import { imageBuilderCheck } from "../../package/builder-check.js";
+import { imageBuilderChecks } from "../../package/builder-check.js";
 import { joinLocation } from "../../storage/location.js";
 import { parseS3, s3Client } from "../../storage/s3.js";
 import type { DoctorCheck } from "../types.js";
@@ -111,7 +111,7 @@ export async function sagemakerDoctor(spec: SageMakerSpec, ctx: Context, options
     checks.push({ check: "account", status: "ok", detail: `${account}, region ${awsRegion(ctx.env)}` });
   } catch (err) {
     checks.push({ check: "credentials", status: "fail", ...failed(err) });
-    return [...skipRest("needs working credentials"), await imageBuilderCheck(ctx)];
+    return [...skipRest("needs working credentials"), ...(await imageBuilderChecks(ctx, spec.settings.builder))];
   }
 
   const name = spec.settings.role_arn ? spec.settings.role_arn.split("/").pop()! : spec.settings.role_name;
@@ -123,7 +123,7 @@ export async function sagemakerDoctor(spec: SageMakerSpec, ctx: Context, options
       detail: "no config.output_path given",
       fix: "Pass --config.output_path=s3://BUCKET/PREFIX, or set output_path in alekseylearn.yml.",
     });
-    checks.push(await imageBuilderCheck(ctx));
+    checks.push(...(await imageBuilderChecks(ctx, spec.settings.builder)));
     return checks;
   }
   try {
@@ -155,6 +155,6 @@ export async function sagemakerDoctor(spec: SageMakerSpec, ctx: Context, options
   } catch (err) {
     checks.push({ check: "output bucket", status: "fail", detail: `looking at ${spec.outputPath} failed: ${errorName(err) || (err as Error).message}` });
   }
-  checks.push(await imageBuilderCheck(ctx));
+  checks.push(...(await imageBuilderChecks(ctx, spec.settings.builder)));
   return checks;
 }

@@ -10,7 +10,9 @@ import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.
 import { pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
 import type { SageMakerSpec } from "./schema.js";
 import { awsError, awsFor, errorName } from "./aws.js";
-import { imageName } from "../../package/image.js";
+import { baseImageFor, imageName } from "../../package/image.js";
+import { assembleForRegistry, pushAssembled } from "../../package/oci/build.js";
+import { chooseBuilder, resolveBuilder } from "../../package/oci/choose.js";
 import { createRepositoryRequest, isGpuInstance, repositoryName } from "./plan.js";
 
 /** The repository's URI, or undefined when there is no such repository. */
@@ -50,15 +52,17 @@ async function deleteRepository(name: string, ctx: Context): Promise<void> {
 }
 
 /** ECR's registry token, as `AWS:password` in base64, and the password alone. */
-async function authorization(ctx: Context): Promise<{ token: string; user: string; password: string }> {
+async function authorization(ctx: Context): Promise<{ token: string; user: string; password: string; registry: string }> {
   const { client, sdk } = await (await awsFor(ctx)).ecr();
   try {
     const answer = await client.send(new sdk.GetAuthorizationTokenCommand({}), { abortSignal: ctx.signal });
     const token = answer.authorizationData?.[0]?.authorizationToken;
+    // proxyEndpoint: https://ACCOUNT.dkr.ecr.REGION.amazonaws.com, the registry the token is for.
+    const registry = (answer.authorizationData?.[0]?.proxyEndpoint ?? "").replace(/^https?:\/\//, "");
     if (!token) throw failure("ECR gave no authorization token.");
     const decoded = Buffer.from(token, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
-    return { token, user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    return { token, user: decoded.slice(0, colon), password: decoded.slice(colon + 1), registry };
   } catch (err) {
     throw awsError(err, "asking ECR for a registry login (ecr:GetAuthorizationToken)");
   }
@@ -77,9 +81,35 @@ export async function pushTrainingImage(
   options: { gate?: Promise<boolean>; onBuildStarted?: () => void } = {},
 ): Promise<PushedImage> {
   const repository = repositoryName(spec);
+  const gpu = isGpuInstance(spec.settings.instance_type);
+  const base = baseImageFor(spec, spec.settings.base_image, gpu);
+  if (chooseBuilder(spec, spec.settings.builder, base).builder === "oci") {
+    // No Docker: ECR is asked its questions while the image is assembled; nothing is created or pushed before the gate.
+    const found = findRepository(repository, ctx);
+    const authorized = authorization(ctx);
+    for (const pending of [found, authorized]) pending.catch(() => {});
+    options.onBuildStarted?.();
+    const existing = await found;
+    // The registry host (ECR's, or ALEKSEYLEARN_REGISTRY's) before the repository exists: its URI's host part is the account's registry.
+    const auth = await authorized;
+    const host = registryOverride(existing ?? `${auth.registry}/${repository}`, ctx.env).split("/")[0]!;
+    const assembled = await assembleForRegistry(spec, base, host, { user: auth.user, password: auth.password }, ctx);
+    if (assembled) {
+      if (!(await (options.gate ?? Promise.resolve(true)))) throw failure("Stopped before pushing: the checks before it failed.");
+      const uri = registryOverride(existing ?? (await createRepository(repository, ctx)), ctx.env);
+      try {
+        return await pushAssembled(assembled, uri, ctx);
+      } catch (err) {
+        if (!existing) await deleteRepository(repository, ctx);
+        throw err;
+      }
+    }
+  } else if (spec.settings.builder === "auto") {
+    await resolveBuilder(spec, "auto", base, ctx);
+  }
   const local = `${imageName(spec)}:latest`;
   let found: Promise<string | undefined> | undefined;
-  let authorized: Promise<{ token: string; user: string; password: string }> | undefined;
+  let authorized: Promise<{ token: string; user: string; password: string; registry: string }> | undefined;
   // Loading an SDK module holds the one JavaScript thread, so ECR is asked only once Docker runs on its own.
   const askEcr = (): void => {
     found = findRepository(repository, ctx);
@@ -87,11 +117,7 @@ export async function pushTrainingImage(
     for (const pending of [found, authorized]) pending.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
     options.onBuildStarted?.();
   };
-  const built = await buildTrainingImage(
-    spec,
-    { tag: local, gpu: isGpuInstance(spec.settings.instance_type), baseImage: spec.settings.base_image, platform: SAGEMAKER_PLATFORM, onStarted: askEcr },
-    ctx,
-  );
+  const built = await buildTrainingImage(spec, { tag: local, gpu, baseImage: spec.settings.base_image, platform: SAGEMAKER_PLATFORM, onStarted: askEcr }, ctx);
   const gate = options.gate ?? Promise.resolve(true);
   if (!(await gate)) throw failure("Stopped before pushing: the checks before it failed.");
   const existing = await found!;

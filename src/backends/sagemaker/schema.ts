@@ -2,7 +2,7 @@
 import type { Schema, SettingsOf } from "../../spec/schema.js";
 import type { JobRecord } from "../../jobs/job.js";
 import type { JobSpec } from "../../spec/types.js";
-import { commonSchema } from "../common.js";
+import { builderSetting, commonSchema, pythonVersionSetting } from "../common.js";
 
 /** The role `fit` uses when none is named, and `init --backend sagemaker --create-role` creates. */
 export const DEFAULT_ROLE_NAME = "alekseylearn_sagemaker_role";
@@ -28,6 +28,8 @@ export const sagemakerSchema = {
   checkpoint_s3_uri: { type: { kind: "string" }, doc: "s3:// location that /opt/ml/checkpoints is synced to and restored from." },
   role_name: { type: { kind: "string" }, default: DEFAULT_ROLE_NAME, doc: "The IAM role SageMaker assumes to run the job." },
   role_arn: { type: { kind: "string" }, doc: "The role's full ARN (instead of role_name)." },
+  builder: builderSetting,
+  python_version: pythonVersionSetting,
   base_image: {
     type: { kind: "string" },
     default: "auto",

@@ -15,10 +15,12 @@ import { isFinal } from "../../jobs/job.js";
 import { jobShipment } from "../../package/image-plan.js";
 import { reportShipment } from "../../package/ship.js";
 import { redactUrls } from "../../redact.js";
-import { schemeOf } from "../../storage/location.js";
+import { joinLocation, schemeOf } from "../../storage/location.js";
 import { distributionProblems } from "../common.js";
 import type { Backend, JobChanges, SubmissionPlan } from "../types.js";
-import { jobPaths, sbatchOptions, sbatchScript, shellWord, submitCommand } from "./plan.js";
+import { clusterOutput, jobPaths, sbatchOptions, sbatchScript, shellWord, submitCommand } from "./plan.js";
+import { bucketAnswers, copyToBucket } from "./outputs.js";
+import { slurmDoctor } from "./doctor.js";
 import { copyFrom, isHere, mustRun, runRemote, spawnRemote, type Login } from "./remote.js";
 import { slurmSchema, type SlurmProvider, type SlurmSettings, type SlurmSpec } from "./schema.js";
 import { outputLocation, parseOutputLocation, readStatus, statusCommand } from "./status.js";
@@ -49,8 +51,8 @@ export const slurmBackend = {
     if (spec.environment?.kind === "conda")
       problems.push("the slurm backend makes a virtual environment from a requirements.txt; environment.yml (conda) is not supported there");
     const scheme = schemeOf(spec.outputPath);
-    if (scheme)
-      problems.push(`the slurm backend writes to a folder on the cluster's shared filesystem (an absolute path), not ${scheme}:// (copy it there afterwards)`);
+    if (scheme && scheme !== "s3" && scheme !== "gs")
+      problems.push(`the slurm backend writes to a folder on the cluster's shared filesystem (an absolute path), s3:// or gs://, not ${scheme}://`);
     for (const [channel, location] of Object.entries(spec.inputs))
       if (schemeOf(location)) problems.push(`input ${channel}: the slurm backend reads folders on the cluster's shared filesystem, not ${location}`);
     if (!spec.settings.work_dir.startsWith("/") && !spec.settings.work_dir.startsWith("~/"))
@@ -72,6 +74,11 @@ export const slurmBackend = {
     const placeholders = job.spec.settings.work_dir.startsWith("~/")
       ? [`${job.spec.settings.work_dir} in --output: the login node's home, resolved to an absolute path at submission`]
       : [];
+    const count = job.spec.settings.instance_count;
+    if (count > 1)
+      placeholders.push(
+        `the job's ${count} hosts: the nodes Slurm gives it when it starts (SLURM_JOB_NODELIST), one task each; the first node's address (scontrol show node) is MASTER_ADDR`,
+      );
     return {
       backend: "slurm",
       job: job.name,
@@ -79,7 +86,14 @@ export const slurmBackend = {
       requests: [{ api: "slurm", operation: "sbatch", request: { script: redactUrls(script), options: options.map(redactUrls) } }],
       checks: {
         done: [`shipped files, job runtime and environment file: ${blob.bytes} bytes, digest ${blob.digest}`],
-        skipped: [`the login node ${job.spec.settings.host} was not asked: whether the digest is there already (then nothing is copied), nor the queue`],
+        skipped: [
+          `the login node ${job.spec.settings.host} was not asked: whether the digest is there already (then nothing is copied), nor the queue`,
+          ...(schemeOf(job.jobOutput)
+            ? [
+                `${joinLocation(job.jobOutput, "output")} was not asked; the job packs its archives on the cluster and alekseylearn copies them there once it sees the job end`,
+              ]
+            : []),
+        ],
       },
       placeholders,
     };
@@ -88,6 +102,9 @@ export const slurmBackend = {
   async submit(job, ctx) {
     const { spec } = job;
     const login = loginOf(spec.settings);
+    // An s3:// or gs:// output path is written from this machine once the job ends (outputs.ts): asked now, before
+    // anything is copied, so that missing credentials or a wrong bucket are found before the job waits in the queue.
+    if (schemeOf(job.jobOutput)) await bucketAnswers(joinLocation(job.jobOutput, "output"), ctx);
     const shipment = jobShipment(spec, ctx.env);
     reportShipment(
       shipment,
@@ -135,7 +152,7 @@ export const slurmBackend = {
     if (!jobId || !workDir || isFinal(job.state)) return {};
     const { spec } = job;
     const paths = jobPaths(workDir, job.name);
-    const output = `${job.jobOutput}/output`;
+    const output = clusterOutput(workDir, job.name, job.jobOutput);
     const result = await runRemote(loginOf(spec.settings), statusCommand(jobId, paths.job, output), ctx);
     if (result.code !== 0 && !isHere(loginOf(spec.settings)) && result.code === 255) return {}; // the login node is unreachable now; try again later
     const status = readStatus(result.stdout.toString("utf8"));
@@ -144,6 +161,7 @@ export const slurmBackend = {
     if (status.slurmState) provider.secondary = status.slurmState;
     if (status.nodes) provider.nodes = status.nodes;
     provider.message = status.state === "queued" && status.queueReason ? status.queueReason : status.nodes ? `on ${status.nodes}` : undefined;
+    provider.queueReason = status.state === "queued" ? status.queueReason : undefined;
     if (status.state !== job.state) changes.state = status.state;
     if (status.state === "running" && !job.startedAt) changes.startedAt = new Date().toISOString();
     if (isFinal(status.state)) {
@@ -151,8 +169,16 @@ export const slurmBackend = {
       if (status.exitCode !== undefined) changes.exitCode = status.exitCode;
       if (status.reason) changes.reason = status.reason;
       const login = loginOf(spec.settings);
-      if (status.model) changes.model = outputLocation(login, `${output}/model.tar.gz`);
-      if (status.output) changes.output = outputLocation(login, `${output}/output.tar.gz`);
+      if (schemeOf(job.jobOutput)) {
+        // The bucket's copy first; until it is made the record stays as it was, so the next status or fetch tries again.
+        const names = [...(status.model ? ["model.tar.gz"] : []), ...(status.output ? ["output.tar.gz"] : [])];
+        const copied = names.length ? await copyToBucket(login, job.name, output, job.jobOutput, names, ctx) : {};
+        if (copied["model.tar.gz"]) changes.model = copied["model.tar.gz"];
+        if (copied["output.tar.gz"]) changes.output = copied["output.tar.gz"];
+      } else {
+        if (status.model) changes.model = outputLocation(login, `${output}/model.tar.gz`);
+        if (status.output) changes.output = outputLocation(login, `${output}/output.tar.gz`);
+      }
     }
     if (JSON.stringify(provider) !== JSON.stringify(job.provider)) changes.provider = provider;
     return changes;
@@ -229,6 +255,8 @@ export const slurmBackend = {
       ctx,
     );
   },
+
+  doctor: (spec, ctx, options) => slurmDoctor(spec, ctx, options),
 
   outputScheme: "slurm",
 

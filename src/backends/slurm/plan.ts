@@ -6,13 +6,14 @@
  *
  *   WORK/blobs/DIGEST/   the shipped code, the job runtime and the environment file, by the digest of their tar
  *   WORK/envs/HASH/      the virtual environment, by the hash of the environment it is made from
- *   WORK/jobs/JOB/       the job's log (slurm.out), each node's code copy and /opt/ml (nodes/N/), exit-code, failure
+ *   WORK/jobs/JOB/       the job's log (slurm.out), each node's code copy and /opt/ml (nodes/N/), exit-code, failure,
+ *                        and output/ when the output path is s3:// or gs:// (`clusterOutput`)
  */
 import { createHash } from "node:crypto";
 import { NOTEBOOK_PACKAGES, runtimeEnv, trainArgs } from "../../package/runtime.js";
 import { shippableRequirements } from "../../package/ship.js";
 import { runtimeSettings } from "../common.js";
-import { joinLocation } from "../../storage/location.js";
+import { joinLocation, schemeOf } from "../../storage/location.js";
 import type { SlurmSettings, SlurmSpec } from "./schema.js";
 
 /** The job's folders on the cluster, from the work folder as given (absolute, or `~/…`). */
@@ -20,6 +21,15 @@ export function jobPaths(workDir: string, name: string): { work: string; job: st
   const work = workDir.replace(/\/+$/, "");
   const job = `${work}/jobs/${name}`;
   return { work, job, log: `${job}/slurm.out` };
+}
+
+/**
+ * Where the sbatch script packs the job's archives on the cluster: OUTPUT_PATH/JOB/output/ when the output path is a
+ * cluster folder; with s3:// or gs://, the job's own folder (WORK/jobs/JOB/output/), from where alekseylearn copies them
+ * to the bucket with this machine's credentials once it sees the job end (`outputs.ts`): the cluster is given none.
+ */
+export function clusterOutput(workDir: string, name: string, jobOutput: string): string {
+  return schemeOf(jobOutput) ? `${jobPaths(workDir, name).job}/output` : joinLocation(jobOutput, "output");
 }
 
 /** `text` as one bash word; a leading `~/` stays the user's home (`"$HOME"/…`). */
@@ -97,8 +107,8 @@ function exports(vars: Record<string, string>): string[] {
 /**
  * The sbatch script of `spec`'s job: load the modules, make (once per environment hash, under a lock) or reuse the
  * virtual environment, give each node its own copy of the code and its own job folder, run the job runtime there (through
- * `srun`, one task per node, when there are several), then pack the first node's model and output data to
- * OUTPUT_PATH/JOB/output/ and write the exit code last (what alekseylearn reads once Slurm has forgotten the job).
+ * `srun`, one task per node, when there are several), then pack the first node's model and output data (with the other
+ * nodes' under hosts/NODE/) to OUTPUT_PATH/JOB/output/ (`clusterOutput`) and write the exit code last (what alekseylearn reads once Slurm has forgotten the job).
  */
 export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptInputs): string {
   const { settings } = spec;
@@ -138,7 +148,13 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     `JOB_DIR="$WORK/jobs/${inputs.name}"`,
     `BLOB="$WORK/blobs/${inputs.digest}"`,
     `ENV="$WORK/envs/${environmentHash(spec)}"`,
-    `OUTPUT=${shellWord(joinLocation(jobOutput, "output"))}`,
+    `OUTPUT=${shellWord(clusterOutput(settings.work_dir, inputs.name, jobOutput))}`,
+    ...(schemeOf(jobOutput)
+      ? [
+          `# The output path is ${joinLocation(jobOutput, "output").replace(/[\r\n]/g, " ")}: this job is given no credential for it. alekseylearn copies`,
+          "# model.tar.gz and output.tar.gz from OUTPUT to it with its own credentials once it sees the job end (fit, status, fetch).",
+        ]
+      : []),
     'fail() { echo "[alekseylearn] $1" >&2; echo "$1" > "$JOB_DIR/failure"; echo 1 > "$JOB_DIR/exit-code"; exit 1; }',
     ...(settings.modules.length ? [`module load ${settings.modules.map(shellWord).join(" ")} || fail "module load failed"`] : []),
     ...exports(index),
@@ -159,6 +175,8 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     "node() {",
     '  dir="$JOB_DIR/nodes/$SLURM_NODEID"',
     '  rm -rf "$dir" && mkdir -p "$dir/ml" && cp -R "$BLOB/code" "$dir/code" && cd "$dir/code" || exit 1',
+    // The node's name as Slurm calls it (SLURMD_NODENAME, set in every task: slurm.schedmd.com/srun.html#OPT_SLURMD_NODENAME), for hosts/NODE/ below.
+    '  printf \'%s\\n\' "${SLURMD_NODENAME:-$SLURM_NODEID}" > "$dir/host"',
     `  exec "$ENV/bin/python" -S -u "$BLOB/runtime/alekseylearn_entrypoint.py" ${trainArgs(spec.hyperparameters).map(shellWord).join(" ")}`,
     "}",
     "export -f node",
@@ -178,6 +196,20 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     'pack() { [ -n "$(ls -A "$1" 2>/dev/null)" ] || return 0; tar -czf "$2.partial" -C "$1" . && mv "$2.partial" "$2"; }',
     'mkdir -p "$OUTPUT"',
     'first="$JOB_DIR/nodes/0/ml"',
+    ...(settings.instance_count > 1
+      ? [
+          "# The first node's model is the job's; what the others left in their model and output data folders is kept in",
+          "# output.tar.gz under hosts/NODE/model/ and hosts/NODE/data/ (as the local backend keeps algo-N's).",
+          'for dir in "$JOB_DIR"/nodes/*/; do',
+          '  id=$(basename "$dir"); [ "$id" = 0 ] && continue',
+          '  host=$(cat "$dir/host" 2>/dev/null || echo "$id")',
+          "  for part in model:model output/data:data; do",
+          '    from="$dir/ml/${part%%:*}"; to="$first/output/data/hosts/$host/${part#*:}"',
+          '    if [ -n "$(ls -A "$from" 2>/dev/null)" ]; then mkdir -p "$to" && cp -R "$from/." "$to/"; fi',
+          "  done",
+          "done",
+        ]
+      : []),
     'if [ "$code" = 0 ] || [ -n "$stopping" ]; then pack "$first/model" "$OUTPUT/model.tar.gz"; fi',
     'pack "$first/output/data" "$OUTPUT/output.tar.gz"',
     'cat "$JOB_DIR"/nodes/*/ml/output/failure 2>/dev/null | tail -n 3 > "$JOB_DIR/failure"',

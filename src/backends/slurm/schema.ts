@@ -9,7 +9,7 @@ export const slurmSchema = {
   ...commonSchema,
   output_path: {
     ...commonSchema.output_path,
-    doc: "Where model.tar.gz and output.tar.gz go, under OUTPUT_PATH/JOB/output/: an absolute path on the cluster's shared filesystem.",
+    doc: "Where model.tar.gz and output.tar.gz go, under OUTPUT_PATH/JOB/output/: an absolute path on the cluster's shared filesystem, or s3:// or gs:// (copied there from this machine, with its credentials, once the job ends).",
   },
   host: {
     type: { kind: "string" },
@@ -61,6 +61,8 @@ export type SlurmProvider = {
   /** Slurm's own state (PENDING, RUNNING, …) and, while it waits, why (Resources, Priority); shown by `status`. */
   secondary?: string;
   message?: string;
+  /** While the job waits in the queue, why (Slurm's reason: Resources, Priority, JobHeldUser); shown by `jobs`. */
+  queueReason?: string;
   /** The job's nodes, in Slurm's hostlist syntax (node[1-2]). */
   nodes?: string;
   /** Bytes the submission copied to the cluster (0 when the code, runtime and environment file were there already). */

@@ -8,9 +8,9 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import * as tar from "tar";
 import { runtimeFiles } from "../../package/runtime.js";
 import { packShipment, type Shipment } from "../../package/ship.js";
+import { loadTar } from "../../storage/archive.js";
 import { shellWord, shippedRequirements } from "./plan.js";
 import type { SlurmSpec } from "./schema.js";
 
@@ -29,6 +29,7 @@ export async function packBlob(spec: SlurmSpec, shipment: Shipment): Promise<Blo
   fs.mkdirSync(path.join(stage, "code"), { recursive: true });
   const code = path.join(dir, "code.tar");
   await packShipment(shipment, code);
+  const tar = await loadTar();
   await tar.x({ file: code, cwd: path.join(stage, "code") });
   for (const [name, text] of Object.entries(runtimeFiles())) {
     const target = path.join(stage, "runtime", name);

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Context } from "../../context.js";
 import { UserError } from "../../errors.js";
-import { imageBuilderCheck } from "../../package/builder-check.js";
+import { imageBuilderChecks } from "../../package/builder-check.js";
 import type { DoctorCheck } from "../types.js";
 import { googleSession, type GoogleSession } from "./auth.js";
 import { credentialSource, gcloudConfigDir, resolveProject, storageEndpoint } from "./google.js";
@@ -127,7 +127,7 @@ export async function vertexDoctor(spec: VertexSpec, ctx: Context, options: { as
     checks.push({ check: "credentials", status: "ok", detail: `from ${source.from}` });
   } catch (err) {
     checks.push({ check: "credentials", status: "fail", ...failed(err) });
-    return [...checks, { check: "project", status: "skip", detail: "needs credentials" }, await imageBuilderCheck(ctx)];
+    return [...checks, { check: "project", status: "skip", detail: "needs credentials" }, ...(await imageBuilderChecks(ctx, spec.settings.builder))];
   }
   const chosen = resolveProject(spec.settings.project, ctx.env);
   if (!chosen) {
@@ -137,7 +137,7 @@ export async function vertexDoctor(spec: VertexSpec, ctx: Context, options: { as
       detail: "no project is named",
       fix: "Pass --config.project=PROJECT_ID, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set project PROJECT_ID`.",
     });
-    return [...checks, await imageBuilderCheck(ctx)];
+    return [...checks, ...(await imageBuilderChecks(ctx, spec.settings.builder))];
   }
   checks.push({ check: "project", status: "ok", detail: `${chosen.project} (from ${chosen.from}), region ${spec.settings.region}` });
   try {
@@ -159,6 +159,6 @@ export async function vertexDoctor(spec: VertexSpec, ctx: Context, options: { as
       checks.push({ check: "output bucket", status: "fail", detail: `Cloud Storage cannot be asked: ${(err as Error).cause ?? (err as Error).message}` });
     }
   }
-  checks.push(await imageBuilderCheck(ctx));
+  checks.push(...(await imageBuilderChecks(ctx, spec.settings.builder)));
   return checks;
 }

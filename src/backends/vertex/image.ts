@@ -8,7 +8,9 @@
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { buildTrainingImage, SAGEMAKER_PLATFORM } from "../../package/container.js";
-import { imageName } from "../../package/image.js";
+import { baseImageFor, imageName } from "../../package/image.js";
+import { assembleForRegistry, pushAssembled } from "../../package/oci/build.js";
+import { chooseBuilder, resolveBuilder } from "../../package/oci/choose.js";
 import { DOCKER_MANIFEST_V2, OCI_MANIFEST, pushBuiltImage, registryOverride, unusableImageHint, type PushedImage } from "../../package/registry.js";
 import type { GoogleSession } from "./auth.js";
 import type { VertexApi } from "./api.js";
@@ -35,6 +37,27 @@ export async function pushVertexImage(
   const imagePath = repositoryPath(spec, project);
   const registry = registryOf(imagePath);
   if (!registry) throw failure(`${imagePath} is not an Artifact Registry image path (REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE).`);
+  const base = baseImageFor(spec, spec.settings.base_image, wantsGpu(spec.settings));
+  if (chooseBuilder(spec, spec.settings.builder, base).builder === "oci") {
+    // No Docker: the repository is looked up while the image is assembled; nothing is created or pushed before the gate.
+    const exists = google.api.repositoryExists(registry.project, registry.region, registry.repository);
+    exists.catch(() => {});
+    const uri = registryOverride(imagePath, ctx.env);
+    const token = await google.session.accessToken();
+    // Artifact Registry's token login: user oauth2accesstoken, the access token as password (cloud.google.com/artifact-registry/docs/docker/authentication#token).
+    const assembled = await assembleForRegistry(spec, base, uri.split("/")[0]!, { user: TOKEN_USER, password: token }, ctx);
+    if (assembled) {
+      if (!(await (options.gate ?? Promise.resolve(true)))) throw failure("Stopped before pushing: the checks before it failed.");
+      if (!(await exists)) {
+        ctx.reporter.info(`Creating the Artifact Registry repository ${registry.repository} in ${registry.project} (${registry.region}).`);
+        await google.api.createRepository(registry.project, registry.region, registry.repository);
+      }
+      const pushed = await pushAssembled(assembled, uri, ctx);
+      return { ...pushed, image: `${imagePath}@${pushed.image.split("@")[1]!}` };
+    }
+  } else if (spec.settings.builder === "auto") {
+    await resolveBuilder(spec, "auto", base, ctx);
+  }
   let found: Promise<boolean> | undefined;
   const askRegistry = (): void => {
     found = google.api.repositoryExists(registry.project, registry.region, registry.repository);

@@ -2,7 +2,7 @@
 import type { Schema, SettingsOf } from "../../spec/schema.js";
 import type { JobRecord } from "../../jobs/job.js";
 import type { JobSpec } from "../../spec/types.js";
-import { commonSchema } from "../common.js";
+import { builderSetting, commonSchema, pythonVersionSetting } from "../common.js";
 
 /** The region used when none is named (Vertex AI's own default in its samples and the gcloud CLI). */
 export const DEFAULT_REGION = "us-central1";
@@ -59,6 +59,8 @@ export const vertexSchema = {
   },
   environment: { type: { kind: "list" }, default: [], doc: "Environment variables of the job, as KEY=VALUE items." },
   labels: { type: { kind: "list" }, default: [], doc: "Labels on the job, as KEY=VALUE items (lowercase; alekseylearn adds its own)." },
+  builder: builderSetting,
+  python_version: pythonVersionSetting,
   base_image: {
     type: { kind: "string" },
     default: "auto",

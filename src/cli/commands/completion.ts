@@ -66,8 +66,9 @@ export const run: CommandRun = async (args, _ctx, output) => {
   if (shell === "bash") output.out(`${bashCompletion(backends)}complete -o default -o bashdefault -F _alekseylearn alekseylearn\n`);
   else if (shell === "zsh")
     output.out(`# alekseylearn completion for zsh. Load it with: source <(alekseylearn completion zsh)   # or add that line to ~/.zshrc
-autoload -U +X compinit && compinit
-autoload -U +X bashcompinit && bashcompinit
+# zsh's completion system and its bash emulation, unless ~/.zshrc loaded them already (compinit once is enough).
+(( $+functions[compdef] )) || { autoload -U +X compinit && compinit; }
+(( $+functions[complete] )) || { autoload -U +X bashcompinit && bashcompinit; }
 ${bashCompletion(backends)}complete -o default -F _alekseylearn alekseylearn\n`);
   else
     throw new UserError(

@@ -3,7 +3,7 @@ import { forget, jobs } from "../../jobs/lifecycle.js";
 import { redactRecord } from "../../jobs/records.js";
 import { printable } from "../../storage/archive.js";
 import type { CommandRun } from "../commands.js";
-import { hostCount, jobDuration, table } from "../render.js";
+import { hostsCell, jobDuration, stateCell, table } from "../render.js";
 
 export const run: CommandRun = async (args, ctx, output) => {
   if (typeof args.options.rm === "string") {
@@ -22,7 +22,7 @@ export const run: CommandRun = async (args, ctx, output) => {
   }
   // What a record says is data: printed with its control characters escaped, as archive names are.
   const rows = records.map((job) =>
-    [job.name, job.backend, job.state, String(hostCount(job)), job.createdAt.replace("T", " ").slice(0, 19), jobDuration(job), job.model ?? job.jobOutput].map(
+    [job.name, job.backend, stateCell(job), hostsCell(job), job.createdAt.replace("T", " ").slice(0, 19), jobDuration(job), job.model ?? job.jobOutput].map(
       printable,
     ),
   );
