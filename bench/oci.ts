@@ -64,7 +64,7 @@ try {
   const ociDir = path.join(work, "oci");
   const dockerDir = path.join(work, "docker");
   for (const dir of [ociDir, dockerDir]) fs.cpSync(path.join(repo, "examples", "iris"), dir, { recursive: true });
-  fs.writeFileSync(path.join(dockerDir, "Dockerfile"), dockerfileFor(buildSpec({ artifact: "train.py", backend: "local" }, dockerDir), base));
+  fs.writeFileSync(path.join(dockerDir, "Dockerfile"), dockerfileFor(await buildSpec({ artifact: "train.py", backend: "local" }, dockerDir), base));
   for (const [name, text] of Object.entries(contextRuntimeFiles())) {
     fs.mkdirSync(path.dirname(path.join(dockerDir, name)), { recursive: true });
     fs.writeFileSync(path.join(dockerDir, name), text);

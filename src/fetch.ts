@@ -183,8 +183,8 @@ async function providerOutputs(model: string): Promise<Backend | undefined> {
   const scheme = schemeOf(model);
   // The storages' own schemes need no backend: a fetch from a file, s3:// or gs:// loads none of the backends' modules.
   if (!scheme || scheme === "s3" || scheme === "gs") return undefined;
-  const { backends } = await import("./backends/registry.js");
-  return Object.values(backends).find((backend) => backend.outputScheme === scheme);
+  const { allBackends } = await import("./backends/registry.js");
+  return (await allBackends()).find((backend) => backend.outputScheme === scheme);
 }
 
 /** Fetch a model: download its archive and, unless told not to, extract it safely into `to`. */

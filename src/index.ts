@@ -9,7 +9,7 @@ export { init, type InitResult } from "./jobs/init.js";
 export { buildSpec, type FitRequest } from "./jobs/spec.js";
 export { makeContext, defaultDirs, silentReporter, type Context, type Reporter } from "./context.js";
 export { UserError, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED } from "./errors.js";
-export { backends, getBackend } from "./backends/registry.js";
+export { allBackends, builtBackends, getBackend } from "./backends/registry.js";
 export type { Backend, SubmissionPlan, ProviderRequest } from "./backends/types.js";
 export type { JobRecord, JobState } from "./jobs/records.js";
 export type { JobSpec, BackendName, TrainingArtifact, EnvironmentFile } from "./spec/types.js";

@@ -34,7 +34,7 @@ export interface BuildRequest extends Pick<FitRequest, "artifact" | "entry" | "e
 export async function build(request: BuildRequest, ctx: Context): Promise<OciBuildResult> {
   const { settings, problems } = validateSettings(buildSchema, request.config ?? {}, "alekseylearn build (the SageMaker backend's image settings)");
   if (problems.length) throw new UserError(problems.join("; ") + ".");
-  const spec = buildSpec(
+  const spec = await buildSpec(
     {
       artifact: request.artifact,
       backend: "local",

@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Context } from "../context.js";
-import { backends, getBackend } from "../backends/registry.js";
+import { allBackends, getBackend } from "../backends/registry.js";
 import type { Backend, DoctorCheck } from "../backends/types.js";
 import { UserError } from "../errors.js";
 import { daemonlessBuilderCheck, imageBuilderCheck, probe } from "../package/builder-check.js";
@@ -166,7 +166,7 @@ export async function doctor(ctx: Context, options: DoctorOptions = {}): Promise
   const project = loadProjectConfig(ctx.cwd);
   const config: Record<string, unknown> = { ...project?.config, ...options.config };
   const asked = options.backend ?? project?.backend;
-  const chosen = options.backend ? getBackend(options.backend).name : undefined;
+  const chosen = options.backend ? (await getBackend(options.backend)).name : undefined;
   const checks: DoctorLine[] = [];
   const add = (backend: string, found: DoctorCheck[]): void => void checks.push(...found.map((check) => ({ backend, ...check })));
 
@@ -174,8 +174,9 @@ export async function doctor(ctx: Context, options: DoctorOptions = {}): Promise
   const owner: BackendName = (asked as BackendName | undefined) ?? backendForOutputPath(config.output_path);
   const settingsFor = (backend: Backend): Record<string, unknown> => (backend.name === owner ? config : {});
 
-  if (!chosen || chosen === "local") add("local", await machineChecks(settingsFor(backends.local!), ctx));
-  for (const backend of Object.values(backends)) {
+  const backends = chosen ? [await getBackend(chosen)] : await allBackends();
+  if (!chosen || chosen === "local") add("local", await machineChecks(settingsFor(await getBackend("local")), ctx));
+  for (const backend of backends) {
     if (!backend.doctor || (chosen && backend.name !== chosen)) continue;
     add(backend.name, await backend.doctor(doctorSpec(backend, settingsFor(backend), ctx), ctx, { asked: backend.name === chosen || backend.name === owner }));
   }

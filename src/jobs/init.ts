@@ -8,7 +8,7 @@ import path from "node:path";
 import type { Context } from "../context.js";
 import { UserError } from "../errors.js";
 import { baseImageFor, imageFiles } from "../package/image.js";
-import { backends, getBackend } from "../backends/registry.js";
+import { allBackends, getBackend } from "../backends/registry.js";
 import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 
@@ -55,16 +55,16 @@ export async function init(request: FitRequest, ctx: Context, options: { overwri
   const config = request.config ?? {};
   // The image only needs the artifact and its environment; the role needs the SageMaker settings and inputs (they scope the role's S3 access).
   const spec = options.createRole
-    ? buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
-    : buildSpec({ ...request, backend: "local", inputs: {}, config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
-  const backend = getBackend(spec.backend);
+    ? await buildSpec({ ...request, backend: request.backend ?? "sagemaker" }, ctx.cwd)
+    : await buildSpec({ ...request, backend: "local", inputs: {}, config: config.base_image !== undefined ? { base_image: config.base_image } : {} }, ctx.cwd);
+  const backend = await getBackend(spec.backend);
   if (options.createRole && !backend.createRole)
     throw new UserError(
       `--create-role makes the identity a backend's jobs run as; the ${spec.backend} backend has none to make. Use it with --backend sagemaker.`,
     );
   // The config is not validated here (the image needs only base_image), so the backend named says whether it asks for a GPU, or, with none named, any backend.
-  const named = options.createRole ? backend : request.backend !== undefined ? getBackend(request.backend) : undefined;
-  const gpu = named ? named.wantsGpu(config) : Object.values(backends).some((each) => each.wantsGpu(config));
+  const named = options.createRole ? backend : request.backend !== undefined ? await getBackend(request.backend) : undefined;
+  const gpu = named ? named.wantsGpu(config) : (await allBackends()).some((each) => each.wantsGpu(config));
   const result: InitResult = {
     ...writeImageFiles(spec, gpu, options.overwrite ?? false, ctx.cwd),
   };

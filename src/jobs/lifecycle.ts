@@ -9,13 +9,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Context } from "../context.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, UserError } from "../errors.js";
-import { backends, getBackend } from "../backends/registry.js";
+import { allBackends, getBackend } from "../backends/registry.js";
 import type { Backend, LogOptions, SubmissionPlan } from "../backends/types.js";
 import { buildSpec, type FitRequest } from "./spec.js";
 import type { JobSpec } from "../spec/types.js";
 import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";
-import { hasOwnDockerfile } from "../package/image.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, skippedRecordWarning, type JobRecord } from "./records.js";
 import { printable } from "../storage/archive.js";
@@ -38,7 +37,7 @@ export interface FollowResult {
 export async function refresh(job: JobRecord, ctx: Context): Promise<JobRecord> {
   const store = new JobStore(ctx.stateDir);
   const latest = store.find(job.name) ?? job;
-  const changes = await getBackend(latest.backend).describe(latest, ctx);
+  const changes = await (await getBackend(latest.backend)).describe(latest, ctx);
   if (!Object.keys(changes).length) return latest;
   return store.find(latest.name) ? store.update(latest.name, changes) : { ...latest, ...changes };
 }
@@ -93,7 +92,7 @@ async function checkEnded(backend: Backend, job: JobRecord, ctx: Context): Promi
  * running (clouds), as its backend says.
  */
 export async function follow(job: JobRecord, ctx: Context): Promise<FollowResult> {
-  const backend = getBackend(job.backend);
+  const backend = await getBackend(job.backend);
   const watching = new AbortController();
   const onAbort = (): void => {
     if (backend.onInterrupt === "stop") {
@@ -130,9 +129,9 @@ export interface FitOptions {
 }
 
 /** The validated spec, its backend and the job's first record (named as given, or a made name; not saved), as `fit` and `planFit` both start. */
-function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec: JobSpec; backend: Backend; name: string; job: JobRecord } {
-  const spec = buildSpec(request, ctx.cwd);
-  const backend = getBackend(spec.backend);
+async function prepare(request: FitRequest, ctx: Context, options: FitOptions): Promise<{ spec: JobSpec; backend: Backend; name: string; job: JobRecord }> {
+  const spec = await buildSpec(request, ctx.cwd);
+  const backend = await getBackend(spec.backend);
   const name = options.name ?? makeJobName(artifactStem(spec.artifact));
   if (!isValidJobName(name)) {
     throw new UserError(
@@ -159,7 +158,7 @@ function prepare(request: FitRequest, ctx: Context, options: FitOptions): { spec
  * would be sent, with credentials redacted. No job record, repository, role, object or job is created.
  */
 export async function planFit(request: FitRequest, ctx: Context, options: Pick<FitOptions, "name"> = {}): Promise<SubmissionPlan> {
-  const { spec, backend, job } = prepare(request, ctx, options);
+  const { spec, backend, job } = await prepare(request, ctx, options);
   // A plan is for printing: it holds no credential, by the rule records follow (the spec's own secret values, config file's included).
   // Secret-named hyperparameters are redacted before the plan is made, as a request may carry them encoded (Kaggle's payload is deflated).
   const hyperparameters = Object.fromEntries(
@@ -191,14 +190,15 @@ function startSupervisor(name: string, setup: unknown, spec: JobSpec, ctx: Conte
  * end. Resolves with the job's record; a failed or stopped job is a UserError.
  */
 export async function fit(request: FitRequest, ctx: Context, options: FitOptions = {}): Promise<FollowResult> {
-  const { spec, backend, name, job: first } = prepare(request, ctx, options);
+  const { spec, backend, name, job: first } = await prepare(request, ctx, options);
   const store = new JobStore(ctx.stateDir);
   if (!spec.environment) {
     ctx.reporter.warn(
       `No requirements.txt or environment.yml beside ${spec.artifact.entry}: the job runs in a fresh environment with nothing extra installed (pass one with --envfile).`,
     );
   }
-  if (options.overwriteImage && hasOwnDockerfile(spec)) {
+  // The image's modules are loaded only for a job that asks for them (a local run needs none).
+  if (options.overwriteImage && (await import("../package/image.js")).hasOwnDockerfile(spec)) {
     const { writeImageFiles } = await import("./init.js");
     for (const file of writeImageFiles(spec, backend.wantsGpu(spec.settings), true, ctx.cwd).written) ctx.reporter.info(`Rewrote ${file}`);
   }
@@ -237,7 +237,7 @@ export async function findJob(name: string, ctx: Context): Promise<JobRecord> {
 /** A job this machine has no record of, from the first provider that knows `name`. */
 export async function lookupElsewhere(name: string, ctx: Context): Promise<JobRecord | undefined> {
   if (!isValidJobName(name)) return undefined;
-  for (const backend of Object.values(backends)) {
+  for (const backend of await allBackends()) {
     const found = await backend.lookup?.(name, ctx);
     // Kept here from now on, so the next command finds it without asking.
     if (found) return new JobStore(ctx.stateDir).save(found);
@@ -262,7 +262,7 @@ export async function jobs(ctx: Context): Promise<JobRecord[]> {
 /** A job's log lines; with `follow`, until it ends. */
 export async function* logs(name: string, ctx: Context, options: LogOptions): AsyncIterable<string> {
   const job = await findJob(name, ctx);
-  yield* getBackend(job.backend).logs(job, ctx, { refresh: () => refresh(job, ctx), ...options });
+  yield* (await getBackend(job.backend)).logs(job, ctx, { refresh: () => refresh(job, ctx), ...options });
 }
 
 /**
@@ -297,7 +297,7 @@ function runPathsOf(stateDir: string, name: string): string {
 /** Ask a job to stop; resolves with its record once the request is made. */
 export async function stop(name: string, ctx: Context): Promise<JobRecord> {
   const job = await findJob(name, ctx);
-  const backend = getBackend(job.backend);
+  const backend = await getBackend(job.backend);
   if (isFinal(job.state)) throw new UserError(`Job ${name} has already ended (${job.state}).`, undefined, 1);
   const changes = await backend.stop(job, ctx);
   // What the stop changed is saved, and the refresh starts from it (its provider's fields are carried on).

@@ -17,7 +17,7 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal
 const store = new JobStore(stateDir);
 const saved = store.update(name, { pid: process.pid });
 const { getBackend } = await import("../backends/registry.js");
-const backend = getBackend(saved.backend);
+const backend = await getBackend(saved.backend);
 if (!backend.runDetached) throw new Error(`the ${backend.name} backend runs no job on this machine`);
 // The record's settings, typed again by the backend's schema (they were validated by it when the job was made).
 // The hyperparameters as given, from the process that started this one: the record holds secret-named ones redacted.

@@ -4,8 +4,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
 import { UserError } from "../errors.js";
+import { yaml } from "../yaml.js";
 import type { EnvironmentFile, TrainingArtifact } from "../spec/types.js";
 
 const KINDS: Record<string, TrainingArtifact["kind"]> = { ".py": "script", ".ipynb": "notebook" };
@@ -95,7 +95,7 @@ export function readEnvironmentFile(file: string): EnvironmentFile {
   if (kind === "conda") {
     let doc: unknown;
     try {
-      doc = parseYaml(content);
+      doc = yaml().parse(content);
     } catch (err) {
       const reason = (err as Error).message.split("\n")[0]!.replace(/:\s*$/, "");
       throw new UserError(`${file} is not valid YAML: ${reason}`, "Fix the file, or pass a requirements.txt with --envfile.");

@@ -8,11 +8,11 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import * as tar from "tar";
 import type { Reporter } from "../context.js";
 import { UserError } from "../errors.js";
 import type { JobSpec } from "../spec/types.js";
 import { artifactStem } from "./artifact.js";
+import { loadTar } from "../storage/archive.js";
 import { codePaths } from "./bundle.js";
 import { packShipment, reportShipment, shippableRequirements, shippedFiles, type Shipment } from "./ship.js";
 import { ENTRYPOINT, NOTEBOOK_PACKAGES, RUNTIME_IN_CONTEXT, RUNTIME_IN_IMAGE, runtimeFiles } from "./runtime.js";
@@ -191,7 +191,8 @@ export async function writeBuildContext(
         (message) => report.reporter.warn(message),
         (message) => report.reporter.info(message),
       );
-    packShipment(shipment, file, (name) => extra.includes(name.split("/")[0]!));
+    await packShipment(shipment, file, (name) => extra.includes(name.split("/")[0]!));
+    const tar = await loadTar();
     // Explicit sorted paths, written one after the other (no folder walking, no concurrency), so the bytes never vary.
     const options = { portable: true, mtime: new Date(0), noDirRecurse: true, sync: true as const, file };
     if (extra.length)

@@ -22,9 +22,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import * as tar from "tar";
 import { failure, UserError } from "../errors.js";
-import { printable } from "../storage/archive.js";
+import { loadTar, printable } from "../storage/archive.js";
 import { hasUrlCredentials } from "../redact.js";
 import { isCode } from "./bundle.js";
 import { parseDockerignore } from "./dockerignore.js";
@@ -330,7 +329,8 @@ export function shipmentEntries(shipment: Shipment): string[] {
  * owners, so the same tree gives the same bytes), leaving out the entries for
  * which `skip` holds; rewritten files go in with the text that ships.
  */
-export function packShipment(shipment: Shipment, file: string, skip: (relative: string) => boolean = () => false): void {
+export async function packShipment(shipment: Shipment, file: string, skip: (relative: string) => boolean = () => false): Promise<void> {
+  const tar = await loadTar();
   const options = { portable: true, mtime: new Date(0), noDirRecurse: true, sync: true as const, file };
   const entries = shipmentEntries(shipment).filter((entry) => !skip(entry));
   const plain = entries.filter((entry) => !(entry in shipment.rewritten));

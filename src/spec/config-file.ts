@@ -5,10 +5,11 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { isMap, isScalar, parseDocument, Scalar } from "yaml";
+import type { Document } from "yaml";
 import { parse as parseToml } from "smol-toml";
 import { UserError } from "../errors.js";
 import { nearest } from "./nearest.js";
+import { yaml } from "../yaml.js";
 
 /** What a project config file may say; paths in it are resolved against the file's folder. */
 export interface ProjectConfig {
@@ -47,7 +48,8 @@ function text(file: string, key: string, value: unknown): string | undefined {
  * given), from a YAML document: a plain scalar's own text, a quoted one's string, a list or mapping's
  * source text. Keys whose value is not there (null) are left out, for the caller's check to name.
  */
-function yamlHyperparameterText(doc: ReturnType<typeof parseDocument>, source: string): Record<string, string> {
+function yamlHyperparameterText(doc: Document.Parsed, source: string): Record<string, string> {
+  const { isMap, isScalar, Scalar } = yaml();
   const node = doc.get("hyperparameters", true);
   const texts: Record<string, string> = {};
   if (!isMap(node)) return texts;
@@ -124,7 +126,7 @@ export function loadProjectConfig(dir: string): ProjectConfig | undefined {
     const file = path.join(dir, name);
     if (!fs.existsSync(file)) continue;
     const source = fs.readFileSync(file, "utf8");
-    const document = parseDocument(source);
+    const document = yaml().parseDocument(source);
     const error = document.errors[0];
     if (error) throw new UserError(`${file} is not valid YAML: ${error.message.split("\n")[0]!.replace(/:\s*$/, "")}`);
     return interpretProjectConfig(file, document.toJS() ?? {}, yamlHyperparameterText(document, source));

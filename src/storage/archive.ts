@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
-import * as tar from "tar";
+import type * as Tar from "tar";
 import { EXIT_INTERRUPTED, failure, isErrnoError, UserError } from "../errors.js";
 
 /** Tar entry types that extraction accepts; everything else (devices, FIFOs, vendor types) refuses the archive. */
@@ -96,6 +96,14 @@ export function parseSize(text: string): number | undefined {
   return Math.floor(Number(match[1]) * 1024 ** power);
 }
 
+/**
+ * node-tar, loaded on first use: a command that packs or unpacks nothing (most of them) does not pay for loading it. A
+ * local run starts loading it while its job runs (`loadTar` without waiting), so packing the model costs it nothing then.
+ */
+export function loadTar(): Promise<typeof Tar> {
+  return import("tar");
+}
+
 /** Every entry under `dir` (files, links and folders), relative, with forward slashes, sorted. Links are not followed. */
 function walk(dir: string, under = ""): string[] {
   const names: string[] = [];
@@ -112,6 +120,7 @@ export async function packFolder(dir: string, archive: string): Promise<number> 
   const entries = fs.readdirSync(dir).sort();
   if (entries.length === 0) return 0;
   const tmp = `${archive}.partial-${randomBytes(4).toString("hex")}`;
+  const tar = await loadTar();
   try {
     await tar.c({ gzip: true, cwd: dir, portable: true, file: tmp }, entries);
     fs.renameSync(tmp, archive);
@@ -165,7 +174,7 @@ function symlinkRefusal(segments: readonly string[], target: string): string | u
 }
 
 /** Why an entry may not be extracted, or undefined when it may. `symlinks` holds the keys of the link entries seen so far. */
-function refusal(entry: tar.ReadEntry, symlinks: Set<string>): string | undefined {
+function refusal(entry: Tar.ReadEntry, symlinks: Set<string>): string | undefined {
   const name = printable(entry.path);
   if (!ALLOWED_TYPES.has(entry.type)) return `entry "${name}" is a ${entry.type}, which a model archive has no business holding`;
   if (isAbsolute(entry.path)) return `entry "${name}" has an absolute path`;
@@ -191,7 +200,7 @@ function refusal(entry: tar.ReadEntry, symlinks: Set<string>): string | undefine
 }
 
 /** Drop setuid, setgid and sticky bits, and keep what is extracted readable and writable by the user. */
-function tameMode(entry: tar.ReadEntry): void {
+function tameMode(entry: Tar.ReadEntry): void {
   if (entry.mode === undefined) return;
   entry.mode = (entry.mode & 0o777) | (entry.type === "Directory" ? 0o700 : 0o600);
 }
@@ -258,6 +267,7 @@ async function unpackChecked(archive: string, staging: string, limits: SizeLimit
     // A gzip archive is inflated here, not by node-tar (see CHUNK). node-tar still reads zstd and brotli itself, under its
     // decompression ratio; gzip cannot exceed that ratio (see MAX_DECOMPRESSION_RATIO), and the size rules below apply to every archive.
     const gunzip = (await startsWithGzip(source)) ? zlib.createGunzip({ chunkSize: CHUNK }) : undefined;
+    const tar = await loadTar();
     await new Promise<void>((resolve, reject) => {
       const unpack = new tar.Unpack({
         cwd: staging,
@@ -267,7 +277,7 @@ async function unpackChecked(archive: string, staging: string, limits: SizeLimit
         filter: (_path, entry) => {
           checked.add(entry);
           if (refusals.length) return false;
-          const readEntry = entry as tar.ReadEntry;
+          const readEntry = entry as Tar.ReadEntry;
           const why = refusal(readEntry, symlinks);
           if (why) refusals.push({ message: why, hint: MALICIOUS_HINT });
           else {
@@ -292,7 +302,7 @@ async function unpackChecked(archive: string, staging: string, limits: SizeLimit
         onwarn: (_code, message) => refusals.push({ message: printable(String(message)), hint: MALICIOUS_HINT }),
       });
       // node-tar skips entries of unknown types without calling `filter`; a model archive has none.
-      unpack.on("ignoredEntry", (entry: tar.ReadEntry) => {
+      unpack.on("ignoredEntry", (entry: Tar.ReadEntry) => {
         if (!checked.has(entry)) refusals.push({ message: `entry "${printable(entry.path)}" is of an unknown type (${entry.type})`, hint: MALICIOUS_HINT });
       });
       unpack.on("error", reject);

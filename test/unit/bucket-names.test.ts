@@ -38,7 +38,7 @@ test("S3 bucket names: the rules of docs.aws.amazon.com/AmazonS3/latest/userguid
     assert.notDeepEqual(s3BucketProblems(bad), [], bad);
 });
 
-test("output paths with a '..' part, '?' or a control character are refused; the spec names every problem before anything runs", () => {
+test("output paths with a '..' part, '?' or a control character are refused; the spec names every problem before anything runs", async () => {
   assert.deepEqual(outputLocationProblems("s3://bucket/sagemaker/runs"), []);
   assert.deepEqual(outputLocationProblems("/home/me/out"), []);
   assert.match(outputLocationProblems("gs://bucket/runs/../x").join(), /'\.' or '\.\.' part/);
@@ -52,7 +52,7 @@ test("output paths with a '..' part, '?' or a control character are refused; the
     ["sagemaker", "s3://bucket/runs/../x", /'\.' or '\.\.' part/],
     ["sagemaker", "s3://xn--bucket/runs", /may not start with xn--.*bucketnamingrules\.html/],
   ] as const)
-    assert.throws(
+    await assert.rejects(
       () => buildSpec({ artifact: "train.py", backend, config: { output_path: outputPath, project: "p" } }, dir),
       (err: unknown) => err instanceof UserError && problem.test([err.message, ...err.details].join("\n")),
       outputPath,

@@ -187,21 +187,22 @@ test("pip's arguments: wheels only, for manylinux x86_64 and the image's Python;
   assert.throws(() => pythonVersionFor({}, "three", "b"), UserError);
 });
 
-test("config.builder=auto: oci unless the artifact needs Docker (environment.yml, apt.txt, its own Dockerfile unlike the generated one); oci refuses those clearly", () => {
+test("config.builder=auto: oci unless the artifact needs Docker (environment.yml, apt.txt, its own Dockerfile unlike the generated one); oci refuses those clearly", async () => {
   const spec = (files: Record<string, string>) =>
     buildSpec({ artifact: "train.py", backend: "local" }, writeTree({ "train.py": "print(1)\n", ...files }, "oci-choose-"));
   const base = "python:3.11-slim";
-  assert.deepEqual(chooseBuilder(spec({ "requirements.txt": "numpy\n" }), "auto", base), { builder: "oci" });
-  assert.equal(chooseBuilder(spec({}), "docker", base).builder, "docker");
-  assert.match(chooseBuilder(spec({ "environment.yml": "name: x\ndependencies: [python=3.11]\n" }), "auto", base).reason ?? "", /conda/);
-  assert.match(chooseBuilder(spec({ "apt.txt": "libgomp1\n" }), "auto", base).reason ?? "", /apt\.txt/);
-  assert.match(chooseBuilder(spec({ Dockerfile: "FROM scratch\n" }), "auto", base).reason ?? "", /own Dockerfile/);
+  assert.deepEqual(chooseBuilder(await spec({ "requirements.txt": "numpy\n" }), "auto", base), { builder: "oci" });
+  assert.equal(chooseBuilder(await spec({}), "docker", base).builder, "docker");
+  assert.match(chooseBuilder(await spec({ "environment.yml": "name: x\ndependencies: [python=3.11]\n" }), "auto", base).reason ?? "", /conda/);
+  assert.match(chooseBuilder(await spec({ "apt.txt": "libgomp1\n" }), "auto", base).reason ?? "", /apt\.txt/);
+  assert.match(chooseBuilder(await spec({ Dockerfile: "FROM scratch\n" }), "auto", base).reason ?? "", /own Dockerfile/);
   // The generated Dockerfile, left beside the artifact, needs no Docker.
-  const generated = spec({});
+  const generated = await spec({});
   fs.writeFileSync(path.join(generated.artifact.dir, "Dockerfile"), dockerfileFor(generated, base, { apt: false }));
-  assert.deepEqual(chooseBuilder(buildSpec({ artifact: "train.py", backend: "local" }, generated.artifact.dir), "auto", base), { builder: "oci" });
+  assert.deepEqual(chooseBuilder(await buildSpec({ artifact: "train.py", backend: "local" }, generated.artifact.dir), "auto", base), { builder: "oci" });
+  const needsApt = await spec({ "apt.txt": "libgomp1\n" });
   assert.throws(
-    () => chooseBuilder(spec({ "apt.txt": "libgomp1\n" }), "oci", base),
+    () => chooseBuilder(needsApt, "oci", base),
     (err: Error) => err instanceof UserError && /config\.builder=oci cannot build this artifact/.test(err.message),
   );
 });

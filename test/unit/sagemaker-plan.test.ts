@@ -120,13 +120,13 @@ test("bad input: every problem is named at once", () => {
   );
 });
 
-test("bad input: an output path that is not s3:// is refused on sagemaker", () => {
+test("bad input: an output path that is not s3:// is refused on sagemaker", async () => {
   const dir = writeTree({ "train.py": "" });
-  assert.throws(
+  await assert.rejects(
     () => buildSpec({ artifact: "train.py", backend: "sagemaker", config: { output_path: "./out" } }, dir),
     (err: UserError) => /must be an s3:\/\/ location on SageMaker/.test(err.message),
   );
-  assert.throws(
+  await assert.rejects(
     () => buildSpec({ artifact: "train.py", backend: "sagemaker" }, dir),
     (err: UserError) => /output_path is required/.test([err.message, ...err.details].join("\n")),
   );
@@ -207,7 +207,7 @@ test("the backend says a GPU instance type (P and G families) asks for a GPU, al
 
 test("build context: sorted, timeless, no caches; generated files added; an environment file outside the folder comes along", async () => {
   const root = writeTree({ "proj/train.py": "", "proj/lib/util.py": "", "proj/__pycache__/x.pyc": "", "proj/.git/HEAD": "", "reqs.txt": "joblib\n" });
-  const s = buildSpec({ artifact: "proj", entry: "train.py", envfile: "reqs.txt", config: { output_path: OUT } }, root);
+  const s = await buildSpec({ artifact: "proj", entry: "train.py", envfile: "reqs.txt", config: { output_path: OUT } }, root);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
   await writeBuildContext(s, "python:3.11-slim", file);
   const entries: { path: string; mtime: number }[] = [];
@@ -328,7 +328,7 @@ test(".dockerignore is read as Docker reads it: excluded files are not packed, e
     "proj/keep.csv": "",
     "proj/.dockerignore": "data\n*.csv\n!keep.csv\nDockerfile\n",
   });
-  const s = buildSpec({ artifact: "proj/train.py", config: { output_path: OUT } }, root);
+  const s = await buildSpec({ artifact: "proj/train.py", config: { output_path: OUT } }, root);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
   await writeBuildContext(s, "python:3.11-slim", file);
   const names: string[] = [];

@@ -112,7 +112,7 @@ test("secrets never ship: the refusal list keeps each one out of the SageMaker b
   for (const secretPath of EXPECTED_SECRETS) assert.equal(warnings.filter((w) => w.includes(` ${secretPath}:`)).length, 1, secretPath);
   assert.ok(!warnings.join("\n").includes(secret), "a warning names the path only");
 
-  const spec = buildSpec({ artifact: "proj", entry: "train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, root);
+  const spec = await buildSpec({ artifact: "proj", entry: "train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, root);
   const context = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
   const reported: string[] = [];
   await writeBuildContext(spec, "python:3.11-slim", context, { env: {}, reporter: { warn: (m) => reported.push(m), info: (m) => reported.push(m) } });
@@ -121,7 +121,7 @@ test("secrets never ship: the refusal list keeps each one out of the SageMaker b
   assert.ok(image.names.includes("train.py") && image.names.includes("lib/util.py") && image.names.includes("Dockerfile"));
   assert.equal(reported.filter((m) => m.startsWith("Not shipping")).length, EXPECTED_SECRETS.length);
 
-  const kaggleSpec = buildSpec({ artifact: "proj", entry: "train.py", backend: "kaggle" }, root);
+  const kaggleSpec = await buildSpec({ artifact: "proj", entry: "train.py", backend: "kaggle" }, root);
   const archive = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "code-")), "code.tar.gz");
   await packCode(kaggleSpec, archive, { env: {}, reporter: { info() {}, warn() {}, jobLine() {} } });
   const code = await tarText(archive);
@@ -200,11 +200,11 @@ test("requirements: lines with a credential in a URL never ship; the image build
 
   const root = writeTree({ "proj/train.py": "", "proj/requirements.txt": requirements, "proj/tools/requirements-dev.txt": requirements });
   // SageMaker refuses it while checking the spec, before anything; the build itself refuses it too (the local container runner).
-  assert.throws(
+  await assert.rejects(
     () => buildSpec({ artifact: "proj/train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, root),
     (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line) && !line.includes(secret)),
   );
-  const spec = buildSpec({ artifact: "proj/train.py", backend: "local", config: { runner: "docker" } }, root);
+  const spec = await buildSpec({ artifact: "proj/train.py", backend: "local", config: { runner: "docker" } }, root);
   const context = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ctx-")), "context.tar");
   await assert.rejects(
     writeBuildContext(spec, "python:3.11-slim", context),
@@ -215,13 +215,13 @@ test("requirements: lines with a credential in a URL never ship; the image build
 
   // A requirements file that is not the job's environment ships, cleaned.
   const other = writeTree({ "proj/train.py": "", "proj/requirements.txt": "joblib\n", "proj/tools/requirements-dev.txt": requirements });
-  const otherSpec = buildSpec({ artifact: "proj/train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, other);
+  const otherSpec = await buildSpec({ artifact: "proj/train.py", config: { output_path: "s3://bucket/sagemaker/runs" } }, other);
   await writeBuildContext(otherSpec, "python:3.11-slim", context);
   const packed = await tarText(context);
   assert.ok(packed.names.includes("tools/requirements-dev.txt"));
   assert.ok(!packed.text.includes(secret), "no canary in the build context");
 
-  assert.throws(
+  await assert.rejects(
     () => buildSpec({ artifact: "proj/train.py", backend: "kaggle" }, root),
     (err: unknown) => err instanceof UserError && [err.message, ...err.details].some((line) => /credential in a URL/.test(line)),
   );

@@ -33,7 +33,7 @@ export async function packCode(spec: JobSpec, archive: string, ctx: Pick<Context
   );
   const plain = `${archive}.tar`;
   try {
-    packShipment(shipment, plain);
+    await packShipment(shipment, plain);
     await pipeline(fs.createReadStream(plain), createGzip(), fs.createWriteStream(archive));
   } finally {
     fs.rmSync(plain, { force: true });

@@ -2,8 +2,8 @@
  * The local backend: runs the training artifact on this machine, in a cached
  * virtual environment, with SageMaker's /opt/ml layout made private to the job.
  */
+import { EventEmitter } from "node:events";
 import fs from "node:fs";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
 import { isRecordedProcess } from "../../exec.js";
@@ -13,18 +13,41 @@ import { NOTEBOOK_PACKAGES } from "../../package/runtime.js";
 import { schemeOf } from "../../storage/location.js";
 import type { Backend, JobChanges, SubmitOptions } from "../types.js";
 import { LineSplitter } from "../follow.js";
-import { planLocal } from "./plan.js";
 import { runLocalJob, runPaths, type RunSetup } from "./run.js";
 import { chooseSandbox } from "./sandbox.js";
 import { distributionProblems } from "../common.js";
-import { literalRoots } from "./literal-roots.js";
 import { localSchema, type LocalJob, type LocalProvider } from "./schema.js";
 
 /** Runs started by this process, so `stop` can reach them without a signal. */
 const active = new Map<string, AbortController>();
 
-/** How often a follower looks for new log lines and a changed state (the end of a short job is seen within this; reading a small file this often costs next to nothing). */
+/** How often a follower looks for new log lines and a changed state (reading a small file this often costs next to nothing). */
 const POLL_MS = 20;
+
+/**
+ * Each change this process records of a job it runs (its end above all), told to its follower at once, by the job's name:
+ * the follower of a job run here sees it end without waiting for its next look. Jobs run elsewhere (the detached
+ * supervisor, another command) are looked at every POLL_MS.
+ */
+const recorded = new EventEmitter().setMaxListeners(0);
+
+/** Wait until job `name`'s record changes in this process, or `ms` pass; false when `signal` aborts first. */
+function nextChange(name: string, ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (going: boolean) => (): void => {
+      clearTimeout(timer);
+      recorded.off(name, changed);
+      signal?.removeEventListener("abort", aborted);
+      resolve(going);
+    };
+    const changed = done(true);
+    const aborted = done(false);
+    const timer = setTimeout(changed, ms);
+    recorded.once(name, changed);
+    signal?.addEventListener("abort", aborted, { once: true });
+  });
+}
 
 /** The most bytes of the log read at once: a follower that falls behind catches up in steps of this size, never holding the whole backlog. */
 const READ_BYTES = 1024 * 1024;
@@ -70,7 +93,12 @@ function submitRun(
   const controller = new AbortController();
   active.set(job.name, controller);
   const changes = { pid: process.pid, logFile, provider: how.provider };
-  void runLocalJob({ ...job, ...changes }, how.setup, ctx, controller.signal, options.record).finally(() => active.delete(job.name));
+  const record = (change: JobChanges<LocalProvider>): ReturnType<typeof options.record> => {
+    const saved = options.record(change);
+    recorded.emit(job.name);
+    return saved;
+  };
+  void runLocalJob({ ...job, ...changes }, how.setup, ctx, controller.signal, record).finally(() => active.delete(job.name));
   return changes;
 }
 
@@ -79,7 +107,8 @@ function submitRun(
  * refused before anything runs (config.sandbox=auto), or run with a warning naming the line (config.sandbox=none, asked
  * for explicitly).
  */
-function refuseLiteralRoots(spec: LocalJob["spec"], reason: string, ctx: Context): void {
+async function refuseLiteralRoots(spec: LocalJob["spec"], reason: string, ctx: Context): Promise<void> {
+  const { literalRoots } = await import("./literal-roots.js");
   const found = literalRoots(spec);
   if (!found.length) return;
   const first = found[0]!;
@@ -110,7 +139,8 @@ export const localBackend = {
   summary: "this machine, in a cached Python environment with a private /opt/ml (the default)",
   schema: localSchema,
   onInterrupt: "stop",
-  plan: planLocal,
+  // The plan's modules (the image's, for runner=docker) are loaded only for `fit --dry-run`.
+  plan: async (job, ctx) => (await import("./plan.js")).planLocal(job, ctx),
   // No setting asks for one: a job here uses this machine's GPUs, if any (runner=docker passes them to the container).
   wantsGpu: (_settings) => false,
 
@@ -139,7 +169,7 @@ export const localBackend = {
     if (sandbox.reason !== undefined) {
       if (spec.settings.sandbox === "bwrap")
         throw failure(`config.sandbox=bwrap, but ${sandbox.reason}.`, "Install bubblewrap (apt-get install bubblewrap), or use --config.sandbox=auto.");
-      refuseLiteralRoots(spec, sandbox.reason, ctx);
+      await refuseLiteralRoots(spec, sandbox.reason, ctx);
       const gs = Object.entries(spec.hyperparameters).find(([, value]) => typeof value === "string" && value.startsWith("gs://"));
       if (gs)
         ctx.reporter.warn(
@@ -197,11 +227,7 @@ export const localBackend = {
         yield* lines.end();
         return;
       }
-      try {
-        await sleep(POLL_MS, undefined, { signal: options.signal });
-      } catch {
-        return; // the reader stopped following
-      }
+      if (!(await nextChange(job.name, POLL_MS, options.signal))) return; // the reader stopped following
     }
   },
 

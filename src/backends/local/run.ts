@@ -17,9 +17,8 @@ import type { LocalJob } from "./schema.js";
 import type { JobChanges } from "../types.js";
 import { ML_ROOT } from "../../package/contract.js";
 import { entrypointPath, LOCAL_BUCKET, runtimeEnv, trainArgs, type JobDescription } from "../../package/runtime.js";
-import { trainingRunArgs } from "../../package/docker.js";
 import { which } from "../../package/which.js";
-import { packFolder } from "../../storage/archive.js";
+import { loadTar, packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation, schemeOf } from "../../storage/location.js";
 import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
@@ -183,13 +182,14 @@ interface Launch {
  * The command for `job`: `docker run IMAGE train` (runner=docker), else the entrypoint with this machine's Python, in bwrap
  * when there is one; `host`: one host of a multi-host job (runner=process), with its own folders.
  */
-function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context, host?: LocalHost): Launch {
+async function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<typeof runPaths>, ctx: Context, host?: LocalHost): Promise<Launch> {
   const sandboxed = setup.bwrap !== undefined || setup.image !== undefined;
   const { mounts, inputs } = layout(job, host ?? paths, sandboxed);
   if (setup.image) {
     // The image's runtime lays out the contracts itself, as it does on SageMaker; the container's /gcs and /kaggle are its own.
     const containerEnv = runtimeEnv({ ...localDescription(job, inputs), platform: "container" });
     const gpus = countGpus(ctx.env.PATH) > 0;
+    const { trainingRunArgs } = await import("../../package/docker.js");
     return {
       program: "docker",
       args: trainingRunArgs({
@@ -453,9 +453,11 @@ export async function runLocalJob(
     }
     const hosts: LocalHost[] | undefined =
       names.length > 1 ? names.map((name) => ({ name, ...hostFolders(paths, name), names, port: port!, hostsFile })) : undefined;
-    const launches = hosts
-      ? hosts.map((host) => launchCommand(job, setup, paths, ctx, host))
-      : [launchCommand(job, setup, paths, ctx, port !== undefined ? singleHost(paths, port) : undefined)];
+    const launches = await Promise.all(
+      hosts
+        ? hosts.map((host) => launchCommand(job, setup, paths, ctx, host))
+        : [launchCommand(job, setup, paths, ctx, port !== undefined ? singleHost(paths, port) : undefined)],
+    );
     // The image keeps its own working files (its entrypoint does); a job run here works in its folder, watched from outside.
     const workingDir = setup.image ? undefined : job.spec.artifact.dir;
     // alekseylearn's own state, cache and this job's outputs are not the job's files, wherever they lie.
@@ -466,6 +468,8 @@ export async function runLocalJob(
       startProcess(one, job.spec.artifact.dir, log, setup.bwrap !== undefined, hosts ? `[${hosts[index]!.name}] ` : undefined),
     );
     record({ state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
+    // The packer loads while the job runs, not after it (packOutputs reports a failure to load, should there be one).
+    loadTar().catch(() => undefined);
 
     let stopping = false;
     const stoppers = runnings.map((running) => stopper(job, setup, running, settings.stop_timeout, ctx));

@@ -8,9 +8,9 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import * as tar from "tar";
 import { runtimeFiles } from "../../package/runtime.js";
 import { packShipment, type Shipment } from "../../package/ship.js";
+import { loadTar } from "../../storage/archive.js";
 import { shellWord, shippedRequirements } from "./plan.js";
 import type { SlurmSpec } from "./schema.js";
 
@@ -28,7 +28,8 @@ export async function packBlob(spec: SlurmSpec, shipment: Shipment): Promise<Blo
   const stage = path.join(dir, "stage");
   fs.mkdirSync(path.join(stage, "code"), { recursive: true });
   const code = path.join(dir, "code.tar");
-  packShipment(shipment, code);
+  await packShipment(shipment, code);
+  const tar = await loadTar();
   await tar.x({ file: code, cwd: path.join(stage, "code") });
   for (const [name, text] of Object.entries(runtimeFiles())) {
     const target = path.join(stage, "runtime", name);

@@ -1,5 +1,6 @@
 /** `alekseylearn completion bash|zsh`: a completion script, made from the commands' table and the backends' settings. */
-import { backends } from "../../backends/registry.js";
+import { allBackends } from "../../backends/registry.js";
+import type { Backend } from "../../backends/types.js";
 import { UserError } from "../../errors.js";
 import { GLOBAL_OPTIONS } from "../args.js";
 import { commands, type CommandRun } from "../commands.js";
@@ -10,7 +11,7 @@ function words(list: readonly string[]): string {
 }
 
 /** The bash completion function; zsh runs it through bashcompinit. */
-export function bashCompletion(): string {
+export function bashCompletion(backends: readonly Backend[]): string {
   const commandCases = commands
     .map((command) => {
       const options = [...command.options, ...GLOBAL_OPTIONS].flatMap((option) =>
@@ -21,10 +22,10 @@ export function bashCompletion(): string {
       return `    ${command.name}) opts="${words([...options, ...families])}${config}" ;;`;
     })
     .join("\n");
-  const backendCases = Object.values(backends)
+  const backendCases = backends
     .map((backend) => `    ${backend.name}) keys="${words(Object.keys(backend.schema).map((key) => `--config.${key}=`))}" ;;`)
     .join("\n");
-  const allKeys = [...new Set(Object.values(backends).flatMap((backend) => Object.keys(backend.schema)))].sort().map((key) => `--config.${key}=`);
+  const allKeys = [...new Set(backends.flatMap((backend) => Object.keys(backend.schema)))].sort().map((key) => `--config.${key}=`);
   return `# alekseylearn completion for bash (and zsh through bashcompinit). Load it with:
 #   source <(alekseylearn completion bash)        # or add that line to ~/.bashrc
 _alekseylearn() {
@@ -37,7 +38,7 @@ _alekseylearn() {
     if [ "\${COMP_WORDS[i]}" = "--backend" ]; then backend="\${COMP_WORDS[i+1]}"; fi
   done
   if [ "$prev" = "--backend" ] || { [ "$cmd" = "settings" ] && [ "$COMP_CWORD" -eq 2 ]; }; then
-    COMPREPLY=($(compgen -W "${words(Object.keys(backends))}" -- "$cur"))
+    COMPREPLY=($(compgen -W "${words(backends.map((backend) => backend.name))}" -- "$cur"))
     return
   fi
   case "$cmd" in
@@ -61,13 +62,14 @@ ${backendCases}
 
 export const run: CommandRun = async (args, _ctx, output) => {
   const shell = args.positionals[0];
-  if (shell === "bash") output.out(`${bashCompletion()}complete -o default -o bashdefault -F _alekseylearn alekseylearn\n`);
+  const backends = await allBackends();
+  if (shell === "bash") output.out(`${bashCompletion(backends)}complete -o default -o bashdefault -F _alekseylearn alekseylearn\n`);
   else if (shell === "zsh")
     output.out(`# alekseylearn completion for zsh. Load it with: source <(alekseylearn completion zsh)   # or add that line to ~/.zshrc
 # zsh's completion system and its bash emulation, unless ~/.zshrc loaded them already (compinit once is enough).
 (( $+functions[compdef] )) || { autoload -U +X compinit && compinit; }
 (( $+functions[complete] )) || { autoload -U +X bashcompinit && bashcompinit; }
-${bashCompletion()}complete -o default -F _alekseylearn alekseylearn\n`);
+${bashCompletion(backends)}complete -o default -F _alekseylearn alekseylearn\n`);
   else
     throw new UserError(
       `No completion for ${shell ?? "no shell"}: bash and zsh have one.`,

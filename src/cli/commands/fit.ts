@@ -1,5 +1,5 @@
 /** `alekseylearn fit`: validate, submit, follow, summarise. */
-import { backends, getBackend } from "../../backends/registry.js";
+import { allBackends, getBackend } from "../../backends/registry.js";
 import type { Backend } from "../../backends/types.js";
 import { describeType } from "../../spec/schema.js";
 import { fit, JobEndedError, planFit, type FollowResult } from "../../jobs/lifecycle.js";
@@ -24,12 +24,13 @@ export function backendSettingsHelp(backend: Backend): string {
 /** For `fit --help`: one line per backend pointing to its settings; with `--backend NAME`, that backend's settings. */
 export async function settingsHelp(args?: ParsedArgs): Promise<string[]> {
   const asked = args?.options.backend;
-  if (typeof asked === "string") return [backendSettingsHelp(getBackend(asked))];
-  const width = Math.max(...Object.keys(backends).map((name) => name.length)) + 2;
+  if (typeof asked === "string") return [backendSettingsHelp(await getBackend(asked))];
+  const backends = await allBackends();
+  const width = Math.max(...backends.map((backend) => backend.name.length)) + 2;
   return [
     [
       "Backends (each has its own --config. settings; `alekseylearn settings NAME` or `fit --help --backend NAME` lists them with defaults):",
-      ...Object.values(backends).map((backend) => `  ${backend.name.padEnd(width)}${backend.summary}`),
+      ...backends.map((backend) => `  ${backend.name.padEnd(width)}${backend.summary}`),
     ].join("\n"),
   ];
 }

@@ -18,6 +18,7 @@ import type { JobSpec } from "../../spec/types.js";
 import { environmentInContext, refuseEnvironmentCredentials } from "../image.js";
 import { ENTRYPOINT, NOTEBOOK_PACKAGES, RUNTIME_IN_IMAGE, runtimeFiles } from "../runtime.js";
 import { reportShipment, shippableRequirements, shippedFiles } from "../ship.js";
+import { loadTar } from "../../storage/archive.js";
 import {
   append,
   configBytes,
@@ -63,7 +64,7 @@ async function layerDistributions(layer: Layer, cacheDir: string): Promise<strin
   const file = path.join(cacheDir, "oci-layers", `dists-${layer.digest.replace(/^sha256:/, "")}.json`);
   if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8")) as string[];
   const found = new Set<string>();
-  const { Parser } = await import("tar");
+  const { Parser } = await loadTar();
   const { pipeline } = await import("node:stream/promises");
   const parser = new Parser({
     onReadEntry: (entry) => {
