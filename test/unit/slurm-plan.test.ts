@@ -3,6 +3,7 @@
  * the sbatch script, credentials kept out of it, what the backend refuses, and the status report read as Slurm 22.05
  * prints it (squeue --format %T|%r|%N, sacct --parsable2, scontrol show job -o; captured on the test cluster).
  */
+import os from "node:os";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { buildSpecFor } from "../../src/jobs/spec.js";
@@ -15,6 +16,8 @@ import { describeJob, hostsCell, stateCell } from "../../src/cli/render.js";
 import type { JobRecord } from "../../src/jobs/job.js";
 import { writeTree } from "../helpers/tree.js";
 import { fileTimeLimit } from "../helpers/limit.js";
+import { loginEnvironment, runRemote } from "../../src/backends/slurm/remote.js";
+import type { Context } from "../../src/context.js";
 
 fileTimeLimit(2, import.meta.url);
 
@@ -222,4 +225,25 @@ test("jobs and status: a multi-host job's hosts (Slurm's nodes once given, SageM
   const local = { ...base, backend: "local", state: "completed", spec: { ...two, backend: "local" } } as JobRecord;
   assert.equal(hostsCell(local), "2 (algo-1, algo-2)");
   assert.equal(hostsCell({ ...local, spec: spec() } as JobRecord), "1");
+});
+
+test("Slurm on localhost: the login node's commands, and so the job (sbatch's --export=ALL), get this process's environment without its AWS, Google and Kaggle credentials", async () => {
+  const env = {
+    PATH: process.env.PATH,
+    HOME: "/home/someone",
+    SLURM_CONF: "/etc/slurm/test.conf",
+    AWS_PROFILE: "research",
+    AWS_ACCESS_KEY_ID: "AKIACANARY",
+    AWS_SECRET_ACCESS_KEY: "secret-canary",
+    AWS_SESSION_TOKEN: "token-canary",
+    GOOGLE_APPLICATION_CREDENTIALS: "/keys/canary.json",
+    KAGGLE_USERNAME: "someone",
+    KAGGLE_KEY: "kaggle-canary",
+  };
+  const ran = await runRemote({ host: "localhost" }, "env", { cwd: os.tmpdir(), env } as unknown as Context);
+  const seen = ran.stdout.toString();
+  for (const kept of ["HOME=/home/someone", "SLURM_CONF=/etc/slurm/test.conf", "AWS_PROFILE=research", "KAGGLE_USERNAME=someone"])
+    assert.match(seen, new RegExp(`^${kept}$`, "m"));
+  assert.doesNotMatch(seen, /CANARY|canary/, "no credential reaches the command");
+  assert.deepEqual(Object.keys(loginEnvironment({ A_TOKEN: "x", MAX_TOKENS: "5", B: undefined })), ["MAX_TOKENS"], "only names that name a secret are dropped");
 });

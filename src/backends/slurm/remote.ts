@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import type { Context } from "../../context.js";
 import { failure } from "../../errors.js";
+import { namesSecret } from "../../redact.js";
 
 /** Where commands run: the login node's name (or localhost) and the ssh_config file to use, if not the user's own. */
 export interface Login {
@@ -34,10 +35,29 @@ export interface RemoteResult {
   stderr: string;
 }
 
+/** Credentials that `namesSecret` does not recognise by their name alone (Kaggle's API key). */
+const CREDENTIAL_VARIABLES = new Set(["KAGGLE_KEY"]);
+
+/**
+ * The environment a command on this machine as the login node runs with: this process's, without its credentials.
+ * sbatch passes the submitting shell's whole environment into the job (its default `--export=ALL`,
+ * slurm.schedmd.com/sbatch.html#OPT_export), so on localhost the job would get the keys alekseylearn itself was given
+ * (AWS, Google, Kaggle); through ssh it gets the login shell's environment, which has none of them.
+ */
+export function loginEnvironment(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && !namesSecret(name) && !CREDENTIAL_VARIABLES.has(name)) kept[name] = value;
+  }
+  return kept;
+}
+
 /** Start `command` on the login node, its stdin, stdout and stderr piped. */
 export function spawnRemote(login: Login, command: string, ctx: Context): ChildProcess {
   const { program, args } = loginCommand(login, command);
-  return spawn(program, args, { cwd: ctx.cwd, env: ctx.env as NodeJS.ProcessEnv, stdio: ["pipe", "pipe", "pipe"] });
+  // ssh reads the user's keys and agent from this environment; a command run here gets it without credentials.
+  const env = isHere(login) ? loginEnvironment(ctx.env) : (ctx.env as NodeJS.ProcessEnv);
+  return spawn(program, args, { cwd: ctx.cwd, env, stdio: ["pipe", "pipe", "pipe"] });
 }
 
 /** Run `command` on the login node, feeding it `input` (text, or a file's bytes streamed); never throws for its exit status. */
