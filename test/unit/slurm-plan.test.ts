@@ -227,7 +227,7 @@ test("jobs and status: a multi-host job's hosts (Slurm's nodes once given, SageM
   assert.equal(hostsCell({ ...local, spec: spec() } as JobRecord), "1");
 });
 
-test("Slurm on localhost: the login node's commands, and so the job (sbatch's --export=ALL), get this process's environment without its AWS, Google and Kaggle credentials", async () => {
+test("Slurm on localhost: the login node's commands, and so the job (sbatch's --export=ALL), get this process's environment without its AWS, Google and Kaggle credentials; what the user exported for the job passes", async () => {
   const env = {
     PATH: process.env.PATH,
     HOME: "/home/someone",
@@ -239,11 +239,16 @@ test("Slurm on localhost: the login node's commands, and so the job (sbatch's --
     GOOGLE_APPLICATION_CREDENTIALS: "/keys/canary.json",
     KAGGLE_USERNAME: "someone",
     KAGGLE_KEY: "kaggle-canary",
+    WANDB_API_KEY: "for-the-job",
   };
   const ran = await runRemote({ host: "localhost" }, "env", { cwd: os.tmpdir(), env } as unknown as Context);
   const seen = ran.stdout.toString();
-  for (const kept of ["HOME=/home/someone", "SLURM_CONF=/etc/slurm/test.conf", "AWS_PROFILE=research", "KAGGLE_USERNAME=someone"])
+  for (const kept of ["HOME=/home/someone", "SLURM_CONF=/etc/slurm/test.conf", "AWS_PROFILE=research", "KAGGLE_USERNAME=someone", "WANDB_API_KEY=for-the-job"])
     assert.match(seen, new RegExp(`^${kept}$`, "m"));
   assert.doesNotMatch(seen, /CANARY|canary/, "no credential reaches the command");
-  assert.deepEqual(Object.keys(loginEnvironment({ A_TOKEN: "x", MAX_TOKENS: "5", B: undefined })), ["MAX_TOKENS"], "only names that name a secret are dropped");
+  assert.deepEqual(
+    Object.keys(loginEnvironment({ AWS_TOKEN: "x", AWS_MAX_TOKENS: "5", B: undefined })),
+    ["AWS_MAX_TOKENS"],
+    "only names that name a secret are dropped",
+  );
 });

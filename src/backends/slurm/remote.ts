@@ -35,19 +35,23 @@ export interface RemoteResult {
   stderr: string;
 }
 
-/** Credentials that `namesSecret` does not recognise by their name alone (Kaggle's API key). */
-const CREDENTIAL_VARIABLES = new Set(["KAGGLE_KEY"]);
+/** The clouds whose credentials alekseylearn itself reads: given to it, not to a job. */
+const CLOUD_PREFIX = /^(AWS|GOOGLE|CLOUDSDK|GCLOUD|KAGGLE)_/;
+/** Such a credential that `namesSecret` does not recognise by its name alone (Kaggle's API key). */
+const CLOUD_CREDENTIALS = new Set(["KAGGLE_KEY"]);
 
 /**
- * The environment a command on this machine as the login node runs with: this process's, without its credentials.
- * sbatch passes the submitting shell's whole environment into the job (its default `--export=ALL`,
- * slurm.schedmd.com/sbatch.html#OPT_export), so on localhost the job would get the keys alekseylearn itself was given
- * (AWS, Google, Kaggle); through ssh it gets the login shell's environment, which has none of them.
+ * The environment a command on this machine as the login node runs with: this process's, without the AWS, Google and
+ * Kaggle credentials alekseylearn was given. sbatch passes the submitting shell's whole environment into the job (its
+ * default `--export=ALL`, slurm.schedmd.com/sbatch.html#OPT_export), so on localhost the job would get them; through
+ * ssh it gets the login shell's environment, which has none of them. Other variables (a WANDB_API_KEY the user
+ * exported for the job) pass as sbatch passes them.
  */
 export function loginEnvironment(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const kept: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && !namesSecret(name) && !CREDENTIAL_VARIABLES.has(name)) kept[name] = value;
+    const cloudCredential = CLOUD_CREDENTIALS.has(name) || (CLOUD_PREFIX.test(name) && namesSecret(name));
+    if (value !== undefined && !cloudCredential) kept[name] = value;
   }
   return kept;
 }
