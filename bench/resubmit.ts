@@ -16,6 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { registryBytes } from "../test/helpers/docker.js";
 import { startMoto } from "../test/helpers/servers.js";
+import { RUNTIME_IN_CONTEXT, runtimeFiles } from "../src/package/runtime.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const cli = path.join(repo, "dist", "src", "cli", "main.js");
@@ -56,6 +57,11 @@ try {
   run("aws", ["s3", "mb", "s3://bench", "--endpoint-url", moto.url], { cwd: project, env });
   // The role, and the Dockerfile that plain docker builds from (the same one fit uses).
   run(process.execPath, [cli, "init", "train.py", "--backend", "sagemaker", "--create-role", `--config.output_path=${output}`], { cwd: project, env });
+  // That Dockerfile copies the job runtime from the build context, where fit puts it: plain docker gets the same files.
+  for (const [name, text] of Object.entries(runtimeFiles())) {
+    fs.mkdirSync(path.dirname(path.join(project, RUNTIME_IN_CONTEXT, name)), { recursive: true });
+    fs.writeFileSync(path.join(project, RUNTIME_IN_CONTEXT, name), text);
+  }
 
   const fit = (): { seconds: number; bytes: number; steps: number; layers: number; image: string } => {
     const before = registryBytes();
