@@ -4,7 +4,6 @@ folders, built from the job's description and its hosts. Each function here is p
 import collections
 import json
 import os
-import shutil
 
 
 class JobFailure(Exception):
@@ -185,6 +184,8 @@ def lay_channel(source, target):
 
 def copy_tree(source, target):
     """Every file of source into target, over what is there (shutil.copytree's dirs_exist_ok needs Python 3.8's shutil)."""
+    import shutil
+
     for root, _, files in os.walk(source):
         for name in files:
             full = os.path.join(root, name)

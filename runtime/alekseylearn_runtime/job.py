@@ -5,13 +5,11 @@ finished job back as the platform expects."""
 
 import json
 import os
-import re
-import shutil
 import signal
-import subprocess
 import sys
-import threading
 
+# Only what runs before the script starts is imported at the top: the init's start-up is the job's (a local run waits on
+# it), and re, shutil, subprocess and threading are imported where they are used, once the script is running or ending.
 from . import contract, platforms, process, toolkit
 from .contract import JobFailure
 
@@ -97,13 +95,15 @@ def command_for(job, base, args, env=None, platform=None):
 
 
 TRACEBACK = "Traceback (most recent call last):"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+ANSI = r"\x1b\[[0-9;?]*[ -/]*[@-~]"
 
 
 def failure_reason(tail, code):
     """The job's own words for its failure: the last traceback's closing line (the exception's type and message), else
     the last line it printed, else its exit code."""
-    lines = [ANSI.sub("", line).rstrip() for line in tail]
+    import re
+
+    lines = [re.sub(ANSI, "", line).rstrip() for line in tail]
     if TRACEBACK in lines:
         after = lines[len(lines) - 1 - lines[::-1].index(TRACEBACK) + 1 :]
         closing = [line for line in after if line.strip() and not line.startswith((" ", "\t"))]
@@ -135,6 +135,8 @@ def working_snapshot(root):
 def keep_working_files(root, before, base):
     """What the job left in its working folder goes to output.tar.gz under working/ (SageMaker keeps only /opt/ml/model and
     /opt/ml/output)."""
+    import shutil
+
     after = working_snapshot(root)
     left = sorted(name for name, stamp in after.items() if before.get(name) != stamp)
     for name in left:
@@ -176,9 +178,9 @@ def run(platform):
     child_env.update(env)
     process.become_subreaper()
     before = working_snapshot(os.getcwd()) if platform.keeps_working_files else None
-    child = subprocess.Popen(
-        command_for(job, base, args, child_env, platform), env=child_env, stderr=subprocess.PIPE, universal_newlines=True, errors="replace"
-    )
+    pid, errors = process.start(command_for(job, base, args, child_env, platform), child_env)
+    import threading
+
     stopping = []
 
     def stop(signum, frame):
@@ -195,7 +197,7 @@ def run(platform):
     tail = []
 
     def read_errors():
-        for line in child.stderr:
+        for line in errors:
             sys.stderr.write(line)
             sys.stderr.flush()
             tail[:] = [*tail, line.rstrip("\n")][-40:]
@@ -204,7 +206,7 @@ def run(platform):
     reader = threading.Thread(target=read_errors, daemon=True)
     reader.start()
     # A blocking wait (signals are still handled while it waits): the job's end is seen at once.
-    code = child.wait()
+    code = process.wait(pid)
     process.end_leftovers()
     reader.join(timeout=1)
     platform.tidy()

@@ -129,6 +129,7 @@ function artifactCommand(
   root: string,
   inputs: Record<string, string>,
   sandboxed: boolean,
+  cacheDir: string,
   host?: LocalHost,
 ): { command: string[]; env: Record<string, string> } {
   const cluster = host ? { hosts: host.names, currentHost: host.name, masterPort: host.port } : {};
@@ -146,7 +147,10 @@ function artifactCommand(
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
   if (root !== ML_ROOT) env.SAGEMAKER_BASE_DIR = root;
   // -S: the runtime needs only the standard library, so it skips site's start-up; the script it starts gets its environment as usual.
-  return { command: [python, "-S", "-u", entrypointPath(), ...trainArgs(job.spec.hyperparameters)], env };
+  // -X pycache_prefix: the runtime's compiled modules are kept in alekseylearn's cache (the entrypoint writes them there even
+  // under PYTHONDONTWRITEBYTECODE), so no job compiles them again; the option is the init's alone, not the script's.
+  const pycache = `pycache_prefix=${path.join(cacheDir, "runtime-pyc")}`;
+  return { command: [python, "-S", "-u", "-X", pycache, entrypointPath(), ...trainArgs(job.spec.hyperparameters)], env };
 }
 
 function readFailureFile(ml: string): string | undefined {
@@ -205,7 +209,7 @@ async function launchCommand(job: LocalJob, setup: RunSetup, paths: ReturnType<t
     };
   }
   const roots = host ?? { ml: paths.ml, gcs: path.join(paths.dir, "gcs"), kaggle: path.join(paths.dir, "kaggle") };
-  const run = artifactCommand(job, setup.python, sandboxed ? ML_ROOT : roots.ml, inputs, sandboxed, host);
+  const run = artifactCommand(job, setup.python, sandboxed ? ML_ROOT : roots.ml, inputs, sandboxed, ctx.cacheDir, host);
   const env = { ...ctx.env, ...run.env };
   if (!setup.bwrap) return { program: run.command[0]!, args: run.command.slice(1), env };
   // bwrap writes the host pid of the job's init (the runtime, PID 1 of the sandbox) to fd 3, so a stop signals it, not bwrap.
