@@ -71,13 +71,30 @@ function readFrom(file: string, offset: number): Buffer {
   }
 }
 
-/** Build the image SageMaker would run (runner=docker); the run then starts it with `train`. */
+/**
+ * Build the image SageMaker would run (runner=docker); the run then starts it with `train`. config.builder=oci assembles
+ * it without `docker build` (the image `alekseylearn build` pushes, same ID) and hands it to the daemon with docker load.
+ * auto is Docker here: this runner needs the daemon anyway, and Docker's build cache and the daemon's own base images
+ * serve a user's repeated runs.
+ */
 async function containerSetup(job: LocalJob, ctx: Context): Promise<{ setup: RunSetup; provider: LocalProvider }> {
-  const { buildTrainingImage } = await import("../../package/container.js");
   const { imageName } = await import("../../package/image.js");
   const tag = `${imageName(job.spec)}:local`;
+  if (job.spec.settings.builder === "oci") {
+    const { baseImageFor } = await import("../../package/image.js");
+    const { chooseBuilder } = await import("../../package/oci/choose.js");
+    const { assembleAndLoad } = await import("../../package/oci/load.js");
+    const base = baseImageFor(job.spec, job.spec.settings.base_image, false);
+    chooseBuilder(job.spec, "oci", base); // an artifact only Docker can build (environment.yml, apt.txt, its own Dockerfile) is refused clearly
+    const loaded = await assembleAndLoad(job.spec, base, tag, ctx);
+    return {
+      setup: { python: "python3", image: loaded.imageId },
+      provider: { runner: "docker", builder: "oci", image: tag, imageId: loaded.imageId, load: loaded.loaded ? "loaded" : "present" },
+    };
+  }
+  const { buildTrainingImage } = await import("../../package/container.js");
   const built = await buildTrainingImage(job.spec, { tag, gpu: false, baseImage: job.spec.settings.base_image, platform: job.spec.settings.platform }, ctx);
-  return { setup: { python: "python3", image: built.imageId }, provider: { runner: "docker", image: tag, imageId: built.imageId } };
+  return { setup: { python: "python3", image: built.imageId }, provider: { runner: "docker", builder: "docker", image: tag, imageId: built.imageId } };
 }
 
 /** Start the run here, or under jobs/' detached supervisor (which calls `runDetached` and saves the record); returns what changed once it is under way. */
@@ -148,6 +165,13 @@ export const localBackend = {
     const problems: string[] = distributionProblems(spec);
     if (spec.settings.instance_count > 1 && spec.settings.runner === "docker")
       problems.push("config.instance_count > 1 runs one process per host on this machine (runner=process); runner=docker runs one container");
+    // A builder asked for by name with runner=process would build nothing: said, rather than ignored, so no one believes the job ran in that image.
+    if (spec.settings.runner !== "docker" && spec.settings.builder !== "auto")
+      problems.push(`config.builder=${spec.settings.builder} builds the job's image, but runner=process builds none; add --config.runner=docker`);
+    if (spec.settings.runner !== "docker" && spec.settings.python_version !== undefined)
+      problems.push("config.python_version is the image's Python for config.builder=oci; runner=process uses config.python");
+    if (spec.settings.builder === "oci" && !["auto", "linux/amd64"].includes(spec.settings.platform))
+      problems.push(`config.builder=oci builds linux/amd64 only (SageMaker's platform), not config.platform=${spec.settings.platform}`);
     if (schemeOf(spec.outputPath) && schemeOf(spec.outputPath) !== "s3" && schemeOf(spec.outputPath) !== "gs")
       problems.push(`the local backend writes to a local folder, s3:// or gs://, not ${spec.outputPath}`);
     for (const [channel, location] of Object.entries(spec.inputs)) {

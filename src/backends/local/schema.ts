@@ -2,7 +2,7 @@
 import type { Schema, SettingsOf } from "../../spec/schema.js";
 import type { JobRecord } from "../../jobs/job.js";
 import type { JobSpec } from "../../spec/types.js";
-import { commonSchema } from "../common.js";
+import { builderSetting, commonSchema, pythonVersionSetting } from "../common.js";
 
 /** `--config.KEY` for `--backend local`. */
 export const localSchema = {
@@ -24,6 +24,12 @@ export const localSchema = {
     default: "auto",
     doc: "With runner=docker: the image the job's image is built on (auto: python:3.11-slim, micromamba for environment.yml).",
   },
+  // SageMaker's setting and validation as they are; with runner=process, where no image is built, check() refuses oci or docker.
+  builder: {
+    ...builderSetting,
+    doc: "With runner=docker: how the image is built. docker: docker build; oci: assembled without Docker exactly as `alekseylearn build` makes it for SageMaker (base read from its registry), then given to Docker with docker load; auto: docker (the runner needs the daemon anyway, and its build cache and local base images serve repeated runs).",
+  },
+  python_version: pythonVersionSetting,
   platform: {
     type: { kind: "string" },
     default: "auto",
@@ -45,6 +51,10 @@ export type LocalProvider = {
   runner?: string;
   image?: string;
   imageId?: string;
+  /** How the image was made (runner=docker): `docker` (docker build) or `oci` (assembled without Docker, then docker load). */
+  builder?: string;
+  /** builder=oci: `loaded` (docker load ran) or `present` (the daemon had the image already: nothing was loaded). */
+  load?: "loaded" | "present";
   /** `bwrap` or `none`. */
   sandbox?: string;
   /** The cached environment's folder. */

@@ -131,3 +131,8 @@ export function folderEntries(dir: string, prefix: string): LayerEntry[] {
   walk("");
   return entries;
 }
+
+/** The ustar header of one plain file of `size` bytes (mode 0644, time and owner fixed), for a tar written as a stream (a docker-archive): the bytes follow, padded to 512. */
+export function fileHeader(name: string, size: number): Buffer {
+  return Buffer.concat(entryHeaders(name, { size, mode: 0o644, type: "0" }));
+}
