@@ -52,10 +52,14 @@ test("real dockerd + registry, runner=docker builder=oci: docker load runs the i
   assert.equal(built.code, 0, built.stderr);
   const { digest } = JSON.parse(built.stdout) as { digest: string };
   const manifest = (await (
-    await fetch(`http://${docker.registry}/v2/local-oci/iris/manifests/${digest}`, { headers: { Accept: "application/vnd.docker.distribution.manifest.v2+json" } })
+    await fetch(`http://${docker.registry}/v2/local-oci/iris/manifests/${digest}`, {
+      headers: { Accept: "application/vnd.docker.distribution.manifest.v2+json" },
+    })
   ).json()) as { config: { digest: string } };
   assert.equal(job.provider.imageId, manifest.config.digest);
-  const config = (await (await fetch(`http://${docker.registry}/v2/local-oci/iris/blobs/${manifest.config.digest}`)).json()) as { rootfs: { diff_ids: string[] } };
+  const config = (await (await fetch(`http://${docker.registry}/v2/local-oci/iris/blobs/${manifest.config.digest}`)).json()) as {
+    rootfs: { diff_ids: string[] };
+  };
   const layers = JSON.parse(await dockerCli(["image", "inspect", "--format", "{{json .RootFS.Layers}}", job.provider.imageId])) as string[];
   assert.deepEqual(layers, config.rootfs.diff_ids);
 

@@ -30,11 +30,17 @@ test("dockerArchive: docker save's layout (manifest.json, the config by its dige
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "archive-"));
   fs.writeFileSync(path.join(dir, "image.tar"), Buffer.concat(chunks));
   const config = configBytes(image.config);
-  const names = execFileSync("tar", ["-tf", path.join(dir, "image.tar")], { encoding: "utf8" }).trim().split("\n");
+  const names = execFileSync("tar", ["-tf", path.join(dir, "image.tar")], { encoding: "utf8" })
+    .trim()
+    .split("\n");
   assert.deepEqual(names, ["manifest.json", `${sha256(config).slice(7)}.json`, ...image.layers.map((layer) => `${layer.digest.slice(7)}.tar.gz`)]);
   execFileSync("tar", ["-xf", path.join(dir, "image.tar"), "-C", dir]);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")), [
-    { Config: `${sha256(config).slice(7)}.json`, RepoTags: ["alekseylearn/iris:local"], Layers: image.layers.map((layer) => `${layer.digest.slice(7)}.tar.gz`) },
+    {
+      Config: `${sha256(config).slice(7)}.json`,
+      RepoTags: ["alekseylearn/iris:local"],
+      Layers: image.layers.map((layer) => `${layer.digest.slice(7)}.tar.gz`),
+    },
   ]);
   assert.ok(fs.readFileSync(path.join(dir, `${sha256(config).slice(7)}.json`)).equals(config));
   for (const layer of image.layers) assert.equal(sha256(fs.readFileSync(path.join(dir, `${layer.digest.slice(7)}.tar.gz`))), layer.digest);

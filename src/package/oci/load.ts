@@ -131,10 +131,7 @@ export async function loadIntoDocker(image: Image, tag: string, ctx: Pick<Contex
   const stop = new AbortController();
   const input = Readable.from(
     (async function* () {
-      for await (const chunk of dockerArchive(
-        { config: image.config, layers: image.layers.map((layer) => cachedLayer(layer, ctx.cacheDir)) },
-        tag,
-      )) {
+      for await (const chunk of dockerArchive({ config: image.config, layers: image.layers.map((layer) => cachedLayer(layer, ctx.cacheDir)) }, tag)) {
         bytes += chunk.length;
         yield chunk;
       }
