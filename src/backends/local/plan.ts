@@ -69,6 +69,8 @@ export async function planLocal(job: LocalJob, ctx: Context): Promise<Submission
         operation: "RunTrainingJob",
         request: {
           runner: settings.runner,
+          // How the image would be made (runner=docker): docker build, or the daemonless image given to docker load.
+          builder: docker ? (settings.builder === "oci" ? "oci" : "docker") : null,
           sandbox,
           hosts,
           distribution: settings.distribution,
