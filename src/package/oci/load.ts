@@ -145,6 +145,7 @@ export async function loadIntoDocker(image: Image, tag: string, ctx: Pick<Contex
   ctx.reporter.info(`Loading the image (${image.layers.length} layers) into Docker with docker load.`);
   const result = await docker(["load", "--quiet"], { env: ctx.env, input, signal });
   if (streamError) throw streamError;
+  if (ctx.signal?.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new DOMException("Stopped while loading the image.", "AbortError");
   if (result.code !== 0) throw failure("docker load refused the image.", undefined, result.tail);
   // The daemon's own ID of what it loaded: the config's digest on Docker's classic store; what `docker run` is given either way.
   const loadedId = await imageIdOf(tag, ctx);
