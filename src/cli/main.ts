@@ -4,6 +4,7 @@
  * call the library, render. Only the command being run is loaded, so
  * `--help` starts fast.
  */
+import { setFlagsFromString } from "node:v8";
 import { parseArgs, formatHelp } from "./args.js";
 import { commands, type Output } from "./commands.js";
 import { defaultDirs, parseInsecureRegistries, type Context, type Reporter } from "../context.js";
@@ -12,6 +13,12 @@ import { nearest } from "../spec/nearest.js";
 import { namesSecret, redactText } from "../redact.js";
 
 import { VERSION } from "../version.js";
+
+// fetch's HTTP parser (undici's llhttp) is WebAssembly: V8 compiles it at once with Liftoff, then again with TurboFan
+// on a background thread, and a process that exits waits for that second compile — 120–170 ms of every command that
+// made a request (an unchanged `alekseylearn build`: ~400 → ~280 ms here; bench/PROFILE.md, "Unchanged resubmission").
+// Liftoff's code is enough for parsing HTTP headers. Set before anything compiles WebAssembly.
+setFlagsFromString("--liftoff-only");
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;

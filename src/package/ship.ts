@@ -152,6 +152,15 @@ export function shippableRequirements(text: string): { text: string; removed: nu
 
 /** Which untracked paths git ignores in `dir` (folders end with `/`), or why git could not say. */
 function gitIgnored(dir: string, env: Env): { paths: Set<string>; warning?: string } {
+  const inWorkTree = (): boolean => {
+    for (let at = dir; ; at = path.dirname(at)) {
+      if (fs.existsSync(path.join(at, ".git"))) return true;
+      if (path.dirname(at) === at) return false;
+    }
+  };
+  // Outside any work tree (no .git above, none named by GIT_DIR) git has nothing to say: starting it cost ~45 ms of
+  // every unchanged resubmission (bench/PROFILE.md, "Unchanged resubmission").
+  if (!env.GIT_DIR && !inWorkTree()) return { paths: new Set() };
   const result = spawnSync("git", ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"], {
     cwd: dir,
     env: env as NodeJS.ProcessEnv,
@@ -159,15 +168,9 @@ function gitIgnored(dir: string, env: Env): { paths: Set<string>; warning?: stri
     maxBuffer: 256 * 1024 * 1024,
   });
   if (result.error) {
-    const inWorkTree = ((): boolean => {
-      for (let at = dir; ; at = path.dirname(at)) {
-        if (fs.existsSync(path.join(at, ".git"))) return true;
-        if (path.dirname(at) === at) return false;
-      }
-    })();
     return {
       paths: new Set(),
-      ...(inWorkTree
+      ...(inWorkTree()
         ? {
             warning: `${dir} is in a git work tree, but git could not be run (${result.error.message}), so .gitignore was not applied to what ships; list what must stay home in ${SHIP_IGNORE_FILE}.`,
           }

@@ -4,7 +4,8 @@
  * (DOCKER_HOST points nowhere): what it pushes is read back with skopeo,
  * which nobody here wrote; the same inputs in another folder give the same
  * digests and upload nothing; a connection dropped mid-blob is retried and
- * nothing partial is referenced; Basic auth (the registry's htpasswd) works
+ * nothing partial is referenced; an unchanged rebuild to the same tag makes one
+ * HEAD at the target and uploads nothing; Basic auth (the registry's htpasswd) works
  * and a wrong password is a clear error.
  */
 import { after, before, test } from "node:test";
@@ -13,6 +14,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -145,6 +147,61 @@ async function droppingProxy(target: string, after: number): Promise<{ host: str
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { host: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, dropped: () => dropped, close: () => server.close() };
 }
+
+/** An HTTP proxy to `target` that logs every request as "METHOD PATH" (the registry's own access log is off). */
+async function loggingProxy(target: string): Promise<{ host: string; log: string[]; close(): void }> {
+  const [host, port] = target.split(":");
+  const log: string[] = [];
+  const server = http.createServer((request, response) => {
+    log.push(`${request.method} ${request.url}`);
+    // The Host header goes through unchanged, so the registry's Location answers point at the proxy.
+    const upstream = http.request({ host, port: Number(port), method: request.method, path: request.url, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on("error", () => response.destroy());
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { host: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, log, close: () => server.close() };
+}
+
+test(
+  "an unchanged rebuild to the same tag reads the base's manifest and HEADs the tag, nothing else; a changed file is pushed",
+  { timeout: 180_000 },
+  async () => {
+    const dir = copyExample("iris");
+    const proxy = await loggingProxy(registry.host);
+    try {
+      const viaProxy = base.replace(registry.host, proxy.host);
+      const first = await build(dir, `${proxy.host}/same:v1`, {}, viaProxy);
+      assert.equal(first.code, 0, first.stderr);
+      const pushed = JSON.parse(first.stdout) as { digest: string };
+
+      proxy.log.length = 0;
+      const again = await build(dir, `${proxy.host}/same:v1`, {}, viaProxy);
+      assert.equal(again.code, 0, again.stderr);
+      const second = JSON.parse(again.stdout) as { digest: string; pushed_bytes: number };
+      assert.equal(second.digest, pushed.digest);
+      assert.equal(second.pushed_bytes, 0);
+      // The tag is read every time (it may have moved); the base's config comes from the cache by its digest.
+      assert.deepEqual(proxy.log, [`GET /v2/library/python/manifests/3.11-slim`, `HEAD /v2/same/manifests/v1`]);
+
+      fs.appendFileSync(path.join(dir, "train.py"), "# a one-line change\n");
+      proxy.log.length = 0;
+      const changed = await build(dir, `${proxy.host}/same:v1`, {}, viaProxy);
+      assert.equal(changed.code, 0, changed.stderr);
+      const third = JSON.parse(changed.stdout) as { digest: string; pushed_bytes: number };
+      assert.notEqual(third.digest, pushed.digest);
+      assert.ok(third.pushed_bytes > 0, "the new code layer and config are uploaded");
+      assert.ok(proxy.log.includes("PUT /v2/same/manifests/v1"), `the tag moves: ${proxy.log.join(", ")}`);
+      const tagged = JSON.parse(await skopeo(["inspect", "--tls-verify=false", `docker://${registry.host}/same:v1`])) as { Digest: string };
+      assert.equal(tagged.Digest, third.digest);
+    } finally {
+      proxy.close();
+    }
+  },
+);
 
 test("a connection dropped mid-blob is retried, and the image reads back whole", { timeout: 180_000 }, async () => {
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "oci-drop-")), "drop");

@@ -151,14 +151,38 @@ export interface OciBuildResult {
   stats: PushStats;
 }
 
-/** Read the base image: its manifest (an index resolved to linux/amd64), its config, and its layers as blobs that stay in the registry. */
-export async function readBase(registry: Registry, reference: string): Promise<{ image: Image; repository: string }> {
+/**
+ * A blob by digest from alekseylearn's cache when there (checked against its digest again, as anything pulled is),
+ * else from the registry, kept in the cache once checked: a digest names its bytes for ever, so an unchanged
+ * resubmission does not fetch the base image's config again.
+ */
+async function cachedBlob(registry: Registry, repository: string, digest: string, cacheDir: string | undefined): Promise<Buffer> {
+  const file = cacheDir ? path.join(cacheDir, "oci-blobs", digest.replace(":", "-")) : undefined;
+  if (file && fs.existsSync(file)) {
+    const bytes = fs.readFileSync(file);
+    if (sha256(bytes) === digest) return bytes;
+  }
+  const bytes = await registry.blob(repository, digest);
+  if (file) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(`${file}.${process.pid}.tmp`, bytes);
+    fs.renameSync(`${file}.${process.pid}.tmp`, file);
+  }
+  return bytes;
+}
+
+/**
+ * Read the base image: its manifest (an index resolved to linux/amd64), its config, and its layers as blobs that stay
+ * in the registry. The tag is read from the registry every time (it may have moved); the config, named by digest,
+ * comes from `cacheDir` when it was read before.
+ */
+export async function readBase(registry: Registry, reference: string, cacheDir?: string): Promise<{ image: Image; repository: string }> {
   const ref = parseReference(reference);
   registry.want(ref.repository, "pull");
   let { doc } = await registry.manifest(ref.repository, ref.digest ?? ref.tag!);
   if (isIndex(doc)) doc = (await registry.manifest(ref.repository, pickPlatform(doc, reference).digest)).doc;
   if (!doc.config || !doc.layers) throw failure(`The base image ${reference} has a manifest of type ${doc.mediaType} without a config or layers.`);
-  const config = JSON.parse((await registry.blob(ref.repository, doc.config.digest)).toString("utf8")) as ImageConfig;
+  const config = JSON.parse((await cachedBlob(registry, ref.repository, doc.config.digest, cacheDir)).toString("utf8")) as ImageConfig;
   if (config.os && config.architecture && `${config.os}/${config.architecture}` !== "linux/amd64")
     throw new UserError(
       `The base image ${reference} is built for ${config.os}/${config.architecture}; SageMaker and Vertex AI run linux/amd64 only.`,
@@ -390,7 +414,11 @@ export async function pushImage(
   const manifest = dockerManifest(image, config, baseReference);
   const digest = sha256(manifest);
   const stats: PushStats = { uploadedBytes: 0, uploaded: 0, mounted: 0, existing: 0 };
-  // The whole image is there already (an unchanged resubmission): nothing to upload, only the tag to set.
+  const tag = ownTag ? `alekseylearn-${digest.slice(7, 19)}` : (ref.tag ?? "latest");
+  // An unchanged resubmission: the tag already names this very manifest, so the registry has it and every blob it
+  // references (a registry accepts a manifest only once it has its blobs); one HEAD, nothing uploaded or put.
+  if ((await registry.tagDigest(ref.repository, tag)) === digest) return { digest, stats, image: `${ref.host}/${ref.repository}@${digest}` };
+  // The whole image is there already (under another tag): nothing to upload, only the tag to set.
   if (!(await registry.hasManifest(ref.repository, digest))) {
     for (const layer of image.layers) if (layer.source?.host === registry.host) registry.want(layer.source.repository, "pull");
     // Progress in bytes of the blobs settled (uploaded, mounted or found there), layers and config together.
@@ -410,7 +438,7 @@ export async function pushImage(
     onProgress?.((done += config.length), total);
   }
   // A tag of the image's own (from its digest) when asked: concurrent submissions never move each other's tag.
-  await registry.putManifest(ref.repository, ownTag ? `alekseylearn-${digest.slice(7, 19)}` : (ref.tag ?? "latest"), manifest, MEDIA.dockerManifest);
+  await registry.putManifest(ref.repository, tag, manifest, MEDIA.dockerManifest);
   return { digest, stats, image: `${ref.host}/${ref.repository}@${digest}` };
 }
 
@@ -453,7 +481,7 @@ export async function assembleImage(spec: JobSpec, options: Omit<OciBuildOptions
   const registry = new Registry(options.targetHost, { ...registryOptions, ...(options.credentials ? { credentials: options.credentials } : {}) });
   // The base is read with the target's credentials when it lives in the same registry (so its layers can be mounted), anonymously otherwise.
   const baseRegistry = baseRef.host === options.targetHost ? registry : new Registry(baseRef.host, registryOptions);
-  const { image: base } = await readBase(baseRegistry, options.base).catch((err: Error) => {
+  const { image: base } = await readBase(baseRegistry, options.base, ctx.cacheDir).catch((err: Error) => {
     // A base image the registry does not give (one only a local Docker has, or a registry out of reach) may still build with Docker.
     throw withFallback(err, `the base image ${options.base} could not be read from its registry (${err.message.replace(/\.$/, "")})`);
   });

@@ -251,6 +251,17 @@ export class Registry {
     return response.ok;
   }
 
+  /**
+   * The digest `reference` (a tag) points at now, from a HEAD of the manifest's
+   * Docker-Content-Digest (api.md "Existing Manifests"); `undefined` when the
+   * registry has no such tag or does not say its digest.
+   */
+  async tagDigest(repository: string, reference: string): Promise<string | undefined> {
+    const response = await this.request("HEAD", `/v2/${repository}/manifests/${reference}`, { headers: { Accept: MANIFEST_TYPES.join(", ") } });
+    const digest = response.ok ? response.headers.get("docker-content-digest") : null;
+    return digest && /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+  }
+
   /** Does the repository have the manifest? (HEAD of the manifest.) */
   async hasManifest(repository: string, digest: string): Promise<boolean> {
     const response = await this.request("HEAD", `/v2/${repository}/manifests/${digest}`, { headers: { Accept: MANIFEST_TYPES.join(", ") } });
