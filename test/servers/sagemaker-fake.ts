@@ -41,7 +41,8 @@
  * does this fake:
  * - the role: CreateTrainingJob refuses a role that does not exist, does not
  *   trust sagemaker.amazonaws.com, or was created less than
- *   `roleSettleSeconds` ago (IAM is eventually consistent:
+ *   `roleSettleSeconds` ago, counted from no earlier than the first job that
+ *   names it (IAM is eventually consistent:
  *   https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
  *   with SageMaker's "Could not assume role" ValidationException;
  * - ECR pulls: CreateTrainingJob refuses an image whose repository the role's
@@ -207,7 +208,7 @@ export interface FakeSageMaker {
   requests: Array<{ target: string; body: Record<string, Json> }>;
   /** Every request refused with an error, in order: the operation and the error's type and message. */
   refused: Array<{ target: string; type: string; message: string }>;
-  /** From now on, refuse to assume a role for this many seconds after its creation (IAM spreading it). */
+  /** From now on, refuse to assume a role for this many seconds after its creation, counted from no earlier than the first job that names it (IAM spreading it). */
   setRoleSettleSeconds(seconds: number): void;
   /** Force the outcome of the job that will be created as `jobName` (no container runs for it). */
   script(jobName: string, outcome: Scripted): void;
@@ -251,6 +252,8 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
   const logs = new CloudWatchLogsClient(client);
   const iam = new IAMClient(client);
   let settle = options.roleSettleSeconds ?? 0;
+  // Each role's first CreateTrainingJob try, for the settle window (below).
+  const firstTry = new Map<string, number>();
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "fake-sagemaker-"));
   const closing = new AbortController();
   const jobs = new Map<string, Job>();
@@ -303,7 +306,13 @@ export async function startFakeSageMaker(options: FakeSageMakerOptions): Promise
       return refuse();
     }
     if (!role || role.Arn !== arn || !decodeURIComponent(role.AssumeRolePolicyDocument ?? "").includes("sagemaker.amazonaws.com")) return refuse();
-    if (role.CreateDate && Date.now() - new Date(role.CreateDate).getTime() < settle * 1000) return refuse();
+    if (role.CreateDate && settle > 0) {
+      // The window starts at the role's creation, as IAM's does, but never before the job's first try with it: how long the
+      // client took to build its image (a busy machine) must not decide whether the test sees a refusal.
+      if (!firstTry.has(arn)) firstTry.set(arn, Date.now());
+      const since = Math.max(new Date(role.CreateDate).getTime(), firstTry.get(arn)!);
+      if (Date.now() - since < settle * 1000) return refuse();
+    }
   };
 
   /** The image's registry, repository and digest (REGISTRY/REPOSITORY@sha256:… or :TAG). */
