@@ -22,6 +22,8 @@ let server: http.Server;
 let url = "";
 const calls: Call[] = [];
 let throttleNext = 0;
+/** How many of the next calls the server drops without an answer (the client sees "socket hang up"). */
+let hangUpNext = 0;
 /** Stream name → its events; a test appends to them between reads. */
 const streams = new Map<string, string[]>();
 
@@ -33,6 +35,10 @@ before(async () => {
       const target = String(request.headers["x-amz-target"]).replace("Logs_20140328.", "");
       const body = JSON.parse(text || "{}") as Record<string, unknown>;
       calls.push({ target, body });
+      if (hangUpNext > 0) {
+        hangUpNext--;
+        return request.socket.destroy();
+      }
       const send = (status: number, answer: object): void => {
         response.writeHead(status, { "Content-Type": "application/x-amz-json-1.1" });
         response.end(JSON.stringify(answer));
@@ -92,6 +98,16 @@ test("CloudWatch Logs test server: every stream of the job is read, each line on
   const next = [...(await log.read()), ...(await log.read())];
   assert.ok(next.includes("[algo-1] four") && next.includes("[algo-1] five") && next.includes("[algo-2] hello from 2"), next.join(" | "));
   assert.ok(!next.some((line) => line.includes("not ours")));
+});
+
+test("CloudWatch Logs test server: connections dropped past the SDK's own retries are tried again, and no line is lost", async () => {
+  streams.clear();
+  streams.set("job-c/algo-1-1700000000", ["a", "b"]);
+  calls.length = 0;
+  hangUpNext = 6; // more than the SDK's five attempts
+  const lines = await new TrainingLog("job-c", context()).read();
+  assert.deepEqual(lines, ["a", "b"]);
+  assert.equal(hangUpNext, 0);
 });
 
 test("CloudWatch Logs test server: calls throttled past the SDK's own retries are retried again, and no line is lost", async () => {

@@ -20,6 +20,15 @@ function isThrottle(err: unknown): boolean {
   return ["ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "LimitExceededException"].includes(errorName(err));
 }
 
+/** A connection lost on the way (a socket hung up, a time limit): worth another call, a few times, after the SDK's own attempts. */
+function isNetworkBlip(err: unknown): boolean {
+  const { code, message } = err as { code?: string; message?: string };
+  return errorName(err) === "TimeoutError" || ["ECONNRESET", "EPIPE", "ETIMEDOUT"].includes(code ?? "") || /socket hang up/.test(message ?? "");
+}
+
+/** How many lost connections in a row a read gets past before it says so. */
+const NETWORK_RETRIES = 3;
+
 /** Reads the new lines of every stream of one job, each call after the last. */
 export class TrainingLog {
   /** Stream name → the token to read on from. */
@@ -35,15 +44,16 @@ export class TrainingLog {
     private readonly instances = 1,
   ) {}
 
-  /** Call `request`, waiting and retrying while CloudWatch throttles. */
+  /** Call `request`, waiting and retrying while CloudWatch throttles, and a few times over a lost connection (a busy machine, a proxy). */
   private async call<T>(request: () => Promise<T>): Promise<T> {
+    let blips = 0;
     for (;;) {
       try {
         const result = await request();
         this.backoffMs = 0;
         return result;
       } catch (err) {
-        if (!isThrottle(err)) throw err;
+        if (!isThrottle(err) && !(isNetworkBlip(err) && ++blips <= NETWORK_RETRIES)) throw err;
         this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 500), 30_000);
         await sleep(this.backoffMs, undefined, { signal: this.signal });
       }
