@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "../../context.js";
 import { awsError, awsFor, errorName } from "./aws.js";
+import { isTransient } from "../../storage/s3-ranges.js";
 
 /** The log group SageMaker writes training jobs' logs to. */
 export const LOG_GROUP = "/aws/sagemaker/TrainingJobs";
@@ -18,12 +19,6 @@ const MAX_PAGES_PER_READ = 200;
 /** CloudWatch's answer when it is asked too often. */
 function isThrottle(err: unknown): boolean {
   return ["ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "LimitExceededException"].includes(errorName(err));
-}
-
-/** A connection lost on the way (a socket hung up, a time limit): worth another call, a few times, after the SDK's own attempts. */
-function isNetworkBlip(err: unknown): boolean {
-  const { code, message } = err as { code?: string; message?: string };
-  return errorName(err) === "TimeoutError" || ["ECONNRESET", "EPIPE", "ETIMEDOUT"].includes(code ?? "") || /socket hang up/.test(message ?? "");
 }
 
 /** How many lost connections in a row a read gets past before it says so. */
@@ -53,7 +48,7 @@ export class TrainingLog {
         this.backoffMs = 0;
         return result;
       } catch (err) {
-        if (!isThrottle(err) && !(isNetworkBlip(err) && ++blips <= NETWORK_RETRIES)) throw err;
+        if (!isThrottle(err) && !(isTransient(err) && ++blips <= NETWORK_RETRIES)) throw err;
         this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 500), 30_000);
         await sleep(this.backoffMs, undefined, { signal: this.signal });
       }
