@@ -6,10 +6,17 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Document } from "yaml";
-import { parse as parseToml } from "smol-toml";
+import { createRequire } from "node:module";
 import { UserError } from "../errors.js";
 import { nearest } from "./nearest.js";
 import { yaml } from "../yaml.js";
+
+/** The TOML parser, loaded on first use as the YAML one is (../yaml.ts): a project without pyproject.toml (most local runs) skips its nine modules. */
+let toml: typeof import("smol-toml") | undefined;
+function parseToml(...args: Parameters<typeof import("smol-toml").parse>): ReturnType<typeof import("smol-toml").parse> {
+  toml ??= createRequire(import.meta.url)("smol-toml") as typeof import("smol-toml");
+  return toml.parse(...args);
+}
 
 /** What a project config file may say; paths in it are resolved against the file's folder. */
 export interface ProjectConfig {

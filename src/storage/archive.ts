@@ -115,20 +115,34 @@ function walk(dir: string, under = ""): string[] {
   return names.sort();
 }
 
+/**
+ * Up to this many bytes of files, a folder is packed in one synchronous pass: a small model (most local runs') is packed in
+ * about a millisecond instead of ~10 ms of reads, gzip steps and writes each handed to the thread pool and back, and the
+ * event loop waits at most a few tens of milliseconds for it. A larger folder is streamed, as before.
+ */
+const PACK_AT_ONCE_BYTES = 4 * 1024 * 1024;
+
 /** Pack the contents of `dir` (entries named relative to it, no `./`) as a gzip tar at `archive`, atomically; returns the number of regular files packed, and an empty folder writes nothing. */
 export async function packFolder(dir: string, archive: string): Promise<number> {
   const entries = fs.readdirSync(dir).sort();
   if (entries.length === 0) return 0;
+  const files = walk(dir)
+    .map((entry) => fs.lstatSync(path.join(dir, entry)))
+    .filter((stat) => stat.isFile());
+  const bytes = files.reduce((sum, stat) => sum + stat.size, 0);
   const tmp = `${archive}.partial-${randomBytes(4).toString("hex")}`;
   const tar = await loadTar();
+  fs.mkdirSync(path.dirname(archive), { recursive: true });
   try {
-    await tar.c({ gzip: true, cwd: dir, portable: true, file: tmp }, entries);
+    const options = { gzip: true, cwd: dir, portable: true, file: tmp };
+    if (bytes <= PACK_AT_ONCE_BYTES) tar.c({ ...options, sync: true }, entries);
+    else await tar.c(options, entries);
     fs.renameSync(tmp, archive);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw err;
   }
-  return walk(dir).filter((entry) => fs.lstatSync(path.join(dir, entry)).isFile()).length;
+  return files.length;
 }
 
 /** A tar path as segments, without empty and `.` segments. Backslashes count as separators, as on Windows. */

@@ -72,28 +72,33 @@ async function refused(t: TestContext, entries: readonly Entry[], entry: string,
   assert.equal(fs.readFileSync(path.join(dest, "keep.txt"), "utf8"), "mine");
 }
 
-test("packFolder then extractArchive gives the same bytes; entries are named as in SageMaker's model.tar.gz", async (t) => {
-  const src = tempDir(t);
-  const out = tempDir(t);
-  const model = randomBytes(3000);
-  const weights = randomBytes(70_000);
-  fs.writeFileSync(path.join(src, "model.joblib"), model);
-  fs.mkdirSync(path.join(src, "sub"));
-  fs.writeFileSync(path.join(src, "sub", "weights.bin"), weights);
-  const archive = path.join(out, "model.tar.gz");
+// Packed in one synchronous pass up to 4 MiB of files, streamed above: the same archive either way.
+for (const [how, size] of [
+  ["at once", 70_000],
+  ["streamed", 5 * 1024 * 1024],
+] as const)
+  test(`packFolder (${how}) then extractArchive gives the same bytes; entries are named as in SageMaker's model.tar.gz`, async (t) => {
+    const src = tempDir(t);
+    const out = path.join(tempDir(t), "not-yet"); // the archive's folder is made
+    const model = randomBytes(3000);
+    const weights = randomBytes(size);
+    fs.writeFileSync(path.join(src, "model.joblib"), model);
+    fs.mkdirSync(path.join(src, "sub"));
+    fs.writeFileSync(path.join(src, "sub", "weights.bin"), weights);
+    const archive = path.join(out, "model.tar.gz");
 
-  assert.equal(await packFolder(src, archive), 2);
-  assert.deepEqual(fs.readdirSync(out), ["model.tar.gz"], "no partial file left beside it");
-  const names: string[] = [];
-  await tar.t({ file: archive, onReadEntry: (entry) => void names.push(entry.path) });
-  assert.deepEqual(names.sort(), ["model.joblib", "sub/", "sub/weights.bin"]);
+    assert.equal(await packFolder(src, archive), 2);
+    assert.deepEqual(fs.readdirSync(out), ["model.tar.gz"], "no partial file left beside it");
+    const names: string[] = [];
+    await tar.t({ file: archive, onReadEntry: (entry) => void names.push(entry.path) });
+    assert.deepEqual(names.sort(), ["model.joblib", "sub/", "sub/weights.bin"]);
 
-  const to = path.join(out, "extracted");
-  assert.deepEqual(await extractArchive(archive, to), ["model.joblib", "sub/weights.bin"]);
-  assert.deepEqual(fs.readFileSync(path.join(to, "model.joblib")), model);
-  assert.deepEqual(fs.readFileSync(path.join(to, "sub", "weights.bin")), weights);
-  assert.deepEqual(Object.keys(snapshot(to)).sort(), ["model.joblib", "sub", "sub/weights.bin"], "no staging folder left");
-});
+    const to = path.join(out, "extracted");
+    assert.deepEqual(await extractArchive(archive, to), ["model.joblib", "sub/weights.bin"]);
+    assert.deepEqual(fs.readFileSync(path.join(to, "model.joblib")), model);
+    assert.deepEqual(fs.readFileSync(path.join(to, "sub", "weights.bin")), weights);
+    assert.deepEqual(Object.keys(snapshot(to)).sort(), ["model.joblib", "sub", "sub/weights.bin"], "no staging folder left");
+  });
 
 test("packFolder counts regular files only and keeps a symlink a symlink", async (t) => {
   const src = tempDir(t);

@@ -318,14 +318,17 @@ async function packOutputs(
   const outputs = joinLocation(job.jobOutput, "output");
   const storage = await storageFor(outputs, ctx);
   const pack = async (folder: string, name: string): Promise<string | undefined> => {
-    const archive = path.join(paths.dir, name);
+    const location = joinLocation(outputs, name);
+    // An output folder on this machine gets the archive written in place (atomically), not packed in the run's folder and copied.
+    const inPlace = storage.localPath?.(location);
+    const archive = inPlace ?? path.join(paths.dir, name);
     const what = name === "model.tar.gz" ? "the model" : "the output data";
     doing.now = `packing ${what}`;
     if ((await packFolder(folder, archive)) === 0) {
       fs.rmSync(archive, { force: true }); // empty folders only (say, the AIP_TENSORBOARD_LOG_DIR nothing wrote to): no archive
       return undefined;
     }
-    const location = joinLocation(outputs, name);
+    if (inPlace) return location;
     doing.now = `uploading ${what} to ${location}`;
     // A copy into a folder here is quick and says nothing; an upload to a bucket says where, and how many bytes have gone.
     const label = `Uploading ${what} to ${location}`;

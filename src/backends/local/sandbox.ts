@@ -102,10 +102,11 @@ function readOr(file: string): string {
   }
 }
 
-/** The host's top-level entries (`/bin` as the link it is on a merged-/usr system), sorted. */
+/** The host's top-level entries (`/bin` as the link it is on a merged-/usr system), sorted by code point. */
 export function hostRootEntries(root = "/"): RootEntry[] {
   const entries: RootEntry[] = [];
-  for (const entry of fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  // Not localeCompare: its first call starts ICU's collator, 8–10 ms of every sandboxed run before the job starts.
+  for (const entry of fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (entry.isSymbolicLink()) entries.push({ name: entry.name, kind: "link", target: fs.readlinkSync(path.join(root, entry.name)) });
     else if (entry.isDirectory()) entries.push({ name: entry.name, kind: "dir" });
     else if (entry.isFile()) entries.push({ name: entry.name, kind: "file" });
