@@ -173,8 +173,7 @@ export const SUPERVISOR_HYPERPARAMETERS = "ALEKSEYLEARN_SUPERVISOR_HYPERPARAMETE
 
 /** Start the detached supervisor (`supervisor.ts`) that runs job `name` with its backend's `runDetached` and `setup`, outliving this process; returns its pid. */
 function startSupervisor(name: string, setup: unknown, spec: JobSpec, ctx: Context): number {
-  // "../jobs/": the same file from this module's folder and from the command's bundle chunks (dist/src/chunks/; scripts/bundle.mjs).
-  const script = fileURLToPath(new URL("../jobs/supervisor.js", import.meta.url));
+  const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
   const child = spawn(process.execPath, [script, JSON.stringify({ stateDir: ctx.stateDir, cacheDir: ctx.cacheDir, name, setup })], {
     cwd: ctx.cwd,
     // In its environment, not its arguments: a process's arguments are readable by every user of the machine, its environment only by its own.

@@ -87,8 +87,7 @@ export function followPrefix(
 
 /** Start a `PrefixDigest` for `algorithms`. */
 export function prefixDigest(algorithms: readonly DigestAlgorithm[]): PrefixDigest {
-  // "../storage/": the same file from this module's folder and from the command's bundle chunks (dist/src/chunks/; scripts/bundle.mjs).
-  const worker = new Worker(new URL("../storage/digest-worker.js", import.meta.url), { workerData: { algorithms } });
+  const worker = new Worker(new URL("./digest-worker.js", import.meta.url), { workerData: { algorithms } });
   return {
     add: (file, start, end) => worker.postMessage({ file, start, end }),
     digests: () =>
