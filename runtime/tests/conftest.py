@@ -31,9 +31,11 @@ def roots(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def entrypoint(roots):
+def entrypoint(roots, tmp_path):
     """Run alekseylearn_entrypoint.py as a job's image runs it, in a child Python, with the roots under tmp_path:
     entrypoint(args, env=..., cwd=..., gcs_mounted=False) → CompletedProcess (text)."""
+
+    pycache = tmp_path / "runtime-pyc"
 
     def run(args, env, cwd, gcs_mounted=False, timeout=60):
         settings = {
@@ -47,7 +49,8 @@ def entrypoint(roots):
         child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "SAGEMAKER_BASE_DIR": str(roots.ml)}
         child_env.update(env)
         return subprocess.run(
-            [sys.executable, str(WITH_ROOTS), json.dumps(settings), *args],
+            # As alekseylearn starts the runtime (src/backends/local/run.ts): -u, and -X pycache_prefix for its own modules.
+            [sys.executable, "-u", "-X", "pycache_prefix=%s" % pycache, str(WITH_ROOTS), json.dumps(settings), *args],
             cwd=str(cwd),
             env=child_env,
             capture_output=True,
