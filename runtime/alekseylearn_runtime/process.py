@@ -128,7 +128,7 @@ def _become_script(entry, args, env, errors):
 
         def display(kind, value, _):
             sys.excepthook = hook
-            hook(kind, value, script)
+            hook(kind, value.with_traceback(script), script)  # Python prints the exception's own __traceback__
 
         sys.excepthook = display
         raise

@@ -33,11 +33,11 @@ def roots(tmp_path, monkeypatch):
 @pytest.fixture
 def entrypoint(roots, tmp_path):
     """Run alekseylearn_entrypoint.py as a job's image runs it, in a child Python, with the roots under tmp_path:
-    entrypoint(args, env=..., cwd=..., gcs_mounted=False) → CompletedProcess (text)."""
+    entrypoint(args, env=..., cwd=..., gcs_mounted=False) → CompletedProcess (text), or with wait=False the running Popen."""
 
     pycache = tmp_path / "runtime-pyc"
 
-    def run(args, env, cwd, gcs_mounted=False, timeout=60):
+    def run(args, env, cwd, gcs_mounted=False, timeout=60, wait=True):
         settings = {
             "ml": str(roots.ml),
             "gcs": str(roots.gcs),
@@ -48,15 +48,10 @@ def entrypoint(roots, tmp_path):
         }
         child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "SAGEMAKER_BASE_DIR": str(roots.ml)}
         child_env.update(env)
-        return subprocess.run(
-            # As alekseylearn starts the runtime (src/backends/local/run.ts): -u, and -X pycache_prefix for its own modules.
-            [sys.executable, "-u", "-X", "pycache_prefix=%s" % pycache, str(WITH_ROOTS), json.dumps(settings), *args],
-            cwd=str(cwd),
-            env=child_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        # As alekseylearn starts the runtime (src/backends/local/run.ts): -u, and -X pycache_prefix for its own modules.
+        command = [sys.executable, "-u", "-X", "pycache_prefix=%s" % pycache, str(WITH_ROOTS), json.dumps(settings), *args]
+        if not wait:
+            return subprocess.Popen(command, cwd=str(cwd), env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.run(command, cwd=str(cwd), env=child_env, capture_output=True, text=True, timeout=timeout, check=False)
 
     return run
