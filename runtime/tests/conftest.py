@@ -37,7 +37,7 @@ def entrypoint(roots, tmp_path):
 
     pycache = tmp_path / "runtime-pyc"
 
-    def run(args, env, cwd, gcs_mounted=False, timeout=60, wait=True):
+    def run(args, env, cwd, gcs_mounted=False, timeout=60, wait=True, preexec_fn=None):
         settings = {
             "ml": str(roots.ml),
             "gcs": str(roots.gcs),
@@ -51,7 +51,11 @@ def entrypoint(roots, tmp_path):
         # As alekseylearn starts the runtime (src/backends/local/run.ts): -u, and -X pycache_prefix for its own modules.
         command = [sys.executable, "-u", "-X", "pycache_prefix=%s" % pycache, str(WITH_ROOTS), json.dumps(settings), *args]
         if not wait:
-            return subprocess.Popen(command, cwd=str(cwd), env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        return subprocess.run(command, cwd=str(cwd), env=child_env, capture_output=True, text=True, timeout=timeout, check=False)
+            return subprocess.Popen(
+                command, cwd=str(cwd), env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn
+            )
+        return subprocess.run(
+            command, cwd=str(cwd), env=child_env, capture_output=True, text=True, timeout=timeout, check=False, preexec_fn=preexec_fn
+        )
 
     return run

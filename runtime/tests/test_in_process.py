@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from .helpers import write
 
 LOCAL = {"ALEKSEYLEARN_ENTRY": "train.py", "ALEKSEYLEARN_PLATFORM": "local", "ALEKSEYLEARN_SANDBOXED": "1"}
@@ -34,20 +36,32 @@ print(json.dumps(seen))
 """
 
 
-def direct(code, args=(), env=None):
+def direct(code, args=(), preexec_fn=None):
     """The script run as `python -u train.py ARGS` in `code`, with the environment the harness gives the init."""
-    child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(
-        [sys.executable, "-u", "train.py", *args], cwd=str(code), env=child_env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-u", "train.py", *args],
+        cwd=str(code),
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=preexec_fn,
     )
 
 
-def test_the_script_sees_the_interpreter_as_python_u_script_gives_it(tmp_path, roots, entrypoint):
+def ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a non-interactive shell starts a job in the background (`node &`)
+
+
+@pytest.mark.parametrize("started", [None, ignore_sigint], ids=["plain", "sigint-ignored"])
+def test_the_script_sees_the_interpreter_as_python_u_script_gives_it(tmp_path, roots, entrypoint, started):
     code = tmp_path / "code"
     write(code / "train.py", PROBE)
-    job = entrypoint(["train", "--epochs", "3"], LOCAL, code)
+    job = entrypoint(["train", "--epochs", "3"], LOCAL, code, preexec_fn=started)
     assert job.returncode == 0, job.stderr
-    itself = direct(code, ["--epochs", "3"])
+    itself = direct(code, ["--epochs", "3"], preexec_fn=started)
     assert itself.returncode == 0, itself.stderr
     seen, expected = json.loads(job.stdout), json.loads(itself.stdout)
     assert seen == expected
