@@ -70,12 +70,9 @@ def _become_script(entry, args, env, errors):
                     os.close(int(name))  # fork keeps close-on-exec descriptors (the pipe's ends, bwrap's info fd)
                 except OSError:
                     pass  # the descriptor listdir itself had open
-        # A fresh interpreter's handlers: Python installs SIGINT's, ignores SIGPIPE and SIGXFSZ, leaves SIGTERM at default.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for name in ("SIGPIPE", "SIGXFSZ"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
+        # Signal handlers are left as Python's start-up made them, which is how it makes them for the script: SIGINT's
+        # default_int_handler (or SIG_IGN kept, where the init was started with it ignored, as a shell's background job
+        # is), SIGPIPE and SIGXFSZ ignored, the rest as inherited. The init installs its own only after the fork.
         os.environ.clear()
         os.environ.update(env)  # through putenv/unsetenv: C code (and a library's getenv) sees the script's variables
         read_env = not sys.flags.ignore_environment

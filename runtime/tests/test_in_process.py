@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .helpers import write
+from .helpers import SIGINT_IGNORED, write
 
 LOCAL = {"ALEKSEYLEARN_ENTRY": "train.py", "ALEKSEYLEARN_PLATFORM": "local", "ALEKSEYLEARN_SANDBOXED": "1"}
 
@@ -36,32 +36,20 @@ print(json.dumps(seen))
 """
 
 
-def direct(code, args=(), preexec_fn=None):
+def direct(code, args=(), ignore_sigint=False):
     """The script run as `python -u train.py ARGS` in `code`, with the environment the harness gives the init."""
     child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        [sys.executable, "-u", "train.py", *args],
-        cwd=str(code),
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        preexec_fn=preexec_fn,
-    )
+    command = [*(SIGINT_IGNORED if ignore_sigint else []), sys.executable, "-u", "train.py", *args]
+    return subprocess.run(command, cwd=str(code), env=child_env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def ignore_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a non-interactive shell starts a job in the background (`node &`)
-
-
-@pytest.mark.parametrize("started", [None, ignore_sigint], ids=["plain", "sigint-ignored"])
-def test_the_script_sees_the_interpreter_as_python_u_script_gives_it(tmp_path, roots, entrypoint, started):
+@pytest.mark.parametrize("ignore_sigint", [False, True], ids=["plain", "sigint-ignored"])
+def test_the_script_sees_the_interpreter_as_python_u_script_gives_it(tmp_path, roots, entrypoint, ignore_sigint):
     code = tmp_path / "code"
     write(code / "train.py", PROBE)
-    job = entrypoint(["train", "--epochs", "3"], LOCAL, code, preexec_fn=started)
+    job = entrypoint(["train", "--epochs", "3"], LOCAL, code, ignore_sigint=ignore_sigint)
     assert job.returncode == 0, job.stderr
-    itself = direct(code, ["--epochs", "3"], preexec_fn=started)
+    itself = direct(code, ["--epochs", "3"], ignore_sigint=ignore_sigint)
     assert itself.returncode == 0, itself.stderr
     seen, expected = json.loads(job.stdout), json.loads(itself.stdout)
     assert seen == expected
@@ -176,7 +164,7 @@ def test_sigterm_to_the_init_reaches_the_script(tmp_path, roots, entrypoint):
             time.sleep(0.02)
         assert (code / "ready").exists(), init.communicate()[1]
         init.send_signal(signal.SIGTERM)
-        _, errors = init.communicate(timeout=60)
+        _, errors = init.communicate(timeout=30)
     finally:
         init.kill()
     assert init.returncode == 0, errors
