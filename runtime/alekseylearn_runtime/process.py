@@ -92,7 +92,11 @@ def _become_script(entry, args, env, errors):
         for name in [name for name in sys.modules if name.split(".")[0] in ("alekseylearn_runtime", "alekseylearn_entrypoint")]:
             del sys.modules[name]
         import builtins
-        from importlib.machinery import SourceFileLoader
+
+        try:
+            from _frozen_importlib_external import SourceFileLoader  # the import system's own: importlib costs ~1 ms
+        except ImportError:
+            from importlib.machinery import SourceFileLoader
 
         main = type(sys)("__main__")
         if sys.version_info < (3, 14):
