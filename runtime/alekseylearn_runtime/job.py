@@ -97,8 +97,9 @@ def command_for(job, base, args, env=None, platform=None):
 def runs_in_process(job):
     """Whether the script runs in a fork of this interpreter rather than in a second one (`command_for`'s plain
     `python -u ENTRY ARGS`, as process.fork_script runs it): a notebook has its runner and torchrun its launcher. Only
-    where this interpreter started as the script's would (with site) and alone (fork keeps no other thread)."""
-    if job.kind == "notebook" or job.distribution == "torchrun" or sys.flags.no_site:
+    where this interpreter started as the script's would (with site, unbuffered) and alone (fork keeps no other thread)."""
+    unbuffered = getattr(sys.stdout, "write_through", False)  # -u (or PYTHONUNBUFFERED): sys.flags does not say
+    if job.kind == "notebook" or job.distribution == "torchrun" or sys.flags.no_site or not unbuffered:
         return False
     threading = sys.modules.get("threading")
     return threading is None or threading.active_count() == 1

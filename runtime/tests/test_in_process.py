@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .helpers import SIGINT_IGNORED, write
+from .helpers import SIGINT_IGNORED, WITH_ROOTS, write
 
 LOCAL = {"ALEKSEYLEARN_ENTRY": "train.py", "ALEKSEYLEARN_PLATFORM": "local", "ALEKSEYLEARN_SANDBOXED": "1"}
 
@@ -56,6 +56,24 @@ def test_the_script_sees_the_interpreter_as_python_u_script_gives_it(tmp_path, r
     assert seen["path"][0] == str(code)
     assert seen["runtime"] == []
     assert seen["fds"][:3] == [0, 1, 2] and len(seen["fds"]) == 4, "0, 1, 2 and listdir's own"
+
+
+def test_a_notebook_and_torchrun_are_started_as_commands_of_their_own():
+    import types
+
+    from alekseylearn_runtime import job as jobs
+
+    assert not jobs.runs_in_process(types.SimpleNamespace(kind="notebook", distribution="none"))
+    assert not jobs.runs_in_process(types.SimpleNamespace(kind="script", distribution="torchrun"))
+
+
+def test_the_script_runs_in_the_inits_own_process(tmp_path, roots, entrypoint):
+    code = tmp_path / "code"
+    # A fork shows the init's command line (/proc/PID/cmdline) where a started command shows its own.
+    write(code / "train.py", "import json\nprint(json.dumps(open('/proc/self/cmdline').read().split(chr(0))))\n")
+    job = entrypoint(["train"], LOCAL, code)
+    assert job.returncode == 0, job.stderr
+    assert str(WITH_ROOTS) in json.loads(job.stdout)
 
 
 def test_the_scripts_variables_reach_c_code_and_the_runtimes_own_do_not(tmp_path, roots, entrypoint):
