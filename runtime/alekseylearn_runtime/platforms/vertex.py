@@ -93,7 +93,10 @@ class VertexPlatform(Platform):
         if self.job.checkpoints:
             self.sync = CheckpointSync(os.path.join(self.base, "checkpoints"), self.job.checkpoints)
             self.sync.restore()
-            self.sync.every(self.job.checkpoint_sync)
+
+    def started(self):
+        if self.sync:
+            self.sync.every(self.job.checkpoint_sync)  # after the fork: the script's process keeps no thread of the init's
 
     def name_hosts(self):
         """Each host's SageMaker name (algo-N) resolves to its CLUSTER_SPEC address, where /etc/hosts may be written. A
