@@ -94,17 +94,6 @@ def command_for(job, base, args, env=None, platform=None):
     return [sys.executable, "-u", job.entry, *args]
 
 
-def runs_in_process(job):
-    """Whether the script runs in a fork of this interpreter rather than in a second one (`command_for`'s plain
-    `python -u ENTRY ARGS`, as process.fork_script runs it): a notebook has its runner and torchrun its launcher. Only
-    where this interpreter started as the script's would (with site, unbuffered) and alone (fork keeps no other thread)."""
-    unbuffered = getattr(sys.stdout, "write_through", False)  # -u (or PYTHONUNBUFFERED): sys.flags does not say
-    if job.kind == "notebook" or job.distribution == "torchrun" or sys.flags.no_site or not unbuffered:
-        return False
-    threading = sys.modules.get("threading")
-    return threading is None or threading.active_count() == 1
-
-
 TRACEBACK = "Traceback (most recent call last):"
 ANSI = r"\x1b\[[0-9;?]*[ -/]*[@-~]"
 
@@ -189,11 +178,7 @@ def run(platform):
     child_env.update(env)
     process.become_subreaper()
     before = working_snapshot(os.getcwd()) if platform.keeps_working_files else None
-    if runs_in_process(job):
-        pid, errors = process.fork_script(job.entry, args, child_env)
-    else:
-        pid, errors = process.start(command_for(job, base, args, child_env, platform), child_env)
-    platform.started()
+    pid, errors = process.start(command_for(job, base, args, child_env, platform), child_env)
     import threading
 
     stopping = []

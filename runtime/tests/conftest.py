@@ -11,7 +11,7 @@ import pytest
 
 from alekseylearn_runtime.platforms import base
 
-from .helpers import ENTRYPOINT, SIGINT_IGNORED, WITH_ROOTS
+from .helpers import ENTRYPOINT, WITH_ROOTS
 
 
 @pytest.fixture
@@ -31,14 +31,11 @@ def roots(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def entrypoint(roots, tmp_path):
+def entrypoint(roots):
     """Run alekseylearn_entrypoint.py as a job's image runs it, in a child Python, with the roots under tmp_path:
-    entrypoint(args, env=..., cwd=..., gcs_mounted=False) → CompletedProcess (text), or with wait=False the running Popen;
-    ignore_sigint=True starts it with SIGINT ignored."""
+    entrypoint(args, env=..., cwd=..., gcs_mounted=False) → CompletedProcess (text)."""
 
-    pycache = tmp_path / "runtime-pyc"
-
-    def run(args, env, cwd, *, gcs_mounted=False, timeout=60, wait=True, ignore_sigint=False):
+    def run(args, env, cwd, gcs_mounted=False, timeout=60):
         settings = {
             "ml": str(roots.ml),
             "gcs": str(roots.gcs),
@@ -49,12 +46,14 @@ def entrypoint(roots, tmp_path):
         }
         child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "SAGEMAKER_BASE_DIR": str(roots.ml)}
         child_env.update(env)
-        # As alekseylearn starts the runtime (src/backends/local/run.ts): -u, and -X pycache_prefix for its own modules.
-        command = [sys.executable, "-u", "-X", "pycache_prefix=%s" % pycache, str(WITH_ROOTS), json.dumps(settings), *args]
-        if not wait:
-            return subprocess.Popen(command, cwd=str(cwd), env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if ignore_sigint:
-            command = [*SIGINT_IGNORED, *command]
-        return subprocess.run(command, cwd=str(cwd), env=child_env, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [sys.executable, str(WITH_ROOTS), json.dumps(settings), *args],
+            cwd=str(cwd),
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     return run

@@ -6,8 +6,6 @@ from pathlib import Path
 RUNTIME = Path(__file__).resolve().parents[1]
 ENTRYPOINT = RUNTIME / "alekseylearn_entrypoint.py"
 WITH_ROOTS = Path(__file__).resolve().parent / "with_roots.py"
-#: A command's prefix that starts it with SIGINT ignored, as a non-interactive shell starts a job in the background (`node &`).
-SIGINT_IGNORED = ["/bin/sh", "-c", 'trap "" INT; exec "$0" "$@"']
 
 if str(RUNTIME) not in sys.path:
     sys.path.insert(0, str(RUNTIME))

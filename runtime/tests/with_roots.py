@@ -1,17 +1,15 @@
 """`python with_roots.py SETTINGS_JSON train|preview [--KEY VALUE ...]`: runs alekseylearn_entrypoint.py unchanged, with
 the contracts' roots moved where SETTINGS_JSON says (tests' tmp folders) — base.ML_ROOT/GCS_ROOT/KAGGLE_ROOT, read by
-every adapter when it is built, and VertexPlatform.hosts_file — and, when it says so, /gcs taken as mounted.
-
-The interpreter is left as `python alekseylearn_entrypoint.py` leaves it (the runtime's folder first in sys.path, the
-entrypoint's code run as __main__ with no frame of runpy's around it), since a plain script runs in a fork of it."""
+every adapter when it is built, and VertexPlatform.hosts_file — and, when it says so, /gcs taken as mounted."""
 
 import json
 import os
+import runpy
 import sys
 
 settings = json.loads(sys.argv[1])
 entrypoint = settings["entrypoint"]
-sys.path[0] = os.path.dirname(entrypoint)
+sys.path.insert(0, os.path.dirname(entrypoint))
 
 from alekseylearn_runtime.platforms import base, vertex  # noqa: E402
 
@@ -21,7 +19,4 @@ if settings["gcs_mounted"]:
     vertex.VertexPlatform.gcs_mounted = lambda self: True
 
 sys.argv = [entrypoint, *sys.argv[2:]]
-__file__ = entrypoint
-with open(entrypoint, "rb") as handle:
-    code = compile(handle.read(), entrypoint, "exec")
-exec(code)
+runpy.run_path(entrypoint, run_name="__main__")

@@ -77,9 +77,6 @@ class Platform:
     def prepare(self):
         """Whatever the platform needs before the contract is laid out (mounts checked, checkpoints restored)."""
 
-    def started(self):
-        """What runs beside the script, started once it runs (a thread started earlier would be lost in a forked script)."""
-
     def finish(self, code):
         """Hand the finished job back as the platform expects (the model packed where it is looked for)."""
 

@@ -93,10 +93,7 @@ class VertexPlatform(Platform):
         if self.job.checkpoints:
             self.sync = CheckpointSync(os.path.join(self.base, "checkpoints"), self.job.checkpoints)
             self.sync.restore()
-
-    def started(self):
-        if self.sync:
-            self.sync.every(self.job.checkpoint_sync)  # after the fork: the script's process keeps no thread of the init's
+            self.sync.every(self.job.checkpoint_sync)
 
     def name_hosts(self):
         """Each host's SageMaker name (algo-N) resolves to its CLUSTER_SPEC address, where /etc/hosts may be written. A

@@ -146,12 +146,11 @@ function artifactCommand(
   };
   // The toolkit's own way to put /opt/ml elsewhere, for a job without a private /opt/ml.
   if (root !== ML_ROOT) env.SAGEMAKER_BASE_DIR = root;
-  // No -S: a plain script runs in a fork of this interpreter (no second one to start), so it starts as `python train.py`
-  // would, with site (the environment's site-packages and .pth files).
+  // -S: the runtime needs only the standard library, so it skips site's start-up; the script it starts gets its environment as usual.
   // -X pycache_prefix: the runtime's compiled modules are kept in alekseylearn's cache (the entrypoint writes them there even
   // under PYTHONDONTWRITEBYTECODE), so no job compiles them again; the option is the init's alone, not the script's.
   const pycache = `pycache_prefix=${path.join(cacheDir, "runtime-pyc")}`;
-  return { command: [python, "-u", "-X", pycache, entrypointPath(), ...trainArgs(job.spec.hyperparameters)], env };
+  return { command: [python, "-S", "-u", "-X", pycache, entrypointPath(), ...trainArgs(job.spec.hyperparameters)], env };
 }
 
 function readFailureFile(ml: string): string | undefined {

@@ -177,8 +177,7 @@ export function sbatchScript(spec: SlurmSpec, jobOutput: string, inputs: ScriptI
     '  rm -rf "$dir" && mkdir -p "$dir/ml" && cp -R "$BLOB/code" "$dir/code" && cd "$dir/code" || exit 1',
     // The node's name as Slurm calls it (SLURMD_NODENAME, set in every task: slurm.schedmd.com/srun.html#OPT_SLURMD_NODENAME), for hosts/NODE/ below.
     '  printf \'%s\\n\' "${SLURMD_NODENAME:-$SLURM_NODEID}" > "$dir/host"',
-    // No -S: the runtime runs a plain script in a fork of its own interpreter, which must have started as `python train.py` does (site).
-    `  exec "$ENV/bin/python" -u "$BLOB/runtime/alekseylearn_entrypoint.py" ${trainArgs(spec.hyperparameters).map(shellWord).join(" ")}`,
+    `  exec "$ENV/bin/python" -S -u "$BLOB/runtime/alekseylearn_entrypoint.py" ${trainArgs(spec.hyperparameters).map(shellWord).join(" ")}`,
     "}",
     "export -f node",
     "export WORK JOB_DIR BLOB ENV",
