@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { Context } from "../context.js";
 import type { JobSpec } from "../spec/types.js";
 import { buildImage, requireDaemon, sharesKernel, type BuildResult } from "./docker.js";
+import { isProcessAlive } from "../exec.js";
 import { baseImageFor, hasOwnDockerfile, writeBuildContext } from "./image.js";
 import { readPipLine } from "./pip-progress.js";
 import { redactUrls } from "../redact.js";
@@ -115,6 +116,14 @@ function shorten(instruction: string): string {
   return line.length > 80 ? `${line.slice(0, 79)}…` : line;
 }
 
+/** Remove the build contexts of `stem` that a process which has since died left behind (a build killed outright): they do not pile up. */
+function removeDeadContexts(dir: string, stem: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const pid = name.startsWith(`${stem}.`) ? /^(\d+)\.tar$/.exec(name.slice(stem.length + 1))?.[1] : undefined;
+    if (pid && Number(pid) !== process.pid && !isProcessAlive(Number(pid))) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
 /** Build the training image of `spec` as `tag`; progress goes to the reporter and the whole build log to a file under the cache. */
 export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, ctx: Context): Promise<BuildResult & { baseImage: string; platform: string }> {
   const daemon = await requireDaemon(ctx.env);
@@ -128,7 +137,10 @@ export async function buildTrainingImage(spec: JobSpec, options: BuildChoices, c
   const dir = path.join(ctx.cacheDir, "build");
   fs.mkdirSync(dir, { recursive: true });
   const stem = options.tag.replace(/[^A-Za-z0-9._-]+/g, "_");
-  const contextTar = path.join(dir, `${stem}.tar`);
+  // One build context per building process: two builds of the same tag at once (two terminals, two tests) must not
+  // overwrite or remove each other's (one did, and the other's docker build read a file that was gone).
+  removeDeadContexts(dir, stem);
+  const contextTar = path.join(dir, `${stem}.${process.pid}.tar`);
   const logFile = path.join(dir, `${stem}.log`);
   await writeBuildContext(spec, baseImage, contextTar, { env: ctx.env, reporter: ctx.reporter });
   const log = fs.createWriteStream(logFile);

@@ -73,8 +73,14 @@ export function docker(
       resolve({ code, stdout, tail: tail.get() });
     });
     child.stdin.on("error", () => {}); // docker may exit before reading stdin
-    if (options.input instanceof Readable) options.input.pipe(child.stdin);
-    else child.stdin.end(options.input ?? "");
+    if (options.input instanceof Readable) {
+      // An input that cannot be read (a build context removed under it) fails the command, and docker is not left waiting on stdin.
+      options.input.once("error", (err) => {
+        child.kill();
+        reject(err);
+      });
+      options.input.pipe(child.stdin);
+    } else child.stdin.end(options.input ?? "");
   });
 }
 

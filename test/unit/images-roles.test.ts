@@ -8,10 +8,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { evaluate, type PolicyDocument } from "../../src/backends/sagemaker/policy.js";
 import { collapse, rolePolicy, policySize, ROLE_POLICY_MAX } from "../../src/backends/sagemaker/role.js";
-import { buildArgs, sharesKernel } from "../../src/package/docker.js";
+import { buildArgs, docker, sharesKernel } from "../../src/package/docker.js";
 import { BASE_IMAGES, dockerfileFor, imageName } from "../../src/package/image.js";
 import { localBackend } from "../../src/backends/local/index.js";
 import { makeContext } from "../../src/context.js";
@@ -157,4 +158,14 @@ test("init builds on the CUDA base when the backend named (or, with none named, 
   assert.equal(await base({ config: { accelerator_type: "TPU_V3" } }), BASE_IMAGES.cpu);
   assert.equal(await base({ backend: "sagemaker", config: { train_instance_type: "ml.g5.xlarge" } }), BASE_IMAGES.gpu);
   assert.equal(await base({ backend: "local", config: { instance_type: "ml.p3.2xlarge" } }), BASE_IMAGES.cpu);
+});
+
+test("a docker command whose input cannot be read (a build context removed under it) fails with the read's error, and no docker is left waiting", async (t) => {
+  // A stand-in `docker` that waits on its stdin as `docker build -` does (this test needs no Docker).
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-docker-"));
+  t.after(() => fs.rmSync(bin, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(bin, "docker"), "#!/bin/sh\ncat > /dev/null\necho built\n", { mode: 0o755 });
+  const gone = path.join(bin, "context.tar");
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+  await assert.rejects(docker(["build", "-"], { env, input: fs.createReadStream(gone) }), { code: "ENOENT", path: gone });
 });
