@@ -41,10 +41,17 @@ function run(command: string, args: string[], options: { cwd: string; env: NodeJ
 }
 
 const moto = await startMoto();
+// The benchmark's folders (projects, and a home with its own state and cache), removed at its end.
+const made: string[] = [];
+const tempDir = (prefix: string): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
 try {
-  const project = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-resubmit-"));
+  const project = tempDir("alekseylearn-bench-resubmit-");
   fs.cpSync(path.join(repo, "examples", "iris"), project, { recursive: true });
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-home-"));
+  const home = tempDir("alekseylearn-bench-home-");
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     AWS_ACCESS_KEY_ID: "testing",
@@ -110,7 +117,7 @@ try {
 
   // The daemonless builder: the same project in another folder, its base read from the test registry.
   const ociBase = await pushTestBase(registry, "bench/base", "3.11-slim");
-  const ociProject = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-resubmit-oci-"));
+  const ociProject = tempDir("alekseylearn-bench-resubmit-oci-");
   fs.cpSync(path.join(repo, "examples", "iris"), ociProject, { recursive: true });
   const ociConfig = [`--config.output_path=${output}`, "--config.builder=oci", `--config.base_image=${ociBase}`];
   run(process.execPath, [cli, "init", "train.py", "--backend", "sagemaker", ...ociConfig], { cwd: ociProject, env });
@@ -144,4 +151,5 @@ try {
   );
 } finally {
   await moto.stop();
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
 }
