@@ -13,6 +13,7 @@ import { redactForPrint, secretValues } from "../redact.js";
 import { nearest } from "../spec/nearest.js";
 import type { JobRecord } from "./job.js";
 import { isValidJobName } from "./names.js";
+import { byCodePoint } from "../order.js";
 
 export { isFinal, type JobRecord, type JobState } from "./job.js";
 
@@ -159,9 +160,8 @@ export class JobStore {
       if (found && "why" in found) skipped(found);
       else if (found) records.push(found);
     }
-    // By code point (ISO times and job names are ASCII): localeCompare's first call starts ICU's collator (8–10 ms).
-    const order = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-    return records.sort((a, b) => order(b.createdAt, a.createdAt) || order(b.name, a.name));
+    // ISO times and job names are ASCII: by code point is their order.
+    return records.sort((a, b) => byCodePoint(b.createdAt, a.createdAt) || byCodePoint(b.name, a.name));
   }
 }
 

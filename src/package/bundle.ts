@@ -1,6 +1,7 @@
 /** Which files of a project folder are its code: everything but version control, caches, outputs and environments. */
 import fs from "node:fs";
 import path from "node:path";
+import { byCodePoint } from "../order.js";
 
 /** Folders that are never code. */
 export const NOT_CODE = new Set([
@@ -35,7 +36,7 @@ export function codePaths(dir: string, excluded: (relative: string) => boolean =
     if (prefix && ["EACCES", "EPERM"].includes((err as NodeJS.ErrnoException).code ?? "")) return paths;
     throw err;
   }
-  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  for (const entry of entries.sort((a, b) => byCodePoint(a.name, b.name))) {
     const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (!isCode(relative)) continue;
     if (entry.isDirectory()) {

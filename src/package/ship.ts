@@ -27,6 +27,7 @@ import { loadTar, printable } from "../storage/archive.js";
 import { hasUrlCredentials } from "../redact.js";
 import { isCode } from "./bundle.js";
 import { parseDockerignore } from "./dockerignore.js";
+import { byCodePoint } from "../order.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -189,11 +190,6 @@ function readRules(dir: string, file: string): ReturnType<typeof parseDockerigno
   }
 }
 
-/** Sort as the tar entries are written: by code unit, so the same tree always gives the same order. */
-function byName(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** Apply the rule set to the project folder `dir`: the files that ship, the secrets kept out, what .gitignore kept out. */
 export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
   const shipment: Shipment = { dir, files: [], folders: [], secrets: [], gitignored: { files: 0, bytes: 0 }, rewritten: {}, warnings: [] };
@@ -217,7 +213,7 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
     let shipsSomething = false;
     let entries: fs.Dirent[];
     try {
-      entries = fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => byName(a.name, b.name));
+      entries = fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => byCodePoint(a.name, b.name));
     } catch (err) {
       if (!isUnreadable(err)) throw err;
       unreadFolders.add(prefix);
@@ -300,9 +296,9 @@ export function shippedFiles(dir: string, options: ShipOptions = {}): Shipment {
       `Make ${unreadable.length === 1 ? "it" : "them"} readable (chmod u+r, and u+x for a folder), or keep ${unreadable.length === 1 ? "it" : "them"} out with a line in ${SHIP_IGNORE_FILE}.`,
       unreadable.slice(0, 20).map((item) => `- ${printable(item)}`),
     );
-  shipment.files.sort(byName);
-  shipment.folders.sort(byName);
-  shipment.secrets.sort(byName);
+  shipment.files.sort(byCodePoint);
+  shipment.folders.sort(byCodePoint);
+  shipment.secrets.sort(byCodePoint);
   if (options.entry && !shipment.files.includes(options.entry)) {
     throw new UserError(
       `${options.entry} would not ship: the rules for what ships (.dockerignore, .gitignore, ${SHIP_IGNORE_FILE}, or the list of secret files) keep it out.`,
@@ -324,7 +320,7 @@ export function reportShipment(shipment: Shipment, warn: (message: string) => vo
 
 /** Every entry of a shipment in the order it is packed: folders before what they hold, by name. */
 export function shipmentEntries(shipment: Shipment): string[] {
-  return [...shipment.folders, ...shipment.files].sort(byName);
+  return [...shipment.folders, ...shipment.files].sort(byCodePoint);
 }
 
 /**

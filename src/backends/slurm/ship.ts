@@ -13,6 +13,7 @@ import { packShipment, type Shipment } from "../../package/ship.js";
 import { loadTar } from "../../storage/archive.js";
 import { shellWord, shippedRequirements } from "./plan.js";
 import type { SlurmSpec } from "./schema.js";
+import { byCodePoint } from "../../order.js";
 
 /** The tar of one submission: its file, size and digest (sha256, 24 hex digits), in a scratch folder the caller removes. */
 export interface Blob {
@@ -51,7 +52,7 @@ export async function packBlob(spec: SlurmSpec, shipment: Shipment): Promise<Blo
 function listTree(root: string): string[] {
   const found: string[] = [];
   const walk = (relative: string): void => {
-    for (const entry of fs.readdirSync(path.join(root, relative), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    for (const entry of fs.readdirSync(path.join(root, relative), { withFileTypes: true }).sort((a, b) => byCodePoint(a.name, b.name))) {
       const name = relative ? `${relative}/${entry.name}` : entry.name;
       found.push(name);
       if (entry.isDirectory()) walk(name);
