@@ -1,7 +1,7 @@
 /** Turning records into text for people: durations, tables, job summaries. */
 import type { SubmissionPlan } from "../backends/types.js";
 import type { JobRecord } from "../jobs/records.js";
-import { printable } from "../storage/archive.js";
+import { printable } from "../text.js";
 
 /** Seconds as `4.2s`, `3m 05s` or `2h 07m`. */
 export function formatDuration(seconds: number): string {

@@ -17,7 +17,7 @@ import { joinLocation } from "../storage/location.js";
 import { artifactStem } from "../package/artifact.js";
 import { isValidJobName, makeJobName } from "./names.js";
 import { isFinal, JobStore, skippedRecordWarning, type JobRecord } from "./records.js";
-import { printable } from "../storage/archive.js";
+import { printable } from "../text.js";
 import { namesSecret, REDACTED, redactForPrint, redactUrls, secretValues } from "../redact.js";
 
 /** How many of a failed job's last log lines an error shows. */

@@ -13,7 +13,7 @@ import { failure } from "../errors.js";
 import { SAGEMAKER_PLATFORM } from "./container.js";
 import { docker, login, privateDockerConfig, pushImage } from "./docker.js";
 import { hasOwnDockerfile } from "./image.js";
-import { formatBytes } from "../storage/archive.js";
+import { formatBytes } from "../text.js";
 import type { JobSpec } from "../spec/types.js";
 
 /** What submitting the image did, for the job record and the benchmarks. */

@@ -11,7 +11,6 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { deflateSync } from "node:zlib";
 import type { ConfigValue } from "../spec/values.js";
 import { hyperparameterStrings } from "./contract.js";
 import { byCodePoint } from "../order.js";
@@ -162,29 +161,4 @@ export function previewContract(
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
   }
-}
-
-/** What Kaggle's first cell carries: the program, job name, hyperparameters, channels, code, and settings (see runtime/…/platforms/kaggle.py `setup`). */
-export interface KaggleSetup {
-  program: string;
-  jobName: string | null;
-  hyperparameters: Record<string, string>;
-  channels: Record<string, string>;
-  requirements: string | null;
-  internet: boolean;
-  args: boolean;
-  format: HyperparameterFormat;
-  entry: string | null;
-  source: string | null;
-  codeDataset: string | null;
-}
-
-/** The first cell of a Kaggle kernel: runtime/kaggle_bootstrap.py with the runtime's files and `setup` inside, as one deflated base64 payload. */
-export function kaggleBootstrap(setup: KaggleSetup): string {
-  const template = fs.readFileSync(path.join(RUNTIME_DIR, "kaggle_bootstrap.py"), "utf8");
-  const files = runtimeFiles();
-  delete files[ENTRYPOINT];
-  // Deflated: the runtime's files are most of the cell, and Kaggle keeps (and shows) the kernel's source.
-  const payload = deflateSync(JSON.stringify({ ...setup, runtime: files })).toString("base64");
-  return template.replace('"ALEKSEYLEARN_PAYLOAD"', JSON.stringify(payload));
 }

@@ -15,6 +15,7 @@ import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import type * as Tar from "tar";
 import { EXIT_INTERRUPTED, failure, isErrnoError, UserError } from "../errors.js";
+import { formatBytes, printable } from "../text.js";
 
 /** Tar entry types that extraction accepts; everything else (devices, FIFOs, vendor types) refuses the archive. */
 const ALLOWED_TYPES = new Set(["File", "OldFile", "ContiguousFile", "Directory", "SymbolicLink", "Link"]);
@@ -63,38 +64,6 @@ async function startsWithGzip(source: Readable): Promise<boolean> {
 const GROWTH_FLOOR = 1024 ** 3;
 /** How many times its compressed size an archive may grow once above `GROWTH_FLOOR` (real models compress a few times, not a hundred). */
 const MAX_GROWTH = 100;
-
-/** Characters that a terminal acts on instead of showing (C0 and C1 controls, DEL) or that reorder or break lines (bidirectional overrides, line separators). */
-// eslint-disable-next-line no-control-regex -- control characters are what this looks for
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-/** `name` fit to print on a terminal: each control character escaped (`\x1b`, `\u202e`), so an archive cannot recolour, retitle or rewrite the screen. */
-export function printable(name: string): string {
-  return name.replace(UNPRINTABLE, (char) => {
-    const code = char.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
-}
-
-/** A size in bytes as people read it (`3.0 GiB`). */
-export function formatBytes(bytes: number): string {
-  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-/** A size as typed for --max-size (`500M`, `20G`, `20GiB`, `1.5T`, `1048576`): bytes, in powers of 1024; undefined when it is not one. */
-export function parseSize(text: string): number | undefined {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
-  if (!match) return undefined;
-  const power = " kmgt".indexOf(match[2]!.toLowerCase() || " ");
-  return Math.floor(Number(match[1]) * 1024 ** power);
-}
 
 /**
  * node-tar, loaded on first use: a command that packs or unpacks nothing (most of them) does not pay for loading it. A

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
 import { failure, isErrnoError, UserError } from "../errors.js";
 import { eachLimited } from "../exec.js";
-import { formatBytes } from "./archive.js";
+import { formatBytes } from "../text.js";
 import type { Writable } from "node:stream";
 import { Worker } from "node:worker_threads";
 import type { Digest, DigestAlgorithm } from "./s3-verify.js";

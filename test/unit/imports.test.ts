@@ -5,7 +5,7 @@
  * new edge that breaks them fails here, naming the rule.
  *
  *   cli ─► jobs (lifecycle, records, spec building, fetch) ─► backends (registry, types) ─► backend folders
- *   everything below uses spec, package, storage and the base modules (errors, context, aws, exec, redact, order, version)
+ *   everything below uses spec, package, storage and the base modules (errors, context, aws, exec, redact, order, text, version)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -4,6 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { REPO } from "../helpers/cli.js";
@@ -36,4 +37,30 @@ test("the --help path loads no heavy modules (archives, YAML, TOML) before a com
     staticImports.filter((spec) => /tar|yaml|toml|backends|jobs|storage|package/.test(spec!)),
     [],
   );
+});
+
+test("a local `fit` loads no packer (zlib, node-tar, the archive code) before its job starts: that waits until the job runs", () => {
+  // What `fit` loads before the local backend spawns the job: the command, the lifecycle and the local backend's modules.
+  const dist = path.join(REPO, "dist", "src");
+  const script = [
+    `await import(${JSON.stringify(path.join(dist, "cli", "commands", "fit.js"))});`,
+    `await import(${JSON.stringify(path.join(dist, "backends", "local", "index.js"))});`,
+    `const loaded = process.moduleLoadList.filter((name) => /^NativeModule (zlib|internal\\/deps\\/)/.test(name));`,
+    `console.log(JSON.stringify(loaded));`,
+  ].join("\n");
+  const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  assert.equal(result.status, 0, result.stderr);
+  assert.deepEqual(JSON.parse(result.stdout), [], "zlib is loaded by the packer only, once the job runs");
+  const archive = spawnSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `await import(${JSON.stringify(path.join(dist, "storage", "archive.js"))}); console.log(process.moduleLoadList.includes("NativeModule zlib"))`,
+    ],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(archive.stdout.trim(), "true", "the check sees zlib when the archive code is loaded");
 });

@@ -6,8 +6,11 @@
  * and SM_* variables where the contract puts them, requirements installed when
  * the kernel has internet) and the code runs unchanged.
  */
+import fs from "node:fs";
+import path from "node:path";
+import { deflateSync } from "node:zlib";
 import { hyperparameterStrings } from "../../package/contract.js";
-import { kaggleBootstrap, type HyperparameterFormat } from "../../package/runtime.js";
+import { ENTRYPOINT, RUNTIME_DIR, runtimeFiles, type HyperparameterFormat } from "../../package/runtime.js";
 import type { ConfigValue } from "../../spec/values.js";
 
 /** What the preamble needs to know, all of it plain data. */
@@ -32,9 +35,9 @@ export interface PreambleSpec {
   codeDataset?: string;
 }
 
-/** The kernel's first cell: the runtime's Kaggle bootstrap carrying the job; for a script it ends by running the entry. */
+/** The kernel's first cell: runtime/kaggle_bootstrap.py with the runtime's files and the job inside (see runtime/…/platforms/kaggle.py `setup`), as one deflated base64 payload; for a script it ends by running the entry. */
 export function preamble(spec: PreambleSpec): string {
-  return kaggleBootstrap({
+  const setup = {
     program: spec.program,
     jobName: spec.jobName ?? null,
     hyperparameters: hyperparameterStrings(spec.hyperparameters),
@@ -46,7 +49,13 @@ export function preamble(spec: PreambleSpec): string {
     entry: spec.entry ?? null,
     source: spec.source ?? null,
     codeDataset: spec.codeDataset ?? null,
-  });
+  };
+  const template = fs.readFileSync(path.join(RUNTIME_DIR, "kaggle_bootstrap.py"), "utf8");
+  const files = runtimeFiles();
+  delete files[ENTRYPOINT];
+  // Deflated: the runtime's files are most of the cell, and Kaggle keeps (and shows) the kernel's source.
+  const payload = deflateSync(JSON.stringify({ ...setup, runtime: files })).toString("base64");
+  return template.replace('"ALEKSEYLEARN_PAYLOAD"', JSON.stringify(payload));
 }
 
 /** A script kernel's text: the preamble, then the entry run as __main__. */

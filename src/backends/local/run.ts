@@ -18,7 +18,6 @@ import type { JobChanges } from "../types.js";
 import { ML_ROOT } from "../../package/contract.js";
 import { entrypointPath, LOCAL_BUCKET, runtimeEnv, trainArgs, type JobDescription } from "../../package/runtime.js";
 import { which } from "../../package/which.js";
-import { loadTar, packFolder } from "../../storage/archive.js";
 import { storageFor } from "../../storage/index.js";
 import { joinLocation, schemeOf } from "../../storage/location.js";
 import { keepWorkingFiles, leftBehind, snapshot, WORKING } from "../../package/working.js";
@@ -324,7 +323,7 @@ async function packOutputs(
     const archive = inPlace ?? path.join(paths.dir, name);
     const what = name === "model.tar.gz" ? "the model" : "the output data";
     doing.now = `packing ${what}`;
-    if ((await packFolder(folder, archive)) === 0) {
+    if ((await (await import("../../storage/archive.js")).packFolder(folder, archive)) === 0) {
       fs.rmSync(archive, { force: true }); // empty folders only (say, the AIP_TENSORBOARD_LOG_DIR nothing wrote to): no archive
       return undefined;
     }
@@ -475,8 +474,9 @@ export async function runLocalJob(
       startProcess(one, job.spec.artifact.dir, log, setup.bwrap !== undefined, hosts ? `[${hosts[index]!.name}] ` : undefined),
     );
     record({ state: "running", startedAt: new Date().toISOString(), pid: process.pid, logFile: paths.log });
-    // The packer loads while the job runs, not after it (packOutputs reports a failure to load, should there be one).
-    loadTar().catch(() => undefined);
+    // The packer (zlib, node-tar) loads while the job runs, neither before it starts nor after it ends (packOutputs reports a
+    // failure to load, should there be one).
+    import("../../storage/archive.js").then((archive) => archive.loadTar()).catch(() => undefined);
 
     let stopping = false;
     const stoppers = runnings.map((running) => stopper(job, setup, running, settings.stop_timeout, ctx));

@@ -1,7 +1,7 @@
 /** `alekseylearn fetch`: bring a model back and unpack it. */
 import { UserError } from "../../errors.js";
 import { fetch } from "../../fetch.js";
-import { parseSize, printable } from "../../storage/archive.js";
+import { parseSize, printable } from "../../text.js";
 import type { CommandRun } from "../commands.js";
 
 export const run: CommandRun = async (args, ctx, output) => {

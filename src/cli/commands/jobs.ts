@@ -1,7 +1,7 @@
 /** `alekseylearn jobs`: a table of every job, newest first; `--rm JOB` removes one record. */
 import { forget, jobs } from "../../jobs/lifecycle.js";
 import { redactRecord } from "../../jobs/records.js";
-import { printable } from "../../storage/archive.js";
+import { printable } from "../../text.js";
 import type { CommandRun } from "../commands.js";
 import { hostsCell, jobDuration, stateCell, table } from "../render.js";
 

@@ -1,7 +1,7 @@
 /** `alekseylearn stop JOB`. */
 import { stop } from "../../jobs/lifecycle.js";
 import { redactRecord } from "../../jobs/records.js";
-import { printable } from "../../storage/archive.js";
+import { printable } from "../../text.js";
 import type { CommandRun } from "../commands.js";
 
 export const run: CommandRun = async (args, ctx, output) => {
