@@ -12,6 +12,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # does not compile them again at every start (~130 ms of a local run here). The script's interpreter is not told either.
 if "pycache_prefix" in getattr(sys, "_xoptions", {}):
     sys.dont_write_bytecode = False
+    # With the prefix, Python looks for every module's compiled form there alone; those it imported before this file ran
+    # (encodings) were compiled from source and, under PYTHONDONTWRITEBYTECODE, never written, so every start compiled
+    # them again (~6 ms here). Written now, once: later starts find them (an existence check each, next to nothing).
+    for module in list(sys.modules.values()):
+        spec = getattr(module, "__spec__", None)
+        cached = getattr(spec, "cached", None)
+        if cached and not os.path.exists(cached) and hasattr(spec.loader, "get_code"):
+            try:
+                spec.loader.get_code(spec.name)  # compiles the source and writes the prefix's copy, as an import does
+            except Exception:  # at worst the next start compiles it again
+                pass
 
 from alekseylearn_runtime.job import main  # noqa: E402
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from .helpers import RUNTIME, write
+from .helpers import ENTRYPOINT, RUNTIME, write
 
 #: Modules the start path does without (threading comes once the script runs; re, shutil, subprocess where they are used).
 HEAVY = ["json", "re", "enum", "functools", "collections", "importlib", "subprocess", "threading", "shutil", "signal"]
@@ -66,3 +66,26 @@ def test_the_probe_sees_a_module_that_is_loaded(tmp_path):
     # The check can fail: modules the init does load at its start are reported.
     _, loaded = modules_at_start(tmp_path, ["os", "alekseylearn_runtime.jsontext", "json"])
     assert loaded == ["os", "alekseylearn_runtime.jsontext"]
+
+
+def test_modules_python_imported_before_the_entrypoint_are_kept_compiled_in_its_prefix(tmp_path):
+    # Under PYTHONDONTWRITEBYTECODE, what Python imports before the entrypoint runs (encodings) is compiled from source and,
+    # with -X pycache_prefix, looked for nowhere but the prefix: the entrypoint writes it there once for the later starts.
+    write(tmp_path / "code" / "train.py", "print('hi')\n")
+    prefix = tmp_path / "pyc"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "ALEKSEYLEARN_ENTRY": "train.py",
+        "ALEKSEYLEARN_PLATFORM": "local",
+        "SAGEMAKER_BASE_DIR": str(tmp_path / "ml"),
+    }
+    python = [sys.executable, "-S", "-X", "pycache_prefix=%s" % prefix]
+    cached = (
+        "import os, sys; spec = sys.modules['encodings'].__spec__; print(spec.cached.startswith(sys.argv[1]), os.path.exists(spec.cached))"
+    )
+    before = subprocess.run([*python, "-c", cached, str(prefix)], env=env, capture_output=True, text=True, check=True)
+    assert before.stdout.split() == ["True", "False"]
+    subprocess.run([*python, str(ENTRYPOINT), "preview"], cwd=tmp_path / "code", env=env, capture_output=True, check=True, timeout=60)
+    after = subprocess.run([*python, "-c", cached, str(prefix)], env=env, capture_output=True, text=True, check=True)
+    assert after.stdout.split() == ["True", "True"]
