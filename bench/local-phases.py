@@ -73,7 +73,10 @@ def phases(found):
     script = first(lambda e: e[3] == "sched_process_fork" and e[1] == init[1])
     script_pid = int(script[4].split("child_pid=")[1].split()[0])
     script_end = first(lambda e: e[3] == "sched_process_exit" and e[1] == script_pid)
-    init_end = first(lambda e: e[3] == "sched_process_exit" and e[1] == init[1] and "group_dead=true" in e[4])
+    # The init's end is its thread group's: the last of its threads to exit (its stderr reader may outlive the main thread).
+    spawned = {int(e[4].split("child_pid=")[1].split()[0]) for e in found if e[3] == "sched_process_fork" and e[1] == init[1]}
+    threads = {init[1]} | (spawned - {e[1] for e in found if e[3] == "sched_process_exec"})
+    init_end = first(lambda e: e[3] == "sched_process_exit" and e[1] in threads and "group_dead=true" in e[4])
     bwrap_end = first(lambda e: e[3] == "sched_process_exit" and e[1] == bwrap[1])
     node_end = max(e[2] for e in found if e[3] == "sched_process_exit" and e[0] == "node")
     marks = [node[2], forked[2], init[2], script[2], script_end[2], init_end[2], bwrap_end[2], node_end]

@@ -1,17 +1,39 @@
 """What a job is told, on every platform: SageMaker's /opt/ml/input/config files, Vertex AI's variables and Kaggle's
 folders, built from the job's description and its hosts. Each function here is pure or touches only the paths it is given."""
 
-import collections
-import json
 import os
+
+# jsontext, not json: json's import (re, enum, functools, collections) would cost every job's start-up; same text.
+from . import jsontext
 
 
 class JobFailure(Exception):
     """The job cannot run or finish as asked; the message is its failure reason, as the platform shows it."""
 
 
-#: One machine of the job: the name the contract gives it (SageMaker's algo-N) and an address that reaches it.
-Host = collections.namedtuple("Host", "name address")
+class Host(tuple):
+    """One machine of the job: the name the contract gives it (SageMaker's algo-N) and an address that reaches it.
+
+    collections.namedtuple("Host", "name address") written out: collections' import would cost every job's start-up."""
+
+    __slots__ = ()
+
+    def __new__(cls, name, address):
+        return tuple.__new__(cls, (name, address))
+
+    @property
+    def name(self):
+        return self[0]
+
+    @property
+    def address(self):
+        return self[1]
+
+    def __repr__(self):
+        return "Host(name=%r, address=%r)" % self
+
+    def __getnewargs__(self):
+        return tuple(self)
 
 
 GROUP = "homogeneousCluster"
@@ -51,8 +73,7 @@ def write_config(base, files):
     os.makedirs(config, exist_ok=True)
     for name, content in files.items():
         with open(os.path.join(config, name), "w") as handle:
-            json.dump(content, handle, indent=2)
-            handle.write("\n")
+            handle.write(jsontext.dumps(content, indent=2) + "\n")
 
 
 def cluster_spec(hosts, current, port=VERTEX_PORT):

@@ -3,15 +3,20 @@ contract (SageMaker's, Vertex AI's, Kaggle's), runs the script or notebook with 
 SageMaker toolkit would give it, keeps its whole process tree, writes its failure reason in its own words, and hands the
 finished job back as the platform expects."""
 
-import json
 import os
-import signal
 import sys
 
-# Only what runs before the script starts is imported at the top: the init's start-up is the job's (a local run waits on
-# it), and re, shutil, subprocess and threading are imported where they are used, once the script is running or ending.
-from . import contract, platforms, process, toolkit
+# Only what runs before the script starts is imported at the top, and only what costs next to nothing: the init's start-up
+# is the job's (a local run waits on it). re, shutil, subprocess and threading are imported where they are used, once the
+# script is running or ending; JSON is jsontext's (json's import pulls re, enum, functools and collections: ~10 ms), and
+# signals are _signal's (signal.py imports enum for its IntEnums; the numbers and signal() are the same).
+from . import contract, jsontext, platforms, process, toolkit
 from .contract import JobFailure
+
+try:
+    import _signal as signal
+except ImportError:  # pragma: no cover - CPython has it
+    import signal
 
 #: The variables a job's description is handed in (set by alekseylearn on each backend; some by the image's ENV).
 ENTRY, KIND, PLATFORM = "ALEKSEYLEARN_ENTRY", "ALEKSEYLEARN_KIND", "ALEKSEYLEARN_PLATFORM"
@@ -35,7 +40,7 @@ class Job:
         self.name = environ.get("TRAINING_JOB_NAME") or "job"
         # The image's arguments after `train`, --KEY VALUE as the job was submitted (SageMaker passes none: it writes the file).
         self.hyperparameters = {argv[i][2:]: argv[i + 1] for i in range(0, len(argv) - 1, 2) if argv[i].startswith("--")}
-        self.channels = json.loads(environ.get(INPUTS) or "{}")
+        self.channels = jsontext.loads(environ.get(INPUTS) or "{}")
         self.hyperparameter_args = environ.get(HYPERPARAMETER_ARGS, "true").lower() != "false"
         self.hyperparameter_format = environ.get(HYPERPARAMETER_FORMAT) or "toolkit"
         self.output_dir = environ.get(OUTPUT_DIR)
@@ -225,7 +230,7 @@ def preview(platform):
     env, args = prepare(platform)
     config = os.path.join(platform.base, "input", "config")
     files = {name: toolkit.read_json(os.path.join(config, name), None) for name in sorted(os.listdir(config))}
-    print(json.dumps({"env": env, "args": args, "files": files}))
+    print(jsontext.dumps({"env": env, "args": args, "files": files}))
     return 0
 
 

@@ -3,9 +3,10 @@ command-line arguments a script gets, exactly as github:aws/sagemaker-training-t
 (src/sagemaker_training/environment.py, mapping.py, ENVIRONMENT_VARIABLES.md), or as the SageMaker Python SDK v3
 ModelTrainer's drivers pass the arguments (sagemaker-python-sdk, container_drivers/common/utils.py)."""
 
-import json
 import os
-import re
+
+# jsontext, not json: json's import (re, enum, functools, collections) would cost every job's start-up; same text, same values.
+from . import jsontext
 
 # The hyperparameters the toolkit keeps for itself (params.SAGEMAKER_HYPERPARAMETERS and the sagemaker_ prefix).
 SAGEMAKER_PREFIX = "sagemaker_"
@@ -28,7 +29,7 @@ FORMATS = ("toolkit", "json")
 def read_json(path, default):
     try:
         with open(path) as handle:
-            return json.load(handle)
+            return jsontext.loads(handle.read())
     except (OSError, ValueError):
         return default
 
@@ -38,7 +39,7 @@ def decode_hyperparameters(raw):
     decoded = {}
     for key, value in raw.items():
         try:
-            decoded[key] = json.loads(value)
+            decoded[key] = jsontext.loads(value)
         except (TypeError, ValueError):
             decoded[key] = value
     return decoded
@@ -63,7 +64,7 @@ def safe_serialize(value):
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value)
+        return jsontext.dumps(value)
     except TypeError:
         return str(value)
 
@@ -90,9 +91,18 @@ def to_env_vars(mapping):
             return ""
         if isinstance(value, str):
             return value
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return jsontext.dumps(value, sort_keys=True, separators=(",", ":"))
 
     return {("SM_%s" % str(key).upper()) if key else "": value_of(value) for key, value in mapping.items()}
+
+
+#: What an earlier SM_HP_/SM_CHANNEL_ name keeps of a name's characters (the rest become "_").
+LEGACY_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def legacy_name(name):
+    """re.sub(r"[^A-Z0-9_]", "_", name.upper()) without re, whose import would cost every job's start-up."""
+    return "".join(c if c in LEGACY_CHARACTERS else "_" for c in name.upper())
 
 
 def num_gpus():
@@ -213,6 +223,6 @@ def training_environment(base, code_dir, entry, job_name=None, form="toolkit"):
     # alekseylearn's earlier names (SM_HP_LEARNING_RATE for learning-rate) stay, beside the toolkit's own.
     for prefix, names in (("SM_CHANNEL_", channels.keys()), ("SM_HP_", user.keys())):
         for name in names:
-            legacy = prefix + re.sub(r"[^A-Z0-9_]", "_", name.upper())
+            legacy = prefix + legacy_name(name)
             variables.setdefault(legacy, variables[prefix + name.upper()])
     return variables, args

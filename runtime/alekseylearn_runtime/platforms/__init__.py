@@ -2,8 +2,6 @@
 addresses, this host, where the channels are, which contract files and variables the platform does not give itself,
 and how a finished job is handed back. The next platform is one more module here and one line in ADAPTERS."""
 
-import importlib
-
 from .base import Platform
 
 # Platform → (module, adapter class). An adapter's module is imported only when its platform runs: a local job's init loads
@@ -21,7 +19,8 @@ ADAPTERS = {
 def adapter(name):
     """The adapter class of the platform `name`, its module imported now."""
     module, cls = ADAPTERS[name]
-    return getattr(importlib.import_module("." + module, __name__), cls)
+    # __import__ with a fromlist returns the submodule itself; importlib's import would cost every job's start-up.
+    return getattr(__import__("%s.%s" % (__name__, module), fromlist=[cls]), cls)
 
 
 def __getattr__(attr):

@@ -1,10 +1,9 @@
 """What every platform adapter answers. The defaults are those of a single machine that gives a job nothing of its own
 (the local backend): the runtime writes SageMaker's config files and gives Vertex AI's and Kaggle's contracts too."""
 
-import json
 import os
 
-from .. import contract, toolkit
+from .. import contract, jsontext, toolkit
 from ..contract import Host
 from ..toolkit import read_json
 
@@ -95,8 +94,8 @@ class Platform:
             contract.kaggle_links(self.kaggle, self.channel_folders(), os.path.join(self.base, "model"))
         variables.update(contract.vertex_variables(self.job.name, folders, owns))
         spec = contract.cluster_spec(hosts, current)
-        variables["CLUSTER_SPEC"] = json.dumps(spec)
-        variables["TF_CONFIG"] = json.dumps(contract.tf_config(spec))
+        variables["CLUSTER_SPEC"] = jsontext.dumps(spec)
+        variables["TF_CONFIG"] = jsontext.dumps(contract.tf_config(spec))
         return variables
 
     def tidy(self):
