@@ -11,6 +11,7 @@ import { defaultDirs, parseInsecureRegistries, type Context, type Reporter } fro
 import { UserError, EXIT_INTERRUPTED, EXIT_USAGE } from "../errors.js";
 import { nearest } from "../spec/nearest.js";
 import { namesSecret, redactText } from "../redact.js";
+import { formatBytes } from "../text.js";
 
 import { VERSION } from "../version.js";
 
@@ -116,17 +117,6 @@ function cliReporter(output: Output, spell: (text: string) => string = (text) =>
     },
     clear,
   };
-}
-
-function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 function printError(err: unknown, output: Output, debug: boolean): number {
