@@ -148,7 +148,7 @@ test("the local backend writes its model to gs://, and fetch takes it back: by j
   // Off a terminal the upload says, in a plain line, how many bytes went: the object's size.
   const size = (await (await storageFor(job.model, ctx)).stat(job.model))?.size;
   assert.ok(size && size < 1024, `a small archive, its size in bytes (${size})`);
-  assert.ok(result.stderr.includes(`\n  Uploading the model to ${job.model}: done, ${size} B\n`), result.stderr);
+  assert.ok(result.stderr.includes(`\n  Uploading the model to ${job.model}: done, ${size} bytes\n`), result.stderr);
   const byJob = await runCli(["fetch", job.name, "--to", "a"], { cwd: project, env });
   assert.equal(byJob.code, 0, byJob.stderr);
   assert.equal(fs.readFileSync(path.join(project, "a", "w.txt"), "utf8"), "to gcs");

@@ -161,10 +161,10 @@ test("the local backend can write its model to S3, and fetch takes it from there
   // Off a terminal the upload and the download each say, in a plain line, how many bytes went: the object's size.
   const size = JSON.parse(await aws(env, "s3api", "head-object", "--bucket", "bucket", "--key", job.model.slice("s3://bucket/".length))).ContentLength;
   assert.ok(size < 1024, `a small archive, its size in bytes (${size})`);
-  assert.ok(result.stderr.includes(`\n  Uploading the model to ${job.model}: done, ${size} B\n`), result.stderr);
+  assert.ok(result.stderr.includes(`\n  Uploading the model to ${job.model}: done, ${size} bytes\n`), result.stderr);
   const fetched = await runCli(["fetch", job.name, "--to", "m"], { cwd: project, env: cli });
   assert.equal(fetched.code, 0, fetched.stderr);
-  assert.ok(fetched.stderr.includes(`\n  Downloading ${job.model}: done, ${size} B\n`), fetched.stderr);
+  assert.ok(fetched.stderr.includes(`\n  Downloading ${job.model}: done, ${size} bytes\n`), fetched.stderr);
   assert.equal(fs.readFileSync(path.join(project, "m", "w.txt"), "utf8"), "to s3");
 });
 
