@@ -12,11 +12,7 @@ import sys
 # signals are _signal's (signal.py imports enum for its IntEnums; the numbers and signal() are the same).
 from . import contract, jsontext, platforms, process, toolkit
 from .contract import JobFailure
-
-try:
-    import _signal as signal
-except ImportError:  # pragma: no cover - CPython has it
-    import signal
+from .process import signal  # _signal where CPython has it, as process.py chooses
 
 #: The variables a job's description is handed in (set by alekseylearn on each backend; some by the image's ENV).
 ENTRY, KIND, PLATFORM = "ALEKSEYLEARN_ENTRY", "ALEKSEYLEARN_KIND", "ALEKSEYLEARN_PLATFORM"
