@@ -14,8 +14,15 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 
 /**
- * zsh -f DRIVER SHELL SETUP KEYS…: start SHELL on a terminal, send SETUP (it ends by printing a line starting READY-MARK),
- * then type each KEYS (each ends with a command that prints one line starting RESULT-MARK) and print those lines.
+ * zsh -f DRIVER SHELL SETUP KEYS…: start SHELL on a terminal, send SETUP (it ends by printing a line starting READY-MARK
+ * and sets the prompt to PROMPT-MARK), then type each KEYS (each ends with a command that prints one line starting
+ * RESULT-MARK) and print those lines.
+ *
+ * Each KEYS is typed only once the shell shows its prompt, as a person types. Keys that arrive sooner are typeahead,
+ * and zsh then leaves the terminal in canonical mode until it has read them (zsetterm in zsh's Src/Zle/zle_main.c:
+ * "if there is typeahead, we set the flag delayzsetterm"): the terminal's own line editing gets them, where Tab is
+ * text and Ctrl-U erases the line, and the completion never runs. Both shells set their terminal up before they draw
+ * the prompt (zsh's zrefresh calls zsetterm first; readline's readline() calls rl_prep_terminal before the prompt).
  */
 const DRIVER = String.raw`zmodload zsh/zpty
 setopt extendedglob
@@ -36,9 +43,26 @@ wait_for() {
   zpty -d z
   exit 1
 }
+wait_for_prompt() {
+  local chunk seen=
+  local -F deadline=$(( SECONDS + 20 ))
+  while (( SECONDS < deadline )); do
+    # Read until the prompt; a poll that finds nothing yet returns what was read so far.
+    if zpty -r -t z chunk '*PROMPT-MARK*'; then
+      seen+=$chunk
+      [[ $seen == *PROMPT-MARK* ]] && return 0
+    else
+      sleep 0.05
+    fi
+  done
+  print -u2 "no prompt within 20 s"
+  zpty -d z
+  exit 1
+}
 zpty -w z "$2"
 wait_for READY-MARK >/dev/null
 for keys in "${"$"}{@[3,-1]}"; do
+  wait_for_prompt
   zpty -w -n z "$keys"
   wait_for RESULT-MARK
 done
@@ -50,7 +74,7 @@ zpty -d z
  * compadd that also writes every match zsh keeps (after its own matching) to
  * $HITS: the list zsh would show.
  */
-const ZSH_SETUP = String.raw`PROMPT=
+const ZSH_SETUP = String.raw`PROMPT=PROMPT-MARK
 autoload -U compinit && compinit -u
 bindkey '^I' complete-word
 compadd() {
@@ -77,7 +101,7 @@ export async function completions(shell: "bash" | "zsh", script: string, lines: 
     // Tab, then Ctrl-U clears the line and a command prints the matches on one line and empties the list.
     keys = lines.map((line) => `${line}\t\x15print -r -- RESULT-MARK $(<$HITS); : >$HITS\r`);
   } else {
-    setup = `PS1=; source ${file}; echo READY-MARK`;
+    setup = `PS1=PROMPT-MARK; source ${file}; echo READY-MARK`;
     // Meta-* (readline's insert-completions) puts every match on the line; Ctrl-A and echo print the line.
     keys = lines.map((line) => `${line}\x1b*\x01echo RESULT-MARK \r`);
   }
