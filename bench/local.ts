@@ -88,6 +88,31 @@ if (process.env.NODE_EXTRA_CA_CERTS) {
   );
   console.log(`  (node -e 0: ${ms(withCa)} with this machine's NODE_EXTRA_CA_CERTS, ${ms(withoutCa)} without)`);
 }
+// The floor under any design that starts Node for each run and keeps the job's init (the runtime that gives the script
+// every platform's contract) in its own sandboxed interpreter: a Node process that does nothing but start bubblewrap
+// running an interpreter that does nothing (`python -S -c pass`, the init's bare start-up, with fewer bwrap options
+// than a job's), then the script. What `fit` takes over this is alekseylearn's own work.
+const bwrap = spawnSync("bwrap", ["--version"]).status === 0;
+if (bwrap) {
+  const floorProgram = [
+    'const { spawnSync } = require("node:child_process");',
+    "const [python, modelDir] = process.argv.slice(1);",
+    'spawnSync("bwrap", ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--as-pid-1", "--die-with-parent", python, "-S", "-c", "pass"], { stdio: "inherit" });',
+    'process.exitCode = spawnSync(python, ["train.py"], { stdio: "inherit", env: { ...process.env, SM_MODEL_DIR: modelDir } }).status;',
+  ].join("\n");
+  const floor = (floorEnv: NodeJS.ProcessEnv): number =>
+    compare(
+      () => time(process.execPath, ["-e", floorProgram, python, modelDir], { cwd: project, env: floorEnv }),
+      () => time(python, ["train.py"], { cwd: project, env: { ...process.env, SM_MODEL_DIR: modelDir } }),
+    )[2];
+  const withCa = floor(env);
+  const line = `the floor (Node, then bwrap with python -S -c pass, then the script) over direct python: +${ms(withCa)}`;
+  if (process.env.NODE_EXTRA_CA_CERTS) {
+    const without: NodeJS.ProcessEnv = { ...env };
+    delete without.NODE_EXTRA_CA_CERTS;
+    console.log(`  ${line} (+${ms(floor(without))} without NODE_EXTRA_CA_CERTS)`);
+  } else console.log(`  ${line}`);
+}
 fs.rmSync(project, { recursive: true, force: true });
 fs.rmSync(state, { recursive: true, force: true });
 fs.rmSync(modelDir, { recursive: true, force: true });
