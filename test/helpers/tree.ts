@@ -15,11 +15,12 @@ export function writeTree(files: Record<string, string | Buffer>, prefix = "alek
   return root;
 }
 
-/** Every file under `dir`, relative, sorted, with forward slashes (folders are implied by their files). */
+/** Every file (or link) under `dir`, relative, sorted, with forward slashes (folders are implied by their files). */
 export function listTree(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
+  // lstat: a link is an entry of the tree, never followed (a dangling one, left in this machine's /gcs say, is listed).
   return (fs.readdirSync(dir, { recursive: true }) as string[])
-    .filter((entry) => !fs.statSync(path.join(dir, entry)).isDirectory())
+    .filter((entry) => !fs.lstatSync(path.join(dir, entry)).isDirectory())
     .map((entry) => entry.split(path.sep).join("/"))
     .sort();
 }
