@@ -58,10 +58,14 @@ const warm = spawnSync(process.execPath, [cli, "fit", "train.py", "--json"], { c
 if (warm.status !== 0) throw new Error(`warm-up run failed: ${warm.stderr}`);
 const python = path.join(JSON.parse(warm.stdout).provider.environment, "bin", "python");
 const modelDir = fs.mkdtempSync(path.join(os.tmpdir(), "alekseylearn-bench-model-"));
-const [fit, direct, over] = compare(
-  () => time(process.execPath, [cli, "fit", "train.py"], { cwd: project, env }),
-  () => time(python, ["train.py"], { cwd: project, env: { ...process.env, SM_MODEL_DIR: modelDir } }),
-);
+/** The baseline of every local comparison: the script run directly by its environment's Python. */
+const directPython = (): number => time(python, ["train.py"], { cwd: project, env: { ...process.env, SM_MODEL_DIR: modelDir } });
+// Node 20 parses NODE_EXTRA_CA_CERTS at every start-up, before any of alekseylearn's code (this machine sets it, to the
+// whole system bundle, for every process): each comparison is run again without it, as on a machine that does not set it.
+const withoutCa: NodeJS.ProcessEnv | undefined = process.env.NODE_EXTRA_CA_CERTS
+  ? Object.fromEntries(Object.entries(env).filter(([name]) => name !== "NODE_EXTRA_CA_CERTS"))
+  : undefined;
+const [fit, direct, over] = compare(() => time(process.execPath, [cli, "fit", "train.py"], { cwd: project, env }), directPython);
 
 console.log(`alekseylearn local benchmarks (median of ${runs} alternating runs, ${os.cpus().length} cores)`);
 console.log("");
@@ -70,23 +74,19 @@ console.log(`--help start-up vs node -e 0           ${ms(help).padEnd(15)}${ms(b
 console.log(
   `fit iris (env cached) vs direct python ${ms(fit).padEnd(15)}${ms(direct).padEnd(15)}+${ms(over).padEnd(10)} ≤ +150 ms  ${over <= 0.15 ? "met" : "NOT met"}`,
 );
-// Node 20 parses NODE_EXTRA_CA_CERTS at every start-up, before any of alekseylearn's code (this machine sets it, to the
-// whole system bundle, for every process): the same comparison is run without it, as on a machine that does not set it.
-if (process.env.NODE_EXTRA_CA_CERTS) {
-  const without: NodeJS.ProcessEnv = { ...env };
-  delete without.NODE_EXTRA_CA_CERTS;
+if (withoutCa) {
   const [fitWithout, directWithout, overWithout] = compare(
-    () => time(process.execPath, [cli, "fit", "train.py"], { cwd: project, env: without }),
-    () => time(python, ["train.py"], { cwd: project, env: { ...process.env, SM_MODEL_DIR: modelDir } }),
+    () => time(process.execPath, [cli, "fit", "train.py"], { cwd: project, env: withoutCa }),
+    directPython,
   );
-  const [withCa, withoutCa] = compare(
+  const [bareWith, bareWithout] = compare(
     () => time(process.execPath, ["-e", "0"]),
-    () => time(process.execPath, ["-e", "0"], { env: without }),
+    () => time(process.execPath, ["-e", "0"], { env: withoutCa }),
   );
   console.log(
     `  the same without NODE_EXTRA_CA_CERTS  ${ms(fitWithout).padEnd(15)}${ms(directWithout).padEnd(15)}+${ms(overWithout).padEnd(10)} ≤ +150 ms  ${overWithout <= 0.15 ? "met" : "NOT met"}`,
   );
-  console.log(`  (node -e 0: ${ms(withCa)} with this machine's NODE_EXTRA_CA_CERTS, ${ms(withoutCa)} without)`);
+  console.log(`  (node -e 0: ${ms(bareWith)} with this machine's NODE_EXTRA_CA_CERTS, ${ms(bareWithout)} without)`);
 }
 // The floor under any design that starts Node for each run and keeps the job's init (the runtime that gives the script
 // every platform's contract) in its own sandboxed interpreter: a Node process that does nothing but start bubblewrap
@@ -101,17 +101,9 @@ if (bwrap) {
     'process.exitCode = spawnSync(python, ["train.py"], { stdio: "inherit", env: { ...process.env, SM_MODEL_DIR: modelDir } }).status;',
   ].join("\n");
   const floor = (floorEnv: NodeJS.ProcessEnv): number =>
-    compare(
-      () => time(process.execPath, ["-e", floorProgram, python, modelDir], { cwd: project, env: floorEnv }),
-      () => time(python, ["train.py"], { cwd: project, env: { ...process.env, SM_MODEL_DIR: modelDir } }),
-    )[2];
-  const withCa = floor(env);
-  const line = `the floor (Node, then bwrap with python -S -c pass, then the script) over direct python: +${ms(withCa)}`;
-  if (process.env.NODE_EXTRA_CA_CERTS) {
-    const without: NodeJS.ProcessEnv = { ...env };
-    delete without.NODE_EXTRA_CA_CERTS;
-    console.log(`  ${line} (+${ms(floor(without))} without NODE_EXTRA_CA_CERTS)`);
-  } else console.log(`  ${line}`);
+    compare(() => time(process.execPath, ["-e", floorProgram, python, modelDir], { cwd: project, env: floorEnv }), directPython)[2];
+  const line = `the floor (Node, then bwrap with python -S -c pass, then the script) over direct python: +${ms(floor(env))}`;
+  console.log(withoutCa ? `  ${line} (+${ms(floor(withoutCa))} without NODE_EXTRA_CA_CERTS)` : `  ${line}`);
 }
 fs.rmSync(project, { recursive: true, force: true });
 fs.rmSync(state, { recursive: true, force: true });
